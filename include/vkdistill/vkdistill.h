@@ -1,0 +1,161 @@
+#ifndef VKDISTILL_H
+#define VKDISTILL_H
+// vkdistill public C API.
+//
+// The model of computation: persistent tensors (parameters, optimizer state,
+// inputs) live as long as you keep them; a graph records a whole step (forward,
+// backward, optimizer) once into a command buffer, plans its activation memory
+// by liveness, and is replayed every step with vkd_graph_run(). Per-step values
+// (learning rate, step counter, seeds) are read by shaders from small
+// host-visible tensors the host writes between runs.
+//
+// Errors: constructors return NULL and functions return non-zero; the message
+// is one line from vkd_ctx_error() (or vkd_graph_error() for graph building,
+// where the first error is sticky and later ops return NULL).
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VKD_MAX_DIMS 4
+
+typedef struct vkd_ctx vkd_ctx;
+typedef struct vkd_tensor vkd_tensor;
+typedef struct vkd_graph vkd_graph;
+
+// ---------------------------------------------------------------- context
+typedef struct {
+    const char *device;  // NULL: $VKD_DEVICE, else the best device; "N" = index, else a name substring
+    int validation;      // <0: from $VKD_VALIDATION; 0 off; 1 Khronos validation + sync validation
+    int quiet;           // do not print the chosen device
+} vkd_ctx_opts;
+
+// Creates a context on the chosen device. On failure returns NULL and writes one line to err.
+vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen);
+void vkd_ctx_destroy(vkd_ctx *ctx);
+const char *vkd_ctx_error(const vkd_ctx *ctx);
+// Number of validation-layer messages seen so far (tests fail if non-zero).
+int vkd_ctx_validation_messages(const vkd_ctx *ctx);
+const char *vkd_ctx_device_name(const vkd_ctx *ctx);
+void vkd_ctx_print_info(vkd_ctx *ctx, FILE *f);
+// Lists every Vulkan device with its index (what --device takes). 0 on success.
+int vkd_list_devices(FILE *f, char *err, size_t errlen);
+// Bytes of device memory currently allocated by this context, and the peak.
+uint64_t vkd_ctx_mem_current(const vkd_ctx *ctx);
+uint64_t vkd_ctx_mem_peak(const vkd_ctx *ctx);
+
+// ---------------------------------------------------------------- tensors
+enum {
+    VKD_PARAM = 1,  // trainable: gets a persistent gradient buffer (accumulated by backward)
+    VKD_HOST = 2,   // host-visible and mapped (per-step scalars); read with vkd_tensor_map
+};
+
+// A persistent fp32 tensor, zero-initialized. shape has ndim entries (1..4).
+vkd_tensor *vkd_tensor_new(vkd_ctx *ctx, const char *name, int ndim, const int64_t *shape, int flags);
+void vkd_tensor_free(vkd_tensor *t);
+int vkd_tensor_upload(vkd_tensor *t, const float *src);   // whole tensor
+int vkd_tensor_download(const vkd_tensor *t, float *dst); // whole tensor
+float *vkd_tensor_map(vkd_tensor *t);                     // VKD_HOST tensors only
+// The persistent gradient of a VKD_PARAM tensor (NULL otherwise).
+vkd_tensor *vkd_tensor_grad(const vkd_tensor *t);
+// Ask backward for the gradient w.r.t. this (non-parameter) tensor; read it with vkd_graph_grad.
+void vkd_tensor_set_requires_grad(vkd_tensor *t, int on);
+int vkd_tensor_ndim(const vkd_tensor *t);
+int64_t vkd_tensor_dim(const vkd_tensor *t, int i);  // negative i counts from the end
+int64_t vkd_tensor_numel(const vkd_tensor *t);
+const char *vkd_tensor_name(const vkd_tensor *t);
+
+// ---------------------------------------------------------------- graphs
+vkd_graph *vkd_graph_new(vkd_ctx *ctx, const char *name);
+void vkd_graph_free(vkd_graph *g);
+const char *vkd_graph_error(const vkd_graph *g);
+// Appends the backward of everything recorded so far, seeded with d(loss) = 1.
+// Gradients of VKD_PARAM tensors are added into their persistent grad buffers;
+// gradients of tensors marked requires_grad can be read with vkd_graph_grad.
+int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss);
+vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t);
+// Keeps a graph tensor alive to the end of the step so it can be downloaded after a run.
+void vkd_graph_keep(vkd_graph *g, vkd_tensor *t);
+// Plans memory and records the command buffer. Called by the first run if not called.
+int vkd_graph_compile(vkd_graph *g);
+// Submits the recorded step and waits for it.
+int vkd_graph_run(vkd_graph *g);
+// Bytes of the graph's activation arena (after compile) and its dispatch count.
+uint64_t vkd_graph_arena_bytes(const vkd_graph *g);
+int vkd_graph_dispatch_count(const vkd_graph *g);
+// Disables/enables tape recording for the ops that follow (no-grad regions).
+void vkd_graph_set_grad_enabled(vkd_graph *g, int on);
+
+// ---------------------------------------------------------------- ops
+// All ops append to g and return a tensor owned by g (NULL after an error).
+// Shapes are static; shape comments follow llm.c, row-major, last axis fastest.
+
+// a (B?,M,K) @ b (B?,K,N) -> (B?,M,N); ta/tb: the operand is stored transposed.
+// b may be 2-D and shared by every batch.
+vkd_tensor *vkd_matmul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int ta, int tb);
+// x (..., in) , w (out, in) as in PyTorch, bias (out) or NULL -> (..., out)
+vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias);
+// Broadcasting binary ops: b is right-aligned to a (numpy rules), its non-1
+// dims must be contiguous (per-channel (C,1,1), per-row, scalar, same shape).
+vkd_tensor *vkd_add(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
+vkd_tensor *vkd_sub(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
+vkd_tensor *vkd_mul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
+vkd_tensor *vkd_scale(vkd_graph *g, vkd_tensor *x, float alpha);
+vkd_tensor *vkd_silu(vkd_graph *g, vkd_tensor *x);
+vkd_tensor *vkd_gelu(vkd_graph *g, vkd_tensor *x);  // tanh approximation
+vkd_tensor *vkd_relu(vkd_graph *g, vkd_tensor *x);
+// Reductions over the last axis (x (..., n) -> (...)) or over everything (-> (1)).
+vkd_tensor *vkd_sum(vkd_graph *g, vkd_tensor *x, int last_axis_only);
+vkd_tensor *vkd_mean(vkd_graph *g, vkd_tensor *x, int last_axis_only);
+vkd_tensor *vkd_softmax(vkd_graph *g, vkd_tensor *x);  // over the last axis
+// Layer norm over the last axis; w, b (n) or NULL.
+vkd_tensor *vkd_layernorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, float eps);
+// mean((a - b)^2) -> (1)
+vkd_tensor *vkd_mse(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
+// A view with another shape (same numel); shares memory.
+vkd_tensor *vkd_reshape(vkd_graph *g, vkd_tensor *x, int ndim, const int64_t *shape);
+// dst (persistent) = src, recorded in the step.
+int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
+
+// ---------------------------------------------------------------- random numbers
+// Philox4x32-10 keyed by (seed, stream); the counter includes the step read on
+// the device from step_t[0] (a VKD_HOST tensor, as uint32 bits) so that a
+// replayed graph draws fresh numbers every step. step_t may be NULL (step 0).
+vkd_tensor *vkd_rand_uniform(vkd_graph *g, int ndim, const int64_t *shape, uint64_t seed, uint32_t stream,
+                             vkd_tensor *step_t);
+vkd_tensor *vkd_rand_normal(vkd_graph *g, int ndim, const int64_t *shape, uint64_t seed, uint32_t stream,
+                            vkd_tensor *step_t);
+
+// ---------------------------------------------------------------- optimizers
+typedef struct {
+    float beta1, beta2, eps, weight_decay;
+    int decoupled;  // 1: AdamW (decoupled weight decay); 0: Adam with L2 added to the gradient
+} vkd_adam_cfg;
+
+typedef struct vkd_adam vkd_adam;
+// Adam state (m, v) for the given VKD_PARAM tensors. The learning rate and the
+// step counter t (1-based) are read on the device from hyper[0] (lr) and
+// hyper[1] (t, as a float) of a VKD_HOST tensor of 2 floats owned by the optimizer.
+vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd_adam_cfg *cfg);
+void vkd_adam_free(vkd_adam *opt);
+// Sets lr and advances t; call on the host before each run of a graph that has the step.
+void vkd_adam_set_step(vkd_adam *opt, float lr, int64_t t);
+// Records the update of every parameter and the zeroing of its gradient.
+int vkd_adam_record(vkd_graph *g, vkd_adam *opt);
+// ema = beta*ema + (1-beta)*p for each pair, recorded in the step.
+int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta);
+
+// ---------------------------------------------------------------- Philox on the host
+// Identical to the shader's: four 32-bit outputs for counter (c0..c3) and key (k0, k1).
+void vkd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+// The values the device draws for element i of a tensor (see shaders/philox.glsl).
+float vkd_philox_uniform(uint64_t seed, uint32_t stream, uint32_t step, uint64_t i);
+float vkd_philox_normal(uint64_t seed, uint32_t stream, uint32_t step, uint64_t i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

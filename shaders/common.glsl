@@ -1,0 +1,11 @@
+// Shared by every shader: tensors are reached through buffer device addresses
+// passed in push constants (no descriptor sets, no binding-range limits).
+#extension GL_EXT_buffer_reference : require
+#extension GL_EXT_control_flow_attributes : enable
+
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer FBuf { float v[]; };
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer UBuf { uint v[]; };
+
+// Large 1-D launches use a 2-D grid of workgroups (x is limited to 65535 on
+// some devices); this is the flat workgroup index.
+uint flat_group() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }

@@ -1,0 +1,88 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Layer norm over the last axis (biased variance, as PyTorch), forward and backward.
+// MODE 0, forward (one workgroup per row):
+//   y = (x - mean) * rstd * w + b; writes mean and rstd (rows) for the backward.
+// MODE 1, input gradient (one workgroup per row), xh = (x - mean) * rstd, g = dy * w:
+//   dx = rstd * (g - mean(g) - xh * mean(g * xh))
+// MODE 2, parameter gradients (one invocation per column, fixed row order):
+//   dw = sum_rows dy * xh (into w), db = sum_rows dy (into b)
+// flags: bit0 w present (MODE 2: write dw), bit1 b present (MODE 2: write db).
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint MODE = 0;
+
+layout(push_constant) uniform PC {
+    FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
+    uint rows, cols, flags;
+    float eps;
+} pc;
+
+shared float red[gl_WorkGroupSize.x];
+
+float wg_sum(float v) {
+    uint t = gl_LocalInvocationID.x;
+    red[t] = v;
+    barrier();
+    for (uint s = gl_WorkGroupSize.x / 2; s > 0; s >>= 1) {
+        if (t < s) red[t] += red[t + s];
+        barrier();
+    }
+    float r = red[0];
+    barrier();
+    return r;
+}
+
+void main() {
+    bool has_w = (pc.flags & 1u) != 0u, has_b = (pc.flags & 2u) != 0u;
+    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
+    if (MODE == 2u) {
+        uint c = flat_group() * W + t;
+        if (c >= pc.cols) return;
+        float dw = 0.0, db = 0.0;
+        for (uint r = 0; r < pc.rows; r++) {
+            float g = pc.dy.v[r * pc.cols + c];
+            dw += g * (pc.x.v[r * pc.cols + c] - pc.mean.v[r]) * pc.rstd.v[r];
+            db += g;
+        }
+        if (has_w) pc.w.v[c] = dw;
+        if (has_b) pc.b.v[c] = db;
+        return;
+    }
+    uint row = flat_group();
+    if (row >= pc.rows) return;
+    uint base = row * pc.cols;
+    float inv_n = 1.0 / float(pc.cols);
+    if (MODE == 0u) {
+        float s = 0.0;
+        for (uint c = t; c < pc.cols; c += W) s += pc.x.v[base + c];
+        float mu = wg_sum(s) * inv_n;
+        float q = 0.0;
+        for (uint c = t; c < pc.cols; c += W) { float d = pc.x.v[base + c] - mu; q += d * d; }
+        float rs = inversesqrt(wg_sum(q) * inv_n + pc.eps);
+        for (uint c = t; c < pc.cols; c += W) {
+            float v = (pc.x.v[base + c] - mu) * rs;
+            if (has_w) v *= pc.w.v[c];
+            if (has_b) v += pc.b.v[c];
+            pc.y.v[base + c] = v;
+        }
+        if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+    } else {
+        float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+        float sg = 0.0, sgx = 0.0;
+        for (uint c = t; c < pc.cols; c += W) {
+            float g = pc.dy.v[base + c] * (has_w ? pc.w.v[c] : 1.0);
+            float xh = (pc.x.v[base + c] - mu) * rs;
+            sg += g;
+            sgx += g * xh;
+        }
+        sg = wg_sum(sg) * inv_n;
+        sgx = wg_sum(sgx) * inv_n;
+        for (uint c = t; c < pc.cols; c += W) {
+            float g = pc.dy.v[base + c] * (has_w ? pc.w.v[c] : 1.0);
+            float xh = (pc.x.v[base + c] - mu) * rs;
+            pc.y.v[base + c] = rs * (g - sg - xh * sgx);
+        }
+    }
+}

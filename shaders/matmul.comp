@@ -1,0 +1,196 @@
+#version 450
+// ---------------------------------------------------------------------------
+// fp32 GEMM / batched GEMM:  C_b = alpha * op(A_b) * op(B_b) [+ bias] [+ C_b]
+//
+// Specialization constants (host must pass BM, BN and the local size it uses
+// to compute the grid  vkCmdDispatch(ceil(N/BN), ceil(M/BM), batch)):
+//   constant_id 0  TA  = 0   A(m,k) = A[m*lda+k]  (1: A[k*lda+m])
+//   constant_id 1  TB  = 0   B(k,n) = B[k*ldb+n]  (1: B[n*ldb+k])
+//   constant_id 2  BM  = 48  rows of C per workgroup          (multiple of TM)
+//   constant_id 3  BN  = 32  columns of C per workgroup       (multiple of 8*TN)
+//   constant_id 4  WG  = 16  local_size_x (local_size_y = local_size_z = 1);
+//                            MUST equal (BM/TM) * (BN/(8*TN)) * 8
+//   constant_id 5  TM  = 24  rows of C per 8-lane group       (multiple of 8)
+//   constant_id 6  TN  = 4   columns of C per invocation (strided by 8)
+// Defaults (BM=48, BN=32, WG=16, TM=24, TN=4) are the fastest found on
+// lavapipe (llvmpipe, LLVM 15, AVX2, subgroup size 8).  Suggested starting
+// point for real GPUs (subgroup 32/64): TM=8, TN=4, BM=64, BN=64, WG=128
+// (fewer accumulators per invocation => better occupancy).
+//
+// Tiling scheme ("lane group" = 8 consecutive subgroup invocations):
+//   * A workgroup owns a BM x BN tile of C; it is split into (BM/TM) x
+//     (BN/(8*TN)) blocks of TM x 8*TN, one per lane group.
+//   * Lane l of a group owns rows m0..m0+TM-1 and columns n0 + 8*j + l
+//     (j < TN): a TM x TN register tile whose columns are interleaved with
+//     the other 7 lanes, so for fixed (row, j) the 8 lanes touch 8 adjacent
+//     columns of C / B (coalesced, and one 8-wide SIMD vector on lavapipe).
+//   * K is walked in chunks of 8.  For each chunk every lane loads ONE value
+//     per row: A(m0+i, k0+l) (TA=0) or A(m0+8c+l, k0+kk) (TA=1), i.e. the
+//     group holds an 8x8 block of A spread across its lanes.  Inside the chunk
+//     the A value needed by all lanes, A(m0+i, k0+kk), is fetched with
+//     subgroupShuffle from lane kk of the group (constant index after
+//     unrolling).  B(k, n0+8j+l) is loaded directly from global memory.
+//   * No shared memory, no barriers, deterministic sequential k order
+//     (each C element is summed k = 0..K-1 by one invocation, no atomics).
+//
+// Why this is fast on lavapipe (Mesa 22.3 / LLVM 15):
+//   * Every global (buffer_reference) load is compiled into a scalar loop over
+//     the 8 SIMD lanes (~12 x86 instructions per lane, incl. exec-mask test),
+//     so a single vector load costs ~100 instructions regardless of the
+//     access pattern (vec4 loads are 4 such loops, no gain).  The kernel is
+//     therefore designed to minimise the number of load instructions per
+//     FMA: per k and lane group it issues TN loads of B and TM/8 loads of A
+//     for TM*TN vector FMAs (24x4: 7 loads / 96 FMAs).
+//   * subgroupShuffle with a constant lane index is a cheap register permute
+//     on llvmpipe (subgroupBroadcast is ~4x slower there; subgroupBroadcastFirst
+//     even crashes LLVM 15 in this pattern), so reusing A through shuffles is
+//     much cheaper than re-loading it (uniform-address loads are still
+//     8-iteration lane loops).
+//   * shared memory on llvmpipe is ordinary memory with the same per-lane
+//     load loop and barriers are coroutine switches, so staging tiles in
+//     shared memory buys little (measured <= +15% even with free fills).
+//   * Tiny workgroups (16 invocations) keep the per-workgroup register tile
+//     in L1 and give enough workgroups to keep both llvmpipe threads busy;
+//     larger TM/TN blow up the unrolled code (>= 32 KiB) and get slower.
+//
+// Bounds: row / column / k indices are clamped for loads (no divergent
+// control flow in the main loop; out-of-range A values for k >= K are
+// zeroed) and stores are masked, so any M, N, K >= 1 work.
+// Requirements: bufferDeviceAddress, subgroup basic+shuffle in compute
+// (Vulkan 1.1 core).  If gl_SubgroupSize is not a multiple of 8, a slower
+// shuffle-free path that re-loads A directly is used instead.
+// Compile: glslangValidator -V --target-env vulkan1.2 matmul.comp
+// ---------------------------------------------------------------------------
+#extension GL_EXT_buffer_reference : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_control_flow_attributes : require
+
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer FBuf { float v[]; };
+layout(push_constant) uniform PC {
+    FBuf A; FBuf B; FBuf C; FBuf bias;  // device addresses; bias may be invalid when flags bit0 is 0
+    uint M, N, K, batch;
+    uint lda, ldb, ldc, flags;          // flags: bit0 add bias, bit1 accumulate, bit2 bias indexed by row
+    uint sA, sB, sC;                    // batch strides in elements; 0 = shared by all batches
+    float alpha;
+} pc;
+
+layout(constant_id = 0) const uint TA = 0;
+layout(constant_id = 1) const uint TB = 0;
+layout(constant_id = 2) const uint BM = 48;
+layout(constant_id = 3) const uint BN = 32;
+layout(constant_id = 5) const uint TM = 24;
+layout(constant_id = 6) const uint TN = 4;
+// constant_id 4 is the workgroup size (local_size_x, default 16); it is not
+// declared as a separate constant to avoid two constants with SpecId 4.
+layout(local_size_x = 16, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x_id = 4) in;
+
+const uint L = 8;                 // lane-group width (= subgroup size on lavapipe)
+const uint WSN = BN / (L * TN);   // lane groups along N in a workgroup
+const uint TMC = (TM + L - 1) / L;  // A loads per k-chunk for TA=1
+
+void main() {
+    // Lane-group decomposition.  Lanes of a group must live in one subgroup
+    // so that subgroupShuffle can exchange A values between them.
+    const bool sgOK = (gl_SubgroupSize % L) == 0u;
+    uint lane, g;
+    if (sgOK) {
+        lane = gl_SubgroupInvocationID % L;
+        g = gl_SubgroupID * (gl_SubgroupSize / L) + gl_SubgroupInvocationID / L;
+    } else {
+        lane = gl_LocalInvocationIndex % L;
+        g = gl_LocalInvocationIndex / L;
+    }
+    const uint gbase = gl_SubgroupInvocationID - lane;  // subgroup lane of this group's lane 0
+
+    const uint gm = g / WSN, gn = g % WSN;
+    const uint b = gl_WorkGroupID.z;
+    const uint m0 = gl_WorkGroupID.y * BM + gm * TM;
+    const uint n0 = gl_WorkGroupID.x * BN + gn * (L * TN);
+    const uint M = pc.M, N = pc.N, K = pc.K;
+    const uint lda = pc.lda, ldb = pc.ldb;
+    const uint aoff = b * pc.sA, boff = b * pc.sB;
+
+    // Clamped indices: loads always stay in bounds, results are masked at the store.
+    uint ncol[TN];
+    [[unroll]] for (uint j = 0; j < TN; j++) ncol[j] = min(n0 + j * L + lane, N - 1u);
+    uint arow[TM];     // TA=0 / fallback: row of A for register row i (uniform across lanes)
+    [[unroll]] for (uint i = 0; i < TM; i++) arow[i] = min(m0 + i, M - 1u);
+    uint arowT[TMC];   // TA=1: lane l holds row m0 + 8c + l
+    [[unroll]] for (uint c = 0; c < TMC; c++) arowT[c] = min(m0 + c * L + lane, M - 1u);
+
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+
+    if (sgOK) {
+        for (uint k0 = 0; k0 < K; k0 += L) {
+            // 8x8 block of A spread over the lane group (zero beyond K).
+            float av[TM];        // TA=0: lane l holds A(m0+i, k0+l)
+            float avT[L][TMC];   // TA=1: lane l holds A(m0+8c+l, k0+kk)
+            if (TA == 0) {
+                const uint ka = min(k0 + lane, K - 1u);
+                const bool kin = (k0 + lane) < K;
+                [[unroll]] for (uint i = 0; i < TM; i++) {
+                    float x = pc.A.v[aoff + arow[i] * lda + ka];
+                    av[i] = kin ? x : 0.0;
+                }
+            } else {
+                [[unroll]] for (uint kk = 0; kk < L; kk++) {
+                    const uint ka = min(k0 + kk, K - 1u);
+                    const bool kin = (k0 + kk) < K;
+                    [[unroll]] for (uint c = 0; c < TMC; c++) {
+                        float x = pc.A.v[aoff + ka * lda + arowT[c]];
+                        avT[kk][c] = kin ? x : 0.0;
+                    }
+                }
+            }
+            [[unroll]] for (uint kk = 0; kk < L; kk++) {
+                const uint k = min(k0 + kk, K - 1u);   // A is zero for k >= K
+                float bv[TN];
+                [[unroll]] for (uint j = 0; j < TN; j++)
+                    bv[j] = (TB == 0) ? pc.B.v[boff + k * ldb + ncol[j]]
+                                      : pc.B.v[boff + ncol[j] * ldb + k];
+                [[unroll]] for (uint i = 0; i < TM; i++) {
+                    const float a = (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
+                                              : subgroupShuffle(avT[kk][i / L], gbase + (i % L));
+                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
+                }
+            }
+        }
+    } else {
+        // Portable fallback (subgroup size not a multiple of 8): load A directly.
+        for (uint k = 0; k < K; k++) {
+            float bv[TN];
+            [[unroll]] for (uint j = 0; j < TN; j++)
+                bv[j] = (TB == 0) ? pc.B.v[boff + k * ldb + ncol[j]]
+                                  : pc.B.v[boff + ncol[j] * ldb + k];
+            [[unroll]] for (uint i = 0; i < TM; i++) {
+                const float a = (TA == 0) ? pc.A.v[aoff + arow[i] * lda + k]
+                                          : pc.A.v[aoff + k * lda + arow[i]];
+                [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
+            }
+        }
+    }
+
+    // Epilogue: alpha, optional bias (per column or per row), optional accumulate.
+    const uint coff = b * pc.sC;
+    const uint ldc = pc.ldc, flags = pc.flags;
+    const float alpha = pc.alpha;
+    [[unroll]] for (uint i = 0; i < TM; i++) {
+        const uint m = m0 + i;
+        if (m < M) {
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                const uint n = n0 + j * L + lane;
+                if (n < N) {
+                    float r = alpha * acc[i][j];
+                    if ((flags & 1u) != 0u) r += ((flags & 4u) != 0u) ? pc.bias.v[m] : pc.bias.v[n];
+                    const uint ci = coff + m * ldc + n;
+                    if ((flags & 2u) != 0u) r += pc.C.v[ci];
+                    pc.C.v[ci] = r;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Sums, deterministic (fixed order, no atomics) so replays are bit-identical.
+// MODE_ROWS: one workgroup per row of x viewed as (rows, cols), tree reduction
+//   in shared memory: y[r] = alpha * sum_c f(x[r*cols + c]) over r*cols+c < nbound.
+// MODE_COLS: one invocation per output of x viewed as (rows=outer, cols=R, inner):
+//   y[o*inner + j] = alpha * sum_r f(x[(o*R + r)*inner + j]) (coalesced over j).
+// f(v) = v, or (v - x2)^2 when SQDIFF (the mean-squared error).
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint MODE = 0;
+layout(constant_id = 2) const uint SQDIFF = 0;
+const uint MODE_ROWS = 0, MODE_COLS = 1;
+
+layout(push_constant) uniform PC {
+    FBuf y; FBuf x; FBuf x2;
+    uint rows, cols, inner, nbound;
+    float alpha;
+} pc;
+
+shared float part[gl_WorkGroupSize.x];
+
+float f(uint k) {
+    float v = pc.x.v[k];
+    if (SQDIFF != 0u) { v -= pc.x2.v[k]; v *= v; }
+    return v;
+}
+
+void main() {
+    if (MODE == MODE_ROWS) {
+        uint r = flat_group();
+        if (r >= pc.rows) return;  // uniform over the workgroup
+        uint base = r * pc.cols;
+        float acc = 0.0;
+        for (uint c = gl_LocalInvocationID.x; c < pc.cols && base + c < pc.nbound; c += gl_WorkGroupSize.x)
+            acc += f(base + c);
+        part[gl_LocalInvocationID.x] = acc;
+        barrier();
+        for (uint s = gl_WorkGroupSize.x / 2; s > 0; s >>= 1) {
+            if (gl_LocalInvocationID.x < s) part[gl_LocalInvocationID.x] += part[gl_LocalInvocationID.x + s];
+            barrier();
+        }
+        if (gl_LocalInvocationID.x == 0) pc.y.v[r] = pc.alpha * part[0];
+    } else {
+        uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+        if (i >= pc.rows * pc.inner) return;
+        uint o = i / pc.inner, j = i % pc.inner;
+        float acc = 0.0;
+        for (uint r = 0; r < pc.cols; r++) acc += f((o * pc.cols + r) * pc.inner + j);
+        pc.y.v[i] = pc.alpha * acc;
+    }
+}

@@ -1,0 +1,54 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Element-wise activations, forward and backward side by side.
+//   forward:  y = f(x)              (OP < 8)
+//   backward: y = dy * f'(x)        (OP >= 8; x is the forward input)
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint OP = 0;
+const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4;
+const uint SILU_BWD = 8, GELU_BWD = 9, RELU_BWD = 10;
+
+layout(push_constant) uniform PC {
+    FBuf y; FBuf x; FBuf dy;
+    uint n;
+    float alpha;
+} pc;
+
+const float GELU_K = 0.7978845608028654;  // sqrt(2/pi)
+const float GELU_C = 0.044715;
+
+// tanh written with exp of a negative argument only: finite for every x.
+float tanh_stable(float u) {
+    float e = exp(-2.0 * abs(u));
+    return sign(u) * (1.0 - e) / (1.0 + e);
+}
+
+void main() {
+    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (i >= pc.n) return;
+    if (OP == FILL) { pc.y.v[i] = pc.alpha; return; }
+    float x = pc.x.v[i];
+    float r;
+    if (OP == SILU) {
+        r = x / (1.0 + exp(-x));
+    } else if (OP == GELU) {
+        r = 0.5 * x * (1.0 + tanh_stable(GELU_K * (x + GELU_C * x * x * x)));
+    } else if (OP == RELU) {
+        r = max(x, 0.0);
+    } else if (OP == SCALE) {
+        r = pc.alpha * x;
+    } else if (OP == SILU_BWD) {
+        float s = 1.0 / (1.0 + exp(-x));
+        r = pc.dy.v[i] * s * (1.0 + x * (1.0 - s));
+    } else if (OP == GELU_BWD) {
+        float u = GELU_K * (x + GELU_C * x * x * x);
+        float t = tanh_stable(u);
+        float du = GELU_K * (1.0 + 3.0 * GELU_C * x * x);
+        r = pc.dy.v[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+    } else {  // RELU_BWD
+        r = x > 0.0 ? pc.dy.v[i] : 0.0;
+    }
+    pc.y.v[i] = r;
+}

@@ -1,0 +1,115 @@
+// vkdistill bench gemm: fp32 GEMM throughput on the chosen device, one JSON
+// line per shape. Each timed run replays a recorded graph of `reps` GEMMs;
+// the best of several runs is reported (wall clock around submit + wait).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+double vkd_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    int64_t m, n, k;
+    int ta, tb;
+} gemm_shape;
+
+static int bench_one(vkd_ctx *ctx, gemm_shape s, int reps, int runs) {
+    int64_t sa[2] = {s.ta ? s.k : s.m, s.ta ? s.m : s.k}, sb[2] = {s.tb ? s.n : s.k, s.tb ? s.k : s.n};
+    vkd_tensor *a = vkd_tensor_new(ctx, "A", 2, sa, 0), *b = vkd_tensor_new(ctx, "B", 2, sb, 0);
+    if (!a || !b) {
+        fprintf(stderr, "vkdistill bench: %s\n", vkd_ctx_error(ctx));
+        return 1;
+    }
+    float *h = malloc(sizeof(float) * (size_t)(s.m * s.k > s.k * s.n ? s.m * s.k : s.k * s.n));
+    for (int64_t i = 0; i < s.m * s.k; i++) h[i] = (float)((i * 7919) % 17) / 17.0f - 0.5f;
+    vkd_tensor_upload(a, h);
+    for (int64_t i = 0; i < s.k * s.n; i++) h[i] = (float)((i * 104729) % 13) / 13.0f - 0.5f;
+    vkd_tensor_upload(b, h);
+    free(h);
+    vkd_graph *g = vkd_graph_new(ctx, "bench_gemm");
+    for (int r = 0; r < reps; r++) vkd_matmul(g, a, b, s.ta, s.tb);
+    int rc = 0;
+    if (vkd_graph_compile(g) || vkd_graph_run(g)) {  // the first run also builds the pipeline
+        fprintf(stderr, "vkdistill bench: %s\n", vkd_graph_error(g));
+        rc = 1;
+    } else {
+        double best = 1e30;
+        for (int r = 0; r < runs; r++) {
+            double t0 = vkd_now();
+            vkd_graph_run(g);
+            double dt = vkd_now() - t0;
+            if (dt < best) best = dt;
+        }
+        double flop = 2.0 * s.m * s.n * s.k * reps;
+        printf("{\"bench\":\"gemm\",\"device\":\"%s\",\"M\":%lld,\"N\":%lld,\"K\":%lld,\"ta\":%d,\"tb\":%d,"
+               "\"ms\":%.3f,\"gflops\":%.2f}\n",
+               vkd_ctx_device_name(ctx), (long long)s.m, (long long)s.n, (long long)s.k, s.ta, s.tb,
+               best / reps * 1e3, flop / best * 1e-9);
+        fflush(stdout);
+    }
+    vkd_graph_free(g);
+    vkd_tensor_free(a);
+    vkd_tensor_free(b);
+    return rc;
+}
+
+int vkd_cli_bench(vkd_cli *cli, int argc, char **argv) {
+    if (argc < 1 || strcmp(argv[0], "gemm") != 0) {
+        fprintf(stderr, "vkdistill bench: expected 'gemm' (usage: vkdistill bench gemm [--reps N] [--shape MxNxK[tA][tB]])\n");
+        return 2;
+    }
+    gemm_shape shapes[16];
+    int ns = 0, reps = 0, runs = 3;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            reps = atoi(argv[++i]);
+            if (reps < 1) {
+                fprintf(stderr, "vkdistill bench: --reps must be a positive integer\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc && ns < 16) {
+            gemm_shape s = {0};
+            char ta[4] = "", tb[4] = "";
+            long long m, n, k;
+            const char *spec = argv[++i];
+            int got = sscanf(spec, "%lldx%lldx%lld%3[tA]%3[tB]", &m, &n, &k, ta, tb);
+            if (got < 3 || m < 1 || n < 1 || k < 1) {
+                fprintf(stderr, "vkdistill bench: bad --shape '%s' (expected MxNxK, optionally followed by tA and/or tB)\n",
+                        spec);
+                return 2;
+            }
+            s.m = m, s.n = n, s.k = k;
+            s.ta = strstr(spec, "tA") != NULL;
+            s.tb = strstr(spec, "tB") != NULL;
+            shapes[ns++] = s;
+        } else {
+            fprintf(stderr, "vkdistill bench gemm: unknown argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!ns) {
+        shapes[ns++] = (gemm_shape){256, 256, 256, 0, 0};
+        shapes[ns++] = (gemm_shape){1024, 1024, 1024, 0, 0};
+        shapes[ns++] = (gemm_shape){4096, 512, 512, 0, 0};
+        shapes[ns++] = (gemm_shape){1024, 1024, 1024, 1, 0};
+        shapes[ns++] = (gemm_shape){1024, 1024, 1024, 0, 1};
+    }
+    vkd_ctx *ctx = vkd_cli_open(cli);
+    if (!ctx) return 1;
+    int rc = 0;
+    for (int i = 0; i < ns && !rc; i++) {
+        // Enough GEMMs per run that submission overhead does not count (~1 GFLOP on a CPU device).
+        double flop = 2.0 * shapes[i].m * shapes[i].n * shapes[i].k;
+        int r = reps ? reps : (int)(1e9 / flop);
+        if (r < 1) r = 1;
+        if (r > 200) r = 200;
+        rc = bench_one(ctx, shapes[i], r, runs);
+    }
+    return vkd_cli_close(ctx, rc);
+}

@@ -1,0 +1,76 @@
+// vkdistill: the command-line program. Global flags, then a verb.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: vkdistill [--device N|NAME] [--validation] VERB [ARGS]\n"
+            "verbs:\n"
+            "  info [--list]          the chosen device and its features (--list: every device)\n"
+            "  selfcheck              a short check of the GPU ops and a training step against the CPU\n"
+            "  bench gemm [--reps N] [--shape MxNxK]...  GEMM GFLOP/s, one JSON line per shape\n"
+            "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
+            "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
+}
+
+int main(int argc, char **argv) {
+    vkd_cli cli = {.opts = {.validation = -1}};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--device") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "vkdistill: --device needs an index or a name\n");
+                return 2;
+            }
+            cli.opts.device = argv[++i];
+        } else if (strncmp(argv[i], "--device=", 9) == 0) {
+            cli.opts.device = argv[i] + 9;
+        } else if (strcmp(argv[i], "--validation") == 0) {
+            cli.opts.validation = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "vkdistill: unknown option '%s' (see vkdistill --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *verb = argv[i];
+    int vargc = argc - i - 1;
+    char **vargv = argv + i + 1;
+    if (strcmp(verb, "info") == 0) return vkd_cli_info(&cli, vargc, vargv);
+    if (strcmp(verb, "selfcheck") == 0) return vkd_cli_selfcheck(&cli, vargc, vargv);
+    if (strcmp(verb, "bench") == 0) return vkd_cli_bench(&cli, vargc, vargv);
+    if (strcmp(verb, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench; see vkdistill --help)\n", verb);
+    return 2;
+}
+
+vkd_ctx *vkd_cli_open(vkd_cli *cli) {
+    char err[512];
+    vkd_ctx *ctx = vkd_ctx_create(&cli->opts, err, sizeof err);
+    if (!ctx) fprintf(stderr, "vkdistill: %s\n", err);
+    return ctx;
+}
+
+// Closes the context; with validation on, any message makes the verb fail.
+int vkd_cli_close(vkd_ctx *ctx, int rc) {
+    if (!ctx) return rc;
+    int msgs = vkd_ctx_validation_messages(ctx);
+    vkd_ctx_destroy(ctx);
+    if (msgs) {
+        fprintf(stderr, "vkdistill: %d validation message(s)\n", msgs);
+        return rc ? rc : 1;
+    }
+    return rc;
+}

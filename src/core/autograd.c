@@ -1,0 +1,92 @@
+// Reverse-mode autograd over the tape. Each op that has an input requiring a
+// gradient pushes an entry with its backward function; vkd_graph_backward walks
+// the tape in reverse and each backward appends ordinary op dispatches (so the
+// backward pass is recorded and replayed like the forward one).
+//
+// Parameters (VKD_PARAM) receive their gradient into a persistent buffer with
+// +=, so several runs accumulate; the optimizer zeroes it after its update.
+// Frozen tensors never require a gradient, so no gradient work or memory is
+// spent on them, while gradients still flow through them to inputs that do.
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/graph.h"
+#include "ops/ops.h"
+
+int vkd_tensor_needs_grad(const vkd_tensor *t) { return t && t->requires_grad; }
+
+vkd_tape_entry *vkd_tape_push(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *out, vkd_tensor **in, int nin) {
+    if (!out || vkd_graph_failed(g)) return NULL;
+    int any = 0;
+    for (int i = 0; i < nin; i++) any |= vkd_tensor_needs_grad(in[i]);
+    out->requires_grad = any && g->grad_enabled && !g->in_backward;
+    if (!out->requires_grad) return NULL;
+    if (g->ntape == g->captape) {
+        g->captape = g->captape ? 2 * g->captape : 64;
+        g->tape = realloc(g->tape, g->captape * sizeof *g->tape);
+    }
+    vkd_tape_entry *e = &g->tape[g->ntape++];
+    memset(e, 0, sizeof *e);
+    e->backward = fn;
+    e->out = out;
+    e->nin = nin;
+    for (int i = 0; i < nin; i++) e->in[i] = in[i];
+    return e;
+}
+
+static vkd_tensor *grad_of(vkd_graph *g, const vkd_tensor *t) {
+    return (t->ggrad_graph == g && t->ggrad_serial == g->serial) ? t->ggrad : NULL;
+}
+
+void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
+    if (!t || !gx || !t->requires_grad || vkd_graph_failed(g)) return;
+    vkd_tensor *old = grad_of(g, t);
+    t->ggrad = old ? vkd_add(g, old, gx) : gx;
+    t->ggrad_graph = g;
+    t->ggrad_serial = g->serial;
+}
+
+vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) { return t ? grad_of(g, t) : NULL; }
+
+int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
+    if (!loss || vkd_graph_failed(g)) {
+        if (!loss) vkd_graph_fail(g, "backward: no loss tensor");
+        return -1;
+    }
+    if (loss->numel != 1) {
+        vkd_graph_fail(g, "backward: loss '%s' has %lld elements; it must be a scalar", loss->name,
+                       (long long)loss->numel);
+        return -1;
+    }
+    if (!loss->requires_grad) {
+        vkd_graph_fail(g, "backward: loss '%s' does not depend on any parameter or input that requires grad",
+                       loss->name);
+        return -1;
+    }
+    int ntape = g->ntape;
+    g->in_backward = 1;
+    vkd_grad_accumulate(g, loss, vkd_full(g, loss->ndim, loss->shape, 1.0f));
+    for (int i = ntape - 1; i >= 0 && !vkd_graph_failed(g); i--) {
+        vkd_tape_entry *e = &g->tape[i];
+        vkd_tensor *dy = grad_of(g, e->out);
+        if (dy) e->backward(g, e, dy);
+    }
+    // Parameters: add the graph's gradient into the persistent buffer. Other
+    // tensors that asked for a gradient keep it alive for vkd_graph_grad.
+    for (int i = 0; i < ntape && !vkd_graph_failed(g); i++) {
+        vkd_tape_entry *e = &g->tape[i];
+        for (int k = 0; k < e->nin; k++) {
+            vkd_tensor *t = e->in[k];
+            vkd_tensor *gt = t ? grad_of(g, t) : NULL;
+            if (!gt || t->graph) continue;
+            if (t->pgrad) {
+                vkd_accumulate_into(g, t->pgrad, gt);
+                t->ggrad_graph = NULL;  // consumed: do not add it twice
+            } else {
+                vkd_graph_keep(g, gt);
+            }
+        }
+    }
+    g->in_backward = 0;
+    return vkd_graph_failed(g) ? -1 : 0;
+}

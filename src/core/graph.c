@@ -1,0 +1,350 @@
+// The recorded graph: dispatches appended by ops, a liveness-based memory plan,
+// one command buffer recorded once and replayed every run, barriers only where
+// a dispatch touches memory an earlier one wrote (or writes memory an earlier
+// one read) since the last barrier, and optional per-dispatch GPU timestamps.
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/graph.h"
+
+static uint32_t g_serial;
+
+vkd_graph *vkd_graph_new(vkd_ctx *ctx, const char *name) {
+    vkd_graph *g = calloc(1, sizeof *g);
+    g->ctx = ctx;
+    g->serial = ++g_serial;
+    g->grad_enabled = 1;
+    snprintf(g->name, sizeof g->name, "%s", name ? name : "graph");
+    return g;
+}
+
+void vkd_graph_fail(vkd_graph *g, const char *fmt, ...) {
+    if (g->err[0]) return;  // the first error is the one that explains the others
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->err, sizeof g->err, fmt, ap);
+    va_end(ap);
+}
+
+int vkd_graph_failed(const vkd_graph *g) { return g->err[0] != 0; }
+const char *vkd_graph_error(const vkd_graph *g) { return g->err; }
+void vkd_graph_set_grad_enabled(vkd_graph *g, int on) { g->grad_enabled = on; }
+uint64_t vkd_graph_arena_bytes(const vkd_graph *g) { return g->arena ? g->arena->size : 0; }
+int vkd_graph_dispatch_count(const vkd_graph *g) { return g->ndisp; }
+
+void vkd_graph_keep(vkd_graph *g, vkd_tensor *t) {
+    if (!t) return;
+    vkd_tensor *r = (vkd_tensor *)vkd_tensor_root(t);
+    if (r->graph == g) r->keep = 1;
+}
+
+int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
+                       uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
+                       const vkd_arg *args, int nargs) {
+    if (vkd_graph_failed(g)) return -1;
+    if (g->compiled) {
+        vkd_graph_fail(g, "%s: graph '%s' is already compiled; ops can no longer be added", name, g->name);
+        return -1;
+    }
+    if (push_size > VKD_PUSH_MAX || nargs > VKD_MAX_ARGS) {
+        vkd_graph_fail(g, "internal: %s push block too large", name);
+        return -1;
+    }
+    const vkd_features *f = &g->ctx->f;
+    if (gx > f->max_wg_count[0] || gy > f->max_wg_count[1] || gz > f->max_wg_count[2]) {
+        vkd_graph_fail(g, "%s: dispatch of %ux%ux%u workgroups exceeds the device limit %ux%ux%u", name, gx, gy, gz,
+                       f->max_wg_count[0], f->max_wg_count[1], f->max_wg_count[2]);
+        return -1;
+    }
+    if (gx == 0 || gy == 0 || gz == 0) return 0;
+    vkd_pipeline *p = vkd_pipeline_get(g->ctx, shader, spec, nspec);
+    if (!p) {
+        vkd_graph_fail(g, "%s", vkd_ctx_error(g->ctx));
+        return -1;
+    }
+    if (g->ndisp == g->capdisp) {
+        g->capdisp = g->capdisp ? 2 * g->capdisp : 64;
+        g->disp = realloc(g->disp, g->capdisp * sizeof *g->disp);
+    }
+    vkd_dispatch *d = &g->disp[g->ndisp];
+    memset(d, 0, sizeof *d);
+    d->name = name;
+    d->pipe = p;
+    d->groups[0] = gx, d->groups[1] = gy, d->groups[2] = gz;
+    memcpy(d->push, push, push_size);
+    d->push_size = push_size;
+    d->nargs = nargs;
+    for (int i = 0; i < nargs; i++) {
+        if (!args[i].t) {
+            vkd_graph_fail(g, "internal: %s given a NULL tensor", name);
+            return -1;
+        }
+        vkd_tensor *r = (vkd_tensor *)vkd_tensor_root(args[i].t);
+        if (r->graph && r->graph != g) {
+            vkd_graph_fail(g, "%s: tensor '%s' belongs to another graph", name, r->name);
+            return -1;
+        }
+        d->args[i] = args[i];
+    }
+    g->ndisp++;
+    return 0;
+}
+
+// ---------------------------------------------------------------- memory plan
+typedef struct {
+    vkd_tensor *t;
+    uint64_t size, off;
+} plan_item;
+
+static int by_size_desc(const void *a, const void *b) {
+    const plan_item *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->t->id - y->t->id;
+}
+
+static int by_off(const void *a, const void *b) {
+    const plan_item *x = *(plan_item *const *)a, *y = *(plan_item *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+// Greedy offset assignment: biggest tensors first, each at the lowest offset
+// that does not overlap a placed tensor whose lifetime intersects its own.
+static uint64_t plan_memory(vkd_graph *g) {
+    for (int i = 0; i < g->ntensors; i++) g->tensors[i]->def = g->tensors[i]->last = -1;
+    for (int i = 0; i < g->ndisp; i++) {
+        vkd_dispatch *d = &g->disp[i];
+        for (int a = 0; a < d->nargs; a++) {
+            vkd_tensor *r = (vkd_tensor *)vkd_tensor_root(d->args[a].t);
+            if (r->graph != g) continue;
+            if (r->def < 0) {
+                if (!(d->args[a].access & VKD_W)) {
+                    vkd_graph_fail(g, "internal: %s reads '%s' before anything writes it", d->name, r->name);
+                    return 0;
+                }
+                r->def = i;
+            }
+            r->last = i;
+        }
+    }
+    int n = 0;
+    plan_item *items = calloc(g->ntensors ? g->ntensors : 1, sizeof *items);
+    for (int i = 0; i < g->ntensors; i++) {
+        vkd_tensor *t = g->tensors[i];
+        if (t->base || t->def < 0) continue;
+        if (t->keep) t->last = g->ndisp;
+        items[n].t = t;
+        items[n].size = (t->numel * 4 + VKD_ALIGN - 1) / VKD_ALIGN * VKD_ALIGN;
+        n++;
+    }
+    qsort(items, n, sizeof *items, by_size_desc);
+    plan_item **live = calloc(n ? n : 1, sizeof *live);
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        int nl = 0;
+        for (int j = 0; j < i; j++)
+            if (items[j].t->def <= items[i].t->last && items[i].t->def <= items[j].t->last) live[nl++] = &items[j];
+        qsort(live, nl, sizeof *live, by_off);
+        uint64_t off = 0;
+        for (int j = 0; j < nl; j++) {
+            if (live[j]->off >= off + items[i].size) break;
+            if (live[j]->off + live[j]->size > off) off = live[j]->off + live[j]->size;
+        }
+        items[i].off = off;
+        if (off + items[i].size > total) total = off + items[i].size;
+    }
+    for (int i = 0; i < n; i++) items[i].t->mem.off = items[i].off;
+    free(live);
+    free(items);
+    return total;
+}
+
+// ---------------------------------------------------------------- recording
+typedef struct {
+    const vkd_block *b;
+    uint64_t lo, hi;
+} range;
+
+static range arg_range(const vkd_arg *a) {
+    const vkd_tensor *r = vkd_tensor_root(a->t);
+    uint64_t lo = r->mem.off + a->t->view_off;
+    return (range){r->mem.block, lo, lo + a->t->numel * 4};
+}
+
+static int overlaps(range x, const range *list, int n) {
+    for (int i = 0; i < n; i++)
+        if (list[i].b == x.b && x.lo < list[i].hi && list[i].lo < x.hi) return 1;
+    return 0;
+}
+
+int vkd_graph_compile(vkd_graph *g) {
+    if (g->compiled) return 0;
+    if (vkd_graph_failed(g)) return -1;
+    vkd_ctx *ctx = g->ctx;
+    uint64_t bytes = plan_memory(g);
+    if (vkd_graph_failed(g)) return -1;
+    if (bytes) {
+        char what[128];
+        snprintf(what, sizeof what, "the activations of graph '%s'", g->name);
+        g->arena = vkd_block_create(ctx, bytes, 0, what);
+        if (!g->arena) {
+            vkd_graph_fail(g, "%s", vkd_ctx_error(ctx));
+            return -1;
+        }
+    }
+    for (int i = 0; i < g->ntensors; i++) {
+        vkd_tensor *t = g->tensors[i];
+        if (!t->base && t->def >= 0) t->mem.block = g->arena;
+    }
+    int profile = getenv("VKD_PROFILE") && atoi(getenv("VKD_PROFILE")) > 0 && ctx->f.timestamp_bits > 0;
+    if (profile && g->ndisp) {
+        VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                    .queryType = VK_QUERY_TYPE_TIMESTAMP,
+                                    .queryCount = (uint32_t)g->ndisp + 1};
+        if (vkCreateQueryPool(ctx->device, &qi, NULL, &g->qpool) == VK_SUCCESS)
+            g->prof_ns = calloc(g->ndisp, sizeof *g->prof_ns);
+    }
+
+    VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                                      .commandPool = ctx->pool,
+                                      .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                      .commandBufferCount = 1};
+    vkAllocateCommandBuffers(ctx->device, &ai, &g->cmd);
+    VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
+    vkBeginCommandBuffer(g->cmd, &bi);
+    VkCommandBuffer cb = g->cmd;
+    // Everything before this step (transfers, earlier steps) is visible to it.
+    VkMemoryBarrier start = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                             .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
+                             .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &start, 0,
+                         NULL, 0, NULL);
+    if (g->qpool) {
+        vkCmdResetQueryPool(cb, g->qpool, 0, g->ndisp + 1);
+        vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->qpool, 0);
+    }
+    range *rd = malloc((size_t)(g->ndisp * VKD_MAX_ARGS + 1) * sizeof *rd);
+    range *wr = malloc((size_t)(g->ndisp * VKD_MAX_ARGS + 1) * sizeof *wr);
+    int nrd = 0, nwr = 0;
+    VkPipeline bound = VK_NULL_HANDLE;
+    g->nbarriers = 0;
+    for (int i = 0; i < g->ndisp; i++) {
+        vkd_dispatch *d = &g->disp[i];
+        int hazard = 0;
+        for (int a = 0; a < d->nargs && !hazard; a++) {
+            range x = arg_range(&d->args[a]);
+            if ((d->args[a].access & VKD_R) && overlaps(x, wr, nwr)) hazard = 1;
+            if ((d->args[a].access & VKD_W) && (overlaps(x, wr, nwr) || overlaps(x, rd, nrd))) hazard = 1;
+        }
+        if (hazard || g->qpool) {  // profiling serializes so each timestamp brackets one dispatch
+            vkd_cmd_barrier(cb);
+            g->nbarriers++;
+            nrd = nwr = 0;
+        }
+        for (int a = 0; a < d->nargs; a++) {
+            range x = arg_range(&d->args[a]);
+            if (d->args[a].access & VKD_R) rd[nrd++] = x;
+            if (d->args[a].access & VKD_W) wr[nwr++] = x;
+            VkDeviceAddress addr = vkd_tensor_addr(d->args[a].t);
+            memcpy(d->push + d->args[a].at, &addr, sizeof addr);
+        }
+        if (d->pipe->pipe != bound) {
+            vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe->pipe);
+            bound = d->pipe->pipe;
+        }
+        vkCmdPushConstants(cb, ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, d->push);
+        vkCmdDispatch(cb, d->groups[0], d->groups[1], d->groups[2]);
+        if (g->qpool) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->qpool, i + 1);
+    }
+    free(rd);
+    free(wr);
+    // Results are visible to downloads and to the host after the step.
+    VkMemoryBarrier end = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                           .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_HOST_READ_BIT |
+                                            VK_ACCESS_MEMORY_READ_BIT};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                         VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &end, 0, NULL, 0,
+                         NULL);
+    VkResult r = vkEndCommandBuffer(cb);
+    if (r != VK_SUCCESS) {
+        vkd_graph_fail(g, "recording graph '%s' failed: %s", g->name, vkd_result_str(r));
+        return -1;
+    }
+    g->compiled = 1;
+    return 0;
+}
+
+int vkd_graph_run(vkd_graph *g) {
+    if (vkd_graph_compile(g)) return -1;
+    vkd_ctx *ctx = g->ctx;
+    VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &g->cmd};
+    VkResult r = vkQueueSubmit(ctx->queue, 1, &si, ctx->fence);
+    if (r == VK_SUCCESS) r = vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX);
+    vkResetFences(ctx->device, 1, &ctx->fence);
+    if (r != VK_SUCCESS) {
+        vkd_graph_fail(g, "running graph '%s' on %s failed: %s", g->name, ctx->f.name, vkd_result_str(r));
+        return -1;
+    }
+    if (g->qpool) {
+        uint64_t *ts = malloc((g->ndisp + 1) * sizeof *ts);
+        if (vkGetQueryPoolResults(ctx->device, g->qpool, 0, g->ndisp + 1, (g->ndisp + 1) * sizeof *ts, ts, sizeof *ts,
+                                  VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) == VK_SUCCESS) {
+            for (int i = 0; i < g->ndisp; i++) g->prof_ns[i] += (double)(ts[i + 1] - ts[i]) * ctx->f.timestamp_period;
+            g->prof_runs++;
+        }
+        free(ts);
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    double ns;
+    int calls;
+} prof_row;
+
+static int by_ns_desc(const void *a, const void *b) {
+    const prof_row *x = a, *y = b;
+    return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
+}
+
+// Per-op totals over all runs, to stderr (VKD_PROFILE=1).
+static void print_profile(vkd_graph *g) {
+    if (!g->prof_ns || !g->prof_runs) return;
+    prof_row *rows = calloc(g->ndisp, sizeof *rows);
+    int n = 0;
+    double total = 0;
+    for (int i = 0; i < g->ndisp; i++) {
+        int j = 0;
+        while (j < n && strcmp(rows[j].name, g->disp[i].name) != 0) j++;
+        if (j == n) rows[n++] = (prof_row){g->disp[i].name, 0, 0};
+        rows[j].ns += g->prof_ns[i] / g->prof_runs;
+        rows[j].calls++;
+        total += g->prof_ns[i] / g->prof_runs;
+    }
+    qsort(rows, n, sizeof *rows, by_ns_desc);
+    fprintf(stderr, "vkdistill profile: graph '%s', %d dispatches, %d barriers, mean of %d runs: %.3f ms/step\n",
+            g->name, g->ndisp, g->nbarriers, g->prof_runs, total / 1e6);
+    fprintf(stderr, "  %-28s %6s %12s %12s %6s\n", "op", "calls", "ms/step", "us/call", "%");
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "  %-28s %6d %12.3f %12.1f %6.1f\n", rows[i].name, rows[i].calls, rows[i].ns / 1e6,
+                rows[i].ns / 1e3 / rows[i].calls, 100.0 * rows[i].ns / (total > 0 ? total : 1));
+    free(rows);
+}
+
+void vkd_graph_free(vkd_graph *g) {
+    if (!g) return;
+    vkd_ctx *ctx = g->ctx;
+    print_profile(g);
+    if (g->cmd) vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &g->cmd);
+    if (g->qpool) vkDestroyQueryPool(ctx->device, g->qpool, NULL);
+    vkd_block_destroy(ctx, g->arena);
+    for (int i = 0; i < g->ntensors; i++) free(g->tensors[i]);
+    free(g->tensors);
+    free(g->disp);
+    free(g->tape);
+    free(g->prof_ns);
+    free(g);
+}

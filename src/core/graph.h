@@ -1,0 +1,118 @@
+#ifndef VKD_CORE_GRAPH_H
+#define VKD_CORE_GRAPH_H
+// Internal view of tensors, the tape and recorded dispatches. Ops (src/ops)
+// build on this; models never see it.
+#include "vk/vk.h"
+
+struct vkd_tensor {
+    vkd_ctx *ctx;
+    vkd_graph *graph;     // NULL for persistent tensors
+    char name[64];
+    int ndim;
+    int64_t shape[VKD_MAX_DIMS];
+    int64_t numel;
+    int flags;            // VKD_PARAM, VKD_HOST
+    int requires_grad;
+    vkd_tensor *base;     // views: the tensor that owns the memory (else NULL)
+    uint64_t view_off;    // bytes into base
+    vkd_alloc mem;        // persistent: allocated at creation; graph: at compile
+    vkd_tensor *pgrad;    // VKD_PARAM: persistent gradient buffer
+    // graph tensors
+    int id;               // index in graph->tensors
+    int def, last;        // liveness in dispatch indices
+    int keep;
+    // gradient of this tensor inside the graph being differentiated
+    vkd_tensor *ggrad;
+    const vkd_graph *ggrad_graph;
+    uint32_t ggrad_serial;
+};
+
+typedef enum { VKD_R = 1, VKD_W = 2, VKD_RW = 3 } vkd_access;
+
+typedef struct {
+    uint16_t at;  // byte offset of the 8-byte device address in the push block
+    uint8_t access;
+    vkd_tensor *t;
+} vkd_arg;
+
+#define VKD_MAX_ARGS 8
+typedef struct {
+    const char *name;  // for VKD_PROFILE
+    vkd_pipeline *pipe;
+    uint32_t groups[3];
+    uint8_t push[VKD_PUSH_MAX];
+    uint32_t push_size;
+    int nargs;
+    vkd_arg args[VKD_MAX_ARGS];
+} vkd_dispatch;
+
+typedef struct vkd_tape_entry vkd_tape_entry;
+// Appends the gradient computation of one recorded op. dy is d(loss)/d(out[0]).
+typedef void (*vkd_backward_fn)(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy);
+
+#define VKD_TAPE_MAX_IN 6
+struct vkd_tape_entry {
+    vkd_backward_fn backward;
+    int nin;
+    vkd_tensor *in[VKD_TAPE_MAX_IN];
+    vkd_tensor *out;
+    vkd_tensor *saved[4];  // intermediates the backward needs (e.g. layer norm's mean, rstd)
+    union {
+        float f[8];
+        int32_t i[8];
+    } attr;
+};
+
+struct vkd_graph {
+    vkd_ctx *ctx;
+    char name[64];
+    char err[512];
+    uint32_t serial;
+    int grad_enabled;
+    int in_backward;
+    int compiled;
+    // graph-owned tensors
+    int ntensors, captensors;
+    vkd_tensor **tensors;
+    int ndisp, capdisp;
+    vkd_dispatch *disp;
+    int ntape, captape;
+    vkd_tape_entry *tape;
+    // after compile
+    vkd_block *arena;
+    VkCommandBuffer cmd;
+    int nbarriers;
+    // profiling (VKD_PROFILE=1)
+    VkQueryPool qpool;
+    double *prof_ns;  // per dispatch, summed over runs
+    int prof_runs;
+};
+
+void vkd_graph_fail(vkd_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int vkd_graph_failed(const vkd_graph *g);
+
+// A new graph-owned tensor (memory assigned at compile).
+vkd_tensor *vkd_graph_tensor(vkd_graph *g, const char *name, int ndim, const int64_t *shape);
+vkd_tensor *vkd_graph_tensor_like(vkd_graph *g, const char *name, const vkd_tensor *like);
+// Records one dispatch. push holds the op's push constants; each arg patches
+// the device address of a tensor into push at arg.at and declares the access
+// (for liveness and barriers). spec: specialization constants 0..nspec-1.
+int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
+                       uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
+                       const vkd_arg *args, int nargs);
+// Records a tape entry if grad is enabled and any input requires grad; sets
+// out->requires_grad accordingly. Returns the entry (to fill saved/attr) or NULL.
+vkd_tape_entry *vkd_tape_push(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *out, vkd_tensor **in, int nin);
+// Adds gx into the gradient of t (out of place; first contribution is taken as is).
+void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx);
+int vkd_tensor_needs_grad(const vkd_tensor *t);
+
+// Device address of a tensor (valid after its memory is assigned).
+VkDeviceAddress vkd_tensor_addr(const vkd_tensor *t);
+const vkd_tensor *vkd_tensor_root(const vkd_tensor *t);
+int vkd_same_shape(const vkd_tensor *a, const vkd_tensor *b);
+void vkd_shape_str(const vkd_tensor *t, char *buf, size_t n);
+
+static inline uint32_t vkd_ceil_div(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
+
+#endif

@@ -1,0 +1,108 @@
+// Adam / AdamW and EMA as recorded steps (shaders/adam.comp, shaders/ema.comp).
+// Optimizer state lives in persistent tensors; lr and t live in a host-visible
+// tensor that the host updates between replays of the recorded step.
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "ops/ops.h"
+
+struct vkd_adam {
+    vkd_ctx *ctx;
+    int n;
+    vkd_tensor **p, **m, **v;
+    vkd_tensor *hyper;  // [lr, t]
+    vkd_adam_cfg cfg;
+};
+
+typedef struct {
+    VkDeviceAddress p, g, m, v, hyper;
+    uint32_t n;
+    float b1, b2, eps, wd;
+    uint32_t flags;
+} adam_push;
+
+typedef struct {
+    VkDeviceAddress e, p;
+    uint32_t n;
+    float beta;
+} ema_push;
+
+vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd_adam_cfg *cfg) {
+    vkd_adam *o = calloc(1, sizeof *o);
+    o->ctx = ctx;
+    o->cfg = *cfg;
+    o->p = calloc(nparams, sizeof *o->p);
+    o->m = calloc(nparams, sizeof *o->m);
+    o->v = calloc(nparams, sizeof *o->v);
+    int64_t two = 2;
+    o->hyper = vkd_tensor_new(ctx, "adam.hyper", 1, &two, VKD_HOST);
+    if (!o->hyper) goto fail;
+    for (int i = 0; i < nparams; i++) {
+        if (!params[i]->pgrad) {
+            vkd_set_error(ctx, "adam: tensor '%s' is not a trainable parameter", params[i]->name);
+            goto fail;
+        }
+        char name[96];
+        o->p[i] = params[i];
+        snprintf(name, sizeof name, "%s.adam_m", params[i]->name);
+        o->m[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
+        snprintf(name, sizeof name, "%s.adam_v", params[i]->name);
+        o->v[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
+        o->n = i + 1;
+        if (!o->m[i] || !o->v[i]) goto fail;
+    }
+    return o;
+fail:
+    vkd_adam_free(o);
+    return NULL;
+}
+
+void vkd_adam_free(vkd_adam *o) {
+    if (!o) return;
+    for (int i = 0; i < o->n; i++) vkd_tensor_free(o->m[i]), vkd_tensor_free(o->v[i]);
+    vkd_tensor_free(o->hyper);
+    free(o->p), free(o->m), free(o->v);
+    free(o);
+}
+
+void vkd_adam_set_step(vkd_adam *o, float lr, int64_t t) {
+    float *h = vkd_tensor_map(o->hyper);
+    h[0] = lr;
+    h[1] = (float)t;
+}
+
+int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
+    for (int i = 0; i < o->n && !vkd_graph_failed(g); i++) {
+        vkd_tensor *p = o->p[i];
+        adam_push pc = {.n = (uint32_t)p->numel,
+                        .b1 = o->cfg.beta1,
+                        .b2 = o->cfg.beta2,
+                        .eps = o->cfg.eps,
+                        .wd = o->cfg.weight_decay,
+                        .flags = (o->cfg.decoupled ? 1u : 0u) | 2u};
+        vkd_arg args[5] = {{offsetof(adam_push, p), VKD_RW, p},
+                           {offsetof(adam_push, g), VKD_RW, p->pgrad},
+                           {offsetof(adam_push, m), VKD_RW, o->m[i]},
+                           {offsetof(adam_push, v), VKD_RW, o->v[i]},
+                           {offsetof(adam_push, hyper), VKD_R, o->hyper}};
+        uint32_t spec[1] = {VKD_WG}, gx, gy;
+        vkd_grid_1d(p->numel, VKD_WG, &gx, &gy);
+        vkd_graph_dispatch(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 1, gx, gy, 1, &pc, sizeof pc, args, 5);
+    }
+    return vkd_graph_failed(g) ? -1 : 0;
+}
+
+int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta) {
+    for (int i = 0; i < n && !vkd_graph_failed(g); i++) {
+        if (ema[i]->numel != params[i]->numel) {
+            vkd_graph_fail(g, "ema: '%s' and '%s' differ in size", ema[i]->name, params[i]->name);
+            return -1;
+        }
+        ema_push pc = {.n = (uint32_t)ema[i]->numel, .beta = beta};
+        vkd_arg args[2] = {{offsetof(ema_push, e), VKD_RW, ema[i]}, {offsetof(ema_push, p), VKD_R, params[i]}};
+        uint32_t spec[1] = {VKD_WG}, gx, gy;
+        vkd_grid_1d(ema[i]->numel, VKD_WG, &gx, &gy);
+        vkd_graph_dispatch(g, "ema", "ema", spec, 1, gx, gy, 1, &pc, sizeof pc, args, 2);
+    }
+    return vkd_graph_failed(g) ? -1 : 0;
+}

@@ -1,0 +1,161 @@
+// Persistent tensors: parameters, optimizer state, inputs and per-step scalars.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/graph.h"
+
+static int fill_shape(vkd_tensor *t, int ndim, const int64_t *shape) {
+    if (ndim < 1 || ndim > VKD_MAX_DIMS) return -1;
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1) return -1;
+        t->shape[i] = shape[i];
+        t->numel *= shape[i];
+    }
+    return 0;
+}
+
+vkd_tensor *vkd_tensor_new(vkd_ctx *ctx, const char *name, int ndim, const int64_t *shape, int flags) {
+    vkd_tensor *t = calloc(1, sizeof *t);
+    t->ctx = ctx;
+    t->flags = flags;
+    t->requires_grad = (flags & VKD_PARAM) != 0;
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "tensor");
+    if (fill_shape(t, ndim, shape)) {
+        vkd_set_error(ctx, "tensor '%s': invalid shape (ndim %d)", t->name, ndim);
+        free(t);
+        return NULL;
+    }
+    if (vkd_alloc_persistent(ctx, t->numel * 4, (flags & VKD_HOST) != 0, t->name, &t->mem)) {
+        free(t);
+        return NULL;
+    }
+    if (flags & VKD_HOST) memset((char *)t->mem.block->mapped + t->mem.off, 0, t->numel * 4);
+    else if (vkd_fill_zero(ctx, t->mem.block, t->mem.off, t->numel * 4)) {
+        vkd_free_persistent(ctx, t->mem);
+        free(t);
+        return NULL;
+    }
+    if (flags & VKD_PARAM) {
+        char gname[80];
+        snprintf(gname, sizeof gname, "%s.grad", t->name);
+        t->pgrad = vkd_tensor_new(ctx, gname, ndim, shape, 0);
+        if (!t->pgrad) {
+            vkd_free_persistent(ctx, t->mem);
+            free(t);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+void vkd_tensor_free(vkd_tensor *t) {
+    if (!t || t->graph) return;  // graph tensors die with their graph
+    if (t->pgrad) vkd_tensor_free(t->pgrad);
+    vkd_free_persistent(t->ctx, t->mem);
+    free(t);
+}
+
+const vkd_tensor *vkd_tensor_root(const vkd_tensor *t) { return t->base ? t->base : t; }
+
+VkDeviceAddress vkd_tensor_addr(const vkd_tensor *t) {
+    const vkd_tensor *r = vkd_tensor_root(t);
+    return r->mem.block->addr + r->mem.off + t->view_off;
+}
+
+static int check_io(const vkd_tensor *t) {
+    const vkd_tensor *r = vkd_tensor_root(t);
+    if (!r->mem.block) {
+        vkd_set_error(t->ctx, "tensor '%s' has no memory yet (compile its graph first)", t->name);
+        return -1;
+    }
+    return 0;
+}
+
+int vkd_tensor_upload(vkd_tensor *t, const float *src) {
+    if (check_io(t)) return -1;
+    const vkd_tensor *r = vkd_tensor_root(t);
+    return vkd_upload(t->ctx, r->mem.block, r->mem.off + t->view_off, src, t->numel * 4);
+}
+
+int vkd_tensor_download(const vkd_tensor *t, float *dst) {
+    if (check_io(t)) return -1;
+    const vkd_tensor *r = vkd_tensor_root(t);
+    return vkd_download(t->ctx, r->mem.block, r->mem.off + t->view_off, dst, t->numel * 4);
+}
+
+float *vkd_tensor_map(vkd_tensor *t) {
+    const vkd_tensor *r = vkd_tensor_root(t);
+    if (!r->mem.block || !r->mem.block->mapped) return NULL;
+    return (float *)((char *)r->mem.block->mapped + r->mem.off + t->view_off);
+}
+
+vkd_tensor *vkd_tensor_grad(const vkd_tensor *t) { return t->pgrad; }
+void vkd_tensor_set_requires_grad(vkd_tensor *t, int on) { t->requires_grad = on || (t->flags & VKD_PARAM); }
+int vkd_tensor_ndim(const vkd_tensor *t) { return t->ndim; }
+int64_t vkd_tensor_dim(const vkd_tensor *t, int i) { return t->shape[i < 0 ? t->ndim + i : i]; }
+int64_t vkd_tensor_numel(const vkd_tensor *t) { return t->numel; }
+const char *vkd_tensor_name(const vkd_tensor *t) { return t->name; }
+
+int vkd_same_shape(const vkd_tensor *a, const vkd_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+void vkd_shape_str(const vkd_tensor *t, char *buf, size_t n) {
+    size_t k = snprintf(buf, n, "(");
+    for (int i = 0; i < t->ndim && k < n; i++) k += snprintf(buf + k, n - k, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+}
+
+// ---------------------------------------------------------------- graph tensors
+vkd_tensor *vkd_graph_tensor(vkd_graph *g, const char *name, int ndim, const int64_t *shape) {
+    vkd_tensor *t = calloc(1, sizeof *t);
+    t->ctx = g->ctx;
+    t->graph = g;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (fill_shape(t, ndim, shape)) {
+        vkd_graph_fail(g, "%s: invalid shape (ndim %d)", name, ndim);
+        free(t);
+        return NULL;
+    }
+    t->def = t->last = -1;
+    if (g->ntensors == g->captensors) {
+        g->captensors = g->captensors ? 2 * g->captensors : 64;
+        g->tensors = realloc(g->tensors, g->captensors * sizeof *g->tensors);
+    }
+    t->id = g->ntensors;
+    g->tensors[g->ntensors++] = t;
+    return t;
+}
+
+vkd_tensor *vkd_graph_tensor_like(vkd_graph *g, const char *name, const vkd_tensor *like) {
+    return vkd_graph_tensor(g, name, like->ndim, like->shape);
+}
+
+static void reshape_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_grad_accumulate(g, e->in[0], vkd_reshape(g, dy, e->in[0]->ndim, e->in[0]->shape));
+}
+
+vkd_tensor *vkd_reshape(vkd_graph *g, vkd_tensor *x, int ndim, const int64_t *shape) {
+    if (!x || vkd_graph_failed(g)) return NULL;
+    vkd_tensor *v = vkd_graph_tensor(g, x->name, ndim, shape);
+    if (!v) return NULL;
+    if (v->numel != x->numel) {
+        char a[64], b[64];
+        vkd_shape_str(x, a, sizeof a);
+        vkd_shape_str(v, b, sizeof b);
+        vkd_graph_fail(g, "reshape of '%s': %s and %s differ in size", x->name, a, b);
+        return NULL;
+    }
+    v->base = x->base ? x->base : x;
+    v->view_off = x->view_off;
+    v->flags = x->flags & VKD_HOST;
+    v->requires_grad = vkd_tensor_needs_grad(x);
+    vkd_tape_push(g, reshape_backward, v, &x, 1);
+    return v;
+}

@@ -1,0 +1,168 @@
+// Broadcasting add / sub / mul and scale, with their backward; fill, copy and
+// in-place accumulation. Shader: shaders/eltwise.comp.
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+    VkDeviceAddress y, a, b, s;
+    uint32_t n, inner, bc, flags;
+    float alpha;
+} eltwise_push;
+
+void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy) {
+    uint64_t groups = (n + per_group - 1) / per_group;
+    if (groups == 0) groups = 1;
+    *gx = groups < 65535 ? (uint32_t)groups : 65535u;
+    *gy = (uint32_t)((groups + *gx - 1) / *gx);
+}
+
+int vkd_op_ok(vkd_graph *g, int n, ...) {
+    if (vkd_graph_failed(g)) return 0;
+    va_list ap;
+    va_start(ap, n);
+    int ok = 1;
+    for (int i = 0; i < n; i++) ok &= va_arg(ap, vkd_tensor *) != NULL;
+    va_end(ap);
+    if (!ok) vkd_graph_fail(g, "internal: an op was given a NULL tensor");
+    return ok;
+}
+
+int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
+                         vkd_tensor *s, uint64_t inner, uint64_t bc, float alpha) {
+    if (y->numel > UINT32_MAX) {
+        vkd_graph_fail(g, "%s: %lld elements is more than one dispatch handles", name, (long long)y->numel);
+        return -1;
+    }
+    eltwise_push pc = {.n = (uint32_t)y->numel,
+                       .inner = (uint32_t)inner,
+                       .bc = (uint32_t)bc,
+                       .flags = s ? 1u : 0u,
+                       .alpha = alpha};
+    vkd_arg args[4];
+    int na = 0;
+    args[na++] = (vkd_arg){offsetof(eltwise_push, y), VKD_W, y};
+    if (op != VKD_EW_BCAST) args[na++] = (vkd_arg){offsetof(eltwise_push, a), VKD_R, a};
+    args[na++] = (vkd_arg){offsetof(eltwise_push, b), VKD_R, b};
+    if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
+    uint32_t spec[2] = {VKD_WG, (uint32_t)op}, gx, gy;
+    vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
+    return vkd_graph_dispatch(g, name, "eltwise", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+}
+
+// b right-aligned to a (numpy); its non-1 axes must be one contiguous run equal
+// to a's, so that b's index is (i / inner) % bc.
+static int broadcast_layout(vkd_graph *g, const char *op, const vkd_tensor *a, const vkd_tensor *b, uint64_t *inner,
+                            uint64_t *bc) {
+    char sa[64], sb[64];
+    vkd_shape_str(a, sa, sizeof sa);
+    vkd_shape_str(b, sb, sizeof sb);
+    if (b->ndim > a->ndim) goto bad;
+    int lo = -1, hi = -1, off = a->ndim - b->ndim;
+    for (int k = 0; k < a->ndim; k++) {
+        int64_t bd = k >= off ? b->shape[k - off] : 1;
+        if (bd != 1 && bd != a->shape[k]) goto bad;
+        if (bd != 1) {
+            if (lo < 0) lo = k;
+            hi = k;
+        }
+    }
+    *inner = 1, *bc = 1;
+    if (lo < 0) return 0;
+    for (int k = lo; k <= hi; k++) {
+        int64_t bd = k >= off ? b->shape[k - off] : 1;
+        if (bd != a->shape[k]) goto bad;
+        *bc *= (uint64_t)a->shape[k];
+    }
+    for (int k = hi + 1; k < a->ndim; k++) *inner *= (uint64_t)a->shape[k];
+    return 0;
+bad:
+    vkd_graph_fail(g, "%s: cannot broadcast %s onto %s (b must be a contiguous block of a's axes)", op, sb, sa);
+    return -1;
+}
+
+vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, uint64_t bc, const vkd_tensor *like) {
+    uint64_t outer = x->numel / (inner * bc);
+    vkd_tensor *t = x;
+    if (inner > 1) {
+        int64_t sh[1] = {(int64_t)(outer * bc)};
+        t = vkd_graph_tensor(g, "reduce_bcast", 1, sh);
+        if (!t || vkd_reduce_rows_dispatch(g, "reduce_bcast", t, x, NULL, outer * bc, inner, 1.0f)) return NULL;
+    }
+    if (outer > 1) {
+        int64_t sh[1] = {(int64_t)bc};
+        vkd_tensor *u = vkd_graph_tensor(g, "reduce_bcast", 1, sh);
+        if (!u || vkd_reduce_cols_dispatch(g, "reduce_bcast", u, t, 1, outer, bc, 1.0f)) return NULL;
+        t = u;
+    }
+    return vkd_reshape(g, t, like->ndim, like->shape);
+}
+
+static void binary_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *a = e->in[0], *b = e->in[1];
+    int op = e->attr.i[0];
+    uint64_t inner = (uint64_t)e->attr.i[1] | ((uint64_t)e->attr.i[2] << 31);
+    uint64_t bc = (uint64_t)e->attr.i[3] | ((uint64_t)e->attr.i[4] << 31);
+    if (vkd_tensor_needs_grad(a)) {
+        if (op == VKD_EW_MUL) {
+            vkd_tensor *da = vkd_graph_tensor_like(g, "mul_bwd_a", a);
+            if (da && !vkd_eltwise_dispatch(g, "mul_bwd_a", VKD_EW_MUL, da, dy, b, NULL, inner, bc, 1.0f))
+                vkd_grad_accumulate(g, a, da);
+        } else {
+            vkd_grad_accumulate(g, a, dy);
+        }
+    }
+    if (vkd_tensor_needs_grad(b)) {
+        vkd_tensor *src = dy;
+        if (op == VKD_EW_MUL) {
+            src = vkd_graph_tensor_like(g, "mul_bwd_b", a);
+            if (!src || vkd_eltwise_dispatch(g, "mul_bwd_b", VKD_EW_MUL, src, dy, a, NULL, 1, a->numel, 1.0f)) return;
+        }
+        vkd_tensor *db = vkd_reduce_broadcast(g, src, inner, bc, b);
+        if (op == VKD_EW_SUB) db = vkd_scale(g, db, -1.0f);
+        vkd_grad_accumulate(g, b, db);
+    }
+}
+
+static vkd_tensor *binary(vkd_graph *g, const char *name, int op, vkd_tensor *a, vkd_tensor *b) {
+    if (!vkd_op_ok(g, 2, a, b)) return NULL;
+    uint64_t inner, bc;
+    if (broadcast_layout(g, name, a, b, &inner, &bc)) return NULL;
+    vkd_tensor *y = vkd_graph_tensor_like(g, name, a);
+    if (!y || vkd_eltwise_dispatch(g, name, op, y, a, b, NULL, inner, bc, 1.0f)) return NULL;
+    vkd_tensor *in[2] = {a, b};
+    vkd_tape_entry *e = vkd_tape_push(g, binary_backward, y, in, 2);
+    if (e) {
+        e->attr.i[0] = op;
+        e->attr.i[1] = (int32_t)(inner & 0x7fffffff), e->attr.i[2] = (int32_t)(inner >> 31);
+        e->attr.i[3] = (int32_t)(bc & 0x7fffffff), e->attr.i[4] = (int32_t)(bc >> 31);
+    }
+    return y;
+}
+
+vkd_tensor *vkd_add(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) { return binary(g, "add", VKD_EW_ADD, a, b); }
+vkd_tensor *vkd_sub(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) { return binary(g, "sub", VKD_EW_SUB, a, b); }
+vkd_tensor *vkd_mul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) { return binary(g, "mul", VKD_EW_MUL, a, b); }
+
+int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src) {
+    if (!vkd_op_ok(g, 2, dst, src)) return -1;
+    if (dst->numel != src->numel) {
+        vkd_graph_fail(g, "accumulate into '%s': %lld elements from '%s' with %lld", dst->name, (long long)dst->numel,
+                       src->name, (long long)src->numel);
+        return -1;
+    }
+    // y aliases a (declared as a write and a read): each invocation reads its element before writing it.
+    return vkd_eltwise_dispatch(g, "grad_accumulate", VKD_EW_ADD, dst, dst, src, NULL, 1, src->numel, 1.0f);
+}
+
+int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src) {
+    if (!vkd_op_ok(g, 2, dst, src)) return -1;
+    if (dst->numel != src->numel) {
+        vkd_graph_fail(g, "copy into '%s': %lld elements from '%s' with %lld", dst->name, (long long)dst->numel,
+                       src->name, (long long)src->numel);
+        return -1;
+    }
+    return vkd_eltwise_dispatch(g, "copy", VKD_EW_BCAST, dst, NULL, src, NULL, 1, src->numel, 1.0f);
+}

@@ -1,0 +1,73 @@
+// Layer norm over the last axis with optional affine, forward and backward.
+// Shader: shaders/layernorm.comp (MODE 0 forward, 1 dx, 2 dw/db).
+#include <stdio.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+    VkDeviceAddress y, x, w, b, mean, rstd, dy;
+    uint32_t rows, cols, flags;
+    float eps;
+} ln_push;
+
+static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
+                       vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, float eps) {
+    uint64_t cols = (uint64_t)x->shape[x->ndim - 1], rows = x->numel / cols;
+    ln_push pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols, .flags = (w ? 1u : 0u) | (b ? 2u : 0u), .eps = eps};
+    vkd_arg args[7];
+    int na = 0;
+    // MODE 2 writes dw and db into the w and b slots.
+    vkd_access wb = mode == 2 ? VKD_W : VKD_R;
+    if (y) args[na++] = (vkd_arg){offsetof(ln_push, y), VKD_W, y};
+    args[na++] = (vkd_arg){offsetof(ln_push, x), VKD_R, x};
+    if (w) args[na++] = (vkd_arg){offsetof(ln_push, w), wb, w};
+    if (b) args[na++] = (vkd_arg){offsetof(ln_push, b), wb, b};
+    args[na++] = (vkd_arg){offsetof(ln_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
+    args[na++] = (vkd_arg){offsetof(ln_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
+    if (dy) args[na++] = (vkd_arg){offsetof(ln_push, dy), VKD_R, dy};
+    uint32_t wg = mode == 2 ? 64 : (cols <= 64 ? 64 : VKD_WG);
+    uint32_t spec[2] = {wg, mode}, gx, gy;
+    vkd_grid_1d(mode == 2 ? cols : rows, mode == 2 ? wg : 1, &gx, &gy);
+    return vkd_graph_dispatch(g, name, "layernorm", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+}
+
+static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *mean = e->saved[0], *rstd = e->saved[1];
+    float eps = e->attr.f[0];
+    if (vkd_tensor_needs_grad(x)) {
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "layernorm_bwd", x);
+        if (dx && !ln_dispatch(g, "layernorm_bwd", 1, dx, x, w, NULL, mean, rstd, dy, eps))
+            vkd_grad_accumulate(g, x, dx);
+    }
+    int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
+    if (need_w || need_b) {
+        vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "layernorm_bwd_w", w) : NULL;
+        vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "layernorm_bwd_b", b) : NULL;
+        if (!ln_dispatch(g, "layernorm_bwd_wb", 2, NULL, x, dw, db, mean, rstd, dy, eps)) {
+            if (dw) vkd_grad_accumulate(g, w, dw);
+            if (db) vkd_grad_accumulate(g, b, db);
+        }
+    }
+}
+
+vkd_tensor *vkd_layernorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, float eps) {
+    if (!vkd_op_ok(g, 1, x)) return NULL;
+    int64_t cols = x->shape[x->ndim - 1];
+    if ((w && w->numel != cols) || (b && b->numel != cols)) {
+        vkd_graph_fail(g, "layernorm of '%s': weight/bias must have %lld elements (the last axis)", x->name,
+                       (long long)cols);
+        return NULL;
+    }
+    int64_t rows = x->numel / cols;
+    vkd_tensor *y = vkd_graph_tensor_like(g, "layernorm", x);
+    vkd_tensor *mean = vkd_graph_tensor(g, "layernorm_mean", 1, &rows);
+    vkd_tensor *rstd = vkd_graph_tensor(g, "layernorm_rstd", 1, &rows);
+    if (!y || !mean || !rstd || ln_dispatch(g, "layernorm", 0, y, x, w, b, mean, rstd, NULL, eps)) return NULL;
+    vkd_tensor *in[3] = {x, w, b};
+    vkd_tape_entry *e = vkd_tape_push(g, ln_backward, y, in, 3);
+    if (e) {
+        e->saved[0] = mean, e->saved[1] = rstd;
+        e->attr.f[0] = eps;
+    }
+    return y;
+}

@@ -1,0 +1,179 @@
+// Batched matmul and linear, forward and backward, on shaders/matmul.comp.
+// The backward is two more GEMMs expressed through the transpose flags, so
+// no transposed copies are ever made.
+#include <stdio.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+    VkDeviceAddress A, B, C, bias;
+    uint32_t M, N, K, batch;
+    uint32_t lda, ldb, ldc, flags;
+    uint32_t sA, sB, sC;
+    float alpha;
+} matmul_push;
+
+enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4 };
+
+// Tile sizes per device class (specialization constants 2..6 of matmul.comp:
+// BM, BN, WG, TM, TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The CPU tile was
+// measured on lavapipe; the GPU tile favours occupancy (fewer accumulators).
+typedef struct {
+    uint32_t bm, bn, wg, tm, tn;
+} mm_tile;
+
+static mm_tile pick_tile(const vkd_ctx *ctx) {
+    if (ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){48, 32, 16, 24, 4};
+    return (mm_tile){64, 64, 128, 8, 4};
+}
+
+enum { SHARED_A = 1, SHARED_B = 2 };  // the operand is 2-D and used by every batch
+
+// C (batch, M, N) = op(A) op(B) [+ bias] [+ C].
+static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
+                           vkd_tensor *bias, int bias_rows, int accumulate, uint32_t batch, uint32_t M, uint32_t N,
+                           uint32_t K, int ta, int tb, int shared) {
+    matmul_push pc = {.M = M,
+                      .N = N,
+                      .K = K,
+                      .batch = batch,
+                      .lda = ta ? M : K,
+                      .ldb = tb ? K : N,
+                      .ldc = N,
+                      .flags = (bias ? MM_BIAS : 0) | (bias && bias_rows ? MM_BIAS_ROWS : 0) |
+                               (accumulate ? MM_ACCUMULATE : 0),
+                      .sA = (shared & SHARED_A) ? 0 : M * K,
+                      .sB = (shared & SHARED_B) ? 0 : K * N,
+                      .sC = M * N,
+                      .alpha = 1.0f};
+    vkd_arg args[4] = {{offsetof(matmul_push, C), accumulate ? VKD_RW : VKD_W, C},
+                       {offsetof(matmul_push, A), VKD_R, A},
+                       {offsetof(matmul_push, B), VKD_R, B}};
+    int na = 3;
+    if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
+    mm_tile t = pick_tile(g->ctx);
+    uint32_t spec[7] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn};
+    return vkd_graph_dispatch(g, name, "matmul", spec, 7, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch, &pc,
+                              sizeof pc, args, na);
+}
+
+// Shapes of a matmul: a is (B?, M, K) or stored (B?, K, M) when ta; b is
+// (B?, K, N) or stored (B?, N, K) when tb, or 2-D and shared by all batches.
+typedef struct {
+    uint32_t batch, M, N, K;
+    int bcast_b;
+} mm_shape;
+
+static int mm_shapes(vkd_graph *g, const vkd_tensor *a, const vkd_tensor *b, int ta, int tb, mm_shape *s) {
+    char sa[64], sb[64];
+    vkd_shape_str(a, sa, sizeof sa);
+    vkd_shape_str(b, sb, sizeof sb);
+    if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || b->ndim > a->ndim) {
+        vkd_graph_fail(g, "matmul: unsupported ranks %s x %s (a: 2-D or 3-D; b: 2-D or same rank as a)", sa, sb);
+        return -1;
+    }
+    int ar = a->ndim - 2, br = b->ndim - 2;
+    s->batch = a->ndim == 3 ? (uint32_t)a->shape[0] : 1;
+    s->M = (uint32_t)a->shape[ar + (ta ? 1 : 0)];
+    s->K = (uint32_t)a->shape[ar + (ta ? 0 : 1)];
+    uint32_t kb = (uint32_t)b->shape[br + (tb ? 1 : 0)];
+    s->N = (uint32_t)b->shape[br + (tb ? 0 : 1)];
+    s->bcast_b = b->ndim == 2 && a->ndim == 3;
+    if (kb != s->K || (b->ndim == 3 && b->shape[0] != a->shape[0])) {
+        vkd_graph_fail(g, "matmul: shapes %s%s and %s%s do not match", sa, ta ? "^T" : "", sb, tb ? "^T" : "");
+        return -1;
+    }
+    return 0;
+}
+
+static void matmul_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dC) {
+    vkd_tensor *a = e->in[0], *b = e->in[1];
+    int ta = e->attr.i[0], tb = e->attr.i[1];
+    mm_shape s;
+    if (mm_shapes(g, a, b, ta, tb, &s)) return;
+    if (vkd_tensor_needs_grad(a)) {
+        // d op(A) = dC op(B)^T; stored transposed when ta: op(B) dC^T
+        vkd_tensor *da = vkd_graph_tensor_like(g, "matmul_bwd_a", a);
+        int r = ta ? matmul_dispatch(g, "matmul_bwd_a", da, b, dC, NULL, 0, 0, s.batch, s.K, s.M, s.N, tb, 1,
+                                     s.bcast_b ? SHARED_A : 0)
+                   : matmul_dispatch(g, "matmul_bwd_a", da, dC, b, NULL, 0, 0, s.batch, s.M, s.K, s.N, 0, !tb,
+                                     s.bcast_b ? SHARED_B : 0);
+        if (!r) vkd_grad_accumulate(g, a, da);
+    }
+    if (vkd_tensor_needs_grad(b)) {
+        // d op(B) = op(A)^T dC; stored transposed when tb: dC^T op(A)
+        vkd_tensor *db;
+        if (!s.bcast_b) {
+            db = vkd_graph_tensor_like(g, "matmul_bwd_b", b);
+            if (tb) matmul_dispatch(g, "matmul_bwd_b", db, dC, a, NULL, 0, 0, s.batch, s.N, s.K, s.M, 1, ta, 0);
+            else matmul_dispatch(g, "matmul_bwd_b", db, a, dC, NULL, 0, 0, s.batch, s.K, s.N, s.M, !ta, 0, 0);
+        } else {
+            // Shared B: per-batch products accumulated over the batch into one tensor.
+            db = vkd_graph_tensor_like(g, "matmul_bwd_b", b);
+            int64_t sh[3] = {s.batch, b->shape[0], b->shape[1]};
+            vkd_tensor *per = vkd_graph_tensor(g, "matmul_bwd_b", 3, sh);
+            if (!per) return;
+            if (tb) matmul_dispatch(g, "matmul_bwd_b", per, dC, a, NULL, 0, 0, s.batch, s.N, s.K, s.M, 1, ta, 0);
+            else matmul_dispatch(g, "matmul_bwd_b", per, a, dC, NULL, 0, 0, s.batch, s.K, s.N, s.M, !ta, 0, 0);
+            vkd_reduce_cols_dispatch(g, "matmul_bwd_b_sum", db, per, 1, s.batch, b->numel, 1.0f);
+        }
+        if (!vkd_graph_failed(g)) vkd_grad_accumulate(g, b, db);
+    }
+}
+
+vkd_tensor *vkd_matmul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int ta, int tb) {
+    if (!vkd_op_ok(g, 2, a, b)) return NULL;
+    mm_shape s;
+    if (mm_shapes(g, a, b, ta, tb, &s)) return NULL;
+    int64_t sh[3] = {s.batch, s.M, s.N};
+    vkd_tensor *c = a->ndim == 3 ? vkd_graph_tensor(g, "matmul", 3, sh) : vkd_graph_tensor(g, "matmul", 2, sh + 1);
+    if (!c || matmul_dispatch(g, "matmul", c, a, b, NULL, 0, 0, s.batch, s.M, s.N, s.K, ta, tb,
+                              s.bcast_b ? SHARED_B : 0))
+        return NULL;
+    vkd_tensor *in[2] = {a, b};
+    vkd_tape_entry *e = vkd_tape_push(g, matmul_backward, c, in, 2);
+    if (e) e->attr.i[0] = ta, e->attr.i[1] = tb;
+    return c;
+}
+
+// y (rows, out) = x (rows, in) w^T + bias; backward: dx = dy w, dw = dy^T x, db = sum_rows dy.
+static void linear_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0], *w = e->in[1], *bias = e->in[2];
+    uint32_t out = (uint32_t)w->shape[0], in = (uint32_t)w->shape[1], rows = (uint32_t)(x->numel / in);
+    if (vkd_tensor_needs_grad(x)) {
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "linear_bwd_x", x);
+        if (dx && !matmul_dispatch(g, "linear_bwd_x", dx, dy, w, NULL, 0, 0, 1, rows, in, out, 0, 0, 0))
+            vkd_grad_accumulate(g, x, dx);
+    }
+    if (vkd_tensor_needs_grad(w)) {
+        vkd_tensor *dw = vkd_graph_tensor_like(g, "linear_bwd_w", w);
+        if (dw && !matmul_dispatch(g, "linear_bwd_w", dw, dy, x, NULL, 0, 0, 1, out, in, rows, 1, 0, 0))
+            vkd_grad_accumulate(g, w, dw);
+    }
+    if (bias && vkd_tensor_needs_grad(bias)) {
+        vkd_tensor *db = vkd_graph_tensor_like(g, "linear_bwd_b", bias);
+        if (db && !vkd_reduce_cols_dispatch(g, "linear_bwd_b", db, dy, 1, rows, out, 1.0f))
+            vkd_grad_accumulate(g, bias, db);
+    }
+}
+
+vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias) {
+    if (!vkd_op_ok(g, 2, x, w)) return NULL;
+    char sx[64], sw[64];
+    vkd_shape_str(x, sx, sizeof sx);
+    vkd_shape_str(w, sw, sizeof sw);
+    if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1] || (bias && bias->numel != w->shape[0])) {
+        vkd_graph_fail(g, "linear: input '%s' %s does not fit weight '%s' %s (out, in)%s", x->name, sx, w->name, sw,
+                       bias && bias->numel != w->shape[0] ? " and its bias" : "");
+        return NULL;
+    }
+    uint32_t out = (uint32_t)w->shape[0], in = (uint32_t)w->shape[1], rows = (uint32_t)(x->numel / in);
+    int64_t sh[VKD_MAX_DIMS];
+    for (int i = 0; i < x->ndim; i++) sh[i] = x->shape[i];
+    sh[x->ndim - 1] = out;
+    vkd_tensor *y = vkd_graph_tensor(g, "linear", x->ndim, sh);
+    if (!y || matmul_dispatch(g, "linear", y, x, w, bias, 0, 0, 1, rows, out, in, 0, 1, 0)) return NULL;
+    vkd_tensor *inp[3] = {x, w, bias};
+    vkd_tape_push(g, linear_backward, y, inp, 3);
+    return y;
+}

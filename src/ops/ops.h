@@ -1,0 +1,29 @@
+#ifndef VKD_OPS_H
+#define VKD_OPS_H
+// Internal helpers shared by the ops and by autograd.
+#include "core/graph.h"
+
+#define VKD_WG 256u  // default workgroup size of the element-wise and row shaders
+
+// y = value, shape given.
+vkd_tensor *vkd_full(vkd_graph *g, int ndim, const int64_t *shape, float value);
+// dst (any tensor, usually a persistent gradient) += src, same numel.
+int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
+// Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.
+void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
+// Checks the inputs of an op: non-NULL and the graph has no error yet.
+int vkd_op_ok(vkd_graph *g, int n, ...);
+// Element-wise broadcast: y = alpha * (a OP b[(i/inner)%bc]) * (s ? s[0] : 1)
+enum { VKD_EW_ADD = 0, VKD_EW_SUB = 1, VKD_EW_MUL = 2, VKD_EW_BCAST = 3 };
+int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
+                         vkd_tensor *s, uint64_t inner, uint64_t bc, float alpha);
+// y = alpha * sum of x (x viewed as rows x cols, one value per row); optional squared difference with x2.
+int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
+                             uint64_t rows, uint64_t cols, float alpha);
+// y (outer, inner) = alpha * sum over the middle axis of x (outer, R, inner).
+int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
+                             uint64_t inner, float alpha);
+// db[j] = sum over i with (i/inner)%bc == j of x[i], for x of n elements.
+vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, uint64_t bc, const vkd_tensor *like);
+
+#endif

@@ -1,0 +1,106 @@
+// Sum and mean (over the last axis or everything) and the mean-squared error,
+// with their backward. Shader: shaders/reduce.comp; the backward broadcasts
+// with shaders/eltwise.comp.
+#include "ops/ops.h"
+
+typedef struct {
+    VkDeviceAddress y, x, x2;
+    uint32_t rows, cols, inner, nbound;
+    float alpha;
+} reduce_push;
+
+int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
+                             uint64_t rows, uint64_t cols, float alpha) {
+    reduce_push pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols, .inner = 1,
+                      .nbound = (uint32_t)x->numel, .alpha = alpha};
+    vkd_arg args[3] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
+    int na = 2;
+    if (x2) args[na++] = (vkd_arg){offsetof(reduce_push, x2), VKD_R, x2};
+    uint32_t spec[3] = {VKD_WG, 0, x2 ? 1u : 0u}, gx, gy;
+    vkd_grid_1d(rows, 1, &gx, &gy);
+    return vkd_graph_dispatch(g, name, "reduce", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na);
+}
+
+int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
+                             uint64_t inner, float alpha) {
+    reduce_push pc = {.rows = (uint32_t)outer, .cols = (uint32_t)R, .inner = (uint32_t)inner,
+                      .nbound = (uint32_t)x->numel, .alpha = alpha};
+    vkd_arg args[2] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
+    uint32_t spec[3] = {VKD_WG, 1, 0}, gx, gy;
+    vkd_grid_1d(outer * inner, VKD_WG, &gx, &gy);
+    return vkd_graph_dispatch(g, name, "reduce", spec, 3, gx, gy, 1, &pc, sizeof pc, args, 2);
+}
+
+// A sum of n elements in one value: one workgroup per chunk, then one over the
+// partial sums, so long rows still use the whole device (and stay deterministic).
+static vkd_tensor *reduce_all(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, float alpha) {
+    int64_t one = 1;
+    vkd_tensor *y = vkd_graph_tensor(g, name, 1, &one);
+    if (!y) return NULL;
+    uint64_t n = x->numel, chunk = 16384;
+    if (n <= 2 * chunk) return vkd_reduce_rows_dispatch(g, name, y, x, x2, 1, n, alpha) ? NULL : y;
+    int64_t parts = (int64_t)((n + chunk - 1) / chunk);
+    vkd_tensor *p = vkd_graph_tensor(g, name, 1, &parts);
+    if (!p || vkd_reduce_rows_dispatch(g, name, p, x, x2, parts, chunk, 1.0f)) return NULL;
+    return vkd_reduce_rows_dispatch(g, name, y, p, NULL, 1, parts, alpha) ? NULL : y;
+}
+
+static void reduce_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0];
+    uint64_t cols = e->attr.i[0] ? (uint64_t)x->shape[x->ndim - 1] : (uint64_t)x->numel;
+    vkd_tensor *dx = vkd_graph_tensor_like(g, "reduce_bwd", x);
+    // dx[i] = scale * dy[i / cols]
+    if (dx && !vkd_eltwise_dispatch(g, "reduce_bwd", VKD_EW_BCAST, dx, NULL, dy, NULL, cols, x->numel / cols,
+                                    e->attr.f[1]))
+        vkd_grad_accumulate(g, x, dx);
+}
+
+static vkd_tensor *reduce(vkd_graph *g, const char *name, vkd_tensor *x, int last_axis_only, int mean) {
+    if (!vkd_op_ok(g, 1, x)) return NULL;
+    vkd_tensor *y;
+    uint64_t cols = last_axis_only ? (uint64_t)x->shape[x->ndim - 1] : (uint64_t)x->numel;
+    float alpha = mean ? 1.0f / (float)cols : 1.0f;
+    if (!last_axis_only || x->numel == (int64_t)cols) {
+        y = reduce_all(g, name, x, NULL, alpha);
+    } else {
+        y = vkd_graph_tensor(g, name, x->ndim - 1, x->shape);
+        if (y && vkd_reduce_rows_dispatch(g, name, y, x, NULL, x->numel / cols, cols, alpha)) y = NULL;
+    }
+    vkd_tape_entry *e = vkd_tape_push(g, reduce_backward, y, &x, 1);
+    if (e) e->attr.i[0] = last_axis_only, e->attr.f[1] = alpha;
+    return y;
+}
+
+vkd_tensor *vkd_sum(vkd_graph *g, vkd_tensor *x, int last_axis_only) { return reduce(g, "sum", x, last_axis_only, 0); }
+vkd_tensor *vkd_mean(vkd_graph *g, vkd_tensor *x, int last_axis_only) { return reduce(g, "mean", x, last_axis_only, 1); }
+
+static void mse_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *a = e->in[0], *b = e->in[1];
+    float k = 2.0f / (float)a->numel;
+    // da = 2/n * (a - b) * dloss; db = -da
+    if (vkd_tensor_needs_grad(a)) {
+        vkd_tensor *da = vkd_graph_tensor_like(g, "mse_bwd", a);
+        if (da && !vkd_eltwise_dispatch(g, "mse_bwd", VKD_EW_SUB, da, a, b, dy, 1, a->numel, k))
+            vkd_grad_accumulate(g, a, da);
+    }
+    if (vkd_tensor_needs_grad(b)) {
+        vkd_tensor *db = vkd_graph_tensor_like(g, "mse_bwd", b);
+        if (db && !vkd_eltwise_dispatch(g, "mse_bwd", VKD_EW_SUB, db, a, b, dy, 1, a->numel, -k))
+            vkd_grad_accumulate(g, b, db);
+    }
+}
+
+vkd_tensor *vkd_mse(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) {
+    if (!vkd_op_ok(g, 2, a, b)) return NULL;
+    if (!vkd_same_shape(a, b)) {
+        char sa[64], sb[64];
+        vkd_shape_str(a, sa, sizeof sa);
+        vkd_shape_str(b, sb, sizeof sb);
+        vkd_graph_fail(g, "mse: '%s' %s and '%s' %s differ in shape", a->name, sa, b->name, sb);
+        return NULL;
+    }
+    vkd_tensor *y = reduce_all(g, "mse", a, b, 1.0f / (float)a->numel);
+    vkd_tensor *in[2] = {a, b};
+    vkd_tape_push(g, mse_backward, y, in, 2);
+    return y;
+}

@@ -1,0 +1,507 @@
+// Vulkan context: instance (with validation when asked), device choice,
+// feature detection, logical device and queue.
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vk/vk.h"
+
+// VK_KHR_cooperative_matrix postdates Debian 12's headers (1.3.239): declare
+// the few definitions we need to query it, with the values from the spec.
+#ifndef VK_KHR_cooperative_matrix
+#define VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME "VK_KHR_cooperative_matrix"
+#define VKD_STYPE_COOPMAT_PROPERTIES_KHR ((VkStructureType)1000506001)
+typedef struct {
+    VkStructureType sType;
+    void *pNext;
+    uint32_t MSize, NSize, KSize;
+    uint32_t AType, BType, CType, ResultType;
+    VkBool32 saturatingAccumulation;
+    uint32_t scope;
+} VkCooperativeMatrixPropertiesKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(
+    VkPhysicalDevice, uint32_t *, VkCooperativeMatrixPropertiesKHR *);
+#else
+#define VKD_STYPE_COOPMAT_PROPERTIES_KHR VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR
+#endif
+
+void vkd_set_error(vkd_ctx *ctx, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err, sizeof ctx->err, fmt, ap);
+    va_end(ap);
+}
+
+const char *vkd_ctx_error(const vkd_ctx *ctx) { return ctx->err; }
+int vkd_ctx_validation_messages(const vkd_ctx *ctx) { return ctx->validation_messages; }
+const char *vkd_ctx_device_name(const vkd_ctx *ctx) { return ctx->f.name; }
+uint64_t vkd_ctx_mem_current(const vkd_ctx *ctx) { return ctx->mem_current; }
+uint64_t vkd_ctx_mem_peak(const vkd_ctx *ctx) { return ctx->mem_peak; }
+
+const char *vkd_result_str(VkResult r) {
+    switch (r) {
+    case VK_SUCCESS: return "success";
+    case VK_ERROR_OUT_OF_HOST_MEMORY: return "out of host memory";
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY: return "out of device memory";
+    case VK_ERROR_INITIALIZATION_FAILED: return "initialization failed";
+    case VK_ERROR_DEVICE_LOST: return "device lost";
+    case VK_ERROR_LAYER_NOT_PRESENT: return "layer not present";
+    case VK_ERROR_EXTENSION_NOT_PRESENT: return "extension not present";
+    case VK_ERROR_FEATURE_NOT_PRESENT: return "feature not present";
+    case VK_ERROR_INCOMPATIBLE_DRIVER: return "no compatible Vulkan driver";
+    case VK_ERROR_TOO_MANY_OBJECTS: return "too many objects";
+    case VK_TIMEOUT: return "timeout";
+    default: return "Vulkan error";
+    }
+}
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
+                                               VkDebugUtilsMessageTypeFlagsEXT type,
+                                               const VkDebugUtilsMessengerCallbackDataEXT *data, void *user) {
+    vkd_ctx *ctx = user;
+    // The loader itself reports through the same channel (e.g. about ICDs of
+    // other vendors it cannot load); only the validation layer's messages count.
+    if (data->pMessageIdName && strncmp(data->pMessageIdName, "Loader", 6) == 0) return VK_FALSE;
+    ctx->validation_messages++;
+    fprintf(stderr, "vkdistill: validation %s: %s\n",
+            (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning",
+            data->pMessage ? data->pMessage : "(no message)");
+    (void)type;
+    return VK_FALSE;
+}
+
+static int has_layer(const char *name) {
+    uint32_t n = 0;
+    vkEnumerateInstanceLayerProperties(&n, NULL);
+    VkLayerProperties *p = calloc(n ? n : 1, sizeof *p);
+    vkEnumerateInstanceLayerProperties(&n, p);
+    int found = 0;
+    for (uint32_t i = 0; i < n; i++) found |= strcmp(p[i].layerName, name) == 0;
+    free(p);
+    return found;
+}
+
+static int has_device_ext(VkPhysicalDevice pd, const char *name) {
+    uint32_t n = 0;
+    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, NULL);
+    VkExtensionProperties *p = calloc(n ? n : 1, sizeof *p);
+    vkEnumerateDeviceExtensionProperties(pd, NULL, &n, p);
+    int found = 0;
+    for (uint32_t i = 0; i < n; i++) found |= strcmp(p[i].extensionName, name) == 0;
+    free(p);
+    return found;
+}
+
+static VkResult create_instance(int validation, vkd_ctx *ctx, VkInstance *out) {
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
+                             .pApplicationName = "vkdistill",
+                             .pEngineName = "vkdistill",
+                             .apiVersion = VK_API_VERSION_1_2};
+    const char *layers[] = {"VK_LAYER_KHRONOS_validation"};
+    const char *exts[] = {VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
+    VkValidationFeatureEnableEXT enables[] = {VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
+    VkValidationFeaturesEXT vf = {.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
+                                  .enabledValidationFeatureCount = 1,
+                                  .pEnabledValidationFeatures = enables};
+    VkDebugUtilsMessengerCreateInfoEXT dbg = {
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .pNext = &vf,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
+        .pfnUserCallback = debug_cb,
+        .pUserData = ctx};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                               .pApplicationInfo = &app,
+                               .pNext = validation ? &dbg : NULL,
+                               .enabledLayerCount = validation ? 1 : 0,
+                               .ppEnabledLayerNames = layers,
+                               .enabledExtensionCount = validation ? 1 : 0,
+                               .ppEnabledExtensionNames = exts};
+    VkResult r = vkCreateInstance(&ci, NULL, out);
+    if (r == VK_SUCCESS && validation) {
+        PFN_vkCreateDebugUtilsMessengerEXT fn =
+            (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(*out, "vkCreateDebugUtilsMessengerEXT");
+        dbg.pNext = NULL;
+        if (fn) fn(*out, &dbg, NULL, &ctx->messenger);
+    }
+    return r;
+}
+
+static const char *type_str(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual GPU";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "CPU";
+    default: return "other";
+    }
+}
+
+// Lower is better: discrete, integrated, virtual, CPU (lavapipe), other.
+static int type_rank(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return 0;
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return 1;
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return 2;
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return 3;
+    default: return 4;
+    }
+}
+
+static void query_features(VkInstance inst, VkPhysicalDevice pd, vkd_features *f) {
+    memset(f, 0, sizeof *f);
+    VkPhysicalDeviceSubgroupSizeControlProperties ssc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
+                                             .pNext = &ssc};
+    VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES,
+                                            .pNext = &sg};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &drv};
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    VkPhysicalDeviceProperties *p = &p2.properties;
+    f->api_version = p->apiVersion;
+    f->driver_version = p->driverVersion;
+    f->vendor_id = p->vendorID;
+    f->device_id = p->deviceID;
+    f->type = p->deviceType;
+    snprintf(f->name, sizeof f->name, "%s", p->deviceName);
+    snprintf(f->driver_name, sizeof f->driver_name, "%s", drv.driverName);
+    snprintf(f->driver_info, sizeof f->driver_info, "%s", drv.driverInfo);
+    f->subgroup_size = sg.subgroupSize;
+    f->subgroup_ops = sg.supportedOperations;
+    f->subgroup_min = ssc.minSubgroupSize ? ssc.minSubgroupSize : sg.subgroupSize;
+    f->subgroup_max = ssc.maxSubgroupSize ? ssc.maxSubgroupSize : sg.subgroupSize;
+    f->shared_mem = p->limits.maxComputeSharedMemorySize;
+    f->max_wg_invocations = p->limits.maxComputeWorkGroupInvocations;
+    for (int i = 0; i < 3; i++) f->max_wg_count[i] = p->limits.maxComputeWorkGroupCount[i];
+    f->max_push = p->limits.maxPushConstantsSize;
+    f->max_storage_range = p->limits.maxStorageBufferRange;
+    f->timestamp_period = p->limits.timestampPeriod;
+
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+    VkPhysicalDeviceProperties2 p2b = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
+    vkGetPhysicalDeviceProperties2(pd, &p2b);
+    f->max_alloc = m3.maxMemoryAllocationSize;
+
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .pNext = &f12};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
+    if (VK_API_VERSION_MINOR(p->apiVersion) >= 2 || VK_API_VERSION_MAJOR(p->apiVersion) > 1) {
+        vkGetPhysicalDeviceFeatures2(pd, &f2);
+        f->fp16 = f12.shaderFloat16;
+        f->int8 = f12.shaderInt8;
+        f->bda = f12.bufferDeviceAddress;
+        f->storage16 = f11.storageBuffer16BitAccess;
+    }
+    VkPhysicalDeviceFeatures base;
+    vkGetPhysicalDeviceFeatures(pd, &base);
+    f->int64 = base.shaderInt64;
+    f->fp64 = base.shaderFloat64;
+    f->subgroup_size_control = has_device_ext(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME) ||
+                               VK_API_VERSION_MINOR(p->apiVersion) >= 3;
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, NULL);
+    VkQueueFamilyProperties qp[16];
+    if (nq > 16) nq = 16;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, qp);
+    for (uint32_t i = 0; i < nq; i++)
+        if (qp[i].queueFlags & VK_QUEUE_COMPUTE_BIT) {
+            f->timestamp_bits = qp[i].timestampValidBits;
+            break;
+        }
+
+    f->coopmat = has_device_ext(pd, VK_KHR_COOPERATIVE_MATRIX_EXTENSION_NAME);
+    if (f->coopmat) {
+        PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR fn =
+            (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+                inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+        uint32_t n = 0;
+        if (fn && fn(pd, &n, NULL) == VK_SUCCESS && n) {
+            VkCooperativeMatrixPropertiesKHR *cp = calloc(n, sizeof *cp);
+            for (uint32_t i = 0; i < n; i++) cp[i].sType = VKD_STYPE_COOPMAT_PROPERTIES_KHR;
+            fn(pd, &n, cp);
+            for (uint32_t i = 0; i < n && f->ncoop < 32; i++, f->ncoop++) {
+                f->coop[f->ncoop].m = cp[i].MSize;
+                f->coop[f->ncoop].n = cp[i].NSize;
+                f->coop[f->ncoop].k = cp[i].KSize;
+                f->coop[f->ncoop].a = (uint32_t)cp[i].AType;
+                f->coop[f->ncoop].b = (uint32_t)cp[i].BType;
+                f->coop[f->ncoop].c = (uint32_t)cp[i].CType;
+                f->coop[f->ncoop].r = (uint32_t)cp[i].ResultType;
+            }
+            free(cp);
+        }
+    }
+    vkGetPhysicalDeviceMemoryProperties(pd, &f->mem);
+}
+
+static int enumerate(VkInstance inst, VkPhysicalDevice **out, uint32_t *n) {
+    *n = 0;
+    if (vkEnumeratePhysicalDevices(inst, n, NULL) != VK_SUCCESS || *n == 0) return -1;
+    *out = calloc(*n, sizeof **out);
+    vkEnumeratePhysicalDevices(inst, n, *out);
+    return 0;
+}
+
+static int ci_contains(const char *hay, const char *needle) {
+    size_t nl = strlen(needle);
+    for (const char *h = hay; *h; h++) {
+        size_t i = 0;
+        while (i < nl && h[i] && tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i])) i++;
+        if (i == nl) return 1;
+    }
+    return 0;
+}
+
+int vkd_list_devices(FILE *out, char *err, size_t errlen) {
+    vkd_ctx tmp = {0};
+    VkInstance inst;
+    VkResult r = create_instance(0, &tmp, &inst);
+    if (r != VK_SUCCESS) {
+        snprintf(err, errlen, "no Vulkan driver: vkCreateInstance failed (%s); install a GPU driver or mesa-vulkan-drivers",
+                 vkd_result_str(r));
+        return -1;
+    }
+    VkPhysicalDevice *pds;
+    uint32_t n;
+    if (enumerate(inst, &pds, &n)) {
+        snprintf(err, errlen, "no Vulkan device found; install a GPU driver or mesa-vulkan-drivers (lavapipe)");
+        vkDestroyInstance(inst, NULL);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        vkd_features f;
+        query_features(inst, pds[i], &f);
+        fprintf(out, "%u: %s (%s, %s)\n", i, f.name, type_str(f.type), f.driver_name);
+    }
+    free(pds);
+    vkDestroyInstance(inst, NULL);
+    return 0;
+}
+
+static uint32_t pick_memory_type(const VkPhysicalDeviceMemoryProperties *mp, VkMemoryPropertyFlags want,
+                                 VkMemoryPropertyFlags avoid) {
+    for (uint32_t i = 0; i < mp->memoryTypeCount; i++) {
+        VkMemoryPropertyFlags fl = mp->memoryTypes[i].propertyFlags;
+        if ((fl & want) == want && !(fl & avoid)) return i;
+    }
+    for (uint32_t i = 0; i < mp->memoryTypeCount; i++)
+        if ((mp->memoryTypes[i].propertyFlags & want) == want) return i;
+    return UINT32_MAX;
+}
+
+vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
+    vkd_ctx_opts o = opts ? *opts : (vkd_ctx_opts){.validation = -1};
+    vkd_ctx *ctx = calloc(1, sizeof *ctx);
+    const char *devsel = o.device;
+    if (!devsel || !*devsel) devsel = getenv("VKD_DEVICE");
+    int validation = o.validation;
+    if (validation < 0) {
+        const char *v = getenv("VKD_VALIDATION");
+        validation = v && *v && strcmp(v, "0") != 0;
+    }
+    if (validation && !has_layer("VK_LAYER_KHRONOS_validation")) {
+        snprintf(err, errlen, "validation requested but VK_LAYER_KHRONOS_validation is not installed "
+                              "(apt-get install vulkan-validationlayers)");
+        free(ctx);
+        return NULL;
+    }
+    ctx->validation = validation;
+    VkResult r = create_instance(validation, ctx, &ctx->instance);
+    if (r != VK_SUCCESS) {
+        snprintf(err, errlen, "no Vulkan driver: vkCreateInstance failed (%s); install a GPU driver or mesa-vulkan-drivers",
+                 vkd_result_str(r));
+        free(ctx);
+        return NULL;
+    }
+    VkPhysicalDevice *pds = NULL;
+    uint32_t n = 0;
+    if (enumerate(ctx->instance, &pds, &n)) {
+        snprintf(err, errlen, "no Vulkan device found; install a GPU driver or mesa-vulkan-drivers (lavapipe)");
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
+    int chosen = -1;
+    if (devsel && *devsel) {
+        char *end;
+        long idx = strtol(devsel, &end, 10);
+        if (*end == '\0') {
+            if (idx < 0 || idx >= (long)n) {
+                snprintf(err, errlen, "device index %ld out of range: %u Vulkan device(s) present (see 'vkdistill info --list')",
+                         idx, n);
+                free(pds);
+                vkd_ctx_destroy(ctx);
+                return NULL;
+            }
+            chosen = (int)idx;
+        } else {
+            for (uint32_t i = 0; i < n && chosen < 0; i++) {
+                vkd_features f;
+                query_features(ctx->instance, pds[i], &f);
+                if (ci_contains(f.name, devsel) || ci_contains(f.driver_name, devsel)) chosen = (int)i;
+            }
+            if (chosen < 0) {
+                snprintf(err, errlen, "no Vulkan device matches '%s' (see 'vkdistill info --list')", devsel);
+                free(pds);
+                vkd_ctx_destroy(ctx);
+                return NULL;
+            }
+        }
+    } else {
+        int best = 99;
+        for (uint32_t i = 0; i < n; i++) {
+            vkd_features f;
+            query_features(ctx->instance, pds[i], &f);
+            int rank = type_rank(f.type);
+            if (rank < best) best = rank, chosen = (int)i;
+        }
+    }
+    ctx->phys = pds[chosen];
+    free(pds);
+    query_features(ctx->instance, ctx->phys, &ctx->f);
+    vkd_features *f = &ctx->f;
+    if (VK_API_VERSION_MAJOR(f->api_version) == 1 && VK_API_VERSION_MINOR(f->api_version) < 2) {
+        snprintf(err, errlen, "device '%s' supports Vulkan %u.%u; vkdistill needs 1.2", f->name,
+                 VK_API_VERSION_MAJOR(f->api_version), VK_API_VERSION_MINOR(f->api_version));
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
+    if (!f->bda) {
+        snprintf(err, errlen, "device '%s' lacks bufferDeviceAddress, which vkdistill needs", f->name);
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(ctx->phys, &nq, NULL);
+    VkQueueFamilyProperties qp[16];
+    if (nq > 16) nq = 16;
+    vkGetPhysicalDeviceQueueFamilyProperties(ctx->phys, &nq, qp);
+    ctx->queue_family = UINT32_MAX;
+    for (uint32_t i = 0; i < nq; i++)  // prefer a compute queue that also does graphics (the main one)
+        if ((qp[i].queueFlags & VK_QUEUE_COMPUTE_BIT) && ctx->queue_family == UINT32_MAX) ctx->queue_family = i;
+    if (ctx->queue_family == UINT32_MAX) {
+        snprintf(err, errlen, "device '%s' has no compute queue", f->name);
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
+                                   .queueFamilyIndex = ctx->queue_family,
+                                   .queueCount = 1,
+                                   .pQueuePriorities = &prio};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .bufferDeviceAddress = VK_TRUE,
+                                            .shaderFloat16 = f->fp16,
+                                            .shaderInt8 = f->int8};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
+                                            .pNext = &f12,
+                                            .storageBuffer16BitAccess = f->storage16};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
+    f2.features.shaderInt64 = f->int64;
+    f2.features.shaderFloat64 = f->fp64;
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+                              .pNext = &f2,
+                              .queueCreateInfoCount = 1,
+                              .pQueueCreateInfos = &qci};
+    r = vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device);
+    if (r != VK_SUCCESS) {
+        snprintf(err, errlen, "vkCreateDevice on '%s' failed: %s", f->name, vkd_result_str(r));
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
+    vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                   .queueFamilyIndex = ctx->queue_family};
+    vkCreateCommandPool(ctx->device, &pci, NULL, &ctx->pool);
+    VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    vkCreateFence(ctx->device, &fci, NULL, &ctx->fence);
+    VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = VKD_PUSH_MAX};
+    VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .pushConstantRangeCount = 1,
+                                      .pPushConstantRanges = &pcr};
+    vkCreatePipelineLayout(ctx->device, &lci, NULL, &ctx->layout);
+
+    // Device-local memory for tensors; host-visible coherent memory for per-step
+    // scalars and staging (prefer non-device-local so it does not eat VRAM).
+    ctx->mt_device = pick_memory_type(&f->mem, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0);
+    ctx->mt_host = pick_memory_type(&f->mem, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                                    VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    if (ctx->mt_device == UINT32_MAX) ctx->mt_device = ctx->mt_host;
+    if (ctx->mt_host == UINT32_MAX) {
+        snprintf(err, errlen, "device '%s' has no host-visible coherent memory", f->name);
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
+    vkd_pipeline_cache_open(ctx);
+    if (!o.quiet) fprintf(stderr, "vkdistill: device %s (%s)\n", f->name, type_str(f->type));
+    return ctx;
+}
+
+void vkd_ctx_destroy(vkd_ctx *ctx) {
+    if (!ctx) return;
+    if (ctx->device) {
+        vkDeviceWaitIdle(ctx->device);
+        vkd_pipeline_cache_save(ctx);
+        vkd_pipelines_destroy(ctx);
+        vkd_blocks_destroy_all(ctx);
+        if (ctx->layout) vkDestroyPipelineLayout(ctx->device, ctx->layout, NULL);
+        if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
+        if (ctx->pool) vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
+        vkDestroyDevice(ctx->device, NULL);
+    }
+    if (ctx->messenger) {
+        PFN_vkDestroyDebugUtilsMessengerEXT fn =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(ctx->instance, "vkDestroyDebugUtilsMessengerEXT");
+        if (fn) fn(ctx->instance, ctx->messenger, NULL);
+    }
+    if (ctx->instance) vkDestroyInstance(ctx->instance, NULL);
+    free(ctx);
+}
+
+static const char *comp_type(uint32_t t) {
+    static const char *names[] = {"f16", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"};
+    return t < sizeof names / sizeof *names ? names[t] : "?";
+}
+
+void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
+    vkd_features *f = &ctx->f;
+    fprintf(out, "device:            %s (%s)\n", f->name, type_str(f->type));
+    fprintf(out, "driver:            %s %s\n", f->driver_name, f->driver_info);
+    fprintf(out, "vulkan:            %u.%u.%u\n", VK_API_VERSION_MAJOR(f->api_version),
+            VK_API_VERSION_MINOR(f->api_version), VK_API_VERSION_PATCH(f->api_version));
+    fprintf(out, "vendor/device id:  0x%04x / 0x%04x\n", f->vendor_id, f->device_id);
+    fprintf(out, "fp16 arithmetic:   %s\n", f->fp16 ? "yes" : "no");
+    fprintf(out, "int8 arithmetic:   %s\n", f->int8 ? "yes" : "no");
+    fprintf(out, "16-bit storage:    %s\n", f->storage16 ? "yes" : "no");
+    fprintf(out, "int64 / fp64:      %s / %s\n", f->int64 ? "yes" : "no", f->fp64 ? "yes" : "no");
+    fprintf(out, "subgroup size:     %u (min %u, max %u%s)\n", f->subgroup_size, f->subgroup_min, f->subgroup_max,
+            f->subgroup_size_control ? ", controllable" : "");
+    fprintf(out, "subgroup ops:      %s%s%s%s\n", (f->subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? "arithmetic " : "",
+            (f->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) ? "shuffle " : "",
+            (f->subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT) ? "ballot " : "",
+            (f->subgroup_ops & VK_SUBGROUP_FEATURE_CLUSTERED_BIT) ? "clustered" : "");
+    fprintf(out, "shared memory:     %u KiB per workgroup, %u invocations max\n", f->shared_mem / 1024,
+            f->max_wg_invocations);
+    fprintf(out, "storage range:     %llu MiB per binding\n", (unsigned long long)(f->max_storage_range >> 20));
+    fprintf(out, "max allocation:    %llu MiB\n", (unsigned long long)(f->max_alloc >> 20));
+    fprintf(out, "push constants:    %u bytes\n", f->max_push);
+    fprintf(out, "buffer addresses:  %s\n", f->bda ? "yes" : "no");
+    fprintf(out, "timestamps:        %s (%.3f ns/tick)\n", f->timestamp_bits ? "yes" : "no", f->timestamp_period);
+    fprintf(out, "cooperative matrix: %s", f->coopmat ? "VK_KHR_cooperative_matrix" : "no");
+    for (int i = 0; i < f->ncoop; i++)
+        fprintf(out, "%s %ux%ux%u %s*%s+%s", i ? "," : ":", f->coop[i].m, f->coop[i].n, f->coop[i].k,
+                comp_type(f->coop[i].a), comp_type(f->coop[i].b), comp_type(f->coop[i].c));
+    fprintf(out, "\n");
+    for (uint32_t i = 0; i < f->mem.memoryHeapCount; i++)
+        fprintf(out, "memory heap %u:     %llu MiB%s\n", i, (unsigned long long)(f->mem.memoryHeaps[i].size >> 20),
+                (f->mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? " device-local" : "");
+    fprintf(out, "validation:        %s\n", ctx->validation ? "on (Khronos, synchronization)" : "off");
+    fprintf(out, "pipeline cache:    %s\n", ctx->cache_path[0] ? ctx->cache_path : "(none)");
+}

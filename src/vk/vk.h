@@ -1,0 +1,113 @@
+#ifndef VKD_VK_H
+#define VKD_VK_H
+// The Vulkan layer: device choice, features, memory blocks, pipelines,
+// one-shot command submission. Nothing above src/core calls Vulkan directly.
+#include <vulkan/vulkan.h>
+
+#include "vkdistill/vkdistill.h"
+
+#define VKD_PUSH_MAX 128u
+#define VKD_ALIGN 256u  // sub-allocation alignment: vec4 loads and cache lines on every vendor
+
+// ---------------------------------------------------------------- features
+typedef struct {
+    uint32_t api_version, driver_version, vendor_id, device_id;
+    VkPhysicalDeviceType type;
+    char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
+    char driver_name[VK_MAX_DRIVER_NAME_SIZE];
+    char driver_info[VK_MAX_DRIVER_INFO_SIZE];
+    int fp16, int8, storage16, int64, fp64, bda;
+    uint32_t subgroup_size, subgroup_min, subgroup_max, subgroup_ops;
+    int subgroup_size_control;
+    uint32_t shared_mem, max_wg_invocations, max_wg_count[3], max_push;
+    uint64_t max_storage_range, max_alloc;
+    float timestamp_period;  // ns per tick
+    uint32_t timestamp_bits;
+    int coopmat;           // VK_KHR_cooperative_matrix present
+    int ncoop;             // number of shapes reported
+    struct { uint32_t m, n, k, a, b, c, r; } coop[32];
+    VkPhysicalDeviceMemoryProperties mem;
+} vkd_features;
+
+// ---------------------------------------------------------------- memory
+// One VkDeviceMemory bound to one VkBuffer with a device address; tensors are
+// sub-allocated by offset. Persistent blocks use a first-fit range list.
+typedef struct vkd_block {
+    VkBuffer buf;
+    VkDeviceMemory mem;
+    VkDeviceSize size;
+    VkDeviceAddress addr;
+    void *mapped;  // host-visible blocks only
+    int host;
+    // allocation ranges sorted by offset (persistent blocks)
+    int nr, cap;
+    struct { uint64_t off, size; } *r;
+    struct vkd_block *next;
+} vkd_block;
+
+typedef struct {
+    vkd_block *block;
+    uint64_t off;
+} vkd_alloc;
+
+// ---------------------------------------------------------------- pipelines
+#define VKD_MAX_SPEC 12
+typedef struct vkd_pipeline {
+    char shader[32];
+    int nspec;
+    uint32_t spec[VKD_MAX_SPEC];
+    VkPipeline pipe;
+    struct vkd_pipeline *next;
+} vkd_pipeline;
+
+struct vkd_ctx {
+    VkInstance instance;
+    VkDebugUtilsMessengerEXT messenger;
+    VkPhysicalDevice phys;
+    VkDevice device;
+    VkQueue queue;
+    uint32_t queue_family;
+    VkCommandPool pool;
+    VkFence fence;
+    VkPipelineLayout layout;  // one layout for every op: 128 bytes of push constants, no descriptors
+    VkPipelineCache cache;
+    char cache_path[1024];
+    vkd_pipeline *pipelines;
+    vkd_features f;
+    int validation;
+    int validation_messages;
+    char err[512];
+
+    vkd_block *dev_blocks, *host_blocks;
+    vkd_block *staging;  // host-visible transfer buffer, grown on demand
+    uint64_t mem_current, mem_peak;
+    uint32_t mt_device, mt_host;  // memory type indices
+};
+
+void vkd_set_error(vkd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *vkd_result_str(VkResult r);
+
+// memory.c
+vkd_block *vkd_block_create(vkd_ctx *ctx, uint64_t size, int host, const char *what);
+void vkd_block_destroy(vkd_ctx *ctx, vkd_block *b);
+int vkd_alloc_persistent(vkd_ctx *ctx, uint64_t size, int host, const char *what, vkd_alloc *out);
+void vkd_free_persistent(vkd_ctx *ctx, vkd_alloc a);
+void vkd_blocks_destroy_all(vkd_ctx *ctx);
+// Synchronous copies through the staging buffer (outside of any recorded step).
+int vkd_upload(vkd_ctx *ctx, vkd_block *dst, uint64_t off, const void *src, uint64_t bytes);
+int vkd_download(vkd_ctx *ctx, vkd_block *src, uint64_t off, void *dst, uint64_t bytes);
+int vkd_fill_zero(vkd_ctx *ctx, vkd_block *dst, uint64_t off, uint64_t bytes);
+
+// pipeline.c
+vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t *spec, int nspec);
+int vkd_pipeline_cache_open(vkd_ctx *ctx);
+void vkd_pipeline_cache_save(vkd_ctx *ctx);
+void vkd_pipelines_destroy(vkd_ctx *ctx);
+
+// submit.c
+VkCommandBuffer vkd_cmd_begin(vkd_ctx *ctx);
+int vkd_cmd_submit_wait(vkd_ctx *ctx, VkCommandBuffer cb);  // ends, submits, waits, frees
+// Full compute->compute memory barrier (reads and writes after writes).
+void vkd_cmd_barrier(VkCommandBuffer cb);
+
+#endif
