@@ -7,12 +7,12 @@
 //   constant_id 0  TA  = 0   A(m,k) = A[m*lda+k]  (1: A[k*lda+m])
 //   constant_id 1  TB  = 0   B(k,n) = B[k*ldb+n]  (1: B[n*ldb+k])
 //   constant_id 2  BM  = 48  rows of C per workgroup          (multiple of TM)
-//   constant_id 3  BN  = 32  columns of C per workgroup       (multiple of 8*TN)
-//   constant_id 4  WG  = 16  local_size_x (local_size_y = local_size_z = 1);
+//   constant_id 3  BN  = 64  columns of C per workgroup       (multiple of 8*TN)
+//   constant_id 4  WG  = 32  local_size_x (local_size_y = local_size_z = 1);
 //                            MUST equal (BM/TM) * (BN/(8*TN)) * 8
 //   constant_id 5  TM  = 24  rows of C per 8-lane group       (multiple of 8)
 //   constant_id 6  TN  = 4   columns of C per invocation (strided by 8)
-// Defaults (BM=48, BN=32, WG=16, TM=24, TN=4) are the fastest found on
+// Defaults (BM=48, BN=64, WG=32, TM=24, TN=4) are the fastest found on
 // lavapipe (llvmpipe, LLVM 15, AVX2, subgroup size 8).  Suggested starting
 // point for real GPUs (subgroup 32/64): TM=8, TN=4, BM=64, BN=64, WG=128
 // (fewer accumulators per invocation => better occupancy).
@@ -49,7 +49,7 @@
 //   * shared memory on llvmpipe is ordinary memory with the same per-lane
 //     load loop and barriers are coroutine switches, so staging tiles in
 //     shared memory buys little (measured <= +15% even with free fills).
-//   * Tiny workgroups (16 invocations) keep the per-workgroup register tile
+//   * Small workgroups (32 invocations = 4 lane groups, 2x2) keep the per-workgroup register tile
 //     in L1 and give enough workgroups to keep both llvmpipe threads busy;
 //     larger TM/TN blow up the unrolled code (>= 32 KiB) and get slower.
 //
@@ -78,12 +78,12 @@ layout(push_constant) uniform PC {
 layout(constant_id = 0) const uint TA = 0;
 layout(constant_id = 1) const uint TB = 0;
 layout(constant_id = 2) const uint BM = 48;
-layout(constant_id = 3) const uint BN = 32;
+layout(constant_id = 3) const uint BN = 64;
 layout(constant_id = 5) const uint TM = 24;
 layout(constant_id = 6) const uint TN = 4;
-// constant_id 4 is the workgroup size (local_size_x, default 16); it is not
+// constant_id 4 is the workgroup size (local_size_x, default 32); it is not
 // declared as a separate constant to avoid two constants with SpecId 4.
-layout(local_size_x = 16, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x = 32, local_size_y = 1, local_size_z = 1) in;
 layout(local_size_x_id = 4) in;
 
 const uint L = 8;                 // lane-group width (= subgroup size on lavapipe)

@@ -1,1 +1,377 @@
-int main(void){return 0;}
+// Every core op on the device against its double-precision reference
+// (tests/ref), forward and backward. The backward of the references is itself
+// checked against finite differences in test_ref_grad.c, so together these
+// check the device gradients against finite differences.
+//
+// Each case builds L = sum(w * op(inputs)) with a random upstream weight w,
+// runs forward + backward once, and compares y and dL/d(every input).
+#include "harness.h"
+#include "ref_ops.h"
+
+// Tolerance for fp32 device results against the double reference, relative to
+// 1 + |ref|: sums of up to ~100 fp32 products stay well inside it.
+#define TOL 2e-5
+
+typedef struct {
+    vkd_ctx *ctx;
+    vkd_graph *g;
+    double *w;  // upstream gradient dL/dy
+} cas;
+
+static vkd_tensor *input(cas *c, const char *name, int ndim, const int64_t *shape, double *x) {
+    vkd_tensor *t = t_tensor(c->ctx, name, ndim, shape, x, 0);
+    vkd_tensor_set_requires_grad(t, 1);
+    return t;
+}
+
+// L = sum(w * y) and backward.
+static void finish(cas *c, vkd_tensor *y) {
+    long n = (long)vkd_tensor_numel(y);
+    c->w = malloc(n * sizeof *c->w);
+    t_fill(c->w, n, -1, 1);
+    int64_t shape[VKD_MAX_DIMS];
+    for (int i = 0; i < vkd_tensor_ndim(y); i++) shape[i] = vkd_tensor_dim(y, i);
+    vkd_tensor *w = t_tensor(c->ctx, "upstream", vkd_tensor_ndim(y), shape, c->w, 0);
+    vkd_graph_keep(c->g, y);
+    vkd_tensor *loss = vkd_sum(c->g, vkd_mul(c->g, y, w), 0);
+    CHECK(vkd_graph_backward(c->g, loss) == 0, "backward: %s", vkd_graph_error(c->g));
+    CHECK(vkd_graph_run(c->g) == 0, "run: %s", vkd_graph_error(c->g));
+}
+
+static void compare(const char *what, const vkd_tensor *t, const double *ref, double tol) {
+    if (!t) {
+        CHECK(0, "%s: no tensor", what);
+        return;
+    }
+    double *d = t_download(t);
+    double e = t_relerr(d, ref, (long)vkd_tensor_numel(t));
+    CHECK(e < tol, "%s: max error %.3g (tolerance %.1g)", what, e, tol);
+    printf("  %-44s max err %.2e\n", what, e);
+    free(d);
+}
+
+static void compare_grad(cas *c, const char *what, const vkd_tensor *x, const double *ref) {
+    compare(what, vkd_graph_grad(c->g, x), ref, TOL);
+}
+
+static cas begin(vkd_ctx *ctx, const char *name) {
+    return (cas){ctx, vkd_graph_new(ctx, name), NULL};
+}
+
+static void end(cas *c) {
+    vkd_graph_free(c->g);
+    free(c->w);
+}
+
+// ---------------------------------------------------------------- matmul
+static void test_matmul(vkd_ctx *ctx, int batch, int shared_b, int M, int N, int K, int ta, int tb) {
+    char name[96];
+    snprintf(name, sizeof name, "matmul b%d%s %dx%dx%d ta%d tb%d", batch, shared_b ? " sharedB" : "", M, N, K, ta, tb);
+    cas c = begin(ctx, name);
+    long na = (long)batch * M * K, nb = (long)(shared_b ? 1 : batch) * K * N, nc = (long)batch * M * N;
+    double *a = malloc(na * 8), *b = malloc(nb * 8), *y = malloc(nc * 8), *da = malloc(na * 8), *db = malloc(nb * 8);
+    t_fill(a, na, -1, 1);
+    t_fill(b, nb, -1, 1);
+    int64_t sa[3] = {batch, ta ? K : M, ta ? M : K}, sb[3] = {batch, tb ? N : K, tb ? K : N};
+    int three = batch > 1;
+    vkd_tensor *A = input(&c, "A", three ? 3 : 2, three ? sa : sa + 1, a);
+    vkd_tensor *B = input(&c, "B", (three && !shared_b) ? 3 : 2, (three && !shared_b) ? sb : sb + 1, b);
+    vkd_tensor *C = vkd_matmul(c.g, A, B, ta, tb);
+    finish(&c, C);
+    ref_matmul_fwd(y, a, b, NULL, batch, M, N, K, ta, tb, shared_b, 0);
+    ref_matmul_bwd(da, db, NULL, c.w, a, b, batch, M, N, K, ta, tb, shared_b, 0);
+    printf("%s\n", name);
+    compare("y", C, y, TOL);
+    compare_grad(&c, "dA", A, da);
+    compare_grad(&c, "dB", B, db);
+    free(a), free(b), free(y), free(da), free(db);
+    end(&c);
+}
+
+static void test_linear(vkd_ctx *ctx) {
+    enum { B0 = 2, B1 = 5, IN = 9, OUT = 7 };
+    cas c = begin(ctx, "linear");
+    double x[B0 * B1 * IN], w[OUT * IN], b[OUT], y[B0 * B1 * OUT], dx[B0 * B1 * IN], dw[OUT * IN], db[OUT];
+    t_fill(x, B0 * B1 * IN, -1, 1);
+    t_fill(w, OUT * IN, -1, 1);
+    t_fill(b, OUT, -1, 1);
+    vkd_tensor *X = input(&c, "x", 3, (int64_t[]){B0, B1, IN}, x);
+    vkd_tensor *W = t_tensor(ctx, "w", 2, (int64_t[]){OUT, IN}, w, VKD_PARAM);
+    vkd_tensor *Bb = t_tensor(ctx, "b", 1, (int64_t[]){OUT}, b, VKD_PARAM);
+    vkd_tensor *Y = vkd_linear(c.g, X, W, Bb);
+    finish(&c, Y);
+    // y = x w^T + b: the reference matmul with B stored transposed.
+    ref_matmul_fwd(y, x, w, b, 1, B0 * B1, OUT, IN, 0, 1, 0, 0);
+    ref_matmul_bwd(dx, dw, db, c.w, x, w, 1, B0 * B1, OUT, IN, 0, 1, 0, 0);
+    printf("linear (2,5,9) x (7,9)^T + b\n");
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    // Parameters receive their gradient in their persistent buffers.
+    compare("dw (persistent grad)", vkd_tensor_grad(W), dw, TOL);
+    compare("db (persistent grad)", vkd_tensor_grad(Bb), db, TOL);
+    CHECK(vkd_graph_grad(c.g, W) == NULL, "parameter gradients are not graph outputs");
+    end(&c);
+    // Another graph's backward adds into the same persistent buffers (gradient accumulation).
+    c = begin(ctx, "linear_accumulate");
+    Y = vkd_linear(c.g, X, W, Bb);
+    finish(&c, Y);
+    double dw2[OUT * IN], db2[OUT];
+    ref_matmul_bwd(NULL, dw2, db2, c.w, x, w, 1, B0 * B1, OUT, IN, 0, 1, 0, 0);
+    for (int i = 0; i < OUT * IN; i++) dw2[i] += dw[i];
+    for (int i = 0; i < OUT; i++) db2[i] += db[i];
+    compare("dw accumulated over two graphs", vkd_tensor_grad(W), dw2, TOL);
+    compare("db accumulated over two graphs", vkd_tensor_grad(Bb), db2, TOL);
+    end(&c);
+    vkd_tensor_free(W);
+    vkd_tensor_free(Bb);
+}
+
+// ---------------------------------------------------------------- element-wise
+static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, const int64_t *as, int nb_dims,
+                        const int64_t *bs, long inner, long bc) {
+    static const char *names[] = {"add", "sub", "mul"};
+    char name[96];
+    snprintf(name, sizeof name, "%s %s", names[op], label);
+    cas c = begin(ctx, name);
+    long n = 1, m = 1;
+    for (int i = 0; i < na_dims; i++) n *= (long)as[i];
+    for (int i = 0; i < nb_dims; i++) m *= (long)bs[i];
+    double *a = malloc(n * 8), *b = malloc(m * 8), *y = malloc(n * 8), *da = malloc(n * 8), *db = malloc(m * 8);
+    t_fill(a, n, -1, 1);
+    t_fill(b, m, -1, 1);
+    vkd_tensor *A = input(&c, "a", na_dims, as, a), *B = input(&c, "b", nb_dims, bs, b);
+    vkd_tensor *Y = op == 0 ? vkd_add(c.g, A, B) : op == 1 ? vkd_sub(c.g, A, B) : vkd_mul(c.g, A, B);
+    finish(&c, Y);
+    if (op == 1) {  // a - b = a + (-b)
+        for (long i = 0; i < m; i++) b[i] = -b[i];
+        ref_binary_fwd(y, a, b, n, inner, bc, REF_ADD);
+        ref_binary_bwd(da, db, c.w, a, b, n, inner, bc, REF_ADD);
+        for (long i = 0; i < m; i++) db[i] = -db[i];
+    } else {
+        ref_binary_fwd(y, a, b, n, inner, bc, op == 0 ? REF_ADD : REF_MUL);
+        ref_binary_bwd(da, db, c.w, a, b, n, inner, bc, op == 0 ? REF_ADD : REF_MUL);
+    }
+    printf("%s\n", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "da", A, da);
+    compare_grad(&c, "db", B, db);
+    free(a), free(b), free(y), free(da), free(db);
+    end(&c);
+}
+
+static void test_unary(vkd_ctx *ctx, const char *name, int op) {
+    enum { N = 1000 };
+    cas c = begin(ctx, name);
+    double x[N], y[N], dx[N];
+    t_fill(x, N, -6, 6);
+    for (int i = 0; i < N; i++)
+        if (fabs(x[i]) < 1e-3) x[i] = 0.5;  // ReLU has no derivative at 0
+    vkd_tensor *X = input(&c, "x", 2, (int64_t[]){10, 100}, x);
+    vkd_tensor *Y = op == REF_SILU ? vkd_silu(c.g, X) : op == REF_GELU ? vkd_gelu(c.g, X) : vkd_relu(c.g, X);
+    finish(&c, Y);
+    ref_unary_fwd(y, x, N, op);
+    ref_unary_bwd(dx, c.w, x, N, op);
+    printf("%s (10,100) on [-6, 6]\n", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    end(&c);
+}
+
+static void test_scale(vkd_ctx *ctx) {
+    enum { N = 77 };
+    cas c = begin(ctx, "scale");
+    double x[N], y[N], dx[N];
+    t_fill(x, N, -3, 3);
+    vkd_tensor *X = input(&c, "x", 1, (int64_t[]){N}, x);
+    vkd_tensor *Y = vkd_scale(c.g, X, -1.75f);
+    finish(&c, Y);
+    ref_scale_fwd(y, x, N, -1.75);
+    ref_scale_bwd(dx, c.w, N, -1.75);
+    printf("scale (77) by -1.75\n");
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    end(&c);
+}
+
+// ---------------------------------------------------------------- reductions
+static void test_reduce(vkd_ctx *ctx, int rows, int cols, int last_axis, int mean) {
+    char name[96];
+    snprintf(name, sizeof name, "%s (%d,%d) %s", mean ? "mean" : "sum", rows, cols, last_axis ? "last axis" : "all");
+    cas c = begin(ctx, name);
+    long n = (long)rows * cols;
+    double *x = malloc(n * 8), *dx = malloc(n * 8), y[64];
+    t_fill(x, n, -1, 1);
+    vkd_tensor *X = input(&c, "x", 2, (int64_t[]){rows, cols}, x);
+    vkd_tensor *Y = mean ? vkd_mean(c.g, X, last_axis) : vkd_sum(c.g, X, last_axis);
+    finish(&c, Y);
+    int r = last_axis ? rows : 1, k = last_axis ? cols : (int)n;
+    ref_reduce_fwd(y, x, r, k, mean);
+    ref_reduce_bwd(dx, c.w, r, k, mean);
+    printf("%s\n", name);
+    // A sum of n terms in fp32 carries about sqrt(n) * 6e-8 relative error.
+    compare("y", Y, y, n > 10000 ? 1e-4 : TOL);
+    compare_grad(&c, "dx", X, dx);
+    free(x), free(dx);
+    end(&c);
+}
+
+static void test_softmax(vkd_ctx *ctx, int rows, int cols) {
+    char name[64];
+    snprintf(name, sizeof name, "softmax (%d,%d)", rows, cols);
+    cas c = begin(ctx, name);
+    long n = (long)rows * cols;
+    double *x = malloc(n * 8), *y = malloc(n * 8), *dx = malloc(n * 8);
+    t_fill(x, n, -8, 8);
+    x[0] = 80;  // large logits must not overflow
+    vkd_tensor *X = input(&c, "x", 2, (int64_t[]){rows, cols}, x);
+    vkd_tensor *Y = vkd_softmax(c.g, X);
+    finish(&c, Y);
+    ref_softmax_fwd(y, x, rows, cols);
+    ref_softmax_bwd(dx, c.w, y, rows, cols);
+    printf("%s\n", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    free(x), free(y), free(dx);
+    end(&c);
+}
+
+static void test_layernorm(vkd_ctx *ctx, int rows, int cols, int affine) {
+    char name[64];
+    snprintf(name, sizeof name, "layernorm (%d,%d)%s", rows, cols, affine ? " affine" : "");
+    cas c = begin(ctx, name);
+    long n = (long)rows * cols;
+    double *x = malloc(n * 8), *y = malloc(n * 8), *dx = malloc(n * 8), *w = malloc(cols * 8), *b = malloc(cols * 8),
+           *dw = malloc(cols * 8), *db = malloc(cols * 8);
+    t_fill(x, n, -2, 3);
+    t_fill(w, cols, 0.5, 1.5);
+    t_fill(b, cols, -1, 1);
+    vkd_tensor *X = input(&c, "x", 2, (int64_t[]){rows, cols}, x), *W = NULL, *B = NULL;
+    if (affine) {
+        W = t_tensor(ctx, "w", 1, (int64_t[]){cols}, w, VKD_PARAM);
+        B = t_tensor(ctx, "b", 1, (int64_t[]){cols}, b, VKD_PARAM);
+    }
+    vkd_tensor *Y = vkd_layernorm(c.g, X, W, B, 1e-5f);
+    finish(&c, Y);
+    ref_layernorm_fwd(y, NULL, NULL, x, affine ? w : NULL, affine ? b : NULL, rows, cols, 1e-5);
+    ref_layernorm_bwd(dx, dw, db, c.w, x, affine ? w : NULL, rows, cols, 1e-5);
+    printf("%s\n", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    if (affine) {
+        compare("dw (persistent grad)", vkd_tensor_grad(W), dw, TOL);
+        compare("db (persistent grad)", vkd_tensor_grad(B), db, TOL);
+        vkd_tensor_free(W);
+        vkd_tensor_free(B);
+    }
+    free(x), free(y), free(dx), free(w), free(b), free(dw), free(db);
+    end(&c);
+}
+
+static void test_mse(vkd_ctx *ctx, int n) {
+    char name[64];
+    snprintf(name, sizeof name, "mse (%d)", n);
+    cas c = begin(ctx, name);
+    double *a = malloc(n * 8), *b = malloc(n * 8), *da = malloc(n * 8), *db = malloc(n * 8);
+    t_fill(a, n, -1, 1);
+    t_fill(b, n, -1, 1);
+    vkd_tensor *A = input(&c, "a", 1, (int64_t[]){n}, a), *B = input(&c, "b", 1, (int64_t[]){n}, b);
+    vkd_tensor *Y = vkd_mse(c.g, A, B);
+    finish(&c, Y);
+    double y = ref_mse_fwd(a, b, n);
+    ref_mse_bwd(da, db, c.w[0], a, b, n);
+    printf("%s\n", name);
+    compare("loss", Y, &y, n > 10000 ? 1e-4 : TOL);
+    compare_grad(&c, "da", A, da);
+    compare_grad(&c, "db", B, db);
+    free(a), free(b), free(da), free(db);
+    end(&c);
+}
+
+// ---------------------------------------------------------------- optimizers
+static void test_adam(vkd_ctx *ctx, int decoupled) {
+    enum { N = 300, STEPS = 3 };
+    double p[N], g[N], m[N] = {0}, v[N] = {0};
+    t_fill(p, N, -1, 1);
+    vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, VKD_PARAM);
+    vkd_adam_cfg cfg = {0.9f, 0.99f, 1e-8f, 0.1f, decoupled};
+    vkd_adam *opt = vkd_adam_new(ctx, &P, 1, &cfg);
+    vkd_graph *gr = vkd_graph_new(ctx, "adam");
+    vkd_adam_record(gr, opt);
+    CHECK(vkd_graph_compile(gr) == 0, "compile: %s", vkd_graph_error(gr));
+    for (int t = 1; t <= STEPS; t++) {
+        t_fill(g, N, -1, 1);
+        float f[N];
+        for (int i = 0; i < N; i++) f[i] = (float)g[i], g[i] = f[i];
+        vkd_tensor_upload(vkd_tensor_grad(P), f);
+        vkd_adam_set_step(opt, 1e-2f, t);
+        CHECK(vkd_graph_run(gr) == 0, "run: %s", vkd_graph_error(gr));
+        ref_adam_step(p, m, v, g, N, (double)1e-2f, (double)0.9f, (double)0.99f, (double)1e-8f, (double)0.1f,
+                      decoupled, t);
+    }
+    printf("%s, %d steps\n", decoupled ? "adamw" : "adam", STEPS);
+    compare("parameters", P, p, 1e-5);
+    double zero[N] = {0};
+    compare("gradient zeroed after the step", vkd_tensor_grad(P), zero, 0.0 + 1e-30);
+    vkd_graph_free(gr);
+    vkd_adam_free(opt);
+    vkd_tensor_free(P);
+}
+
+static void test_ema(vkd_ctx *ctx) {
+    enum { N = 100 };
+    double p[N], e[N];
+    t_fill(p, N, -1, 1);
+    t_fill(e, N, -1, 1);
+    vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, 0), *E = t_tensor(ctx, "e", 1, (int64_t[]){N}, e, 0);
+    vkd_graph *g = vkd_graph_new(ctx, "ema");
+    vkd_ema_record(g, &E, &P, 1, 0.95f);
+    for (int s = 0; s < 2; s++) {
+        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+        ref_ema_update(e, p, N, (double)0.95f);
+    }
+    printf("ema, 2 steps\n");
+    compare("ema", E, e, 1e-6);
+    vkd_graph_free(g);
+    vkd_tensor_free(P);
+    vkd_tensor_free(E);
+}
+
+int main(void) {
+    vkd_ctx *ctx = t_open();
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            test_matmul(ctx, 1, 0, 5, 7, 9, ta, tb);
+            test_matmul(ctx, 3, 0, 6, 4, 11, ta, tb);
+            test_matmul(ctx, 2, 1, 3, 10, 8, ta, tb);
+        }
+    test_matmul(ctx, 1, 0, 67, 45, 33, 0, 0);  // several tiles with ragged edges
+    test_matmul(ctx, 1, 0, 1, 1, 1, 0, 0);
+    test_linear(ctx);
+    int64_t nchw[4] = {2, 3, 4, 5};
+    test_binary(ctx, "same shape", 0, 4, nchw, 4, nchw, 1, 120);
+    test_binary(ctx, "same shape", 2, 4, nchw, 4, nchw, 1, 120);
+    for (int op = 0; op < 3; op++) {
+        test_binary(ctx, "(2,3,4,5) + (3,1,1) per channel", op, 4, nchw, 3, (int64_t[]){3, 1, 1}, 20, 3);
+        test_binary(ctx, "(2,3,4,5) + (2,3,1,1) per (n,c)", op, 4, nchw, 4, (int64_t[]){2, 3, 1, 1}, 20, 6);
+        test_binary(ctx, "(6,5) + (5) per row", op, 2, (int64_t[]){6, 5}, 1, (int64_t[]){5}, 1, 5);
+        test_binary(ctx, "(6,5) + (1) scalar", op, 2, (int64_t[]){6, 5}, 1, (int64_t[]){1}, 1, 1);
+    }
+    test_scale(ctx);
+    test_unary(ctx, "silu", REF_SILU);
+    test_unary(ctx, "gelu", REF_GELU);
+    test_unary(ctx, "relu", REF_RELU);
+    test_reduce(ctx, 5, 7, 1, 0);
+    test_reduce(ctx, 5, 300, 1, 1);
+    test_reduce(ctx, 5, 7, 0, 0);
+    test_reduce(ctx, 1, 50000, 0, 1);  // chunked two-pass path
+    test_softmax(ctx, 5, 7);
+    test_softmax(ctx, 3, 300);
+    test_layernorm(ctx, 5, 7, 0);
+    test_layernorm(ctx, 4, 300, 1);
+    test_mse(ctx, 37);
+    test_mse(ctx, 40000);
+    test_adam(ctx, 0);
+    test_adam(ctx, 1);
+    test_ema(ctx);
+    return t_close(ctx);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""PyTorch peer for `vkdistill bench gemm`: the same fp32 GEMM shapes, one JSON
+line each, on CUDA when available (else CPU). Run with Debian's interpreter:
+/usr/bin/python3 tools/bench/gemm_torch.py [--device cpu|cuda] [--shape MxNxK[tA][tB]]..."""
+import argparse
+import json
+import re
+import time
+
+import torch
+
+
+def bench(m, n, k, ta, tb, dev, min_time=1.0):
+    a = torch.randn((k, m) if ta else (m, k), device=dev)
+    b = torch.randn((n, k) if tb else (k, n), device=dev)
+    a_ = a.t() if ta else a
+    b_ = b.t() if tb else b
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    torch.matmul(a_, b_)  # warm-up
+    sync()
+    reps, best = 1, float("inf")
+    while True:  # grow the repetition count until one timing takes >= 0.2 s
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(a_, b_)
+        sync()
+        dt = time.perf_counter() - t0
+        if dt >= 0.2:
+            break
+        reps *= 2
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(a_, b_)
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best / reps
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--shape", action="append")
+    args = ap.parse_args()
+    shapes = args.shape or ["256x256x256", "1024x1024x1024", "4096x512x512", "1024x1024x1024tA", "1024x1024x1024tB"]
+    name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU, %d threads" % torch.get_num_threads()
+    for s in shapes:
+        mm = re.fullmatch(r"(\d+)x(\d+)x(\d+)(tA)?(tB)?", s)
+        if not mm:
+            raise SystemExit("gemm_torch.py: bad --shape '%s' (expected MxNxK[tA][tB])" % s)
+        m, n, k = (int(mm.group(i)) for i in (1, 2, 3))
+        ta, tb = int(bool(mm.group(4))), int(bool(mm.group(5)))
+        t = bench(m, n, k, ta, tb, args.device)
+        print(json.dumps({"bench": "gemm", "peer": "pytorch " + torch.__version__, "device": name, "M": m, "N": n,
+                          "K": k, "ta": ta, "tb": tb, "ms": round(t * 1e3, 3),
+                          "gflops": round(2.0 * m * n * k / t * 1e-9, 2)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
