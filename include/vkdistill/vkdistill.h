@@ -120,6 +120,12 @@ vkd_tensor *vkd_reshape(vkd_graph *g, vkd_tensor *x, int ndim, const int64_t *sh
 // dst (persistent) = src, recorded in the step.
 int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 
+// ---------------------------------------------------------------- convolution ops (src/ops/conv2d.c)
+
+// ---------------------------------------------------------------- normalization, resampling, embeddings (src/ops/nn_*.c)
+
+// ---------------------------------------------------------------- layout ops and attention (src/ops/layout.c, attention.c)
+
 // ---------------------------------------------------------------- random numbers
 // Philox4x32-10 keyed by (seed, stream); the counter includes the step read on
 // the device from step_t[0] (a VKD_HOST tensor, as uint32 bits) so that a

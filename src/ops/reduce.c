@@ -11,6 +11,10 @@ typedef struct {
 
 int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
                              uint64_t rows, uint64_t cols, float alpha) {
+    if (cols <= 64 && rows > 1 && !x2) {
+        // Short rows: one invocation per row beats a mostly idle workgroup per row.
+        return vkd_reduce_cols_dispatch(g, name, y, x, rows, cols, 1, alpha);
+    }
     reduce_push pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols, .inner = 1,
                       .nbound = (uint32_t)x->numel, .alpha = alpha};
     vkd_arg args[3] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
