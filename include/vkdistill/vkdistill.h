@@ -20,7 +20,7 @@
 extern "C" {
 #endif
 
-#define VKD_MAX_DIMS 4
+#define VKD_MAX_DIMS 6
 
 typedef struct vkd_ctx vkd_ctx;
 typedef struct vkd_tensor vkd_tensor;
@@ -53,7 +53,7 @@ enum {
     VKD_HOST = 2,   // host-visible and mapped (per-step scalars); read with vkd_tensor_map
 };
 
-// A persistent fp32 tensor, zero-initialized. shape has ndim entries (1..4).
+// A persistent fp32 tensor, zero-initialized. shape has ndim entries (1..VKD_MAX_DIMS).
 vkd_tensor *vkd_tensor_new(vkd_ctx *ctx, const char *name, int ndim, const int64_t *shape, int flags);
 void vkd_tensor_free(vkd_tensor *t);
 int vkd_tensor_upload(vkd_tensor *t, const float *src);   // whole tensor
