@@ -23,7 +23,7 @@ typedef struct {
 } mm_tile;
 
 static mm_tile pick_tile(const vkd_ctx *ctx) {
-    if (ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){48, 32, 16, 24, 4};
+    if (ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){48, 64, 32, 24, 4};
     return (mm_tile){64, 64, 128, 8, 4};
 }
 
