@@ -126,6 +126,10 @@ int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 
 // ---------------------------------------------------------------- layout ops and attention (src/ops/layout.c, attention.c)
 
+// ---------------------------------------------------------------- diffusion
+// EDM preconditioning coefficients from sigma (N): out = {c_skip, c_out, c_in, c_noise}, each (N).
+int vkd_edm_coefficients(vkd_graph *g, vkd_tensor *sigma, float sigma_data, vkd_tensor *out[4]);
+
 // ---------------------------------------------------------------- random numbers
 // Philox4x32-10 keyed by (seed, stream); the counter includes the step read on
 // the device from step_t[0] (a VKD_HOST tensor, as uint32 bits) so that a

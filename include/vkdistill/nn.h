@@ -1,0 +1,56 @@
+#ifndef VKDISTILL_NN_H
+#define VKDISTILL_NN_H
+// Models built from ops: EDM's SongUNet (DDPM++ / NCSN++), DiT, and a small
+// residual MLP, each wrapped in EDM preconditioning, configured by JSON
+// (models/*.json) and loaded from / saved to safetensors with the tensor names
+// of their PyTorch sources.
+#include "vkdistill/vkdistill.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct vkd_model vkd_model;
+
+// A model from a JSON config file (or text). trainable: parameters get
+// gradient buffers (VKD_PARAM); otherwise they are frozen (a teacher).
+// Parameters start with the architecture's own initialization (seeded).
+vkd_model *vkd_model_create(vkd_ctx *ctx, const char *config_path, int trainable, uint64_t seed, char *err,
+                            size_t errlen);
+vkd_model *vkd_model_create_json(vkd_ctx *ctx, const char *json, const char *name, int trainable, uint64_t seed,
+                                 char *err, size_t errlen);
+void vkd_model_free(vkd_model *m);
+
+// Loads every parameter and buffer by name; missing, extra and wrongly shaped
+// tensors are reported by name. prefix_ok: names may carry a leading prefix
+// (e.g. "ema.") that is stripped.
+int vkd_model_load(vkd_model *m, const char *safetensors_path, char *err, size_t errlen);
+// Writes parameters and buffers ("F32", "F16" or "BF16"), atomically.
+int vkd_model_save(vkd_model *m, const char *path, const char *dtype, char *err, size_t errlen);
+// Copies every parameter of src into dst (same config).
+int vkd_model_copy_weights(vkd_model *dst, const vkd_model *src, char *err, size_t errlen);
+
+int vkd_model_num_tensors(const vkd_model *m);
+vkd_tensor *vkd_model_tensor(const vkd_model *m, int i);    // parameters and buffers, in registration order
+int vkd_model_tensor_is_param(const vkd_model *m, int i);  // 0 for buffers (never trained)
+vkd_tensor *vkd_model_find(const vkd_model *m, const char *name);
+int64_t vkd_model_param_count(const vkd_model *m);
+// Shape of one sample: (C, H, W) for images (ndim 3), (dim) for the MLP (ndim 1).
+int vkd_model_sample_shape(const vkd_model *m, int64_t shape[3]);
+int vkd_model_label_dim(const vkd_model *m);  // 0: unconditional
+const char *vkd_model_arch(const vkd_model *m);
+const char *vkd_model_config_json(const vkd_model *m);  // the config text it was made from
+
+// Training mode: dropout on, with masks drawn from Philox (seed, stream per
+// layer, step from step_t[0]). Off by default (evaluation).
+void vkd_model_set_train(vkd_model *m, int on, uint64_t seed, vkd_tensor *step_t);
+
+// D(x; sigma, labels) with EDM preconditioning, appended to g.
+// x (N, C, H, W) or (N, dim); sigma (N); labels (N, label_dim) one-hot rows
+// (all zero = the null label) or NULL for unconditional models.
+vkd_tensor *vkd_model_denoise(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
