@@ -123,6 +123,29 @@ int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // ---------------------------------------------------------------- convolution ops (src/ops/conv2d.c)
 
 // ---------------------------------------------------------------- normalization, resampling, embeddings (src/ops/nn_*.c)
+// Group norm as torch.nn.GroupNorm: x (N, C, *spatial), C % groups == 0, w, b (C) or NULL;
+// mean and biased variance per (n, group) over C/groups * spatial elements.
+vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps);
+// 2x nearest-neighbour upsampling: x (N, C, H, W) -> (N, C, 2H, 2W) (EDM's [1,1] 'up').
+vkd_tensor *vkd_upsample2x(vkd_graph *g, vkd_tensor *x);
+// 2x2 average pooling, stride 2: x (N, C, H, W), H and W even -> (N, C, H/2, W/2) (EDM's [1,1] 'down').
+vkd_tensor *vkd_avgpool2x(vkd_graph *g, vkd_tensor *x);
+// Sinusoidal embedding of t (N) -> (N, dim) = [cos(t*f) | sin(t*f)] as EDM's PositionalEmbedding:
+// f_i = (1/max_positions)^(i / (dim/2 - (endpoint ? 1 : 0))), i < dim/2. DiT's TimestepEmbedder is
+// endpoint 0, max_positions 10000. dim even, <= 8192. No gradient: t must not require one.
+// Error <= 3e-7 * |t*f| + 5e-7 (mostly the fp32 rounding of t*f) for |t*f| < 8192; same bits on every device.
+vkd_tensor *vkd_timestep_embedding(vkd_graph *g, vkd_tensor *t, int dim, float max_positions, int endpoint);
+// EDM's FourierEmbedding: t (N), freqs (dim/2) -> (N, dim) = [cos(2pi*t*f) | sin(2pi*t*f)].
+// No gradient w.r.t. t or freqs (neither may require one).
+vkd_tensor *vkd_fourier_embedding(vkd_graph *g, vkd_tensor *t, vkd_tensor *freqs);
+// adaLN modulation of tokens x (N, T, D) by shift, scale (N, D) (either may be NULL, not both):
+// y = x * (one + scale) + shift; one = 1 for DiT's modulate, 0 for a gate (y = gate * x).
+// (Per-channel conditioning of (N, C, H, W) maps is vkd_add with a (N, C, 1, 1) tensor.)
+vkd_tensor *vkd_modulate(vkd_graph *g, vkd_tensor *x, vkd_tensor *shift, vkd_tensor *scale, float one);
+// Inverted dropout, 0 <= p < 1: y = x * (u_i >= p) / (1 - p) with u_i the uniform vkd_rand_uniform
+// draws for element i under (seed, stream, step_t[0]) (step_t may be NULL: step 0). The backward
+// regenerates the mask. p == 0 returns x itself.
+vkd_tensor *vkd_dropout(vkd_graph *g, vkd_tensor *x, float p, uint64_t seed, uint32_t stream, vkd_tensor *step_t);
 
 // ---------------------------------------------------------------- layout ops and attention (src/ops/layout.c, attention.c)
 

@@ -1,0 +1,33 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// 2x nearest upsampling and 2x2 average pooling of (P, H, W) planes (P = N*C),
+// which are each other's adjoints up to a factor 4, so two gather kernels serve
+// all four directions (one invocation per output element, no atomics):
+// MODE 0, up:   y (P, H, W) = alpha * x (P, H/2, W/2)[h/2, w/2]
+//               (upsample forward alpha 1; avgpool backward alpha 1/4)
+// MODE 1, down: y (P, H, W) = alpha * sum of the 2x2 block of x (P, 2H, 2W)
+//               (avgpool forward alpha 1/4; upsample backward alpha 1)
+// H, W are the output's.
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint MODE = 0;
+
+layout(push_constant) uniform PC {
+    FBuf y; FBuf x;
+    uint n, H, W;
+    float alpha;
+} pc;
+
+void main() {
+    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (i >= pc.n) return;
+    uint w = i % pc.W, h = (i / pc.W) % pc.H, p = i / (pc.W * pc.H);
+    if (MODE == 0u) {
+        uint Wi = pc.W / 2u, Hi = pc.H / 2u;
+        pc.y.v[i] = pc.alpha * pc.x.v[(p * Hi + h / 2u) * Wi + w / 2u];
+    } else {
+        uint Wi = pc.W * 2u, r = (p * pc.H * 2u + h * 2u) * Wi + w * 2u;
+        pc.y.v[i] = pc.alpha * ((pc.x.v[r] + pc.x.v[r + 1u]) + (pc.x.v[r + Wi] + pc.x.v[r + Wi + 1u]));
+    }
+}

@@ -1,0 +1,71 @@
+// 2x nearest upsampling and 2x2 average pooling of NCHW tensors (EDM's [1,1]
+// resample filter), forward and backward. Shader: shaders/resample.comp; each
+// op's backward is the other's forward, scaled.
+#include <stdio.h>
+
+#include "ops/ops.h"
+
+typedef struct {
+    VkDeviceAddress y, x;
+    uint32_t n, H, W;
+    float alpha;
+} rs_push;
+
+enum { RS_UP = 0, RS_DOWN = 1 };
+
+// y (N, C, H, W) from x, which is (N, C, H/2, W/2) for RS_UP and (N, C, 2H, 2W) for RS_DOWN
+static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, float alpha) {
+    rs_push pc = {.n = (uint32_t)y->numel, .H = (uint32_t)y->shape[2], .W = (uint32_t)y->shape[3], .alpha = alpha};
+    vkd_arg args[2] = {{offsetof(rs_push, y), VKD_W, y}, {offsetof(rs_push, x), VKD_R, x}};
+    uint32_t spec[2] = {VKD_WG, mode}, gx, gy;
+    vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
+    return vkd_graph_dispatch(g, name, "resample", spec, 2, gx, gy, 1, &pc, sizeof pc, args, 2);
+}
+
+static void upsample_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0];
+    vkd_tensor *dx = vkd_graph_tensor_like(g, "upsample2x_bwd", x);
+    if (dx && !rs_dispatch(g, "upsample2x_bwd", RS_DOWN, dx, dy, 1.0f)) vkd_grad_accumulate(g, x, dx);
+}
+
+static void avgpool_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0];
+    vkd_tensor *dx = vkd_graph_tensor_like(g, "avgpool2x_bwd", x);
+    if (dx && !rs_dispatch(g, "avgpool2x_bwd", RS_UP, dx, dy, 0.25f)) vkd_grad_accumulate(g, x, dx);
+}
+
+static int check_nchw(vkd_graph *g, const char *op, const vkd_tensor *x, int even) {
+    char sx[64];
+    vkd_shape_str(x, sx, sizeof sx);
+    if (x->ndim != 4) {
+        vkd_graph_fail(g, "%s of '%s' %s: x must be (N, C, H, W)", op, x->name, sx);
+        return -1;
+    }
+    if (even && (x->shape[2] % 2 || x->shape[3] % 2)) {
+        vkd_graph_fail(g, "%s of '%s' %s: H and W must be even", op, x->name, sx);
+        return -1;
+    }
+    if (x->numel * (even ? 1 : 4) > UINT32_MAX) {
+        vkd_graph_fail(g, "%s of '%s' %s: more elements than 32-bit indexing reaches", op, x->name, sx);
+        return -1;
+    }
+    return 0;
+}
+
+vkd_tensor *vkd_upsample2x(vkd_graph *g, vkd_tensor *x) {
+    if (!vkd_op_ok(g, 1, x) || check_nchw(g, "upsample2x", x, 0)) return NULL;
+    int64_t shape[4] = {x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3]};
+    vkd_tensor *y = vkd_graph_tensor(g, "upsample2x", 4, shape);
+    if (!y || rs_dispatch(g, "upsample2x", RS_UP, y, x, 1.0f)) return NULL;
+    vkd_tape_push(g, upsample_backward, y, &x, 1);
+    return y;
+}
+
+vkd_tensor *vkd_avgpool2x(vkd_graph *g, vkd_tensor *x) {
+    if (!vkd_op_ok(g, 1, x) || check_nchw(g, "avgpool2x", x, 1)) return NULL;
+    int64_t shape[4] = {x->shape[0], x->shape[1], x->shape[2] / 2, x->shape[3] / 2};
+    vkd_tensor *y = vkd_graph_tensor(g, "avgpool2x", 4, shape);
+    if (!y || rs_dispatch(g, "avgpool2x", RS_DOWN, y, x, 0.25f)) return NULL;
+    vkd_tape_push(g, avgpool_backward, y, &x, 1);
+    return y;
+}

@@ -1,0 +1,374 @@
+// The network-block ops on the device against their double-precision
+// references (tests/ref/ref_nn.c, whose backward test_ref_nn.c checks against
+// finite differences): group norm, 2x upsampling / average pooling, adaLN
+// modulation and dropout forward and every gradient; timestep embeddings
+// forward; the dropout mask against the host's Philox.
+//
+// Each differentiable case builds L = sum(w * op(inputs)) with a random
+// upstream weight w, runs forward + backward once, and compares y and dL/d(every input).
+#include "harness.h"
+#include "ref_nn.h"
+
+// Tolerance for fp32 device results against the double reference, relative to
+// 1 + |ref| (as test_ops.c).
+#define TOL 2e-5
+
+typedef struct {
+    vkd_ctx *ctx;
+    vkd_graph *g;
+    double *w;  // upstream gradient dL/dy
+} cas;
+
+static vkd_tensor *input(cas *c, const char *name, int ndim, const int64_t *shape, double *x) {
+    vkd_tensor *t = t_tensor(c->ctx, name, ndim, shape, x, 0);
+    vkd_tensor_set_requires_grad(t, 1);
+    return t;
+}
+
+// L = sum(w * y), backward, run.
+static vkd_tensor *upstream_keep;
+static void finish(cas *c, vkd_tensor *y) {
+    long n = (long)vkd_tensor_numel(y);
+    c->w = malloc(n * sizeof *c->w);
+    t_fill(c->w, n, -1, 1);
+    int64_t shape[VKD_MAX_DIMS];
+    for (int i = 0; i < vkd_tensor_ndim(y); i++) shape[i] = vkd_tensor_dim(y, i);
+    upstream_keep = t_tensor(c->ctx, "upstream", vkd_tensor_ndim(y), shape, c->w, 0);
+    vkd_graph_keep(c->g, y);
+    vkd_tensor *loss = vkd_sum(c->g, vkd_mul(c->g, y, upstream_keep), 0);
+    CHECK(vkd_graph_backward(c->g, loss) == 0, "backward: %s", vkd_graph_error(c->g));
+    CHECK(vkd_graph_run(c->g) == 0, "run: %s", vkd_graph_error(c->g));
+}
+
+static double compare(const char *what, const vkd_tensor *t, const double *ref, double tol) {
+    if (!t) {
+        CHECK(0, "%s: no tensor", what);
+        return 1;
+    }
+    double *d = t_download(t);
+    double e = t_relerr(d, ref, (long)vkd_tensor_numel(t));
+    CHECK(e < tol, "%s: max error %.3g (tolerance %.1g)", what, e, tol);
+    printf("  %-44s max err %.2e\n", what, e);
+    free(d);
+    return e;
+}
+
+static void compare_grad(cas *c, const char *what, const vkd_tensor *x, const double *ref) {
+    compare(what, vkd_graph_grad(c->g, x), ref, TOL);
+}
+
+static cas begin(vkd_ctx *ctx, const char *name) { return (cas){ctx, vkd_graph_new(ctx, name), NULL}; }
+
+static void end(cas *c) {
+    vkd_graph_free(c->g);
+    free(c->w);
+    if (upstream_keep) vkd_tensor_free(upstream_keep);
+    upstream_keep = NULL;
+}
+
+static double *dalloc(long n) { return malloc((n > 0 ? n : 1) * sizeof(double)); }
+
+// ---------------------------------------------------------------- group norm
+// affine: 0 none, 1 w and b requiring grad, 2 w and b frozen (only dx)
+static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
+    char name[96];
+    snprintf(name, sizeof name, "groupnorm (%d,%d,%d,%d) groups %d%s", N, C, H, W, groups,
+             affine == 1 ? " affine" : affine == 2 ? " frozen affine" : "");
+    cas c = begin(ctx, name);
+    int S = H * W;
+    long n = (long)N * C * S;
+    double *x = dalloc(n), *y = dalloc(n), *dx = dalloc(n), *w = dalloc(C), *b = dalloc(C), *dw = dalloc(C),
+           *db = dalloc(C);
+    t_fill(x, n, -2, 3);
+    t_fill(w, C, 0.5, 1.5);
+    t_fill(b, C, -1, 1);
+    vkd_tensor *X = input(&c, "x", 4, (int64_t[]){N, C, H, W}, x), *Wt = NULL, *B = NULL;
+    if (affine == 1) {
+        Wt = input(&c, "w", 1, (int64_t[]){C}, w);
+        B = input(&c, "b", 1, (int64_t[]){C}, b);
+    } else if (affine == 2) {
+        Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0);
+        B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
+    }
+    vkd_tensor *Y = vkd_groupnorm(c.g, X, Wt, B, groups, 1e-6f);
+    finish(&c, Y);
+    ref_groupnorm_fwd(y, NULL, NULL, x, affine ? w : NULL, affine ? b : NULL, N, C, S, groups, 1e-6);
+    ref_groupnorm_bwd(dx, dw, db, c.w, x, affine ? w : NULL, N, C, S, groups, 1e-6);
+    printf("%s\n", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    if (affine == 1) {
+        compare_grad(&c, "dw", Wt, dw);
+        compare_grad(&c, "db", B, db);
+    }
+    if (affine == 2) CHECK(vkd_graph_grad(c.g, Wt) == NULL, "a frozen weight gets no gradient");
+    if (replay) {  // fixed-order reductions: a replay is bit-identical
+        long nn = (long)vkd_tensor_numel(vkd_graph_grad(c.g, X));
+        float *a = malloc(nn * 4), *a2 = malloc(nn * 4), *g = malloc(C * 4), *g2 = malloc(C * 4);
+        vkd_tensor_download(vkd_graph_grad(c.g, X), a);
+        vkd_tensor_download(vkd_graph_grad(c.g, Wt), g);
+        CHECK(vkd_graph_run(c.g) == 0, "replay: %s", vkd_graph_error(c.g));
+        vkd_tensor_download(vkd_graph_grad(c.g, X), a2);
+        vkd_tensor_download(vkd_graph_grad(c.g, Wt), g2);
+        CHECK(!memcmp(a, a2, nn * 4) && !memcmp(g, g2, C * 4), "replayed groupnorm gradients differ");
+        free(a), free(a2), free(g), free(g2);
+    }
+    if (affine) vkd_tensor_free(Wt), vkd_tensor_free(B);
+    vkd_tensor_free(X);
+    free(x), free(y), free(dx), free(w), free(b), free(dw), free(db);
+    end(&c);
+}
+
+// ---------------------------------------------------------------- resampling
+static void test_resample(vkd_ctx *ctx, int up, int N, int C, int H, int W) {
+    char name[96];
+    snprintf(name, sizeof name, "%s (%d,%d,%d,%d)", up ? "upsample2x" : "avgpool2x", N, C, H, W);
+    cas c = begin(ctx, name);
+    long n = (long)N * C * H * W, ny = up ? 4 * n : n / 4;
+    double *x = dalloc(n), *y = dalloc(ny), *dx = dalloc(n);
+    t_fill(x, n, -1, 1);
+    vkd_tensor *X = input(&c, "x", 4, (int64_t[]){N, C, H, W}, x);
+    vkd_tensor *Y = up ? vkd_upsample2x(c.g, X) : vkd_avgpool2x(c.g, X);
+    finish(&c, Y);
+    if (up) {
+        ref_upsample2x_fwd(y, x, (long)N * C, H, W);
+        ref_upsample2x_bwd(dx, c.w, (long)N * C, H, W);
+    } else {
+        ref_avgpool2x_fwd(y, x, (long)N * C, H, W);
+        ref_avgpool2x_bwd(dx, c.w, (long)N * C, H, W);
+    }
+    printf("%s\n", name);
+    int64_t want[4] = {N, C, up ? 2 * H : H / 2, up ? 2 * W : W / 2};
+    int shape_ok = Y && vkd_tensor_ndim(Y) == 4;
+    for (int i = 0; shape_ok && i < 4; i++) shape_ok = vkd_tensor_dim(Y, i) == want[i];
+    CHECK(shape_ok, "%s: wrong output shape", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    vkd_tensor_free(X);
+    free(x), free(y), free(dx);
+    end(&c);
+}
+
+// ---------------------------------------------------------------- modulate
+static void test_modulate(vkd_ctx *ctx, int N, int T, int D, int with_shift, int with_scale, float one) {
+    char name[96];
+    snprintf(name, sizeof name, "modulate (%d,%d,%d)%s%s one=%g", N, T, D, with_shift ? " shift" : "",
+             with_scale ? " scale" : "", one);
+    cas c = begin(ctx, name);
+    long n = (long)N * T * D, m = (long)N * D;
+    double *x = dalloc(n), *y = dalloc(n), *dx = dalloc(n), *sh = dalloc(m), *sc = dalloc(m), *dsh = dalloc(m),
+           *dsc = dalloc(m);
+    t_fill(x, n, -2, 2);
+    t_fill(sh, m, -1, 1);
+    t_fill(sc, m, -1, 1);
+    vkd_tensor *X = input(&c, "x", 3, (int64_t[]){N, T, D}, x);
+    vkd_tensor *SH = with_shift ? input(&c, "shift", 2, (int64_t[]){N, D}, sh) : NULL;
+    vkd_tensor *SC = with_scale ? input(&c, "scale", 2, (int64_t[]){N, D}, sc) : NULL;
+    vkd_tensor *Y = vkd_modulate(c.g, X, SH, SC, one);
+    finish(&c, Y);
+    ref_modulate_fwd(y, x, with_shift ? sh : NULL, with_scale ? sc : NULL, N, T, D, one);
+    ref_modulate_bwd(dx, dsh, dsc, c.w, x, with_scale ? sc : NULL, N, T, D, one);
+    printf("%s\n", name);
+    compare("y", Y, y, TOL);
+    compare_grad(&c, "dx", X, dx);
+    if (SH) compare_grad(&c, "dshift", SH, dsh), vkd_tensor_free(SH);
+    if (SC) compare_grad(&c, "dscale", SC, dsc), vkd_tensor_free(SC);
+    vkd_tensor_free(X);
+    free(x), free(y), free(dx), free(sh), free(sc), free(dsh), free(dsc);
+    end(&c);
+}
+
+// ---------------------------------------------------------------- dropout
+static void test_dropout(vkd_ctx *ctx, long n, float p) {
+    char name[96];
+    snprintf(name, sizeof name, "dropout (%ld) p=%g", n, p);
+    cas c = begin(ctx, name);
+    double *x = dalloc(n), *y = dalloc(n), *dx = dalloc(n);
+    unsigned char *keep = malloc(n);
+    t_fill(x, n, -1, 1);
+    for (long i = 0; i < n; i++)
+        if (x[i] == 0) x[i] = 0.5;  // a dropped zero and a kept zero would look alike
+    int64_t one = 1;
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, &one, VKD_HOST);
+    vkd_tensor *X = input(&c, "x", 1, (int64_t[]){n}, x);
+    uint64_t seed = 0xfeedbeefcafe1234ull;
+    vkd_tensor *Y = vkd_dropout(c.g, X, p, seed, 7, step);
+    ((uint32_t *)vkd_tensor_map(step))[0] = 5;  // the first run below reads step 5
+    finish(&c, Y);
+    printf("%s\n", name);
+    for (uint32_t s = 5; s < 7; s++) {
+        if (s > 5) {  // a replay with the next step draws a new mask
+            ((uint32_t *)vkd_tensor_map(step))[0] = s;
+            CHECK(vkd_graph_run(c.g) == 0, "run: %s", vkd_graph_error(c.g));
+        }
+        long kept = 0;
+        for (long i = 0; i < n; i++) kept += keep[i] = vkd_philox_uniform(seed, 7, s, (uint64_t)i) >= p;
+        double *d = t_download(Y);
+        long mism = 0;
+        for (long i = 0; i < n; i++) mism += (d[i] != 0) != keep[i];
+        free(d);
+        CHECK(mism == 0, "step %u: %ld elements where the device mask differs from the host's", s, mism);
+        double frac = (double)kept / n, sd = sqrt((double)p * (1 - p) / n);
+        CHECK(fabs(frac - (1 - p)) < 5 * sd, "step %u: kept fraction %.4f, expected %.4f", s, frac, 1 - p);
+        printf("  step %u: kept %.4f (expected %.4f +- %.4f), mask = host mask\n", s, frac, 1 - p, sd);
+        ref_dropout_fwd(y, x, keep, n, p);
+        ref_dropout_bwd(dx, c.w, keep, n, p);
+        compare("y", Y, y, TOL);
+        compare_grad(&c, "dx (same mask, regenerated)", X, dx);
+    }
+    vkd_tensor_free(step);
+    vkd_tensor_free(X);
+    free(x), free(y), free(dx), free(keep);
+    end(&c);
+    // p == 0 is the identity, recorded as nothing
+    vkd_graph *g = vkd_graph_new(ctx, "dropout p=0");
+    vkd_tensor *Z = vkd_tensor_new(ctx, "z", 1, &one, 0);
+    CHECK(vkd_dropout(g, Z, 0.0f, 1, 0, NULL) == Z && vkd_graph_dispatch_count(g) == 0, "dropout p=0 is x itself");
+    CHECK(vkd_dropout(g, Z, 1.0f, 1, 0, NULL) == NULL && strstr(vkd_graph_error(g), "[0, 1)"),
+          "dropout p=1 is refused: %s", vkd_graph_error(g));
+    vkd_tensor_free(Z);
+    vkd_graph_free(g);
+}
+
+// ---------------------------------------------------------------- embeddings
+// fp32 cannot hold the argument a = t*f exactly: rounding t*f (and f) costs up
+// to ~1.2e-7 * |a| before any sin/cos, as in PyTorch's fp32 embedding; the
+// shader's polynomial sin/cos and exp2 add ~1e-7 absolute. So the element-wise
+// bound is |dev - ref| <= 3e-7 * |a| + 5e-7 (at a = 1000: 3e-4).
+#define EMB_REL 3e-7
+#define EMB_ABS 5e-7
+
+// t: ln(sigma)/4 for sigma geometric in [0.002, 80] (EDM's c_noise), then DiT's t in [0, 1000]
+static int emb_times(double *t) {
+    int n = 0;
+    for (int i = 0; i < 12; i++) t[n++] = log(0.002 * pow(80.0 / 0.002, i / 11.0)) / 4;
+    const double dit[8] = {0, 1, 17, 250.5, 499, 777.25, 999, 1000};
+    for (int i = 0; i < 8; i++) t[n++] = dit[i];
+    return n;
+}
+
+static void compare_emb(const char *what, vkd_tensor *Y, const double *ref, const double *arg, int N, int half) {
+    double *d = t_download(Y), worst = 0, maxe = 0;
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < 2 * half; j++) {
+            long i = (long)n * 2 * half + j;
+            double e = fabs(d[i] - ref[i]), r = e / (EMB_REL * fabs(arg[(long)n * half + j % half]) + EMB_ABS);
+            if (!(r <= worst)) worst = r;
+            if (e > maxe) maxe = e;
+        }
+    CHECK(worst <= 1.0, "%s: error %.3g of the bound", what, worst);
+    printf("  %-44s max abs err %.2e, worst %.2f of the bound\n", what, maxe, worst);
+    free(d);
+}
+
+static void test_timestep_embedding(vkd_ctx *ctx, int dim, int endpoint) {
+    char name[96];
+    snprintf(name, sizeof name, "timestep_embedding dim %d endpoint %d", dim, endpoint);
+    double t[32];
+    int N = emb_times(t), half = dim / 2;
+    vkd_graph *g = vkd_graph_new(ctx, name);
+    vkd_tensor *T = t_tensor(ctx, "t", 1, (int64_t[]){N}, t, 0);
+    vkd_tensor *Y = vkd_timestep_embedding(g, T, dim, 10000.0f, endpoint);
+    vkd_graph_keep(g, Y);
+    CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    double *y = dalloc((long)N * dim), *arg = dalloc((long)N * half);
+    ref_timestep_embedding(y, t, N, dim, 10000.0, endpoint);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < half; k++) arg[n * half + k] = t[n] * pow(1e-4, (double)k / (half - endpoint));
+    printf("%s\n", name);
+    CHECK(Y && vkd_tensor_dim(Y, 0) == N && vkd_tensor_dim(Y, 1) == dim, "%s: wrong shape", name);
+    compare_emb("y", Y, y, arg, N, half);
+    free(y), free(arg);
+    vkd_tensor_free(T);
+    vkd_graph_free(g);
+}
+
+static void test_fourier_embedding(vkd_ctx *ctx, int half) {
+    char name[96];
+    snprintf(name, sizeof name, "fourier_embedding dim %d (freqs randn*16)", 2 * half);
+    double t[32], f[256];
+    int N = emb_times(t) - 8;  // EDM's c_noise only
+    for (int k = 0; k < half; k++)  // Box-Muller
+        f[k] = 16 * sqrt(-2 * log(1 - t_uniform())) * cos(6.283185307179586 * t_uniform());
+    vkd_graph *g = vkd_graph_new(ctx, name);
+    vkd_tensor *T = t_tensor(ctx, "t", 1, (int64_t[]){N}, t, 0);
+    vkd_tensor *F = t_tensor(ctx, "freqs", 1, (int64_t[]){half}, f, 0);
+    vkd_tensor *Y = vkd_fourier_embedding(g, T, F);
+    vkd_graph_keep(g, Y);
+    CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    double *y = dalloc((long)N * 2 * half), *arg = dalloc((long)N * half);
+    ref_fourier_embedding(y, t, f, N, half);
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < half; k++) arg[n * half + k] = 6.283185307179586 * t[n] * f[k];
+    printf("%s\n", name);
+    compare_emb("y", Y, y, arg, N, half);
+    free(y), free(arg);
+    vkd_tensor_free(T);
+    vkd_tensor_free(F);
+    vkd_graph_free(g);
+}
+
+// ---------------------------------------------------------------- bad input
+static void test_errors(vkd_ctx *ctx) {
+    int64_t s4[4] = {2, 6, 3, 3}, s1[1] = {4}, s3[3] = {2, 5, 7}, s2[2] = {2, 6};
+    vkd_tensor *x = vkd_tensor_new(ctx, "x", 4, s4, 0), *t = vkd_tensor_new(ctx, "t", 1, s1, 0);
+    vkd_tensor *tok = vkd_tensor_new(ctx, "tok", 3, s3, 0), *bad = vkd_tensor_new(ctx, "shift", 2, s2, 0);
+    struct {
+        const char *want;
+        int which;
+    } cases[] = {{"4 groups do not divide its 6 channels", 0}, {"H and W must be even", 1},
+                 {"t requires a gradient", 2},                 {"must be (N, D) = (2, 7)", 3},
+                 {"dim 7 must be even", 4}};
+    for (int k = 0; k < 5; k++) {
+        vkd_graph *g = vkd_graph_new(ctx, "errors");
+        vkd_tensor *r = NULL;
+        vkd_tensor_set_requires_grad(t, cases[k].which == 2);
+        switch (cases[k].which) {
+        case 0: r = vkd_groupnorm(g, x, NULL, NULL, 4, 1e-5f); break;
+        case 1: r = vkd_avgpool2x(g, x); break;
+        case 2: r = vkd_timestep_embedding(g, t, 8, 10000, 0); break;
+        case 3: r = vkd_modulate(g, tok, bad, NULL, 1.0f); break;
+        case 4: r = vkd_timestep_embedding(g, t, 7, 10000, 0); break;
+        }
+        CHECK(!r && strstr(vkd_graph_error(g), cases[k].want), "expected an error with '%s', got '%s'",
+              cases[k].want, vkd_graph_error(g));
+        printf("error: %s\n", vkd_graph_error(g));
+        vkd_graph_free(g);
+    }
+    vkd_tensor_free(x), vkd_tensor_free(t), vkd_tensor_free(tok), vkd_tensor_free(bad);
+}
+
+int main(void) {
+    vkd_ctx *ctx = t_open();
+    for (int affine = 0; affine < 2; affine++) {
+        test_groupnorm(ctx, 2, 4, 3, 3, 1, affine, 0);
+        test_groupnorm(ctx, 2, 4, 3, 3, 2, affine, 0);
+        test_groupnorm(ctx, 2, 4, 3, 3, 4, affine, 0);
+        test_groupnorm(ctx, 1, 6, 5, 7, 3, affine, 0);
+    }
+    test_groupnorm(ctx, 2, 6, 1, 1, 2, 1, 0);            // (N, C) with no spatial axes
+    test_groupnorm(ctx, 2, 8, 5, 5, 2, 2, 0);            // frozen w, b: only dx
+    test_groupnorm(ctx, 2, 64, 16, 16, 32, 1, 1);        // EDM's 32 groups: rows of 512, looped
+    test_groupnorm(ctx, 1, 16, 32, 32, 1, 1, 0);         // stats over 16384 elements, as EDM's 512 ch / 32 at 32x32
+    test_resample(ctx, 1, 2, 3, 3, 5);
+    test_resample(ctx, 1, 1, 2, 1, 1);
+    test_resample(ctx, 0, 2, 3, 4, 6);
+    test_resample(ctx, 0, 1, 2, 2, 2);
+    for (int one = 0; one < 2; one++) {
+        test_modulate(ctx, 2, 5, 7, 1, 1, (float)one);
+        test_modulate(ctx, 2, 5, 7, 0, 1, (float)one);
+        test_modulate(ctx, 2, 5, 7, 1, 0, (float)one);
+    }
+    test_modulate(ctx, 3, 64, 40, 1, 1, 1.0f);
+    test_dropout(ctx, 1003, 0.3f);
+    test_dropout(ctx, 4096, 0.13f);  // EDM CIFAR-10's dropout
+    for (int e = 0; e < 2; e++) {
+        test_timestep_embedding(ctx, 8, e);
+        test_timestep_embedding(ctx, 128, e);
+    }
+    test_timestep_embedding(ctx, 256, 0);  // DiT's frequency_embedding_size
+    test_fourier_embedding(ctx, 4);
+    test_fourier_embedding(ctx, 64);
+    test_errors(ctx);
+    return t_close(ctx);
+}
