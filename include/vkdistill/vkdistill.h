@@ -148,6 +148,23 @@ vkd_tensor *vkd_modulate(vkd_graph *g, vkd_tensor *x, vkd_tensor *shift, vkd_ten
 vkd_tensor *vkd_dropout(vkd_graph *g, vkd_tensor *x, float p, uint64_t seed, uint32_t stream, vkd_tensor *step_t);
 
 // ---------------------------------------------------------------- layout ops and attention (src/ops/layout.c, attention.c)
+// y = x permuted: y.shape[i] = x.shape[perm[i]] (torch.permute + contiguous); ndim = x's.
+vkd_tensor *vkd_permute(vkd_graph *g, vkd_tensor *x, int ndim, const int *perm);
+// A contiguous copy of x[..., start:start+len, ...] along axis (negative counts from the end).
+vkd_tensor *vkd_slice(vkd_graph *g, vkd_tensor *x, int axis, int64_t start, int64_t len);
+// torch.cat([a, b], axis): same shapes except along axis (EDM's decoder skips along channels).
+vkd_tensor *vkd_concat(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int axis);
+// softmax(scale * q k^T) v with the softmax over keys in fp32: q (B, Tq, d), k (B, Tk, d),
+// v (B, Tk, dv) token-major (DiT), B = batch*heads -> (B, Tq, dv). scale is typically 1/sqrt(d).
+vkd_tensor *vkd_attention(vkd_graph *g, vkd_tensor *q, vkd_tensor *k, vkd_tensor *v, float scale);
+// EDM UNetBlock attention from the qkv 1x1-conv output: qkv (N, 3C, H, W) is viewed as
+// (N*heads, C/heads, 3, H*W) (q, k, v interleaved per channel); w = softmax over keys of
+// q^T k / sqrt(C/heads); a = v w^T -> (N, C, H, W) (before proj).
+vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads);
+// DiT (timm) Attention from the fused qkv linear output: qkv (N, T, 3D) reshaped (N, T, 3, heads, D/heads)
+// and permuted (2, 0, 3, 1, 4); q scaled by (D/heads)^-0.5 -> out (N, T, D), heads concatenated as
+// out.transpose(1, 2).reshape(N, T, D) (before proj).
+vkd_tensor *vkd_attention_dit(vkd_graph *g, vkd_tensor *qkv, int heads);
 
 // ---------------------------------------------------------------- diffusion
 // EDM preconditioning coefficients from sigma (N): out = {c_skip, c_out, c_in, c_noise}, each (N).
