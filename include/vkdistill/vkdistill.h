@@ -121,6 +121,16 @@ vkd_tensor *vkd_reshape(vkd_graph *g, vkd_tensor *x, int ndim, const int64_t *sh
 int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 
 // ---------------------------------------------------------------- convolution ops (src/ops/conv2d.c)
+// As PyTorch (dilation 1), NCHW. groups divides both channel counts;
+// groups = cin = cout is a depthwise convolution.
+// x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw), bias (Cout) or NULL -> y (N, Cout, Ho, Wo),
+// Ho = (H + 2*pad_h - kh)/stride + 1, Wo = (W + 2*pad_w - kw)/stride + 1.
+vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
+                       int groups);
+// conv_transpose2d (output_padding 0): x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), bias (Cout) or NULL
+// -> y (N, Cout, (H-1)*stride - 2*pad_h + kh, (W-1)*stride - 2*pad_w + kw).
+vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h,
+                                 int pad_w, int groups);
 
 // ---------------------------------------------------------------- normalization, resampling, embeddings (src/ops/nn_*.c)
 // Group norm as torch.nn.GroupNorm: x (N, C, *spatial), C % groups == 0, w, b (C) or NULL;

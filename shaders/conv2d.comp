@@ -1,0 +1,202 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+// 2-D convolution (NCHW, dilation 1, groups) as implicit GEMMs, no im2col.
+// One file for the three GEMMs because they share everything but the index
+// map: every mode is written as C(m, n) = sum_k A(m, k) B(k, n) where
+//   k = (c2k * E1k + c1k) * E0k + c0k and n = (c2n * E1n + c1n) * E0n + c0n,
+// B is a gather from an image (zero outside it; rows HB, columns WB):
+//   B(k, n) = B[B0 + c2n*SB2 + c2k*SK2 + yy*SBY + xx], yy = Y0n + c1n*YSn + c1k*YK,
+//                                                    xx = X0n + c0n*XSn + c0k*XK
+// and A, C are plain strided tensors. The MODE (constant_id 1) only sets up
+// these strides, so the inner loop is one piece of code.
+//
+// Geometry in the conv2d sense: x (nb, cin, h, w), w (cout, cin/G, kh, kw),
+// y (nb, cout, ho, wo), Cig = cin/G, Cog = cout/G, P = ho*wo, KK = kh*kw.
+// MODE 0, forward        y = conv(x, w) + bias    A = w, B = x, C = y
+//   per group (z = g): M = Cog, N = nb*P, K = Cig*KK; k = (ci, ky, kx), n = (b, oy, ox)
+// MODE 1, data gradient  dx = conv^T(dy, w) [+ bias: conv_transpose2d]   A = w, B = dy, C = dx
+//   Split by output phase so no product is wasted on stride holes: for
+//   (iy + ph) % s == ry only ky = ry + s*t contribute, with oy = by + u - t
+//   where iy = iyf + s*u. z = g * s*s + ry*s + rx; per phase M = Cig,
+//   N = nb * nu * nv, K = Cog * nty * ntx; k = (co, t, t'), n = (b, u, v).
+//   (For stride 1 this is the flipped kernel.)
+// MODE 2, weight gradient dw = sum_{b,oy,ox} dy x   A = dy, B = x, C = dw
+//   M = Cog, N = Cig*KK, K = nb*P; k = (b, oy, ox), n = (ci, ky, kx).
+//   K is cut into fixed chunks of pc.kchunk (z = g * splits + split); each
+//   split writes its own slice of C (splits, cout, Cig, kh, kw) and the host
+//   sums the slices in a fixed order: deterministic, no atomics.
+//
+// Tiling (as shaders/matmul.comp, whose header explains why it suits
+// lavapipe): lane groups of 8 consecutive subgroup invocations; a group owns
+// a TM x (8*TN) block of C, lane l holding rows m0..m0+TM-1 at columns
+// n0 + 8j + l. K is walked in chunks of 8: lane l loads A(m0+i, k0+l) and the
+// value every lane needs is fetched with subgroupShuffle; B is gathered
+// directly. Each C element is summed k = 0..K-1 by one invocation (fixed
+// order). Workgroup = WM x WN lane groups, BM = WM*TM, BN = WN*8*TN.
+// Specialization constants: 0 local size (= 8*WM*WN), 1 MODE, 2 TM, 3 TN, 4 WM.
+// flags: bit0 add bias[g*M + m] (modes 0 and 1).
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint MODE = 0;
+layout(constant_id = 2) const uint TM = 8;
+layout(constant_id = 3) const uint TN = 4;
+layout(constant_id = 4) const uint WM = 1;
+
+layout(push_constant) uniform PC {
+    FBuf A; FBuf B; FBuf C; FBuf bias;
+    int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
+} pc;
+
+const uint L = 8;
+const uint WN = gl_WorkGroupSize.x / (L * WM);
+const uint BM = WM * TM;
+const uint BN = WN * L * TN;
+
+void main() {
+    const bool sgOK = (gl_SubgroupSize % L) == 0u;
+    uint lane, lg;
+    if (sgOK) {
+        lane = gl_SubgroupInvocationID % L;
+        lg = gl_SubgroupID * (gl_SubgroupSize / L) + gl_SubgroupInvocationID / L;
+    } else {
+        lane = gl_LocalInvocationIndex % L;
+        lg = gl_LocalInvocationIndex / L;
+    }
+    const uint gbase = gl_SubgroupInvocationID - lane;
+    const uint gm = lg / WN, gn = lg % WN;
+
+    const int G = pc.groups, s = pc.stride;
+    const int Cig = pc.cin / G, Cog = pc.cout / G;
+    const int HW = pc.h * pc.w, P = pc.ho * pc.wo, KK = pc.kh * pc.kw;
+    const int z = int(gl_WorkGroupID.z);
+
+    int g, M, N, kbeg, kend, E1k, E0k, E1n, E0n;
+    int AM, A0, SA2, SA1, SA0;  // A(m, k) = A[m*AM + A0 + c2k*SA2 + c1k*SA1 + c0k*SA0]
+    int B0, SB2, SK2, SBY, HB, WB, Y0n, YSn, X0n, XSn, YK, XK;
+    int C0, SC2, SC1, SC0, SCM;  // C(m, n) = C[C0 + c2n*SC2 + c1n*SC1 + c0n*SC0 + m*SCM]
+    if (MODE == 0u) {
+        g = z;
+        M = Cog, N = pc.nb * P, kbeg = 0, kend = Cig * KK;
+        E1k = pc.kh, E0k = pc.kw, E1n = pc.ho, E0n = pc.wo;
+        AM = kend, A0 = g * Cog * kend, SA2 = KK, SA1 = pc.kw, SA0 = 1;
+        B0 = g * Cig * HW, SB2 = pc.cin * HW, SK2 = HW, SBY = pc.w, HB = pc.h, WB = pc.w;
+        Y0n = -pc.ph, YSn = s, X0n = -pc.pw, XSn = s, YK = 1, XK = 1;
+        C0 = g * Cog * P, SC2 = pc.cout * P, SC1 = pc.wo, SC0 = 1, SCM = P;
+    } else if (MODE == 1u) {
+        g = z / (s * s);
+        const int ry = (z % (s * s)) / s, rx = z % s;
+        // first input row/column of this phase, how many there are, and the taps that reach them
+        // (GLSL leaves % of negatives undefined, so keep the operands non-negative.)
+        const int iyf = (ry - pc.ph % s + s) % s, ixf = (rx - pc.pw % s + s) % s;
+        const int nu = iyf < pc.h ? (pc.h - iyf + s - 1) / s : 0;
+        const int nv = ixf < pc.w ? (pc.w - ixf + s - 1) / s : 0;
+        const int nty = ry < pc.kh ? (pc.kh - ry + s - 1) / s : 0;
+        const int ntx = rx < pc.kw ? (pc.kw - rx + s - 1) / s : 0;
+        M = Cig, N = pc.nb * nu * nv, kbeg = 0, kend = Cog * nty * ntx;
+        E1k = nty, E0k = ntx, E1n = nu, E0n = nv;
+        AM = KK, A0 = g * Cog * Cig * KK + ry * pc.kw + rx, SA2 = Cig * KK, SA1 = s * pc.kw, SA0 = s;
+        B0 = g * Cog * P, SB2 = pc.cout * P, SK2 = P, SBY = pc.wo, HB = pc.ho, WB = pc.wo;
+        Y0n = (iyf + pc.ph - ry) / s, YSn = 1, X0n = (ixf + pc.pw - rx) / s, XSn = 1, YK = -1, XK = -1;
+        C0 = g * Cig * HW + iyf * pc.w + ixf, SC2 = pc.cin * HW, SC1 = s * pc.w, SC0 = s, SCM = HW;
+    } else {
+        const int splits = int(gl_NumWorkGroups.z) / G, split = z % splits;
+        g = z / splits;
+        M = Cog, N = Cig * KK, kbeg = split * pc.kchunk, kend = min(pc.nb * P, kbeg + pc.kchunk);
+        E1k = pc.ho, E0k = pc.wo, E1n = pc.kh, E0n = pc.kw;
+        AM = P, A0 = g * Cog * P, SA2 = pc.cout * P, SA1 = pc.wo, SA0 = 1;
+        B0 = g * Cig * HW, SB2 = HW, SK2 = pc.cin * HW, SBY = pc.w, HB = pc.h, WB = pc.w;
+        Y0n = -pc.ph, YSn = 1, X0n = -pc.pw, XSn = 1, YK = s, XK = s;
+        C0 = (split * pc.cout + g * Cog) * N, SC2 = KK, SC1 = pc.kw, SC0 = 1, SCM = N;
+    }
+    // Phases with no pixels (MODE 1) and the ragged grid edge: whole workgroups leave together.
+    if (int(gl_WorkGroupID.x * BN) >= N || int(gl_WorkGroupID.y * BM) >= M) return;
+
+    const int m0 = int(gl_WorkGroupID.y * BM + gm * TM);
+    const int n0 = int(gl_WorkGroupID.x * BN + gn * L * TN);
+
+    // Per column: its image origin (ycol, xcol), its B offset and its C offset.
+    int ycol[TN], xcol[TN], bofs[TN], cofs[TN];
+    [[unroll]] for (uint j = 0; j < TN; j++) {
+        const int n = min(n0 + int(j * L + lane), N - 1);
+        const int c0n = n % E0n, q = n / E0n, c1n = q % E1n, c2n = q / E1n;
+        ycol[j] = Y0n + c1n * YSn;
+        xcol[j] = X0n + c0n * XSn;
+        bofs[j] = B0 + c2n * SB2 + ycol[j] * SBY + xcol[j];
+        cofs[j] = C0 + c2n * SC2 + c1n * SC1 + c0n * SC0;
+    }
+    int arow[TM];
+    [[unroll]] for (uint i = 0; i < TM; i++) arow[i] = min(m0 + int(i), M - 1) * AM + A0;
+
+    float acc[TM][TN];
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+
+    // B's k index walks in order, so its digits are counted, not divided.
+    int c0k = 0, c1k = 0, c2k = 0;
+    if (kbeg < kend) {
+        c0k = kbeg % E0k;
+        c1k = (kbeg / E0k) % E1k;
+        c2k = kbeg / (E0k * E1k);
+    }
+    for (int k0 = kbeg; k0 < kend; k0 += int(L)) {
+        // A(m0+i, k0+lane), zero beyond kend. MODE 0 rows are contiguous in k.
+        float av[TM];
+        if (sgOK) {
+            const int ka = min(k0 + int(lane), kend - 1);
+            const bool kin = k0 + int(lane) < kend;
+            int aofs;
+            if (MODE == 0u) {
+                aofs = ka;
+            } else {
+                const int q = ka / E0k;
+                aofs = (q / E1k) * SA2 + (q % E1k) * SA1 + (ka % E0k) * SA0;
+            }
+            [[unroll]] for (uint i = 0; i < TM; i++) {
+                const float v = pc.A.v[arow[i] + aofs];
+                av[i] = kin ? v : 0.0;
+            }
+        }
+        [[unroll]] for (uint kk = 0; kk < L; kk++) {
+            const bool kv = k0 + int(kk) < kend;
+            const int ky = c1k * YK, kx = c0k * XK, kofs = c2k * SK2 + ky * SBY + kx;
+            float bv[TN];
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                const bool ok = kv && uint(ycol[j] + ky) < uint(HB) && uint(xcol[j] + kx) < uint(WB);
+                const float v = pc.B.v[ok ? bofs[j] + kofs : 0];
+                bv[j] = ok ? v : 0.0;
+            }
+            [[unroll]] for (uint i = 0; i < TM; i++) {
+                float a;
+                if (sgOK) {
+                    a = subgroupShuffle(av[i], gbase + kk);
+                } else {
+                    // Portable fallback (subgroup size not a multiple of 8): load A per k.
+                    a = 0.0;
+                    if (kv) a = pc.A.v[arow[i] + c2k * SA2 + c1k * SA1 + c0k * SA0];
+                }
+                [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
+            }
+            c0k++;
+            const bool w0 = c0k == E0k;
+            c0k = w0 ? 0 : c0k;
+            c1k += w0 ? 1 : 0;
+            const bool w1 = c1k == E1k;
+            c1k = w1 ? 0 : c1k;
+            c2k += w1 ? 1 : 0;
+        }
+    }
+
+    const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
+    [[unroll]] for (uint i = 0; i < TM; i++) {
+        const int m = m0 + int(i);
+        if (m < M) {
+            const float bm = has_bias ? pc.bias.v[g * M + m] : 0.0;
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                if (n0 + int(j * L + lane) < N) pc.C.v[cofs[j] + m * SCM] = acc[i][j] + bm;
+            }
+        }
+    }
+}

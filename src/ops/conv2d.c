@@ -1,0 +1,278 @@
+// 2-D convolution and transposed convolution (NCHW, dilation 1, groups),
+// forward and backward, as implicit GEMMs on shaders/conv2d.comp:
+//   conv2d            forward = MODE 0, dx = MODE 1, dw = MODE 2
+//   conv_transpose2d  forward = MODE 1, dx = MODE 0, dw = MODE 2
+// (a transposed convolution is the data gradient of the convolution that maps
+// its output back to its input, so both ops describe themselves by that
+// convolution's geometry and share the three shaders).
+#include <stdio.h>
+
+#include "ops/ops.h"
+
+enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEIGHT = 2 };
+
+typedef struct {
+    VkDeviceAddress A, B, C, bias;
+    int32_t nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
+} conv_push;
+
+// The convolution in conv2d terms: x (nb, cin, h, w), w (cout, cin/groups, kh, kw) -> (nb, cout, ho, wo).
+typedef struct {
+    int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups;
+} conv_geom;
+
+// Register tile TM x TN per lane, WM lane groups along M, workgroup of wg
+// invocations (shader constants 0..4). On lavapipe small workgroups of two
+// lane groups and tall tiles (many FMAs per load) win, as for matmul; on GPUs
+// 16 lane groups per workgroup and TM = 8 keep occupancy up. Small M (grouped
+// and depthwise convolutions) shrink TM so no rows are wasted.
+typedef struct {
+    uint32_t wg, tm, tn, wm;
+} conv_tile;
+
+static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
+    int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    conv_tile t;
+    if (M <= 8) {
+        t.tm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+    } else if (!cpu) {
+        t.tm = 8;
+    } else {
+        // the fewest padded rows, then the tallest tile
+        static const uint32_t cand[3] = {24, 16, 8};
+        t.tm = 24;
+        int64_t best = -1;
+        for (int i = 0; i < 3; i++) {
+            int64_t padded = (M + cand[i] - 1) / cand[i] * cand[i];
+            if (best < 0 || padded < best) best = padded, t.tm = cand[i];
+        }
+    }
+    t.tn = N <= 8 ? 1 : N <= 16 ? 2 : 4;
+    uint32_t lanes = cpu ? 2 : 16, mt = vkd_ceil_div((uint64_t)M, t.tm);
+    t.wm = 1;
+    while (t.wm * 2 <= lanes && t.wm < mt) t.wm *= 2;
+    t.wg = 8 * lanes;
+    return t;
+}
+
+// One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
+static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
+                         vkd_tensor *bias, const conv_geom *c, int splits, int kchunk) {
+    int G = c->groups, s = c->stride;
+    int64_t M, N;
+    uint32_t gz;
+    if (mode == CONV_FWD) {
+        M = c->cout / G, N = (int64_t)c->nb * c->ho * c->wo, gz = (uint32_t)G;
+    } else if (mode == CONV_BWD_DATA) {
+        // the largest phase: ceil(h/s) x ceil(w/s) input pixels
+        M = c->cin / G, N = (int64_t)c->nb * ((c->h + s - 1) / s) * ((c->w + s - 1) / s), gz = (uint32_t)(G * s * s);
+    } else {
+        M = c->cout / G, N = (int64_t)(c->cin / G) * c->kh * c->kw, gz = (uint32_t)(G * splits);
+    }
+    conv_push pc = {.nb = c->nb, .cin = c->cin, .cout = c->cout, .h = c->h, .w = c->w, .ho = c->ho, .wo = c->wo,
+                    .kh = c->kh, .kw = c->kw, .stride = s, .ph = c->ph, .pw = c->pw, .groups = G,
+                    .flags = bias ? 1 : 0, .kchunk = kchunk};
+    vkd_arg args[4] = {{offsetof(conv_push, C), VKD_W, C},
+                       {offsetof(conv_push, A), VKD_R, A},
+                       {offsetof(conv_push, B), VKD_R, B}};
+    int na = 3;
+    if (bias) args[na++] = (vkd_arg){offsetof(conv_push, bias), VKD_R, bias};
+    conv_tile t = pick_tile(g->ctx, M, N);
+    uint32_t bm = t.wm * t.tm, bn = (t.wg / (8 * t.wm)) * 8 * t.tn;
+    uint32_t spec[5] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm};
+    return vkd_graph_dispatch(g, name, "conv2d", spec, 5, vkd_ceil_div((uint64_t)N, bn), vkd_ceil_div((uint64_t)M, bm),
+                              gz, &pc, sizeof pc, args, na);
+}
+
+// dw (cout, cin/groups, kh, kw) = sum over (b, oy, ox) of dy x. The sum over
+// the batch and pixels is cut into fixed chunks when the output alone gives
+// too few workgroups; the chunks' partial results are summed in a fixed order.
+static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_tensor *x,
+                                    const vkd_tensor *like, const conv_geom *c) {
+    int cpu = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    int64_t M = c->cout / c->groups, N = (int64_t)(c->cin / c->groups) * c->kh * c->kw;
+    int64_t K = (int64_t)c->nb * c->ho * c->wo;
+    conv_tile t = pick_tile(g->ctx, M, N);
+    uint64_t bm = t.wm * t.tm, bn = (t.wg / (8 * t.wm)) * 8 * t.tn;
+    uint64_t base = vkd_ceil_div((uint64_t)N, bn) * vkd_ceil_div((uint64_t)M, bm) * (uint64_t)c->groups;
+    uint64_t target = cpu ? 16 : 1024, min_chunk = cpu ? 1024 : 256;
+    int64_t splits = base >= target ? 1 : (int64_t)vkd_ceil_div(target, base);
+    int64_t max_splits = (int64_t)vkd_ceil_div((uint64_t)K, min_chunk);
+    int64_t max_z = g->ctx->f.max_wg_count[2] / (uint64_t)c->groups;
+    if (splits > max_splits) splits = max_splits;
+    if (splits > max_z) splits = max_z;
+    if (splits > INT32_MAX / like->numel) splits = INT32_MAX / like->numel;  // the slices are int-indexed
+    if (splits < 1) splits = 1;
+    int64_t kchunk = ((K + splits - 1) / splits + 7) / 8 * 8;
+    splits = (K + kchunk - 1) / kchunk;
+    vkd_tensor *dw = vkd_graph_tensor_like(g, name, like);
+    if (!dw) return NULL;
+    if (splits == 1) return conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, c, 1, (int)kchunk) ? NULL : dw;
+    int64_t sh[2] = {splits, like->numel};
+    vkd_tensor *part = vkd_graph_tensor(g, name, 2, sh);
+    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, c, (int)splits, (int)kchunk) ||
+        vkd_reduce_cols_dispatch(g, name, dw, part, 1, (uint64_t)splits, (uint64_t)like->numel, 1.0f))
+        return NULL;
+    return dw;
+}
+
+enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS };
+
+static conv_geom geom_of(vkd_tape_entry *e, int transposed) {
+    const vkd_tensor *x = e->in[0], *w = e->in[1];
+    conv_geom c = {.nb = (int)x->shape[0], .kh = (int)w->shape[2], .kw = (int)w->shape[3],
+                   .stride = e->attr.i[ATTR_STRIDE], .ph = e->attr.i[ATTR_PH], .pw = e->attr.i[ATTR_PW],
+                   .groups = e->attr.i[ATTR_GROUPS]};
+    const vkd_tensor *y = e->out;
+    if (!transposed) {
+        c.cin = (int)x->shape[1], c.h = (int)x->shape[2], c.w = (int)x->shape[3];
+        c.cout = (int)y->shape[1], c.ho = (int)y->shape[2], c.wo = (int)y->shape[3];
+    } else {
+        c.cin = (int)y->shape[1], c.h = (int)y->shape[2], c.w = (int)y->shape[3];
+        c.cout = (int)x->shape[1], c.ho = (int)x->shape[2], c.wo = (int)x->shape[3];
+    }
+    return c;
+}
+
+static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
+    if (!bias || !vkd_tensor_needs_grad(bias)) return;
+    uint64_t inner = (uint64_t)(dy->shape[2] * dy->shape[3]);
+    vkd_tensor *db = vkd_reduce_broadcast(g, dy, inner, (uint64_t)dy->shape[1], bias);
+    if (db) vkd_grad_accumulate(g, bias, db);
+}
+
+// y = conv(x, w) + b:  dx = conv^T(dy, w), dw = sum dy x, db = sum dy.
+static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0], *w = e->in[1];
+    conv_geom c = geom_of(e, 0);
+    if (vkd_tensor_needs_grad(x)) {
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
+        if (dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dx, w, dy, NULL, &c, 1, 0))
+            vkd_grad_accumulate(g, x, dx);
+    }
+    if (vkd_tensor_needs_grad(w)) {
+        vkd_tensor *dw = conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
+        if (dw) vkd_grad_accumulate(g, w, dw);
+    }
+    bias_grad(g, e->in[2], dy);
+}
+
+// y = conv^T(x, w) + b is the data gradient of conv(., w) at dy = x, so
+// dx = conv(dy, w) and dw = sum x dy (the convolution's weight gradient with
+// the roles of its input and output gradient taken by dy and x).
+static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *x = e->in[0], *w = e->in[1];
+    conv_geom c = geom_of(e, 1);
+    if (vkd_tensor_needs_grad(x)) {
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "conv_transpose2d_bwd_data", x);
+        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, &c, 1, 0))
+            vkd_grad_accumulate(g, x, dx);
+    }
+    if (vkd_tensor_needs_grad(w)) {
+        vkd_tensor *dw = conv_weight_grad(g, "conv_transpose2d_bwd_weight", x, dy, w, &c);
+        if (dw) vkd_grad_accumulate(g, w, dw);
+    }
+    bias_grad(g, e->in[2], dy);
+}
+
+// Shape checks common to both ops. For conv2d: x is the convolution input;
+// for conv_transpose2d: x is its output side (nb, cout, ho, wo).
+static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const vkd_tensor *w, const vkd_tensor *bias,
+                      int stride, int ph, int pw, int groups, int transposed, conv_geom *c) {
+    char sx[64], sw[64];
+    vkd_shape_str(x, sx, sizeof sx);
+    vkd_shape_str(w, sw, sizeof sw);
+    if (x->ndim != 4 || w->ndim != 4) {
+        vkd_graph_fail(g, "%s: input '%s' %s and weight '%s' %s must both be 4-D", op, x->name, sx, w->name, sw);
+        return -1;
+    }
+    if (stride < 1 || ph < 0 || pw < 0 || groups < 1) {
+        vkd_graph_fail(g, "%s: stride %d, padding (%d, %d), groups %d (need stride >= 1, padding >= 0, groups >= 1)",
+                       op, stride, ph, pw, groups);
+        return -1;
+    }
+    int64_t nb = x->shape[0], cx = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t kh = w->shape[2], kw = w->shape[3];
+    int64_t cout, cin, h, wd, ho, wo;
+    if (!transposed) {
+        cin = cx, cout = w->shape[0], h = H, wd = W;
+        if (cin % groups || cout % groups || w->shape[1] * groups != cin) {
+            vkd_graph_fail(g, "%s: input '%s' %s, weight '%s' %s and groups %d do not fit (weight must be "
+                           "(cout, cin/groups, kh, kw), cin and cout divisible by groups)",
+                           op, x->name, sx, w->name, sw, groups);
+            return -1;
+        }
+        if (h + 2 * ph < kh || wd + 2 * pw < kw) {
+            vkd_graph_fail(g, "%s: kernel %lldx%lld is larger than input '%s' %s padded by (%d, %d)", op,
+                           (long long)kh, (long long)kw, x->name, sx, ph, pw);
+            return -1;
+        }
+        ho = (h + 2 * ph - kh) / stride + 1, wo = (wd + 2 * pw - kw) / stride + 1;
+    } else {
+        cout = cx, cin = w->shape[1] * groups, ho = H, wo = W;
+        if (w->shape[0] != cx || cx % groups) {
+            vkd_graph_fail(g, "%s: input '%s' %s, weight '%s' %s and groups %d do not fit (weight must be "
+                           "(cin, cout/groups, kh, kw), cin divisible by groups)",
+                           op, x->name, sx, w->name, sw, groups);
+            return -1;
+        }
+        h = (H - 1) * stride - 2 * ph + kh, wd = (W - 1) * stride - 2 * pw + kw;
+        if (h < 1 || wd < 1) {
+            vkd_graph_fail(g, "%s: input '%s' %s with kernel %lldx%lld, stride %d and padding (%d, %d) gives an "
+                           "empty output",
+                           op, x->name, sx, (long long)kh, (long long)kw, stride, ph, pw);
+            return -1;
+        }
+    }
+    int64_t oc = transposed ? cin : cout;
+    if (bias && (bias->numel != oc)) {
+        vkd_graph_fail(g, "%s: bias '%s' has %lld elements; expected %lld (the output channels)", op, bias->name,
+                       (long long)bias->numel, (long long)oc);
+        return -1;
+    }
+    // The shader indexes with 32-bit ints (partial weight gradients included).
+    int64_t big = nb * (cin > cout ? cin : cout) * (h * wd > ho * wo ? h * wd : ho * wo);
+    if (big > INT32_MAX || w->numel > INT32_MAX) {
+        vkd_graph_fail(g, "%s: input '%s' %s is too large for one convolution (2^31 elements)", op, x->name, sx);
+        return -1;
+    }
+    *c = (conv_geom){.nb = (int)nb, .cin = (int)cin, .cout = (int)cout, .h = (int)h, .w = (int)wd, .ho = (int)ho,
+                     .wo = (int)wo, .kh = (int)kh, .kw = (int)kw, .stride = stride, .ph = ph, .pw = pw,
+                     .groups = groups};
+    return 0;
+}
+
+static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
+                      vkd_tensor *bias, const conv_geom *c) {
+    vkd_tensor *in[3] = {x, w, bias};
+    vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, 3);
+    if (!e) return;
+    e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
+    e->attr.i[ATTR_GROUPS] = c->groups;
+}
+
+vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
+                       int groups) {
+    if (!vkd_op_ok(g, 2, x, w)) return NULL;
+    conv_geom c;
+    if (conv_check(g, "conv2d", x, w, bias, stride, pad_h, pad_w, groups, 0, &c)) return NULL;
+    // y is (nb, cout, ho, wo)
+    int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
+    vkd_tensor *y = vkd_graph_tensor(g, "conv2d", 4, sh);
+    if (!y || conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, &c, 1, 0)) return NULL;
+    push_tape(g, conv2d_backward, y, x, w, bias, &c);
+    return y;
+}
+
+vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h,
+                                 int pad_w, int groups) {
+    if (!vkd_op_ok(g, 2, x, w)) return NULL;
+    conv_geom c;
+    if (conv_check(g, "conv_transpose2d", x, w, bias, stride, pad_h, pad_w, groups, 1, &c)) return NULL;
+    // y is (nb, cout/groups * groups, (H-1)*stride - 2*pad_h + kh, ...): the input side of the convolution
+    int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
+    vkd_tensor *y = vkd_graph_tensor(g, "conv_transpose2d", 4, sh);
+    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, &c, 1, 0)) return NULL;
+    push_tape(g, conv_transpose2d_backward, y, x, w, bias, &c);
+    return y;
+}

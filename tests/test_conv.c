@@ -1,0 +1,187 @@
+// conv2d and conv_transpose2d on the device against the double references
+// (tests/ref/ref_conv.c, whose backward test_ref_conv.c checks against finite
+// differences): forward and every gradient, frozen weights, the split weight
+// gradient replayed bit for bit, and shape errors.
+//
+// Each case builds L = sum(u * y) with a random upstream weight u, runs
+// forward + backward once, and compares y, dL/dx, dL/dw, dL/db.
+#include "core/graph.h"
+#include "harness.h"
+#include "ref_conv.h"
+
+// Relative to 1 + |ref|, as the core op tests: the longest sums here (the
+// weight gradient's, over batch and pixels) have ~2000 fp32 terms of size ~1.
+#define TOL 2e-5
+
+static void compare(const char *what, const vkd_tensor *t, const double *ref) {
+    if (!t) {
+        CHECK(0, "%s: no tensor", what);
+        return;
+    }
+    double *d = t_download(t);
+    double e = t_relerr(d, ref, (long)vkd_tensor_numel(t));
+    CHECK(e < TOL, "%s: max error %.3g (tolerance %.1g)", what, e, TOL);
+    printf("  %-10s max err %.2e\n", what, e);
+    free(d);
+}
+
+static int count_dispatches(const vkd_graph *g, const char *substr) {
+    int n = 0;
+    for (int i = 0; i < g->ndisp; i++) n += strstr(g->disp[i].name, substr) != NULL;
+    return n;
+}
+
+enum { GRAD_W = 1, GRAD_B = 2, HAS_B = 4 };
+
+// s: the reference shape (input (n, cin, h, w), cout output channels).
+static void run_case(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s, int flags) {
+    printf("%s%s\n", name, (flags & GRAD_W) ? "" : " (frozen weight)");
+    int ho, wo;
+    if (transposed) ref_conv_transpose2d_out(&s, &ho, &wo);
+    else ref_conv2d_out(&s, &ho, &wo);
+    long nx = (long)s.n * s.cin * s.h * s.w, ny = (long)s.n * s.cout * ho * wo;
+    int64_t wsh[4] = {transposed ? s.cin : s.cout, transposed ? s.cout / s.groups : s.cin / s.groups, s.kh, s.kw};
+    long nw = (long)(wsh[0] * wsh[1] * wsh[2] * wsh[3]);
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
+    double *y = malloc(ny * 8), *dx = malloc(nx * 8), *dw = malloc(nw * 8), *db = malloc(s.cout * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
+
+    vkd_graph *g = vkd_graph_new(ctx, name);
+    vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+    vkd_tensor *W = t_tensor(ctx, "w", 4, wsh, w, 0);
+    vkd_tensor *B = (flags & HAS_B) ? t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0) : NULL;
+    vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, ho, wo}, u, 0);
+    vkd_tensor_set_requires_grad(X, 1);
+    if (flags & GRAD_W) vkd_tensor_set_requires_grad(W, 1);
+    if (B && (flags & GRAD_B)) vkd_tensor_set_requires_grad(B, 1);
+    vkd_tensor *Y = transposed ? vkd_conv_transpose2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups)
+                               : vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups);
+    CHECK(Y != NULL, "%s: %s", name, vkd_graph_error(g));
+    if (Y) {
+        CHECK(vkd_tensor_dim(Y, 2) == ho && vkd_tensor_dim(Y, 3) == wo && vkd_tensor_dim(Y, 1) == s.cout,
+              "output shape");
+        vkd_graph_keep(g, Y);
+        vkd_tensor *loss = vkd_sum(g, vkd_mul(g, Y, U), 0);
+        CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
+        // Frozen weights get no weight-gradient work at all.
+        if (!(flags & GRAD_W)) CHECK(count_dispatches(g, "bwd_weight") == 0, "frozen weight got a gradient dispatch");
+        else CHECK(count_dispatches(g, "bwd_weight") >= 1, "no weight-gradient dispatch");
+        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+        const double *bb = B ? b : NULL;
+        if (transposed) {
+            ref_conv_transpose2d_fwd(y, x, w, bb, &s);
+            ref_conv_transpose2d_bwd(dx, dw, db, u, x, w, &s);
+        } else {
+            ref_conv2d_fwd(y, x, w, bb, &s);
+            ref_conv2d_bwd(dx, dw, db, u, x, w, &s);
+        }
+        compare("y", Y, y);
+        compare("dx", vkd_graph_grad(g, X), dx);
+        if (flags & GRAD_W) compare("dw", vkd_graph_grad(g, W), dw);
+        else CHECK(vkd_graph_grad(g, W) == NULL, "frozen weight has a gradient");
+        if (B && (flags & GRAD_B)) compare("db", vkd_graph_grad(g, B), db);
+    }
+    vkd_graph_free(g);
+    vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(U);
+    if (B) vkd_tensor_free(B);
+    free(x), free(w), free(b), free(u), free(y), free(dx), free(dw), free(db);
+}
+
+// A weight gradient long enough to be cut into several chunks (summed by a
+// second pass) must still be bit-identical on every replay.
+static void test_split_replay(vkd_ctx *ctx) {
+    ref_conv_shape s = {2, 2, 32, 32, 3, 3, 3, 1, 1, 1, 1};
+    printf("weight gradient over 2x32x32 pixels in chunks, replayed\n");
+    long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin * 9, ny = (long)s.n * s.cout * s.h * s.w;
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *u = malloc(ny * 8), *dw = malloc(nw * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(u, ny, -1, 1);
+    vkd_graph *g = vkd_graph_new(ctx, "split");
+    vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+    vkd_tensor *W = t_tensor(ctx, "w", 4, (int64_t[]){s.cout, s.cin, 3, 3}, w, 0);
+    vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, s.h, s.w}, u, 0);
+    vkd_tensor_set_requires_grad(W, 1);
+    vkd_tensor *Y = vkd_conv2d(g, X, W, NULL, 1, 1, 1, 1);
+    vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0));
+    vkd_tensor *dW = vkd_graph_grad(g, W);
+    CHECK(count_dispatches(g, "bwd_weight") == 2, "expected the weight gradient in chunks plus their sum, got %d dispatches",
+          count_dispatches(g, "bwd_weight"));
+    CHECK(dW && vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    if (dW) {
+        ref_conv2d_bwd(NULL, dw, NULL, u, x, w, &s);
+        compare("dw", dW, dw);
+        float *a = malloc(nw * 4), *c = malloc(nw * 4);
+        vkd_tensor_download(dW, a);
+        vkd_graph_run(g);
+        vkd_tensor_download(dW, c);
+        CHECK(memcmp(a, c, nw * 4) == 0, "replayed weight gradient differs");
+        free(a), free(c);
+    }
+    vkd_graph_free(g);
+    vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(U);
+    free(x), free(w), free(u), free(dw);
+}
+
+static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const int64_t *xs, const int64_t *ws,
+                         int64_t nbias, int stride, int ph, int pw, int groups, const char *needle) {
+    vkd_graph *g = vkd_graph_new(ctx, "errors");
+    vkd_tensor *X = vkd_tensor_new(ctx, "x", 4, xs, 0), *W = vkd_tensor_new(ctx, "w", 4, ws, 0);
+    vkd_tensor *B = nbias ? vkd_tensor_new(ctx, "b", 1, &nbias, 0) : NULL;
+    vkd_tensor *Y = transposed ? vkd_conv_transpose2d(g, X, W, B, stride, ph, pw, groups)
+                               : vkd_conv2d(g, X, W, B, stride, ph, pw, groups);
+    const char *err = vkd_graph_error(g);
+    CHECK(Y == NULL && err && strstr(err, needle), "%s: got '%s'", what, err ? err : "(none)");
+    printf("  error (%s): %s\n", what, err ? err : "(none)");
+    vkd_graph_free(g);
+    vkd_tensor_free(X), vkd_tensor_free(W);
+    if (B) vkd_tensor_free(B);
+}
+
+int main(void) {
+    vkd_ctx *ctx = t_open();
+    const int ALL = GRAD_W | GRAD_B | HAS_B;
+    // n, cin, h, w, cout, kh, kw, stride, ph, pw, groups
+    run_case(ctx, "conv2d 3x3 pad 1, 20->40, 6x7", 0, (ref_conv_shape){2, 20, 6, 7, 40, 3, 3, 1, 1, 1, 1}, ALL);
+    run_case(ctx, "conv2d 3x3 stride 2 pad 1, 3->4, 7x6", 0, (ref_conv_shape){2, 3, 7, 6, 4, 3, 3, 2, 1, 1, 1}, ALL);
+    run_case(ctx, "conv2d 3x3 stride 2 pad 0, 5->3, 8x9", 0, (ref_conv_shape){2, 5, 8, 9, 3, 3, 3, 2, 0, 0, 1}, ALL);
+    run_case(ctx, "conv2d 1x1, 8->5, 4x4", 0, (ref_conv_shape){2, 8, 4, 4, 5, 1, 1, 1, 0, 0, 1}, ALL);
+    // stride > kernel: phases of the data gradient with no taps must still write zeros (bias for conv^T)
+    run_case(ctx, "conv2d 1x1 stride 2, 3->4, 5x6", 0, (ref_conv_shape){2, 3, 5, 6, 4, 1, 1, 2, 0, 0, 1}, ALL);
+    run_case(ctx, "conv_transpose2d 1x1 stride 2, 3->2, 3x2", 1, (ref_conv_shape){2, 3, 3, 2, 2, 1, 1, 2, 0, 0, 1},
+             ALL);
+    run_case(ctx, "conv2d 1x3 pad (0,1), 3->4, 5x6", 0, (ref_conv_shape){1, 3, 5, 6, 4, 1, 3, 1, 0, 1, 1}, ALL);
+    run_case(ctx, "conv2d 3x1 pad (1,0), 3->4, 5x6", 0, (ref_conv_shape){1, 3, 5, 6, 4, 3, 1, 1, 1, 0, 1}, ALL);
+    run_case(ctx, "conv2d groups 2, 4->6, 5x5", 0, (ref_conv_shape){2, 4, 5, 5, 6, 3, 3, 1, 1, 1, 2}, ALL);
+    run_case(ctx, "conv2d depthwise 2x2 stride 2, C=4, 8x8", 0, (ref_conv_shape){2, 4, 8, 8, 4, 2, 2, 2, 0, 0, 4},
+             ALL);
+    run_case(ctx, "conv2d depthwise 2x2 stride 2, C=3, 7x7", 0, (ref_conv_shape){2, 3, 7, 7, 3, 2, 2, 2, 0, 0, 3},
+             ALL);
+    run_case(ctx, "conv2d depthwise 4x4 stride 2 pad 1, C=3, 8x8", 0,
+             (ref_conv_shape){2, 3, 8, 8, 3, 4, 4, 2, 1, 1, 3}, ALL);
+    run_case(ctx, "conv2d odd 3->5, 7x5, N=2", 0, (ref_conv_shape){2, 3, 7, 5, 5, 3, 3, 1, 1, 1, 1}, ALL);
+    run_case(ctx, "conv2d 5x5 stride 3 pad 2, 2->3, 9x8", 0, (ref_conv_shape){1, 2, 9, 8, 3, 5, 5, 3, 2, 2, 1}, ALL);
+    run_case(ctx, "conv_transpose2d depthwise 4x4 stride 2 pad 1, C=3, 4x5", 1,
+             (ref_conv_shape){2, 3, 4, 5, 3, 4, 4, 2, 1, 1, 3}, ALL);
+    run_case(ctx, "conv_transpose2d dense 2x2 stride 2, 3->4, 3x4", 1,
+             (ref_conv_shape){2, 3, 3, 4, 4, 2, 2, 2, 0, 0, 1}, ALL);
+    run_case(ctx, "conv_transpose2d 3x3 stride 2 pad 1 groups 2, 4->6, 3x3", 1,
+             (ref_conv_shape){1, 4, 3, 3, 6, 3, 3, 2, 1, 1, 2}, ALL);
+    run_case(ctx, "conv_transpose2d 3x3 stride 1 pad 1, 5->3, 4x4", 1,
+             (ref_conv_shape){2, 5, 4, 4, 3, 3, 3, 1, 1, 1, 1}, ALL);
+    run_case(ctx, "conv2d 3x3 pad 1, 4->6, 5x5", 0, (ref_conv_shape){2, 4, 5, 5, 6, 3, 3, 1, 1, 1, 1},
+             HAS_B | GRAD_B);
+    run_case(ctx, "conv_transpose2d depthwise 4x4 stride 2 pad 1, C=2, 3x3", 1,
+             (ref_conv_shape){1, 2, 3, 3, 2, 4, 4, 2, 1, 1, 2}, 0);
+    test_split_replay(ctx);
+
+    printf("shape errors\n");
+    expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");
+    expect_error(ctx, "groups", 0, (int64_t[]){1, 4, 8, 8}, (int64_t[]){6, 2, 3, 3}, 0, 1, 1, 1, 3, "do not fit");
+    expect_error(ctx, "kernel too large", 0, (int64_t[]){1, 1, 2, 2}, (int64_t[]){1, 1, 5, 5}, 0, 1, 1, 1, 1,
+                 "larger than");
+    expect_error(ctx, "bias", 0, (int64_t[]){1, 2, 4, 4}, (int64_t[]){3, 2, 3, 3}, 2, 1, 1, 1, 1, "bias");
+    expect_error(ctx, "stride", 0, (int64_t[]){1, 2, 4, 4}, (int64_t[]){3, 2, 3, 3}, 0, 0, 1, 1, 1, "stride");
+    expect_error(ctx, "transposed channels", 1, (int64_t[]){1, 3, 4, 4}, (int64_t[]){2, 2, 2, 2}, 0, 2, 0, 0, 1,
+                 "do not fit");
+    expect_error(ctx, "transposed empty", 1, (int64_t[]){1, 1, 1, 1}, (int64_t[]){1, 1, 2, 2}, 0, 2, 1, 1, 1, "empty");
+    return t_close(ctx);
+}
