@@ -1,16 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages vkdistill needs (only those missing), then
 # configures and builds into ./build. Safe to run again: it does only what is
-# left to do. Usage: tools/setup.sh [--python]   (--python adds PyTorch/NumPy
-# for the PyTorch reference and benchmark scripts under tools/)
+# left to do. PyTorch (Debian's python3-torch, CPU) is needed by the model
+# parity tests, which compare against the references in tools/reference.
 set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="cmake make gcc pkg-config libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers glslang-tools
-      libcjson-dev libstb-dev zlib1g-dev"
-if [ "${1:-}" = "--python" ]; then
-    pkgs="$pkgs python3-torch python3-numpy python3-scipy"
-fi
+      libcjson-dev libstb-dev zlib1g-dev python3 python3-torch python3-numpy"
 
 missing=""
 for p in $pkgs; do

@@ -49,6 +49,10 @@ void vkd_model_set_train(vkd_model *m, int on, uint64_t seed, vkd_tensor *step_t
 // x (N, C, H, W) or (N, dim); sigma (N); labels (N, label_dim) one-hot rows
 // (all zero = the null label) or NULL for unconditional models.
 vkd_tensor *vkd_model_denoise(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels);
+// The same with EDM's augmentation labels (N, augment_dim) for UNets trained
+// with its augment pipe; NULL (as at sampling) leaves map_augment out.
+vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels,
+                                  vkd_tensor *augment);
 
 #ifdef __cplusplus
 }

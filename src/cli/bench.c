@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "vkdistill/nn.h"
 
 double vkd_now(void) {
     struct timespec ts;
@@ -59,9 +60,80 @@ static int bench_one(vkd_ctx *ctx, gemm_shape s, int reps, int runs) {
     return rc;
 }
 
+// vkdistill bench model: forward and forward+backward time per image of a
+// model config at a batch size, and the peak device memory, as JSON.
+static int bench_model(vkd_cli *cli, int argc, char **argv) {
+    const char *config = NULL;
+    int batch = 8, runs = 3;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) config = argv[++i];
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) batch = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) runs = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "vkdistill bench model: unknown argument '%s' (usage: bench model --config FILE [--batch N] [--runs N])\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (!config || batch < 1 || runs < 1) {
+        fprintf(stderr, "vkdistill bench model: needs --config FILE, and positive --batch and --runs\n");
+        return 2;
+    }
+    vkd_ctx *ctx = vkd_cli_open(cli);
+    if (!ctx) return 1;
+    char err[512];
+    int rc = 0;
+    vkd_model *m = vkd_model_create(ctx, config, 1, 1, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "vkdistill: %s\n", err);
+        return vkd_cli_close(ctx, 1);
+    }
+    int64_t s[3], xs[4] = {batch};
+    int nd = vkd_model_sample_shape(m, s);
+    for (int i = 0; i < nd; i++) xs[i + 1] = s[i];
+    int64_t one = 1, nb = batch, ls[2] = {batch, vkd_model_label_dim(m)};
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, &one, VKD_HOST);
+    double t_fwd = 0, t_bwd = 0;
+    uint64_t peak[2] = {0, 0};
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        vkd_graph *g = vkd_graph_new(ctx, pass ? "bench_model_fwd_bwd" : "bench_model_fwd");
+        vkd_tensor *x = vkd_rand_normal(g, nd + 1, xs, 1, 0, step);
+        vkd_tensor *sigma = vkd_scale(g, vkd_rand_uniform(g, 1, &nb, 1, 1, step), 10.0f);
+        vkd_tensor *labels = ls[1] ? vkd_rand_uniform(g, 2, ls, 1, 2, step) : NULL;
+        if (!pass) vkd_graph_set_grad_enabled(g, 0);
+        vkd_tensor *d = vkd_model_denoise(g, m, x, sigma, labels);
+        if (pass) vkd_graph_backward(g, vkd_mean(g, vkd_mul(g, d, d), 0));
+        if (vkd_graph_compile(g) || vkd_graph_run(g)) {
+            fprintf(stderr, "vkdistill bench model: %s\n", vkd_graph_error(g));
+            rc = 1;
+        } else {
+            double best = 1e30;
+            for (int r = 0; r < runs; r++) {
+                double t0 = vkd_now();
+                vkd_graph_run(g);
+                double dt = vkd_now() - t0;
+                if (dt < best) best = dt;
+            }
+            *(pass ? &t_bwd : &t_fwd) = best;
+            peak[pass] = vkd_ctx_mem_peak(ctx);
+        }
+        vkd_graph_free(g);
+    }
+    if (!rc)
+        printf("{\"bench\":\"model\",\"config\":\"%s\",\"device\":\"%s\",\"params\":%lld,\"batch\":%d,"
+               "\"fwd_ms_per_img\":%.3f,\"fwd_bwd_ms_per_img\":%.3f,\"fwd_img_per_s\":%.1f,"
+               "\"fwd_bwd_img_per_s\":%.1f,\"peak_mib_fwd\":%.1f,\"peak_mib_fwd_bwd\":%.1f}\n",
+               config, vkd_ctx_device_name(ctx), (long long)vkd_model_param_count(m), batch, t_fwd / batch * 1e3,
+               t_bwd / batch * 1e3, batch / t_fwd, batch / t_bwd, peak[0] / 1048576.0, peak[1] / 1048576.0);
+    vkd_tensor_free(step);
+    vkd_model_free(m);
+    return vkd_cli_close(ctx, rc);
+}
+
 int vkd_cli_bench(vkd_cli *cli, int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "model") == 0) return bench_model(cli, argc, argv);
     if (argc < 1 || strcmp(argv[0], "gemm") != 0) {
-        fprintf(stderr, "vkdistill bench: expected 'gemm' (usage: vkdistill bench gemm [--reps N] [--shape MxNxK[tA][tB]])\n");
+        fprintf(stderr, "vkdistill bench: expected 'gemm' or 'model' (usage: vkdistill bench gemm [--reps N] [--shape MxNxK[tA][tB]] | bench model --config FILE [--batch N])\n");
         return 2;
     }
     gemm_shape shapes[16];

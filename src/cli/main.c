@@ -11,7 +11,8 @@ static void usage(FILE *f) {
             "verbs:\n"
             "  info [--list]          the chosen device and its features (--list: every device)\n"
             "  selfcheck              a short check of the GPU ops and a training step against the CPU\n"
-            "  bench gemm [--reps N] [--shape MxNxK]...  GEMM GFLOP/s, one JSON line per shape\n"
+            "  bench gemm [--reps N] [--shape MxNxK[tA][tB]]...  GEMM GFLOP/s, one JSON line per shape\n"
+            "  bench model --config FILE [--batch N]   forward / forward+backward time and peak memory\n"
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
 }

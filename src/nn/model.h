@@ -1,0 +1,73 @@
+#ifndef VKD_NN_MODEL_H
+#define VKD_NN_MODEL_H
+// Internal: the parameter store shared by the architectures, and their hooks.
+#include "vkdistill/io.h"
+#include "vkdistill/nn.h"
+
+// How a tensor is initialized (EDM's weight_init modes, plus constants).
+typedef enum {
+    VKD_INIT_ZERO,
+    VKD_INIT_ONE,
+    VKD_INIT_XAVIER_UNIFORM,  // sqrt(6/(fan_in+fan_out)) * U(-1, 1) * gain
+    VKD_INIT_KAIMING_NORMAL,  // sqrt(1/fan_in) * N(0, 1) * gain
+    VKD_INIT_NORMAL,          // N(0, 1) * gain
+    VKD_INIT_CUSTOM,          // filled by the architecture after creation
+} vkd_init_mode;
+
+typedef struct {
+    char name[96];
+    vkd_tensor *t;
+    int is_param;  // buffers (resample filters, Fourier freqs, DiT pos_embed) are never trained
+} vkd_model_entry;
+
+typedef struct vkd_unet vkd_unet;
+typedef struct vkd_dit vkd_dit;
+typedef struct vkd_mlp vkd_mlp;
+
+struct vkd_model {
+    vkd_ctx *ctx;
+    char arch[8];
+    char *json;
+    int trainable;
+    uint64_t seed;
+    int n, cap;
+    vkd_model_entry *e;
+    float sigma_data;
+    int64_t sample_shape[3];
+    int sample_ndim;
+    int label_dim;
+    // training mode (dropout)
+    int train;
+    uint64_t train_seed;
+    vkd_tensor *step_t;
+    uint32_t dropout_stream;  // counts dropout layers while a graph is built
+    vkd_unet *unet;
+    vkd_dit *dit;
+    vkd_mlp *mlp;
+    vkd_tensor *one;  // a persistent scalar 1.0
+    char err[512];
+};
+
+// Registers a tensor under its PyTorch name and initializes it. Returns NULL
+// (with m->err set) on failure. is_param 0: a buffer (frozen even when trainable).
+vkd_tensor *vkd_model_add(vkd_model *m, const char *name, int ndim, const int64_t *shape, int is_param,
+                          vkd_init_mode init, double fan_in, double fan_out, double gain);
+// Named lookup that must succeed (architectures look their weights up while building).
+vkd_tensor *vkd_model_get(vkd_model *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Dropout when training, identity otherwise.
+vkd_tensor *vkd_model_dropout(vkd_graph *g, vkd_model *m, vkd_tensor *x, float p);
+
+// Architectures: parse the config (setting sample shape, label dim) and
+// register tensors; build the raw network F (without preconditioning).
+int vkd_unet_init(vkd_model *m, vkd_cfg *c);
+vkd_tensor *vkd_unet_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels,
+                             vkd_tensor *augment);
+void vkd_unet_free(vkd_unet *u);
+int vkd_dit_init(vkd_model *m, vkd_cfg *c);
+vkd_tensor *vkd_dit_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels);
+void vkd_dit_free(vkd_dit *d);
+int vkd_mlp_init(vkd_model *m, vkd_cfg *c);
+vkd_tensor *vkd_mlp_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels);
+void vkd_mlp_free(vkd_mlp *p);
+
+#endif
