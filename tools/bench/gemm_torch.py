@@ -4,6 +4,7 @@ line each, on CUDA when available (else CPU). Run with Debian's interpreter:
 /usr/bin/python3 tools/bench/gemm_torch.py [--device cpu|cuda] [--shape MxNxK[tA][tB]]..."""
 import argparse
 import json
+import os
 import re
 import time
 
@@ -42,6 +43,7 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--shape", action="append")
     args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count())  # all cores, like the Vulkan device
     shapes = args.shape or ["256x256x256", "1024x1024x1024", "4096x512x512", "1024x1024x1024tA", "1024x1024x1024tB"]
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU, %d threads" % torch.get_num_threads()
     for s in shapes:
