@@ -1,19 +1,19 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// Element-wise activations, forward and backward side by side.
+// Element-wise functions (activations, exp/log/sqrt, affine), forward and backward side by side.
 //   forward:  y = f(x)              (OP < 8)
 //   backward: y = dy * f'(x)        (OP >= 8; x is the forward input)
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint OP = 0;
-const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4;
-const uint SILU_BWD = 8, GELU_BWD = 9, RELU_BWD = 10;
+const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4, EXP = 5, LOG = 6, SQRT = 7;
+const uint SILU_BWD = 8, GELU_BWD = 9, RELU_BWD = 10, EXP_BWD = 13, LOG_BWD = 14, SQRT_BWD = 15;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
     uint n;
-    float alpha;
+    float alpha, beta;  // SCALE: y = alpha*x + beta; FILL: y = alpha
 } pc;
 
 const float GELU_K = 0.7978845608028654;  // sqrt(2/pi)
@@ -38,7 +38,19 @@ void main() {
     } else if (OP == RELU) {
         r = max(x, 0.0);
     } else if (OP == SCALE) {
-        r = pc.alpha * x;
+        r = pc.alpha * x + pc.beta;
+    } else if (OP == EXP) {
+        r = exp(x);
+    } else if (OP == LOG) {
+        r = log(x);
+    } else if (OP == SQRT) {
+        r = sqrt(x);
+    } else if (OP == EXP_BWD) {
+        r = pc.dy.v[i] * exp(x);
+    } else if (OP == LOG_BWD) {
+        r = pc.dy.v[i] / x;
+    } else if (OP == SQRT_BWD) {
+        r = pc.dy.v[i] * 0.5 / sqrt(x);
     } else if (OP == SILU_BWD) {
         float s = 1.0 / (1.0 + exp(-x));
         r = pc.dy.v[i] * s * (1.0 + x * (1.0 - s));

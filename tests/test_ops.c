@@ -163,15 +163,21 @@ static void test_unary(vkd_ctx *ctx, const char *name, int op) {
     enum { N = 1000 };
     cas c = begin(ctx, name);
     double x[N], y[N], dx[N];
-    t_fill(x, N, -6, 6);
+    int positive = op == REF_LOG || op == REF_SQRT;
+    t_fill(x, N, positive ? 0.05 : -6, 6);
     for (int i = 0; i < N; i++)
         if (fabs(x[i]) < 1e-3) x[i] = 0.5;  // ReLU has no derivative at 0
     vkd_tensor *X = input(&c, "x", 2, (int64_t[]){10, 100}, x);
-    vkd_tensor *Y = op == REF_SILU ? vkd_silu(c.g, X) : op == REF_GELU ? vkd_gelu(c.g, X) : vkd_relu(c.g, X);
+    vkd_tensor *Y = op == REF_SILU   ? vkd_silu(c.g, X)
+                    : op == REF_GELU ? vkd_gelu(c.g, X)
+                    : op == REF_EXP  ? vkd_exp(c.g, X)
+                    : op == REF_LOG  ? vkd_log(c.g, X)
+                    : op == REF_SQRT ? vkd_sqrt(c.g, X)
+                                     : vkd_relu(c.g, X);
     finish(&c, Y);
     ref_unary_fwd(y, x, N, op);
     ref_unary_bwd(dx, c.w, x, N, op);
-    printf("%s (10,100) on [-6, 6]\n", name);
+    printf("%s (10,100) on [%g, 6]\n", name, positive ? 0.05 : -6.0);
     compare("y", Y, y, TOL);
     compare_grad(&c, "dx", X, dx);
     end(&c);
@@ -183,11 +189,12 @@ static void test_scale(vkd_ctx *ctx) {
     double x[N], y[N], dx[N];
     t_fill(x, N, -3, 3);
     vkd_tensor *X = input(&c, "x", 1, (int64_t[]){N}, x);
-    vkd_tensor *Y = vkd_scale(c.g, X, -1.75f);
+    vkd_tensor *Y = vkd_affine(c.g, X, -1.75f, 0.5f);
     finish(&c, Y);
     ref_scale_fwd(y, x, N, -1.75);
+    for (int i = 0; i < N; i++) y[i] += 0.5;
     ref_scale_bwd(dx, c.w, N, -1.75);
-    printf("scale (77) by -1.75\n");
+    printf("affine (77): -1.75 x + 0.5\n");
     compare("y", Y, y, TOL);
     compare_grad(&c, "dx", X, dx);
     end(&c);
@@ -360,6 +367,9 @@ int main(void) {
     test_unary(ctx, "silu", REF_SILU);
     test_unary(ctx, "gelu", REF_GELU);
     test_unary(ctx, "relu", REF_RELU);
+    test_unary(ctx, "exp", REF_EXP);
+    test_unary(ctx, "log", REF_LOG);
+    test_unary(ctx, "sqrt", REF_SQRT);
     test_reduce(ctx, 5, 7, 1, 0);
     test_reduce(ctx, 5, 300, 1, 1);
     test_reduce(ctx, 5, 7, 0, 0);

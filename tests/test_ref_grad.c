@@ -138,6 +138,7 @@ static void grad_unary(Tally *t, unsigned long long *s, int op, const char *name
     for (long i = 0; i < c.n; i++) {
         double u = 4.0 * rnd(s); // [-4, 4); keep |x| >= 0.1 so ReLU's kink is never straddled
         x[i] = u >= 0 ? u + 0.1 : u - 0.1;
+        if (op == REF_LOG || op == REF_SQRT) x[i] = fabs(x[i]);  // their domain
     }
     fill(c.w, c.n, s); c.in[0] = x;
     poison(dx, c.n);
@@ -313,6 +314,9 @@ int main(void) {
     grad_unary(&t, &s, REF_SILU, "unary silu");
     grad_unary(&t, &s, REF_GELU, "unary gelu (tanh)");
     grad_unary(&t, &s, REF_RELU, "unary relu");
+    grad_unary(&t, &s, REF_EXP, "unary exp");
+    grad_unary(&t, &s, REF_LOG, "unary log");
+    grad_unary(&t, &s, REF_SQRT, "unary sqrt");
     grad_rowop(&t, &s, K_REDUCE, 0, 0, "reduce sum (3,7)");
     grad_rowop(&t, &s, K_REDUCE, 1, 0, "reduce mean (3,7)");
     grad_rowop(&t, &s, K_SOFTMAX, 0, 0, "softmax (3,7)");

@@ -107,6 +107,10 @@ vkd_tensor *vkd_scale(vkd_graph *g, vkd_tensor *x, float alpha);
 vkd_tensor *vkd_silu(vkd_graph *g, vkd_tensor *x);
 vkd_tensor *vkd_gelu(vkd_graph *g, vkd_tensor *x);  // tanh approximation
 vkd_tensor *vkd_relu(vkd_graph *g, vkd_tensor *x);
+vkd_tensor *vkd_exp(vkd_graph *g, vkd_tensor *x);
+vkd_tensor *vkd_log(vkd_graph *g, vkd_tensor *x);   // x > 0
+vkd_tensor *vkd_sqrt(vkd_graph *g, vkd_tensor *x);  // x > 0 for the gradient
+vkd_tensor *vkd_affine(vkd_graph *g, vkd_tensor *x, float alpha, float beta);  // alpha*x + beta
 // Reductions over the last axis (x (..., n) -> (...)) or over everything (-> (1)).
 vkd_tensor *vkd_sum(vkd_graph *g, vkd_tensor *x, int last_axis_only);
 vkd_tensor *vkd_mean(vkd_graph *g, vkd_tensor *x, int last_axis_only);
@@ -115,6 +119,8 @@ vkd_tensor *vkd_softmax(vkd_graph *g, vkd_tensor *x);  // over the last axis
 vkd_tensor *vkd_layernorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, float eps);
 // mean((a - b)^2) -> (1)
 vkd_tensor *vkd_mse(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
+// A constant tensor recorded in the step.
+vkd_tensor *vkd_full(vkd_graph *g, int ndim, const int64_t *shape, float value);
 // A view with another shape (same numel); shares memory.
 vkd_tensor *vkd_reshape(vkd_graph *g, vkd_tensor *x, int ndim, const int64_t *shape);
 // dst (persistent) = src, recorded in the step.

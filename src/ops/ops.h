@@ -5,8 +5,6 @@
 
 #define VKD_WG 256u  // default workgroup size of the element-wise and row shaders
 
-// y = value, shape given.
-vkd_tensor *vkd_full(vkd_graph *g, int ndim, const int64_t *shape, float value);
 // dst (any tensor, usually a persistent gradient) += src, same numel.
 int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.

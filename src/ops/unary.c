@@ -1,18 +1,18 @@
-// Activations (SiLU, GELU-tanh, ReLU), scale and fill, forward and backward.
+// Element-wise functions: SiLU, GELU-tanh, ReLU, exp, log, sqrt, affine and fill, forward and backward.
 // Shader: shaders/unary.comp (the op is a specialization constant).
 #include "ops/ops.h"
 
-enum { U_SILU = 0, U_GELU = 1, U_RELU = 2, U_SCALE = 3, U_FILL = 4, U_BWD = 8 };
+enum { U_SILU = 0, U_GELU = 1, U_RELU = 2, U_SCALE = 3, U_FILL = 4, U_EXP = 5, U_LOG = 6, U_SQRT = 7, U_BWD = 8 };
 
 typedef struct {
     VkDeviceAddress y, x, dy;
     uint32_t n;
-    float alpha;
+    float alpha, beta;
 } unary_push;
 
 static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy,
-                          float alpha) {
-    unary_push pc = {.n = (uint32_t)y->numel, .alpha = alpha};
+                          float alpha, float beta) {
+    unary_push pc = {.n = (uint32_t)y->numel, .alpha = alpha, .beta = beta};
     vkd_arg args[3];
     int na = 0;
     args[na++] = (vkd_arg){offsetof(unary_push, y), VKD_W, y};
@@ -23,18 +23,19 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     return vkd_graph_dispatch(g, name, "unary", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
 }
 
-static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd"};
+static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd"};
 
 static void act_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     int op = e->attr.i[0];
     vkd_tensor *dx = vkd_graph_tensor_like(g, bwd_names[op], e->in[0]);
-    if (dx && !unary_dispatch(g, bwd_names[op], U_BWD + op, dx, e->in[0], dy, 0.0f)) vkd_grad_accumulate(g, e->in[0], dx);
+    if (dx && !unary_dispatch(g, bwd_names[op], U_BWD + op, dx, e->in[0], dy, 0.0f, 0.0f))
+        vkd_grad_accumulate(g, e->in[0], dx);
 }
 
 static vkd_tensor *activation(vkd_graph *g, const char *name, int op, vkd_tensor *x) {
     if (!vkd_op_ok(g, 1, x)) return NULL;
     vkd_tensor *y = vkd_graph_tensor_like(g, name, x);
-    if (!y || unary_dispatch(g, name, op, y, x, NULL, 0.0f)) return NULL;
+    if (!y || unary_dispatch(g, name, op, y, x, NULL, 0.0f, 0.0f)) return NULL;
     vkd_tape_entry *e = vkd_tape_push(g, act_backward, y, &x, 1);
     if (e) e->attr.i[0] = op;
     return y;
@@ -43,15 +44,20 @@ static vkd_tensor *activation(vkd_graph *g, const char *name, int op, vkd_tensor
 vkd_tensor *vkd_silu(vkd_graph *g, vkd_tensor *x) { return activation(g, "silu", U_SILU, x); }
 vkd_tensor *vkd_gelu(vkd_graph *g, vkd_tensor *x) { return activation(g, "gelu", U_GELU, x); }
 vkd_tensor *vkd_relu(vkd_graph *g, vkd_tensor *x) { return activation(g, "relu", U_RELU, x); }
+vkd_tensor *vkd_exp(vkd_graph *g, vkd_tensor *x) { return activation(g, "exp", U_EXP, x); }
+vkd_tensor *vkd_log(vkd_graph *g, vkd_tensor *x) { return activation(g, "log", U_LOG, x); }
+vkd_tensor *vkd_sqrt(vkd_graph *g, vkd_tensor *x) { return activation(g, "sqrt", U_SQRT, x); }
 
 static void scale_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_grad_accumulate(g, e->in[0], vkd_scale(g, dy, e->attr.f[0]));
 }
 
-vkd_tensor *vkd_scale(vkd_graph *g, vkd_tensor *x, float alpha) {
+vkd_tensor *vkd_scale(vkd_graph *g, vkd_tensor *x, float alpha) { return vkd_affine(g, x, alpha, 0.0f); }
+
+vkd_tensor *vkd_affine(vkd_graph *g, vkd_tensor *x, float alpha, float beta) {
     if (!vkd_op_ok(g, 1, x)) return NULL;
     vkd_tensor *y = vkd_graph_tensor_like(g, "scale", x);
-    if (!y || unary_dispatch(g, "scale", U_SCALE, y, x, NULL, alpha)) return NULL;
+    if (!y || unary_dispatch(g, "scale", U_SCALE, y, x, NULL, alpha, beta)) return NULL;
     vkd_tape_entry *e = vkd_tape_push(g, scale_backward, y, &x, 1);
     if (e) e->attr.f[0] = alpha;
     return y;
@@ -60,6 +66,6 @@ vkd_tensor *vkd_scale(vkd_graph *g, vkd_tensor *x, float alpha) {
 vkd_tensor *vkd_full(vkd_graph *g, int ndim, const int64_t *shape, float value) {
     if (vkd_graph_failed(g)) return NULL;
     vkd_tensor *y = vkd_graph_tensor(g, "fill", ndim, shape);
-    if (!y || unary_dispatch(g, "fill", U_FILL, y, NULL, NULL, value)) return NULL;
+    if (!y || unary_dispatch(g, "fill", U_FILL, y, NULL, NULL, value, 0.0f)) return NULL;
     return y;
 }

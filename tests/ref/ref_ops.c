@@ -106,6 +106,9 @@ void ref_unary_fwd(double *y, const double *x, long n, int op) {
         double v = x[i];
         if (op == REF_SILU) y[i] = v / (1.0 + exp(-v));
         else if (op == REF_GELU) y[i] = 0.5 * v * (1.0 + tanh(REF_GELU_C * (v + 0.044715 * v * v * v)));
+        else if (op == REF_EXP) y[i] = exp(v);
+        else if (op == REF_LOG) y[i] = log(v);
+        else if (op == REF_SQRT) y[i] = sqrt(v);
         else y[i] = v > 0.0 ? v : 0.0;
     }
 }
@@ -119,6 +122,12 @@ void ref_unary_bwd(double *dx, const double *dy, const double *x, long n, int op
         } else if (op == REF_GELU) {
             double t = tanh(REF_GELU_C * (v + 0.044715 * v * v * v));
             d = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * REF_GELU_C * (1.0 + 3.0 * 0.044715 * v * v);
+        } else if (op == REF_EXP) {
+            d = exp(v);
+        } else if (op == REF_LOG) {
+            d = 1.0 / v;
+        } else if (op == REF_SQRT) {
+            d = 0.5 / sqrt(v);
         } else {
             d = v > 0.0 ? 1.0 : 0.0;
         }
