@@ -182,6 +182,8 @@ vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads);
 // out.transpose(1, 2).reshape(N, T, D) (before proj).
 vkd_tensor *vkd_attention_dit(vkd_graph *g, vkd_tensor *qkv, int heads);
 
+// ---------------------------------------------------------------- pooling and resize ops (src/ops/pool.c)
+
 // ---------------------------------------------------------------- diffusion
 // EDM preconditioning coefficients from sigma (N): out = {c_skip, c_out, c_in, c_noise}, each (N).
 int vkd_edm_coefficients(vkd_graph *g, vkd_tensor *sigma, float sigma_data, vkd_tensor *out[4]);

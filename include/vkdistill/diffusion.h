@@ -1,0 +1,79 @@
+#ifndef VKDISTILL_DIFFUSION_H
+#define VKDISTILL_DIFFUSION_H
+// The diffusion core: denoisers (a network or the exact Gaussian-mixture
+// teacher), EDM's training loss, the Karras sigma grid and samplers.
+// Math: ../shared/ALGORITHMS.md. Every sampler records its step once and
+// replays it, with the step's sigmas in a host-visible tensor.
+#include "vkdistill/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------- exact GMM teacher
+// p0 = sum_k w_k N(mu_k, s_k^2 I) in d dimensions (one sample's numel; samples
+// may be image-shaped). Its denoiser is exact at every sigma.
+typedef struct vkd_gmm vkd_gmm;
+// sample_shape: (d) for vectors or (C, H, W) for images (ndim 1 or 3).
+vkd_gmm *vkd_gmm_create(vkd_ctx *ctx, int K, int ndim, const int64_t *sample_shape, const double *weights,
+                        const double *means /* (K, d) */, const double *stds /* (K) */, char *err, size_t errlen);
+// From a JSON config {"arch": "gmm", "dim": 2, "weights": [...], "means": [[...], ...], "stds": [...]}
+// or {"arch": "gmm", "preset": "ring8", ...} (8 modes on a circle of radius 2, std 0.05... see gmm.c).
+vkd_gmm *vkd_gmm_load(vkd_ctx *ctx, const char *config_path, char *err, size_t errlen);
+void vkd_gmm_free(vkd_gmm *m);
+int vkd_gmm_components(const vkd_gmm *m);
+// Exact samples on the host (n, d) and their component index (may be NULL).
+void vkd_gmm_sample_host(const vkd_gmm *m, uint64_t seed, int64_t n, float *out, int *component);
+// The component responsibilities at sigma = 0 (nearest mode in likelihood) of host points, for mode counting.
+void vkd_gmm_assign_host(const vkd_gmm *m, int64_t n, const float *x, int *component);
+// D(x; sigma) exactly (log-sum-exp responsibilities), x (N, d...) and sigma (N); the
+// gradient flows to x (its exact vector-Jacobian product); none to sigma.
+vkd_tensor *vkd_gmm_denoise(vkd_graph *g, vkd_gmm *m, vkd_tensor *x, vkd_tensor *sigma);
+
+// ---------------------------------------------------------------- any denoiser
+// What samplers, the EDM loss and every distillation method take: a network
+// (vkd_model, EDM-preconditioned) or the exact GMM. Exactly one is set.
+typedef struct {
+    vkd_model *model;
+    vkd_gmm *gmm;
+} vkd_denoiser;
+
+vkd_tensor *vkd_denoiser_apply(vkd_graph *g, const vkd_denoiser *d, vkd_tensor *x, vkd_tensor *sigma,
+                               vkd_tensor *labels);
+int vkd_denoiser_sample_shape(const vkd_denoiser *d, int64_t shape[3]);  // returns ndim (1 or 3)
+int vkd_denoiser_label_dim(const vkd_denoiser *d);
+vkd_ctx *vkd_denoiser_ctx(const vkd_denoiser *d);
+
+// ---------------------------------------------------------------- EDM training loss
+// sigma = exp(p_mean + p_std * n) drawn on the device (Philox: seed, stream, step_t);
+// loss = mean over batch and elements of lambda(sigma) (D(x0 + sigma n'; sigma) - x0)^2,
+// lambda = (sigma^2 + sd^2) / (sigma sd)^2. x0 (N, ...) and labels (N, K) or NULL.
+vkd_tensor *vkd_edm_loss(vkd_graph *g, const vkd_denoiser *d, vkd_tensor *x0, vkd_tensor *labels, float p_mean,
+                         float p_std, float sigma_data, uint64_t seed, vkd_tensor *step_t);
+
+// ---------------------------------------------------------------- sampling
+typedef enum { VKD_SAMPLER_EULER = 0, VKD_SAMPLER_HEUN = 1 } vkd_sampler_kind;
+
+typedef struct {
+    vkd_sampler_kind kind;  // Heun: 2nd order with Euler on the last step (EDM Algorithm 1/2)
+    int steps;              // N sigmas before the final 0: Heun makes 2N-1 network evaluations
+    double sigma_min, sigma_max, rho;                   // Karras grid (0.002, 80, 7)
+    double s_churn, s_min, s_max, s_noise;              // EDM's stochastic sampler (s_churn 0 = deterministic)
+    double guidance;                                    // classifier-free guidance weight (1 = off)
+} vkd_sampler_cfg;
+
+// The EDM defaults: Heun, 18 steps, 0.002..80, rho 7, no churn, guidance 1.
+vkd_sampler_cfg vkd_sampler_defaults(void);
+// sigma_0 > ... > sigma_{steps-1} then sigma_steps = 0 (steps + 1 values).
+void vkd_karras_sigmas(const vkd_sampler_cfg *c, double *out);
+// Samples n images: x_0 = sigma_0 * N(0, I) from (seed, stream 0), the churn
+// noise from (seed, stream 1..), labels (n, K) one-hot rows or NULL; writes the
+// result into out (a persistent (n, ...) tensor). One recorded graph per kind of
+// step, replayed with that step's sigmas. 0 on success, else err.
+int vkd_sample(const vkd_denoiser *d, const vkd_sampler_cfg *c, int64_t n, vkd_tensor *labels, uint64_t seed,
+               vkd_tensor *out, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
