@@ -8,16 +8,19 @@
 //   m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2
 //   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
 // flags: bit0 decoupled (AdamW), bit1 zero g afterwards (ready to accumulate
-// the next step's gradient).
+// the next step's gradient), bit2 gnorm2 valid: the squared global gradient
+// norm, for clipping to `clip` (if > 0) and for skipping the whole step when it
+// is not finite (NaN guard; the gradient is still zeroed).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 
 layout(push_constant) uniform PC {
-    FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper;
+    FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper; FBuf gnorm2;
     uint n;
     float b1, b2, eps, wd;
     uint flags;
+    float clip;
 } pc;
 
 void main() {
@@ -25,6 +28,14 @@ void main() {
     if (i >= pc.n) return;
     float lr = pc.hyper.v[0], t = pc.hyper.v[1];
     float p = pc.p.v[i], g = pc.g.v[i];
+    if ((pc.flags & 4u) != 0u) {
+        float n2 = pc.gnorm2.v[0];
+        if (isnan(n2) || isinf(n2)) {  // a non-finite gradient anywhere: skip the step everywhere
+            if ((pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
+            return;
+        }
+        if (pc.clip > 0.0) g *= min(1.0, pc.clip / (sqrt(n2) + 1e-6));
+    }
     if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
     float m = pc.b1 * pc.m.v[i] + (1.0 - pc.b1) * g;

@@ -26,7 +26,7 @@ static void mlp_init(vkd_ctx *ctx, mlp *m) {
     m->b2 = t_tensor(ctx, "b2", 1, (int64_t[]){D}, zeros, VKD_PARAM);
     vkd_tensor *p[5] = {m->w1, m->b1, m->ln_w, m->w2, m->b2};
     memcpy(m->p, p, sizeof p);
-    vkd_adam_cfg cfg = {0.9f, 0.999f, 1e-8f, 0.01f, 1};
+    vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f, .decoupled = 1};
     m->opt = vkd_adam_new(ctx, m->p, 5, &cfg);
 }
 

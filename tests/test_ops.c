@@ -295,12 +295,14 @@ static void test_mse(vkd_ctx *ctx, int n) {
 }
 
 // ---------------------------------------------------------------- optimizers
-static void test_adam(vkd_ctx *ctx, int decoupled) {
+// clip > 0: gradients scaled to a global norm of at most clip (over two tensors).
+static void test_adam(vkd_ctx *ctx, int decoupled, float clip) {
     enum { N = 300, STEPS = 3 };
     double p[N], g[N], m[N] = {0}, v[N] = {0};
     t_fill(p, N, -1, 1);
     vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, VKD_PARAM);
-    vkd_adam_cfg cfg = {0.9f, 0.99f, 1e-8f, 0.1f, decoupled};
+    vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f, .decoupled = decoupled,
+                        .grad_clip = clip};
     vkd_adam *opt = vkd_adam_new(ctx, &P, 1, &cfg);
     vkd_graph *gr = vkd_graph_new(ctx, "adam");
     vkd_adam_record(gr, opt);
@@ -312,16 +314,55 @@ static void test_adam(vkd_ctx *ctx, int decoupled) {
         vkd_tensor_upload(vkd_tensor_grad(P), f);
         vkd_adam_set_step(opt, 1e-2f, t);
         CHECK(vkd_graph_run(gr) == 0, "run: %s", vkd_graph_error(gr));
+        if (clip > 0) {
+            double n2 = 0;
+            for (int i = 0; i < N; i++) n2 += g[i] * g[i];
+            double sc = fmin(1.0, clip / (sqrt(n2) + 1e-6));
+            CHECK(fabs(vkd_adam_grad_norm(opt) - sqrt(n2)) < 1e-4 * sqrt(n2), "grad norm %g vs %g",
+                  vkd_adam_grad_norm(opt), sqrt(n2));
+            for (int i = 0; i < N; i++) g[i] *= sc;
+        }
         ref_adam_step(p, m, v, g, N, (double)1e-2f, (double)0.9f, (double)0.99f, (double)1e-8f, (double)0.1f,
                       decoupled, t);
     }
-    printf("%s, %d steps\n", decoupled ? "adamw" : "adam", STEPS);
+    printf("%s%s, %d steps\n", decoupled ? "adamw" : "adam", clip > 0 ? " with gradient clipping" : "", STEPS);
     compare("parameters", P, p, 1e-5);
     double zero[N] = {0};
     compare("gradient zeroed after the step", vkd_tensor_grad(P), zero, 0.0 + 1e-30);
     vkd_graph_free(gr);
     vkd_adam_free(opt);
     vkd_tensor_free(P);
+}
+
+// A NaN anywhere in the gradients skips the whole update and clears the gradient.
+static void test_nan_guard(vkd_ctx *ctx) {
+    enum { N = 50 };
+    double p[N], q[N];
+    t_fill(p, N, -1, 1);
+    t_fill(q, N, -1, 1);
+    vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, VKD_PARAM), *Q = t_tensor(ctx, "q", 1, (int64_t[]){N}, q, VKD_PARAM);
+    vkd_tensor *ps[2] = {P, Q};
+    vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .decoupled = 1, .skip_nonfinite = 1};
+    vkd_adam *opt = vkd_adam_new(ctx, ps, 2, &cfg);
+    vkd_graph *gr = vkd_graph_new(ctx, "nan_guard");
+    vkd_adam_record(gr, opt);
+    float f[N];
+    for (int i = 0; i < N; i++) f[i] = 0.5f;
+    vkd_tensor_upload(vkd_tensor_grad(P), f);
+    f[7] = NAN;
+    vkd_tensor_upload(vkd_tensor_grad(Q), f);
+    vkd_adam_set_step(opt, 1e-2f, 1);
+    CHECK(vkd_graph_run(gr) == 0, "run: %s", vkd_graph_error(gr));
+    CHECK(isnan(vkd_adam_grad_norm(opt)), "the grad norm should report NaN");
+    printf("nan guard\n");
+    compare("p unchanged", P, p, 0.0 + 1e-30);
+    compare("q unchanged", Q, q, 0.0 + 1e-30);
+    double zero[N] = {0};
+    compare("gradient cleared", vkd_tensor_grad(Q), zero, 1e-30);
+    vkd_graph_free(gr);
+    vkd_adam_free(opt);
+    vkd_tensor_free(P);
+    vkd_tensor_free(Q);
 }
 
 static void test_ema(vkd_ctx *ctx) {
@@ -380,8 +421,10 @@ int main(void) {
     test_layernorm(ctx, 4, 300, 1);
     test_mse(ctx, 37);
     test_mse(ctx, 40000);
-    test_adam(ctx, 0);
-    test_adam(ctx, 1);
+    test_adam(ctx, 0, 0.0f);
+    test_adam(ctx, 1, 0.0f);
+    test_adam(ctx, 1, 2.0f);
+    test_nan_guard(ctx);
     test_ema(ctx);
     return t_close(ctx);
 }

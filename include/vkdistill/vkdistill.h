@@ -201,6 +201,8 @@ vkd_tensor *vkd_rand_normal(vkd_graph *g, int ndim, const int64_t *shape, uint64
 typedef struct {
     float beta1, beta2, eps, weight_decay;
     int decoupled;  // 1: AdamW (decoupled weight decay); 0: Adam with L2 added to the gradient
+    float grad_clip;     // > 0: scale gradients so their global norm is at most this
+    int skip_nonfinite;  // 1: a NaN/inf anywhere in the gradients skips the whole update (NaN guard)
 } vkd_adam_cfg;
 
 typedef struct vkd_adam vkd_adam;
@@ -211,8 +213,13 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
 void vkd_adam_free(vkd_adam *opt);
 // Sets lr and advances t; call on the host before each run of a graph that has the step.
 void vkd_adam_set_step(vkd_adam *opt, float lr, int64_t t);
-// Records the update of every parameter and the zeroing of its gradient.
+// Records the update of every parameter and the zeroing of its gradient
+// (preceded by the global gradient norm when clipping or the NaN guard is on).
 int vkd_adam_record(vkd_graph *g, vkd_adam *opt);
+int vkd_adam_num(const vkd_adam *opt);
+void vkd_adam_state(const vkd_adam *opt, int i, vkd_tensor **m, vkd_tensor **v);
+// The global gradient norm of the last run (clipping / NaN guard only); NaN if it was not finite.
+float vkd_adam_grad_norm(const vkd_adam *opt);
 // ema = beta*ema + (1-beta)*p for each pair, recorded in the step.
 int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta);
 

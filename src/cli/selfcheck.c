@@ -51,7 +51,7 @@ static int check_training(vkd_ctx *ctx) {
     vkd_tensor_upload(w1, hw1);
     vkd_tensor_upload(w2, hw2);
     vkd_tensor *params[4] = {w1, b1, w2, b2};
-    vkd_adam_cfg cfg = {0.9f, 0.999f, 1e-8f, 0.0f, 1};
+    vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .decoupled = 1};
     vkd_adam *opt = vkd_adam_new(ctx, params, 4, &cfg);
     // Target: y = sum(sin(x)); inputs drawn on the device, fresh every step.
     vkd_graph *g = vkd_graph_new(ctx, "selfcheck_train");

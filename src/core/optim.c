@@ -1,6 +1,7 @@
 // Adam / AdamW and EMA as recorded steps (shaders/adam.comp, shaders/ema.comp).
 // Optimizer state lives in persistent tensors; lr and t live in a host-visible
 // tensor that the host updates between replays of the recorded step.
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,14 +12,16 @@ struct vkd_adam {
     int n;
     vkd_tensor **p, **m, **v;
     vkd_tensor *hyper;  // [lr, t]
+    vkd_tensor *gnorm;  // host-visible: the last step's squared global gradient norm
     vkd_adam_cfg cfg;
 };
 
 typedef struct {
-    VkDeviceAddress p, g, m, v, hyper;
+    VkDeviceAddress p, g, m, v, hyper, gnorm2;
     uint32_t n;
     float b1, b2, eps, wd;
     uint32_t flags;
+    float clip;
 } adam_push;
 
 typedef struct {
@@ -36,7 +39,8 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
     o->v = calloc(nparams, sizeof *o->v);
     int64_t two = 2;
     o->hyper = vkd_tensor_new(ctx, "adam.hyper", 1, &two, VKD_HOST);
-    if (!o->hyper) goto fail;
+    o->gnorm = vkd_tensor_new(ctx, "adam.grad_norm2", 1, (int64_t[]){1}, VKD_HOST);
+    if (!o->hyper || !o->gnorm) goto fail;
     for (int i = 0; i < nparams; i++) {
         if (!params[i]->pgrad) {
             vkd_set_error(ctx, "adam: tensor '%s' is not a trainable parameter", params[i]->name);
@@ -61,6 +65,7 @@ void vkd_adam_free(vkd_adam *o) {
     if (!o) return;
     for (int i = 0; i < o->n; i++) vkd_tensor_free(o->m[i]), vkd_tensor_free(o->v[i]);
     vkd_tensor_free(o->hyper);
+    vkd_tensor_free(o->gnorm);
     free(o->p), free(o->m), free(o->v);
     free(o);
 }
@@ -71,7 +76,34 @@ void vkd_adam_set_step(vkd_adam *o, float lr, int64_t t) {
     h[1] = (float)t;
 }
 
+int vkd_adam_num(const vkd_adam *o) { return o->n; }
+
+void vkd_adam_state(const vkd_adam *o, int i, vkd_tensor **m, vkd_tensor **v) {
+    *m = o->m[i];
+    *v = o->v[i];
+}
+
+float vkd_adam_grad_norm(const vkd_adam *o) {
+    float *h = vkd_tensor_map(o->gnorm);
+    return sqrtf(h[0]);
+}
+
+// The squared global norm of all gradients, recorded as part of the step and
+// copied to a host-visible scalar: the shader clips with it and the host logs it.
+static vkd_tensor *global_norm2(vkd_graph *g, vkd_adam *o) {
+    vkd_tensor *total = NULL;
+    for (int i = 0; i < o->n; i++) {
+        vkd_tensor *gr = o->p[i]->pgrad;
+        vkd_tensor *s = vkd_sum(g, vkd_mul(g, gr, gr), 0);
+        total = total ? vkd_add(g, total, s) : s;
+    }
+    return total;
+}
+
 int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
+    int guard = o->cfg.grad_clip > 0 || o->cfg.skip_nonfinite;
+    vkd_tensor *n2 = guard ? global_norm2(g, o) : NULL;
+    if (n2) vkd_copy(g, o->gnorm, n2);
     for (int i = 0; i < o->n && !vkd_graph_failed(g); i++) {
         vkd_tensor *p = o->p[i];
         adam_push pc = {.n = (uint32_t)p->numel,
@@ -79,15 +111,18 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
                         .b2 = o->cfg.beta2,
                         .eps = o->cfg.eps,
                         .wd = o->cfg.weight_decay,
-                        .flags = (o->cfg.decoupled ? 1u : 0u) | 2u};
-        vkd_arg args[5] = {{offsetof(adam_push, p), VKD_RW, p},
+                        .flags = (o->cfg.decoupled ? 1u : 0u) | 2u | (n2 ? 4u : 0u),
+                        .clip = o->cfg.grad_clip};
+        vkd_arg args[6] = {{offsetof(adam_push, p), VKD_RW, p},
                            {offsetof(adam_push, g), VKD_RW, p->pgrad},
                            {offsetof(adam_push, m), VKD_RW, o->m[i]},
                            {offsetof(adam_push, v), VKD_RW, o->v[i]},
-                           {offsetof(adam_push, hyper), VKD_R, o->hyper}};
+                           {offsetof(adam_push, hyper), VKD_R, o->hyper},
+                           {offsetof(adam_push, gnorm2), VKD_R, n2}};
         uint32_t spec[1] = {VKD_WG}, gx, gy;
         vkd_grid_1d(p->numel, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 1, gx, gy, 1, &pc, sizeof pc, args, 5);
+        vkd_graph_dispatch(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 1, gx, gy, 1, &pc, sizeof pc, args,
+                           n2 ? 6 : 5);
     }
     return vkd_graph_failed(g) ? -1 : 0;
 }
