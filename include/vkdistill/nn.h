@@ -20,6 +20,10 @@ vkd_model *vkd_model_create(vkd_ctx *ctx, const char *config_path, int trainable
 vkd_model *vkd_model_create_json(vkd_ctx *ctx, const char *json, const char *name, int trainable, uint64_t seed,
                                  char *err, size_t errlen);
 void vkd_model_free(vkd_model *m);
+// The same network with frozen aliases of its tensors (shared memory): used as
+// a fixed function in one training phase while another phase trains it. Free
+// it before the model it views.
+vkd_model *vkd_model_frozen_view(vkd_model *m);
 
 // Loads every parameter and buffer by name; missing, extra and wrongly shaped
 // tensors are reported by name. prefix_ok: names may carry a leading prefix

@@ -56,6 +56,10 @@ enum {
 // A persistent fp32 tensor, zero-initialized. shape has ndim entries (1..VKD_MAX_DIMS).
 vkd_tensor *vkd_tensor_new(vkd_ctx *ctx, const char *name, int ndim, const int64_t *shape, int flags);
 void vkd_tensor_free(vkd_tensor *t);
+// A frozen alias of a persistent tensor: same memory, no gradient. Lets one
+// phase of training use a network as a fixed function (gradients flow through
+// it to its inputs) while another phase trains it.
+vkd_tensor *vkd_tensor_alias(vkd_tensor *t);
 int vkd_tensor_upload(vkd_tensor *t, const float *src);   // whole tensor
 int vkd_tensor_download(const vkd_tensor *t, float *dst); // whole tensor
 float *vkd_tensor_map(vkd_tensor *t);                     // VKD_HOST tensors only

@@ -51,8 +51,26 @@ vkd_tensor *vkd_tensor_new(vkd_ctx *ctx, const char *name, int ndim, const int64
     return t;
 }
 
+vkd_tensor *vkd_tensor_alias(vkd_tensor *t) {
+    vkd_tensor *a = calloc(1, sizeof *a);
+    const vkd_tensor *r = vkd_tensor_root(t);
+    *a = *t;
+    a->base = (vkd_tensor *)r;
+    a->view_off = t->view_off;
+    a->flags = t->flags & VKD_HOST;
+    a->requires_grad = 0;
+    a->pgrad = NULL;
+    a->mem = (vkd_alloc){0};
+    a->ggrad = NULL, a->ggrad_graph = NULL;
+    return a;
+}
+
 void vkd_tensor_free(vkd_tensor *t) {
     if (!t || t->graph) return;  // graph tensors die with their graph
+    if (t->base) {  // an alias owns no memory
+        free(t);
+        return;
+    }
     if (t->pgrad) vkd_tensor_free(t->pgrad);
     vkd_free_persistent(t->ctx, t->mem);
     free(t);

@@ -149,8 +149,32 @@ vkd_model *vkd_model_create(vkd_ctx *ctx, const char *config_path, int trainable
     return m;
 }
 
+vkd_model *vkd_model_frozen_view(vkd_model *src) {
+    vkd_model *m = calloc(1, sizeof *m);
+    *m = *src;
+    m->view_of = src;
+    m->trainable = 0;
+    m->json = strdup(src->json);
+    m->e = calloc(src->n, sizeof *m->e);
+    m->cap = src->n;
+    for (int i = 0; i < src->n; i++) {
+        m->e[i] = src->e[i];
+        m->e[i].t = vkd_tensor_alias(src->e[i].t);
+    }
+    m->one = vkd_tensor_alias(src->one);
+    return m;
+}
+
 void vkd_model_free(vkd_model *m) {
     if (!m) return;
+    if (m->view_of) {  // the architecture state belongs to the viewed model
+        for (int i = 0; i < m->n; i++) vkd_tensor_free(m->e[i].t);
+        vkd_tensor_free(m->one);
+        free(m->e);
+        free(m->json);
+        free(m);
+        return;
+    }
     for (int i = 0; i < m->n; i++) vkd_tensor_free(m->e[i].t);
     vkd_tensor_free(m->one);
     vkd_unet_free(m->unet);

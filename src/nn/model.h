@@ -45,6 +45,7 @@ struct vkd_model {
     vkd_dit *dit;
     vkd_mlp *mlp;
     vkd_tensor *one;  // a persistent scalar 1.0
+    vkd_model *view_of;  // a frozen view shares this model's tensors and architecture state
     char err[512];
 };
 

@@ -1,0 +1,30 @@
+#ifndef VKD_CLI_RUN_H
+#define VKD_CLI_RUN_H
+// Run folders: <out>/config.json (the resolved config), metrics.jsonl,
+// checkpoints/ckpt-<step>.safetensors, samples/step_<step>.png.
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    char dir[900];
+    FILE *metrics;
+} vkd_run;
+
+// Creates (or, when resuming, reopens) the run folder. A folder that already
+// holds checkpoints is refused unless resuming, so nothing is overwritten.
+int vkd_run_open(vkd_run *r, const char *dir, int resume, const char *config_text, char *err, size_t errlen);
+void vkd_run_close(vkd_run *r);
+// Appends one JSON object (without braces: "\"step\":1,\"loss\":0.5") as a line.
+void vkd_run_metrics(vkd_run *r, const char *fields);
+// The newest checkpoint in the run folder (0 if none), its path in out.
+int64_t vkd_run_latest_checkpoint(const vkd_run *r, char *out, size_t n);
+void vkd_run_path(const vkd_run *r, char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+// Ctrl-C: the first SIGINT sets a flag the loop checks (checkpoint, then exit); a second one kills.
+void vkd_run_catch_sigint(void);
+int vkd_run_interrupted(void);
+// The directory of a file path (for config-relative paths).
+void vkd_dirname(const char *path, char *out, size_t n);
+// Resolves a path given in a config: absolute, or relative to the config's folder, else to the working directory.
+void vkd_resolve_path(const char *config_path, const char *p, char *out, size_t n);
+
+#endif
