@@ -187,6 +187,24 @@ vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads);
 vkd_tensor *vkd_attention_dit(vkd_graph *g, vkd_tensor *qkv, int heads);
 
 // ---------------------------------------------------------------- pooling and resize ops (src/ops/pool.c)
+// Forward only (no gradient flows through them: they serve the Inception feature
+// extractor; an input that requires a gradient is refused while grad is enabled).
+// NCHW, as PyTorch with ceil_mode False and 0 <= pad <= k/2:
+// x (N, C, H, W) -> (N, C, (H + 2 pad - k)/stride + 1, (W + 2 pad - k)/stride + 1).
+// Max pool: padded taps are ignored.
+vkd_tensor *vkd_maxpool2d(vkd_graph *g, vkd_tensor *x, int k, int stride, int pad);
+// Average pool: count_include_pad 1 divides by k*k, 0 by the taps inside the input.
+vkd_tensor *vkd_avgpool2d(vkd_graph *g, vkd_tensor *x, int k, int stride, int pad, int count_include_pad);
+// Mean over H*W: x (N, C, H, W) -> (N, C) (adaptive_avg_pool2d to 1x1, flattened).
+vkd_tensor *vkd_global_avgpool(vkd_graph *g, vkd_tensor *x);
+// Bilinear resize x (N, C, H, W) -> (N, C, out_h, out_w) (src/ops/resize.c). Source coordinate of
+// output pixel d on an axis of sizes in -> out:
+enum {
+    VKD_RESIZE_HALF_PIXEL = 0,    // F.interpolate(bilinear, align_corners=False): max((d+0.5) in/out - 0.5, 0) (pytorch-fid)
+    VKD_RESIZE_TF1 = 1,           // TF1 tf.image.resize_bilinear legacy: d in/out (TTUR, EDM, torch-fidelity)
+    VKD_RESIZE_ALIGN_CORNERS = 2, // F.interpolate(bilinear, align_corners=True): d (in-1)/(out-1)
+};
+vkd_tensor *vkd_resize_bilinear(vkd_graph *g, vkd_tensor *x, int out_h, int out_w, int mode);
 
 // ---------------------------------------------------------------- diffusion
 // EDM preconditioning coefficients from sigma (N): out = {c_skip, c_out, c_in, c_noise}, each (N).
