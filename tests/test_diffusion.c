@@ -427,6 +427,49 @@ static void test_sampler_errors(vkd_ctx *ctx, vkd_gmm *ring) {
     vkd_tensor_free(out);
 }
 
+// Classifier-free guidance: one Euler step from sigma_max to 0 returns D itself, so the
+// sample is D_u + w (D_c - D_u) at sigma_max, checked against the two denoiser calls.
+static void test_guidance(vkd_ctx *ctx) {
+    static const char *cfg = "{\"arch\": \"mlp\", \"dim\": 2, \"hidden\": 16, \"depth\": 1, \"emb_dim\": 8,"
+                             " \"label_dim\": 3}";
+    char err[512];
+    vkd_model *m = vkd_model_create_json(ctx, cfg, "cond_mlp", 0, 5, err, sizeof err);
+    CHECK(m != NULL, "conditional MLP: %s", err);
+    if (!m) return;
+    enum { N = 6 };
+    int64_t xs[2] = {N, 2}, ls[2] = {N, 3}, n = N;
+    double x[N * 2], lab[N * 3] = {0}, sig[N];
+    t_fill(x, N * 2, -80, 80);
+    for (int i = 0; i < N; i++) lab[i * 3 + i % 3] = 1, sig[i] = 80;
+    vkd_tensor *X = t_tensor(ctx, "x", 2, xs, x, 0), *L = t_tensor(ctx, "labels", 2, ls, lab, 0);
+    vkd_tensor *S = t_tensor(ctx, "sigma", 1, &n, sig, 0);
+    vkd_graph *g = vkd_graph_new(ctx, "cfg_ref");
+    vkd_tensor *dc = vkd_model_denoise(g, m, X, S, L), *du = vkd_model_denoise(g, m, X, S, vkd_full(g, 2, ls, 0));
+    vkd_graph_keep(g, dc), vkd_graph_keep(g, du);
+    CHECK(vkd_graph_run(g) == 0, "cfg reference: %s", vkd_graph_error(g));
+    double *Dc = t_download(dc), *Du = t_download(du);
+    vkd_denoiser d = {.model = m};
+    vkd_sampler_cfg c = vkd_sampler_defaults();
+    c.kind = VKD_SAMPLER_EULER, c.steps = 1;
+    for (int k = 0; k < 3; k++) {
+        double w = k == 0 ? 1 : k == 1 ? 0 : 2.5, want[N * 2];
+        c.guidance = w;
+        vkd_tensor *Y = t_tensor(ctx, "y", 2, xs, x, 0);
+        int rc = vkd_sample_from(&d, &c, Y, L, 1, err, sizeof err);
+        CHECK(rc == 0, "guidance %g: %s", w, err);
+        for (int i = 0; i < N * 2; i++) want[i] = Du[i] + w * (Dc[i] - Du[i]);
+        double *got = t_download(Y), e = scaled_err(got, want, N * 2);
+        CHECK(e < 1e-5, "guidance %g: one Euler step gives D_u + w (D_c - D_u) with max err %.3g", w, e);
+        printf("  guidance %-4g one Euler step vs D_u + w (D_c - D_u): max err %.2e\n", w, e);
+        free(got);
+        vkd_tensor_free(Y);
+    }
+    free(Dc), free(Du);
+    vkd_graph_free(g);
+    vkd_tensor_free(X), vkd_tensor_free(L), vkd_tensor_free(S);
+    vkd_model_free(m);
+}
+
 int main(void) {
     vkd_ctx *ctx = t_open();
     int64_t v2[1] = {2}, img[3] = {1, 4, 4}, big[3] = {1, 32, 32};
@@ -469,6 +512,8 @@ int main(void) {
     churn.s_churn = 40, churn.s_min = 0.05, churn.s_max = 50, churn.s_noise = 1.003;
     test_sampler(ctx, ring, "Heun, 64 steps, churn 40", churn, 0.08);
     test_sampler_errors(ctx, ring);
+    printf("classifier-free guidance\n");
+    test_guidance(ctx);
     vkd_gmm_free(ring);
     free_mix(&a), free_mix(&b), free_mix(&c);
     return t_close(ctx);
