@@ -170,8 +170,9 @@ static void test_config(vkd_ctx *ctx) {
     }
     vkd_gmm_free(file), vkd_gmm_free(pre);
     // Image-shaped, unnormalized weights.
-    p = write_tmp("{\"arch\": \"gmm\", \"shape\": [1, 1, 2], \"weights\": [1, 3], \"means\": [[0, 1], [2, 3]],"
-                  " \"stds\": [0.5, 1]}");
+    p = write_tmp(
+        "{\"arch\": \"gmm\", \"shape\": [1, 1, 2], \"weights\": [1, 3], \"means\": [[0, 1], [2, 3]],"
+        " \"stds\": [0.5, 1]}");
     vkd_gmm *img = vkd_gmm_load(ctx, p, err, sizeof err);
     remove(p);
     CHECK(img != NULL, "image-shaped config: %s", err);
@@ -185,7 +186,8 @@ static void test_config(vkd_ctx *ctx) {
     static const struct {
         const char *text, *want;
     } bad[] = {
-        {"{\"arch\": \"gmm\", \"weights\": [1], \"means\": [[0, 1]], \"stds\": [1], \"std\": 2}", "unknown field 'std'"},
+        {"{\"arch\": \"gmm\", \"weights\": [1], \"means\": [[0, 1]], \"stds\": [1], \"std\": 2}",
+         "unknown field 'std'"},
         {"{\"arch\": \"gmm\", \"weights\": [1, 1], \"means\": [[0, 1]], \"stds\": [1, 1]}", "2 weights, 1 means"},
         {"{\"arch\": \"gmm\", \"weights\": [1, 1], \"means\": [[0, 1], [2]], \"stds\": [1, 1]}", "'means[1]'"},
         {"{\"arch\": \"gmm\", \"weights\": [1], \"means\": [[0, 1]], \"stds\": [0]}", "std 0 is 0"},
@@ -343,7 +345,8 @@ static void check_samples(const char *what, vkd_gmm *gm, const float *x, long n,
     for (int c = 0; c < 3; c++) {
         double m = 0, v = 0;
         double *z = malloc(n * sizeof *z);
-        for (long i = 0; i < n; i++) m += (z[i] = (x[2 * i + pa[c][0]] - em[pa[c][0]]) * (x[2 * i + pa[c][1]] - em[pa[c][1]])) / n;
+        for (long i = 0; i < n; i++)
+            m += (z[i] = (x[2 * i + pa[c][0]] - em[pa[c][0]]) * (x[2 * i + pa[c][1]] - em[pa[c][1]])) / n;
         for (long i = 0; i < n; i++) v += pow(z[i] - m, 2) / (n - 1.0);
         worst_m = fmax(worst_m, fabs(m - ec[c]) / sqrt(v / n));
         free(z);
@@ -430,8 +433,9 @@ static void test_sampler_errors(vkd_ctx *ctx, vkd_gmm *ring) {
 // Classifier-free guidance: one Euler step from sigma_max to 0 returns D itself, so the
 // sample is D_u + w (D_c - D_u) at sigma_max, checked against the two denoiser calls.
 static void test_guidance(vkd_ctx *ctx) {
-    static const char *cfg = "{\"arch\": \"mlp\", \"dim\": 2, \"hidden\": 16, \"depth\": 1, \"emb_dim\": 8,"
-                             " \"label_dim\": 3}";
+    static const char *cfg =
+        "{\"arch\": \"mlp\", \"dim\": 2, \"hidden\": 16, \"depth\": 1, \"emb_dim\": 8,"
+        " \"label_dim\": 3}";
     char err[512];
     vkd_model *m = vkd_model_create_json(ctx, cfg, "cond_mlp", 0, 5, err, sizeof err);
     CHECK(m != NULL, "conditional MLP: %s", err);

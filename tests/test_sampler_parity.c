@@ -31,7 +31,8 @@ static int export_noise(const char *dir) {
     vkd_st_tensor t[STEPS + 4];
     int64_t sx[2] = {N, DIM}, sl[2] = {LOSS_N, DIM}, sn[1] = {LOSS_N};
     vkd_sampler_cfg c = vkd_sampler_defaults();
-    for (int j = 0; j < N * DIM; j++) x[j] = (float)(c.sigma_max * vkd_philox_normal(SEED, VKD_SAMPLER_STREAM_INIT, 0, j));
+    for (int j = 0; j < N * DIM; j++)
+        x[j] = (float)(c.sigma_max * vkd_philox_normal(SEED, VKD_SAMPLER_STREAM_INIT, 0, j));
     int nt = 0;
     t[nt++] = (vkd_st_tensor){"x_init", 2, sx, x};
     for (int i = 0; i < STEPS; i++) {

@@ -31,4 +31,6 @@ int vkd_denoiser_sample_shape(const vkd_denoiser *d, int64_t shape[3]) {
 
 int vkd_denoiser_label_dim(const vkd_denoiser *d) { return d->model ? vkd_model_label_dim(d->model) : 0; }
 
-vkd_ctx *vkd_denoiser_ctx(const vkd_denoiser *d) { return d->model ? d->model->ctx : d->gmm ? vkd_gmm_ctx(d->gmm) : NULL; }
+vkd_ctx *vkd_denoiser_ctx(const vkd_denoiser *d) {
+    return d->model ? d->model->ctx : d->gmm ? vkd_gmm_ctx(d->gmm) : NULL;
+}

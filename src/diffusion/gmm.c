@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/ops.h"
 #include "diffusion/internal.h"
+#include "ops/ops.h"
 #include "vkdistill/io.h"
 
 #define GMM_WG 64u
@@ -191,8 +191,10 @@ vkd_gmm *vkd_gmm_load(vkd_ctx *ctx, const char *config_path, char *err, size_t e
     vkd_gmm *m = gmm_from_cfg(ctx, c, e2, sizeof e2);
     if (!m) {
         // Config errors already name the file; the others get it here.
-        if (strncmp(e2, config_path, strlen(config_path)) == 0) snprintf(err, errlen, "%s", e2);
-        else snprintf(err, errlen, "%s: %s", config_path, e2);
+        if (strncmp(e2, config_path, strlen(config_path)) == 0)
+            snprintf(err, errlen, "%s", e2);
+        else
+            snprintf(err, errlen, "%s: %s", config_path, e2);
     }
     vkd_cfg_free(c);
     return m;
@@ -249,9 +251,9 @@ static int gmm_dispatch(vkd_graph *g, int mode, vkd_tensor *y, vkd_tensor *x, vk
     vkd_tensor *scr = vkd_graph_tensor(g, "gmm_scratch", 1, sshape);
     if (!scr) return -1;
     gmm_push pc = {.n = (uint32_t)n, .K = (uint32_t)K, .d = (uint32_t)d};
-    vkd_arg args[7] = {{offsetof(gmm_push, x), VKD_R, x},     {offsetof(gmm_push, sigma), VKD_R, sigma},
-                       {offsetof(gmm_push, mu), VKD_R, mu},   {offsetof(gmm_push, par), VKD_R, par},
-                       {offsetof(gmm_push, y), VKD_W, y},     {offsetof(gmm_push, scr), VKD_RW, scr},
+    vkd_arg args[7] = {{offsetof(gmm_push, x), VKD_R, x},   {offsetof(gmm_push, sigma), VKD_R, sigma},
+                       {offsetof(gmm_push, mu), VKD_R, mu}, {offsetof(gmm_push, par), VKD_R, par},
+                       {offsetof(gmm_push, y), VKD_W, y},   {offsetof(gmm_push, scr), VKD_RW, scr},
                        {offsetof(gmm_push, u), VKD_R, u}};
     uint32_t spec[3] = {GMM_WG, T, (uint32_t)mode}, gx, gy;
     vkd_grid_1d((uint64_t)n, GMM_WG / T, &gx, &gy);
@@ -277,9 +279,11 @@ vkd_tensor *vkd_gmm_denoise(vkd_graph *g, vkd_gmm *m, vkd_tensor *x, vkd_tensor 
     for (int i = 0; ok && i < m->ndim; i++) ok = x->shape[i + 1] == m->shape[i];
     if (!ok || sigma->numel != n) {
         char want[64];
-        if (m->ndim == 1) snprintf(want, sizeof want, "(N, %lld)", (long long)m->shape[0]);
-        else snprintf(want, sizeof want, "(N, %lld, %lld, %lld)", (long long)m->shape[0], (long long)m->shape[1],
-                      (long long)m->shape[2]);
+        if (m->ndim == 1)
+            snprintf(want, sizeof want, "(N, %lld)", (long long)m->shape[0]);
+        else
+            snprintf(want, sizeof want, "(N, %lld, %lld, %lld)", (long long)m->shape[0], (long long)m->shape[1],
+                     (long long)m->shape[2]);
         vkd_graph_fail(g, "gmm denoise: x '%s' %s with %lld sigmas ('%s'); expected x %s and N sigmas", x->name, sx,
                        (long long)sigma->numel, sigma->name, want);
         return NULL;

@@ -51,12 +51,9 @@ static vkd_tensor *update(vkd_graph *g, int mode, vkd_tensor *x, vkd_tensor *a, 
     vkd_tensor *y = vkd_graph_tensor_like(g, names[mode], x);
     if (!y) return NULL;
     sampler_push pc = {.n = (uint32_t)x->numel};
-    vkd_arg args[6] = {{offsetof(sampler_push, y), VKD_W, y},
-                       {offsetof(sampler_push, x), VKD_R, x},
-                       {offsetof(sampler_push, a), VKD_R, a},
-                       {offsetof(sampler_push, par), VKD_R, par},
-                       {offsetof(sampler_push, b), VKD_R, b},
-                       {offsetof(sampler_push, c), VKD_R, c}};
+    vkd_arg args[6] = {{offsetof(sampler_push, y), VKD_W, y}, {offsetof(sampler_push, x), VKD_R, x},
+                       {offsetof(sampler_push, a), VKD_R, a}, {offsetof(sampler_push, par), VKD_R, par},
+                       {offsetof(sampler_push, b), VKD_R, b}, {offsetof(sampler_push, c), VKD_R, c}};
     uint32_t spec[2] = {VKD_WG, (uint32_t)mode}, gx, gy;
     vkd_grid_1d(x->numel, VKD_WG, &gx, &gy);
     if (vkd_graph_dispatch(g, names[mode], "sampler", spec, 2, gx, gy, 1, &pc, sizeof pc, args,
@@ -107,13 +104,18 @@ static vkd_graph *record_step(const state *s, int heun) {
 
 static int check_cfg(const vkd_sampler_cfg *c, char *err, size_t errlen) {
     const char *bad = NULL;
-    if (c->kind != VKD_SAMPLER_EULER && c->kind != VKD_SAMPLER_HEUN) bad = "kind must be Euler or Heun";
-    else if (c->steps < 1 || c->steps > 100000) bad = "steps must be 1 to 100000";
+    if (c->kind != VKD_SAMPLER_EULER && c->kind != VKD_SAMPLER_HEUN)
+        bad = "kind must be Euler or Heun";
+    else if (c->steps < 1 || c->steps > 100000)
+        bad = "steps must be 1 to 100000";
     else if (!(c->sigma_min > 0) || !(c->sigma_max >= c->sigma_min) || !isfinite(c->sigma_max))
         bad = "need 0 < sigma_min <= sigma_max < inf";
-    else if (!(c->rho > 0)) bad = "rho must be > 0";
-    else if (!(c->s_churn >= 0) || !(c->s_noise >= 0)) bad = "s_churn and s_noise must be >= 0";
-    else if (!isfinite(c->guidance)) bad = "guidance must be finite";
+    else if (!(c->rho > 0))
+        bad = "rho must be > 0";
+    else if (!(c->s_churn >= 0) || !(c->s_noise >= 0))
+        bad = "s_churn and s_noise must be >= 0";
+    else if (!isfinite(c->guidance))
+        bad = "guidance must be finite";
     if (bad) snprintf(err, errlen, "sampler: %s", bad);
     return bad ? -1 : 0;
 }
@@ -208,9 +210,9 @@ int vkd_sample(const vkd_denoiser *d, const vkd_sampler_cfg *c, int64_t n, vkd_t
     }
     double sigma0 = c->sigma_max;  // the Karras grid starts at sigma_max
     vkd_graph_set_grad_enabled(g, 0);
-    vkd_copy(g, out,
-             vkd_scale(g, vkd_rand_normal(g, out->ndim, out->shape, seed, VKD_SAMPLER_STREAM_INIT, NULL),
-                       (float)sigma0));
+    vkd_copy(
+        g, out,
+        vkd_scale(g, vkd_rand_normal(g, out->ndim, out->shape, seed, VKD_SAMPLER_STREAM_INIT, NULL), (float)sigma0));
     int rc = vkd_graph_failed(g) || vkd_graph_run(g);
     if (rc) snprintf(err, errlen, "sampler: %s", vkd_graph_error(g));
     vkd_graph_free(g);

@@ -21,8 +21,8 @@ static void resp(double *r, const double *x, double sigma, int K, long d, const 
     for (int k = 0; k < K; k++) r[k] /= z;
 }
 
-void ref_gmm_denoise(double *D, double *r, const double *x, const double *sigma, long n, int K, long d,
-                     const double *w, const double *mu, const double *s) {
+void ref_gmm_denoise(double *D, double *r, const double *x, const double *sigma, long n, int K, long d, const double *w,
+                     const double *mu, const double *s) {
     double *rr = malloc(K * sizeof *rr);
     for (long b = 0; b < n; b++) {
         const double *xb = x + b * d;
