@@ -160,9 +160,30 @@ static void test_errors(void) {
     CHECK(!c && strstr(err, "/nonexistent/run.json: cannot open: No such file"), "missing file: %s", err);
 }
 
+static void test_matrix(void) {
+    char err[512] = "";
+    vkd_cfg *c = vkd_cfg_parse("{\"m\": [[1, 2, 3], [4, 5, 6]], \"bad\": [[1, 2], [3]], \"num\": [[1, \"x\"]]}",
+                               "run.json", err, sizeof err);
+    CHECK(c != NULL, "parse: %s", err);
+    if (!c) return;
+    double m[8] = {0};
+    int cols = 0;
+    CHECK(vkd_cfg_num_matrix(c, "m", 1, m, 2, 4, &cols) == 2 && cols == 3 && m[0] == 1 && m[5] == 6, "matrix");
+    CHECK(vkd_cfg_num_matrix(c, "absent", 0, m, 2, 4, &cols) == 0, "absent matrix");
+    CHECK(vkd_cfg_num_matrix(c, "bad", 1, m, 2, 4, &cols) == -1 && strstr(vkd_cfg_error(c), "'bad[1]'"),
+          "ragged rows: %s", vkd_cfg_error(c));
+    vkd_cfg_free(c);
+    c = vkd_cfg_parse("{\"num\": [[1, \"x\"]]}", "run.json", err, sizeof err);
+    double n[4];
+    CHECK(c && vkd_cfg_num_matrix(c, "num", 1, n, 2, 2, &cols) == -1 && strstr(vkd_cfg_error(c), "'num[0][1]'"),
+          "non-number: %s", c ? vkd_cfg_error(c) : err);
+    vkd_cfg_free(c);
+}
+
 int main(void) {
     test_good();
     test_errors();
+    test_matrix();
     printf("%d passed, %d failed\n", t_pass, t_fail);
     return t_fail ? 1 : 0;
 }

@@ -17,14 +17,20 @@ typedef struct vkd_gmm vkd_gmm;
 // sample_shape: (d) for vectors or (C, H, W) for images (ndim 1 or 3).
 vkd_gmm *vkd_gmm_create(vkd_ctx *ctx, int K, int ndim, const int64_t *sample_shape, const double *weights,
                         const double *means /* (K, d) */, const double *stds /* (K) */, char *err, size_t errlen);
-// From a JSON config {"arch": "gmm", "dim": 2, "weights": [...], "means": [[...], ...], "stds": [...]}
-// or {"arch": "gmm", "preset": "ring8", ...} (8 modes on a circle of radius 2, std 0.05... see gmm.c).
+// From a JSON config {"arch": "gmm", "weights": [...], "means": [[...], ...], "stds": [...]} with
+// optional "dim": d (a check) or "shape": [C, H, W] (image-shaped samples; default [d]) and
+// "comment"; weights are normalized to sum 1. Or {"arch": "gmm", "preset": "ring8"}: 8
+// equal-weight modes on a circle of radius 2, std 0.1 (the same as models/gmm_ring8.json).
 vkd_gmm *vkd_gmm_load(vkd_ctx *ctx, const char *config_path, char *err, size_t errlen);
 void vkd_gmm_free(vkd_gmm *m);
 int vkd_gmm_components(const vkd_gmm *m);
-// Exact samples on the host (n, d) and their component index (may be NULL).
+int vkd_gmm_sample_shape(const vkd_gmm *m, int64_t shape[3]);  // returns ndim (1 or 3)
+// The mixture on the host (normalized weights (K), means (K, d), stds (K)); owned by m.
+void vkd_gmm_params(const vkd_gmm *m, const double **weights, const double **means, const double **stds);
+// Exact samples on the host (n, d) and their component index (may be NULL): component from
+// vkd_philox_uniform(seed, 0, 0, i), noise vkd_philox_normal(seed, 1, 0, i*d + j).
 void vkd_gmm_sample_host(const vkd_gmm *m, uint64_t seed, int64_t n, float *out, int *component);
-// The component responsibilities at sigma = 0 (nearest mode in likelihood) of host points, for mode counting.
+// The most likely component at sigma = 0 (argmax_k of w_k N(x; mu_k, s_k^2 I)) of host points, for mode counting.
 void vkd_gmm_assign_host(const vkd_gmm *m, int64_t n, const float *x, int *component);
 // D(x; sigma) exactly (log-sum-exp responsibilities), x (N, d...) and sigma (N); the
 // gradient flows to x (its exact vector-Jacobian product); none to sigma.
@@ -48,6 +54,12 @@ vkd_ctx *vkd_denoiser_ctx(const vkd_denoiser *d);
 // sigma = exp(p_mean + p_std * n) drawn on the device (Philox: seed, stream, step_t);
 // loss = mean over batch and elements of lambda(sigma) (D(x0 + sigma n'; sigma) - x0)^2,
 // lambda = (sigma^2 + sd^2) / (sigma sd)^2. x0 (N, ...) and labels (N, K) or NULL.
+// n (N) is vkd_rand_normal(seed, VKD_EDM_STREAM_SIGMA, step_t), n' (x0's shape) is
+// vkd_rand_normal(seed, VKD_EDM_STREAM_NOISE, step_t): give other draws of the same step
+// other streams or another seed. Gradients flow to x0 (if it requires one) and the
+// denoiser's parameters; EDM's p_mean -1.2, p_std 1.2, sigma_data 0.5.
+#define VKD_EDM_STREAM_SIGMA 0x0ED0u
+#define VKD_EDM_STREAM_NOISE 0x0ED1u
 vkd_tensor *vkd_edm_loss(vkd_graph *g, const vkd_denoiser *d, vkd_tensor *x0, vkd_tensor *labels, float p_mean,
                          float p_std, float sigma_data, uint64_t seed, vkd_tensor *step_t);
 
@@ -70,8 +82,15 @@ void vkd_karras_sigmas(const vkd_sampler_cfg *c, double *out);
 // noise from (seed, stream 1..), labels (n, K) one-hot rows or NULL; writes the
 // result into out (a persistent (n, ...) tensor). One recorded graph per kind of
 // step, replayed with that step's sigmas. 0 on success, else err.
+// Guidance applies only when labels are given (D_u uses all-zero label rows).
+#define VKD_SAMPLER_STREAM_INIT 0u   // x_0: vkd_rand_normal(seed, 0, step 0) * sigma_0
+#define VKD_SAMPLER_STREAM_CHURN 1u  // step i's churn noise: vkd_rand_normal(seed, 1, step i)
 int vkd_sample(const vkd_denoiser *d, const vkd_sampler_cfg *c, int64_t n, vkd_tensor *labels, uint64_t seed,
                vkd_tensor *out, char *err, size_t errlen);
+// The same from a given start: x (persistent, (n, ...)) holds x_0 (already scaled by
+// sigma_0) and is replaced by the samples. vkd_sample draws x_0 and calls this.
+int vkd_sample_from(const vkd_denoiser *d, const vkd_sampler_cfg *c, vkd_tensor *x, vkd_tensor *labels, uint64_t seed,
+                    char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -108,6 +108,10 @@ const char *vkd_cfg_str(vkd_cfg *c, const char *key, int required, const char *d
 // absent and not required, -1 on error. out is written only on success.
 int vkd_cfg_int_list(vkd_cfg *c, const char *key, int required, int *out, int maxn, int lo, int hi);
 int vkd_cfg_num_list(vkd_cfg *c, const char *key, int required, double *out, int maxn);
+// An array of equally long arrays of numbers ([[1, 2], [3, 4]]): at most maxrows rows of
+// 1..maxcols numbers, written row-major into out (maxrows * maxcols); *cols gets the row
+// length. Returns the row count, 0 if absent and not required, -1 on error.
+int vkd_cfg_num_matrix(vkd_cfg *c, const char *key, int required, double *out, int maxrows, int maxcols, int *cols);
 // Whether the key is present (does not count as reading it).
 int vkd_cfg_has(const vkd_cfg *c, const char *key);
 // 0 if there was no error and every key (here and in the nested objects

@@ -359,6 +359,46 @@ int vkd_cfg_num_list(vkd_cfg *c, const char *key, int required, double *out, int
     return n;
 }
 
+int vkd_cfg_num_matrix(vkd_cfg *c, const char *key, int required, double *out, int maxrows, int maxcols, int *cols) {
+    int n;
+    cJSON *v = lookup_list(c, key, required, maxrows, "rows (arrays of numbers)", &n), *row, *f;
+    if (!v) return n;
+    int r = 0, ncol = -1;
+    char got[64];
+    cJSON_ArrayForEach(row, v) {  // check them all before writing any
+        if (!cJSON_IsArray(row)) {
+            cfg_fail(c, "field '%s%s[%d]': expected an array of numbers, got %s", c->prefix, key, r,
+                     describe(row, got, sizeof got));
+            return -1;
+        }
+        int len = cJSON_GetArraySize(row);
+        if (ncol < 0) ncol = len;
+        if (len != ncol || len < 1 || len > maxcols) {
+            cfg_fail(c, "field '%s%s[%d]': expected %s%d numbers (as every row), got %d", c->prefix, key, r,
+                     ncol == len ? "1 to " : "", ncol == len ? maxcols : ncol, len);
+            return -1;
+        }
+        int i = 0;
+        cJSON_ArrayForEach(f, row) {
+            if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble)) {
+                cfg_fail(c, "field '%s%s[%d][%d]': expected a number, got %s", c->prefix, key, r, i,
+                         describe(f, got, sizeof got));
+                return -1;
+            }
+            i++;
+        }
+        r++;
+    }
+    r = 0;
+    cJSON_ArrayForEach(row, v) {
+        int i = 0;
+        cJSON_ArrayForEach(f, row) out[(size_t)r * ncol + i++] = f->valuedouble;
+        r++;
+    }
+    *cols = ncol < 0 ? 0 : ncol;
+    return n;
+}
+
 vkd_cfg *vkd_cfg_obj(vkd_cfg *c, const char *key, int required) {
     cJSON *v = lookup(c, key, required);
     if (!v) return NULL;
