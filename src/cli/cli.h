@@ -1,6 +1,6 @@
 #ifndef VKD_CLI_H
 #define VKD_CLI_H
-#include "vkdistill/vkdistill.h"
+#include "vkdistill/diffusion.h"
 
 typedef struct {
     vkd_ctx_opts opts;
@@ -13,5 +13,12 @@ double vkd_now(void);  // seconds, monotonic
 int vkd_cli_info(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_selfcheck(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_bench(vkd_cli *cli, int argc, char **argv);
+int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv);
+int vkd_cli_sample(vkd_cli *cli, int argc, char **argv);
+int vkd_cli_distill(vkd_cli *cli, int argc, char **argv);
+
+// Samples n images with the denoiser (labels i % K) and writes a PNG grid.
+int vkd_cli_sample_grid(const vkd_denoiser *den, int n, int steps, double guidance, uint64_t seed, const char *path,
+                        char *err, size_t errlen);
 
 #endif

@@ -13,6 +13,10 @@ static void usage(FILE *f) {
             "  selfcheck              a short check of the GPU ops and a training step against the CPU\n"
             "  bench gemm [--reps N] [--shape MxNxK[tA][tB]]...  GEMM GFLOP/s, one JSON line per shape\n"
             "  bench model --config FILE [--batch N]   forward / forward+backward time and peak memory\n"
+            "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"
+            "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"
+            "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
+            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR]\n"
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
 }
@@ -49,11 +53,15 @@ int main(int argc, char **argv) {
     if (strcmp(verb, "info") == 0) return vkd_cli_info(&cli, vargc, vargv);
     if (strcmp(verb, "selfcheck") == 0) return vkd_cli_selfcheck(&cli, vargc, vargv);
     if (strcmp(verb, "bench") == 0) return vkd_cli_bench(&cli, vargc, vargv);
+    if (strcmp(verb, "train-teacher") == 0) return vkd_cli_train_teacher(&cli, vargc, vargv);
+    if (strcmp(verb, "sample") == 0) return vkd_cli_sample(&cli, vargc, vargv);
+    if (strcmp(verb, "distill") == 0) return vkd_cli_distill(&cli, vargc, vargv);
     if (strcmp(verb, "help") == 0) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench; see vkdistill --help)\n", verb);
+    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench, train-teacher, distill, sample; see vkdistill --help)\n",
+            verb);
     return 2;
 }
 

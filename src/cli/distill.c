@@ -1,0 +1,484 @@
+// vkdistill distill CONFIG: train a one-step generator G(z) = D_G(sigma_init z;
+// sigma_init) against a frozen teacher with DMD2, SiM, SiD or Diff-Instruct.
+// Two phases, each recorded once and replayed: the fake-score step (its
+// denoising loss on sg(G(z)), Adam) and the generator step (the method's loss
+// through a frozen view of the fake network and the teacher, Adam, EMA).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/progress.h"
+#include "cli/run.h"
+#include "vkdistill/checkpoint.h"
+#include "vkdistill/data.h"
+#include "vkdistill/distill.h"
+#include "vkdistill/io.h"
+
+typedef struct {
+    vkd_distill_cfg m;
+    char teacher_model[1024], teacher_weights[1024], teacher_gmm[1024], student[1024];
+    int init_from_teacher;
+    int batch, fake_steps, fake_warmup;
+    int64_t steps;
+    double lr_g, lr_f, beta1, beta2, eps, weight_decay, warmup, grad_clip, ema_halflife_kimg;
+    int seed, log_every, sample_every, ckpt_every, sample_n, teacher_steps;
+} distill_cfg;
+
+static int parse(const char *path, distill_cfg *d, char *err, size_t errlen) {
+    vkd_cfg *c = vkd_cfg_load(path, err, errlen);
+    if (!c) return -1;
+    memset(d, 0, sizeof *d);
+    static const char *const methods[] = {"dmd2", "sim", "sid", "diff_instruct", NULL};
+    const char *ms = vkd_cfg_str(c, "method", 1, NULL, methods);
+    vkd_method method = VKD_SID;
+    if (ms) vkd_method_parse(ms, &method);
+    d->m = vkd_distill_defaults(method);
+    vkd_cfg *t = vkd_cfg_obj(c, "teacher", 1);
+    if (t) {
+        const char *gm = vkd_cfg_str(t, "gmm", 0, NULL, NULL);
+        if (gm) vkd_resolve_path(path, gm, d->teacher_gmm, sizeof d->teacher_gmm);
+        else {
+            const char *mo = vkd_cfg_str(t, "model", 1, NULL, NULL), *we = vkd_cfg_str(t, "weights", 1, NULL, NULL);
+            if (mo) vkd_resolve_path(path, mo, d->teacher_model, sizeof d->teacher_model);
+            if (we) vkd_resolve_path(path, we, d->teacher_weights, sizeof d->teacher_weights);
+        }
+    }
+    const char *st = vkd_cfg_str(c, "student", 0, NULL, NULL);
+    if (st) vkd_resolve_path(path, st, d->student, sizeof d->student);
+    static const char *const inits[] = {"teacher", "random", NULL};
+    const char *in = vkd_cfg_str(c, "init", 0, d->teacher_gmm[0] ? "random" : "teacher", inits);
+    d->init_from_teacher = in && strcmp(in, "teacher") == 0;
+    d->batch = vkd_cfg_int(c, "batch", 0, 64, 1, 1 << 16);
+    d->steps = vkd_cfg_int(c, "steps", 1, 0, 1, 2000000000);
+    d->fake_steps = vkd_cfg_int(c, "fake_steps", 0, method == VKD_DMD2 ? 5 : 1, 1, 1000);
+    d->fake_warmup = vkd_cfg_int(c, "fake_warmup", 0, 0, 0, 1000000000);
+    d->lr_g = vkd_cfg_num(c, "lr_g", 0, 1e-5, 0, 1);
+    d->lr_f = vkd_cfg_num(c, "lr_f", 0, d->lr_g, 0, 1);
+    d->beta1 = vkd_cfg_num(c, "beta1", 0, method == VKD_DMD2 ? 0.9 : 0.0, 0, 1);
+    d->beta2 = vkd_cfg_num(c, "beta2", 0, 0.999, 0, 1);
+    d->eps = vkd_cfg_num(c, "eps", 0, 1e-8, 0, 1);
+    d->weight_decay = vkd_cfg_num(c, "weight_decay", 0, method == VKD_DMD2 ? 0.01 : 0.0, 0, 10);
+    d->warmup = vkd_cfg_num(c, "warmup_steps", 0, 0, 0, 1e9);
+    d->grad_clip = vkd_cfg_num(c, "grad_clip", 0, 10, 0, 1e9);
+    d->ema_halflife_kimg = vkd_cfg_num(c, "ema_halflife_kimg", 0, 0, 0, 1e9);
+    d->m.sigma_init = (float)vkd_cfg_num(c, "sigma_init", 0, d->m.sigma_init, 1e-4, 1e4);
+    d->m.alpha = (float)vkd_cfg_num(c, "alpha", 0, d->m.alpha, -10, 10);
+    d->m.huber_c = (float)vkd_cfg_num(c, "huber_c", 0, d->m.huber_c, 0, 1e6);
+    static const char *const weights[] = {"sid", "none", NULL};
+    const char *sw = vkd_cfg_str(c, "sim_weight", 0, "sid", weights);
+    d->m.sim_weight = sw && strcmp(sw, "none") == 0 ? VKD_SIM_WEIGHT_NONE : VKD_SIM_WEIGHT_SID;
+    d->m.t_min = (float)vkd_cfg_num(c, "t_min", 0, d->m.t_min, 0, 1);
+    d->m.t_max = (float)vkd_cfg_num(c, "t_max", 0, d->m.t_max, 0, 1);
+    static const char *const fs[] = {"lognormal", "karras", NULL};
+    const char *fsig = vkd_cfg_str(c, "fake_sigma", 0, d->m.fake_sigma_karras ? "karras" : "lognormal", fs);
+    d->m.fake_sigma_karras = fsig && strcmp(fsig, "karras") == 0;
+    d->m.sigma_min = (float)vkd_cfg_num(c, "sigma_min", 0, d->m.sigma_min, 1e-6, 1e6);
+    d->m.sigma_max = (float)vkd_cfg_num(c, "sigma_max", 0, d->m.sigma_max, 1e-6, 1e6);
+    d->m.sigma_data = (float)vkd_cfg_num(c, "sigma_data", 0, 0.5, 1e-6, 1e6);
+    d->seed = vkd_cfg_int(c, "seed", 0, 1, 0, 2147483647);
+    d->log_every = vkd_cfg_int(c, "log_every", 0, 10, 1, 2000000000);
+    d->sample_every = vkd_cfg_int(c, "sample_every", 0, 100, 0, 2000000000);
+    d->ckpt_every = vkd_cfg_int(c, "ckpt_every", 0, 500, 0, 2000000000);
+    d->sample_n = vkd_cfg_int(c, "sample_n", 0, 64, 1, 100000);
+    d->teacher_steps = vkd_cfg_int(c, "teacher_steps", 0, 18, 2, 10000);
+    vkd_cfg_str(c, "comment", 0, NULL, NULL);
+    int rc = vkd_cfg_finish(c);
+    if (!rc && !d->teacher_gmm[0] && !d->teacher_model[0]) {
+        snprintf(err, errlen, "%s: field 'teacher': needs either 'gmm' or 'model' and 'weights'", path);
+        rc = -1;
+    } else if (!rc && d->teacher_gmm[0] && !d->student[0]) {
+        snprintf(err, errlen, "%s: field 'student': a GMM teacher needs a student network config (e.g. models/mlp_2d.json)", path);
+        rc = -1;
+    } else if (!rc && d->teacher_gmm[0] && d->init_from_teacher) {
+        snprintf(err, errlen, "%s: field 'init': a GMM teacher has no weights to initialize from; use \"random\"", path);
+        rc = -1;
+    } else if (rc) {
+        snprintf(err, errlen, "%s", vkd_cfg_error(c));
+    }
+    vkd_cfg_free(c);
+    return rc;
+}
+
+// Host statistics for 2-D toys: energy distance between two point sets
+// (2 E|X-Y| - E|X-X'| - E|Y-Y'|), O(n^2) on at most 2000 points each.
+static double energy_distance(const float *a, int64_t na, const float *b, int64_t nb) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < nb; j++) ab += hypot(a[2 * i] - b[2 * j], a[2 * i + 1] - b[2 * j + 1]);
+    for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < na; j++) aa += hypot(a[2 * i] - a[2 * j], a[2 * i + 1] - a[2 * j + 1]);
+    for (int64_t i = 0; i < nb; i++)
+        for (int64_t j = 0; j < nb; j++) bb += hypot(b[2 * i] - b[2 * j], b[2 * i + 1] - b[2 * j + 1]);
+    return 2 * ab / ((double)na * nb) - aa / ((double)na * na) - bb / ((double)nb * nb);
+}
+
+typedef struct {
+    vkd_ctx *ctx;
+    vkd_graph *g;
+    vkd_tensor *out, *labels;
+    int n, nd;
+    int64_t shape[4];
+} student_sampler;
+
+// Fixed noise (seed 999) and fixed labels (i % K): grids over training are comparable.
+static int student_sampler_init(student_sampler *s, vkd_ctx *ctx, const vkd_denoiser *G, float sigma_init, int n) {
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx, s->n = n;
+    int64_t sh[3];
+    s->nd = vkd_denoiser_sample_shape(G, sh) + 1;
+    s->shape[0] = n;
+    for (int i = 1; i < s->nd; i++) s->shape[i] = sh[i - 1];
+    int K = vkd_denoiser_label_dim(G);
+    s->out = vkd_tensor_new(ctx, "student_samples", s->nd, s->shape, 0);
+    if (K) {
+        s->labels = vkd_tensor_new(ctx, "student_labels", 2, (int64_t[]){n, K}, 0);
+        float *h = calloc((size_t)n * K, sizeof *h);
+        for (int i = 0; i < n; i++) h[(size_t)i * K + i % K] = 1;
+        vkd_tensor_upload(s->labels, h);
+        free(h);
+    }
+    s->g = vkd_graph_new(ctx, "student_samples");
+    vkd_graph_set_grad_enabled(s->g, 0);
+    vkd_tensor *z = vkd_rand_normal(s->g, s->nd, s->shape, 999, 0, NULL);
+    vkd_copy(s->g, s->out, vkd_generator(s->g, G, z, s->labels, sigma_init));
+    return vkd_graph_compile(s->g);
+}
+
+static void student_sampler_free(student_sampler *s) {
+    vkd_graph_free(s->g);
+    vkd_tensor_free(s->out);
+    vkd_tensor_free(s->labels);
+}
+
+int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
+    const char *config = NULL, *out = NULL, *resume = NULL;
+    int64_t steps_override = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
+        else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) resume = argv[++i];
+        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps_override = atoll(argv[++i]);
+        else if (argv[i][0] != '-' && !config) config = argv[i];
+        else {
+            fprintf(stderr, "vkdistill distill: unknown argument '%s' (usage: distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N])\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    if (!config) {
+        fprintf(stderr, "vkdistill distill: needs a config file (see samples/)\n");
+        return 2;
+    }
+    char err[2600];
+    distill_cfg d;
+    if (parse(config, &d, err, sizeof err)) {
+        fprintf(stderr, "vkdistill: %s\n", err);
+        return 1;
+    }
+    if (steps_override > 0) d.steps = steps_override;
+    char outdir[900];
+    if (out) snprintf(outdir, sizeof outdir, "%s", out);
+    else {
+        const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
+        snprintf(outdir, sizeof outdir, "runs/%.*s", (int)strcspn(base, "."), base);
+    }
+    size_t len;
+    char *cfg_text = vkd_read_file(config, &len, err, sizeof err);
+    const char *student_path = d.student[0] ? d.student : d.teacher_model;
+    char *student_text = cfg_text ? vkd_read_file(student_path, &len, err, sizeof err) : NULL;
+    if (!cfg_text || !student_text) {
+        fprintf(stderr, "vkdistill: %s\n", err);
+        free(cfg_text);
+        return 1;
+    }
+    vkd_ctx *ctx = vkd_cli_open(cli);
+    if (!ctx) return 1;
+    int rc = 1;
+    vkd_model *tm = NULL, *G = NULL, *F = NULL, *Fv = NULL, *E = NULL;
+    vkd_gmm *gmm = NULL;
+    vkd_adam *opt_g = NULL, *opt_f = NULL;
+    vkd_graph *gg = NULL, *gf = NULL;
+    vkd_tensor *step_t = NULL, *labels = NULL;
+    vkd_ckpt *ck = NULL;
+    vkd_run run = {0};
+    student_sampler ss = {0};
+    float *pts = NULL, *ref = NULL;
+    vkd_denoiser teacher = {0};
+
+    if (d.teacher_gmm[0]) {
+        gmm = vkd_gmm_load(ctx, d.teacher_gmm, err, sizeof err);
+        if (!gmm) goto fail;
+        teacher.gmm = gmm;
+    } else {
+        tm = vkd_model_create(ctx, d.teacher_model, 0, 0, err, sizeof err);
+        if (!tm || vkd_model_load(tm, d.teacher_weights, err, sizeof err)) goto fail;
+        teacher.model = tm;
+    }
+    G = vkd_model_create(ctx, student_path, 1, (uint64_t)d.seed * 2 + 1, err, sizeof err);
+    F = G ? vkd_model_create(ctx, student_path, 1, (uint64_t)d.seed * 2 + 2, err, sizeof err) : NULL;
+    E = F ? vkd_model_create(ctx, student_path, 0, 0, err, sizeof err) : NULL;
+    if (!E) goto fail;
+    int64_t ts[3], gs[3];
+    int tnd = vkd_denoiser_sample_shape(&teacher, ts), gnd = vkd_model_sample_shape(G, gs);
+    int same = tnd == gnd;
+    for (int i = 0; same && i < tnd; i++) same = ts[i] == gs[i];
+    int K = vkd_model_label_dim(G);
+    if (!same || K != vkd_denoiser_label_dim(&teacher)) {
+        snprintf(err, sizeof err, "%s: the student's samples or labels do not match the teacher's (%s)", student_path,
+                 same ? "label_dim differs" : "sample shapes differ");
+        goto fail;
+    }
+    if (d.init_from_teacher) {
+        if (vkd_model_copy_weights(G, tm, err, sizeof err) || vkd_model_copy_weights(F, tm, err, sizeof err)) goto fail;
+    }
+    if (vkd_model_copy_weights(E, G, err, sizeof err)) goto fail;
+    Fv = vkd_model_frozen_view(F);
+    vkd_denoiser dG = {.model = G}, dF = {.model = F}, dFv = {.model = Fv}, dE = {.model = E};
+
+    // Optimizers.
+    vkd_tensor **pg = calloc(vkd_model_num_tensors(G), sizeof *pg), **pf = calloc(vkd_model_num_tensors(F), sizeof *pf);
+    vkd_tensor **pe = calloc(vkd_model_num_tensors(E), sizeof *pe);
+    int ng = 0, nf = 0;
+    for (int i = 0; i < vkd_model_num_tensors(G); i++)
+        if (vkd_model_tensor_is_param(G, i)) pe[ng] = vkd_model_tensor(E, i), pg[ng++] = vkd_model_tensor(G, i);
+    for (int i = 0; i < vkd_model_num_tensors(F); i++)
+        if (vkd_model_tensor_is_param(F, i)) pf[nf++] = vkd_model_tensor(F, i);
+    vkd_adam_cfg ac = {.beta1 = (float)d.beta1, .beta2 = (float)d.beta2, .eps = (float)d.eps,
+                       .weight_decay = (float)d.weight_decay, .decoupled = d.weight_decay > 0,
+                       .grad_clip = (float)d.grad_clip, .skip_nonfinite = 1};
+    opt_g = vkd_adam_new(ctx, pg, ng, &ac);
+    opt_f = vkd_adam_new(ctx, pf, nf, &ac);
+    step_t = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    int64_t zs[4] = {d.batch, gs[0], gs[1], gs[2]};
+    if (K) labels = vkd_tensor_new(ctx, "labels", 2, (int64_t[]){d.batch, K}, VKD_HOST);
+    if (!opt_g || !opt_f || !step_t || (K && !labels)) {
+        snprintf(err, sizeof err, "%s", vkd_ctx_error(ctx));
+        free(pg), free(pf), free(pe);
+        goto fail;
+    }
+    double ema_beta = d.ema_halflife_kimg > 0 ? pow(0.5, d.batch / (d.ema_halflife_kimg * 1000.0)) : 0.0;
+
+    // The fake-score phase: its denoising loss on sg(G(z)).
+    gf = vkd_graph_new(ctx, "distill_fake");
+    vkd_graph_set_grad_enabled(gf, 0);
+    vkd_tensor *xf = vkd_generator(gf, &dG, vkd_rand_normal(gf, gnd + 1, zs, (uint64_t)d.seed, 1, step_t), labels,
+                                   d.m.sigma_init);
+    vkd_graph_set_grad_enabled(gf, 1);
+    vkd_tensor *loss_f = vkd_distill_fake_loss(gf, &d.m, xf, labels, &dF, (uint64_t)d.seed, step_t);
+    vkd_graph_keep(gf, loss_f);
+    vkd_graph_backward(gf, loss_f);
+    vkd_adam_record(gf, opt_f);
+    // The generator phase: the method's loss through the teacher and the frozen fake network.
+    gg = vkd_graph_new(ctx, "distill_generator");
+    vkd_tensor *xg = vkd_generator(gg, &dG, vkd_rand_normal(gg, gnd + 1, zs, (uint64_t)d.seed, 2, step_t), labels,
+                                   d.m.sigma_init);
+    vkd_tensor *loss_g = vkd_distill_generator_loss(gg, &d.m, xg, labels, &teacher, &dFv, (uint64_t)d.seed, step_t);
+    vkd_graph_keep(gg, loss_g);
+    vkd_graph_backward(gg, loss_g);
+    vkd_adam_record(gg, opt_g);
+    vkd_ema_record(gg, pe, pg, ng, (float)ema_beta);
+    free(pg), free(pf), free(pe);
+    if (vkd_graph_compile(gf) || vkd_graph_compile(gg)) {
+        snprintf(err, sizeof err, "%s", vkd_graph_error(gf)[0] ? vkd_graph_error(gf) : vkd_graph_error(gg));
+        goto fail;
+    }
+    if (student_sampler_init(&ss, ctx, &dE, d.m.sigma_init, gnd == 1 ? 2000 : d.sample_n)) {
+        snprintf(err, sizeof err, "%s", vkd_graph_error(ss.g));
+        goto fail;
+    }
+
+    // Run folder, checkpoints, resume.
+    ck = vkd_ckpt_new();
+    vkd_ckpt_add_model(ck, "generator/", G);
+    vkd_ckpt_add_model(ck, "fake/", F);
+    vkd_ckpt_add_model(ck, "ema/", E);
+    for (int i = 0; i < vkd_adam_num(opt_g); i++) {
+        vkd_tensor *m, *v;
+        vkd_adam_state(opt_g, i, &m, &v);
+        vkd_ckpt_add(ck, "adam_g_m/", vkd_tensor_name(m), m);
+        vkd_ckpt_add(ck, "adam_g_v/", vkd_tensor_name(v), v);
+    }
+    for (int i = 0; i < vkd_adam_num(opt_f); i++) {
+        vkd_tensor *m, *v;
+        vkd_adam_state(opt_f, i, &m, &v);
+        vkd_ckpt_add(ck, "adam_f_m/", vkd_tensor_name(m), m);
+        vkd_ckpt_add(ck, "adam_f_v/", vkd_tensor_name(v), v);
+    }
+    vkd_ckpt_set_meta(ck, "kind", "vkdistill distillation");
+    vkd_ckpt_set_meta(ck, "train_config", cfg_text);
+    if (vkd_run_open(&run, outdir, resume != NULL, cfg_text, err, sizeof err)) goto fail;
+    int64_t start = 0;
+    if (resume) {
+        char path[1024];
+        if (strcmp(resume, "auto") == 0) {
+            if (!vkd_run_latest_checkpoint(&run, path, sizeof path)) path[0] = 0;
+        } else {
+            snprintf(path, sizeof path, "%s", resume);
+        }
+        if (path[0]) {
+            const char *match[4] = {"kind", "vkdistill distillation", "train_config", cfg_text};
+            if (vkd_ckpt_load(ck, path, match, 2, err, sizeof err)) goto fail;
+            start = atoll(vkd_ckpt_meta(ck, "step") ? vkd_ckpt_meta(ck, "step") : "0");
+            fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)start);
+        }
+    }
+    char path[1024], line[1024];
+    // The teacher's multi-step samples for comparison (same labels as the student grid).
+    if (start == 0 && gnd == 3) {
+        vkd_run_path(&run, path, sizeof path, "samples/teacher.png");
+        if (vkd_cli_sample_grid(&teacher, d.sample_n, d.teacher_steps, 1.0, 999, path, err, sizeof err)) goto fail;
+    }
+    if (gnd == 1) {  // 2-D toys: exact teacher samples for plots and distances
+        ref = malloc(sizeof(float) * 2 * 2000);
+        pts = malloc(sizeof(float) * 2 * 2000);
+        vkd_gmm_sample_host(gmm, 4242, 2000, ref, NULL);
+    }
+    fprintf(stderr, "vkdistill: distilling with %s: %lld-parameter generator, batch %d, %lld steps (%d fake step%s each) -> %s\n",
+            vkd_method_name(d.m.method), (long long)vkd_model_param_count(G), d.batch, (long long)d.steps, d.fake_steps,
+            d.fake_steps > 1 ? "s" : "", outdir);
+
+    vkd_run_catch_sigint();
+    vkd_progress pr;
+    vkd_progress_begin(&pr, "distill", "img", start, d.steps);
+    float lg = 0, lf = 0;
+    int64_t step = start, skipped = 0;
+    uint32_t *stp = (uint32_t *)vkd_tensor_map(step_t);
+    float *lh = labels ? vkd_tensor_map(labels) : NULL;
+    rc = 0;
+    // Fake-only warm-up (a randomly initialized fake network must first learn G's distribution).
+    for (int64_t w = 0; start == 0 && w < d.fake_warmup && !rc; w++) {
+        *stp = (uint32_t)(0x40000000u + w);
+        vkd_adam_set_step(opt_f, (float)d.lr_f, w + 1);
+        rc = vkd_graph_run(gf);
+    }
+    int64_t tf = start * d.fake_steps + d.fake_warmup;  // Adam step count of the fake network
+    while (!rc && step < d.steps && !vkd_run_interrupted()) {
+        step++;
+        double warm = d.warmup > 0 ? fmin(1.0, step / d.warmup) : 1.0;
+        for (int j = 0; j < d.fake_steps && !rc; j++) {
+            *stp = (uint32_t)(step * (d.fake_steps + 1) + j);
+            for (int i = 0; lh && i < d.batch; i++) {
+                memset(lh + (size_t)i * K, 0, (size_t)K * sizeof *lh);
+                lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
+            }
+            vkd_adam_set_step(opt_f, (float)(d.lr_f * warm), ++tf);
+            rc = vkd_graph_run(gf) || vkd_tensor_download(loss_f, &lf);
+        }
+        *stp = (uint32_t)(step * (d.fake_steps + 1) + d.fake_steps);
+        for (int i = 0; lh && i < d.batch; i++) {
+            memset(lh + (size_t)i * K, 0, (size_t)K * sizeof *lh);
+            lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
+        }
+        vkd_adam_set_step(opt_g, (float)(d.lr_g * warm), step);
+        if (!rc) rc = vkd_graph_run(gg) || vkd_tensor_download(loss_g, &lg);
+        if (rc) {
+            snprintf(err, sizeof err, "%s", vkd_graph_error(gg)[0] ? vkd_graph_error(gg) : vkd_graph_error(gf));
+            break;
+        }
+        if (!isfinite(lg) || !isfinite(vkd_adam_grad_norm(opt_g))) skipped++;
+        char extra[96];
+        snprintf(extra, sizeof extra, "L_G %.4g L_F %.4g", lg, lf);
+        vkd_progress_update(&pr, step, d.batch, extra);
+        int sample_now = d.sample_every && (step % d.sample_every == 0 || step == d.steps);
+        int log_now = step % d.log_every == 0 || step == d.steps;
+        char stats[512] = "";
+        if (sample_now || (log_now && gnd == 1)) {
+            if (vkd_graph_run(ss.g)) {
+                snprintf(err, sizeof err, "%s", vkd_graph_error(ss.g));
+                rc = 1;
+                break;
+            }
+            if (gnd == 1) {
+                vkd_tensor_download(ss.out, pts);
+                int *comp = malloc(sizeof(int) * 2000), kk = vkd_gmm_components(gmm);
+                vkd_gmm_assign_host(gmm, 2000, pts, comp);
+                int cnt[64] = {0};
+                for (int i = 0; i < 2000; i++) cnt[comp[i] < 64 ? comp[i] : 63]++;
+                free(comp);
+                size_t o = snprintf(stats, sizeof stats, ",\"energy_distance\":%.5f,\"mode_weights\":[",
+                                    energy_distance(pts, 1000, ref, 1000));
+                for (int k = 0; k < kk && k < 64 && o < sizeof stats; k++)
+                    o += snprintf(stats + o, sizeof stats - o, "%s%.4f", k ? "," : "", cnt[k] / 2000.0);
+                if (o < sizeof stats) snprintf(stats + o, sizeof stats - o, "]");
+                if (sample_now) {
+                    vkd_run_path(&run, path, sizeof path, "samples/scatter_%08lld.png", (long long)step);
+                    if (vkd_write_scatter_png(path, ref, 2000, pts, 2000, 3.0f, 512, err, sizeof err)) {
+                        rc = 1;
+                        break;
+                    }
+                }
+            } else if (sample_now) {
+                float *h = malloc(vkd_tensor_numel(ss.out) * sizeof *h);
+                vkd_tensor_download(ss.out, h);
+                vkd_run_path(&run, path, sizeof path, "samples/step_%08lld.png", (long long)step);
+                int r2 = vkd_write_png_grid(path, h, ss.n, (int)gs[0], (int)gs[1], (int)gs[2],
+                                            (int)ceil(sqrt((double)ss.n)), 2, err, sizeof err);
+                free(h);
+                if (r2) {
+                    rc = 1;
+                    break;
+                }
+            }
+        }
+        if (log_now) {
+            snprintf(line, sizeof line,
+                     "\"step\":%lld,\"kimg\":%.3f,\"loss_g\":%.6g,\"loss_f\":%.6g,\"grad_norm_g\":%.6g,\"grad_norm_f\":%.6g,"
+                     "\"skipped\":%lld%s",
+                     (long long)step, step * d.batch / 1000.0, lg, lf, vkd_adam_grad_norm(opt_g),
+                     vkd_adam_grad_norm(opt_f), (long long)skipped, stats);
+            vkd_run_metrics(&run, line);
+        }
+        if ((d.ckpt_every && step % d.ckpt_every == 0) || step == d.steps) {
+            char sv[32];
+            snprintf(sv, sizeof sv, "%lld", (long long)step);
+            vkd_ckpt_set_meta(ck, "step", sv);
+            vkd_run_path(&run, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
+            if ((rc = vkd_ckpt_save(ck, path, err, sizeof err))) break;
+        }
+    }
+    vkd_progress_end(&pr, step, d.batch, NULL);
+    if (!rc && vkd_run_interrupted()) {
+        char sv[32];
+        snprintf(sv, sizeof sv, "%lld", (long long)step);
+        vkd_ckpt_set_meta(ck, "step", sv);
+        vkd_run_path(&run, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
+        rc = vkd_ckpt_save(ck, path, err, sizeof err);
+        if (!rc) fprintf(stderr, "vkdistill: interrupted at step %lld; saved %s (continue with --resume auto)\n", (long long)step, path);
+    }
+    if (!rc && step >= d.steps) {
+        vkd_run_path(&run, path, sizeof path, "student.safetensors");
+        rc = vkd_model_save(d.ema_halflife_kimg > 0 ? E : G, path, "F32", err, sizeof err);
+        char mp[1024];
+        vkd_run_path(&run, mp, sizeof mp, "student.json");
+        if (!rc) rc = vkd_write_file_atomic(mp, student_text, strlen(student_text), err, sizeof err);
+        if (!rc)
+            fprintf(stderr, "vkdistill: wrote %s (one step: vkdistill sample --model %s --weights %s --one-step %g -o grid.png)\n",
+                    path, mp, path, d.m.sigma_init);
+    }
+    if (rc) goto fail;
+    goto done;
+fail:
+    fprintf(stderr, "vkdistill: %s\n", err);
+    rc = 1;
+done:
+    free(pts), free(ref);
+    student_sampler_free(&ss);
+    vkd_run_close(&run);
+    vkd_ckpt_free(ck);
+    vkd_graph_free(gg);
+    vkd_graph_free(gf);
+    vkd_adam_free(opt_g);
+    vkd_adam_free(opt_f);
+    vkd_tensor_free(step_t);
+    vkd_tensor_free(labels);
+    vkd_model_free(Fv);
+    vkd_model_free(G);
+    vkd_model_free(F);
+    vkd_model_free(E);
+    vkd_model_free(tm);
+    vkd_gmm_free(gmm);
+    free(cfg_text);
+    free(student_text);
+    return vkd_cli_close(ctx, rc);
+}

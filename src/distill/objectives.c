@@ -1,0 +1,164 @@
+// The generator objectives of DMD2, SiM, SiD and Diff-Instruct, and the fake
+// network's denoising loss, composed from graph ops (../shared/ALGORITHMS.md).
+// All evaluate teacher and fake on the same x_t = x + sigma n.
+#include <math.h>
+#include <string.h>
+
+#include "vkdistill/distill.h"
+
+static const char *const names[] = {"dmd2", "sim", "sid", "diff_instruct"};
+
+const char *vkd_method_name(vkd_method m) { return (unsigned)m < 4 ? names[m] : "?"; }
+
+int vkd_method_parse(const char *s, vkd_method *m) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0) return *m = (vkd_method)i, 0;
+    return -1;
+}
+
+vkd_distill_cfg vkd_distill_defaults(vkd_method m) {
+    vkd_distill_cfg c = {.method = m,
+                         .alpha = 1.2f,
+                         .huber_c = 0.1f,
+                         .sim_weight = VKD_SIM_WEIGHT_SID,
+                         .t_min = 0.0f,
+                         .t_max = 0.8f,
+                         .sigma_min = 0.002f,
+                         .sigma_max = 80.0f,
+                         .rho = 7.0f,
+                         .fake_sigma_karras = 0,
+                         .t_min_fake = 0.0f,
+                         .t_max_fake = 1.0f,
+                         .p_mean = -1.2f,
+                         .p_std = 1.2f,
+                         .sigma_data = 0.5f};
+    switch (m) {
+    case VKD_DMD2:  // sigma over Karras levels 2%..98% for both terms; sigma_init 80
+        c.sigma_init = 80.0f, c.t_min = 0.02f, c.t_max = 0.98f;
+        c.fake_sigma_karras = 1, c.t_min_fake = 0.0f, c.t_max_fake = 1.0f;
+        break;
+    case VKD_DIFF_INSTRUCT: c.sigma_init = 1.0f, c.t_max = 1.0f; break;
+    default: c.sigma_init = 2.5f; break;  // SiD, SiM
+    }
+    return c;
+}
+
+static int64_t per_sample(const vkd_tensor *x) { return vkd_tensor_numel(x) / vkd_tensor_dim(x, 0); }
+
+// (N, ...) -> (N): sum over each sample's elements.
+static vkd_tensor *sample_sum(vkd_graph *g, vkd_tensor *x) {
+    int64_t n = vkd_tensor_dim(x, 0);
+    return vkd_sum(g, vkd_reshape(g, x, 2, (int64_t[]){n, per_sample(x)}), 1);
+}
+
+// (N) -> (N, 1, ...) with x's rank, for broadcasting over a sample.
+static vkd_tensor *bcast(vkd_graph *g, vkd_tensor *s, const vkd_tensor *like) {
+    int64_t sh[VKD_MAX_DIMS] = {vkd_tensor_dim(like, 0), 1, 1, 1, 1, 1};
+    return vkd_reshape(g, s, vkd_tensor_ndim(like), sh);
+}
+
+vkd_tensor *vkd_generator(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vkd_tensor *labels, float sigma_init) {
+    int64_t n = vkd_tensor_dim(z, 0);
+    vkd_tensor *sigma = vkd_full(g, 1, &n, sigma_init);
+    return vkd_denoiser_apply(g, G, vkd_scale(g, z, sigma_init), sigma, labels);
+}
+
+vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_max, float sigma_min, float sigma_max,
+                                  float rho, uint64_t seed, uint32_t stream, vkd_tensor *step_t) {
+    float a = powf(sigma_min, 1.0f / rho), b = powf(sigma_max, 1.0f / rho);
+    vkd_tensor *u = vkd_rand_uniform(g, 1, &n, seed, stream, step_t);
+    // t = t_min + u (t_max - t_min); sigma = exp(rho log(a + t (b - a)))
+    vkd_tensor *base = vkd_affine(g, u, (t_max - t_min) * (b - a), a + t_min * (b - a));
+    return vkd_exp(g, vkd_scale(g, vkd_log(g, base), rho));
+}
+
+// Streams of the generator phase's draws (the fake phase uses 20..).
+enum { S_GEN_SIGMA = 10, S_GEN_NOISE = 11, S_FAKE_SIGMA = 20, S_FAKE_NOISE = 21 };
+
+vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
+                                       const vkd_denoiser *teacher, const vkd_denoiser *fake, uint64_t seed,
+                                       vkd_tensor *step_t) {
+    if (!x) return NULL;
+    int64_t n = vkd_tensor_dim(x, 0);
+    int nd = vkd_tensor_ndim(x);
+    int64_t shape[VKD_MAX_DIMS];
+    for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(x, i);
+    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c->t_min, c->t_max, c->sigma_min, c->sigma_max, c->rho, seed,
+                                              S_GEN_SIGMA, step_t);
+    vkd_tensor *noise = vkd_rand_normal(g, nd, shape, seed, S_GEN_NOISE, step_t);
+    float inv_n = 1.0f / (float)n;
+
+    if (c->method == VKD_DMD2 || c->method == VKD_DIFF_INSTRUCT) {
+        // Both networks under stop-gradient: the gradient reaches G only through x.
+        int was = 1;
+        vkd_graph_set_grad_enabled(g, 0);
+        vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
+        vkd_tensor *dr = vkd_denoiser_apply(g, teacher, xt, sigma, labels);
+        vkd_tensor *df = vkd_denoiser_apply(g, fake, xt, sigma, labels);
+        vkd_tensor *diff = vkd_sub(g, df, dr);
+        vkd_tensor *loss;
+        if (c->method == VKD_DMD2) {
+            // grad = (D_fake - D_real) / mean|x - D_real| (per sample); L = 1/2 |x - sg(x - grad)|^2
+            vkd_tensor *e = vkd_sub(g, x, dr);
+            vkd_tensor *norm = vkd_affine(g, sample_sum(g, vkd_sqrt(g, vkd_mul(g, e, e))), 1.0f / per_sample(x), 1e-8f);
+            vkd_tensor *grad = vkd_mul(g, diff, bcast(g, vkd_exp(g, vkd_scale(g, vkd_log(g, norm), -1.0f)), x));
+            vkd_tensor *target = vkd_sub(g, x, grad);
+            vkd_graph_set_grad_enabled(g, was);
+            vkd_tensor *d = vkd_sub(g, x, target);
+            loss = vkd_scale(g, vkd_sum(g, vkd_mul(g, d, d), 0), 0.5f * inv_n);
+        } else {
+            // Diff-Instruct: L = sum(sg(D_fake - D_real) * x)
+            vkd_graph_set_grad_enabled(g, was);
+            loss = vkd_scale(g, vkd_sum(g, vkd_mul(g, x, diff), 0), inv_n);
+        }
+        return loss;
+    }
+
+    // SiD and SiM differentiate through both (frozen) networks w.r.t. their input x_t.
+    vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
+    vkd_tensor *dr = vkd_denoiser_apply(g, teacher, xt, sigma, labels);
+    vkd_tensor *df = vkd_denoiser_apply(g, fake, xt, sigma, labels);
+    vkd_tensor *y = vkd_sub(g, dr, df);
+    // w = sg(mean |x - D_real|) per sample (SiD's normalizer).
+    vkd_graph_set_grad_enabled(g, 0);
+    vkd_tensor *e = vkd_sub(g, x, dr);
+    vkd_tensor *w = vkd_affine(g, sample_sum(g, vkd_sqrt(g, vkd_mul(g, e, e))), 1.0f / per_sample(x), 1e-8f);
+    vkd_tensor *inv_w = vkd_exp(g, vkd_scale(g, vkd_log(g, w), -1.0f));
+    vkd_graph_set_grad_enabled(g, 1);
+    vkd_tensor *per;  // (N)
+    if (c->method == VKD_SID) {
+        // (D_r - D_f) . ((D_r - x) - alpha (D_r - D_f)) / w
+        vkd_tensor *t = vkd_sub(g, vkd_sub(g, dr, x), vkd_scale(g, y, c->alpha));
+        per = vkd_mul(g, sample_sum(g, vkd_mul(g, y, t)), inv_w);
+    } else {
+        // SiM: d'(y) . (D_f - x), d'(y) = y / sqrt(|y|^2 + c^2) (pseudo-Huber) or y (L2)
+        vkd_tensor *dp = y;
+        if (c->huber_c > 0) {
+            vkd_tensor *n2 = vkd_affine(g, sample_sum(g, vkd_mul(g, y, y)), 1.0f, c->huber_c * c->huber_c);
+            dp = vkd_mul(g, y, bcast(g, vkd_exp(g, vkd_scale(g, vkd_log(g, n2), -0.5f)), y));
+        }
+        per = sample_sum(g, vkd_mul(g, dp, vkd_sub(g, df, x)));
+        if (c->sim_weight == VKD_SIM_WEIGHT_SID) per = vkd_mul(g, per, inv_w);
+    }
+    return vkd_scale(g, vkd_sum(g, per, 0), inv_n);
+}
+
+vkd_tensor *vkd_distill_fake_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
+                                  const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t) {
+    if (!x) return NULL;
+    if (!c->fake_sigma_karras) return vkd_edm_loss(g, fake, x, labels, c->p_mean, c->p_std, c->sigma_data, seed ^ 0xfa4e, step_t);
+    int64_t n = vkd_tensor_dim(x, 0);
+    int nd = vkd_tensor_ndim(x);
+    int64_t shape[VKD_MAX_DIMS];
+    for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(x, i);
+    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c->t_min_fake, c->t_max_fake, c->sigma_min, c->sigma_max, c->rho,
+                                              seed, S_FAKE_SIGMA, step_t);
+    vkd_tensor *noise = vkd_rand_normal(g, nd, shape, seed, S_FAKE_NOISE, step_t);
+    vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
+    vkd_tensor *d = vkd_sub(g, vkd_denoiser_apply(g, fake, xt, sigma, labels), x);
+    // EDM weighting lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1/sd^2 + 1/sigma^2
+    float sd2 = c->sigma_data * c->sigma_data;
+    vkd_tensor *lam = vkd_affine(g, vkd_exp(g, vkd_scale(g, vkd_log(g, sigma), -2.0f)), 1.0f, 1.0f / sd2);
+    vkd_tensor *per = vkd_mul(g, sample_sum(g, vkd_mul(g, d, d)), lam);
+    return vkd_scale(g, vkd_sum(g, per, 0), 1.0f / (float)vkd_tensor_numel(x));
+}

@@ -1,0 +1,174 @@
+// Distillation objectives against the exact GMM teacher:
+//  - DMD2's gradient w.r.t. the sample is (D_fake - D_real)/mean|x - D_real| (per sample, / batch);
+//  - SiM with the L2 distance gives the same generator gradient as SiD with alpha = 1;
+//  - frozen networks (teacher, the fake network's view) get no parameter gradients;
+//  - at the fixed point (samples from the teacher, fake = teacher) every method's gradient is zero.
+// usage: test_distill RING8_GMM.json MLP_2D.json
+#include "harness.h"
+#include "vkdistill/distill.h"
+
+static const char *gmm_path, *mlp_path;
+
+static vkd_tensor *points(vkd_ctx *ctx, const vkd_gmm *m, int n, uint64_t seed, int requires_grad) {
+    float *h = malloc(sizeof(float) * 2 * n);
+    vkd_gmm_sample_host(m, seed, n, h, NULL);
+    vkd_tensor *t = vkd_tensor_new(ctx, "x", 2, (int64_t[]){n, 2}, 0);
+    vkd_tensor_upload(t, h);
+    vkd_tensor_set_requires_grad(t, requires_grad);
+    free(h);
+    return t;
+}
+
+static double max_abs(const vkd_tensor *t) {
+    double *d = t_download(t), m = 0;
+    for (int64_t i = 0; i < vkd_tensor_numel(t); i++) m = fmax(m, fabs(d[i]));
+    free(d);
+    return m;
+}
+
+static void test_dmd2_identity(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
+    enum { N = 32 };
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    ((uint32_t *)vkd_tensor_map(step))[0] = 7;
+    // Samples off the teacher's distribution, so the gradient is far from zero.
+    float h[2 * N];
+    for (int i = 0; i < 2 * N; i++) h[i] = 1.5f * vkd_philox_normal(3, 0, 0, i);
+    vkd_tensor *x = vkd_tensor_new(ctx, "x", 2, (int64_t[]){N, 2}, 0);
+    vkd_tensor_upload(x, h);
+    vkd_tensor_set_requires_grad(x, 1);
+    vkd_denoiser dt = {.gmm = teacher}, df = {.gmm = fake};
+    vkd_distill_cfg c = vkd_distill_defaults(VKD_DMD2);
+    vkd_graph *g = vkd_graph_new(ctx, "dmd2_identity");
+    vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &df, 5, step);
+    // The same draws again (same seed, streams and step), and the formula directly.
+    vkd_graph_set_grad_enabled(g, 0);
+    int64_t n = N;
+    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c.t_min, c.t_max, c.sigma_min, c.sigma_max, c.rho, 5, 10, step);
+    vkd_tensor *noise = vkd_rand_normal(g, 2, (int64_t[]){N, 2}, 5, 11, step);
+    vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, vkd_reshape(g, sigma, 2, (int64_t[]){N, 1})));
+    vkd_tensor *dr = vkd_gmm_denoise(g, teacher, xt, sigma), *dfk = vkd_gmm_denoise(g, fake, xt, sigma);
+    vkd_tensor *e = vkd_sub(g, x, dr);
+    vkd_tensor *norm = vkd_scale(g, vkd_sum(g, vkd_sqrt(g, vkd_mul(g, e, e)), 1), 0.5f);  // mean over the 2 coordinates
+    vkd_tensor *expect = vkd_mul(g, vkd_sub(g, dfk, dr),
+                                 vkd_reshape(g, vkd_exp(g, vkd_scale(g, vkd_log(g, norm), -1.0f)), 2, (int64_t[]){N, 1}));
+    vkd_graph_keep(g, expect);
+    vkd_graph_set_grad_enabled(g, 1);
+    CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
+    CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    double *gx = t_download(vkd_graph_grad(g, x)), *ex = t_download(expect);
+    for (int i = 0; i < 2 * N; i++) gx[i] *= N;  // the loss is a mean over the batch
+    double err = t_relerr(gx, ex, 2 * N);
+    CHECK(err < 1e-5, "DMD2: N dL/dx differs from (D_fake - D_real)/normalizer by %g", err);
+    printf("DMD2 gradient identity: max error %.2e (|grad| up to %.3g)\n", err, max_abs(expect));
+    free(gx), free(ex);
+    vkd_graph_free(g);
+    vkd_tensor_free(x);
+    vkd_tensor_free(step);
+}
+
+// SiM (L2, SiD weighting) and SiD (alpha = 1): the same gradient for G's parameters,
+// and no parameter gradient for the frozen teacher network or the fake network's view.
+static void test_sim_l2_equals_sid(vkd_ctx *ctx) {
+    enum { N = 16 };
+    char err[512];
+    vkd_model *G = vkd_model_create(ctx, mlp_path, 1, 11, err, sizeof err);
+    vkd_model *T = vkd_model_create(ctx, mlp_path, 0, 12, err, sizeof err);
+    vkd_model *F = vkd_model_create(ctx, mlp_path, 1, 13, err, sizeof err);
+    CHECK(G && T && F, "models: %s", err);
+    if (!G || !T || !F) return;
+    vkd_model *Fv = vkd_model_frozen_view(F);
+    vkd_denoiser dG = {.model = G}, dT = {.model = T}, dF = {.model = Fv};
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    ((uint32_t *)vkd_tensor_map(step))[0] = 3;
+    double *grads[2] = {0};
+    for (int k = 0; k < 2; k++) {
+        vkd_distill_cfg c = vkd_distill_defaults(k ? VKD_SID : VKD_SIM);
+        c.alpha = 1.0f, c.huber_c = 0.0f, c.sim_weight = VKD_SIM_WEIGHT_SID;
+        vkd_graph *g = vkd_graph_new(ctx, k ? "sid" : "sim");
+        vkd_tensor *z = vkd_rand_normal(g, 2, (int64_t[]){N, 2}, 9, 1, step);
+        vkd_tensor *x = vkd_generator(g, &dG, z, NULL, c.sigma_init);
+        vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dT, &dF, 5, step);
+        CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
+        // Concatenate G's parameter gradients, then clear them for the next method.
+        int64_t total = 0;
+        for (int i = 0; i < vkd_model_num_tensors(G); i++) total += vkd_tensor_numel(vkd_model_tensor(G, i));
+        grads[k] = malloc(total * sizeof(double));
+        int64_t o = 0;
+        for (int i = 0; i < vkd_model_num_tensors(G); i++) {
+            vkd_tensor *gr = vkd_tensor_grad(vkd_model_tensor(G, i));
+            double *d = t_download(gr);
+            memcpy(grads[k] + o, d, vkd_tensor_numel(gr) * sizeof(double));
+            o += vkd_tensor_numel(gr);
+            free(d);
+            float *zero = calloc(vkd_tensor_numel(gr), sizeof(float));
+            vkd_tensor_upload(gr, zero);
+            free(zero);
+        }
+        if (k == 1) {
+            double gmax = 0, emax = 0;
+            for (int64_t i = 0; i < total; i++)
+                gmax = fmax(gmax, fabs(grads[1][i])), emax = fmax(emax, fabs(grads[0][i] - grads[1][i]));
+            CHECK(gmax > 0 && emax <= 1e-4 * gmax, "SiM-L2 vs SiD(alpha=1): max difference %g of max |grad| %g", emax, gmax);
+            printf("SiM (L2) = SiD (alpha = 1): %lld generator gradients, max difference %.2e of max |grad| %.3g\n",
+                   (long long)total, emax, gmax);
+            double fmaxg = 0;
+            for (int i = 0; i < vkd_model_num_tensors(F); i++)
+                if (vkd_model_tensor_is_param(F, i)) fmaxg = fmax(fmaxg, max_abs(vkd_tensor_grad(vkd_model_tensor(F, i))));
+            CHECK(fmaxg == 0, "the frozen view of the fake network received gradients (max %g)", fmaxg);
+            int tgrads = 0;
+            for (int i = 0; i < vkd_model_num_tensors(T); i++) tgrads += vkd_tensor_grad(vkd_model_tensor(T, i)) != NULL;
+            CHECK(tgrads == 0, "the frozen teacher has %d gradient buffers", tgrads);
+            printf("frozen teacher: no gradient buffers; fake network (frozen view): all gradients 0\n");
+        }
+        vkd_graph_free(g);
+    }
+    free(grads[0]), free(grads[1]);
+    vkd_tensor_free(step);
+    vkd_model_free(Fv);
+    vkd_model_free(G), vkd_model_free(T), vkd_model_free(F);
+}
+
+static void test_fixed_point(vkd_ctx *ctx, vkd_gmm *teacher) {
+    enum { N = 64 };
+    vkd_denoiser dt = {.gmm = teacher};
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    for (int m = 0; m < 4; m++) {
+        vkd_tensor *x = points(ctx, teacher, N, 100 + m, 1);
+        vkd_distill_cfg c = vkd_distill_defaults((vkd_method)m);
+        c.huber_c = 0.1f;
+        vkd_graph *g = vkd_graph_new(ctx, "fixed_point");
+        vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &dt, 5, step);
+        CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
+        double gm = max_abs(vkd_graph_grad(g, x));
+        CHECK(gm < 1e-6, "%s: gradient %g at the fixed point", vkd_method_name((vkd_method)m), gm);
+        printf("fixed point (samples from the teacher, fake = teacher): %-13s max |dL/dx| = %.2e\n",
+               vkd_method_name((vkd_method)m), gm);
+        vkd_graph_free(g);
+        vkd_tensor_free(x);
+    }
+    vkd_tensor_free(step);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        printf("usage: test_distill GMM.json MLP.json\n0 passed, 1 failed\n");
+        return 1;
+    }
+    gmm_path = argv[1], mlp_path = argv[2];
+    vkd_ctx *ctx = t_open();
+    char err[512];
+    vkd_gmm *teacher = vkd_gmm_load(ctx, gmm_path, err, sizeof err);
+    CHECK(teacher != NULL, "%s", err);
+    // Another exact mixture as a stand-in fake network: wider modes.
+    double w[3] = {0.5, 0.3, 0.2}, mu[6] = {1, 0, -1, 1, 0, -1.5}, sd[3] = {0.3, 0.5, 0.4};
+    vkd_gmm *fake = vkd_gmm_create(ctx, 3, 1, (int64_t[]){2}, w, mu, sd, err, sizeof err);
+    CHECK(fake != NULL, "%s", err);
+    if (teacher && fake) {
+        test_dmd2_identity(ctx, teacher, fake);
+        test_sim_l2_equals_sid(ctx);
+        test_fixed_point(ctx, teacher);
+    }
+    vkd_gmm_free(teacher);
+    vkd_gmm_free(fake);
+    return t_close(ctx);
+}
