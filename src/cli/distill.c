@@ -393,11 +393,18 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 vkd_tensor_download(ss.out, pts);
                 int *comp = malloc(sizeof(int) * 2000), kk = vkd_gmm_components(gmm);
                 vkd_gmm_assign_host(gmm, 2000, pts, comp);
-                int cnt[64] = {0};
-                for (int i = 0; i < 2000; i++) cnt[comp[i] < 64 ? comp[i] : 63]++;
+                int cnt[64] = {0}, near = 0;
+                const double *mw, *mu, *sd;
+                vkd_gmm_params(gmm, &mw, &mu, &sd);
+                for (int i = 0; i < 2000; i++) {
+                    int k = comp[i] < 64 ? comp[i] : 63;
+                    cnt[k]++;
+                    // "high-quality" samples: within 3 standard deviations of their mode
+                    near += hypot(pts[2 * i] - mu[2 * comp[i]], pts[2 * i + 1] - mu[2 * comp[i] + 1]) < 3 * sd[comp[i]];
+                }
                 free(comp);
-                size_t o = snprintf(stats, sizeof stats, ",\"energy_distance\":%.5f,\"mode_weights\":[",
-                                    energy_distance(pts, 1000, ref, 1000));
+                size_t o = snprintf(stats, sizeof stats, ",\"energy_distance\":%.5f,\"near_mode\":%.4f,\"mode_weights\":[",
+                                    energy_distance(pts, 1000, ref, 1000), near / 2000.0);
                 for (int k = 0; k < kk && k < 64 && o < sizeof stats; k++)
                     o += snprintf(stats + o, sizeof stats - o, "%s%.4f", k ? "," : "", cnt[k] / 2000.0);
                 if (o < sizeof stats) snprintf(stats + o, sizeof stats - o, "]");

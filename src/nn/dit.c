@@ -52,7 +52,7 @@ int vkd_dit_init(vkd_model *m, vkd_cfg *c) {
     if (vkd_cfg_error(c)) return -1;
     d->mlp_hidden = (int)(d->hidden * ratio);
     if (d->input_size % d->patch_size) {
-        snprintf(m->err, sizeof m->err, "model config: field 'input_size': %d is not divisible by patch_size %d",
+        snprintf(m->err, sizeof m->err, "%s: field 'input_size': %d is not divisible by patch_size %d", m->name,
                  d->input_size, d->patch_size);
         return -1;
     }

@@ -41,7 +41,7 @@ int vkd_mlp_init(vkd_model *m, vkd_cfg *c) {
     p->label_dim = vkd_cfg_int(c, "label_dim", 0, 0, 0, 1 << 16);
     if (vkd_cfg_error(c)) return -1;
     if (p->emb_dim % 2) {
-        snprintf(m->err, sizeof m->err, "model config: field 'emb_dim': %d must be even", p->emb_dim);
+        snprintf(m->err, sizeof m->err, "%s: field 'emb_dim': %d must be even", m->name, p->emb_dim);
         return -1;
     }
     m->sample_ndim = 1;

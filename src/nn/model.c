@@ -95,6 +95,7 @@ vkd_model *vkd_model_create_json(vkd_ctx *ctx, const char *json, const char *nam
     m->trainable = trainable;
     m->seed = seed;
     m->json = strdup(json);
+    snprintf(m->name, sizeof m->name, "%s", name ? name : "model config");
     static const char *const archs[] = {"unet", "dit", "mlp", NULL};
     const char *arch = vkd_cfg_str(c, "arch", 1, NULL, archs);
     m->sigma_data = (float)vkd_cfg_num(c, "sigma_data", 0, 0.5, 1e-6, 1e6);

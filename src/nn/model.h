@@ -27,6 +27,7 @@ typedef struct vkd_mlp vkd_mlp;
 struct vkd_model {
     vkd_ctx *ctx;
     char arch[8];
+    char name[256];  // the config file (for error messages)
     char *json;
     int trainable;
     uint64_t seed;

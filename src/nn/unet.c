@@ -153,7 +153,7 @@ int vkd_unet_init(vkd_model *m, vkd_cfg *c) {
     if (vkd_cfg_error(c)) return -1;
 
     // Consistency checks the original would hit as shape errors deep inside.
-    const char *cfgname = "model config";
+    const char *cfgname = m->name;
     int mc = u->model_channels;
     if (u->nlevels < 1) {
         snprintf(m->err, sizeof m->err, "%s: field 'channel_mult': needs at least one level", cfgname);
