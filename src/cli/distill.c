@@ -153,23 +153,11 @@ static void student_sampler_free(student_sampler *s) {
 }
 
 int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *resume = NULL;
-    int64_t steps_override = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
-        else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) resume = argv[++i];
-        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps_override = atoll(argv[++i]);
-        else if (argv[i][0] != '-' && !config) config = argv[i];
-        else {
-            fprintf(stderr, "vkdistill distill: unknown argument '%s' (usage: distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N])\n",
-                    argv[i]);
-            return 2;
-        }
-    }
-    if (!config) {
-        fprintf(stderr, "vkdistill distill: needs a config file (see samples/)\n");
-        return 2;
-    }
+    vkd_run_args args;
+    int arc = vkd_run_parse_args(&args, "distill", argc, argv);
+    if (arc) return arc;
+    const char *config = args.config, *resume = args.resume, *outdir = args.outdir;
+    int64_t steps_override = args.steps;
     char err[2600];
     distill_cfg d;
     if (parse(config, &d, err, sizeof err)) {
@@ -177,12 +165,6 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
         return 1;
     }
     if (steps_override > 0) d.steps = steps_override;
-    char outdir[900];
-    if (out) snprintf(outdir, sizeof outdir, "%s", out);
-    else {
-        const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
-        snprintf(outdir, sizeof outdir, "runs/%.*s", (int)strcspn(base, "."), base);
-    }
     size_t len;
     char *cfg_text = vkd_read_file(config, &len, err, sizeof err);
     const char *student_path = d.student[0] ? d.student : d.teacher_model;
@@ -308,21 +290,9 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     vkd_ckpt_set_meta(ck, "kind", "vkdistill distillation");
     vkd_ckpt_set_meta(ck, "train_config", cfg_text);
     if (vkd_run_open(&run, outdir, resume != NULL, cfg_text, err, sizeof err)) goto fail;
-    int64_t start = 0;
-    if (resume) {
-        char path[1024];
-        if (strcmp(resume, "auto") == 0) {
-            if (!vkd_run_latest_checkpoint(&run, path, sizeof path)) path[0] = 0;
-        } else {
-            snprintf(path, sizeof path, "%s", resume);
-        }
-        if (path[0]) {
-            const char *match[4] = {"kind", "vkdistill distillation", "train_config", cfg_text};
-            if (vkd_ckpt_load(ck, path, match, 2, err, sizeof err)) goto fail;
-            start = atoll(vkd_ckpt_meta(ck, "step") ? vkd_ckpt_meta(ck, "step") : "0");
-            fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)start);
-        }
-    }
+    int64_t start = 0, skipped = 0;
+    const char *match[4] = {"kind", "vkdistill distillation", "train_config", cfg_text};
+    if (vkd_run_resume(&run, ck, resume, match, 2, &start, &skipped, err, sizeof err)) goto fail;
     char path[1024], line[1024];
     // The teacher's multi-step samples for comparison (same labels as the student grid).
     if (start == 0 && gnd == 3) {
@@ -342,7 +312,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     vkd_progress pr;
     vkd_progress_begin(&pr, "distill", "img", start, d.steps);
     float lg = 0, lf = 0;
-    int64_t step = start, skipped = 0;
+    int64_t step = start;
     uint32_t *stp = (uint32_t *)vkd_tensor_map(step_t);
     float *lh = labels ? vkd_tensor_map(labels) : NULL;
     rc = 0;
@@ -436,22 +406,13 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                      vkd_adam_grad_norm(opt_f), (long long)skipped, stats);
             vkd_run_metrics(&run, line);
         }
-        if ((d.ckpt_every && step % d.ckpt_every == 0) || step == d.steps) {
-            char sv[32];
-            snprintf(sv, sizeof sv, "%lld", (long long)step);
-            vkd_ckpt_set_meta(ck, "step", sv);
-            vkd_run_path(&run, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
-            if ((rc = vkd_ckpt_save(ck, path, err, sizeof err))) break;
-        }
+        if ((d.ckpt_every && step % d.ckpt_every == 0) || step == d.steps)
+            if ((rc = vkd_run_checkpoint(&run, ck, step, skipped, err, sizeof err))) break;
     }
     vkd_progress_end(&pr, step, d.batch, NULL);
     if (!rc && vkd_run_interrupted()) {
-        char sv[32];
-        snprintf(sv, sizeof sv, "%lld", (long long)step);
-        vkd_ckpt_set_meta(ck, "step", sv);
-        vkd_run_path(&run, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
-        rc = vkd_ckpt_save(ck, path, err, sizeof err);
-        if (!rc) fprintf(stderr, "vkdistill: interrupted at step %lld; saved %s (continue with --resume auto)\n", (long long)step, path);
+        rc = vkd_run_checkpoint(&run, ck, step, skipped, err, sizeof err);
+        if (!rc) fprintf(stderr, "vkdistill: interrupted at step %lld; checkpoint saved (continue with --resume auto)\n", (long long)step);
     }
     if (!rc && step >= d.steps) {
         vkd_run_path(&run, path, sizeof path, "student.safetensors");

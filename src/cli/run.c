@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vkdistill/checkpoint.h"
 #include "vkdistill/io.h"
 
 static int mkdirs(const char *path) {
@@ -122,4 +123,63 @@ void vkd_resolve_path(const char *config_path, const char *p, char *out, size_t 
     vkd_dirname(config_path, dir, sizeof dir);
     snprintf(out, n, "%s/%s", dir, p);
     if (access(out, F_OK) != 0) snprintf(out, n, "%s", p);
+}
+
+int vkd_run_parse_args(vkd_run_args *a, const char *verb, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    const char *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
+        else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) a->resume = argv[++i];
+        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) a->steps = atoll(argv[++i]);
+        else if (argv[i][0] != '-' && !a->config) a->config = argv[i];
+        else {
+            fprintf(stderr, "vkdistill %s: unknown argument '%s' (usage: %s CONFIG [--out DIR] [--resume auto|CKPT] [--steps N])\n",
+                    verb, argv[i], verb);
+            return 2;
+        }
+    }
+    if (!a->config) {
+        fprintf(stderr, "vkdistill %s: needs a config file (see samples/)\n", verb);
+        return 2;
+    }
+    if (a->steps < 0) {
+        fprintf(stderr, "vkdistill %s: --steps must be positive\n", verb);
+        return 2;
+    }
+    if (out) {
+        snprintf(a->outdir, sizeof a->outdir, "%s", out);
+    } else {
+        const char *base = strrchr(a->config, '/') ? strrchr(a->config, '/') + 1 : a->config;
+        snprintf(a->outdir, sizeof a->outdir, "runs/%.*s", (int)strcspn(base, "."), base);
+    }
+    return 0;
+}
+
+int vkd_run_resume(vkd_run *r, struct vkd_ckpt *ck, const char *resume, const char *const *match, int nmatch,
+                   int64_t *start, int64_t *skipped, char *err, size_t errlen) {
+    *start = *skipped = 0;
+    if (!resume) return 0;
+    char path[1024];
+    if (strcmp(resume, "auto") == 0) {
+        if (!vkd_run_latest_checkpoint(r, path, sizeof path)) return 0;
+    } else {
+        snprintf(path, sizeof path, "%s", resume);
+    }
+    if (vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
+    const char *st = vkd_ckpt_meta(ck, "step"), *sk = vkd_ckpt_meta(ck, "skipped");
+    *start = st ? atoll(st) : 0;
+    *skipped = sk ? atoll(sk) : 0;
+    fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)*start);
+    return 0;
+}
+
+int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t skipped, char *err, size_t errlen) {
+    char v[32], path[1024];
+    snprintf(v, sizeof v, "%lld", (long long)step);
+    vkd_ckpt_set_meta(ck, "step", v);
+    snprintf(v, sizeof v, "%lld", (long long)skipped);
+    vkd_ckpt_set_meta(ck, "skipped", v);
+    vkd_run_path(r, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
+    return vkd_ckpt_save(ck, path, err, errlen);
 }

@@ -22,6 +22,24 @@ void vkd_run_path(const vkd_run *r, char *out, size_t n, const char *fmt, ...) _
 // Ctrl-C: the first SIGINT sets a flag the loop checks (checkpoint, then exit); a second one kills.
 void vkd_run_catch_sigint(void);
 int vkd_run_interrupted(void);
+// Arguments shared by the training verbs: CONFIG [--out DIR] [--resume auto|CKPT] [--steps N].
+// outdir defaults to runs/<config name>. Returns 0, or 2 after printing a usage line.
+typedef struct {
+    const char *config, *resume;
+    int64_t steps;  // 0: the config's
+    char outdir[900];
+} vkd_run_args;
+int vkd_run_parse_args(vkd_run_args *a, const char *verb, int argc, char **argv);
+
+struct vkd_ckpt;
+// --resume: "auto" (the run folder's newest checkpoint, if any) or a path. Loads
+// the checkpoint after comparing the metadata pairs in match; sets *start and
+// *skipped from it (0 when there is nothing to resume).
+int vkd_run_resume(vkd_run *r, struct vkd_ckpt *ck, const char *resume, const char *const *match, int nmatch,
+                   int64_t *start, int64_t *skipped, char *err, size_t errlen);
+// checkpoints/ckpt-<step>.safetensors with the step and skipped-step count in its metadata.
+int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t skipped, char *err, size_t errlen);
+
 // The directory of a file path (for config-relative paths).
 void vkd_dirname(const char *path, char *out, size_t n);
 // Resolves a path given in a config: absolute, or relative to the config's folder, else to the working directory.

@@ -111,23 +111,11 @@ int vkd_cli_sample_grid(const vkd_denoiser *den, int n, int steps, double guidan
 }
 
 int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
-    const char *config = NULL, *out = NULL, *resume = NULL;
-    int64_t steps_override = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
-        else if (strcmp(argv[i], "--resume") == 0 && i + 1 < argc) resume = argv[++i];
-        else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) steps_override = atoll(argv[++i]);
-        else if (argv[i][0] != '-' && !config) config = argv[i];
-        else {
-            fprintf(stderr, "vkdistill train-teacher: unknown argument '%s' (usage: train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N])\n",
-                    argv[i]);
-            return 2;
-        }
-    }
-    if (!config) {
-        fprintf(stderr, "vkdistill train-teacher: needs a config file (see samples/)\n");
-        return 2;
-    }
+    vkd_run_args args;
+    int arc = vkd_run_parse_args(&args, "train-teacher", argc, argv);
+    if (arc) return arc;
+    const char *config = args.config, *resume = args.resume, *outdir = args.outdir;
+    int64_t steps_override = args.steps;
     char err[2600];
     teacher_cfg t;
     if (parse_cfg(config, &t, err, sizeof err)) {
@@ -135,12 +123,6 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
         return 1;
     }
     if (steps_override > 0) t.steps = steps_override;
-    char outdir[900];
-    if (out) snprintf(outdir, sizeof outdir, "%s", out);
-    else {
-        const char *base = strrchr(config, '/') ? strrchr(config, '/') + 1 : config;
-        snprintf(outdir, sizeof outdir, "runs/%.*s", (int)strcspn(base, "."), base);
-    }
     size_t cfg_len;
     char *cfg_text = vkd_read_file(config, &cfg_len, err, sizeof err);
     char *model_text = cfg_text ? vkd_read_file(t.model_path, &cfg_len, err, sizeof err) : NULL;
@@ -244,21 +226,8 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     vkd_ckpt_set_meta(ck, "model_config", model_text);
     if (vkd_run_open(&run, outdir, resume != NULL, cfg_text, err, sizeof err)) goto fail;
     int64_t start = 0, resumed_skipped = 0;
-    if (resume) {
-        char path[1024];
-        if (strcmp(resume, "auto") == 0) {
-            if (!vkd_run_latest_checkpoint(&run, path, sizeof path)) path[0] = 0;
-        } else {
-            snprintf(path, sizeof path, "%s", resume);
-        }
-        if (path[0]) {
-            const char *match[4] = {"kind", "vkdistill teacher training", "model_config", model_text};
-            if (vkd_ckpt_load(ck, path, match, 2, err, sizeof err)) goto fail;
-            start = atoll(vkd_ckpt_meta(ck, "step") ? vkd_ckpt_meta(ck, "step") : "0");
-            resumed_skipped = atoll(vkd_ckpt_meta(ck, "skipped") ? vkd_ckpt_meta(ck, "skipped") : "0");
-            fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)start);
-        }
-    }
+    const char *match[4] = {"kind", "vkdistill teacher training", "model_config", model_text};
+    if (vkd_run_resume(&run, ck, resume, match, 2, &start, &resumed_skipped, err, sizeof err)) goto fail;
     fprintf(stderr, "vkdistill: training %s (%lld parameters) on %s: %lld images, batch %d, %lld steps -> %s\n",
             t.model_path, (long long)vkd_model_param_count(net), t.data_source, (long long)vkd_dataset_count(ds),
             t.batch, (long long)t.steps, outdir);
@@ -313,13 +282,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
                 fprintf(stderr, "\nvkdistill: sample grid: %s\n", err);
         }
         if ((t.ckpt_every && step % t.ckpt_every == 0) || step == t.steps) {
-            char sv[32];
-            snprintf(sv, sizeof sv, "%lld", (long long)step);
-            vkd_ckpt_set_meta(ck, "step", sv);
-            snprintf(sv, sizeof sv, "%lld", (long long)skipped);
-            vkd_ckpt_set_meta(ck, "skipped", sv);
-            vkd_run_path(&run, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
-            if (vkd_ckpt_save(ck, path, err, sizeof err)) {
+            if (vkd_run_checkpoint(&run, ck, step, skipped, err, sizeof err)) {
                 rc = 1;
                 break;
             }
@@ -327,16 +290,8 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     }
     vkd_progress_end(&pr, step, t.batch, NULL);
     if (!rc && vkd_run_interrupted()) {
-        char sv[32];
-        snprintf(sv, sizeof sv, "%lld", (long long)step);
-        vkd_ckpt_set_meta(ck, "step", sv);
-        snprintf(sv, sizeof sv, "%lld", (long long)skipped);
-        vkd_ckpt_set_meta(ck, "skipped", sv);
-        vkd_run_path(&run, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
-        rc = vkd_ckpt_save(ck, path, err, sizeof err);
-        if (!rc)
-            fprintf(stderr, "vkdistill: interrupted at step %lld; saved %s (continue with --resume auto)\n", (long long)step,
-                    path);
+        rc = vkd_run_checkpoint(&run, ck, step, skipped, err, sizeof err);
+        if (!rc) fprintf(stderr, "vkdistill: interrupted at step %lld; checkpoint saved (continue with --resume auto)\n", (long long)step);
     }
     if (!rc && step >= t.steps) {
         // The EMA network, under its PyTorch names, ready for sample / distill.
