@@ -92,6 +92,31 @@ else
     fail=$((fail + 1)); echo "FAIL distill resume"; cat "$tmp/err"
 fi
 
+# A test-sized teacher: trains on real Fashion-MNIST (when installed), resumes, samples.
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+    sed -e 's/"label_dim": 3/"label_dim": 10/' "$src/models/unet_tiny.json" >"$tmp/tiny.json"
+    cat >"$tmp/teacher.json" <<EOC
+{"model": "$tmp/tiny.json", "dataset": {"source": "/usr/share/datasets/fashion-mnist", "resolution": 16, "max_images": 512},
+ "batch": 8, "steps": 4, "log_every": 1, "sample_every": 4, "sample_n": 9, "sample_steps": 4, "ckpt_every": 2}
+EOC
+    if "$bin" train-teacher "$tmp/teacher.json" --out "$tmp/teach" --steps 2 >"$tmp/out" 2>"$tmp/err" &&
+        "$bin" train-teacher "$tmp/teacher.json" --out "$tmp/teach" --resume auto >"$tmp/out" 2>>"$tmp/err" &&
+        grep -q "resuming .*at step 2" "$tmp/err" && [ -f "$tmp/teach/teacher.safetensors" ] &&
+        [ -f "$tmp/teach/samples/step_00000004.png" ] &&
+        "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" --n 4 --steps 3 \
+            --class 7 -o "$tmp/s.png" --individual "$tmp/ind" >"$tmp/out" 2>>"$tmp/err" &&
+        [ -f "$tmp/s.png" ] && [ -f "$tmp/ind/000003.png" ]; then
+        pass=$((pass + 1)); echo "ok   train-teacher (2 steps, resume to 4), grid, sample"
+    else
+        fail=$((fail + 1)); echo "FAIL train-teacher / sample"; cat "$tmp/err"
+    fi
+    cat >"$tmp/teacher3.json" <<EOC
+{"model": "$src/models/unet_tiny.json", "dataset": {"source": "/usr/share/datasets/fashion-mnist", "resolution": 16, "max_images": 64},
+ "steps": 1}
+EOC
+    expect "train-teacher: classes differ from label_dim" 1 "10 classes but the model has label_dim 3" -- "$bin" train-teacher "$tmp/teacher3.json" --out "$tmp/t3"
+fi
+
 # And the good paths work.
 if "$bin" info >"$tmp/out" 2>"$tmp/err" && grep -q "^device:" "$tmp/out"; then
     pass=$((pass + 1)); echo "ok   info prints the device"
