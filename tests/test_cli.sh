@@ -104,7 +104,8 @@ EOC
         grep -q "resuming .*at step 2" "$tmp/err" && [ -f "$tmp/teach/teacher.safetensors" ] &&
         [ -f "$tmp/teach/samples/step_00000004.png" ] &&
         "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" --n 4 --steps 3 \
-            --class 7 -o "$tmp/s.png" --individual "$tmp/ind" >"$tmp/out" 2>>"$tmp/err" &&
+            --class 7 -o "$tmp/s.png" --individual "$tmp/ind" --npz "$tmp/s.npz" >"$tmp/out" 2>>"$tmp/err" &&
+        /usr/bin/python3 -c "import numpy as np, sys; z = np.load(sys.argv[1]); assert z['samples'].shape == (4, 1, 16, 16) and (z['labels'] == 7).all()" "$tmp/s.npz" &&
         [ -f "$tmp/s.png" ] && [ -f "$tmp/ind/000003.png" ]; then
         pass=$((pass + 1)); echo "ok   train-teacher (2 steps, resume to 4), grid, sample"
     else

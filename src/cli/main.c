@@ -16,7 +16,7 @@ static void usage(FILE *f) {
             "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"
             "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"
             "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
-            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR]\n"
+            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR] [--npz FILE]\n"
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
 }

@@ -10,9 +10,10 @@
 #include "cli/cli.h"
 #include "vkdistill/data.h"
 #include "vkdistill/diffusion.h"
+#include "vkdistill/eval.h"
 
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
-    const char *model = NULL, *weights = NULL, *outpng = NULL, *indiv = NULL;
+    const char *model = NULL, *weights = NULL, *outpng = NULL, *indiv = NULL, *npz = NULL;
     int n = 64, cls = -1, steps = 18;
     long long seed = 0;
     double guidance = 1.0, churn = 0.0, one_step = 0.0;
@@ -28,6 +29,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         else if (strcmp(a, "--weights") == 0) weights = v, i++;
         else if (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) outpng = v, i++;
         else if (strcmp(a, "--individual") == 0) indiv = v, i++;
+        else if (strcmp(a, "--npz") == 0) npz = v, i++;
         else if (strcmp(a, "--n") == 0) n = atoi(v), i++;
         else if (strcmp(a, "--seed") == 0) seed = atoll(v), i++;
         else if (strcmp(a, "--class") == 0) cls = atoi(v), i++;
@@ -114,6 +116,16 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
             snprintf(p, sizeof p, "%s/%06d.png", indiv, i);
             if (vkd_write_png(p, h + per * i, (int)s[0], (int)s[1], (int)s[2], err, sizeof err)) goto fail;
         }
+    }
+    if (npz) {
+        // "samples" (N, C, H, W) float32 in [-1, 1], and the class of each sample when conditional.
+        int64_t ls[1] = {n};
+        int64_t *cl = malloc(sizeof(int64_t) * n);
+        for (int i = 0; i < n; i++) cl[i] = K ? (cls >= 0 ? cls : i % K) : 0;
+        vkd_npy_array arr[2] = {{"samples", VKD_NPY_F32, nd + 1, xs, h}, {"labels", VKD_NPY_I64, 1, ls, cl}};
+        int r2 = vkd_npz_write(npz, arr, K ? 2 : 1, 0, err, sizeof err);
+        free(cl);
+        if (r2) goto fail;
     }
     fprintf(stderr, "vkdistill: wrote %s (%d samples, %s, seed %lld)\n", outpng, n,
             one_step > 0 ? "one step" : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"), seed);
