@@ -406,6 +406,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                      vkd_adam_grad_norm(opt_f), (long long)skipped, stats);
             vkd_run_metrics(&run, line);
         }
+        if (sample_now) vkd_run_write_report(&run, vkd_method_name(d.m.method), err, sizeof err);
         if ((d.ckpt_every && step % d.ckpt_every == 0) || step == d.steps)
             if ((rc = vkd_run_checkpoint(&run, ck, step, skipped, err, sizeof err))) break;
     }

@@ -40,6 +40,9 @@ int vkd_run_resume(vkd_run *r, struct vkd_ckpt *ck, const char *resume, const ch
 // checkpoints/ckpt-<step>.safetensors with the step and skipped-step count in its metadata.
 int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t skipped, char *err, size_t errlen);
 
+// report.html: a chart per metric and every sample image (see report.c).
+int vkd_run_write_report(const vkd_run *r, const char *title, char *err, size_t errlen);
+
 // The directory of a file path (for config-relative paths).
 void vkd_dirname(const char *path, char *out, size_t n);
 // Resolves a path given in a config: absolute, or relative to the config's folder, else to the working directory.

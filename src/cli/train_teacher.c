@@ -280,6 +280,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
             vkd_run_path(&run, path, sizeof path, "samples/step_%08lld.png", (long long)step);
             if (vkd_cli_sample_grid(&den_ema, t.sample_n, t.sample_steps, t.guidance, 12345, path, err, sizeof err))
                 fprintf(stderr, "\nvkdistill: sample grid: %s\n", err);
+            vkd_run_write_report(&run, "teacher training", err, sizeof err);
         }
         if ((t.ckpt_every && step % t.ckpt_every == 0) || step == t.steps) {
             if (vkd_run_checkpoint(&run, ck, step, skipped, err, sizeof err)) {
