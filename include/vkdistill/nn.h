@@ -58,6 +58,22 @@ vkd_tensor *vkd_model_denoise(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_ten
 vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels,
                                   vkd_tensor *augment);
 
+// ---------------------------------------------------------------- image classifier (src/nn/classifier.c)
+// arch "classifier" (models/fmnist_classifier.json): conv3x3-ReLU-conv3x3-ReLU-avgpool2x per width,
+// then fc (features) + ReLU, then head (num_classes). Its penultimate features are the space of
+// vkdistill's FD (fid --features fmnist). x (N, C, R, R) in [-1, 1] -> logits (N, num_classes);
+// *features_out (may be NULL) gets the ReLU'd penultimate layer (N, features).
+vkd_tensor *vkd_classifier_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor **features_out);
+// num_classes and the feature dimension of a classifier model; -1 if m is another architecture.
+int vkd_classifier_dims(const vkd_model *m, int *num_classes, int *features);
+// Features (n, features) and logits (n, num_classes) of n host images (n, C, R, R), run `batch`
+// at a time under no-grad (a short last batch is padded); either output may be NULL. 0 on success.
+int vkd_classifier_features(vkd_model *m, const float *images, int64_t n, int batch, float *feats_out,
+                            float *logits_out, char *err, size_t errlen);
+// Mean cross-entropy of logits (N, K) against target distributions (N, K) (one-hot rows):
+// -mean_n sum_k y log softmax(logits) -> (1) (src/ops/loss.c).
+vkd_tensor *vkd_cross_entropy(vkd_graph *g, vkd_tensor *logits, vkd_tensor *onehot);
+
 #ifdef __cplusplus
 }
 #endif

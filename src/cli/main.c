@@ -16,7 +16,14 @@ static void usage(FILE *f) {
             "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"
             "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"
             "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
-            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR] [--npz FILE]\n"
+            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR] [--npz FILE]
+"
+            "  train-classifier CONFIG [--out DIR] [--data DIR] [--epochs N] [--batch N] [--lr X]   the FD feature classifier
+"
+            "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N]   feature mean/covariance (float64)
+"
+            "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--features fmnist|inception] [--n N] [--kid] [--pr]
+"
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
 }
@@ -56,11 +63,14 @@ int main(int argc, char **argv) {
     if (strcmp(verb, "train-teacher") == 0) return vkd_cli_train_teacher(&cli, vargc, vargv);
     if (strcmp(verb, "sample") == 0) return vkd_cli_sample(&cli, vargc, vargv);
     if (strcmp(verb, "distill") == 0) return vkd_cli_distill(&cli, vargc, vargv);
+    if (strcmp(verb, "train-classifier") == 0) return vkd_cli_train_classifier(&cli, vargc, vargv);
+    if (strcmp(verb, "fid-stats") == 0) return vkd_cli_fid_stats(&cli, vargc, vargv);
+    if (strcmp(verb, "fid") == 0) return vkd_cli_fid(&cli, vargc, vargv);
     if (strcmp(verb, "help") == 0) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench, train-teacher, distill, sample; see vkdistill --help)\n",
+    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench, train-teacher, distill, sample, train-classifier, fid-stats, fid; see vkdistill --help)\n",
             verb);
     return 2;
 }

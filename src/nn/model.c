@@ -96,7 +96,7 @@ vkd_model *vkd_model_create_json(vkd_ctx *ctx, const char *json, const char *nam
     m->seed = seed;
     m->json = strdup(json);
     snprintf(m->name, sizeof m->name, "%s", name ? name : "model config");
-    static const char *const archs[] = {"unet", "dit", "mlp", NULL};
+    static const char *const archs[] = {"unet", "dit", "mlp", "classifier", NULL};
     const char *arch = vkd_cfg_str(c, "arch", 1, NULL, archs);
     m->sigma_data = (float)vkd_cfg_num(c, "sigma_data", 0, 0.5, 1e-6, 1e6);
     vkd_cfg_str(c, "comment", 0, NULL, NULL);  // free text for people
@@ -105,6 +105,7 @@ vkd_model *vkd_model_create_json(vkd_ctx *ctx, const char *json, const char *nam
         snprintf(m->arch, sizeof m->arch, "%s", arch);
         if (strcmp(arch, "unet") == 0) rc = vkd_unet_init(m, c);
         else if (strcmp(arch, "dit") == 0) rc = vkd_dit_init(m, c);
+        else if (strcmp(arch, "classifier") == 0) rc = vkd_classifier_init(m, c);
         else rc = vkd_mlp_init(m, c);
     }
     if (vkd_cfg_finish(c) || vkd_cfg_error(c)) {
@@ -181,6 +182,7 @@ void vkd_model_free(vkd_model *m) {
     vkd_unet_free(m->unet);
     vkd_dit_free(m->dit);
     vkd_mlp_free(m->mlp);
+    vkd_classifier_free(m->clf);
     free(m->e);
     free(m->json);
     free(m);
@@ -290,6 +292,10 @@ vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd
                                   vkd_tensor *augment) {
     if (!x || !sigma || vkd_graph_failed(g)) {
         if (!vkd_graph_failed(g)) vkd_graph_fail(g, "denoise: missing x or sigma");
+        return NULL;
+    }
+    if (m->clf) {  // a classifier has no denoiser (see vkd_classifier_forward)
+        vkd_graph_fail(g, "denoise: '%s' is an image classifier, not a denoiser", m->arch);
         return NULL;
     }
     int64_t n = vkd_tensor_dim(x, 0);

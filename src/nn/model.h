@@ -23,10 +23,11 @@ typedef struct {
 typedef struct vkd_unet vkd_unet;
 typedef struct vkd_dit vkd_dit;
 typedef struct vkd_mlp vkd_mlp;
+typedef struct vkd_classifier vkd_classifier;
 
 struct vkd_model {
     vkd_ctx *ctx;
-    char arch[8];
+    char arch[16];
     char name[256];  // the config file (for error messages)
     char *json;
     int trainable;
@@ -45,6 +46,7 @@ struct vkd_model {
     vkd_unet *unet;
     vkd_dit *dit;
     vkd_mlp *mlp;
+    vkd_classifier *clf;
     vkd_tensor *one;  // a persistent scalar 1.0
     vkd_model *view_of;  // a frozen view shares this model's tensors and architecture state
     char err[512];
@@ -71,5 +73,7 @@ void vkd_dit_free(vkd_dit *d);
 int vkd_mlp_init(vkd_model *m, vkd_cfg *c);
 vkd_tensor *vkd_mlp_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels);
 void vkd_mlp_free(vkd_mlp *p);
+int vkd_classifier_init(vkd_model *m, vkd_cfg *c);
+void vkd_classifier_free(vkd_classifier *p);
 
 #endif
