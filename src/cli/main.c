@@ -16,14 +16,10 @@ static void usage(FILE *f) {
             "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"
             "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"
             "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
-            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR] [--npz FILE]
-"
-            "  train-classifier CONFIG [--out DIR] [--data DIR] [--epochs N] [--batch N] [--lr X]   the FD feature classifier
-"
-            "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N]   feature mean/covariance (float64)
-"
-            "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--features fmnist|inception] [--n N] [--kid] [--pr]
-"
+            "         [--guidance W] [--churn S] [--one-step SIGMA] -o GRID.png [--individual DIR] [--npz FILE]\n"
+            "  train-classifier CONFIG [--out DIR] [--data DIR] [--epochs N] [--batch N] [--lr X]   the FD feature classifier\n"
+            "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N]   feature mean/covariance (float64)\n"
+            "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--features fmnist|inception] [--n N] [--kid] [--pr]\n"
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
 }
