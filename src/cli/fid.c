@@ -139,13 +139,19 @@ static void feat_close(feat_net *f) {
     vkd_inception_free(f->inc);
 }
 
-static int src_open(img_source *s, const char *path, const char *split, const feat_net *f, int64_t max_n, char *err,
-                    size_t errlen) {
+static int src_open(img_source *s, const char *path, const char *split, const feat_net *f, int64_t max_n,
+                    int resolution, char *err, size_t errlen) {
     memset(s, 0, sizeof *s);
     s->path = path;
     if (!has_suffix(path, ".npz")) {
         // Datasets are fitted by the loader (channels converted, small images padded, large resized).
-        s->ds = vkd_cli_open_images(path, split, f->c, f->res, max_n, err, errlen);
+        // --resolution first resizes them to R x R, to compare with samples made at R (then padded alike).
+        if (resolution > 0) {
+            vkd_dataset_opts o = {.channels = f->c, .resolution = resolution, .max_images = max_n};
+            s->ds = vkd_dataset_open(path, split, &o, err, errlen);
+        } else {
+            s->ds = vkd_cli_open_images(path, split, f->c, f->res, max_n, err, errlen);
+        }
         if (!s->ds) return -1;
         s->n = vkd_dataset_count(s->ds);
         vkd_dataset_shape(s->ds, &s->c, &s->h, &s->w);
@@ -275,6 +281,7 @@ static float *extract(const feat_net *f, const img_source *s, int64_t n, vkd_sta
 typedef struct {
     const char *features, *weights, *split, *ref_split;
     long long n;
+    int resolution;  // datasets resized to this first (0: as the feature network wants)
 } common_opts;
 
 static int common_flag(const char *verb, common_opts *o, const char *a, const char *v, int *i) {
@@ -285,6 +292,12 @@ static int common_flag(const char *verb, common_opts *o, const char *a, const ch
         o->n = strtoll(v, &end, 10);
         if (*end || o->n < 2) {
             fprintf(stderr, "vkdistill %s: --n must be an integer >= 2, got '%s'\n", verb, v);
+            return 2;
+        }
+    } else if (strcmp(a, "--resolution") == 0) {
+        o->resolution = atoi(v);
+        if (o->resolution < 1) {
+            fprintf(stderr, "vkdistill %s: --resolution must be a positive integer, got '%s'\n", verb, v);
             return 2;
         }
     } else if (strcmp(a, "--split") == 0) o->split = v;
@@ -359,7 +372,7 @@ int vkd_cli_fid_stats(vkd_cli *cli, int argc, char **argv) {
     vkd_stats *st = NULL;
     double *mu = NULL, *sigma = NULL;
     int rc = 1;
-    if (feat_open(&f, ctx, err, sizeof err) || src_open(&s, src, o.split, &f, o.n, err, sizeof err)) goto fail;
+    if (feat_open(&f, ctx, err, sizeof err) || src_open(&s, src, o.split, &f, o.n, o.resolution, err, sizeof err)) goto fail;
     if (s.n < 2) {
         snprintf(err, sizeof err, "%s: %lld image(s); statistics need at least 2", src, (long long)s.n);
         goto fail;
@@ -463,8 +476,8 @@ int vkd_cli_fid(vkd_cli *cli, int argc, char **argv) {
     vkd_stats *st = NULL, *st_r = NULL;
     float *fx = NULL, *fy = NULL;
     if (feat_open(&f, ctx, err, sizeof err)) goto fail;
-    if (src_open(&s, samples, o.split, &f, o.n, err, sizeof err)) goto fail;
-    if (ref_samples && src_open(&r, ref_samples, o.ref_split, &f, 0, err, sizeof err)) goto fail;
+    if (src_open(&s, samples, o.split, &f, o.n, o.resolution, err, sizeof err)) goto fail;
+    if (ref_samples && src_open(&r, ref_samples, o.ref_split, &f, 0, o.resolution, err, sizeof err)) goto fail;
     if (s.n < 2 || (ref_samples && r.n < 2)) {
         snprintf(err, sizeof err, "%s: fewer than 2 images", s.n < 2 ? samples : ref_samples);
         goto fail;
