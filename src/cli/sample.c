@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 #include "vkdistill/data.h"
-#include "vkdistill/diffusion.h"
+#include "vkdistill/distill.h"
 #include "vkdistill/eval.h"
 
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
@@ -58,7 +58,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     if (!ctx) return 1;
     char err[2600];
     int rc = 1;
-    vkd_tensor *out = NULL, *labels = NULL, *z = NULL, *sig = NULL;
+    vkd_tensor *out = NULL, *labels = NULL;
     vkd_graph *g = NULL;
     float *h = NULL;
     vkd_model *m = vkd_model_create(ctx, model, 0, 0, err, sizeof err);
@@ -83,9 +83,8 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         // A one-step generator: x = D(sigma_init z; sigma_init), z ~ N(0, I) from (seed, stream 0).
         g = vkd_graph_new(ctx, "one_step");
         vkd_tensor *zz = vkd_rand_normal(g, nd + 1, xs, (uint64_t)seed, 0, NULL);
-        vkd_tensor *sg = vkd_full(g, 1, (int64_t[]){n}, (float)one_step);
         vkd_graph_set_grad_enabled(g, 0);
-        vkd_tensor *x = vkd_model_denoise(g, m, vkd_scale(g, zz, (float)one_step), sg, labels);
+        vkd_tensor *x = vkd_generator(g, &den, zz, labels, (float)one_step);
         vkd_copy(g, out, x);
         if (vkd_graph_run(g)) {
             snprintf(err, sizeof err, "%s", vkd_graph_error(g));
@@ -138,7 +137,6 @@ done:
     vkd_graph_free(g);
     vkd_tensor_free(out);
     vkd_tensor_free(labels);
-    (void)z, (void)sig;
     vkd_model_free(m);
     return vkd_cli_close(ctx, rc);
 }
