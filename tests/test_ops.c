@@ -379,6 +379,19 @@ static void test_ema(vkd_ctx *ctx) {
     }
     printf("ema, 2 steps\n");
     compare("ema", E, e, 1e-6);
+    // beta from a host tensor, changed between replays (EDM's ramp-up)
+    vkd_tensor *bt = vkd_tensor_new(ctx, "beta", 1, (int64_t[]){1}, VKD_HOST);
+    vkd_graph *g2 = vkd_graph_new(ctx, "ema_t");
+    vkd_ema_record_t(g2, &E, &P, 1, 0.0f, bt);
+    float betas[2] = {0.5f, 0.9f};
+    for (int s2 = 0; s2 < 2; s2++) {
+        vkd_tensor_map(bt)[0] = betas[s2];
+        CHECK(vkd_graph_run(g2) == 0, "run: %s", vkd_graph_error(g2));
+        ref_ema_update(e, p, N, (double)betas[s2]);
+    }
+    compare("ema with a per-step beta", E, e, 1e-6);
+    vkd_graph_free(g2);
+    vkd_tensor_free(bt);
     vkd_graph_free(g);
     vkd_tensor_free(P);
     vkd_tensor_free(E);

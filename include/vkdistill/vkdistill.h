@@ -244,6 +244,9 @@ void vkd_adam_state(const vkd_adam *opt, int i, vkd_tensor **m, vkd_tensor **v);
 float vkd_adam_grad_norm(const vkd_adam *opt);
 // ema = beta*ema + (1-beta)*p for each pair, recorded in the step.
 int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta);
+// The same with beta read on the device from beta_t[0] (a VKD_HOST tensor the
+// host updates between replays: a schedule such as EDM's EMA ramp-up).
+int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta, vkd_tensor *beta_t);
 
 // ---------------------------------------------------------------- Philox on the host
 // Identical to the shader's: four 32-bit outputs for counter (c0..c3) and key (k0, k1).

@@ -140,7 +140,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     vkd_adam *opt = NULL;
     vkd_graph *g = NULL;
     vkd_ckpt *ck = NULL;
-    vkd_tensor *x0 = NULL, *lab = NULL, *step_t = NULL;
+    vkd_tensor *x0 = NULL, *lab = NULL, *step_t = NULL, *ema_beta_t = NULL;
     vkd_run run = {0};
 
     net = vkd_model_create(ctx, t.model_path, 1, (uint64_t)t.seed, err, sizeof err);
@@ -186,7 +186,9 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
         snprintf(err, sizeof err, "%s", vkd_ctx_error(ctx));
         goto fail;
     }
-    double ema_beta = t.ema_halflife_kimg > 0 ? pow(0.5, t.batch / (t.ema_halflife_kimg * 1000.0)) : 0.0;
+    // EDM's EMA: half-life ema_halflife_kimg, ramped up as 5% of the images seen so
+    // far, so that a short run's EMA is not dominated by its first random weights.
+    ema_beta_t = vkd_tensor_new(ctx, "ema_beta", 1, (int64_t[]){1}, VKD_HOST);
 
     // The recorded step.
     int64_t xs[4] = {t.batch, s[0], s[1], s[2]};
@@ -204,7 +206,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     vkd_graph_keep(g, loss);
     vkd_graph_backward(g, loss);
     vkd_adam_record(g, opt);
-    vkd_ema_record(g, ema_t, params, np, (float)ema_beta);
+    vkd_ema_record_t(g, ema_t, params, np, 0.0f, ema_beta_t);
     free(params);
     free(ema_t);
     if (vkd_graph_compile(g)) {
@@ -250,6 +252,8 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
         ((uint32_t *)vkd_tensor_map(step_t))[0] = (uint32_t)step;
         double lr = t.lr * (t.warmup > 0 ? fmin(1.0, step / t.warmup) : 1.0);
         vkd_adam_set_step(opt, (float)lr, step - skipped);
+        double hl = fmin(t.ema_halflife_kimg * 1000.0, 0.05 * (double)step * t.batch);
+        vkd_tensor_map(ema_beta_t)[0] = hl > 0 ? (float)pow(0.5, t.batch / hl) : 0.0f;
         if (vkd_graph_run(g) || vkd_tensor_download(loss, &lval)) {
             snprintf(err, sizeof err, "%s", vkd_graph_error(g));
             rc = 1;
@@ -316,6 +320,7 @@ done:
     vkd_tensor_free(x0);
     vkd_tensor_free(lab);
     vkd_tensor_free(step_t);
+    vkd_tensor_free(ema_beta_t);
     vkd_dataset_free(ds);
     vkd_model_free(net);
     vkd_model_free(ema);

@@ -25,9 +25,10 @@ typedef struct {
 } adam_push;
 
 typedef struct {
-    VkDeviceAddress e, p;
+    VkDeviceAddress e, p, beta_t;
     uint32_t n;
     float beta;
+    uint32_t flags;
 } ema_push;
 
 vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd_adam_cfg *cfg) {
@@ -128,16 +129,22 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
 }
 
 int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta) {
+    return vkd_ema_record_t(g, ema, params, n, beta, NULL);
+}
+
+int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta, vkd_tensor *beta_t) {
     for (int i = 0; i < n && !vkd_graph_failed(g); i++) {
         if (ema[i]->numel != params[i]->numel) {
             vkd_graph_fail(g, "ema: '%s' and '%s' differ in size", ema[i]->name, params[i]->name);
             return -1;
         }
-        ema_push pc = {.n = (uint32_t)ema[i]->numel, .beta = beta};
-        vkd_arg args[2] = {{offsetof(ema_push, e), VKD_RW, ema[i]}, {offsetof(ema_push, p), VKD_R, params[i]}};
+        ema_push pc = {.n = (uint32_t)ema[i]->numel, .beta = beta, .flags = beta_t ? 1u : 0u};
+        vkd_arg args[3] = {{offsetof(ema_push, e), VKD_RW, ema[i]},
+                           {offsetof(ema_push, p), VKD_R, params[i]},
+                           {offsetof(ema_push, beta_t), VKD_R, beta_t}};
         uint32_t spec[1] = {VKD_WG}, gx, gy;
         vkd_grid_1d(ema[i]->numel, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch(g, "ema", "ema", spec, 1, gx, gy, 1, &pc, sizeof pc, args, 2);
+        vkd_graph_dispatch(g, "ema", "ema", spec, 1, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2);
     }
     return vkd_graph_failed(g) ? -1 : 0;
 }
