@@ -104,7 +104,7 @@ int vkd_pipeline_cache_open(vkd_ctx *ctx);
 void vkd_pipeline_cache_save(vkd_ctx *ctx);
 void vkd_pipelines_destroy(vkd_ctx *ctx);
 
-// submit.c
+// one-shot command buffers (memory.c)
 VkCommandBuffer vkd_cmd_begin(vkd_ctx *ctx);
 int vkd_cmd_submit_wait(vkd_ctx *ctx, VkCommandBuffer cb);  // ends, submits, waits, frees
 // Full compute->compute memory barrier (reads and writes after writes).
