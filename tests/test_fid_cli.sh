@@ -50,6 +50,14 @@ if "$bin" fid --samples "$tmp/images.npz" --ref-samples "$tmp/folder" --n 30 --k
     [ "$(value n)" = 30 ] && grep -q '"kid":' "$tmp/out" && grep -q '"precision":' "$tmp/out" && lt 0 "$(value value)"; then
     ok "npz 'images' (padded) vs --ref-samples with KID and PR: FD $(value value), KID $(value kid), precision $(value precision)"
 else bad "npz images + kid + pr"; fi
+# The same images stored as numpy uint8 (as EDM and clean-fid write them) give the same number.
+fd_int=$(value value)
+if /usr/bin/python3 -c "import numpy as np, sys; z = np.load(sys.argv[1]); np.savez(sys.argv[2], images=z['images'].astype(np.uint8))" \
+        "$tmp/images.npz" "$tmp/images_u8.npz" &&
+    "$bin" fid --samples "$tmp/images_u8.npz" --ref-samples "$tmp/folder" --n 30 $F >"$tmp/out" 2>"$tmp/err" &&
+    [ "$(value value)" = "$fd_int" ]; then
+    ok "npz 'images' as uint8: FD $(value value), identical"
+else bad "npz uint8 images"; cat "$tmp/err"; fi
 # A small N is reported with a warning (N < dim + 1).
 if "$bin" fid --samples "$tmp/folder" --n 5 --ref "$tmp/folder.npz" $F >"$tmp/out" 2>"$tmp/err" &&
     grep -q "rank-deficient" "$tmp/err" && [ "$(value n)" = 5 ]; then ok "small N warns and prints n=5"; else bad "small N"; fi

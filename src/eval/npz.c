@@ -618,6 +618,7 @@ static double load_elem(const unsigned char *p, char kind, int size, int swap) {
         memcpy(&v, b, 4);
         return v;
     }
+    if (kind == 'u') return b[0];  // uint8 images (EDM / clean-fid sample files)
     if (size == 8) {
         int64_t v;
         memcpy(&v, b, 8);
@@ -669,10 +670,12 @@ void *vkd_npz_read(vkd_npz *z, const char *name, vkd_npy_dtype want, int *ndim, 
         if ((order == '<' || order == '>' || order == '=') && (d[1] == 'f' || d[1] == 'i') &&
             (d[2] == '4' || d[2] == '8') && !d[3])
             kind = d[1], size = d[2] - '0';
+        else if (order == '|' && d[1] == 'u' && d[2] == '1' && !d[3])
+            kind = 'u', size = 1;
         if (!kind) {
             free(u);
             npz_fail(err, errlen, path,
-                     "member '%s': dtype '%s' is not supported (expected '<f8', '<f4', '<i8' or '<i4')", name, d);
+                     "member '%s': dtype '%s' is not supported (expected '<f8', '<f4', '<i8', '<i4' or '|u1')", name, d);
             return NULL;
         }
     }
