@@ -118,6 +118,24 @@ EOC
     expect "train-teacher: classes differ from label_dim" 1 "10 classes but the model has label_dim 3" -- "$bin" train-teacher "$tmp/teacher3.json" --out "$tmp/t3"
 fi
 
+# A few-step student (backward simulation) trains and samples.
+sed -e 's/"steps": 4,/"steps": 4, "student_sigmas": [2.5, 0.5],/' "$tmp/gmm.json" >"$tmp/gmm2.json"
+if "$bin" distill "$tmp/gmm2.json" --out "$tmp/run2" >"$tmp/out" 2>"$tmp/err" && grep -q "2 steps: vkdistill sample" "$tmp/err" &&
+    [ -f "$tmp/run2/samples/scatter_00000004.png" ]; then
+    pass=$((pass + 1)); echo "ok   distill a 2-step student"
+else
+    fail=$((fail + 1)); echo "FAIL distill 2-step"; cat "$tmp/err"
+fi
+sed -e 's/"steps": 4,/"steps": 4, "student_sigmas": [0.5, 2.5],/' "$tmp/gmm.json" >"$tmp/gmm3.json"
+expect "distill: increasing student sigmas" 1 "field 'student_sigmas'" -- "$bin" distill "$tmp/gmm3.json" --out "$tmp/r7"
+if [ -f "$tmp/teach/teacher.safetensors" ] &&
+    "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" --n 4 \
+        --student-sigmas 2.5,0.5 -o "$tmp/fs.png" >"$tmp/out" 2>"$tmp/err" && [ -f "$tmp/fs.png" ]; then
+    pass=$((pass + 1)); echo "ok   sample --student-sigmas"
+else
+    fail=$((fail + 1)); echo "FAIL sample --student-sigmas"; cat "$tmp/err"
+fi
+
 # And the good paths work.
 if "$bin" info >"$tmp/out" 2>"$tmp/err" && grep -q "^device:" "$tmp/out"; then
     pass=$((pass + 1)); echo "ok   info prints the device"

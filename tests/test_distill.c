@@ -149,6 +149,50 @@ static void test_fixed_point(vkd_ctx *ctx, vkd_gmm *teacher) {
     vkd_tensor_free(step);
 }
 
+// Few-step students: the rollout equals its definition, and backward simulation
+// keeps the gradient off the steps before the trained one.
+static void test_rollout(vkd_ctx *ctx, vkd_gmm *teacher) {
+    enum { N = 16 };
+    vkd_denoiser dt = {.gmm = teacher};
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    ((uint32_t *)vkd_tensor_map(step))[0] = 5;
+    float sig[2] = {2.5f, 0.4f};
+    for (int k = 0; k < 2; k++) {
+        float h[2 * N];
+        for (int i = 0; i < 2 * N; i++) h[i] = vkd_philox_normal(8, 0, 0, i);
+        vkd_tensor *z = vkd_tensor_new(ctx, "z", 2, (int64_t[]){N, 2}, 0);
+        vkd_tensor_upload(z, h);
+        vkd_tensor_set_requires_grad(z, 1);
+        vkd_graph *g = vkd_graph_new(ctx, "rollout");
+        vkd_tensor *x = vkd_generator_rollout(g, &dt, z, NULL, sig, k, 3, 30, step);
+        vkd_graph_keep(g, x);
+        // the definition, with the same draws
+        vkd_graph_set_grad_enabled(g, 0);
+        int64_t n = N;
+        vkd_tensor *ref = vkd_gmm_denoise(g, teacher, vkd_scale(g, z, sig[0]), vkd_full(g, 1, &n, sig[0]));
+        if (k == 1) {
+            vkd_tensor *noise = vkd_rand_normal(g, 2, (int64_t[]){N, 2}, 3, 30, step);
+            ref = vkd_gmm_denoise(g, teacher, vkd_add(g, ref, vkd_scale(g, noise, sig[1])), vkd_full(g, 1, &n, sig[1]));
+        }
+        vkd_graph_keep(g, ref);
+        vkd_graph_set_grad_enabled(g, 1);
+        // L = sum(x) + sum(z): dL/dz is exactly 1 unless the gradient also flows through the rollout.
+        vkd_graph_backward(g, vkd_add(g, vkd_sum(g, x, 0), vkd_sum(g, z, 0)));
+        CHECK(vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
+        double *a = t_download(x), *b = t_download(ref), *gz = t_download(vkd_graph_grad(g, z));
+        CHECK(memcmp(a, b, sizeof(double) * 2 * N) == 0, "rollout k=%d differs from its definition", k);
+        int through = 0;
+        for (int i = 0; i < 2 * N; i++) through |= gz[i] != 1.0;
+        CHECK(through == (k == 0), "k=%d: the gradient %s through the rollout", k, through ? "flows" : "does not flow");
+        printf("few-step rollout k=%d: equals its definition; gradient through the generator to z: %s\n", k,
+               through ? "yes" : "none (backward simulation)");
+        free(a), free(b), free(gz);
+        vkd_graph_free(g);
+        vkd_tensor_free(z);
+    }
+    vkd_tensor_free(step);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         printf("usage: test_distill GMM.json MLP.json\n0 passed, 1 failed\n");
@@ -167,6 +211,7 @@ int main(int argc, char **argv) {
         test_dmd2_identity(ctx, teacher, fake);
         test_sim_l2_equals_sid(ctx);
         test_fixed_point(ctx, teacher);
+        test_rollout(ctx, teacher);
     }
     vkd_gmm_free(teacher);
     vkd_gmm_free(fake);

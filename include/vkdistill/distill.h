@@ -35,6 +35,13 @@ int vkd_method_parse(const char *s, vkd_method *m);  // "dmd2", "sim", "sid", "d
 
 // x = G(z): the one-step generator, z (N, ...) ~ N(0, I).
 vkd_tensor *vkd_generator(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vkd_tensor *labels, float sigma_init);
+// A few-step student (DMD2's multi-step generator): x_0 = sigmas[0] z; for j < k,
+// x0_j = D_G(x_j; sigmas[j]) and x_{j+1} = x0_j + sigmas[j+1] n_j with n_j drawn from
+// (seed, stream + j, step_t); returns x0_k = D_G(x_k; sigmas[k]). The steps before
+// k run without gradient ("backward simulation": training sees the inputs that
+// sampling produces); the last follows the graph's grad setting. k = 0 is vkd_generator.
+vkd_tensor *vkd_generator_rollout(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vkd_tensor *labels,
+                                  const float *sigmas, int k, uint64_t seed, uint32_t stream, vkd_tensor *step_t);
 // sigma (N) = (a + t (b - a))^rho with t ~ U(t_min, t_max), a = sigma_min^(1/rho), b = sigma_max^(1/rho).
 vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_max, float sigma_min, float sigma_max,
                                   float rho, uint64_t seed, uint32_t stream, vkd_tensor *step_t);

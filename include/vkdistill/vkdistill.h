@@ -92,6 +92,7 @@ uint64_t vkd_graph_arena_bytes(const vkd_graph *g);
 int vkd_graph_dispatch_count(const vkd_graph *g);
 // Disables/enables tape recording for the ops that follow (no-grad regions).
 void vkd_graph_set_grad_enabled(vkd_graph *g, int on);
+int vkd_graph_grad_enabled(const vkd_graph *g);
 
 // ---------------------------------------------------------------- ops
 // All ops append to g and return a tensor owned by g (NULL after an error).

@@ -16,8 +16,12 @@
 #include "vkdistill/distill.h"
 #include "vkdistill/io.h"
 
+#define MAX_STUDENT_STEPS 8
+
 typedef struct {
     vkd_distill_cfg m;
+    float sigmas[MAX_STUDENT_STEPS];  // the student's steps (one: sigma_init)
+    int nsteps;
     char teacher_model[1024], teacher_weights[1024], teacher_gmm[1024], student[1024];
     int init_from_teacher;
     int batch, fake_steps, fake_warmup;
@@ -64,6 +68,12 @@ static int parse(const char *path, distill_cfg *d, char *err, size_t errlen) {
     d->grad_clip = vkd_cfg_num(c, "grad_clip", 0, 10, 0, 1e9);
     d->ema_halflife_kimg = vkd_cfg_num(c, "ema_halflife_kimg", 0, 0, 0, 1e9);
     d->m.sigma_init = (float)vkd_cfg_num(c, "sigma_init", 0, d->m.sigma_init, 1e-4, 1e4);
+    double ss[MAX_STUDENT_STEPS];
+    int nss = vkd_cfg_num_list(c, "student_sigmas", 0, ss, MAX_STUDENT_STEPS);
+    d->nsteps = nss > 0 ? nss : 1;
+    d->sigmas[0] = d->m.sigma_init;
+    for (int i = 0; i < nss; i++) d->sigmas[i] = (float)ss[i];
+    if (nss > 0) d->m.sigma_init = d->sigmas[0];
     d->m.alpha = (float)vkd_cfg_num(c, "alpha", 0, d->m.alpha, -10, 10);
     d->m.huber_c = (float)vkd_cfg_num(c, "huber_c", 0, d->m.huber_c, 0, 1e6);
     static const char *const weights[] = {"sid", "none", NULL};
@@ -85,17 +95,22 @@ static int parse(const char *path, distill_cfg *d, char *err, size_t errlen) {
     d->teacher_steps = vkd_cfg_int(c, "teacher_steps", 0, 18, 2, 10000);
     vkd_cfg_str(c, "comment", 0, NULL, NULL);
     int rc = vkd_cfg_finish(c);
-    if (!rc && !d->teacher_gmm[0] && !d->teacher_model[0]) {
+    int sigmas_ok = 1;
+    for (int i = 0; i < d->nsteps; i++) sigmas_ok &= d->sigmas[i] > 0 && (!i || d->sigmas[i] < d->sigmas[i - 1]);
+    if (rc) {
+        snprintf(err, errlen, "%s", vkd_cfg_error(c));
+    } else if (!sigmas_ok) {
+        snprintf(err, errlen, "%s: field 'student_sigmas': expected positive, strictly decreasing sigmas", path);
+        rc = -1;
+    } else if (!d->teacher_gmm[0] && !d->teacher_model[0]) {
         snprintf(err, errlen, "%s: field 'teacher': needs either 'gmm' or 'model' and 'weights'", path);
         rc = -1;
-    } else if (!rc && d->teacher_gmm[0] && !d->student[0]) {
+    } else if (d->teacher_gmm[0] && !d->student[0]) {
         snprintf(err, errlen, "%s: field 'student': a GMM teacher needs a student network config (e.g. models/mlp_2d.json)", path);
         rc = -1;
-    } else if (!rc && d->teacher_gmm[0] && d->init_from_teacher) {
+    } else if (d->teacher_gmm[0] && d->init_from_teacher) {
         snprintf(err, errlen, "%s: field 'init': a GMM teacher has no weights to initialize from; use \"random\"", path);
         rc = -1;
-    } else if (rc) {
-        snprintf(err, errlen, "%s", vkd_cfg_error(c));
     }
     vkd_cfg_free(c);
     return rc;
@@ -123,7 +138,8 @@ typedef struct {
 } student_sampler;
 
 // Fixed noise (seed 999) and fixed labels (i % K): grids over training are comparable.
-static int student_sampler_init(student_sampler *s, vkd_ctx *ctx, const vkd_denoiser *G, float sigma_init, int n) {
+static int student_sampler_init(student_sampler *s, vkd_ctx *ctx, const vkd_denoiser *G, const float *sigmas,
+                                int nsteps, int n) {
     memset(s, 0, sizeof *s);
     s->ctx = ctx, s->n = n;
     int64_t sh[3];
@@ -142,7 +158,7 @@ static int student_sampler_init(student_sampler *s, vkd_ctx *ctx, const vkd_deno
     s->g = vkd_graph_new(ctx, "student_samples");
     vkd_graph_set_grad_enabled(s->g, 0);
     vkd_tensor *z = vkd_rand_normal(s->g, s->nd, s->shape, 999, 0, NULL);
-    vkd_copy(s->g, s->out, vkd_generator(s->g, G, z, s->labels, sigma_init));
+    vkd_copy(s->g, s->out, vkd_generator_rollout(s->g, G, z, s->labels, sigmas, nsteps - 1, 999, 100, NULL));
     return vkd_graph_compile(s->g);
 }
 
@@ -180,7 +196,8 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     vkd_model *tm = NULL, *G = NULL, *F = NULL, *Fv = NULL, *E = NULL;
     vkd_gmm *gmm = NULL;
     vkd_adam *opt_g = NULL, *opt_f = NULL;
-    vkd_graph *gg = NULL, *gf = NULL;
+    vkd_graph *gg[MAX_STUDENT_STEPS] = {0}, *gf[MAX_STUDENT_STEPS] = {0};
+    vkd_tensor *loss_g[MAX_STUDENT_STEPS] = {0}, *loss_f[MAX_STUDENT_STEPS] = {0};
     vkd_tensor *step_t = NULL, *labels = NULL;
     vkd_ckpt *ck = NULL;
     vkd_run run = {0};
@@ -241,31 +258,37 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     }
     double ema_beta = d.ema_halflife_kimg > 0 ? pow(0.5, d.batch / (d.ema_halflife_kimg * 1000.0)) : 0.0;
 
-    // The fake-score phase: its denoising loss on sg(G(z)).
-    gf = vkd_graph_new(ctx, "distill_fake");
-    vkd_graph_set_grad_enabled(gf, 0);
-    vkd_tensor *xf = vkd_generator(gf, &dG, vkd_rand_normal(gf, gnd + 1, zs, (uint64_t)d.seed, 1, step_t), labels,
-                                   d.m.sigma_init);
-    vkd_graph_set_grad_enabled(gf, 1);
-    vkd_tensor *loss_f = vkd_distill_fake_loss(gf, &d.m, xf, labels, &dF, (uint64_t)d.seed, step_t);
-    vkd_graph_keep(gf, loss_f);
-    vkd_graph_backward(gf, loss_f);
-    vkd_adam_record(gf, opt_f);
-    // The generator phase: the method's loss through the teacher and the frozen fake network.
-    gg = vkd_graph_new(ctx, "distill_generator");
-    vkd_tensor *xg = vkd_generator(gg, &dG, vkd_rand_normal(gg, gnd + 1, zs, (uint64_t)d.seed, 2, step_t), labels,
-                                   d.m.sigma_init);
-    vkd_tensor *loss_g = vkd_distill_generator_loss(gg, &d.m, xg, labels, &teacher, &dFv, (uint64_t)d.seed, step_t);
-    vkd_graph_keep(gg, loss_g);
-    vkd_graph_backward(gg, loss_g);
-    vkd_adam_record(gg, opt_g);
-    vkd_ema_record(gg, pe, pg, ng, (float)ema_beta);
-    free(pg), free(pf), free(pe);
-    if (vkd_graph_compile(gf) || vkd_graph_compile(gg)) {
-        snprintf(err, sizeof err, "%s", vkd_graph_error(gf)[0] ? vkd_graph_error(gf) : vkd_graph_error(gg));
-        goto fail;
+    // One fake-score phase and one generator phase per student step k (one
+    // step: a single pair). Phase k reaches its input by the no-grad rollout of
+    // steps < k (backward simulation), so training sees what sampling produces.
+    for (int k = 0; k < d.nsteps; k++) {
+        // The fake-score phase: its denoising loss on sg(G(z)).
+        gf[k] = vkd_graph_new(ctx, "distill_fake");
+        vkd_graph_set_grad_enabled(gf[k], 0);
+        vkd_tensor *xf = vkd_generator_rollout(gf[k], &dG, vkd_rand_normal(gf[k], gnd + 1, zs, (uint64_t)d.seed, 1, step_t),
+                                               labels, d.sigmas, k, (uint64_t)d.seed, 30, step_t);
+        vkd_graph_set_grad_enabled(gf[k], 1);
+        loss_f[k] = vkd_distill_fake_loss(gf[k], &d.m, xf, labels, &dF, (uint64_t)d.seed, step_t);
+        vkd_graph_keep(gf[k], loss_f[k]);
+        vkd_graph_backward(gf[k], loss_f[k]);
+        vkd_adam_record(gf[k], opt_f);
+        // The generator phase: the method's loss through the teacher and the frozen fake network.
+        gg[k] = vkd_graph_new(ctx, "distill_generator");
+        vkd_tensor *xg = vkd_generator_rollout(gg[k], &dG, vkd_rand_normal(gg[k], gnd + 1, zs, (uint64_t)d.seed, 2, step_t),
+                                               labels, d.sigmas, k, (uint64_t)d.seed, 40, step_t);
+        loss_g[k] = vkd_distill_generator_loss(gg[k], &d.m, xg, labels, &teacher, &dFv, (uint64_t)d.seed, step_t);
+        vkd_graph_keep(gg[k], loss_g[k]);
+        vkd_graph_backward(gg[k], loss_g[k]);
+        vkd_adam_record(gg[k], opt_g);
+        vkd_ema_record(gg[k], pe, pg, ng, (float)ema_beta);
+        if (vkd_graph_compile(gf[k]) || vkd_graph_compile(gg[k])) {
+            snprintf(err, sizeof err, "%s", vkd_graph_error(gf[k])[0] ? vkd_graph_error(gf[k]) : vkd_graph_error(gg[k]));
+            free(pg), free(pf), free(pe);
+            goto fail;
+        }
     }
-    if (student_sampler_init(&ss, ctx, &dE, d.m.sigma_init, gnd == 1 ? 2000 : d.sample_n)) {
+    free(pg), free(pf), free(pe);
+    if (student_sampler_init(&ss, ctx, &dE, d.sigmas, d.nsteps, gnd == 1 ? 2000 : d.sample_n)) {
         snprintf(err, sizeof err, "%s", vkd_graph_error(ss.g));
         goto fail;
     }
@@ -320,11 +343,13 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     for (int64_t w = 0; start == 0 && w < d.fake_warmup && !rc; w++) {
         *stp = (uint32_t)(0x40000000u + w);
         vkd_adam_set_step(opt_f, (float)d.lr_f, w + 1);
-        rc = vkd_graph_run(gf);
+        rc = vkd_graph_run(gf[(int)(vkd_philox_uniform((uint64_t)d.seed, 66, *stp, 0) * d.nsteps) % d.nsteps]);
     }
     int64_t tf = start * d.fake_steps + d.fake_warmup;  // Adam step count of the fake network
     while (!rc && step < d.steps && !vkd_run_interrupted()) {
         step++;
+        // The student step trained this iteration (always 0 for a one-step student).
+        int k = (int)(vkd_philox_uniform((uint64_t)d.seed, 66, (uint32_t)step, 1) * d.nsteps) % d.nsteps;
         double warm = d.warmup > 0 ? fmin(1.0, step / d.warmup) : 1.0;
         for (int j = 0; j < d.fake_steps && !rc; j++) {
             *stp = (uint32_t)(step * (d.fake_steps + 1) + j);
@@ -333,7 +358,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
             }
             vkd_adam_set_step(opt_f, (float)(d.lr_f * warm), ++tf);
-            rc = vkd_graph_run(gf) || vkd_tensor_download(loss_f, &lf);
+            rc = vkd_graph_run(gf[k]) || vkd_tensor_download(loss_f[k], &lf);
         }
         *stp = (uint32_t)(step * (d.fake_steps + 1) + d.fake_steps);
         for (int i = 0; lh && i < d.batch; i++) {
@@ -341,9 +366,9 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
             lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
         }
         vkd_adam_set_step(opt_g, (float)(d.lr_g * warm), step);
-        if (!rc) rc = vkd_graph_run(gg) || vkd_tensor_download(loss_g, &lg);
+        if (!rc) rc = vkd_graph_run(gg[k]) || vkd_tensor_download(loss_g[k], &lg);
         if (rc) {
-            snprintf(err, sizeof err, "%s", vkd_graph_error(gg)[0] ? vkd_graph_error(gg) : vkd_graph_error(gf));
+            snprintf(err, sizeof err, "%s", vkd_graph_error(gg[k])[0] ? vkd_graph_error(gg[k]) : vkd_graph_error(gf[k]));
             break;
         }
         if (!isfinite(lg) || !isfinite(vkd_adam_grad_norm(opt_g))) skipped++;
@@ -367,16 +392,15 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 const double *mw, *mu, *sd;
                 vkd_gmm_params(gmm, &mw, &mu, &sd);
                 for (int i = 0; i < 2000; i++) {
-                    int k = comp[i] < 64 ? comp[i] : 63;
-                    cnt[k]++;
+                    cnt[comp[i] < 64 ? comp[i] : 63]++;
                     // "high-quality" samples: within 3 standard deviations of their mode
                     near += hypot(pts[2 * i] - mu[2 * comp[i]], pts[2 * i + 1] - mu[2 * comp[i] + 1]) < 3 * sd[comp[i]];
                 }
                 free(comp);
                 size_t o = snprintf(stats, sizeof stats, ",\"energy_distance\":%.5f,\"near_mode\":%.4f,\"mode_weights\":[",
                                     energy_distance(pts, 1000, ref, 1000), near / 2000.0);
-                for (int k = 0; k < kk && k < 64 && o < sizeof stats; k++)
-                    o += snprintf(stats + o, sizeof stats - o, "%s%.4f", k ? "," : "", cnt[k] / 2000.0);
+                for (int c = 0; c < kk && c < 64 && o < sizeof stats; c++)
+                    o += snprintf(stats + o, sizeof stats - o, "%s%.4f", c ? "," : "", cnt[c] / 2000.0);
                 if (o < sizeof stats) snprintf(stats + o, sizeof stats - o, "]");
                 if (sample_now) {
                     vkd_run_path(&run, path, sizeof path, "samples/scatter_%08lld.png", (long long)step);
@@ -421,9 +445,15 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
         char mp[1024];
         vkd_run_path(&run, mp, sizeof mp, "student.json");
         if (!rc) rc = vkd_write_file_atomic(mp, student_text, strlen(student_text), err, sizeof err);
-        if (!rc)
+        if (!rc && d.nsteps == 1)
             fprintf(stderr, "vkdistill: wrote %s (one step: vkdistill sample --model %s --weights %s --one-step %g -o grid.png)\n",
                     path, mp, path, d.m.sigma_init);
+        if (!rc && d.nsteps > 1) {
+            char sig[160] = "";
+            for (int i = 0, o = 0; i < d.nsteps; i++) o += snprintf(sig + o, sizeof sig - o, "%s%g", i ? "," : "", d.sigmas[i]);
+            fprintf(stderr, "vkdistill: wrote %s (%d steps: vkdistill sample --model %s --weights %s --student-sigmas %s -o grid.png)\n",
+                    path, d.nsteps, mp, path, sig);
+        }
     }
     if (rc) goto fail;
     goto done;
@@ -435,8 +465,7 @@ done:
     student_sampler_free(&ss);
     vkd_run_close(&run);
     vkd_ckpt_free(ck);
-    vkd_graph_free(gg);
-    vkd_graph_free(gf);
+    for (int k = 0; k < MAX_STUDENT_STEPS; k++) vkd_graph_free(gg[k]), vkd_graph_free(gf[k]);
     vkd_adam_free(opt_g);
     vkd_adam_free(opt_f);
     vkd_tensor_free(step_t);

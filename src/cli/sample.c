@@ -17,6 +17,8 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     int n = 64, cls = -1, steps = 18;
     long long seed = 0;
     double guidance = 1.0, churn = 0.0, one_step = 0.0;
+    float student_sigmas[8];
+    int nstudent = 0;
     vkd_sampler_kind kind = VKD_SAMPLER_HEUN;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -37,6 +39,24 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         else if (strcmp(a, "--guidance") == 0) guidance = atof(v), i++;
         else if (strcmp(a, "--churn") == 0) churn = atof(v), i++;
         else if (strcmp(a, "--one-step") == 0) one_step = atof(v), i++;
+        else if (strcmp(a, "--student-sigmas") == 0) {
+            // a few-step student: its decreasing sigmas, e.g. 80,10,1
+            i++;
+            for (const char *q = v; *q && nstudent < 8;) {
+                char *end;
+                double x = strtod(q, &end);
+                if (end == q || !(x > 0) || (nstudent && x >= student_sigmas[nstudent - 1])) {
+                    fprintf(stderr, "vkdistill sample: --student-sigmas '%s': expected positive decreasing numbers like 80,10,1\n", v);
+                    return 2;
+                }
+                student_sigmas[nstudent++] = (float)x;
+                q = *end == ',' ? end + 1 : end;
+                if (*end && *end != ',') {
+                    fprintf(stderr, "vkdistill sample: --student-sigmas '%s': expected numbers separated by commas\n", v);
+                    return 2;
+                }
+            }
+        }
         else if (strcmp(a, "--sampler") == 0) {
             i++;
             if (strcmp(v, "heun") == 0) kind = VKD_SAMPLER_HEUN;
@@ -79,12 +99,14 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         free(lh);
     }
     vkd_denoiser den = {.model = m};
-    if (one_step > 0) {
-        // A one-step generator: x = D(sigma_init z; sigma_init), z ~ N(0, I) from (seed, stream 0).
-        g = vkd_graph_new(ctx, "one_step");
+    if (one_step > 0 && !nstudent) student_sigmas[nstudent++] = (float)one_step;
+    if (nstudent) {
+        // A one- or few-step generator: x = D(sigma_0 z; sigma_0), then re-noised to each next
+        // sigma and denoised again; z ~ N(0, I) from (seed, stream 0).
+        g = vkd_graph_new(ctx, "student");
         vkd_tensor *zz = vkd_rand_normal(g, nd + 1, xs, (uint64_t)seed, 0, NULL);
         vkd_graph_set_grad_enabled(g, 0);
-        vkd_tensor *x = vkd_generator(g, &den, zz, labels, (float)one_step);
+        vkd_tensor *x = vkd_generator_rollout(g, &den, zz, labels, student_sigmas, nstudent - 1, (uint64_t)seed, 100, NULL);
         vkd_copy(g, out, x);
         if (vkd_graph_run(g)) {
             snprintf(err, sizeof err, "%s", vkd_graph_error(g));
@@ -127,7 +149,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         if (r2) goto fail;
     }
     fprintf(stderr, "vkdistill: wrote %s (%d samples, %s, seed %lld)\n", outpng, n,
-            one_step > 0 ? "one step" : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"), seed);
+            nstudent ? (nstudent == 1 ? "one step" : "few-step student") : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"), seed);
     rc = 0;
     goto done;
 fail:

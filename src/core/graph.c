@@ -31,6 +31,7 @@ void vkd_graph_fail(vkd_graph *g, const char *fmt, ...) {
 int vkd_graph_failed(const vkd_graph *g) { return g->err[0] != 0; }
 const char *vkd_graph_error(const vkd_graph *g) { return g->err; }
 void vkd_graph_set_grad_enabled(vkd_graph *g, int on) { g->grad_enabled = on; }
+int vkd_graph_grad_enabled(const vkd_graph *g) { return g->grad_enabled; }
 uint64_t vkd_graph_arena_bytes(const vkd_graph *g) { return g->arena ? g->arena->size : 0; }
 int vkd_graph_dispatch_count(const vkd_graph *g) { return g->ndisp; }
 

@@ -63,6 +63,24 @@ vkd_tensor *vkd_generator(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vk
     return vkd_denoiser_apply(g, G, vkd_scale(g, z, sigma_init), sigma, labels);
 }
 
+vkd_tensor *vkd_generator_rollout(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vkd_tensor *labels,
+                                  const float *sigmas, int k, uint64_t seed, uint32_t stream, vkd_tensor *step_t) {
+    if (k == 0) return vkd_generator(g, G, z, labels, sigmas[0]);
+    int64_t n = vkd_tensor_dim(z, 0), shape[VKD_MAX_DIMS];
+    int nd = vkd_tensor_ndim(z);
+    for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(z, i);
+    int grad = vkd_graph_grad_enabled(g);
+    vkd_graph_set_grad_enabled(g, 0);
+    vkd_tensor *x0 = vkd_generator(g, G, z, labels, sigmas[0]);
+    for (int j = 1; j <= k; j++) {
+        vkd_tensor *noise = vkd_rand_normal(g, nd, shape, seed, stream + (uint32_t)j - 1, step_t);
+        vkd_tensor *x = vkd_add(g, x0, vkd_scale(g, noise, sigmas[j]));
+        if (j == k) vkd_graph_set_grad_enabled(g, grad);
+        x0 = vkd_denoiser_apply(g, G, x, vkd_full(g, 1, &n, sigmas[j]), labels);
+    }
+    return x0;
+}
+
 vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_max, float sigma_min, float sigma_max,
                                   float rho, uint64_t seed, uint32_t stream, vkd_tensor *step_t) {
     float a = powf(sigma_min, 1.0f / rho), b = powf(sigma_max, 1.0f / rho);
