@@ -197,7 +197,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     vkd_gmm *gmm = NULL;
     vkd_adam *opt_g = NULL, *opt_f = NULL;
     vkd_graph *gg[MAX_STUDENT_STEPS] = {0}, *gf[MAX_STUDENT_STEPS] = {0};
-    vkd_tensor *loss_g[MAX_STUDENT_STEPS] = {0}, *loss_f[MAX_STUDENT_STEPS] = {0};
+    vkd_tensor *loss_g[MAX_STUDENT_STEPS] = {0}, *loss_f[MAX_STUDENT_STEPS] = {0}, *loss_gh = NULL, *loss_fh = NULL;
     vkd_tensor *step_t = NULL, *labels = NULL;
     vkd_ckpt *ck = NULL;
     vkd_run run = {0};
@@ -249,9 +249,11 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     opt_g = vkd_adam_new(ctx, pg, ng, &ac);
     opt_f = vkd_adam_new(ctx, pf, nf, &ac);
     step_t = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    loss_gh = vkd_tensor_new(ctx, "loss_g", 1, (int64_t[]){1}, VKD_HOST);
+    loss_fh = vkd_tensor_new(ctx, "loss_f", 1, (int64_t[]){1}, VKD_HOST);
     int64_t zs[4] = {d.batch, gs[0], gs[1], gs[2]};
     if (K) labels = vkd_tensor_new(ctx, "labels", 2, (int64_t[]){d.batch, K}, VKD_HOST);
-    if (!opt_g || !opt_f || !step_t || (K && !labels)) {
+    if (!opt_g || !opt_f || !step_t || !loss_gh || !loss_fh || (K && !labels)) {
         snprintf(err, sizeof err, "%s", vkd_ctx_error(ctx));
         free(pg), free(pf), free(pe);
         goto fail;
@@ -269,7 +271,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                                                labels, d.sigmas, k, (uint64_t)d.seed, 30, step_t);
         vkd_graph_set_grad_enabled(gf[k], 1);
         loss_f[k] = vkd_distill_fake_loss(gf[k], &d.m, xf, labels, &dF, (uint64_t)d.seed, step_t);
-        vkd_graph_keep(gf[k], loss_f[k]);
+        vkd_copy(gf[k], loss_fh, loss_f[k]);  // read from host memory: no extra submission per step
         vkd_graph_backward(gf[k], loss_f[k]);
         vkd_adam_record(gf[k], opt_f);
         // The generator phase: the method's loss through the teacher and the frozen fake network.
@@ -277,7 +279,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
         vkd_tensor *xg = vkd_generator_rollout(gg[k], &dG, vkd_rand_normal(gg[k], gnd + 1, zs, (uint64_t)d.seed, 2, step_t),
                                                labels, d.sigmas, k, (uint64_t)d.seed, 40, step_t);
         loss_g[k] = vkd_distill_generator_loss(gg[k], &d.m, xg, labels, &teacher, &dFv, (uint64_t)d.seed, step_t);
-        vkd_graph_keep(gg[k], loss_g[k]);
+        vkd_copy(gg[k], loss_gh, loss_g[k]);
         vkd_graph_backward(gg[k], loss_g[k]);
         vkd_adam_record(gg[k], opt_g);
         vkd_ema_record(gg[k], pe, pg, ng, (float)ema_beta);
@@ -358,7 +360,8 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
             }
             vkd_adam_set_step(opt_f, (float)(d.lr_f * warm), ++tf);
-            rc = vkd_graph_run(gf[k]) || vkd_tensor_download(loss_f[k], &lf);
+            rc = vkd_graph_run(gf[k]);
+            lf = vkd_tensor_map(loss_fh)[0];
         }
         *stp = (uint32_t)(step * (d.fake_steps + 1) + d.fake_steps);
         for (int i = 0; lh && i < d.batch; i++) {
@@ -366,7 +369,8 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
             lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
         }
         vkd_adam_set_step(opt_g, (float)(d.lr_g * warm), step);
-        if (!rc) rc = vkd_graph_run(gg[k]) || vkd_tensor_download(loss_g[k], &lg);
+        if (!rc) rc = vkd_graph_run(gg[k]);
+        lg = vkd_tensor_map(loss_gh)[0];
         if (rc) {
             snprintf(err, sizeof err, "%s", vkd_graph_error(gg[k])[0] ? vkd_graph_error(gg[k]) : vkd_graph_error(gf[k]));
             break;
@@ -470,6 +474,8 @@ done:
     vkd_adam_free(opt_f);
     vkd_tensor_free(step_t);
     vkd_tensor_free(labels);
+    vkd_tensor_free(loss_gh);
+    vkd_tensor_free(loss_fh);
     vkd_model_free(Fv);
     vkd_model_free(G);
     vkd_model_free(F);

@@ -140,7 +140,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     vkd_adam *opt = NULL;
     vkd_graph *g = NULL;
     vkd_ckpt *ck = NULL;
-    vkd_tensor *x0 = NULL, *lab = NULL, *step_t = NULL, *ema_beta_t = NULL;
+    vkd_tensor *x0 = NULL, *lab = NULL, *step_t = NULL, *ema_beta_t = NULL, *loss_h = NULL;
     vkd_run run = {0};
 
     net = vkd_model_create(ctx, t.model_path, 1, (uint64_t)t.seed, err, sizeof err);
@@ -195,7 +195,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     x0 = vkd_tensor_new(ctx, "x0", 4, xs, VKD_HOST);
     lab = K ? vkd_tensor_new(ctx, "labels", 2, (int64_t[]){t.batch, K}, VKD_HOST) : NULL;
     step_t = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
-    if (!x0 || (K && !lab) || !step_t) {
+    if (!x0 || (K && !lab) || !step_t || !ema_beta_t) {
         snprintf(err, sizeof err, "%s", vkd_ctx_error(ctx));
         goto fail;
     }
@@ -203,7 +203,12 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     vkd_denoiser den = {.model = net}, den_ema = {.model = ema};
     g = vkd_graph_new(ctx, "teacher_step");
     vkd_tensor *loss = vkd_edm_loss(g, &den, x0, lab, (float)t.p_mean, (float)t.p_std, 0.5f, (uint64_t)t.seed, step_t);
-    vkd_graph_keep(g, loss);
+    // The loss lands in host-visible memory inside the step: reading it needs no extra submission.
+    if (!(loss_h = vkd_tensor_new(ctx, "loss", 1, (int64_t[]){1}, VKD_HOST))) {
+        snprintf(err, sizeof err, "%s", vkd_ctx_error(ctx));
+        goto fail;
+    }
+    vkd_copy(g, loss_h, loss);
     vkd_graph_backward(g, loss);
     vkd_adam_record(g, opt);
     vkd_ema_record_t(g, ema_t, params, np, 0.0f, ema_beta_t);
@@ -254,11 +259,12 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
         vkd_adam_set_step(opt, (float)lr, step - skipped);
         double hl = fmin(t.ema_halflife_kimg * 1000.0, 0.05 * (double)step * t.batch);
         vkd_tensor_map(ema_beta_t)[0] = hl > 0 ? (float)pow(0.5, t.batch / hl) : 0.0f;
-        if (vkd_graph_run(g) || vkd_tensor_download(loss, &lval)) {
+        if (vkd_graph_run(g)) {
             snprintf(err, sizeof err, "%s", vkd_graph_error(g));
             rc = 1;
             break;
         }
+        lval = vkd_tensor_map(loss_h)[0];
         gn = vkd_adam_grad_norm(opt);
         if (!isfinite(lval) || !isfinite(gn)) {  // the step was skipped on the device
             skipped++;
@@ -321,6 +327,7 @@ done:
     vkd_tensor_free(lab);
     vkd_tensor_free(step_t);
     vkd_tensor_free(ema_beta_t);
+    vkd_tensor_free(loss_h);
     vkd_dataset_free(ds);
     vkd_model_free(net);
     vkd_model_free(ema);
