@@ -1,14 +1,14 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 // Element-wise functions (activations, exp/log/sqrt, affine), forward and backward side by side.
-//   forward:  y = f(x)              (OP < 8)
-//   backward: y = dy * f'(x)        (OP >= 8; x is the forward input)
+//   forward:  y = f(x)              (OP < 16)
+//   backward: y = dy * f'(x)        (OP >= 16; x is the forward input)
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint OP = 0;
-const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4, EXP = 5, LOG = 6, SQRT = 7;
-const uint SILU_BWD = 8, GELU_BWD = 9, RELU_BWD = 10, EXP_BWD = 13, LOG_BWD = 14, SQRT_BWD = 15;
+const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4, EXP = 5, LOG = 6, SQRT = 7, SOFTPLUS = 8;
+const uint SILU_BWD = 16, GELU_BWD = 17, RELU_BWD = 18, EXP_BWD = 21, LOG_BWD = 22, SQRT_BWD = 23, SOFTPLUS_BWD = 24;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
@@ -45,6 +45,13 @@ void main() {
         r = log(x);
     } else if (OP == SQRT) {
         r = sqrt(x);
+    } else if (OP == SOFTPLUS) {
+        // log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): no overflow for large |x|
+        r = max(x, 0.0) + log(1.0 + exp(-abs(x)));
+    } else if (OP == SOFTPLUS_BWD) {
+        // sigmoid(x), through exp of a non-positive argument only
+        float e = exp(-abs(x));
+        r = pc.dy.v[i] * (x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
     } else if (OP == EXP_BWD) {
         r = pc.dy.v[i] * exp(x);
     } else if (OP == LOG_BWD) {

@@ -39,7 +39,7 @@ static void test_dmd2_identity(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
     vkd_denoiser dt = {.gmm = teacher}, df = {.gmm = fake};
     vkd_distill_cfg c = vkd_distill_defaults(VKD_DMD2);
     vkd_graph *g = vkd_graph_new(ctx, "dmd2_identity");
-    vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &df, 5, step);
+    vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &df, 5, step, NULL);
     // The same draws again (same seed, streams and step), and the formula directly.
     vkd_graph_set_grad_enabled(g, 0);
     int64_t n = N;
@@ -87,7 +87,7 @@ static void test_sim_l2_equals_sid(vkd_ctx *ctx) {
         vkd_graph *g = vkd_graph_new(ctx, k ? "sid" : "sim");
         vkd_tensor *z = vkd_rand_normal(g, 2, (int64_t[]){N, 2}, 9, 1, step);
         vkd_tensor *x = vkd_generator(g, &dG, z, NULL, c.sigma_init);
-        vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dT, &dF, 5, step);
+        vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dT, &dF, 5, step, NULL);
         CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
         // Concatenate G's parameter gradients, then clear them for the next method.
         int64_t total = 0;
@@ -137,7 +137,7 @@ static void test_fixed_point(vkd_ctx *ctx, vkd_gmm *teacher) {
         vkd_distill_cfg c = vkd_distill_defaults((vkd_method)m);
         c.huber_c = 0.1f;
         vkd_graph *g = vkd_graph_new(ctx, "fixed_point");
-        vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &dt, 5, step);
+        vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &dt, 5, step, NULL);
         CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
         double gm = max_abs(vkd_graph_grad(g, x));
         CHECK(gm < 1e-6, "%s: gradient %g at the fixed point", vkd_method_name((vkd_method)m), gm);

@@ -173,6 +173,7 @@ static void test_unary(vkd_ctx *ctx, const char *name, int op) {
                     : op == REF_EXP  ? vkd_exp(c.g, X)
                     : op == REF_LOG  ? vkd_log(c.g, X)
                     : op == REF_SQRT ? vkd_sqrt(c.g, X)
+                    : op == REF_SOFTPLUS ? vkd_softplus(c.g, X)
                                      : vkd_relu(c.g, X);
     finish(&c, Y);
     ref_unary_fwd(y, x, N, op);
@@ -424,6 +425,7 @@ int main(void) {
     test_unary(ctx, "exp", REF_EXP);
     test_unary(ctx, "log", REF_LOG);
     test_unary(ctx, "sqrt", REF_SQRT);
+    test_unary(ctx, "softplus", REF_SOFTPLUS);
     test_reduce(ctx, 5, 7, 1, 0);
     test_reduce(ctx, 5, 300, 1, 1);
     test_reduce(ctx, 5, 7, 0, 0);

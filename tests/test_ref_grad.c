@@ -317,6 +317,7 @@ int main(void) {
     grad_unary(&t, &s, REF_EXP, "unary exp");
     grad_unary(&t, &s, REF_LOG, "unary log");
     grad_unary(&t, &s, REF_SQRT, "unary sqrt");
+    grad_unary(&t, &s, REF_SOFTPLUS, "unary softplus");
     grad_rowop(&t, &s, K_REDUCE, 0, 0, "reduce sum (3,7)");
     grad_rowop(&t, &s, K_REDUCE, 1, 0, "reduce mean (3,7)");
     grad_rowop(&t, &s, K_SOFTMAX, 0, 0, "softmax (3,7)");

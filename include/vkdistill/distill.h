@@ -28,6 +28,35 @@ typedef struct {
     float sigma_data;
 } vkd_distill_cfg;
 
+// ---------------------------------------------------------------- DMD2's GAN term
+// A discriminator head on the fake network's bottleneck (src/distill/gan.c):
+// conv 4x4 s2 -> GroupNorm -> SiLU -> conv kxk sk (k = min(4, R/2)) -> GroupNorm
+// -> SiLU -> conv 1x1, averaged over positions; tensors named as DMD2's
+// cls_pred_branch.{0,1,3,4,6}.{weight,bias}, PyTorch's default initialization.
+typedef struct vkd_gan_head vkd_gan_head;
+// feat: the bottleneck shape (C, R, R) (vkd_model_bottleneck_shape), R even.
+vkd_gan_head *vkd_gan_head_new(vkd_ctx *ctx, const int64_t feat[3], uint64_t seed, char *err, size_t errlen);
+// Frozen aliases of the same parameters (the generator phase); free before the head.
+vkd_gan_head *vkd_gan_head_frozen_view(vkd_gan_head *h);
+void vkd_gan_head_free(vkd_gan_head *h);
+int vkd_gan_head_num_tensors(const vkd_gan_head *h);
+vkd_tensor *vkd_gan_head_tensor(const vkd_gan_head *h, int i);  // all are parameters
+// features (N, C, R, R) -> logits (N); positive means "real".
+vkd_tensor *vkd_gan_head_forward(vkd_graph *g, const vkd_gan_head *h, vkd_tensor *features);
+
+// The GAN term of one phase. Fake phase: weight * (mean softplus(l_fake) +
+// mean softplus(-l_real)) is added to the fake network's loss, with real
+// images noised by the same sigma draw as the generated ones. Generator phase:
+// weight * D * mean softplus(-l_fake) (non-saturating) is added to the
+// generator's loss, D the elements of a sample: the generator losses here sum
+// over a sample where DMD2's mean, so weights keep DMD2's meaning (3e-3 / 1e-2).
+typedef struct {
+    vkd_gan_head *head;             // trainable (fake phase) or a frozen view (generator phase)
+    float weight;
+    vkd_tensor *real, *real_labels;  // fake phase: real images (N, C, H, W) and one-hot labels (or NULL)
+    vkd_tensor *loss;                // out: the unweighted GAN loss of the phase, (1)
+} vkd_gan_term;
+
 // Sensible defaults per method (ALGORITHMS.md "Loop settings").
 vkd_distill_cfg vkd_distill_defaults(vkd_method m);
 const char *vkd_method_name(vkd_method m);
@@ -48,12 +77,16 @@ vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_
 // The generator objective on samples x (which carry the gradient to G). The
 // teacher and the fake network must be frozen here (a frozen view of the fake
 // model, vkd_model_frozen_view). Sum over a sample's elements, mean over the batch.
+// gan (may be NULL): the GAN term, through the frozen fake network's bottleneck
+// on the same x_t, its gradient reaching x through the fake network's encoder.
 vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
                                        const vkd_denoiser *teacher, const vkd_denoiser *fake, uint64_t seed,
-                                       vkd_tensor *step_t);
-// The fake network's denoising loss on generator samples x (no gradient to G).
+                                       vkd_tensor *step_t, vkd_gan_term *gan);
+// The fake network's denoising loss on generator samples x (no gradient to G);
+// gan (may be NULL) adds the discriminator loss, training the fake network's
+// encoder and the head together.
 vkd_tensor *vkd_distill_fake_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
-                                  const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t);
+                                  const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t, vkd_gan_term *gan);
 
 #ifdef __cplusplus
 }

@@ -58,6 +58,16 @@ vkd_tensor *vkd_model_denoise(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_ten
 vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels,
                                   vkd_tensor *augment);
 
+// The bottleneck of a UNet (DMD2's discriminator features): the activations
+// after its middle blocks (dec.RxR_in1) at the lowest resolution, (C, R, R).
+// Returns 3, or -1 for architectures without one (DiT, MLP, classifier).
+int vkd_model_bottleneck_shape(const vkd_model *m, int64_t shape[3]);
+// vkd_model_denoise that also hands out the bottleneck (N, C, R, R) of the same forward.
+vkd_tensor *vkd_model_denoise_bottleneck(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma,
+                                         vkd_tensor *labels, vkd_tensor **bottleneck);
+// Only the bottleneck: the decoder is not built (about half of the network's work).
+vkd_tensor *vkd_model_bottleneck(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels);
+
 // ---------------------------------------------------------------- image classifier (src/nn/classifier.c)
 // arch "classifier" (models/fmnist_classifier.json): conv3x3-ReLU-conv3x3-ReLU-avgpool2x per width,
 // then fc (features) + ReLU, then head (num_classes). Its penultimate features are the space of

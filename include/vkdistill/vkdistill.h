@@ -115,6 +115,7 @@ vkd_tensor *vkd_relu(vkd_graph *g, vkd_tensor *x);
 vkd_tensor *vkd_exp(vkd_graph *g, vkd_tensor *x);
 vkd_tensor *vkd_log(vkd_graph *g, vkd_tensor *x);   // x > 0
 vkd_tensor *vkd_sqrt(vkd_graph *g, vkd_tensor *x);  // x > 0 for the gradient
+vkd_tensor *vkd_softplus(vkd_graph *g, vkd_tensor *x);  // log(1 + e^x), stable for any x
 vkd_tensor *vkd_affine(vkd_graph *g, vkd_tensor *x, float alpha, float beta);  // alpha*x + beta
 // Reductions over the last axis (x (..., n) -> (...)) or over everything (-> (1)).
 vkd_tensor *vkd_sum(vkd_graph *g, vkd_tensor *x, int last_axis_only);

@@ -3,6 +3,8 @@
 // Two phases, each recorded once and replayed: the fake-score step (its
 // denoising loss on sg(G(z)), Adam) and the generator step (the method's loss
 // through a frozen view of the fake network and the teacher, Adam, EMA).
+// DMD2's optional GAN term adds a head on the fake network's bottleneck,
+// trained in the fake phase against real images from a dataset.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,9 @@ typedef struct {
     int64_t steps;
     double lr_g, lr_f, beta1, beta2, eps, weight_decay, warmup, grad_clip, ema_halflife_kimg;
     int seed, log_every, sample_every, ckpt_every, sample_n, teacher_steps;
+    int has_data, gan;
+    vkd_run_dataset_cfg data;
+    double gan_weight_g, gan_weight_d;
 } distill_cfg;
 
 static int parse(const char *path, distill_cfg *d, char *err, size_t errlen) {
@@ -93,6 +98,14 @@ static int parse(const char *path, distill_cfg *d, char *err, size_t errlen) {
     d->ckpt_every = vkd_cfg_int(c, "ckpt_every", 0, 500, 0, 2000000000);
     d->sample_n = vkd_cfg_int(c, "sample_n", 0, 64, 1, 100000);
     d->teacher_steps = vkd_cfg_int(c, "teacher_steps", 0, 18, 2, 10000);
+    vkd_cfg *ds = vkd_cfg_obj(c, "dataset", 0);
+    if (ds) d->has_data = 1, vkd_run_dataset_parse(ds, path, &d->data);
+    vkd_cfg *gan = vkd_cfg_obj(c, "gan", 0);
+    if (gan) {
+        d->gan = 1;
+        d->gan_weight_g = vkd_cfg_num(gan, "weight_g", 0, 3e-3, 0, 1e6);
+        d->gan_weight_d = vkd_cfg_num(gan, "weight_d", 0, 1e-2, 0, 1e6);
+    }
     vkd_cfg_str(c, "comment", 0, NULL, NULL);
     int rc = vkd_cfg_finish(c);
     int sigmas_ok = 1;
@@ -107,6 +120,12 @@ static int parse(const char *path, distill_cfg *d, char *err, size_t errlen) {
         rc = -1;
     } else if (d->teacher_gmm[0] && !d->student[0]) {
         snprintf(err, errlen, "%s: field 'student': a GMM teacher needs a student network config (e.g. models/mlp_2d.json)", path);
+        rc = -1;
+    } else if (d->gan && !d->has_data) {
+        snprintf(err, errlen, "%s: field 'gan': the GAN term needs real images; add a 'dataset' object (as in train-teacher configs)", path);
+        rc = -1;
+    } else if (d->gan && d->teacher_gmm[0]) {
+        snprintf(err, errlen, "%s: field 'gan': the GAN head sits on a UNet's bottleneck; a GMM teacher's MLP student has none", path);
         rc = -1;
     } else if (d->teacher_gmm[0] && d->init_from_teacher) {
         snprintf(err, errlen, "%s: field 'init': a GMM teacher has no weights to initialize from; use \"random\"", path);
@@ -199,6 +218,9 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     vkd_graph *gg[MAX_STUDENT_STEPS] = {0}, *gf[MAX_STUDENT_STEPS] = {0};
     vkd_tensor *loss_g[MAX_STUDENT_STEPS] = {0}, *loss_f[MAX_STUDENT_STEPS] = {0}, *loss_gh = NULL, *loss_fh = NULL;
     vkd_tensor *step_t = NULL, *labels = NULL;
+    vkd_gan_head *head = NULL, *head_v = NULL;
+    vkd_dataset *ds = NULL;
+    vkd_tensor *real_x = NULL, *real_l = NULL, *gan_gh = NULL, *gan_fh = NULL;
     vkd_ckpt *ck = NULL;
     vkd_run run = {0};
     student_sampler ss = {0};
@@ -234,15 +256,30 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     if (vkd_model_copy_weights(E, G, err, sizeof err)) goto fail;
     Fv = vkd_model_frozen_view(F);
     vkd_denoiser dG = {.model = G}, dF = {.model = F}, dFv = {.model = Fv}, dE = {.model = E};
+    if (d.gan) {
+        int64_t bs[3];
+        if (vkd_model_bottleneck_shape(F, bs) < 0) {
+            snprintf(err, sizeof err, "%s: field 'gan': the GAN head sits on a UNet's bottleneck; the student '%s' is a '%s' model",
+                     config, student_path, vkd_model_arch(F));
+            goto fail;
+        }
+        head = vkd_gan_head_new(ctx, bs, (uint64_t)d.seed * 2 + 3, err, sizeof err);
+        if (!head) goto fail;
+        head_v = vkd_gan_head_frozen_view(head);
+        ds = vkd_run_dataset_open(&d.data, G, student_path, err, sizeof err);
+        if (!ds) goto fail;
+    }
 
     // Optimizers.
-    vkd_tensor **pg = calloc(vkd_model_num_tensors(G), sizeof *pg), **pf = calloc(vkd_model_num_tensors(F), sizeof *pf);
+    vkd_tensor **pg = calloc(vkd_model_num_tensors(G), sizeof *pg);
+    vkd_tensor **pf = calloc(vkd_model_num_tensors(F) + vkd_gan_head_num_tensors(head), sizeof *pf);
     vkd_tensor **pe = calloc(vkd_model_num_tensors(E), sizeof *pe);
     int ng = 0, nf = 0;
     for (int i = 0; i < vkd_model_num_tensors(G); i++)
         if (vkd_model_tensor_is_param(G, i)) pe[ng] = vkd_model_tensor(E, i), pg[ng++] = vkd_model_tensor(G, i);
     for (int i = 0; i < vkd_model_num_tensors(F); i++)
         if (vkd_model_tensor_is_param(F, i)) pf[nf++] = vkd_model_tensor(F, i);
+    for (int i = 0; i < vkd_gan_head_num_tensors(head); i++) pf[nf++] = vkd_gan_head_tensor(head, i);  // trained with the fake network
     vkd_adam_cfg ac = {.beta1 = (float)d.beta1, .beta2 = (float)d.beta2, .eps = (float)d.eps,
                        .weight_decay = (float)d.weight_decay, .decoupled = d.weight_decay > 0,
                        .grad_clip = (float)d.grad_clip, .skip_nonfinite = 1};
@@ -253,7 +290,14 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     loss_fh = vkd_tensor_new(ctx, "loss_f", 1, (int64_t[]){1}, VKD_HOST);
     int64_t zs[4] = {d.batch, gs[0], gs[1], gs[2]};
     if (K) labels = vkd_tensor_new(ctx, "labels", 2, (int64_t[]){d.batch, K}, VKD_HOST);
-    if (!opt_g || !opt_f || !step_t || !loss_gh || !loss_fh || (K && !labels)) {
+    if (d.gan) {
+        real_x = vkd_tensor_new(ctx, "real_images", gnd + 1, zs, VKD_HOST);
+        if (K) real_l = vkd_tensor_new(ctx, "real_labels", 2, (int64_t[]){d.batch, K}, VKD_HOST);
+        gan_gh = vkd_tensor_new(ctx, "loss_gan_g", 1, (int64_t[]){1}, VKD_HOST);
+        gan_fh = vkd_tensor_new(ctx, "loss_gan_d", 1, (int64_t[]){1}, VKD_HOST);
+    }
+    if (!opt_g || !opt_f || !step_t || !loss_gh || !loss_fh || (K && !labels) ||
+        (d.gan && (!real_x || (K && !real_l) || !gan_gh || !gan_fh))) {
         snprintf(err, sizeof err, "%s", vkd_ctx_error(ctx));
         free(pg), free(pf), free(pe);
         goto fail;
@@ -270,16 +314,21 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
         vkd_tensor *xf = vkd_generator_rollout(gf[k], &dG, vkd_rand_normal(gf[k], gnd + 1, zs, (uint64_t)d.seed, 1, step_t),
                                                labels, d.sigmas, k, (uint64_t)d.seed, 30, step_t);
         vkd_graph_set_grad_enabled(gf[k], 1);
-        loss_f[k] = vkd_distill_fake_loss(gf[k], &d.m, xf, labels, &dF, (uint64_t)d.seed, step_t);
+        vkd_gan_term gan_f = {.head = head, .weight = (float)d.gan_weight_d, .real = real_x, .real_labels = real_l};
+        loss_f[k] = vkd_distill_fake_loss(gf[k], &d.m, xf, labels, &dF, (uint64_t)d.seed, step_t, d.gan ? &gan_f : NULL);
         vkd_copy(gf[k], loss_fh, loss_f[k]);  // read from host memory: no extra submission per step
+        if (d.gan) vkd_copy(gf[k], gan_fh, gan_f.loss);
         vkd_graph_backward(gf[k], loss_f[k]);
         vkd_adam_record(gf[k], opt_f);
         // The generator phase: the method's loss through the teacher and the frozen fake network.
         gg[k] = vkd_graph_new(ctx, "distill_generator");
         vkd_tensor *xg = vkd_generator_rollout(gg[k], &dG, vkd_rand_normal(gg[k], gnd + 1, zs, (uint64_t)d.seed, 2, step_t),
                                                labels, d.sigmas, k, (uint64_t)d.seed, 40, step_t);
-        loss_g[k] = vkd_distill_generator_loss(gg[k], &d.m, xg, labels, &teacher, &dFv, (uint64_t)d.seed, step_t);
+        vkd_gan_term gan_g = {.head = head_v, .weight = (float)d.gan_weight_g};
+        loss_g[k] = vkd_distill_generator_loss(gg[k], &d.m, xg, labels, &teacher, &dFv, (uint64_t)d.seed, step_t,
+                                               d.gan ? &gan_g : NULL);
         vkd_copy(gg[k], loss_gh, loss_g[k]);
+        if (d.gan) vkd_copy(gg[k], gan_gh, gan_g.loss);
         vkd_graph_backward(gg[k], loss_g[k]);
         vkd_adam_record(gg[k], opt_g);
         vkd_ema_record(gg[k], pe, pg, ng, (float)ema_beta);
@@ -300,6 +349,8 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     vkd_ckpt_add_model(ck, "generator/", G);
     vkd_ckpt_add_model(ck, "fake/", F);
     vkd_ckpt_add_model(ck, "ema/", E);
+    for (int i = 0; i < vkd_gan_head_num_tensors(head); i++)
+        vkd_ckpt_add(ck, "gan/", vkd_tensor_name(vkd_gan_head_tensor(head, i)), vkd_gan_head_tensor(head, i));
     for (int i = 0; i < vkd_adam_num(opt_g); i++) {
         vkd_tensor *m, *v;
         vkd_adam_state(opt_g, i, &m, &v);
@@ -340,11 +391,16 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     int64_t step = start;
     uint32_t *stp = (uint32_t *)vkd_tensor_map(step_t);
     float *lh = labels ? vkd_tensor_map(labels) : NULL;
+    // Real images for the GAN term: batch i of the dataset stream feeds the i-th fake step (resumable).
+    float *rxh = real_x ? vkd_tensor_map(real_x) : NULL, *rlh = real_l ? vkd_tensor_map(real_l) : NULL;
+#define REAL_BATCH(i) \
+    if (ds) vkd_dataset_batch(ds, (uint64_t)d.seed ^ 0x7ea1u, (i), d.batch, d.data.flip, rxh, rlh, NULL)
     rc = 0;
     // Fake-only warm-up (a randomly initialized fake network must first learn G's distribution).
     for (int64_t w = 0; start == 0 && w < d.fake_warmup && !rc; w++) {
         *stp = (uint32_t)(0x40000000u + w);
         vkd_adam_set_step(opt_f, (float)d.lr_f, w + 1);
+        REAL_BATCH(w);
         rc = vkd_graph_run(gf[(int)(vkd_philox_uniform((uint64_t)d.seed, 66, *stp, 0) * d.nsteps) % d.nsteps]);
     }
     int64_t tf = start * d.fake_steps + d.fake_warmup;  // Adam step count of the fake network
@@ -359,6 +415,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 memset(lh + (size_t)i * K, 0, (size_t)K * sizeof *lh);
                 lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
             }
+            REAL_BATCH(tf);
             vkd_adam_set_step(opt_f, (float)(d.lr_f * warm), ++tf);
             rc = vkd_graph_run(gf[k]);
             lf = vkd_tensor_map(loss_fh)[0];
@@ -376,8 +433,12 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
             break;
         }
         if (!isfinite(lg) || !isfinite(vkd_adam_grad_norm(opt_g))) skipped++;
-        char extra[96];
-        snprintf(extra, sizeof extra, "L_G %.4g L_F %.4g", lg, lf);
+        char extra[128];
+        if (d.gan)
+            snprintf(extra, sizeof extra, "L_G %.4g L_F %.4g GAN_G %.3g GAN_D %.3g", lg, lf, vkd_tensor_map(gan_gh)[0],
+                     vkd_tensor_map(gan_fh)[0]);
+        else
+            snprintf(extra, sizeof extra, "L_G %.4g L_F %.4g", lg, lf);
         vkd_progress_update(&pr, step, d.batch, extra);
         int sample_now = d.sample_every && (step % d.sample_every == 0 || step == d.steps);
         int log_now = step % d.log_every == 0 || step == d.steps;
@@ -432,6 +493,11 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                      "\"skipped\":%lld%s",
                      (long long)step, step * d.batch / 1000.0, lg, lf, vkd_adam_grad_norm(opt_g),
                      vkd_adam_grad_norm(opt_f), (long long)skipped, stats);
+            if (d.gan) {
+                size_t o = strlen(line);
+                snprintf(line + o, sizeof line - o, ",\"loss_gan_g\":%.6g,\"loss_gan_d\":%.6g", vkd_tensor_map(gan_gh)[0],
+                         vkd_tensor_map(gan_fh)[0]);
+            }
             vkd_run_metrics(&run, line);
         }
         if (sample_now) vkd_run_write_report(&run, vkd_method_name(d.m.method), err, sizeof err);
@@ -476,6 +542,13 @@ done:
     vkd_tensor_free(labels);
     vkd_tensor_free(loss_gh);
     vkd_tensor_free(loss_fh);
+    vkd_gan_head_free(head_v);
+    vkd_gan_head_free(head);
+    vkd_dataset_free(ds);
+    vkd_tensor_free(real_x);
+    vkd_tensor_free(real_l);
+    vkd_tensor_free(gan_gh);
+    vkd_tensor_free(gan_fh);
     vkd_model_free(Fv);
     vkd_model_free(G);
     vkd_model_free(F);

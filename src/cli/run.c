@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "vkdistill/checkpoint.h"
+#include "vkdistill/data.h"
 #include "vkdistill/io.h"
+#include "vkdistill/nn.h"
 
 static int mkdirs(const char *path) {
     char tmp[1024];
@@ -182,4 +184,41 @@ int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t sk
     vkd_ckpt_set_meta(ck, "skipped", v);
     vkd_run_path(r, path, sizeof path, "checkpoints/ckpt-%08lld.safetensors", (long long)step);
     return vkd_ckpt_save(ck, path, err, errlen);
+}
+
+void vkd_run_dataset_parse(vkd_cfg *d, const char *config_path, vkd_run_dataset_cfg *t) {
+    memset(t, 0, sizeof *t);
+    const char *src = vkd_cfg_str(d, "source", 1, NULL, NULL);
+    if (src) vkd_resolve_path(config_path, src, t->source, sizeof t->source);
+    static const char *const splits[] = {"train", "test", NULL};
+    snprintf(t->split, sizeof t->split, "%s", vkd_cfg_str(d, "split", 0, "train", splits) ?: "train");
+    t->resolution = vkd_cfg_int(d, "resolution", 0, 0, 0, 4096);
+    t->channels = vkd_cfg_int(d, "channels", 0, 0, 0, 3);
+    t->pad_to = vkd_cfg_int(d, "pad_to", 0, 0, 0, 4096);
+    t->flip = vkd_cfg_bool(d, "flip", 0, 0);
+    t->max_images = vkd_cfg_int(d, "max_images", 0, 0, 0, 2000000000);
+}
+
+vkd_dataset *vkd_run_dataset_open(const vkd_run_dataset_cfg *t, const vkd_model *m, const char *model_path, char *err,
+                                  size_t errlen) {
+    int64_t s[3];
+    vkd_model_sample_shape(m, s);
+    int K = vkd_model_label_dim(m);
+    vkd_dataset_opts dopt = {.resolution = t->resolution, .channels = t->channels, .pad_to = t->pad_to,
+                             .max_images = t->max_images};
+    vkd_dataset *ds = vkd_dataset_open(t->source, t->split, &dopt, err, errlen);
+    if (!ds) return NULL;
+    int dc, dh, dw;
+    vkd_dataset_shape(ds, &dc, &dh, &dw);
+    if (dc != s[0] || dh != s[1] || dw != s[2]) {
+        snprintf(err, errlen,
+                 "%s: images are %dx%dx%d (CxHxW) but the model '%s' takes %lldx%lldx%lld; set dataset.channels / pad_to / resolution",
+                 t->source, dc, dh, dw, model_path, (long long)s[0], (long long)s[1], (long long)s[2]);
+    } else if (K && vkd_dataset_num_classes(ds) != K) {
+        snprintf(err, errlen, "%s: %d classes but the model has label_dim %d", t->source, vkd_dataset_num_classes(ds), K);
+    } else {
+        return ds;
+    }
+    vkd_dataset_free(ds);
+    return NULL;
 }

@@ -43,6 +43,21 @@ int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t sk
 // report.html: a chart per metric and every sample image (see report.c).
 int vkd_run_write_report(const vkd_run *r, const char *title, char *err, size_t errlen);
 
+// A config's "dataset" object: source, split, resolution, channels, pad_to, flip, max_images.
+typedef struct {
+    char source[1024], split[16];
+    int resolution, channels, pad_to, flip;
+    int64_t max_images;
+} vkd_run_dataset_cfg;
+struct vkd_cfg;
+struct vkd_model;
+struct vkd_dataset;
+void vkd_run_dataset_parse(struct vkd_cfg *d, const char *config_path, vkd_run_dataset_cfg *out);
+// Opens the dataset and refuses, before any training, images that do not match
+// the model's samples or classes that do not match its label_dim.
+struct vkd_dataset *vkd_run_dataset_open(const vkd_run_dataset_cfg *c, const struct vkd_model *m, const char *model_path,
+                                         char *err, size_t errlen);
+
 // The directory of a file path (for config-relative paths).
 void vkd_dirname(const char *path, char *out, size_t n);
 // Resolves a path given in a config: absolute, or relative to the config's folder, else to the working directory.

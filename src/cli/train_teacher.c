@@ -18,9 +18,8 @@
 #include "vkdistill/io.h"
 
 typedef struct {
-    char model_path[1024], data_source[1024], split[16];
-    int resolution, channels, pad_to, flip;
-    int64_t max_images;
+    char model_path[1024];
+    vkd_run_dataset_cfg data;
     int batch;
     int64_t steps;
     double lr, warmup, beta1, beta2, eps, weight_decay, grad_clip, ema_halflife_kimg, p_mean, p_std, label_dropout;
@@ -35,17 +34,7 @@ static int parse_cfg(const char *path, teacher_cfg *t, char *err, size_t errlen)
     const char *model = vkd_cfg_str(c, "model", 1, NULL, NULL);
     if (model) vkd_resolve_path(path, model, t->model_path, sizeof t->model_path);
     vkd_cfg *d = vkd_cfg_obj(c, "dataset", 1);
-    if (d) {
-        const char *src = vkd_cfg_str(d, "source", 1, NULL, NULL);
-        if (src) vkd_resolve_path(path, src, t->data_source, sizeof t->data_source);
-        static const char *const splits[] = {"train", "test", NULL};
-        snprintf(t->split, sizeof t->split, "%s", vkd_cfg_str(d, "split", 0, "train", splits) ?: "train");
-        t->resolution = vkd_cfg_int(d, "resolution", 0, 0, 0, 4096);
-        t->channels = vkd_cfg_int(d, "channels", 0, 0, 0, 3);
-        t->pad_to = vkd_cfg_int(d, "pad_to", 0, 0, 0, 4096);
-        t->flip = vkd_cfg_bool(d, "flip", 0, 0);
-        t->max_images = vkd_cfg_int(d, "max_images", 0, 0, 0, 2000000000);
-    }
+    if (d) vkd_run_dataset_parse(d, path, &t->data);
     t->batch = vkd_cfg_int(c, "batch", 0, 64, 1, 1 << 16);
     t->steps = vkd_cfg_int(c, "steps", 1, 0, 1, 2000000000);
     t->lr = vkd_cfg_num(c, "lr", 0, 1e-3, 0, 1);
@@ -153,23 +142,8 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
                  vkd_model_arch(net));
         goto fail;
     }
-    vkd_dataset_opts dopt = {.resolution = t.resolution, .channels = t.channels, .pad_to = t.pad_to,
-                             .max_images = t.max_images};
-    ds = vkd_dataset_open(t.data_source, t.split, &dopt, err, sizeof err);
+    ds = vkd_run_dataset_open(&t.data, net, t.model_path, err, sizeof err);
     if (!ds) goto fail;
-    int dc, dh, dw;
-    vkd_dataset_shape(ds, &dc, &dh, &dw);
-    if (dc != s[0] || dh != s[1] || dw != s[2]) {
-        snprintf(err, sizeof err,
-                 "%s: images are %dx%dx%d (CxHxW) but the model '%s' takes %lldx%lldx%lld; set dataset.channels / pad_to / resolution",
-                 t.data_source, dc, dh, dw, t.model_path, (long long)s[0], (long long)s[1], (long long)s[2]);
-        goto fail;
-    }
-    if (K && vkd_dataset_num_classes(ds) != K) {
-        snprintf(err, sizeof err, "%s: %d classes but the model has label_dim %d", t.data_source,
-                 vkd_dataset_num_classes(ds), K);
-        goto fail;
-    }
     if (vkd_model_copy_weights(ema, net, err, sizeof err)) goto fail;
 
     // Optimizer over the trainable tensors (buffers such as resample filters are not trained).
@@ -236,7 +210,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     const char *match[4] = {"kind", "vkdistill teacher training", "model_config", model_text};
     if (vkd_run_resume(&run, ck, resume, match, 2, &start, &resumed_skipped, err, sizeof err)) goto fail;
     fprintf(stderr, "vkdistill: training %s (%lld parameters) on %s: %lld images, batch %d, %lld steps -> %s\n",
-            t.model_path, (long long)vkd_model_param_count(net), t.data_source, (long long)vkd_dataset_count(ds),
+            t.model_path, (long long)vkd_model_param_count(net), t.data.source, (long long)vkd_dataset_count(ds),
             t.batch, (long long)t.steps, outdir);
 
     vkd_run_catch_sigint();
@@ -249,7 +223,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     rc = 0;
     while (step < t.steps && !vkd_run_interrupted()) {
         step++;
-        vkd_dataset_batch(ds, (uint64_t)t.seed, step, t.batch, t.flip, xh, lh, NULL);
+        vkd_dataset_batch(ds, (uint64_t)t.seed, step, t.batch, t.data.flip, xh, lh, NULL);
         // Label dropout for classifier-free guidance: an all-zero row is the null label.
         for (int i = 0; lh && t.label_dropout > 0 && i < t.batch; i++)
             if (vkd_philox_uniform((uint64_t)t.seed, 77, (uint32_t)step, (uint64_t)i) < t.label_dropout)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/graph.h"
 #include "vkdistill/distill.h"
 
 static const char *const names[] = {"dmd2", "sim", "sid", "diff_instruct"};
@@ -91,12 +92,32 @@ vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_
 }
 
 // Streams of the generator phase's draws (the fake phase uses 20..).
-enum { S_GEN_SIGMA = 10, S_GEN_NOISE = 11, S_FAKE_SIGMA = 20, S_FAKE_NOISE = 21 };
+enum { S_GEN_SIGMA = 10, S_GEN_NOISE = 11, S_FAKE_SIGMA = 20, S_FAKE_NOISE = 21, S_FAKE_REAL_NOISE = 22 };
+
+// The fake network's denoiser output on x_t, and its bottleneck when the GAN term wants one.
+static vkd_tensor *fake_apply(vkd_graph *g, const vkd_denoiser *fake, vkd_tensor *xt, vkd_tensor *sigma,
+                              vkd_tensor *labels, vkd_tensor **bottleneck) {
+    if (!bottleneck) return vkd_denoiser_apply(g, fake, xt, sigma, labels);
+    if (!fake->model) {
+        vkd_graph_fail(g, "GAN term: the fake network must be a UNet (the GMM teacher has no bottleneck)");
+        return NULL;
+    }
+    return vkd_model_denoise_bottleneck(g, fake->model, xt, sigma, labels, bottleneck);
+}
+
+// weight * D * mean softplus(-head(h)): the generator's non-saturating GAN loss (see distill.h).
+static vkd_tensor *gan_generator_term(vkd_graph *g, vkd_gan_term *gan, vkd_tensor *h, int64_t n, int64_t d) {
+    vkd_tensor *l = vkd_scale(g, vkd_sum(g, vkd_softplus(g, vkd_scale(g, vkd_gan_head_forward(g, gan->head, h), -1.0f)), 0),
+                              1.0f / (float)n);
+    gan->loss = l;
+    return vkd_scale(g, l, gan->weight * (float)d);
+}
 
 vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
                                        const vkd_denoiser *teacher, const vkd_denoiser *fake, uint64_t seed,
-                                       vkd_tensor *step_t) {
+                                       vkd_tensor *step_t, vkd_gan_term *gan) {
     if (!x) return NULL;
+    vkd_tensor *h = NULL;  // the fake network's bottleneck (GAN term)
     int64_t n = vkd_tensor_dim(x, 0);
     int nd = vkd_tensor_ndim(x);
     int64_t shape[VKD_MAX_DIMS];
@@ -107,12 +128,16 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
     float inv_n = 1.0f / (float)n;
 
     if (c->method == VKD_DMD2 || c->method == VKD_DIFF_INSTRUCT) {
-        // Both networks under stop-gradient: the gradient reaches G only through x.
+        // Both networks under stop-gradient: the gradient reaches G only through
+        // x -- and, with the GAN term, through the fake network's encoder on x_t.
         int was = 1;
-        vkd_graph_set_grad_enabled(g, 0);
+        vkd_graph_set_grad_enabled(g, gan != NULL);
         vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
+        vkd_graph_set_grad_enabled(g, 0);
         vkd_tensor *dr = vkd_denoiser_apply(g, teacher, xt, sigma, labels);
-        vkd_tensor *df = vkd_denoiser_apply(g, fake, xt, sigma, labels);
+        vkd_graph_set_grad_enabled(g, gan != NULL);
+        vkd_tensor *df = fake_apply(g, fake, xt, sigma, labels, gan ? &h : NULL);
+        vkd_graph_set_grad_enabled(g, 0);
         vkd_tensor *diff = vkd_sub(g, df, dr);
         vkd_tensor *loss;
         if (c->method == VKD_DMD2) {
@@ -129,13 +154,14 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
             vkd_graph_set_grad_enabled(g, was);
             loss = vkd_scale(g, vkd_sum(g, vkd_mul(g, x, diff), 0), inv_n);
         }
+        if (gan) loss = vkd_add(g, loss, gan_generator_term(g, gan, h, n, per_sample(x)));
         return loss;
     }
 
     // SiD and SiM differentiate through both (frozen) networks w.r.t. their input x_t.
     vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
     vkd_tensor *dr = vkd_denoiser_apply(g, teacher, xt, sigma, labels);
-    vkd_tensor *df = vkd_denoiser_apply(g, fake, xt, sigma, labels);
+    vkd_tensor *df = fake_apply(g, fake, xt, sigma, labels, gan ? &h : NULL);
     vkd_tensor *y = vkd_sub(g, dr, df);
     // w = sg(mean |x - D_real|) per sample (SiD's normalizer).
     vkd_graph_set_grad_enabled(g, 0);
@@ -158,25 +184,47 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
         per = sample_sum(g, vkd_mul(g, dp, vkd_sub(g, df, x)));
         if (c->sim_weight == VKD_SIM_WEIGHT_SID) per = vkd_mul(g, per, inv_w);
     }
-    return vkd_scale(g, vkd_sum(g, per, 0), inv_n);
+    vkd_tensor *loss = vkd_scale(g, vkd_sum(g, per, 0), inv_n);
+    if (gan) loss = vkd_add(g, loss, gan_generator_term(g, gan, h, n, per_sample(x)));
+    return loss;
 }
 
 vkd_tensor *vkd_distill_fake_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
-                                  const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t) {
+                                  const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t, vkd_gan_term *gan) {
     if (!x) return NULL;
-    if (!c->fake_sigma_karras) return vkd_edm_loss(g, fake, x, labels, c->p_mean, c->p_std, c->sigma_data, seed ^ 0xfa4e, step_t);
+    if (!c->fake_sigma_karras && !gan)
+        return vkd_edm_loss(g, fake, x, labels, c->p_mean, c->p_std, c->sigma_data, seed ^ 0xfa4e, step_t);
     int64_t n = vkd_tensor_dim(x, 0);
     int nd = vkd_tensor_ndim(x);
     int64_t shape[VKD_MAX_DIMS];
     for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(x, i);
-    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c->t_min_fake, c->t_max_fake, c->sigma_min, c->sigma_max, c->rho,
-                                              seed, S_FAKE_SIGMA, step_t);
+    vkd_tensor *sigma;
+    if (c->fake_sigma_karras)
+        sigma = vkd_karras_sigma_draw(g, n, c->t_min_fake, c->t_max_fake, c->sigma_min, c->sigma_max, c->rho, seed,
+                                      S_FAKE_SIGMA, step_t);
+    else  // EDM's log-normal sigma = exp(p_mean + p_std u), u ~ N(0, 1)
+        sigma = vkd_exp(g, vkd_affine(g, vkd_rand_normal(g, 1, &n, seed, S_FAKE_SIGMA, step_t), c->p_std, c->p_mean));
     vkd_tensor *noise = vkd_rand_normal(g, nd, shape, seed, S_FAKE_NOISE, step_t);
     vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
-    vkd_tensor *d = vkd_sub(g, vkd_denoiser_apply(g, fake, xt, sigma, labels), x);
+    vkd_tensor *h = NULL;
+    vkd_tensor *d = vkd_sub(g, fake_apply(g, fake, xt, sigma, labels, gan ? &h : NULL), x);
     // EDM weighting lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1/sd^2 + 1/sigma^2
     float sd2 = c->sigma_data * c->sigma_data;
     vkd_tensor *lam = vkd_affine(g, vkd_exp(g, vkd_scale(g, vkd_log(g, sigma), -2.0f)), 1.0f, 1.0f / sd2);
     vkd_tensor *per = vkd_mul(g, sample_sum(g, vkd_mul(g, d, d)), lam);
-    return vkd_scale(g, vkd_sum(g, per, 0), 1.0f / (float)vkd_tensor_numel(x));
+    vkd_tensor *loss = vkd_scale(g, vkd_sum(g, per, 0), 1.0f / (float)vkd_tensor_numel(x));
+    if (!gan) return loss;
+    // Discriminator: generated x_t against real images noised with the same sigmas (fresh noise).
+    if (!gan->real || vkd_tensor_numel(gan->real) != vkd_tensor_numel(x)) {
+        vkd_graph_fail(g, "GAN term: the fake phase needs a batch of real images shaped like the generated ones");
+        return NULL;
+    }
+    vkd_tensor *real = vkd_reshape(g, gan->real, nd, shape);
+    vkd_tensor *rt = vkd_add(g, real, vkd_mul(g, vkd_rand_normal(g, nd, shape, seed, S_FAKE_REAL_NOISE, step_t),
+                                              bcast(g, sigma, x)));
+    vkd_tensor *hr = vkd_model_bottleneck(g, fake->model, rt, sigma, gan->real_labels);
+    vkd_tensor *lf = vkd_gan_head_forward(g, gan->head, h), *lr = vkd_gan_head_forward(g, gan->head, hr);
+    vkd_tensor *ld = vkd_add(g, vkd_sum(g, vkd_softplus(g, lf), 0), vkd_sum(g, vkd_softplus(g, vkd_scale(g, lr, -1.0f)), 0));
+    gan->loss = vkd_scale(g, ld, 1.0f / (float)n);
+    return vkd_add(g, loss, vkd_scale(g, gan->loss, gan->weight));
 }

@@ -288,8 +288,8 @@ vkd_tensor *vkd_model_denoise(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_ten
     return vkd_model_denoise_aug(g, m, x, sigma, labels, NULL);
 }
 
-vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels,
-                                  vkd_tensor *augment) {
+static vkd_tensor *denoise(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels,
+                           vkd_tensor *augment, vkd_tensor **tap, int tap_only) {
     if (!x || !sigma || vkd_graph_failed(g)) {
         if (!vkd_graph_failed(g)) vkd_graph_fail(g, "denoise: missing x or sigma");
         return NULL;
@@ -322,9 +322,35 @@ vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd
     vkd_tensor *c_in = vkd_reshape(g, c[2], nd, bshape);
     vkd_tensor *xin = vkd_mul(g, x, c_in);
     vkd_tensor *F = NULL;
-    if (m->unet) F = vkd_unet_forward(g, m, xin, c[3], m->label_dim ? labels : NULL, augment);
+    if (tap && !m->unet) {
+        vkd_graph_fail(g, "bottleneck: only UNets have one; the %s model has none", m->arch);
+        return NULL;
+    }
+    if (m->unet) F = vkd_unet_forward(g, m, xin, c[3], m->label_dim ? labels : NULL, augment, tap, tap_only);
     else if (m->dit) F = vkd_dit_forward(g, m, xin, c[3], m->label_dim ? labels : NULL);
     else F = vkd_mlp_forward(g, m, xin, c[3], m->label_dim ? labels : NULL);
     if (m->err[0]) vkd_graph_fail(g, "%s", m->err);
+    if (tap_only) return tap ? *tap : NULL;
     return vkd_add(g, vkd_mul(g, x, c_skip), vkd_mul(g, F, c_out));
+}
+
+vkd_tensor *vkd_model_denoise_aug(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels,
+                                  vkd_tensor *augment) {
+    return denoise(g, m, x, sigma, labels, augment, NULL, 0);
+}
+
+vkd_tensor *vkd_model_denoise_bottleneck(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma,
+                                         vkd_tensor *labels, vkd_tensor **bottleneck) {
+    *bottleneck = NULL;
+    return denoise(g, m, x, sigma, labels, NULL, bottleneck, 0);
+}
+
+vkd_tensor *vkd_model_bottleneck(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *labels) {
+    vkd_tensor *b = NULL;
+    denoise(g, m, x, sigma, labels, NULL, &b, 1);
+    return b;
+}
+
+int vkd_model_bottleneck_shape(const vkd_model *m, int64_t shape[3]) {
+    return m->unet ? vkd_unet_bottleneck_shape(m, shape) : -1;
 }

@@ -64,8 +64,12 @@ vkd_tensor *vkd_model_dropout(vkd_graph *g, vkd_model *m, vkd_tensor *x, float p
 // Architectures: parse the config (setting sample shape, label dim) and
 // register tensors; build the raw network F (without preconditioning).
 int vkd_unet_init(vkd_model *m, vkd_cfg *c);
+// tap (may be NULL) gets the bottleneck: the activations after the middle
+// blocks (dec.RxR_in1) at the lowest resolution; tap_only stops there (no
+// decoder is built) and returns NULL.
 vkd_tensor *vkd_unet_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels,
-                             vkd_tensor *augment);
+                             vkd_tensor *augment, vkd_tensor **tap, int tap_only);
+int vkd_unet_bottleneck_shape(const vkd_model *m, int64_t shape[3]);
 void vkd_unet_free(vkd_unet *u);
 int vkd_dit_init(vkd_model *m, vkd_cfg *c);
 vkd_tensor *vkd_dit_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels);

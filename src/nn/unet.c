@@ -17,6 +17,7 @@ typedef struct {
     int kind;
     int cin, cout;
     int up, down, attention, has_skip;
+    int bottleneck;  // the middle block whose output is the bottleneck (dec.RxR_in1)
 } unet_node;
 
 #define UNET_MAX_NODES 128
@@ -30,6 +31,7 @@ struct vkd_unet {
     int fourier, channel_mult_noise, encoder_type, decoder_type;  // encoder: 0 standard 1 skip 2 residual; decoder: 0 standard 1 skip
     int filter[8], nfilter;
     int nenc, ndec;
+    int bottleneck_c, bottleneck_res;
     unet_node enc[UNET_MAX_NODES], dec[UNET_MAX_NODES];
     // depthwise resample filters tiled to C channels (not in the state dict; derived from resample_filter)
     struct { int c, up; vkd_tensor *t; } filt[16];
@@ -252,7 +254,8 @@ int vkd_unet_init(vkd_model *m, vkd_cfg *c) {
             snprintf(name, sizeof name, "dec.%dx%d_in0", res, res);
             add_block(m, u, u->dec, &u->ndec, name, cout, cout, 0, 0, 1);
             snprintf(name, sizeof name, "dec.%dx%d_in1", res, res);
-            add_block(m, u, u->dec, &u->ndec, name, cout, cout, 0, 0, 0);
+            add_block(m, u, u->dec, &u->ndec, name, cout, cout, 0, 0, 0)->bottleneck = 1;
+            u->bottleneck_c = cout, u->bottleneck_res = res;
         } else {
             snprintf(name, sizeof name, "dec.%dx%d_up", res, res);
             add_block(m, u, u->dec, &u->ndec, name, cout, cout, 1, 0, 0);
@@ -351,8 +354,14 @@ static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd
     return x;
 }
 
+int vkd_unet_bottleneck_shape(const vkd_model *m, int64_t shape[3]) {
+    shape[0] = m->unet->bottleneck_c;
+    shape[1] = shape[2] = m->unet->bottleneck_res;
+    return 3;
+}
+
 vkd_tensor *vkd_unet_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tensor *c_noise, vkd_tensor *labels,
-                             vkd_tensor *augment) {
+                             vkd_tensor *augment, vkd_tensor **tap, int tap_only) {
     vkd_unet *u = m->unet;
     int64_t n = vkd_tensor_dim(x, 0);
     int noise = u->model_channels * u->channel_mult_noise;
@@ -405,6 +414,10 @@ vkd_tensor *vkd_unet_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tens
         default:
             if (vkd_tensor_dim(x, 1) != nd->cin) x = vkd_concat(g, x, skips[--nskips], 1);
             x = block_forward(g, m, nd, x, emb);
+            if (nd->bottleneck) {
+                if (tap) *tap = x;
+                if (tap_only) return NULL;
+            }
         }
     }
     return aux;

@@ -1,8 +1,8 @@
-// Element-wise functions: SiLU, GELU-tanh, ReLU, exp, log, sqrt, affine and fill, forward and backward.
+// Element-wise functions: SiLU, GELU-tanh, ReLU, exp, log, sqrt, softplus, affine and fill, forward and backward.
 // Shader: shaders/unary.comp (the op is a specialization constant).
 #include "ops/ops.h"
 
-enum { U_SILU = 0, U_GELU = 1, U_RELU = 2, U_SCALE = 3, U_FILL = 4, U_EXP = 5, U_LOG = 6, U_SQRT = 7, U_BWD = 8 };
+enum { U_SILU = 0, U_GELU = 1, U_RELU = 2, U_SCALE = 3, U_FILL = 4, U_EXP = 5, U_LOG = 6, U_SQRT = 7, U_SOFTPLUS = 8, U_BWD = 16 };
 
 typedef struct {
     VkDeviceAddress y, x, dy;
@@ -23,7 +23,7 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     return vkd_graph_dispatch(g, name, "unary", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
 }
 
-static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd"};
+static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd", "softplus_bwd"};
 
 static void act_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     int op = e->attr.i[0];
@@ -47,6 +47,7 @@ vkd_tensor *vkd_relu(vkd_graph *g, vkd_tensor *x) { return activation(g, "relu",
 vkd_tensor *vkd_exp(vkd_graph *g, vkd_tensor *x) { return activation(g, "exp", U_EXP, x); }
 vkd_tensor *vkd_log(vkd_graph *g, vkd_tensor *x) { return activation(g, "log", U_LOG, x); }
 vkd_tensor *vkd_sqrt(vkd_graph *g, vkd_tensor *x) { return activation(g, "sqrt", U_SQRT, x); }
+vkd_tensor *vkd_softplus(vkd_graph *g, vkd_tensor *x) { return activation(g, "softplus", U_SOFTPLUS, x); }
 
 static void scale_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_grad_accumulate(g, e->in[0], vkd_scale(g, dy, e->attr.f[0]));

@@ -109,6 +109,7 @@ void ref_unary_fwd(double *y, const double *x, long n, int op) {
         else if (op == REF_EXP) y[i] = exp(v);
         else if (op == REF_LOG) y[i] = log(v);
         else if (op == REF_SQRT) y[i] = sqrt(v);
+        else if (op == REF_SOFTPLUS) y[i] = log1p(exp(v));
         else y[i] = v > 0.0 ? v : 0.0;
     }
 }
@@ -128,6 +129,8 @@ void ref_unary_bwd(double *dx, const double *dy, const double *x, long n, int op
             d = 1.0 / v;
         } else if (op == REF_SQRT) {
             d = 0.5 / sqrt(v);
+        } else if (op == REF_SOFTPLUS) {
+            d = 1.0 / (1.0 + exp(-v));
         } else {
             d = v > 0.0 ? 1.0 : 0.0;
         }

@@ -5,7 +5,7 @@
 #define REF_OPS_H
 
 enum { REF_ADD = 0, REF_MUL = 1 };                 // binary ops
-enum { REF_SILU = 0, REF_GELU = 1, REF_RELU = 2, REF_EXP = 5, REF_LOG = 6, REF_SQRT = 7 }; // unary ops
+enum { REF_SILU = 0, REF_GELU = 1, REF_RELU = 2, REF_EXP = 5, REF_LOG = 6, REF_SQRT = 7, REF_SOFTPLUS = 8 }; // unary ops
 
 // C is (batch, M, N); A is (batch, M, K), or (batch, K, M) if ta;
 // B is (batch, K, N), or (batch, N, K) if tb; if bcast_b, B has no batch dim.
@@ -26,7 +26,7 @@ void ref_binary_bwd(double *da, double *db, const double *dy, const double *a, c
 void ref_scale_fwd(double *y, const double *x, long n, double alpha);
 void ref_scale_bwd(double *dx, const double *dy, long n, double alpha);
 
-// y, x are (n); op is REF_SILU, REF_GELU (tanh approximation), REF_RELU, REF_EXP, REF_LOG or REF_SQRT
+// y, x are (n); op is REF_SILU, REF_GELU (tanh approximation), REF_RELU, REF_EXP, REF_LOG, REF_SQRT or REF_SOFTPLUS
 void ref_unary_fwd(double *y, const double *x, long n, int op);
 void ref_unary_bwd(double *dx, const double *dy, const double *x, long n, int op);
 
