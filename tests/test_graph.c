@@ -76,14 +76,21 @@ static void test_replay_equals_rerecord(vkd_ctx *ctx) {
     CHECK(g->nbarriers < g->ndisp, "barriers only where needed (%d barriers for %d dispatches)", g->nbarriers, g->ndisp);
     vkd_graph_free(g);
 
+    // The re-recorded graphs also split their activations over several small
+    // arenas (as a device's allocation cap forces on large batches).
+    int arenas = 0;
     for (int s = 1; s <= STEPS; s++) {
         vkd_graph *g2 = vkd_graph_new(ctx, "train_step_rerecorded");
+        vkd_graph_set_arena_limit(g2, 3 * B * H * 4);
         vkd_tensor *l2 = record_step(g2, &b, teacher, step);
         set_step(step, &b, s);
-        vkd_graph_run(g2);
+        CHECK(vkd_graph_run(g2) == 0, "run: %s", vkd_graph_error(g2));
         vkd_tensor_download(l2, &lb[s - 1]);
+        arenas = vkd_graph_arena_count(g2);
         vkd_graph_free(g2);
     }
+    printf("re-recorded with activations in %d arenas of at most %d KiB\n", arenas, 3 * B * H * 4 / 1024);
+    CHECK(arenas > 1, "a %d-byte arena limit still gave %d arena", 3 * B * H * 4, arenas);
     CHECK(memcmp(la, lb, sizeof la) == 0, "the replayed loss curve differs from the re-recorded one");
     int params_equal = 1;
     for (int i = 0; i < 5; i++) {
@@ -189,6 +196,13 @@ static void test_errors(vkd_ctx *ctx) {
     vkd_tensor *y = vkd_scale(g, a, 2.0f);
     CHECK(vkd_graph_backward(g, y) != 0 && strstr(vkd_graph_error(g), "scalar"), "non-scalar loss: %s",
           vkd_graph_error(g));
+    vkd_graph_free(g);
+
+    g = vkd_graph_new(ctx, "errors_arena");
+    vkd_graph_set_arena_limit(g, 4096);
+    vkd_graph_keep(g, vkd_full(g, 2, (int64_t[]){64, 64}, 1.0f));  // 16 KiB
+    CHECK(vkd_graph_compile(g) != 0 && strstr(vkd_graph_error(g), "more than one allocation may hold"),
+          "an activation over the allocation cap: %s", vkd_graph_error(g));
     vkd_graph_free(g);
 
     g = vkd_graph_new(ctx, "errors4");

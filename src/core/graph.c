@@ -32,7 +32,13 @@ int vkd_graph_failed(const vkd_graph *g) { return g->err[0] != 0; }
 const char *vkd_graph_error(const vkd_graph *g) { return g->err; }
 void vkd_graph_set_grad_enabled(vkd_graph *g, int on) { g->grad_enabled = on; }
 int vkd_graph_grad_enabled(const vkd_graph *g) { return g->grad_enabled; }
-uint64_t vkd_graph_arena_bytes(const vkd_graph *g) { return g->arena ? g->arena->size : 0; }
+uint64_t vkd_graph_arena_bytes(const vkd_graph *g) {
+    uint64_t b = 0;
+    for (int i = 0; i < g->narena; i++) b += g->arena[i]->size;
+    return b;
+}
+int vkd_graph_arena_count(const vkd_graph *g) { return g->narena; }
+void vkd_graph_set_arena_limit(vkd_graph *g, uint64_t bytes) { g->arena_limit = bytes; }
 int vkd_graph_dispatch_count(const vkd_graph *g) { return g->ndisp; }
 
 void vkd_graph_keep(vkd_graph *g, vkd_tensor *t) {
@@ -97,6 +103,7 @@ int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const
 typedef struct {
     vkd_tensor *t;
     uint64_t size, off;
+    int arena;
 } plan_item;
 
 static int by_size_desc(const void *a, const void *b) {
@@ -111,8 +118,11 @@ static int by_off(const void *a, const void *b) {
 }
 
 // Greedy offset assignment: biggest tensors first, each at the lowest offset
-// that does not overlap a placed tensor whose lifetime intersects its own.
-static uint64_t plan_memory(vkd_graph *g) {
+// that does not overlap a placed tensor whose lifetime intersects its own, in
+// the first arena where it ends within `limit` bytes (a new arena when none
+// has room: a device caps each allocation, and large batches exceed it).
+// Returns the number of arenas; sizes[a] gets each one's extent.
+static int plan_memory(vkd_graph *g, uint64_t limit, uint64_t sizes[VKD_MAX_ARENAS]) {
     for (int i = 0; i < g->ntensors; i++) g->tensors[i]->def = g->tensors[i]->last = -1;
     for (int i = 0; i < g->ndisp; i++) {
         vkd_dispatch *d = &g->disp[i];
@@ -122,7 +132,7 @@ static uint64_t plan_memory(vkd_graph *g) {
             if (r->def < 0) {
                 if (!(d->args[a].access & VKD_W)) {
                     vkd_graph_fail(g, "internal: %s reads '%s' before anything writes it", d->name, r->name);
-                    return 0;
+                    return -1;
                 }
                 r->def = i;
             }
@@ -141,24 +151,42 @@ static uint64_t plan_memory(vkd_graph *g) {
     }
     qsort(items, n, sizeof *items, by_size_desc);
     plan_item **live = calloc(n ? n : 1, sizeof *live);
-    uint64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        int nl = 0;
-        for (int j = 0; j < i; j++)
-            if (items[j].t->def <= items[i].t->last && items[i].t->def <= items[j].t->last) live[nl++] = &items[j];
-        qsort(live, nl, sizeof *live, by_off);
-        uint64_t off = 0;
-        for (int j = 0; j < nl; j++) {
-            if (live[j]->off >= off + items[i].size) break;
-            if (live[j]->off + live[j]->size > off) off = live[j]->off + live[j]->size;
+    int narena = 0;
+    for (int i = 0; i < n && !vkd_graph_failed(g); i++) {
+        if (limit && items[i].size > limit) {
+            vkd_graph_fail(g, "graph '%s': activation '%s' needs %.1f MiB, more than one allocation may hold (%.1f MiB); use a smaller batch",
+                           g->name, items[i].t->name, items[i].size / 1048576.0, limit / 1048576.0);
+            break;
         }
-        items[i].off = off;
-        if (off + items[i].size > total) total = off + items[i].size;
+        for (int a = 0;; a++) {
+            if (a == narena) {
+                if (narena == VKD_MAX_ARENAS) {
+                    vkd_graph_fail(g, "graph '%s': activations need more than %d allocations of %.1f MiB; use a smaller batch",
+                                   g->name, VKD_MAX_ARENAS, limit / 1048576.0);
+                    break;
+                }
+                sizes[narena++] = 0;
+            }
+            int nl = 0;
+            for (int j = 0; j < i; j++)
+                if (items[j].arena == a && items[j].t->def <= items[i].t->last && items[i].t->def <= items[j].t->last)
+                    live[nl++] = &items[j];
+            qsort(live, nl, sizeof *live, by_off);
+            uint64_t off = 0;
+            for (int j = 0; j < nl; j++) {
+                if (live[j]->off >= off + items[i].size) break;
+                if (live[j]->off + live[j]->size > off) off = live[j]->off + live[j]->size;
+            }
+            if (limit && off + items[i].size > limit) continue;
+            items[i].off = off, items[i].arena = a;
+            if (off + items[i].size > sizes[a]) sizes[a] = off + items[i].size;
+            break;
+        }
     }
-    for (int i = 0; i < n; i++) items[i].t->mem.off = items[i].off;
+    for (int i = 0; i < n; i++) items[i].t->mem.off = items[i].off, items[i].t->plan_arena = items[i].arena;
     free(live);
     free(items);
-    return total;
+    return vkd_graph_failed(g) ? -1 : narena;
 }
 
 // ---------------------------------------------------------------- recording
@@ -183,20 +211,26 @@ int vkd_graph_compile(vkd_graph *g) {
     if (g->compiled) return 0;
     if (vkd_graph_failed(g)) return -1;
     vkd_ctx *ctx = g->ctx;
-    uint64_t bytes = plan_memory(g);
-    if (vkd_graph_failed(g)) return -1;
-    if (bytes) {
-        char what[128];
-        snprintf(what, sizeof what, "the activations of graph '%s'", g->name);
-        g->arena = vkd_block_create(ctx, bytes, 0, what);
-        if (!g->arena) {
+    uint64_t limit = g->arena_limit ? g->arena_limit : ctx->f.max_alloc;
+    const char *env = getenv("VKD_ARENA_LIMIT");
+    if (!g->arena_limit && env && strtoull(env, NULL, 10) > 0) limit = strtoull(env, NULL, 10);
+    if (limit) limit = limit < VKD_ALIGN ? VKD_ALIGN : limit / VKD_ALIGN * VKD_ALIGN;
+    uint64_t sizes[VKD_MAX_ARENAS];
+    int narena = plan_memory(g, limit, sizes);
+    if (narena < 0) return -1;
+    for (int a = 0; a < narena; a++) {
+        char what[160];
+        snprintf(what, sizeof what, "the activations of graph '%s' (part %d of %d)", g->name, a + 1, narena);
+        g->arena[a] = vkd_block_create(ctx, sizes[a], 0, what);
+        if (!g->arena[a]) {
             vkd_graph_fail(g, "%s", vkd_ctx_error(ctx));
             return -1;
         }
+        g->narena = a + 1;
     }
     for (int i = 0; i < g->ntensors; i++) {
         vkd_tensor *t = g->tensors[i];
-        if (!t->base && t->def >= 0) t->mem.block = g->arena;
+        if (!t->base && t->def >= 0) t->mem.block = g->arena[t->plan_arena];
     }
     int profile = getenv("VKD_PROFILE") && atoi(getenv("VKD_PROFILE")) > 0 && ctx->f.timestamp_bits > 0;
     if (profile && g->ndisp) {
@@ -341,7 +375,7 @@ void vkd_graph_free(vkd_graph *g) {
     print_profile(g);
     if (g->cmd) vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &g->cmd);
     if (g->qpool) vkDestroyQueryPool(ctx->device, g->qpool, NULL);
-    vkd_block_destroy(ctx, g->arena);
+    for (int a = 0; a < g->narena; a++) vkd_block_destroy(ctx, g->arena[a]);
     for (int i = 0; i < g->ntensors; i++) free(g->tensors[i]);
     free(g->tensors);
     free(g->disp);

@@ -20,6 +20,7 @@ struct vkd_tensor {
     // graph tensors
     int id;               // index in graph->tensors
     int def, last;        // liveness in dispatch indices
+    int plan_arena;       // which activation arena holds it (graph-owned tensors)
     int keep;
     // gradient of this tensor inside the graph being differentiated
     vkd_tensor *ggrad;
@@ -63,6 +64,8 @@ struct vkd_tape_entry {
     } attr;
 };
 
+#define VKD_MAX_ARENAS 64
+
 struct vkd_graph {
     vkd_ctx *ctx;
     char name[64];
@@ -78,8 +81,11 @@ struct vkd_graph {
     vkd_dispatch *disp;
     int ntape, captape;
     vkd_tape_entry *tape;
-    // after compile
-    vkd_block *arena;
+    // after compile: activation memory, split into arenas of at most
+    // arena_limit bytes (the device's largest allocation, or VKD_ARENA_LIMIT)
+    vkd_block *arena[VKD_MAX_ARENAS];
+    int narena;
+    uint64_t arena_limit;
     VkCommandBuffer cmd;
     int nbarriers;
     // profiling (VKD_PROFILE=1)
@@ -87,6 +93,11 @@ struct vkd_graph {
     double *prof_ns;  // per dispatch, summed over runs
     int prof_runs;
 };
+
+// Caps each activation arena (0: the device's maxMemoryAllocationSize); for
+// tests of graphs whose activations span several allocations.
+void vkd_graph_set_arena_limit(vkd_graph *g, uint64_t bytes);
+int vkd_graph_arena_count(const vkd_graph *g);
 
 void vkd_graph_fail(vkd_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int vkd_graph_failed(const vkd_graph *g);
