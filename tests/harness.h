@@ -80,6 +80,14 @@ static inline double *t_download(const vkd_tensor *t) {
     return d;
 }
 
+// max |t| over a device tensor.
+static inline double t_max_abs(const vkd_tensor *t) {
+    double *d = t_download(t), m = 0;
+    for (int64_t i = 0; i < vkd_tensor_numel(t); i++) m = fmax(m, fabs(d[i]));
+    free(d);
+    return m;
+}
+
 // max |a-b| / (atol/rtol-scaled) style: returns the max of |a-b| / (1 + |b|).
 static inline double t_relerr(const double *a, const double *b, long n) {
     double m = 0;

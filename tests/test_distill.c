@@ -19,13 +19,6 @@ static vkd_tensor *points(vkd_ctx *ctx, const vkd_gmm *m, int n, uint64_t seed, 
     return t;
 }
 
-static double max_abs(const vkd_tensor *t) {
-    double *d = t_download(t), m = 0;
-    for (int64_t i = 0; i < vkd_tensor_numel(t); i++) m = fmax(m, fabs(d[i]));
-    free(d);
-    return m;
-}
-
 static void test_dmd2_identity(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
     enum { N = 32 };
     vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
@@ -59,7 +52,7 @@ static void test_dmd2_identity(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
     for (int i = 0; i < 2 * N; i++) gx[i] *= N;  // the loss is a mean over the batch
     double err = t_relerr(gx, ex, 2 * N);
     CHECK(err < 1e-5, "DMD2: N dL/dx differs from (D_fake - D_real)/normalizer by %g", err);
-    printf("DMD2 gradient identity: max error %.2e (|grad| up to %.3g)\n", err, max_abs(expect));
+    printf("DMD2 gradient identity: max error %.2e (|grad| up to %.3g)\n", err, t_max_abs(expect));
     free(gx), free(ex);
     vkd_graph_free(g);
     vkd_tensor_free(x);
@@ -113,7 +106,7 @@ static void test_sim_l2_equals_sid(vkd_ctx *ctx) {
                    (long long)total, emax, gmax);
             double fmaxg = 0;
             for (int i = 0; i < vkd_model_num_tensors(F); i++)
-                if (vkd_model_tensor_is_param(F, i)) fmaxg = fmax(fmaxg, max_abs(vkd_tensor_grad(vkd_model_tensor(F, i))));
+                if (vkd_model_tensor_is_param(F, i)) fmaxg = fmax(fmaxg, t_max_abs(vkd_tensor_grad(vkd_model_tensor(F, i))));
             CHECK(fmaxg == 0, "the frozen view of the fake network received gradients (max %g)", fmaxg);
             int tgrads = 0;
             for (int i = 0; i < vkd_model_num_tensors(T); i++) tgrads += vkd_tensor_grad(vkd_model_tensor(T, i)) != NULL;
@@ -139,7 +132,7 @@ static void test_fixed_point(vkd_ctx *ctx, vkd_gmm *teacher) {
         vkd_graph *g = vkd_graph_new(ctx, "fixed_point");
         vkd_tensor *loss = vkd_distill_generator_loss(g, &c, x, NULL, &dt, &dt, 5, step, NULL);
         CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
-        double gm = max_abs(vkd_graph_grad(g, x));
+        double gm = t_max_abs(vkd_graph_grad(g, x));
         CHECK(gm < 1e-6, "%s: gradient %g at the fixed point", vkd_method_name((vkd_method)m), gm);
         printf("fixed point (samples from the teacher, fake = teacher): %-13s max |dL/dx| = %.2e\n",
                vkd_method_name((vkd_method)m), gm);

@@ -16,13 +16,6 @@
 
 static const char *unet_path;
 
-static double max_abs(const vkd_tensor *t) {
-    double *d = t_download(t), m = 0;
-    for (int64_t i = 0; i < vkd_tensor_numel(t); i++) m = fmax(m, fabs(d[i]));
-    free(d);
-    return m;
-}
-
 static int head_groups(int c) {
     int gmax = c / 4 < 32 ? c / 4 : 32;
     for (int g = gmax; g > 1; g--)
@@ -206,10 +199,10 @@ static void test_generator_gradient(vkd_ctx *ctx, vkd_method m) {
     CHECK(lgan > 0 && isfinite(lgan), "GAN loss %g", lgan);
     // The generator phase trains neither the head nor the fake network.
     double hg = 0, fg = 0;
-    for (int i = 0; i < vkd_gan_head_num_tensors(s.head); i++) hg = fmax(hg, max_abs(vkd_tensor_grad(vkd_gan_head_tensor(s.head, i))));
+    for (int i = 0; i < vkd_gan_head_num_tensors(s.head); i++) hg = fmax(hg, t_max_abs(vkd_tensor_grad(vkd_gan_head_tensor(s.head, i))));
     for (int i = 0; i < vkd_model_num_tensors(s.fake); i++) {
         vkd_tensor *gt = vkd_tensor_grad(vkd_model_tensor(s.fake, i));
-        if (gt) fg = fmax(fg, max_abs(gt));
+        if (gt) fg = fmax(fg, t_max_abs(gt));
     }
     CHECK(hg == 0 && fg == 0, "%s: the generator phase left gradients on the head (%g) or the fake network (%g)",
           vkd_method_name(m), hg, fg);

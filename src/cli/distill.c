@@ -393,14 +393,12 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     float *lh = labels ? vkd_tensor_map(labels) : NULL;
     // Real images for the GAN term: batch i of the dataset stream feeds the i-th fake step (resumable).
     float *rxh = real_x ? vkd_tensor_map(real_x) : NULL, *rlh = real_l ? vkd_tensor_map(real_l) : NULL;
-#define REAL_BATCH(i) \
-    if (ds) vkd_dataset_batch(ds, (uint64_t)d.seed ^ 0x7ea1u, (i), d.batch, d.data.flip, rxh, rlh, NULL)
     rc = 0;
     // Fake-only warm-up (a randomly initialized fake network must first learn G's distribution).
     for (int64_t w = 0; start == 0 && w < d.fake_warmup && !rc; w++) {
         *stp = (uint32_t)(0x40000000u + w);
         vkd_adam_set_step(opt_f, (float)d.lr_f, w + 1);
-        REAL_BATCH(w);
+        if (ds) vkd_dataset_batch(ds, (uint64_t)d.seed ^ 0x7ea1u, w, d.batch, d.data.flip, rxh, rlh, NULL);
         rc = vkd_graph_run(gf[(int)(vkd_philox_uniform((uint64_t)d.seed, 66, *stp, 0) * d.nsteps) % d.nsteps]);
     }
     int64_t tf = start * d.fake_steps + d.fake_warmup;  // Adam step count of the fake network
@@ -415,7 +413,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 memset(lh + (size_t)i * K, 0, (size_t)K * sizeof *lh);
                 lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d.seed, 55, *stp, i) * K) % K] = 1;
             }
-            REAL_BATCH(tf);
+            if (ds) vkd_dataset_batch(ds, (uint64_t)d.seed ^ 0x7ea1u, tf, d.batch, d.data.flip, rxh, rlh, NULL);
             vkd_adam_set_step(opt_f, (float)(d.lr_f * warm), ++tf);
             rc = vkd_graph_run(gf[k]);
             lf = vkd_tensor_map(loss_fh)[0];
