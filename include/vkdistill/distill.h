@@ -5,6 +5,7 @@
 // graph; the trainer records the generator phase and the fake-score phase once
 // each and replays them.
 #include "vkdistill/diffusion.h"
+#include "vkdistill/train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -87,6 +88,80 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
 // encoder and the head together.
 vkd_tensor *vkd_distill_fake_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
                                   const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t, vkd_gan_term *gan);
+
+// ---------------------------------------------------------------- the distiller
+// A whole distillation as one object: the teacher (a network or an exact GMM),
+// the generator G, the fake-score network F (+ DMD2's GAN head), the EMA of G,
+// and, per student step, two recorded phases replayed every iteration: k
+// fake-score steps (F's denoising loss on sg(G(z)), Adam) and one generator
+// step (the method's loss through the teacher and a frozen view of F, Adam, EMA).
+// Fill a vkd_distiller_cfg (vkd_distiller_cfg_init, or from JSON with
+// vkd_distiller_cfg_load), create, then either drive it with vkd_train (run
+// folder, checkpoints, resume: vkd_distiller_trainable) or call
+// vkd_distiller_step yourself (samples/distill_api.c).
+#define VKD_MAX_STUDENT_STEPS 8
+typedef struct {
+    vkd_distill_cfg m;                     // the objective (vkd_distill_defaults)
+    float sigmas[VKD_MAX_STUDENT_STEPS];   // a few-step student's sigmas; nsteps <= 1: one step at m.sigma_init
+    int nsteps;
+    char teacher_model[1024], teacher_weights[1024];  // a network teacher, or
+    char teacher_gmm[1024];                            // an exact mixture teacher (GMM config)
+    char student[1024];                    // the student's model config (default: the teacher's)
+    int init_from_teacher;                 // G and F start from the teacher's weights
+    int batch, fake_steps, fake_warmup;    // fake_warmup: fake-only steps before the first iteration
+    int64_t steps;
+    double lr_g, lr_f, beta1, beta2, eps, weight_decay, warmup, grad_clip, ema_halflife_kimg;
+    int seed, log_every, sample_every, ckpt_every, sample_n, teacher_steps;
+    int gan;                               // DMD2's GAN term (needs a dataset of real images)
+    double gan_weight_g, gan_weight_d;
+    int has_data;
+    vkd_dataset_cfg data;
+} vkd_distiller_cfg;
+
+// The method's defaults (ALGORITHMS.md "Loop settings"); teacher and student paths left empty.
+void vkd_distiller_cfg_init(vkd_distiller_cfg *c, vkd_method m);
+// A distill JSON config (strict: an unknown field, a missing one or an
+// inconsistent setting is one error line naming the file and the field).
+int vkd_distiller_cfg_load(const char *path, vkd_distiller_cfg *c, char *err, size_t errlen);
+// Settings that are each valid but not together (also checked by vkd_distiller_new); name labels the message.
+int vkd_distiller_cfg_check(const char *name, const vkd_distiller_cfg *c, char *err, size_t errlen);
+
+typedef struct vkd_distiller vkd_distiller;
+// config_text identifies the run in checkpoints (a resume must match it); NULL for "none".
+vkd_distiller *vkd_distiller_new(vkd_ctx *ctx, const vkd_distiller_cfg *c, const char *config_text, char *err,
+                                 size_t errlen);
+void vkd_distiller_free(vkd_distiller *d);
+
+typedef struct {
+    float loss_g, loss_f, grad_norm_g, grad_norm_f, loss_gan_g, loss_gan_d;
+    int nonfinite;  // the generator step was skipped by the NaN guard
+} vkd_distill_stats;
+// The fake-only warm-up (cfg.fake_warmup steps; run once before step 1 of a fresh run).
+int vkd_distiller_warmup(vkd_distiller *d);
+// Iteration `step` (1-based; all noise and data are keyed by it, so steps replayed
+// from a checkpoint repeat exactly): fake_steps fake-score steps, then one generator step.
+int vkd_distiller_step(vkd_distiller *d, int64_t step, vkd_distill_stats *st);
+const char *vkd_distiller_error(const vkd_distiller *d);
+// Samples of the EMA generator from fixed noise: n = sample_n images (2000 points
+// for vector students); out holds vkd_distiller_sample_numel floats.
+int64_t vkd_distiller_sample_numel(const vkd_distiller *d, int64_t *n);
+int vkd_distiller_sample(vkd_distiller *d, float *out);
+// For a GMM teacher: statistics of the EMA generator's samples against exact samples
+// (energy distance, share within 3 std of the assigned mode, the share of each mode).
+typedef struct {
+    double energy_distance, near_mode;
+    int modes;
+    double mode_weights[64];
+} vkd_toy_stats;
+int vkd_distiller_toy_stats(vkd_distiller *d, vkd_toy_stats *s);
+// student.safetensors (the EMA generator when an EMA is kept) and student.json in dir.
+int vkd_distiller_save(vkd_distiller *d, const char *dir, char *err, size_t errlen);
+vkd_model *vkd_distiller_generator(vkd_distiller *d, int ema);
+const vkd_trainable *vkd_distiller_trainable(void);
+vkd_train_opts vkd_distiller_train_opts(const vkd_distiller_cfg *c);
+
+// Energy distance 2 E|X-Y| - E|X-X'| - E|Y-Y'| between point sets of dimension dim.
+double vkd_energy_distance(const float *a, int64_t na, const float *b, int64_t nb, int dim);
 
 #ifdef __cplusplus
 }

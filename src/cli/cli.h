@@ -1,6 +1,7 @@
 #ifndef VKD_CLI_H
 #define VKD_CLI_H
 #include "vkdistill/diffusion.h"
+#include "vkdistill/train.h"
 
 typedef struct {
     vkd_ctx_opts opts;
@@ -19,12 +20,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_train_classifier(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_fid_stats(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_fid(vkd_cli *cli, int argc, char **argv);
-// A dataset with channels and size fitted to (channels, res, res): smaller images padded, larger resized.
-struct vkd_dataset *vkd_cli_open_images(const char *source, const char *split, int channels, int res,
-                                        int64_t max_images, char *err, size_t errlen);
-
-// Samples n images with the denoiser (labels i % K) and writes a PNG grid.
-int vkd_cli_sample_grid(const vkd_denoiser *den, int n, int steps, double guidance, uint64_t seed, const char *path,
-                        char *err, size_t errlen);
+// A dataset with channels and size fitted to (channels, res, res) (vkd_dataset_open_fitted).
+#define vkd_cli_open_images vkd_dataset_open_fitted
 
 #endif

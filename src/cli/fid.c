@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/progress.h"
+#include "train/progress.h"
 #include "vkdistill/data.h"
 #include "vkdistill/eval.h"
 #include "vkdistill/inception.h"

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -105,6 +106,14 @@ static void sync_parent_dir(const char *path) {
 
 int vkd_afile_commit(vkd_afile *f, char *err, size_t errlen) {
     if (!f->err && f->len) f->err = write_all(f->fd, f->buf, f->len);
+    // Test hook: a crash in the middle of writing a file whose path contains
+    // $VKD_DEBUG_KILL_WRITE (half of it on disk, not yet renamed into place).
+    const char *kill_at = getenv("VKD_DEBUG_KILL_WRITE");
+    if (kill_at && *kill_at && strstr(f->path, kill_at)) {
+        off_t end = lseek(f->fd, 0, SEEK_CUR);
+        if (end > 0 && ftruncate(f->fd, end / 2) == 0) fsync(f->fd);
+        raise(SIGKILL);
+    }
     if (!f->err && fsync(f->fd) != 0) f->err = errno;
     if (close(f->fd) != 0 && !f->err) f->err = errno;
     if (f->err) {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/run.h"
+#include "train/run.h"
 #include "vkdistill/io.h"
 
 #define MAX_SERIES 24

@@ -1,5 +1,5 @@
-#ifndef VKD_CLI_PROGRESS_H
-#define VKD_CLI_PROGRESS_H
+#ifndef VKD_TRAIN_PROGRESS_H
+#define VKD_TRAIN_PROGRESS_H
 // A progress bar with rate and ETA on a terminal; plain log lines (one every
 // few seconds) when stderr is not a TTY, so CI logs stay readable.
 #include <stdint.h>

@@ -1,0 +1,69 @@
+// Argument parsing shared by the verbs: every numeric flag is checked whole
+// ("--steps abc" is an error, not the config's value).
+#include "cli/args.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int vkd_cli_int(const char *verb, const char *flag, const char *v, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long x = v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "vkdistill %s: %s expects an integer in [%lld, %lld], got '%s'\n", verb, flag, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int vkd_cli_num(const char *verb, const char *flag, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || !*v || *end || errno || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "vkdistill %s: %s expects a number in [%g, %g], got '%s'\n", verb, flag, lo, hi, v ? v : "");
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int vkd_cli_train_args(vkd_train_args *a, const char *verb, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    const char *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = !strcmp(f, "--out") || !strcmp(f, "--resume") || !strcmp(f, "--steps");
+        if (takes && !v) {
+            fprintf(stderr, "vkdistill %s: %s needs a value\n", verb, f);
+            return 2;
+        }
+        if (!strcmp(f, "--out")) out = v, i++;
+        else if (!strcmp(f, "--resume")) a->resume = v, i++;
+        else if (!strcmp(f, "--steps")) {
+            long long s;
+            if (vkd_cli_int(verb, f, v, 1, 2000000000, &s)) return 2;
+            a->steps = s, i++;
+        } else if (f[0] != '-' && !a->config) a->config = f;
+        else {
+            fprintf(stderr, "vkdistill %s: unknown argument '%s' (usage: %s CONFIG [--out DIR] [--resume auto|CKPT] [--steps N])\n",
+                    verb, f, verb);
+            return 2;
+        }
+    }
+    if (!a->config) {
+        fprintf(stderr, "vkdistill %s: needs a config file (see samples/)\n", verb);
+        return 2;
+    }
+    if (out) {
+        snprintf(a->outdir, sizeof a->outdir, "%s", out);
+    } else {
+        const char *base = strrchr(a->config, '/') ? strrchr(a->config, '/') + 1 : a->config;
+        snprintf(a->outdir, sizeof a->outdir, "runs/%.*s", (int)strcspn(base, "."), base);
+    }
+    return 0;
+}

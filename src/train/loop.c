@@ -1,0 +1,166 @@
+// The one training loop: run folder, resume, cadence, checkpoints, Ctrl-C,
+// progress and metrics, for any vkd_trainable (teacher, distiller, classifier).
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "train/progress.h"
+#include "train/run.h"
+#include "vkdistill/train.h"
+
+vkd_train_opts vkd_train_opts_default(void) {
+    return (vkd_train_opts){.title = "training", .batch = 1, .log_every = 10, .ckpt_seconds = 600};
+}
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_signal(int sig) {
+    if (g_interrupted) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    g_interrupted = 1;
+}
+
+void vkd_train_catch_signals(void) {
+    g_interrupted = 0;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+}
+
+int vkd_train_interrupted(void) { return g_interrupted != 0; }
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+// Finds and loads the checkpoint to resume from (nothing is written here: a
+// refused resume leaves the run folder as it was). *start = 0 for a fresh run.
+static int resume_from(vkd_run *run, const vkd_train_opts *o, vkd_ckpt *ck, const char *const *match, int nmatch,
+                       vkd_train_state *st, char *err, size_t errlen) {
+    char path[1024];
+    int64_t latest = vkd_run_latest_checkpoint(run, path, sizeof path);
+    if (!o->resume) {
+        if (latest > 0) {
+            snprintf(err, errlen, "%s: this run folder already has checkpoints; resume it with --resume auto or choose another --out",
+                     run->dir);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(o->resume, "auto") != 0) snprintf(path, sizeof path, "%s", o->resume);
+    else if (!latest) return 0;
+    if (vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
+    const char *s = vkd_ckpt_meta(ck, "step"), *k = vkd_ckpt_meta(ck, "skipped");
+    st->step = s ? atoll(s) : 0;
+    st->skipped = k ? atoll(k) : 0;
+    if (!o->quiet) fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)st->step);
+    return 0;
+}
+
+// One metrics.jsonl line: step, kimg, skipped, then the trainable's fields.
+static int log_line(vkd_run *run, const vkd_train_opts *o, const vkd_trainable *t, void *self, const vkd_train_state *st,
+                    const char *eval_fields, char *err, size_t errlen) {
+    char fields[4096] = "", line[8192];
+    if (t->metrics && t->metrics(self, st, fields, sizeof fields, err, errlen)) return -1;
+    snprintf(line, sizeof line, "\"step\":%lld,\"kimg\":%.3f%s%s%s%s,\"skipped\":%lld", (long long)st->step,
+             st->step * o->batch / 1000.0, fields[0] ? "," : "", fields, eval_fields[0] ? "," : "", eval_fields,
+             (long long)st->skipped);
+    vkd_run_metrics(run, line);
+    return 0;
+}
+
+static int checkpoint(vkd_run *run, vkd_ckpt *ck, const vkd_train_state *st, double *last, char *err, size_t errlen) {
+    vkd_debug_kill_point("ckpt", st->step);
+    *last = now_s();
+    return vkd_run_checkpoint(run, ck, st->step, st->skipped, err, errlen);
+}
+
+int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char *err, size_t errlen) {
+    vkd_run run;
+    vkd_run_init(&run, o->out_dir);
+    vkd_train_state st = {.run_dir = run.dir};
+    const char *const *match = NULL;
+    int nmatch = 0;
+    vkd_ckpt *ck = t->checkpoint(self, &match, &nmatch);
+    if (!ck) {
+        snprintf(err, errlen, "%s: out of memory", o->out_dir);
+        return VKD_TRAIN_ERROR;
+    }
+    if (resume_from(&run, o, ck, match, nmatch, &st, err, errlen) ||
+        vkd_run_start(&run, o->config_text, st.step, err, errlen))
+        return VKD_TRAIN_ERROR;
+
+    vkd_train_catch_signals();
+    if (o->banner && !o->quiet) fprintf(stderr, "vkdistill: %s\n", o->banner);
+    int rc = 0;
+    int64_t ckpt_every = o->ckpt_every, cap = o->steps / 4 > 1 ? o->steps / 4 : 1;
+    if (ckpt_every <= 0 || ckpt_every > cap) ckpt_every = cap;  // a crash never loses more than a quarter of the run
+    int max_bad = o->max_bad_steps > 0 ? o->max_bad_steps : 100, bad_run = 0;
+    if (t->begin) rc = t->begin(self, &st, err, errlen);
+    if (!rc && vkd_train_interrupted()) {
+        // Interrupted before the first step (e.g. during a warm-up): nothing worth a checkpoint.
+        vkd_run_close(&run);
+        if (!o->quiet) fprintf(stderr, "vkdistill: interrupted before step %lld; nothing to save\n", (long long)st.step + 1);
+        return VKD_TRAIN_INTERRUPTED;
+    }
+    vkd_progress pr;
+    // The bar starts after start-up and warm-ups, so its rate and ETA are those of the steps.
+    if (!o->quiet) vkd_progress_begin(&pr, o->title, "img", st.step, o->steps);
+    double last_ckpt = now_s();
+    char status[160] = "", evf[2048];
+    while (!rc && st.step < o->steps && !vkd_train_interrupted()) {
+        st.step++;
+        int bad = 0;
+        status[0] = 0;
+        if ((rc = t->step(self, &st, &bad, status, sizeof status, err, errlen))) break;
+        if (bad) {
+            st.skipped++;
+            if (++bad_run >= max_bad) {
+                snprintf(err, errlen, "step %lld: %d non-finite losses/gradients in a row; stopping (lower the learning rate?)",
+                         (long long)st.step, max_bad);
+                rc = 1;
+                break;
+            }
+        } else {
+            bad_run = 0;
+        }
+        int last = st.step == o->steps;
+        if (!o->quiet) {
+            if (last) vkd_progress_end(&pr, st.step, o->batch, status);
+            else vkd_progress_update(&pr, st.step, o->batch, status);
+            if (last && (t->evaluate || t->finish)) fprintf(stderr, "vkdistill: final samples, checkpoint and weights...\n");
+        }
+        int eval_now = t->evaluate && o->eval_every > 0 && (st.step % o->eval_every == 0 || last);
+        evf[0] = 0;
+        if (eval_now) {
+            vkd_debug_kill_point("sample", st.step);
+            if ((rc = t->evaluate(self, &st, evf, sizeof evf, err, errlen))) break;
+        }
+        if ((st.step % o->log_every == 0 || last || evf[0]) &&
+            (rc = log_line(&run, o, t, self, &st, evf, err, errlen)))
+            break;
+        if (eval_now) vkd_run_write_report(&run, o->title, err, errlen);
+        if ((st.step % ckpt_every == 0 || last || (o->ckpt_seconds > 0 && now_s() - last_ckpt > o->ckpt_seconds)) &&
+            (rc = checkpoint(&run, ck, &st, &last_ckpt, err, errlen)))
+            break;
+    }
+    if (!o->quiet && st.step < o->steps) vkd_progress_end(&pr, st.step, o->batch, status);
+    if (!rc && st.step < o->steps) {  // interrupted
+        rc = checkpoint(&run, ck, &st, &last_ckpt, err, errlen);
+        vkd_run_close(&run);
+        if (rc) return VKD_TRAIN_ERROR;
+        if (!o->quiet)
+            fprintf(stderr, "vkdistill: interrupted at step %lld; checkpoint saved (continue with --resume auto)\n",
+                    (long long)st.step);
+        return VKD_TRAIN_INTERRUPTED;
+    }
+    if (!rc && t->finish) rc = t->finish(self, &st, err, errlen);
+    vkd_run_close(&run);
+    return rc ? VKD_TRAIN_ERROR : VKD_TRAIN_DONE;
+}
