@@ -35,7 +35,7 @@ expect "unknown device name" 1 "no Vulkan device matches 'nosuchgpu'" -- "$bin" 
 expect "VKD_DEVICE unknown" 1 "no Vulkan device matches 'nosuchgpu'" -- env VKD_DEVICE=nosuchgpu "$bin" info
 expect "no Vulkan driver" 1 "no Vulkan" -- env VK_DRIVER_FILES="$tmp/none.json" VK_ICD_FILENAMES="$tmp/none.json" "$bin" info
 expect "info bad argument" 2 "unknown argument '--verbose'" -- "$bin" info --verbose
-expect "bench without kind" 2 "expected 'gemm' or 'model'" -- "$bin" bench
+expect "bench without kind" 2 "expected 'gemm', 'model' or 'step'" -- "$bin" bench
 expect "bench bad shape" 2 "bad --shape '12x'" -- "$bin" bench gemm --shape 12x
 expect "bench bad reps" 2 "--reps must be a positive integer" -- "$bin" bench gemm --reps -3
 
@@ -69,6 +69,21 @@ EOC
 expect "model config: resolution not divisible" 1 "field 'img_resolution'" -- "$bin" train-teacher "$tmp/badres.json" --out "$tmp/r6"
 expect "sample: missing weights file" 1 "no-such.safetensors" -- "$bin" sample --model "$src/models/unet_tiny.json" --weights "$tmp/no-such.safetensors" -o "$tmp/x.png"
 expect "distill: no config" 2 "needs a config file" -- "$bin" distill
+expect "distill: --steps not a number" 2 "--steps expects an integer" -- "$bin" distill "$tmp/typo.json" --steps abc
+expect "train-teacher: --steps without a value" 2 "--steps needs a value" -- "$bin" train-teacher "$tmp/nodata.json" --steps
+expect "train-classifier: --epochs not a number" 2 "--epochs expects an integer" -- "$bin" train-classifier "$src/models/fmnist_classifier.json" --epochs 2x
+for v in info selfcheck bench train-teacher distill sample train-classifier fid-stats fid; do
+    if "$bin" "$v" --help >"$tmp/out" 2>"$tmp/err" && grep -q "^  $v" "$tmp/out" && [ ! -s "$tmp/err" ]; then
+        pass=$((pass + 1)); echo "ok   $v --help prints its usage, exit 0"
+    else
+        fail=$((fail + 1)); echo "FAIL $v --help"; cat "$tmp/out" "$tmp/err"
+    fi
+done
+if "$bin" --version | grep -Eq '^vkdistill [0-9]+\.[0-9]+\.[0-9]+$'; then
+    pass=$((pass + 1)); echo "ok   --version"
+else
+    fail=$((fail + 1)); echo "FAIL --version"
+fi
 
 # A short distillation, then a resume from its checkpoint, then a refused resume of another config.
 cat >"$tmp/gmm.json" <<EOC
@@ -148,6 +163,28 @@ cat >"$tmp/gangmm.json" <<EOC
 EOC
 expect "distill: GAN with an MLP student" 1 "field 'gan': the GAN head sits on a UNet" -- "$bin" distill "$tmp/gangmm.json" --out "$tmp/r9"
 
+# A vector student in 8 dimensions (the in-run statistics index points by the sample's size).
+cat >"$tmp/gmm8.json" <<EOC
+{"arch": "gmm", "dim": 8, "weights": [0.4, 0.3, 0.2, 0.1],
+ "means": [[2,0,0,0,0,0,0,0], [0,-2,0,0,0,0,0,0], [0,0,0,0,0,0,2,2], [-1,-1,-1,-1,-1,-1,-1,-1]], "stds": [0.2, 0.2, 0.2, 0.2]}
+EOC
+sed -e 's/"dim": 2/"dim": 8/' "$src/models/mlp_2d.json" >"$tmp/mlp8.json"
+cat >"$tmp/d8.json" <<EOC
+{"method": "sid", "teacher": {"gmm": "$tmp/gmm8.json"}, "student": "$tmp/mlp8.json", "init": "random",
+ "batch": 32, "steps": 4, "sample_every": 4, "ckpt_every": 4, "log_every": 2}
+EOC
+if "$bin" distill "$tmp/d8.json" --out "$tmp/d8" >"$tmp/out" 2>"$tmp/err" && [ -f "$tmp/d8/samples/scatter_00000004.png" ] &&
+    /usr/bin/python3 -c "
+import json, math, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+assert len(r['mode_weights']) == 4 and abs(sum(r['mode_weights']) - 1) < 1e-3, r
+assert math.isfinite(r['energy_distance']) and r['energy_distance'] > 0.05, r  # an untrained generator is far off
+" "$tmp/d8/metrics.jsonl"; then
+    pass=$((pass + 1)); echo "ok   distill an 8-D mixture: statistics over all 8 coordinates, scatter of the first two"
+else
+    fail=$((fail + 1)); echo "FAIL distill 8-D"; cat "$tmp/err"
+fi
+
 # A few-step student (backward simulation) trains and samples.
 sed -e 's/"steps": 4,/"steps": 4, "student_sigmas": [2.5, 0.5],/' "$tmp/gmm.json" >"$tmp/gmm2.json"
 if "$bin" distill "$tmp/gmm2.json" --out "$tmp/run2" >"$tmp/out" 2>"$tmp/err" && grep -q "2 steps: vkdistill sample" "$tmp/err" &&
@@ -188,6 +225,20 @@ if "$bin" bench gemm --shape 64x48x40 --shape 33x17x9tAtB --reps 2 >"$tmp/out" 2
 else
     fail=$((fail + 1)); echo "FAIL bench gemm"; cat "$tmp/out" "$tmp/err"
 fi
+
+if "$bin" bench step "$tmp/gmm.json" --iters 2 --warmup 1 >"$tmp/out" 2>"$tmp/err" &&
+    /usr/bin/python3 -c "
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r['bench'] == 'step' and r['kind'] == 'distill' and r['method'] == 'sid' and r['batch'] == 32, r
+assert r['img_per_s'] > 0 and r['ms_fake_phase'] > 0 and r['ms_generator_phase'] > 0 and r['dispatches_per_iter'] > 0, r
+assert r['top_ops'] and all(o['ms'] >= 0 and o['calls'] > 0 for o in r['top_ops']), r
+" "$tmp/out"; then
+    pass=$((pass + 1)); echo "ok   bench step prints one JSON line (img/s, phases, dispatches, top ops)"
+else
+    fail=$((fail + 1)); echo "FAIL bench step"; cat "$tmp/out" "$tmp/err"
+fi
+expect "bench step without a config" 2 "needs a distill or train-teacher config" -- "$bin" bench step
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

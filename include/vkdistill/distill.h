@@ -104,7 +104,7 @@ typedef struct {
     vkd_distill_cfg m;                     // the objective (vkd_distill_defaults)
     float sigmas[VKD_MAX_STUDENT_STEPS];   // a few-step student's sigmas; nsteps <= 1: one step at m.sigma_init
     int nsteps;
-    char teacher_model[1024], teacher_weights[1024];  // a network teacher, or
+    char teacher_model[1024], teacher_weights[1024];  // a network teacher (weights "": random, for benchmarks), or
     char teacher_gmm[1024];                            // an exact mixture teacher (GMM config)
     char student[1024];                    // the student's model config (default: the teacher's)
     int init_from_teacher;                 // G and F start from the teacher's weights
@@ -157,6 +157,8 @@ int vkd_distiller_toy_stats(vkd_distiller *d, vkd_toy_stats *s);
 // student.safetensors (the EMA generator when an EMA is kept) and student.json in dir.
 int vkd_distiller_save(vkd_distiller *d, const char *dir, char *err, size_t errlen);
 vkd_model *vkd_distiller_generator(vkd_distiller *d, int ema);
+// The recorded phases of student step k (for benchmarks and profiles).
+int vkd_distiller_phases(vkd_distiller *d, int k, vkd_graph **fake, vkd_graph **generator);
 const vkd_trainable *vkd_distiller_trainable(void);
 vkd_train_opts vkd_distiller_train_opts(const vkd_distiller_cfg *c);
 

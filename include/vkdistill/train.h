@@ -111,6 +111,7 @@ const vkd_trainable *vkd_teacher_trainable(void);  // drive it with vkd_train(op
 vkd_train_opts vkd_teacher_train_opts(const vkd_teacher_cfg *c);  // steps, batch, cadence from the config
 int vkd_teacher_step(vkd_teacher_trainer *t, int64_t step, float *loss);  // one step without a run folder
 vkd_model *vkd_teacher_ema(vkd_teacher_trainer *t);
+vkd_graph *vkd_teacher_graph(vkd_teacher_trainer *t);  // the recorded step (benchmarks, profiles)
 
 // ---------------------------------------------------------------- the FD feature classifier
 typedef struct {

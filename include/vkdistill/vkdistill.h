@@ -87,6 +87,16 @@ void vkd_graph_keep(vkd_graph *g, vkd_tensor *t);
 int vkd_graph_compile(vkd_graph *g);
 // Submits the recorded step and waits for it.
 int vkd_graph_run(vkd_graph *g);
+// What a compiled graph records (src/core/graph_profile.c): dispatches and barriers per run.
+void vkd_graph_counts(const vkd_graph *g, int *dispatches, int *barriers);
+// Device time per op (ms per run, mean over runs; calls = dispatches per run),
+// largest first, when the graph was compiled with VKD_PROFILE=1 (else 0 rows).
+typedef struct {
+    const char *name;
+    double ms;
+    int calls;
+} vkd_op_time;
+int vkd_graph_op_times(const vkd_graph *g, vkd_op_time *out, int max);
 // Bytes of the graph's activation arena (after compile) and its dispatch count.
 uint64_t vkd_graph_arena_bytes(const vkd_graph *g);
 int vkd_graph_dispatch_count(const vkd_graph *g);

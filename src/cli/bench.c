@@ -132,8 +132,9 @@ static int bench_model(vkd_cli *cli, int argc, char **argv) {
 
 int vkd_cli_bench(vkd_cli *cli, int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "model") == 0) return bench_model(cli, argc, argv);
+    if (argc >= 1 && strcmp(argv[0], "step") == 0) return vkd_cli_bench_step(cli, argc, argv);
     if (argc < 1 || strcmp(argv[0], "gemm") != 0) {
-        fprintf(stderr, "vkdistill bench: expected 'gemm' or 'model' (usage: vkdistill bench gemm [--reps N] [--shape MxNxK[tA][tB]] | bench model --config FILE [--batch N])\n");
+        fprintf(stderr, "vkdistill bench: expected 'gemm', 'model' or 'step' (usage: vkdistill bench gemm [--reps N] [--shape MxNxK[tA][tB]] | bench model --config FILE [--batch N] | bench step CONFIG [--iters N])\n");
         return 2;
     }
     gemm_shape shapes[16];

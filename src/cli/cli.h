@@ -14,6 +14,7 @@ double vkd_now(void);  // seconds, monotonic
 int vkd_cli_info(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_selfcheck(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_bench(vkd_cli *cli, int argc, char **argv);
+int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv);  // bench step (bench_step.c)
 int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_distill(vkd_cli *cli, int argc, char **argv);

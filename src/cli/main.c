@@ -5,22 +5,34 @@
 
 #include "cli/cli.h"
 
+// Each verb's usage, printed by `vkdistill VERB --help` (and in the full usage).
+static const struct {
+    const char *verb, *text;
+} verbs[] = {
+    {"info", "  info [--list]          the chosen device and its features (--list: every device)\n"},
+    {"selfcheck", "  selfcheck              a short check of the GPU ops and a training step against the CPU\n"},
+    {"bench", "  bench gemm [--reps N] [--shape MxNxK[tA][tB]]...  GEMM GFLOP/s, one JSON line per shape\n"
+              "  bench model --config FILE [--batch N]   forward / forward+backward time and peak memory\n"
+              "  bench step CONFIG [--iters N] [--warmup N] [--profile 0|1]   whole training iterations of a\n"
+              "         distill or train-teacher config: img/s, ms per phase, dispatches, peak memory, top ops\n"},
+    {"train-teacher", "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"},
+    {"distill", "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"},
+    {"sample", "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
+               "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] -o GRID.png\n"
+               "         [--individual DIR] [--npz FILE]\n"},
+    {"train-classifier", "  train-classifier CONFIG [--out DIR] [--resume auto|CKPT] [--data DIR] [--epochs N] [--batch N] [--lr X]\n"
+                         "         [--seed S] [--max-images N] [--flip] [--dtype F16|BF16|F32]   the FD feature classifier\n"},
+    {"fid-stats", "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N]   feature mean/covariance (float64)\n"},
+    {"fid", "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--features fmnist|inception] [--n N] [--kid] [--pr]\n"},
+};
+#define NVERBS ((int)(sizeof verbs / sizeof *verbs))
+
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: vkdistill [--device N|NAME] [--validation] VERB [ARGS]\n"
-            "verbs:\n"
-            "  info [--list]          the chosen device and its features (--list: every device)\n"
-            "  selfcheck              a short check of the GPU ops and a training step against the CPU\n"
-            "  bench gemm [--reps N] [--shape MxNxK[tA][tB]]...  GEMM GFLOP/s, one JSON line per shape\n"
-            "  bench model --config FILE [--batch N]   forward / forward+backward time and peak memory\n"
-            "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"
-            "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"
-            "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
-            "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] -o GRID.png\n"
-            "         [--individual DIR] [--npz FILE]\n"
-            "  train-classifier CONFIG [--out DIR] [--data DIR] [--epochs N] [--batch N] [--lr X]   the FD feature classifier\n"
-            "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N]   feature mean/covariance (float64)\n"
-            "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--features fmnist|inception] [--n N] [--kid] [--pr]\n"
+            "usage: vkdistill [--device N|NAME] [--validation] [--version] VERB [ARGS]\n"
+            "verbs:\n");
+    for (int i = 0; i < NVERBS; i++) fputs(verbs[i].text, f);
+    fprintf(f,
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
 }
@@ -42,6 +54,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("vkdistill %s\n", VKD_VERSION);
+            return 0;
         } else {
             fprintf(stderr, "vkdistill: unknown option '%s' (see vkdistill --help)\n", argv[i]);
             return 2;
@@ -54,6 +69,13 @@ int main(int argc, char **argv) {
     const char *verb = argv[i];
     int vargc = argc - i - 1;
     char **vargv = argv + i + 1;
+    for (int k = 0; k < vargc; k++)
+        if (strcmp(vargv[k], "--help") == 0 || strcmp(vargv[k], "-h") == 0)
+            for (int v = 0; v < NVERBS; v++)
+                if (strcmp(verb, verbs[v].verb) == 0) {
+                    printf("usage: vkdistill [--device N|NAME] [--validation]\n%s", verbs[v].text);
+                    return 0;
+                }
     if (strcmp(verb, "info") == 0) return vkd_cli_info(&cli, vargc, vargv);
     if (strcmp(verb, "selfcheck") == 0) return vkd_cli_selfcheck(&cli, vargc, vargv);
     if (strcmp(verb, "bench") == 0) return vkd_cli_bench(&cli, vargc, vargv);

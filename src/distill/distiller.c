@@ -23,7 +23,8 @@ static int load_teacher(vkd_distiller *d, char *err, size_t errlen) {
         return d->gmm ? 0 : -1;
     }
     d->tm = vkd_model_create(d->ctx, c->teacher_model, 0, 0, err, errlen);
-    if (!d->tm || vkd_model_load(d->tm, c->teacher_weights, err, errlen)) return -1;
+    // No weights file: a randomly initialized teacher (benchmarks time it the same).
+    if (!d->tm || (c->teacher_weights[0] && vkd_model_load(d->tm, c->teacher_weights, err, errlen))) return -1;
     d->teacher.model = d->tm;
     return 0;
 }
@@ -249,6 +250,12 @@ void vkd_distiller_free(vkd_distiller *d) {
 
 const char *vkd_distiller_error(const vkd_distiller *d) { return d->err; }
 vkd_model *vkd_distiller_generator(vkd_distiller *d, int ema) { return ema ? d->E : d->G; }
+
+int vkd_distiller_phases(vkd_distiller *d, int k, vkd_graph **fake, vkd_graph **generator) {
+    if (k < 0 || k >= d->c.nsteps) return -1;
+    *fake = d->gf[k], *generator = d->gg[k];
+    return 0;
+}
 
 // ---------------------------------------------------------------- stepping
 // Class labels of a step, drawn from (seed, 55, counter): the same on a resume.

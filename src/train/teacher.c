@@ -188,6 +188,7 @@ void vkd_teacher_trainer_free(vkd_teacher_trainer *t) {
 }
 
 vkd_model *vkd_teacher_ema(vkd_teacher_trainer *t) { return t->ema; }
+vkd_graph *vkd_teacher_graph(vkd_teacher_trainer *t) { return t->g; }
 
 // One step; skipped (the NaN guard) counts into Adam's step so bias correction
 // follows the updates actually made.
