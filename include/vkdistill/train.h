@@ -71,6 +71,9 @@ int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, ch
 void vkd_train_catch_signals(void);
 int vkd_train_interrupted(void);
 
+// Adds Adam's first and second moments under prefix_m / prefix_v + the parameter's name.
+void vkd_ckpt_add_adam(vkd_ckpt *ck, const char *prefix_m, const char *prefix_v, vkd_adam *opt);
+
 // ---------------------------------------------------------------- datasets in configs
 // A config's "dataset" object: source, split, resolution, channels, pad_to, flip, max_images.
 typedef struct {

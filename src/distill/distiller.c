@@ -182,15 +182,8 @@ static int build_checkpoint(vkd_distiller *d, const char *config_text) {
     vkd_ckpt_add_model(ck, "ema/", d->E);
     for (int i = 0; i < vkd_gan_head_num_tensors(d->head); i++)
         vkd_ckpt_add(ck, "gan/", vkd_tensor_name(vkd_gan_head_tensor(d->head, i)), vkd_gan_head_tensor(d->head, i));
-    static const char *const pre[2][2] = {{"adam_g_m/", "adam_g_v/"}, {"adam_f_m/", "adam_f_v/"}};
-    vkd_adam *opts[2] = {d->opt_g, d->opt_f};
-    for (int o = 0; o < 2; o++)
-        for (int i = 0; i < vkd_adam_num(opts[o]); i++) {
-            vkd_tensor *m, *v;
-            vkd_adam_state(opts[o], i, &m, &v);
-            vkd_ckpt_add(ck, pre[o][0], vkd_tensor_name(m), m);
-            vkd_ckpt_add(ck, pre[o][1], vkd_tensor_name(v), v);
-        }
+    vkd_ckpt_add_adam(ck, "adam_g_m/", "adam_g_v/", d->opt_g);
+    vkd_ckpt_add_adam(ck, "adam_f_m/", "adam_f_v/", d->opt_f);
     d->config_text = strdup(config_text ? config_text : "none");
     d->match[0] = "kind", d->match[1] = "vkdistill distillation";
     d->match[2] = "train_config", d->match[3] = d->config_text;

@@ -116,12 +116,7 @@ static int record_step(vkd_classifier_trainer *t, char *err, size_t errlen) {
 static int build_checkpoint(vkd_classifier_trainer *t) {
     if (!(t->ck = vkd_ckpt_new())) return -1;
     vkd_ckpt_add_model(t->ck, "net/", t->net);
-    for (int i = 0; i < vkd_adam_num(t->opt); i++) {
-        vkd_tensor *m, *v;
-        vkd_adam_state(t->opt, i, &m, &v);
-        vkd_ckpt_add(t->ck, "adam_m/", vkd_tensor_name(m), m);
-        vkd_ckpt_add(t->ck, "adam_v/", vkd_tensor_name(v), v);
-    }
+    vkd_ckpt_add_adam(t->ck, "adam_m/", "adam_v/", t->opt);
     t->match[0] = "kind", t->match[1] = "vkdistill classifier training";
     t->match[2] = "model_config", t->match[3] = t->model_text;
     vkd_ckpt_set_meta(t->ck, t->match[0], t->match[1]);

@@ -131,12 +131,7 @@ static int build_checkpoint(vkd_teacher_trainer *t) {
     if (!t->ck) return -1;
     vkd_ckpt_add_model(t->ck, "net/", t->net);
     vkd_ckpt_add_model(t->ck, "ema/", t->ema);
-    for (int i = 0; i < vkd_adam_num(t->opt); i++) {
-        vkd_tensor *m, *v;
-        vkd_adam_state(t->opt, i, &m, &v);
-        vkd_ckpt_add(t->ck, "adam_m/", vkd_tensor_name(m), m);
-        vkd_ckpt_add(t->ck, "adam_v/", vkd_tensor_name(v), v);
-    }
+    vkd_ckpt_add_adam(t->ck, "adam_m/", "adam_v/", t->opt);
     // A resume must be of the same network; the schedule (steps, lr, ...) may change.
     t->match[0] = "kind", t->match[1] = "vkdistill teacher training";
     t->match[2] = "model_config", t->match[3] = t->model_text;
