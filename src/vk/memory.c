@@ -242,8 +242,13 @@ static void transfer_done_barrier(VkCommandBuffer cb) {
 static int ensure_staging(vkd_ctx *ctx, uint64_t bytes) {
     uint64_t want = bytes < (16ull << 20) ? bytes : (16ull << 20);
     if (ctx->staging && ctx->staging->size >= want) return 0;
+    uint64_t had = ctx->staging ? ctx->staging->size : 0;
     vkd_block_destroy(ctx, ctx->staging);
     ctx->staging = vkd_block_create(ctx, want < (1u << 20) ? (1u << 20) : want, 1, "staging buffer");
+    // Copies are chunked by the staging size, so a larger buffer only saves
+    // submissions: when memory is short (a checkpoint download late in a run),
+    // the size that worked before still does the job.
+    if (!ctx->staging && had) ctx->staging = vkd_block_create(ctx, had, 1, "staging buffer");
     return ctx->staging ? 0 : -1;
 }
 
