@@ -598,13 +598,24 @@ static void test_png(void) {
     CHECK(vkd_write_png_grid(p, x, n, c, h, w, 2, 1, err, sizeof err) == 0, "grid: %s", err);
     int W, H, comp;
     unsigned char *img = stbi_load(p, &W, &H, &comp, 0);
-    CHECK(img && W == 2 * 7 + 1 && H == 3 * 5 + 1 && comp == 3, "grid read back: %dx%d, %d channels", W, H, comp);
-    if (img && W == 15 && H == 16 && comp == 3) {
+    // Small images are enlarged by an integer factor, nearest neighbour, to at
+    // least 64 pixels a side: 6 wide -> ceil(64 / 6) = 11.
+    const int S = 11;
+    CHECK(vkd_png_grid_scale(h, w, n, 2, 1) == S, "grid scale %d, want %d", vkd_png_grid_scale(h, w, n, 2, 1), S);
+    CHECK(vkd_png_grid_scale(28, 28, 64, 8, 2) == 3 && vkd_png_grid_scale(16, 16, 64, 0, 2) == 4 &&
+              vkd_png_grid_scale(64, 64, 64, 8, 2) == 1 && vkd_png_grid_scale(32, 32, 4096, 64, 2) == 1,
+          "grid scales: 28 -> %d (3), 16 -> %d (4), 64 -> %d (1), 64 cols of 32 -> %d (1)",
+          vkd_png_grid_scale(28, 28, 64, 8, 2), vkd_png_grid_scale(16, 16, 64, 0, 2),
+          vkd_png_grid_scale(64, 64, 64, 8, 2), vkd_png_grid_scale(32, 32, 4096, 64, 2));
+    CHECK(img && W == S * (2 * 7 + 1) && H == S * (3 * 5 + 1) && comp == 3, "grid read back: %dx%d, %d channels", W, H,
+          comp);
+    if (img && W == S * 15 && H == S * 16 && comp == 3) {
         int bad = 0;
         for (int yy = 0; yy < H; yy++)
             for (int xx = 0; xx < W; xx++) {
-                int col = (xx - 1) / 7, row = (yy - 1) / 5, ix = (xx - 1) % 7, iy = (yy - 1) % 5;
-                int i = row * 2 + col, inside = xx >= 1 && yy >= 1 && ix < 6 && iy < 4 && i < n;
+                int gx = xx / S, gy = yy / S;  // the grid pixel this output pixel enlarges
+                int col = (gx - 1) / 7, row = (gy - 1) / 5, ix = (gx - 1) % 7, iy = (gy - 1) % 5;
+                int i = row * 2 + col, inside = gx >= 1 && gy >= 1 && ix < 6 && iy < 4 && i < n;
                 for (int ch = 0; ch < 3; ch++) {
                     int want = 0;
                     if (inside) {
@@ -615,8 +626,9 @@ static void test_png(void) {
                 }
             }
         CHECK(bad == 0, "grid: %d channel values wrong", bad);
-        CHECK(img[(1 * W + 1) * 3] == 0 && img[(1 * W + 2) * 3] == 255 && img[(1 * W + 3) * 3] == 255 &&
-                  img[(1 * W + 4) * 3] == 0 && img[(1 * W + 5) * 3] == 128,
+        int r = S;  // first row of the first image
+        CHECK(img[(r * W + 1 * S) * 3] == 0 && img[(r * W + 2 * S) * 3] == 255 && img[(r * W + 3 * S) * 3] == 255 &&
+                  img[(r * W + 4 * S) * 3] == 0 && img[(r * W + 5 * S) * 3] == 128,
               "clip(x*127.5 + 128): -1.5 -> 0, 1.5 -> 255, 1 -> 255, -1 -> 0, 0 -> 128");
     }
     stbi_image_free(img);

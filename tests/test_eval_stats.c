@@ -197,7 +197,11 @@ static void test_frechet_closed_forms(void) {
             r1[i * d + j] = a, r2[i * d + j] = b;
         }
     fd = vkd_frechet_distance(mu1, r1, mu2, r2, d, err, sizeof err);
-    CHECK(fabs(fd - want) < 1e-12 * want, "rotated diagonal: %.15g, want %.15g", fd, want);
+    // The rotated zero variances are zero only to roundoff (~1e-16), and the
+    // square root turns that into ~1e-8 per zero direction: small positive
+    // eigenvalues are kept (see the rank-deficient case below), so this case
+    // is as exact as sqrt of roundoff allows, not to 1e-12.
+    CHECK(fabs(fd - want) < 1e-7 * want, "rotated diagonal: %.15g, want %.15g", fd, want);
     // Equal statistics: 0 (clamped, never negative).
     fd = vkd_frechet_distance(mu1, r1, mu1, r1, d, err, sizeof err);
     CHECK(fd >= 0 && fd < 1e-10, "FD(x, x) = %.3g", fd);
@@ -210,6 +214,32 @@ static void test_frechet_closed_forms(void) {
     fd = vkd_frechet_distance(mu1, r1, mu2, r1, 0, err, sizeof err);
     CHECK(isnan(fd) && strstr(err, "dimension"), "dim 0: %g '%s'", fd, err);
     free(mu1), free(mu2), free(s1), free(s2), free(v), free(r1), free(r2), free(hm);
+}
+
+// A rank-deficient case with a known exact value: S1 has exact zeros and a
+// genuine variance of 1e-13 beside ones of 100 (below n eps lambda_max, where
+// a noise floor used to drop it); S2 has 1e4 in that direction, so it adds
+// sqrt(1e-13 * 1e4) ~ 3.2e-5 to Tr (S1 S2)^1/2. Both are diagonal in a permuted
+// basis, so the eigendecompositions are exact and so must the distance be.
+static void test_frechet_rank_deficient(void) {
+    char err[512] = "";
+    enum { D = 64 };
+    static double mu1[D], mu2[D], s1[D * D], s2[D * D];
+    double want = 0;
+    for (int i = 0; i < D; i++) {
+        int p = (i * 37 + 11) % D;  // a permutation of the axes (37 is prime to 64)
+        double a = i < 8 ? 100.0 : i < 16 ? 1e-13 : i < 24 ? 0.5 : 0.0;
+        double b = i < 8 ? 4.0 : i < 16 ? 1e4 : i < 24 ? 0.0 : i < 40 ? 2.0 : 0.0;
+        mu1[p] = 0.25 * (i % 3), mu2[p] = -0.5 * (i % 2);
+        s1[p * D + p] = a, s2[p * D + p] = b;
+        want += (mu1[p] - mu2[p]) * (mu1[p] - mu2[p]) + a + b - 2 * sqrt(a * b);
+    }
+    double fd = vkd_frechet_distance(mu1, s1, mu2, s2, D, err, sizeof err);
+    CHECK(fabs(fd - want) <= 1e-12 * want, "rank-deficient: %.17g, want %.17g (relative error %.2g; %s)", fd, want,
+          fabs(fd - want) / want, err);
+    // And symmetric in its arguments.
+    double fr = vkd_frechet_distance(mu2, s2, mu1, s1, D, err, sizeof err);
+    CHECK(fabs(fr - want) <= 1e-12 * want, "rank-deficient, swapped: %.17g, want %.17g", fr, want);
 }
 
 // ---------------------------------------------------------------- .npz errors
@@ -242,6 +272,23 @@ static void test_npz_errors(const double *mu, const double *sigma, int d) {
     expect_stats_reject("bad_object.npz", "member 'mu': dtype '|O' is not supported");
     expect_stats_reject("bad_string.npz", "member 'mu': dtype '<U3' is not supported");
     expect_stats_reject("bad_nan.npz", "'sigma' holds a non-finite value at (1, 2)");
+    {
+        // A deflated member whose directory promises more than deflate can
+        // expand to (1032:1) is refused before the allocation (fuzzing found a
+        // 400-byte file that asked for 4 GiB; tests/fuzz/regress/npz).
+        char e2[512];
+        CHECK(vkd_npz_write_stats(tpath("bomb.npz"), mu, sigma, d, 1, e2, sizeof e2) == 0, "%s", e2);
+        size_t n;
+        unsigned char *b = (unsigned char *)vkd_read_file(tpath("bomb.npz"), &n, e2, sizeof e2);
+        int patched = 0;
+        for (size_t i = 0; b && i + 46 + 9 <= n; i++)  // the central directory entry of sigma.npy
+            if (memcmp(b + i, "PK\x01\x02", 4) == 0 && memcmp(b + i + 46, "sigma.npy", 9) == 0)
+                b[i + 24] = 0xf0, b[i + 25] = 0xff, b[i + 26] = 0xff, b[i + 27] = 0x7f, patched = 1;
+        CHECK(patched, "no central directory entry for sigma.npy");
+        if (b) write_bytes(tpath("bomb.npz"), b, n);
+        free(b);
+        expect_stats_reject("bomb.npz", "member 'sigma' claims 2147483632 bytes from");
+    }
     expect_stats_reject("bad_magic.npz", "member 'mu': not a .npy file");
     expect_stats_reject("bad_short.npz", "member 'mu': 120 bytes of data, but its shape needs 128");
     expect_stats_reject("bad_header.npz", "member 'mu': unexpected key in the header dict");
@@ -354,6 +401,7 @@ int main(int argc, char **argv) {
     }
     test_stats_streaming();
     test_frechet_closed_forms();
+    test_frechet_rank_deficient();
 
     // ------------------------------------------------ inputs for the reference
     int d = 64, dpr = 16, k = 10;

@@ -69,13 +69,63 @@ expect "inconsistent stats" 1 "stats_bad.npz" -- "$bin" fid --samples "$tmp/fold
 expect "inception weights missing" 1 "convert_inception.py pt_inception-2015-12-05-6726825d.pth" -- \
     "$bin" fid-stats "$tmp/folder" -o "$tmp/x.npz" --features inception --feature-weights "$tmp/none.safetensors"
 expect "fmnist weights missing" 1 "train-classifier" -- "$bin" fid-stats "$tmp/folder" -o "$tmp/x.npz" --features fmnist --feature-weights "$tmp/none.safetensors"
-expect "kid without reference features" 2 "need the reference's features: add --ref-samples" -- \
+expect "kid without reference features" 2 "need the features of both sets: .*folder.npz holds only mu and sigma" -- \
     "$bin" fid --samples "$tmp/folder" --ref "$tmp/folder.npz" --kid $F
 expect "unknown feature space" 2 "must be 'inception' or 'fmnist'" -- "$bin" fid-stats "$tmp/folder" -o "$tmp/x.npz" --features clip
 expect "fid-stats without -o" 2 "needs SOURCE" -- "$bin" fid-stats "$tmp/folder"
 expect "missing source" 1 "$tmp/nothing" -- "$bin" fid-stats "$tmp/nothing" -o "$tmp/x.npz" $F
 expect "npz without samples" 1 "no 'samples'" -- "$bin" fid-stats "$tmp/stats5.npz" -o "$tmp/x.npz" $F
 [ ! -e "$tmp/x.npz" ] && ok "nothing written on failure" || bad "x.npz exists"
+
+# Any two of: statistics file, samples .npz, image folder / dataset (pytorch-fid style "fid A B").
+"$bin" fid-stats "$tmp/samples.npz" -o "$tmp/samples_stats.npz" $F >"$tmp/out" 2>"$tmp/err" || bad "fid-stats on samples.npz"
+if "$bin" fid --samples "$tmp/samples.npz" --ref "$tmp/folder.npz" $F >"$tmp/out" 2>"$tmp/err"; then fd_ref=$(value value); else fd_ref=x; fi
+# Two statistics files: no device is opened (stderr stays empty), the same number as from the images.
+if "$bin" fid "$tmp/samples_stats.npz" "$tmp/folder.npz" >"$tmp/out" 2>"$tmp/err" && [ ! -s "$tmp/err" ] &&
+    grep -q '^FD ' "$tmp/out" && grep -q '"n":null,"dim":8' "$tmp/out" &&
+    awk -v a="$(value value)" -v b="$fd_ref" 'BEGIN { d = a - b; exit !(d < 1e-6 && d > -1e-6) }'; then
+    ok "fid STATS STATS without a device: $(value value) (from the images: $fd_ref)"
+else bad "fid stats stats"; fi
+if "$bin" fid "$tmp/samples_stats.npz" "$tmp/folder.npz" --features fmnist >"$tmp/out" 2>"$tmp/err" && grep -q '^FD_fmnist ' "$tmp/out"; then
+    ok "fid STATS STATS --features fmnist names FD_fmnist"
+else bad "fid stats stats fmnist name"; fi
+# Positional: samples .npz vs stats, stats vs folder, folder vs folder: the order does not matter.
+if "$bin" fid "$tmp/samples.npz" "$tmp/folder.npz" $F >"$tmp/out" 2>"$tmp/err" && [ "$(value value)" = "$fd_ref" ]; then
+    ok "fid SAMPLES.npz STATS = fid --samples --ref: $(value value)"
+else bad "fid samples stats positional"; fi
+if "$bin" fid "$tmp/folder.npz" "$tmp/samples.npz" $F >"$tmp/out" 2>"$tmp/err" && [ "$(value value)" = "$fd_ref" ] &&
+    grep -q "\"samples\":\"$tmp/folder.npz\",\"ref\":\"$tmp/samples.npz\"" "$tmp/out"; then
+    ok "fid STATS SAMPLES.npz: the same $(value value), A and B named as given"
+else bad "fid stats samples positional"; fi
+if "$bin" fid "$tmp/folder" "$tmp/samples.npz" $F >"$tmp/out" 2>"$tmp/err" && lt "$(value value)" 1e-2 && [ "$(value n)" = 40 ]; then
+    ok "fid FOLDER SAMPLES.npz: $(value value)"
+else bad "fid folder samples positional"; fi
+expect "two stats files of different dimensions" 1 "statistics of 5-d features, but .*samples_stats.npz has 8-d" -- \
+    "$bin" fid "$tmp/samples_stats.npz" "$tmp/stats5.npz"
+expect "three sets" 2 "more than two sets" -- "$bin" fid "$tmp/folder" "$tmp/folder.npz" "$tmp/samples.npz" $F
+expect "one set" 2 "needs two sets" -- "$bin" fid "$tmp/folder" $F
+expect "a broken npz as A" 1 "nope.npz" -- "$bin" fid "$tmp/nope.npz" "$tmp/folder.npz"
+
+# Help texts name every flag.
+if "$bin" fid --help >"$tmp/out" 2>"$tmp/err" && grep -q -- "--split" "$tmp/out" && grep -q -- "--ref-split" "$tmp/out" &&
+    grep -q -- "--feature-weights" "$tmp/out" && grep -q -- "--resolution" "$tmp/out" &&
+    "$bin" fid-stats --help >"$tmp/out" 2>"$tmp/err" && grep -q -- "--split" "$tmp/out" && grep -q -- "--feature-weights" "$tmp/out"; then
+    ok "fid --help and fid-stats --help list --split, --ref-split, --feature-weights"
+else bad "help texts"; fi
+
+# fid-stats finds the shipped classifier from another working directory (beside the executable:
+# <build>/../models), and says where it looked when there is none.
+if [ -f "$(dirname "$bin")/../models/fmnist_classifier.safetensors" ]; then
+    if (cd "$tmp" && "$bin" fid-stats "$tmp/folder" -o "$tmp/shipped.npz" --features fmnist >"$tmp/out" 2>"$tmp/err") &&
+        [ -s "$tmp/shipped.npz" ]; then
+        ok "fid-stats --features fmnist outside the source tree"
+    else bad "fid-stats outside the source tree"; fi
+fi
+mkdir -p "$tmp/bin" && cp "$bin" "$tmp/bin/vkdistill"
+here=$(pwd)
+cd "$tmp" && expect "no shipped classifier anywhere" 1 "looked in the working directory and beside the executable" -- \
+    "$tmp/bin/vkdistill" fid-stats "$tmp/folder" -o "$tmp/y.npz" --features fmnist
+cd "$here" || exit 1
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

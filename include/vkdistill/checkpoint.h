@@ -20,6 +20,13 @@ int vkd_ckpt_save(vkd_ckpt *c, const char *path, char *err, size_t errlen);
 // pair in `must_match` is compared with the file's metadata, so a checkpoint
 // of another config is refused by name and nothing is changed.
 int vkd_ckpt_load(vkd_ckpt *c, const char *path, const char *const *must_match, int nmatch, char *err, size_t errlen);
+// The checks vkd_ckpt_load makes before it changes anything, host only (no
+// device): the file is valid safetensors, each must_match pair agrees, the n
+// tensors names[i] are present with ndims[i] dims of shapes[i*VKD_MAX_DIMS..],
+// no other tensor is there, and the "step" / "skipped" metadata are
+// non-negative integers. 0 when it would load.
+int vkd_ckpt_check(const char *path, int n, const char *const *names, const int *ndims, const int64_t *shapes,
+                   const char *const *must_match, int nmatch, char *err, size_t errlen);
 // Metadata of the last loaded file (NULL if absent).
 const char *vkd_ckpt_meta(const vkd_ckpt *c, const char *key);
 

@@ -81,10 +81,16 @@ int64_t vkd_dataset_batch_index(const vkd_dataset *d, uint64_t seed, int64_t ste
 //
 // A grid of n images x (N, C, H, W), C = 1 (gray PNG) or 3 (RGB PNG), ncols
 // columns (<= 0: ceil(sqrt(n))), rows = ceil(n / ncols), with pad black pixels
-// around and between the images (width ncols*(w+pad) + pad).
+// around and between the images (width ncols*(w+pad) + pad), then enlarged by
+// vkd_png_grid_scale (nearest neighbour, an integer factor), so a grid of
+// 16x16 or 28x28 samples is readable on a screen; the raw images belong in .npz.
+#define VKD_PNG_GRID_MIN_SIDE 64    // images are enlarged to at least this many pixels a side
+#define VKD_PNG_GRID_MAX_SIDE 4096  // unless the grid would exceed this
+// The factor: ceil(64 / max(h, w)), at least 1, lowered until the grid fits 4096.
+int vkd_png_grid_scale(int h, int w, int n, int ncols, int pad);
 int vkd_write_png_grid(const char *path, const float *x, int n, int c, int h, int w, int ncols, int pad, char *err,
                        size_t errlen);
-// One (C, H, W) image.
+// One (C, H, W) image, at its own size.
 int vkd_write_png(const char *path, const float *chw, int c, int h, int w, char *err, size_t errlen);
 // A 2-D scatter plot for toy data: points a (na, 2) in blue and b (nb, 2) in
 // orange (drawn over a) on a white size x size canvas spanning [-lim, lim]^2,

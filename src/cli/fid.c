@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "train/progress.h"
@@ -32,6 +33,7 @@ typedef struct {
     vkd_model *clf;
     vkd_inception *inc;
     int c, res, dim;  // what the network takes (res 0: any size) and gives
+    char found[1100];  // the shipped weights' path when found beside the executable
 } feat_net;
 
 typedef struct {
@@ -55,10 +57,32 @@ static int file_exists(const char *p) {
 
 static const char *metric_name(const feat_net *f) { return f->inception ? "FID" : "FD_fmnist"; }
 
+// A file vkdistill ships (rel = "models/..."), found from anywhere: relative to
+// the working directory (the source tree), else beside the executable: its
+// build folder inside the source tree (<exe dir>/../models), an install prefix
+// (<exe dir>/../share/vkdistill/models) or <exe dir>/models. Returns rel itself
+// when none exists, so the error names the path that was asked for.
+static const char *find_shipped(const char *rel, char *buf, size_t n) {
+    if (file_exists(rel)) return rel;
+    char exe[1024];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return rel;
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return rel;
+    *slash = 0;
+    static const char *const where[] = {"%s/../%s", "%s/../share/vkdistill/%s", "%s/%s"};
+    for (size_t i = 0; i < sizeof where / sizeof *where; i++) {
+        snprintf(buf, n, where[i], exe, rel);
+        if (file_exists(buf)) return buf;
+    }
+    return rel;
+}
+
 // Checked before the device is opened, so a missing file is the only line printed.
 static int feat_check(feat_net *f, char *err, size_t errlen) {
     if (f->inception) {
-        if (!f->weights) f->weights = INCEPTION_WEIGHTS;
+        if (!f->weights) f->weights = find_shipped(INCEPTION_WEIGHTS, f->found, sizeof f->found);
         if (!file_exists(f->weights)) {
             snprintf(err, errlen,
                      "%s: no FID Inception weights; convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth with "
@@ -70,11 +94,11 @@ static int feat_check(feat_net *f, char *err, size_t errlen) {
         f->dim = VKD_INCEPTION_DIM;
         return 0;
     }
-    if (!f->weights) f->weights = FMNIST_WEIGHTS;
+    if (!f->weights) f->weights = find_shipped(FMNIST_WEIGHTS, f->found, sizeof f->found);
     if (!file_exists(f->weights)) {
         snprintf(err, errlen,
-                 "%s: the Fashion-MNIST feature classifier is missing (run from the source tree, pass --feature-weights "
-                 "FILE, or make it with 'vkdistill train-classifier models/fmnist_classifier.json')",
+                 "%s: the Fashion-MNIST feature classifier is missing (looked in the working directory and beside the "
+                 "executable; pass --feature-weights FILE, or make it with 'vkdistill train-classifier models/fmnist_classifier.json')",
                  f->weights);
         return -1;
     }
@@ -277,6 +301,18 @@ static float *extract(const feat_net *f, const img_source *s, int64_t n, vkd_sta
     return keep ? all : (float *)1;  // non-NULL: success
 }
 
+static const char FID_STATS_USAGE[] =
+    "usage: vkdistill fid-stats SOURCE -o STATS.npz [--features inception|fmnist] [--feature-weights FILE] [--n N]\n"
+    "                           [--split train|test] [--resolution R]\n"
+    "  SOURCE: a dataset folder (IDX, CIFAR-10, images) or a samples .npz; --split picks the dataset's split\n";
+static const char FID_USAGE[] =
+    "usage: vkdistill fid A B [--features inception|fmnist] [--feature-weights FILE] [--n N] [--split train|test]\n"
+    "                     [--ref-split train|test] [--resolution R] [--kid] [--pr]\n"
+    "  A, B: each a statistics .npz (mu, sigma; from fid-stats, pytorch-fid, clean-fid or EDM), a samples .npz,\n"
+    "        an image folder or a dataset; two statistics files need no device (as 'pytorch-fid A.npz B.npz')\n"
+    "  also: fid --samples A (--ref B | --ref-samples B); --split is A's dataset split, --ref-split B's;\n"
+    "  --n takes the first N images of A; --kid and --pr need images (not statistics) on both sides\n";
+
 // Common flags; returns 0, or 2 after printing a usage line.
 typedef struct {
     const char *features, *weights, *split, *ref_split;
@@ -339,6 +375,10 @@ int vkd_cli_fid_stats(vkd_cli *cli, int argc, char **argv) {
     common_opts o = {.features = "inception", .split = "train"};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(FID_STATS_USAGE, stdout);
+            return 0;
+        }
         if (a[0] == '-' && !v) {
             fprintf(stderr, "vkdistill fid-stats: %s needs a value\n", a);
             return 2;
@@ -349,9 +389,7 @@ int vkd_cli_fid_stats(vkd_cli *cli, int argc, char **argv) {
         if (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) out = v, i++;
         else if (a[0] != '-' && !src) src = a;
         else {
-            fprintf(stderr, "vkdistill fid-stats: unknown argument '%s' (usage: fid-stats SOURCE -o STATS.npz "
-                            "[--features inception|fmnist] [--feature-weights FILE] [--n N] [--split train|test])\n",
-                    a);
+            fprintf(stderr, "vkdistill fid-stats: unknown argument '%s' (see 'vkdistill fid-stats --help')\n", a);
             return 2;
         }
     }
@@ -406,12 +444,28 @@ done:
     return vkd_cli_close(ctx, rc);
 }
 
+// An .npz holding "mu" and "sigma" is a statistics file; any other path is
+// a source of images. 1 for statistics, 0 for images, -1 (err set) when an
+// .npz cannot be read.
+static int is_stats_file(const char *path, char *err, size_t errlen) {
+    if (!has_suffix(path, ".npz")) return 0;
+    vkd_npz *z = vkd_npz_open(path, err, errlen);
+    if (!z) return -1;
+    int st = vkd_npz_has(z, "mu") && vkd_npz_has(z, "sigma");
+    vkd_npz_close(z);
+    return st;
+}
+
 int vkd_cli_fid(vkd_cli *cli, int argc, char **argv) {
-    const char *samples = NULL, *ref = NULL, *ref_samples = NULL;
-    int kid = 0, pr = 0;
+    const char *samples = NULL, *ref = NULL, *ref_samples = NULL, *pos[2] = {NULL, NULL};
+    int kid = 0, pr = 0, npos = 0, features_given = 0;
     common_opts o = {.features = "inception", .split = "train", .ref_split = "train"};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(FID_USAGE, stdout);
+            return 0;
+        }
         if (strcmp(a, "--kid") == 0) {
             kid = 1;
             continue;
@@ -424,48 +478,108 @@ int vkd_cli_fid(vkd_cli *cli, int argc, char **argv) {
             fprintf(stderr, "vkdistill fid: %s needs a value\n", a);
             return 2;
         }
+        features_given |= strcmp(a, "--features") == 0;
         int r = a[0] == '-' ? common_flag("fid", &o, a, v, &i) : 1;
         if (r == 2) return 2;
         if (r == 0) continue;
         if (strcmp(a, "--samples") == 0) samples = v, i++;
         else if (strcmp(a, "--ref") == 0) ref = v, i++;
         else if (strcmp(a, "--ref-samples") == 0) ref_samples = v, i++;
+        else if (a[0] != '-' && npos < 2) pos[npos++] = a;
+        else if (a[0] != '-') {
+            fprintf(stderr, "vkdistill fid: '%s': more than two sets to compare (see 'vkdistill fid --help')\n", a);
+            return 2;
+        } else {
+            fprintf(stderr, "vkdistill fid: unknown argument '%s' (see 'vkdistill fid --help')\n", a);
+            return 2;
+        }
+    }
+    // Positional A B fill what the flags left open: A is the samples side, B the reference.
+    for (int k = 0; k < npos; k++) {
+        if (!samples) samples = pos[k];
+        else if (!ref && !ref_samples) ref = pos[k];
         else {
-            fprintf(stderr, "vkdistill fid: unknown argument '%s' (usage: fid --samples SOURCE (--ref STATS.npz | "
-                            "--ref-samples SOURCE) [--features inception|fmnist] [--n N] [--kid] [--pr])\n",
-                    a);
+            fprintf(stderr, "vkdistill fid: '%s': more than two sets to compare (see 'vkdistill fid --help')\n", pos[k]);
             return 2;
         }
     }
     if (!samples || (!ref && !ref_samples)) {
-        fprintf(stderr, "vkdistill fid: needs --samples SOURCE and --ref STATS.npz (or --ref-samples SOURCE)\n");
+        fprintf(stderr, "vkdistill fid: needs two sets, A and B (statistics .npz, samples .npz, image folder or "
+                        "dataset; see 'vkdistill fid --help')\n");
         return 2;
     }
-    if ((kid || pr) && !ref_samples) {
-        fprintf(stderr, "vkdistill fid: --kid and --pr need the reference's features: add --ref-samples SOURCE "
-                        "(a stats .npz holds only mu and sigma)\n");
+    char err[2600];
+    // Which sides are statistics files (mu, sigma) and which need features.
+    int a_stats = is_stats_file(samples, err, sizeof err);
+    int b_stats = ref_samples ? 0 : is_stats_file(ref, err, sizeof err);
+    if (a_stats < 0 || b_stats < 0) {
+        fprintf(stderr, "vkdistill: %s\n", err);
+        return 1;
+    }
+    if (ref && !b_stats) ref_samples = ref, ref = NULL;  // --ref given a source of images
+    if ((kid || pr) && (a_stats || b_stats)) {
+        fprintf(stderr, "vkdistill fid: --kid and --pr need the features of both sets: %s holds only mu and sigma "
+                        "(pass its images instead)\n",
+                a_stats ? samples : ref);
         return 2;
     }
     feat_net f;
     if (check_common("fid", &o, &f)) return 2;
-    char err[2600];
-    int rc = 1, dim_ref = 0;
+    int rc = 1, dim_ref = 0, dim_a = 0;
     double *mu_r = NULL, *sg_r = NULL, *mu = NULL, *sg = NULL;
-    if (feat_check(&f, err, sizeof err)) {
+    // Statistics files are read before any network work.
+    if (b_stats && vkd_npz_read_stats(ref, &mu_r, &sg_r, &dim_ref, err, sizeof err)) {
         fprintf(stderr, "vkdistill: %s\n", err);
         return 1;
     }
-    // The stats file is checked before any network work.
-    if (ref && vkd_npz_read_stats(ref, &mu_r, &sg_r, &dim_ref, err, sizeof err)) {
+    if (a_stats && vkd_npz_read_stats(samples, &mu, &sg, &dim_a, err, sizeof err)) {
         fprintf(stderr, "vkdistill: %s\n", err);
-        return 1;
-    }
-    if (ref && dim_ref != f.dim) {
-        fprintf(stderr, "vkdistill: %s: statistics of %d-d features, but --features %s gives %d-d (%s)\n", ref, dim_ref,
-                o.features, f.dim,
-                dim_ref == VKD_INCEPTION_DIM ? "made with --features inception?" : "made with another feature network?");
         free(mu_r), free(sg_r);
         return 1;
+    }
+    if (a_stats && b_stats) {
+        // Two statistics files: no device and no feature network, as pytorch-fid does it.
+        const char *metric = features_given ? metric_name(&f) : dim_a == VKD_INCEPTION_DIM ? "FID" : "FD";
+        double fd = NAN;
+        if (dim_a != dim_ref)
+            snprintf(err, sizeof err, "%s: statistics of %d-d features, but %s has %d-d (made with different feature networks?)",
+                     ref, dim_ref, samples, dim_a);
+        else
+            fd = vkd_frechet_distance(mu, sg, mu_r, sg_r, dim_a, err, sizeof err);
+        if (!isnan(fd)) {
+            printf("%s %.4f  (statistics %s vs %s; %d-d features)\n", metric, fd, samples, ref, dim_a);
+            printf("{\"metric\":\"%s\",\"value\":%.6f,\"n\":null,\"dim\":%d,\"samples\":\"%s\",\"ref\":\"%s\"}\n",
+                   metric, fd, dim_a, samples, ref);
+            rc = 0;
+        } else {
+            fprintf(stderr, "vkdistill: %s\n", err);
+        }
+        free(mu), free(sg), free(mu_r), free(sg_r);
+        return rc;
+    }
+    if (feat_check(&f, err, sizeof err)) {
+        fprintf(stderr, "vkdistill: %s\n", err);
+        free(mu), free(sg), free(mu_r), free(sg_r);
+        return 1;
+    }
+    const char *stats_path = a_stats ? samples : ref;
+    int stats_dim = a_stats ? dim_a : dim_ref;
+    if ((a_stats || b_stats) && stats_dim != f.dim) {
+        fprintf(stderr, "vkdistill: %s: statistics of %d-d features, but --features %s gives %d-d (%s)\n", stats_path,
+                stats_dim, o.features, f.dim,
+                stats_dim == VKD_INCEPTION_DIM ? "made with --features inception?" : "made with another feature network?");
+        free(mu), free(sg), free(mu_r), free(sg_r);
+        return 1;
+    }
+    const char *name_a = samples, *name_b = ref ? ref : ref_samples;  // as given, for the output
+    if (a_stats) {
+        // Statistics on the A side, images on B: swap so that images are always "samples"
+        // (the distance is symmetric); the output still names A and B as given.
+        const char *t = samples;
+        samples = ref_samples, ref_samples = NULL, ref = t;
+        double *tm = mu_r, *ts = sg_r;
+        mu_r = mu, sg_r = sg, mu = tm, sg = ts;
+        o.split = o.ref_split;
     }
     vkd_ctx *ctx = vkd_cli_open(cli);
     if (!ctx) {
@@ -484,6 +598,7 @@ int vkd_cli_fid(vkd_cli *cli, int argc, char **argv) {
     }
     warn_small(&f, s.n, samples);
     st = vkd_stats_new(f.dim);
+    free(mu), free(sg);
     mu = malloc(f.dim * sizeof *mu);
     sg = malloc((size_t)f.dim * f.dim * sizeof *sg);
     if (!(fx = extract(&f, &s, s.n, st, kid || pr, "samples", err, sizeof err))) goto fail;
@@ -508,13 +623,12 @@ int vkd_cli_fid(vkd_cli *cli, int argc, char **argv) {
     }
     double fd = vkd_frechet_distance(mu, sg, mu_r, sg_r, f.dim, err, sizeof err);
     if (isnan(fd)) goto fail;
-    const char *refname = ref ? ref : ref_samples;
     char json[1024], human[1024];
     int jl = snprintf(json, sizeof json, "{\"metric\":\"%s\",\"value\":%.6f,\"n\":%lld,\"features\":\"%s\",\"dim\":%d,"
                                          "\"samples\":\"%s\",\"ref\":\"%s\"",
-                      metric_name(&f), fd, (long long)s.n, o.features, f.dim, samples, refname);
+                      metric_name(&f), fd, (long long)s.n, o.features, f.dim, name_a, name_b);
     int hl = snprintf(human, sizeof human, "%s %.4f  (%lld samples of %s vs %s; %d-d %s features)", metric_name(&f), fd,
-                      (long long)s.n, samples, refname, f.dim, o.features);
+                      (long long)s.n, a_stats ? name_b : name_a, a_stats ? name_a : name_b, f.dim, o.features);
     if (kid) {
         double km, ks;
         if (vkd_kid(fx, s.n, fy, r.n, f.dim, 100, 1000, 0, &km, &ks, err, sizeof err)) goto fail;

@@ -22,8 +22,11 @@ static const struct {
                "         [--individual DIR] [--npz FILE]\n"},
     {"train-classifier", "  train-classifier CONFIG [--out DIR] [--resume auto|CKPT] [--data DIR] [--epochs N] [--batch N] [--lr X]\n"
                          "         [--seed S] [--max-images N] [--flip] [--dtype F16|BF16|F32]   the FD feature classifier\n"},
-    {"fid-stats", "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N]   feature mean/covariance (float64)\n"},
-    {"fid", "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--features fmnist|inception] [--n N] [--kid] [--pr]\n"},
+    {"fid-stats", "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N] [--split train|test]\n"
+                  "         [--resolution R] [--feature-weights W]   feature mean/covariance (float64)\n"},
+    {"fid", "  fid A B   (each a stats .npz, a samples .npz, an image folder or a dataset), or\n"
+            "  fid --samples SOURCE (--ref STATS.npz | --ref-samples SOURCE) [--split S] [--ref-split S]\n"
+            "         [--features fmnist|inception] [--feature-weights W] [--resolution R] [--n N] [--kid] [--pr]\n"},
 };
 #define NVERBS ((int)(sizeof verbs / sizeof *verbs))
 
@@ -69,7 +72,9 @@ int main(int argc, char **argv) {
     const char *verb = argv[i];
     int vargc = argc - i - 1;
     char **vargv = argv + i + 1;
-    for (int k = 0; k < vargc; k++)
+    // fid and fid-stats print their own, longer usage.
+    int own_help = strcmp(verb, "fid") == 0 || strcmp(verb, "fid-stats") == 0;
+    for (int k = 0; k < vargc && !own_help; k++)
         if (strcmp(vargv[k], "--help") == 0 || strcmp(vargv[k], "-h") == 0)
             for (int v = 0; v < NVERBS; v++)
                 if (strcmp(verb, verbs[v].verb) == 0) {

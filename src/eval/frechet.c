@@ -42,13 +42,6 @@ static void symmetrize(double *dst, const double *s, int n) {
             dst[(size_t)i * n + j] = dst[(size_t)j * n + i] = 0.5 * (s[(size_t)i * n + j] + s[(size_t)j * n + i]);
 }
 
-// The roundoff level of a symmetric eigensolver: n eps max|lambda|.
-static double noise_floor(const double *w, int n) {
-    double m = 0;
-    for (int k = 0; k < n; k++) m = fabs(w[k]) > m ? fabs(w[k]) : m;
-    return (double)n * 2.220446049250313e-16 * m;
-}
-
 double vkd_frechet_distance(const double *mu1, const double *s1, const double *mu2, const double *s2, int dim,
                             char *err, size_t errlen) {
     if (dim < 1 || dim > 65536) return fd_fail(err, errlen, "bad dimension %d", dim);
@@ -77,13 +70,15 @@ double vkd_frechet_distance(const double *mu1, const double *s1, const double *m
         fd_fail(err, errlen, "the eigendecomposition of covariance 1 failed (dsyevd info %d)", (int)info);
         goto done;
     }
-    // F = L^(1/2) V^T: row k of v scaled by sqrt(lambda_k). Eigenvalues
-    // below the decomposition's roundoff (n eps lambda_max) are zero as far as
-    // anyone can tell: the square root would turn a 1e-16 into a 1e-8 (and
-    // negative ones cannot be rooted at all), so they are set to 0.
-    double floor1 = noise_floor(w, n);
+    // F = L^(1/2) V^T: row k of v scaled by sqrt(lambda_k). Only the negative
+    // eigenvalues that rounding makes of a PSD matrix are set to 0 (they cannot
+    // be rooted). Small positive ones are kept, however small: a genuine
+    // variance of 1e-13 beside one of 100 still adds sqrt(1e-13 * s2) to the
+    // trace, and dropping it (as a "noise floor" did) made a rank-deficient case
+    // with a known exact value ~1e-6 wrong. The price: a zero variance that
+    // rounding made +1e-16 adds ~1e-8 * sqrt(s2), as in scipy's sqrtm.
     for (int k = 0; k < n; k++) {
-        double s = w[k] > floor1 ? sqrt(w[k]) : 0.0;
+        double s = w[k] > 0 ? sqrt(w[k]) : 0.0;
         for (int i = 0; i < n; i++) v[(size_t)k * n + i] *= s;
     }
     symmetrize(c, s2, n);
@@ -98,8 +93,7 @@ double vkd_frechet_distance(const double *mu1, const double *s1, const double *m
     }
     // Sum the small terms first (eigenvalues come ascending).
     double tr_sqrt = 0, tr1 = 0, tr2 = 0, dmu = 0;
-    double floor2 = noise_floor(w, n);
-    for (int k = 0; k < n; k++) tr_sqrt += w[k] > floor2 ? sqrt(w[k]) : 0.0;
+    for (int k = 0; k < n; k++) tr_sqrt += w[k] > 0 ? sqrt(w[k]) : 0.0;
     for (int i = 0; i < n; i++) {
         double d = mu1[i] - mu2[i];
         dmu += d * d;

@@ -47,8 +47,10 @@ static int check_image(const char *path, int c, int h, int w, char *err, size_t 
     return 0;
 }
 
-int vkd_write_png_grid(const char *path, const float *x, int n, int c, int h, int w, int ncols, int pad, char *err,
-                       size_t errlen) {
+// The grid of n images, each pixel drawn as a scale x scale block (nearest
+// neighbour), padding included.
+static int write_grid(const char *path, const float *x, int n, int c, int h, int w, int ncols, int pad, int scale,
+                      char *err, size_t errlen) {
     if (check_image(path, c, h, w, err, errlen)) return -1;
     if (n < 1 || pad < 0) {
         if (err && errlen) snprintf(err, errlen, "%s: a grid of %d images with padding %d", path, n, pad);
@@ -57,7 +59,8 @@ int vkd_write_png_grid(const char *path, const float *x, int n, int c, int h, in
     if (ncols <= 0) ncols = (int)ceil(sqrt((double)n));
     if (ncols > n) ncols = n;
     int rows = (n + ncols - 1) / ncols;
-    int64_t W = (int64_t)ncols * (w + pad) + pad, H = (int64_t)rows * (h + pad) + pad;
+    int64_t gw = (int64_t)ncols * (w + pad) + pad, gh = (int64_t)rows * (h + pad) + pad;  // in source pixels
+    int64_t W = gw * scale, H = gh * scale;
     if (W > PNG_MAX_SIDE || H > PNG_MAX_SIDE) {
         if (err && errlen)
             snprintf(err, errlen, "%s: a grid of %lldx%lld pixels is too large (at most %d a side)", path, (long long)W,
@@ -73,19 +76,36 @@ int vkd_write_png_grid(const char *path, const float *x, int n, int c, int h, in
     size_t hw = (size_t)h * w;
     for (int i = 0; i < n; i++) {
         const float *img = x + (size_t)i * c * hw;
-        int64_t x0 = (int64_t)(i % ncols) * (w + pad) + pad, y0 = (int64_t)(i / ncols) * (h + pad) + pad;
-        for (int y = 0; y < h; y++)
-            for (int xx = 0; xx < w; xx++)
+        int64_t x0 = ((int64_t)(i % ncols) * (w + pad) + pad) * scale, y0 = ((int64_t)(i / ncols) * (h + pad) + pad) * scale;
+        for (int y = 0; y < h * scale; y++)
+            for (int xx = 0; xx < w * scale; xx++)
                 for (int ch = 0; ch < c; ch++)
-                    px[((size_t)(y0 + y) * W + (size_t)(x0 + xx)) * c + ch] = to_u8(img[ch * hw + (size_t)y * w + xx]);
+                    px[((size_t)(y0 + y) * W + (size_t)(x0 + xx)) * c + ch] =
+                        to_u8(img[ch * hw + (size_t)(y / scale) * w + xx / scale]);
     }
     int rc = write_png_u8(path, px, (int)W, (int)H, c, err, errlen);
     free(px);
     return rc;
 }
 
+int vkd_png_grid_scale(int h, int w, int n, int ncols, int pad) {
+    int side = h > w ? h : w, s = side > 0 && side < VKD_PNG_GRID_MIN_SIDE ? (VKD_PNG_GRID_MIN_SIDE + side - 1) / side : 1;
+    if (n < 1 || h < 1 || w < 1 || pad < 0) return 1;
+    if (ncols <= 0) ncols = (int)ceil(sqrt((double)n));
+    if (ncols > n) ncols = n;
+    int rows = (n + ncols - 1) / ncols;
+    int64_t gw = (int64_t)ncols * (w + pad) + pad, gh = (int64_t)rows * (h + pad) + pad;
+    while (s > 1 && (gw * s > VKD_PNG_GRID_MAX_SIDE || gh * s > VKD_PNG_GRID_MAX_SIDE)) s--;
+    return s;
+}
+
+int vkd_write_png_grid(const char *path, const float *x, int n, int c, int h, int w, int ncols, int pad, char *err,
+                       size_t errlen) {
+    return write_grid(path, x, n, c, h, w, ncols, pad, vkd_png_grid_scale(h, w, n, ncols, pad), err, errlen);
+}
+
 int vkd_write_png(const char *path, const float *chw, int c, int h, int w, char *err, size_t errlen) {
-    return vkd_write_png_grid(path, chw, 1, c, h, w, 1, 0, err, errlen);
+    return write_grid(path, chw, 1, c, h, w, 1, 0, 1, err, errlen);
 }
 
 // ---------------------------------------------------------------- scatter plots

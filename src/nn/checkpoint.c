@@ -7,6 +7,7 @@
 
 #include "vkdistill/checkpoint.h"
 #include "vkdistill/io.h"
+#include "nn/model.h"
 
 typedef struct {
     char name[192];
@@ -85,40 +86,86 @@ int vkd_ckpt_save(vkd_ckpt *c, const char *path, char *err, size_t errlen) {
     return rc;
 }
 
-int vkd_ckpt_load(vkd_ckpt *c, const char *path, const char *const *must_match, int nmatch, char *err, size_t errlen) {
-    vkd_st *st = vkd_st_open(path, err, errlen);
-    if (!st) return -1;
-    int rc = 0;
-    for (int i = 0; i < nmatch && !rc; i++) {
+// Parses a step count from checkpoint metadata: a non-negative decimal integer.
+static int meta_count(const char *v, int64_t *out) {
+    if (!v || !*v || strlen(v) > 18) return -1;
+    int64_t x = 0;
+    for (const char *p = v; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        x = x * 10 + (*p - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+// Everything vkd_ckpt_load checks before it changes anything, host only.
+static int ck_check(vkd_st *st, const char *path, int n, const char *const *names, const int *ndims,
+                    const int64_t *shapes, const char *const *must_match, int nmatch, char *err, size_t errlen) {
+    for (int i = 0; i < nmatch; i++) {
         const char *have = vkd_st_metadata(st, must_match[2 * i]);
         if (!have || strcmp(have, must_match[2 * i + 1]) != 0) {
             snprintf(err, errlen, "%s: checkpoint was made with a different %s; refusing to resume from it", path,
                      must_match[2 * i]);
-            rc = -1;
+            return -1;
         }
     }
-    for (int i = 0; i < c->n && !rc; i++) {
-        const vkd_st_info *in = vkd_st_find(st, c->e[i].name);
-        int ok = in && in->ndim == vkd_tensor_ndim(c->e[i].t);
-        for (int k = 0; ok && k < in->ndim; k++) ok = in->shape[k] == vkd_tensor_dim(c->e[i].t, k);
+    for (int i = 0; i < n; i++) {
+        const vkd_st_info *in = vkd_st_find(st, names[i]);
+        int ok = in && in->ndim == ndims[i];
+        for (int k = 0; ok && k < in->ndim; k++) ok = in->shape[k] == shapes[i * VKD_MAX_DIMS + k];
         if (!ok) {
             snprintf(err, errlen, "%s: %s tensor '%s' (a checkpoint of another model?)", path,
-                     in ? "wrongly shaped" : "missing", c->e[i].name);
-            rc = -1;
+                     in ? "wrongly shaped" : "missing", names[i]);
+            return -1;
         }
     }
-    if (!rc && vkd_st_count(st) != c->n) {
+    if (vkd_st_count(st) != n) {
         for (int i = 0; i < vkd_st_count(st); i++) {
             const char *nm = vkd_st_get(st, i)->name;
             int known = 0;
-            for (int j = 0; j < c->n && !known; j++) known = strcmp(c->e[j].name, nm) == 0;
+            for (int j = 0; j < n && !known; j++) known = strcmp(names[j], nm) == 0;
             if (!known) {
                 snprintf(err, errlen, "%s: unexpected tensor '%s' (a checkpoint of another model?)", path, nm);
-                rc = -1;
-                break;
+                return -1;
             }
         }
     }
+    // A resume starts at "step": garbage there would restart the schedule at a wrong step.
+    static const char *const counts[] = {"step", "skipped"};
+    for (int k = 0; k < 2; k++) {
+        const char *v = vkd_st_metadata(st, counts[k]);
+        int64_t x;
+        if (v && meta_count(v, &x)) {
+            snprintf(err, errlen, "%s: metadata '%s' is '%.40s', expected a non-negative integer", path, counts[k], v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int vkd_ckpt_check(const char *path, int n, const char *const *names, const int *ndims, const int64_t *shapes,
+                   const char *const *must_match, int nmatch, char *err, size_t errlen) {
+    vkd_st *st = vkd_st_open(path, err, errlen);
+    if (!st) return -1;
+    int rc = ck_check(st, path, n, names, ndims, shapes, must_match, nmatch, err, errlen);
+    vkd_st_close(st);
+    return rc;
+}
+
+int vkd_ckpt_load(vkd_ckpt *c, const char *path, const char *const *must_match, int nmatch, char *err, size_t errlen) {
+    vkd_st *st = vkd_st_open(path, err, errlen);
+    if (!st) return -1;
+    const char **names = calloc(c->n ? c->n : 1, sizeof *names);
+    int *ndims = calloc(c->n ? c->n : 1, sizeof *ndims);
+    int64_t *shapes = calloc(c->n ? c->n : 1, VKD_MAX_DIMS * sizeof *shapes);
+    for (int i = 0; i < c->n; i++) {
+        names[i] = c->e[i].name;
+        ndims[i] = vkd_tensor_ndim(c->e[i].t);
+        for (int k = 0; k < ndims[i]; k++) shapes[i * VKD_MAX_DIMS + k] = vkd_tensor_dim(c->e[i].t, k);
+    }
+    int rc = ck_check(st, path, c->n, names, ndims, shapes, must_match, nmatch, err, errlen);
+    free(names), free(ndims), free(shapes);
+    for (int i = 0; i < c->n && !rc; i++) rc = vkd_model_check_derived(st, path, c->e[i].name, c->e[i].t, err, errlen);
     for (int i = 0; i < c->n && !rc; i++) {
         vkd_tensor *t = c->e[i].t;
         int64_t shape[VKD_MAX_DIMS];

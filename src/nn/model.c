@@ -188,6 +188,30 @@ void vkd_model_free(vkd_model *m) {
     free(m);
 }
 
+int vkd_model_check_derived(vkd_st *st, const char *path, const char *name, vkd_tensor *t, char *err, size_t errlen) {
+    static const char suffix[] = ".resample_filter";
+    size_t n = strlen(name), k = sizeof suffix - 1;
+    if (n < k || strcmp(name + n - k, suffix) != 0) return 0;
+    int64_t shape[VKD_MAX_DIMS], numel = vkd_tensor_numel(t);
+    for (int d = 0; d < vkd_tensor_ndim(t); d++) shape[d] = vkd_tensor_dim(t, d);
+    float *have = malloc(numel * sizeof *have), *want = malloc(numel * sizeof *want);
+    int rc = vkd_st_read_f32(st, name, vkd_tensor_ndim(t), shape, have, err, errlen);
+    if (!rc && vkd_tensor_download(t, want)) {
+        snprintf(err, errlen, "%s: downloading '%s' failed", path, name);
+        rc = -1;
+    }
+    for (int64_t j = 0; j < numel && !rc; j++)
+        if (fabsf(have[j] - want[j]) > 1e-6f * (1.0f + fabsf(want[j]))) {
+            snprintf(err, errlen,
+                     "%s: tensor '%s' differs from the model config's resample_filter (element %lld is %g, the config "
+                     "gives %g): set resample_filter in the config to the filter these weights were trained with",
+                     path, name, (long long)j, have[j], want[j]);
+            rc = -1;
+        }
+    free(have), free(want);
+    return rc;
+}
+
 int vkd_model_load(vkd_model *m, const char *path, char *err, size_t errlen) {
     vkd_st *st = vkd_st_open(path, err, errlen);
     if (!st) return -1;
@@ -208,6 +232,11 @@ int vkd_model_load(vkd_model *m, const char *path, char *err, size_t errlen) {
             return -1;
         }
     }
+    for (int i = 0; i < m->n; i++)
+        if (vkd_model_check_derived(st, path, m->e[i].name, m->e[i].t, err, errlen)) {
+            vkd_st_close(st);
+            return -1;
+        }
     for (int i = 0; i < m->n; i++) {
         vkd_tensor *t = m->e[i].t;
         int64_t shape[VKD_MAX_DIMS];

@@ -80,4 +80,10 @@ void vkd_mlp_free(vkd_mlp *p);
 int vkd_classifier_init(vkd_model *m, vkd_cfg *c);
 void vkd_classifier_free(vkd_classifier *p);
 
+// Buffers a network derives from its config (the UNet's resample filters) are
+// saved with the weights but never read back into the computation: tensor t
+// named name in the open file st must hold the values it was built with, else
+// -1 and one line naming the tensor. 0 for tensors that are not such buffers.
+int vkd_model_check_derived(vkd_st *st, const char *path, const char *name, vkd_tensor *t, char *err, size_t errlen);
+
 #endif

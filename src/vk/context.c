@@ -258,6 +258,28 @@ static int ci_contains(const char *hay, const char *needle) {
     return 0;
 }
 
+// Requirement i of every vkdistill code path (NULL past the last): its name,
+// and in *ok whether device f has it. $VKD_MASK_FEATURE (a name substring)
+// pretends a device lacks one, so the refusal can be tested on any device.
+static const char *vkd_requirement(const vkd_features *f, int i, int *ok) {
+    static const char *const names[] = {
+        "Vulkan 1.2",
+        "bufferDeviceAddress (shaders reach tensors by address)",
+        "subgroup shuffle in compute shaders (matmul, conv2d)",
+        "256 invocations per compute workgroup",
+    };
+    if (i < 0 || i >= (int)(sizeof names / sizeof *names)) return NULL;
+    int have[] = {
+        VK_API_VERSION_MAJOR(f->api_version) > 1 || VK_API_VERSION_MINOR(f->api_version) >= 2,
+        f->bda != 0,
+        (f->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) != 0,
+        f->max_wg_invocations >= 256,
+    };
+    const char *mask = getenv("VKD_MASK_FEATURE");
+    *ok = have[i] && !(mask && *mask && ci_contains(names[i], mask));
+    return names[i];
+}
+
 int vkd_list_devices(FILE *out, char *err, size_t errlen) {
     vkd_ctx tmp = {0};
     VkInstance inst;
@@ -277,7 +299,11 @@ int vkd_list_devices(FILE *out, char *err, size_t errlen) {
     for (uint32_t i = 0; i < n; i++) {
         vkd_features f;
         query_features(inst, pds[i], &f);
-        fprintf(out, "%u: %s (%s, %s)\n", i, f.name, type_str(f.type), f.driver_name);
+        fprintf(out, "%u: %s (%s, %s)", i, f.name, type_str(f.type), f.driver_name);
+        int ok;
+        for (int k = 0; vkd_requirement(&f, k, &ok); k++)
+            if (!ok) fprintf(out, "; lacks %s", vkd_requirement(&f, k, &ok));
+        fprintf(out, "\n");
     }
     free(pds);
     vkDestroyInstance(inst, NULL);
@@ -365,17 +391,15 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
     free(pds);
     query_features(ctx->instance, ctx->phys, &ctx->f);
     vkd_features *f = &ctx->f;
-    if (VK_API_VERSION_MAJOR(f->api_version) == 1 && VK_API_VERSION_MINOR(f->api_version) < 2) {
-        snprintf(err, errlen, "device '%s' supports Vulkan %u.%u; vkdistill needs 1.2", f->name,
-                 VK_API_VERSION_MAJOR(f->api_version), VK_API_VERSION_MINOR(f->api_version));
-        vkd_ctx_destroy(ctx);
-        return NULL;
-    }
-    if (!f->bda) {
-        snprintf(err, errlen, "device '%s' lacks bufferDeviceAddress, which vkdistill needs", f->name);
-        vkd_ctx_destroy(ctx);
-        return NULL;
-    }
+    int ok = 1;
+    for (int i = 0; ok && vkd_requirement(f, i, &ok); i++)
+        if (!ok) {
+            snprintf(err, errlen, "device '%s' (Vulkan %u.%u) lacks %s, which vkdistill needs (see 'vkdistill info --list')",
+                     f->name, VK_API_VERSION_MAJOR(f->api_version), VK_API_VERSION_MINOR(f->api_version),
+                     vkd_requirement(f, i, &ok));
+            vkd_ctx_destroy(ctx);
+            return NULL;
+        }
 
     uint32_t nq = 0;
     vkGetPhysicalDeviceQueueFamilyProperties(ctx->phys, &nq, NULL);
@@ -502,6 +526,10 @@ void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
     for (uint32_t i = 0; i < f->mem.memoryHeapCount; i++)
         fprintf(out, "memory heap %u:     %llu MiB%s\n", i, (unsigned long long)(f->mem.memoryHeaps[i].size >> 20),
                 (f->mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) ? " device-local" : "");
+    int ok;
+    for (int i = 0; vkd_requirement(f, i, &ok); i++)
+        fprintf(out, "%s %s: %s\n", i ? "                  " : "requires:         ", vkd_requirement(f, i, &ok),
+                ok ? "yes" : "MISSING");
     fprintf(out, "validation:        %s\n", ctx->validation ? "on (Khronos, synchronization)" : "off");
     fprintf(out, "pipeline cache:    %s\n", ctx->cache_path[0] ? ctx->cache_path : "(none)");
 }

@@ -3,6 +3,7 @@
 //
 // Shaders reach tensors through buffer device addresses passed in push
 // constants, so no descriptor binding ever hits maxStorageBufferRange.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +13,49 @@
 
 static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
+// An optional cap on the device memory vkdistill allocates, in MiB, from
+// $VKD_MEMORY_CAP_MB: it makes a small device out of a large one, so running
+// out of memory (at graph compile or mid-run) can be tested anywhere.
+// 0 when unset. An invalid value is reported once and ignored.
+static uint64_t memory_cap(void) {
+    static int read;
+    static uint64_t cap;
+    if (!read) {
+        read = 1;
+        const char *v = getenv("VKD_MEMORY_CAP_MB");
+        if (v && *v) {
+            char *end;
+            unsigned long long mb = strtoull(v, &end, 10);
+            if (*end || v[0] == '-' || mb == 0 || mb > (1ull << 40))
+                fprintf(stderr, "vkdistill: ignoring VKD_MEMORY_CAP_MB='%s' (expected a positive number of MiB)\n", v);
+            else
+                cap = (uint64_t)mb << 20;
+        }
+    }
+    return cap;
+}
+
+// Bytes that may still be allocated under the cap (UINT64_MAX without one).
+static uint64_t cap_room(const vkd_ctx *ctx) {
+    uint64_t cap = memory_cap();
+    if (!cap) return UINT64_MAX;
+    return cap > ctx->mem_current ? cap - ctx->mem_current : 0;
+}
+
 vkd_block *vkd_block_create(vkd_ctx *ctx, uint64_t size, int host, const char *what) {
     size = align_up(size ? size : VKD_ALIGN, VKD_ALIGN);
     if (ctx->f.max_alloc && size > ctx->f.max_alloc) {
         vkd_set_error(ctx, "%s needs %.1f MiB in one allocation; device '%s' allows at most %.1f MiB", what,
                       size / 1048576.0, ctx->f.name, ctx->f.max_alloc / 1048576.0);
+        return NULL;
+    }
+    if (size > cap_room(ctx)) {
+        uint64_t room = cap_room(ctx);
+        vkd_set_error(ctx,
+                      "out of device memory: %s needs %llu bytes (%.1f MiB), %llu bytes (%.1f MiB) available "
+                      "(%.1f MiB in use of the VKD_MEMORY_CAP_MB=%llu cap)",
+                      what, (unsigned long long)size, size / 1048576.0, (unsigned long long)room, room / 1048576.0,
+                      ctx->mem_current / 1048576.0, (unsigned long long)(memory_cap() >> 20));
         return NULL;
     }
     vkd_block *b = calloc(1, sizeof *b);
@@ -49,9 +88,12 @@ vkd_block *vkd_block_create(vkd_ctx *ctx, uint64_t size, int host, const char *w
     r = vkAllocateMemory(ctx->device, &ai, NULL, &b->mem);
     if (r != VK_SUCCESS) {
         uint32_t heap = ctx->f.mem.memoryTypes[mt].heapIndex;
-        vkd_set_error(ctx, "%s: allocating %.1f MiB for %s failed (%s; heap %u has %.1f MiB, %.1f MiB in use by vkdistill)",
-                      ctx->f.name, req.size / 1048576.0, what, vkd_result_str(r), heap,
-                      ctx->f.mem.memoryHeaps[heap].size / 1048576.0, ctx->mem_current / 1048576.0);
+        uint64_t hs = ctx->f.mem.memoryHeaps[heap].size, room = hs > ctx->mem_current ? hs - ctx->mem_current : 0;
+        vkd_set_error(ctx,
+                      "out of device memory (%s): %s needs %llu bytes (%.1f MiB), at most %llu bytes (%.1f MiB) "
+                      "available (heap %u has %.1f MiB, %.1f MiB in use by vkdistill)",
+                      vkd_result_str(r), what, (unsigned long long)req.size, req.size / 1048576.0,
+                      (unsigned long long)room, room / 1048576.0, heap, hs / 1048576.0, ctx->mem_current / 1048576.0);
         vkDestroyBuffer(ctx->device, b->buf, NULL);
         free(b);
         return NULL;
@@ -110,6 +152,9 @@ int vkd_alloc_persistent(vkd_ctx *ctx, uint64_t size, int host, const char *what
     uint64_t bs = size > VKD_BLOCK_MIN ? size : VKD_BLOCK_MIN;
     if (host) bs = size > (1u << 20) ? size : (1u << 20);  // per-step scalars are tiny
     if (ctx->f.max_alloc && bs > ctx->f.max_alloc && size <= ctx->f.max_alloc) bs = ctx->f.max_alloc;
+    // Under a memory cap a smaller block than usual may still fit.
+    uint64_t room = cap_room(ctx) / VKD_ALIGN * VKD_ALIGN;
+    if (bs > room && size <= room) bs = room;
     vkd_block *b = vkd_block_create(ctx, bs, host, what);
     if (!b) return -1;
     b->next = *list;
@@ -197,8 +242,13 @@ static void transfer_done_barrier(VkCommandBuffer cb) {
 static int ensure_staging(vkd_ctx *ctx, uint64_t bytes) {
     uint64_t want = bytes < (16ull << 20) ? bytes : (16ull << 20);
     if (ctx->staging && ctx->staging->size >= want) return 0;
+    uint64_t had = ctx->staging ? ctx->staging->size : 0;
     vkd_block_destroy(ctx, ctx->staging);
     ctx->staging = vkd_block_create(ctx, want < (1u << 20) ? (1u << 20) : want, 1, "staging buffer");
+    // Copies are chunked by the staging size, so a larger buffer only saves
+    // submissions: when memory is short (a checkpoint download late in a run),
+    // the size that worked before still does the job.
+    if (!ctx->staging && had) ctx->staging = vkd_block_create(ctx, had, 1, "staging buffer");
     return ctx->staging ? 0 : -1;
 }
 
