@@ -130,6 +130,10 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     int64_t s[3], xs[4] = {n};
     int nd = vkd_model_sample_shape(m, s), K = vkd_model_label_dim(m);
     for (int i = 0; i < nd; i++) xs[i + 1] = s[i];
+    if (nd == 3 && !outpng) {
+        snprintf(err, sizeof err, "sample: '%s' makes images: give -o GRID.png", model);
+        goto fail;
+    }
     if (cls >= K && K) {
         snprintf(err, sizeof err, "--class %d: the model has %d classes (0..%d)", cls, K, K - 1);
         goto fail;
@@ -178,10 +182,6 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     }
     if (nd != 3) {
         snprintf(err, sizeof err, "sample: '%s' models with a %d-d sample shape are not supported", vkd_model_arch(m), nd);
-        goto fail;
-    }
-    if (!outpng) {
-        snprintf(err, sizeof err, "sample: image models need -o GRID.png");
         goto fail;
     }
     if (vkd_write_png_grid(outpng, h, n, (int)s[0], (int)s[1], (int)s[2], (int)ceil(sqrt((double)n)), 2, err, sizeof err))
