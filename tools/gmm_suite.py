@@ -89,12 +89,12 @@ def evaluate(gmm_path, npz_path):
 
 def table(path):
     rows = [json.loads(l) for l in open(path) if l.strip()]
-    print("| method | mixture | modes recovered | max weight error | energy distance (exact-vs-exact floor) | on-mode share | mode fill (min / median) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | mixture | steps | modes recovered | max weight error | energy distance (exact-vs-exact floor) | on-mode share | mode fill (min / median) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         fill = "%.2f / %.2f" % (r["fill_min"], r["fill_median"]) if "fill_min" in r else "—"
-        print("| %s | %s | %d / %d | %.3f | %.4f (%.4f) | %.2f | %s |" % (
-            r.get("method", "?"), r.get("mixture", "?"), r["recovered"], r["modes"], r["max_dw"], r["energy"],
+        print("| %s | %s | %s | %d / %d | %.3f | %.4f (%.4f) | %.2f | %s |" % (
+            r.get("method", "?"), r.get("mixture", "?"), r.get("steps", "?"), r["recovered"], r["modes"], r["max_dw"], r["energy"],
             r["floor"], r["on_mode"], fill))
 
 

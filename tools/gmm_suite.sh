@@ -12,7 +12,8 @@
 #   STEPS       generator steps (default 2000)
 #   EXTRA       extra JSON fields merged into every distill config, e.g. '"lr_g": 1e-4'
 #   N           student samples for the statistics (default 10000)
-# Takes ~2 min per run on a 2-core CPU at 1000 steps (lavapipe); 16 runs at 2000 steps ~1 h.
+# Cost on lavapipe: 1000 steps of SiD ~2.5 min on an idle 2-core machine, 10 min when shared;
+# DMD2 (5 fake steps per generator step) about 2.5x that.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-runs/gmm_suite}
@@ -58,7 +59,7 @@ EOF
         # shellcheck disable=SC2086
         "$vkd" sample --model "$run/student.json" --weights "$run/student.safetensors" --one-step "$sig" \
             --n "$n" --seed 7 --npz "$run/samples.npz" $png 2>>"$run.log"
-        /usr/bin/python3 "$root/tools/gmm_suite.py" eval "$gmm" "$run/samples.npz" method="$m" mixture="$mix" >>"$res"
+        /usr/bin/python3 "$root/tools/gmm_suite.py" eval "$gmm" "$run/samples.npz" method="$m" mixture="$mix" steps="$steps" >>"$res"
     done
 done
 /usr/bin/python3 "$root/tools/gmm_suite.py" table "$res"
