@@ -1,5 +1,7 @@
 // Distillation objectives against the exact GMM teacher:
-//  - DMD2's gradient w.r.t. the sample is (D_fake - D_real)/mean|x - D_real| (per sample, / batch);
+//  - DMD2's gradient w.r.t. the sample is (D_fake - D_real)/mean|x - D_real| / (B*D): its code's
+//    0.5 * mse_loss(x, x - grad, reduction="mean"), sigma over 1000 Karras levels (indices 20..980);
+//  - the fake networks' loss draws DMD2's levels 0..999 and reduces as the method's code does;
 //  - SiM with the L2 distance gives the same generator gradient as SiD with alpha = 1;
 //  - frozen networks (teacher, the fake network's view) get no parameter gradients;
 //  - at the fixed point (samples from the teacher, fake = teacher) every method's gradient is zero.
@@ -36,7 +38,8 @@ static void test_dmd2_identity(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
     // The same draws again (same seed, streams and step), and the formula directly.
     vkd_graph_set_grad_enabled(g, 0);
     int64_t n = N;
-    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c.t_min, c.t_max, c.sigma_min, c.sigma_max, c.rho, 5, 10, step);
+    vkd_tensor *sigma =
+        vkd_karras_sigma_draw(g, n, c.t_min, c.t_max, c.karras_levels, c.sigma_min, c.sigma_max, c.rho, 5, 10, step);
     vkd_tensor *noise = vkd_rand_normal(g, 2, (int64_t[]){N, 2}, 5, 11, step);
     vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, vkd_reshape(g, sigma, 2, (int64_t[]){N, 1})));
     vkd_tensor *dr = vkd_gmm_denoise(g, teacher, xt, sigma), *dfk = vkd_gmm_denoise(g, fake, xt, sigma);
@@ -49,13 +52,94 @@ static void test_dmd2_identity(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
     CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
     CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
     double *gx = t_download(vkd_graph_grad(g, x)), *ex = t_download(expect);
-    for (int i = 0; i < 2 * N; i++) gx[i] *= N;  // the loss is a mean over the batch
+    for (int i = 0; i < 2 * N; i++) gx[i] *= 2 * N;  // the loss is a mean over the batch and the 2 coordinates
     double err = t_relerr(gx, ex, 2 * N);
-    CHECK(err < 1e-5, "DMD2: N dL/dx differs from (D_fake - D_real)/normalizer by %g", err);
+    CHECK(err < 1e-5, "DMD2: B*D dL/dx differs from (D_fake - D_real)/normalizer by %g", err);
     printf("DMD2 gradient identity: max error %.2e (|grad| up to %.3g)\n", err, t_max_abs(expect));
     free(gx), free(ex);
     vkd_graph_free(g);
     vkd_tensor_free(x);
+    vkd_tensor_free(step);
+}
+
+// Karras sigma draws on DMD2's 1000 levels: every sigma is a level
+// (a + i/999 (b - a))^7 with i in [lo, hi], both ends reached, and the index is
+// lo + floor(u (hi - lo + 1)) of the Philox uniform u -- DMD2's randint.
+static void test_karras_levels(vkd_ctx *ctx) {
+    enum { N = 16384 };
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    ((uint32_t *)vkd_tensor_map(step))[0] = 11;
+    vkd_distill_cfg c = vkd_distill_defaults(VKD_DMD2);
+    CHECK(c.karras_levels == 1000 && c.reduction == VKD_REDUCE_MEAN, "DMD2 defaults: %d levels, reduction %d",
+          c.karras_levels, (int)c.reduction);
+    const float tr[2][2] = {{c.t_min, c.t_max}, {c.t_min_fake, c.t_max_fake}};
+    const int want[2][2] = {{20, 980}, {0, 999}};
+    double a = pow(c.sigma_min, 1 / c.rho), b = pow(c.sigma_max, 1 / c.rho);
+    for (int k = 0; k < 2; k++) {
+        vkd_graph *g = vkd_graph_new(ctx, "karras_levels");
+        vkd_tensor *s = vkd_karras_sigma_draw(g, N, tr[k][0], tr[k][1], 1000, c.sigma_min, c.sigma_max, c.rho, 4, 9, step);
+        vkd_graph_keep(g, s);
+        CHECK(vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
+        double *h = t_download(s), worst = 0;
+        int lo = 1 << 30, hi = -1, bad = 0;
+        for (int i = 0; i < N; i++) {
+            // the level the device drew, and whether it is floor(u * count) (to the ulp of u * count at a boundary)
+            int j = (int)lround((pow(h[i], 1 / c.rho) - a) / (b - a) * 999);
+            double ref = pow(a + j / 999.0 * (b - a), c.rho);
+            double y = (double)vkd_philox_uniform(4, 9, 11, i) * (want[k][1] - want[k][0] + 1);
+            int idx = want[k][0] + (int)floor(y), edge = fabs(y - floor(y + 0.5)) < 1e-3;
+            worst = fmax(worst, fabs(h[i] - ref) / ref);
+            bad += fabs(h[i] - ref) > 1e-4 * ref || (j != idx && !(edge && abs(j - idx) == 1));
+            lo = j < lo ? j : lo, hi = j > hi ? j : hi;
+        }
+        CHECK(bad == 0 && lo == want[k][0] && hi == want[k][1],
+              "levels %d..%d: %d of %d draws off their level or index (worst %.2e), indices %d..%d",
+              want[k][0], want[k][1], bad, N, worst, lo, hi);
+        printf("DMD2 sigma on 1000 Karras levels, indices %d..%d: %d draws on their level (max rel err %.1e)\n", lo, hi,
+               N, worst);
+        free(h);
+        vkd_graph_free(g);
+    }
+    vkd_tensor_free(step);
+}
+
+// The fake network's loss is the one denoising loss (vkd_denoise_loss) with the method's
+// draw and reduction: DMD2 the mean of lambda (D - x)^2 over every element (its
+// compute_loss_fake), SiD the per-sample sum averaged over the batch (EDM's loss.sum() / B).
+static void test_fake_loss(vkd_ctx *ctx, vkd_gmm *teacher, vkd_gmm *fake) {
+    enum { N = 64 };
+    vkd_denoiser df = {.gmm = fake};
+    vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
+    ((uint32_t *)vkd_tensor_map(step))[0] = 21;
+    for (int m = 0; m < 2; m++) {
+        vkd_distill_cfg c = vkd_distill_defaults(m ? VKD_SID : VKD_DMD2);
+        vkd_tensor *x = points(ctx, teacher, N, 300 + m, 0);
+        vkd_graph *g = vkd_graph_new(ctx, "fake_loss");
+        vkd_tensor *loss = vkd_distill_fake_loss(g, &c, x, NULL, &df, 5, step, NULL);
+        // the same draws by hand: seed 5 ^ 0xfa4e, the EDM streams
+        int64_t n = N;
+        vkd_tensor *sigma;
+        if (m == 0)
+            sigma = vkd_karras_sigma_draw(g, n, 0, 1, 1000, c.sigma_min, c.sigma_max, c.rho, 5 ^ 0xfa4e, VKD_EDM_STREAM_SIGMA, step);
+        else
+            sigma = vkd_exp(g, vkd_affine(g, vkd_rand_normal(g, 1, &n, 5 ^ 0xfa4e, VKD_EDM_STREAM_SIGMA, step), c.p_std, c.p_mean));
+        vkd_tensor *sb = vkd_reshape(g, sigma, 2, (int64_t[]){N, 1});
+        vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, vkd_rand_normal(g, 2, (int64_t[]){N, 2}, 5 ^ 0xfa4e, VKD_EDM_STREAM_NOISE, step), sb));
+        vkd_tensor *e = vkd_sub(g, vkd_gmm_denoise(g, fake, xt, sigma), x);
+        vkd_tensor *lam = vkd_affine(g, vkd_exp(g, vkd_scale(g, vkd_log(g, sb), -2.0f)), 1.0f, 4.0f);
+        vkd_tensor *ref = vkd_scale(g, vkd_sum(g, vkd_mul(g, vkd_mul(g, e, e), lam), 0), 1.0f / (m ? N : 2 * N));
+        vkd_graph_keep(g, loss), vkd_graph_keep(g, ref);
+        CHECK(vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
+        double *l = t_download(loss), *r = t_download(ref);
+        double err = fabs(l[0] - r[0]) / fabs(r[0]);
+        CHECK(err < 1e-4, "%s fake loss %.6g vs %.6g", vkd_method_name(c.method), l[0], r[0]);
+        printf("fake loss, %-4s (%s, %s): %.6g = formula %.6g (rel err %.1e)\n", vkd_method_name(c.method),
+               m ? "log-normal sigma" : "1000 Karras levels", m ? "sum per sample / B" : "mean over B*D", l[0], r[0], err);
+        free(l), free(r);
+        vkd_graph_free(g);
+        vkd_tensor_free(x);
+    }
+    (void)df;
     vkd_tensor_free(step);
 }
 
@@ -202,6 +286,8 @@ int main(int argc, char **argv) {
     CHECK(fake != NULL, "%s", err);
     if (teacher && fake) {
         test_dmd2_identity(ctx, teacher, fake);
+        test_karras_levels(ctx);
+        test_fake_loss(ctx, teacher, fake);
         test_sim_l2_equals_sid(ctx);
         test_fixed_point(ctx, teacher);
         test_rollout(ctx, teacher);

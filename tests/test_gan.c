@@ -175,12 +175,13 @@ static void test_generator_gradient(vkd_ctx *ctx, vkd_method m) {
     vkd_tensor_set_requires_grad(x, 1);
     vkd_tensor *l1, *l0, *gx1, *gx0;
     vkd_graph *g1 = generator_graph(ctx, &s, m, x, 1.0f, &l1, &gx1), *g0 = generator_graph(ctx, &s, m, x, 0.0f, &l0, &gx0);
-    // grad(weight 1) - grad(weight 0) = D * dL_gan/dx
+    // grad(weight 1) - grad(weight 0) = s * dL_gan/dx, s = D for SiD (its loss sums over a
+    // sample), 1 for DMD2 (its loss is a mean, as the GAN loss): the weight keeps DMD2's meaning.
     run_loss(g1, x, xh, NULL, 0, l1);
     double *a = t_download(gx1);
     double lgan = run_loss(g0, x, xh, NULL, 0, l0);
     double *b = t_download(gx0);
-    double D = (double)n / N, worst = 0, scale = 0;
+    double D = vkd_distill_defaults(m).reduction == VKD_REDUCE_MEAN ? 1.0 : (double)n / N, worst = 0, scale = 0;
     for (int trial = 0; trial < 3; trial++) {
         double *v = malloc(sizeof(double) * n), an = 0;
         for (int64_t i = 0; i < n; i++) v[i] = vkd_philox_normal(5, (uint32_t)trial, 0, (uint64_t)i);

@@ -7,7 +7,7 @@ src="$1" build="$2"
 out="$build/parity"
 mkdir -p "$out"
 fixtures=""
-for cfg in unet_tiny unet_tiny_ncsnpp ddpmpp_reduced dit_tiny mlp_2d; do
+for cfg in unet_tiny unet_tiny_ncsnpp ddpmpp_reduced dit_tiny mlp_2d mlp_2d_nonorm; do
     f="$out/$cfg.safetensors"
     # Regenerate when the config or the reference changed.
     if [ ! -f "$f" ] || [ "$src/models/$cfg.json" -nt "$f" ] || [ "$src/tools/reference/models.py" -nt "$f" ]; then

@@ -50,18 +50,48 @@ int vkd_denoiser_sample_shape(const vkd_denoiser *d, int64_t shape[3]);  // retu
 int vkd_denoiser_label_dim(const vkd_denoiser *d);
 vkd_ctx *vkd_denoiser_ctx(const vkd_denoiser *d);
 
-// ---------------------------------------------------------------- EDM training loss
-// sigma = exp(p_mean + p_std * n) drawn on the device (Philox: seed, stream, step_t);
-// loss = mean over batch and elements of lambda(sigma) (D(x0 + sigma n'; sigma) - x0)^2,
-// lambda = (sigma^2 + sd^2) / (sigma sd)^2. x0 (N, ...) and labels (N, K) or NULL.
-// n (N) is vkd_rand_normal(seed, VKD_EDM_STREAM_SIGMA, step_t), n' (x0's shape) is
-// vkd_rand_normal(seed, VKD_EDM_STREAM_NOISE, step_t): give other draws of the same step
-// other streams or another seed. Gradients flow to x0 (if it requires one) and the
-// denoiser's parameters; EDM's p_mean -1.2, p_std 1.2, sigma_data 0.5.
+// ---------------------------------------------------------------- denoising (EDM) losses
+// One implementation for teacher training and for the distillers' fake networks:
+//   loss = R(lambda(sigma) (D(x0 + sigma n'; sigma) - x0)^2),  lambda = (sigma^2 + sd^2) / (sigma sd)^2,
+// R the reduction: the mean over batch and elements (DMD2's fake loss, vkd_edm_loss) or
+// each sample's sum averaged over the batch (EDM's and SiD's `loss.sum() / batch`).
+// sigma (N) is drawn on the device from (seed, VKD_EDM_STREAM_SIGMA, step_t) -- log-normal
+// exp(p_mean + p_std n), or a Karras draw (vkd_karras_sigma_draw) -- and n' (x0's shape)
+// from (seed, VKD_EDM_STREAM_NOISE, step_t): give other draws of the same step other
+// streams or another seed. Gradients flow to x0 (if it requires one) and the denoiser's
+// parameters. x0 (N, ...) and labels (N, K) or NULL.
 #define VKD_EDM_STREAM_SIGMA 0x0ED0u
 #define VKD_EDM_STREAM_NOISE 0x0ED1u
+typedef enum { VKD_REDUCE_MEAN = 0, VKD_REDUCE_SAMPLE_SUM = 1 } vkd_reduction;
+typedef enum { VKD_SIGMA_LOGNORMAL = 0, VKD_SIGMA_KARRAS = 1 } vkd_sigma_kind;
+typedef struct {
+    vkd_sigma_kind sigma;
+    float p_mean, p_std;                    // log-normal (EDM: -1.2, 1.2)
+    float t_min, t_max;                     // Karras: see vkd_karras_sigma_draw
+    float sigma_min, sigma_max, rho;
+    int levels;
+    float sigma_data;                       // 0.5
+    vkd_reduction reduction;
+} vkd_denoise_loss_cfg;
+// Hooks for terms that share the draw (DMD2's GAN head): the sigma and x_t used, and
+// with want_bottleneck the model's bottleneck features on x_t (a UNet denoiser only).
+typedef struct {
+    int want_bottleneck;
+    vkd_tensor *sigma, *xt, *bottleneck;  // out
+} vkd_denoise_loss_aux;
+vkd_tensor *vkd_denoise_loss(vkd_graph *g, const vkd_denoiser *d, vkd_tensor *x0, vkd_tensor *labels,
+                             const vkd_denoise_loss_cfg *c, uint64_t seed, vkd_tensor *step_t, vkd_denoise_loss_aux *aux);
+// EDM's training loss as vkdistill's teacher trainer uses it: log-normal sigma, mean
+// reduction (EDM's own code sums each sample: its gradient is C*H*W times this one).
 vkd_tensor *vkd_edm_loss(vkd_graph *g, const vkd_denoiser *d, vkd_tensor *x0, vkd_tensor *labels, float p_mean,
                          float p_std, float sigma_data, uint64_t seed, vkd_tensor *step_t);
+// Karras sigma draws (N): sigma = (a + t (b - a))^rho, a = sigma_min^(1/rho), b = sigma_max^(1/rho).
+// levels = 0: t ~ U(t_min, t_max). levels = L > 1: L discrete levels t = i/(L-1) with the
+// integer i uniform in [floor(t_min L), min(floor(t_max L), L-1)] -- DMD2's
+// karras_sigmas[randint(min_step, max_step + 1)] with L = 1000 (t 0.02..0.98: i = 20..980).
+// u ~ U[0, 1) from vkd_rand_uniform(seed, stream, step_t).
+vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_max, int levels, float sigma_min,
+                                  float sigma_max, float rho, uint64_t seed, uint32_t stream, vkd_tensor *step_t);
 
 // ---------------------------------------------------------------- sampling
 typedef enum { VKD_SAMPLER_EULER = 0, VKD_SAMPLER_HEUN = 1 } vkd_sampler_kind;

@@ -21,12 +21,16 @@ typedef struct {
     float alpha;             // SiD
     float huber_c;           // SiM: pseudo-Huber constant; <= 0 means plain L2 (d(y) = |y|^2 / 2)
     vkd_sim_weight sim_weight;
-    float t_min, t_max;      // sigma of the generator term: Karras t ~ U(t_min, t_max)
+    float t_min, t_max;      // sigma of the generator term: Karras t in [t_min, t_max] (vkd_karras_sigma_draw)
     float sigma_min, sigma_max, rho;
-    int fake_sigma_karras;   // fake loss sigma: 1 = Karras t ~ U(t_min_fake, t_max_fake) (DMD2), 0 = EDM log-normal
+    int fake_sigma_karras;   // fake loss sigma: 1 = Karras t in [t_min_fake, t_max_fake] (DMD2), 0 = EDM log-normal
     float t_min_fake, t_max_fake;
+    int karras_levels;       // Karras draws: 0 = continuous t, L = L discrete levels (DMD2: 1000)
     float p_mean, p_std;     // EDM log-normal for the fake loss
     float sigma_data;
+    // How the generator and fake losses reduce, as each method's reference code does:
+    // DMD2 the mean over B*C*H*W, SiD/SiM/Diff-Instruct each sample's sum averaged over B.
+    vkd_reduction reduction;
 } vkd_distill_cfg;
 
 // ---------------------------------------------------------------- DMD2's GAN term
@@ -49,8 +53,9 @@ vkd_tensor *vkd_gan_head_forward(vkd_graph *g, const vkd_gan_head *h, vkd_tensor
 // mean softplus(-l_real)) is added to the fake network's loss, with real
 // images noised by the same sigma draw as the generated ones. Generator phase:
 // weight * D * mean softplus(-l_fake) (non-saturating) is added to the
-// generator's loss, D the elements of a sample: the generator losses here sum
-// over a sample where DMD2's mean, so weights keep DMD2's meaning (3e-3 / 1e-2).
+// generator's loss, D the elements of a sample when the method's losses sum over
+// a sample (VKD_REDUCE_SAMPLE_SUM), 1 when they average (DMD2): the weight always
+// means what DMD2's gen_cls_loss_weight / guidance_cls_loss_weight (3e-3 / 1e-2) mean.
 typedef struct {
     vkd_gan_head *head;             // trainable (fake phase) or a frozen view (generator phase)
     float weight;
@@ -72,22 +77,24 @@ vkd_tensor *vkd_generator(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vk
 // sampling produces); the last follows the graph's grad setting. k = 0 is vkd_generator.
 vkd_tensor *vkd_generator_rollout(vkd_graph *g, const vkd_denoiser *G, vkd_tensor *z, vkd_tensor *labels,
                                   const float *sigmas, int k, uint64_t seed, uint32_t stream, vkd_tensor *step_t);
-// sigma (N) = (a + t (b - a))^rho with t ~ U(t_min, t_max), a = sigma_min^(1/rho), b = sigma_max^(1/rho).
-vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_max, float sigma_min, float sigma_max,
-                                  float rho, uint64_t seed, uint32_t stream, vkd_tensor *step_t);
 // The generator objective on samples x (which carry the gradient to G). The
 // teacher and the fake network must be frozen here (a frozen view of the fake
-// model, vkd_model_frozen_view). Sum over a sample's elements, mean over the batch.
+// model, vkd_model_frozen_view). Reduced as c->reduction says (DMD2: mean over all
+// elements, so dL/dx = grad / (B*C*H*W) as in DMD2's code; others: sum over a sample's
+// elements, mean over the batch).
 // gan (may be NULL): the GAN term, through the frozen fake network's bottleneck
 // on the same x_t, its gradient reaching x through the fake network's encoder.
 vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
                                        const vkd_denoiser *teacher, const vkd_denoiser *fake, uint64_t seed,
                                        vkd_tensor *step_t, vkd_gan_term *gan);
-// The fake network's denoising loss on generator samples x (no gradient to G);
-// gan (may be NULL) adds the discriminator loss, training the fake network's
-// encoder and the head together.
+// The fake network's denoising loss on generator samples x (no gradient to G):
+// vkd_denoise_loss with the method's sigma draw and reduction, draws from seed ^ 0xfa4e;
+// gan (may be NULL) adds the discriminator loss on the same sigma draw, training the
+// fake network's encoder and the head together.
 vkd_tensor *vkd_distill_fake_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
                                   const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t, vkd_gan_term *gan);
+// The denoising-loss settings of the fake network for a distillation config.
+vkd_denoise_loss_cfg vkd_distill_fake_loss_cfg(const vkd_distill_cfg *c);
 
 // ---------------------------------------------------------------- the distiller
 // A whole distillation as one object: the teacher (a network or an exact GMM),

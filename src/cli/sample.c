@@ -1,6 +1,8 @@
 // vkdistill sample: images from a teacher (N-step EDM sampler, optional
 // churn and classifier-free guidance) or a one-step student
-// (x = D(sigma z; sigma)). Same seed, same images.
+// (x = D(sigma z; sigma)). Same seed, same images. Vector models (the MLP
+// students of Gaussian-mixture teachers) write points: --npz always, and a
+// scatter plot (-o) in 2-D, over exact samples of --gmm when given.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +14,49 @@
 #include "vkdistill/distill.h"
 #include "vkdistill/eval.h"
 
+// Points (n, d): "samples" (n, d) float32 in an .npz; in 2-D a scatter plot over
+// 4000 exact samples of the mixture gmm_path (when given), spanning the data.
+static int write_points(vkd_ctx *ctx, const char *png, const char *npz, const char *gmm_path, const float *x, int n,
+                        int d, char *err, size_t errlen) {
+    if (npz) {
+        int64_t sh[2] = {n, d};
+        vkd_npy_array arr[1] = {{"samples", VKD_NPY_F32, 2, sh, (void *)x}};
+        if (vkd_npz_write(npz, arr, 1, 0, err, errlen)) return -1;
+    }
+    if (!png) return 0;
+    if (d != 2) {
+        snprintf(err, errlen, "-o %s: a scatter plot needs 2-D points, the model makes %d-d ones (use --npz)", png, d);
+        return -1;
+    }
+    float *ref = NULL;
+    int nref = 0;
+    if (gmm_path) {
+        vkd_gmm *gm = vkd_gmm_load(ctx, gmm_path, err, errlen);
+        if (!gm) return -1;
+        int64_t gs[3];
+        if (vkd_gmm_sample_shape(gm, gs) != 1 || gs[0] != 2) {
+            snprintf(err, errlen, "--gmm %s: the mixture is not 2-D", gmm_path);
+            vkd_gmm_free(gm);
+            return -1;
+        }
+        nref = 4000;
+        ref = malloc(sizeof(float) * 2 * nref);
+        vkd_gmm_sample_host(gm, 4242, nref, ref, NULL);
+        vkd_gmm_free(gm);
+    }
+    // The plot spans the reference (or the samples): 1.15 x the largest |coordinate|.
+    float lim = 0;
+    const float *p = ref ? ref : x;
+    for (int i = 0; i < 2 * (ref ? nref : n); i++)
+        if (isfinite(p[i])) lim = fmaxf(lim, fabsf(p[i]));
+    lim = fminf(fmaxf(1.15f * lim, 0.5f), 1000.0f);
+    int rc = vkd_write_scatter_png(png, ref, nref, x, n, lim, 512, err, errlen);
+    free(ref);
+    return rc;
+}
+
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
-    const char *model = NULL, *weights = NULL, *outpng = NULL, *indiv = NULL, *npz = NULL;
+    const char *model = NULL, *weights = NULL, *outpng = NULL, *indiv = NULL, *npz = NULL, *gmm_path = NULL;
     int n = 64, cls = -1, steps = 18;
     long long seed = 0;
     double guidance = 1.0, churn = 0.0, one_step = 0.0;
@@ -32,6 +75,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         else if (strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) outpng = v, i++;
         else if (strcmp(a, "--individual") == 0) indiv = v, i++;
         else if (strcmp(a, "--npz") == 0) npz = v, i++;
+        else if (strcmp(a, "--gmm") == 0) gmm_path = v, i++;
         else if (strcmp(a, "--n") == 0) n = atoi(v), i++;
         else if (strcmp(a, "--seed") == 0) seed = atoll(v), i++;
         else if (strcmp(a, "--class") == 0) cls = atoi(v), i++;
@@ -70,8 +114,8 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
             return 2;
         }
     }
-    if (!model || !weights || !outpng || n < 1 || steps < 1) {
-        fprintf(stderr, "vkdistill sample: needs --model CONFIG --weights FILE -o GRID.png (and positive --n, --steps)\n");
+    if (!model || !weights || (!outpng && !npz) || n < 1 || steps < 1) {
+        fprintf(stderr, "vkdistill sample: needs --model CONFIG --weights FILE and -o GRID.png or --npz FILE (and positive --n, --steps)\n");
         return 2;
     }
     vkd_ctx *ctx = vkd_cli_open(cli);
@@ -86,6 +130,10 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     int64_t s[3], xs[4] = {n};
     int nd = vkd_model_sample_shape(m, s), K = vkd_model_label_dim(m);
     for (int i = 0; i < nd; i++) xs[i + 1] = s[i];
+    if (nd == 3 && !outpng) {
+        snprintf(err, sizeof err, "sample: '%s' makes images: give -o GRID.png", model);
+        goto fail;
+    }
     if (cls >= K && K) {
         snprintf(err, sizeof err, "--class %d: the model has %d classes (0..%d)", cls, K, K - 1);
         goto fail;
@@ -123,8 +171,17 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     }
     h = malloc(vkd_tensor_numel(out) * sizeof *h);
     vkd_tensor_download(out, h);
+    if (nd == 1) {
+        if (write_points(ctx, outpng, npz, gmm_path, h, n, (int)s[0], err, sizeof err)) goto fail;
+        fprintf(stderr, "vkdistill: wrote %s%s%s (%d %lld-d points, %s, seed %lld)\n", npz ? npz : "",
+                npz && outpng ? " and " : "", outpng ? outpng : "", n, (long long)s[0],
+                nstudent ? (nstudent == 1 ? "one step" : "few-step student") : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"),
+                seed);
+        rc = 0;
+        goto done;
+    }
     if (nd != 3) {
-        snprintf(err, sizeof err, "sample writes images; '%s' models make %lld-d points", vkd_model_arch(m), (long long)s[0]);
+        snprintf(err, sizeof err, "sample: '%s' models with a %d-d sample shape are not supported", vkd_model_arch(m), nd);
         goto fail;
     }
     if (vkd_write_png_grid(outpng, h, n, (int)s[0], (int)s[1], (int)s[2], (int)ceil(sqrt((double)n)), 2, err, sizeof err))

@@ -30,13 +30,16 @@ vkd_distill_cfg vkd_distill_defaults(vkd_method m) {
                          .fake_sigma_karras = 0,
                          .t_min_fake = 0.0f,
                          .t_max_fake = 1.0f,
+                         .karras_levels = 0,
                          .p_mean = -1.2f,
                          .p_std = 1.2f,
-                         .sigma_data = 0.5f};
+                         .sigma_data = 0.5f,
+                         .reduction = VKD_REDUCE_SAMPLE_SUM};
     switch (m) {
-    case VKD_DMD2:  // sigma over Karras levels 2%..98% for both terms; sigma_init 80
+    case VKD_DMD2:  // DMD2's code: 1000 Karras levels, indices 20..980 (generator) and 0..999 (fake); means; sigma_init 80
         c.sigma_init = 80.0f, c.t_min = 0.02f, c.t_max = 0.98f;
         c.fake_sigma_karras = 1, c.t_min_fake = 0.0f, c.t_max_fake = 1.0f;
+        c.karras_levels = 1000, c.reduction = VKD_REDUCE_MEAN;
         break;
     case VKD_DIFF_INSTRUCT: c.sigma_init = 1.0f, c.t_max = 1.0f; break;
     default: c.sigma_init = 2.5f; break;  // SiD, SiM
@@ -82,17 +85,8 @@ vkd_tensor *vkd_generator_rollout(vkd_graph *g, const vkd_denoiser *G, vkd_tenso
     return x0;
 }
 
-vkd_tensor *vkd_karras_sigma_draw(vkd_graph *g, int64_t n, float t_min, float t_max, float sigma_min, float sigma_max,
-                                  float rho, uint64_t seed, uint32_t stream, vkd_tensor *step_t) {
-    float a = powf(sigma_min, 1.0f / rho), b = powf(sigma_max, 1.0f / rho);
-    vkd_tensor *u = vkd_rand_uniform(g, 1, &n, seed, stream, step_t);
-    // t = t_min + u (t_max - t_min); sigma = exp(rho log(a + t (b - a)))
-    vkd_tensor *base = vkd_affine(g, u, (t_max - t_min) * (b - a), a + t_min * (b - a));
-    return vkd_exp(g, vkd_scale(g, vkd_log(g, base), rho));
-}
-
 // Streams of the generator phase's draws (the fake phase uses 20..).
-enum { S_GEN_SIGMA = 10, S_GEN_NOISE = 11, S_FAKE_SIGMA = 20, S_FAKE_NOISE = 21, S_FAKE_REAL_NOISE = 22 };
+enum { S_GEN_SIGMA = 10, S_GEN_NOISE = 11, S_FAKE_REAL_NOISE = 22 };
 
 // The fake network's denoiser output on x_t, and its bottleneck when the GAN term wants one.
 static vkd_tensor *fake_apply(vkd_graph *g, const vkd_denoiser *fake, vkd_tensor *xt, vkd_tensor *sigma,
@@ -105,12 +99,14 @@ static vkd_tensor *fake_apply(vkd_graph *g, const vkd_denoiser *fake, vkd_tensor
     return vkd_model_denoise_bottleneck(g, fake->model, xt, sigma, labels, bottleneck);
 }
 
-// weight * D * mean softplus(-head(h)): the generator's non-saturating GAN loss (see distill.h).
-static vkd_tensor *gan_generator_term(vkd_graph *g, vkd_gan_term *gan, vkd_tensor *h, int64_t n, int64_t d) {
+// weight * s * mean softplus(-head(h)): the generator's non-saturating GAN loss, s = D
+// when the method's loss sums over a sample's D elements, 1 when it averages (see distill.h).
+static vkd_tensor *gan_generator_term(vkd_graph *g, const vkd_distill_cfg *c, vkd_gan_term *gan, vkd_tensor *h, int64_t n,
+                                      int64_t d) {
     vkd_tensor *l = vkd_scale(g, vkd_sum(g, vkd_softplus(g, vkd_scale(g, vkd_gan_head_forward(g, gan->head, h), -1.0f)), 0),
                               1.0f / (float)n);
     gan->loss = l;
-    return vkd_scale(g, l, gan->weight * (float)d);
+    return vkd_scale(g, l, gan->weight * (c->reduction == VKD_REDUCE_MEAN ? 1.0f : (float)d));
 }
 
 vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
@@ -122,10 +118,11 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
     int nd = vkd_tensor_ndim(x);
     int64_t shape[VKD_MAX_DIMS];
     for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(x, i);
-    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c->t_min, c->t_max, c->sigma_min, c->sigma_max, c->rho, seed,
-                                              S_GEN_SIGMA, step_t);
+    vkd_tensor *sigma = vkd_karras_sigma_draw(g, n, c->t_min, c->t_max, c->karras_levels, c->sigma_min, c->sigma_max,
+                                              c->rho, seed, S_GEN_SIGMA, step_t);
     vkd_tensor *noise = vkd_rand_normal(g, nd, shape, seed, S_GEN_NOISE, step_t);
-    float inv_n = 1.0f / (float)n;
+    // the batch mean (sum over a sample) or the mean over every element
+    float inv_n = 1.0f / (float)(c->reduction == VKD_REDUCE_MEAN ? vkd_tensor_numel(x) : n);
 
     if (c->method == VKD_DMD2 || c->method == VKD_DIFF_INSTRUCT) {
         // Both networks under stop-gradient: the gradient reaches G only through
@@ -154,7 +151,7 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
             vkd_graph_set_grad_enabled(g, was);
             loss = vkd_scale(g, vkd_sum(g, vkd_mul(g, x, diff), 0), inv_n);
         }
-        if (gan) loss = vkd_add(g, loss, gan_generator_term(g, gan, h, n, per_sample(x)));
+        if (gan) loss = vkd_add(g, loss, gan_generator_term(g, c, gan, h, n, per_sample(x)));
         return loss;
     }
 
@@ -185,45 +182,49 @@ vkd_tensor *vkd_distill_generator_loss(vkd_graph *g, const vkd_distill_cfg *c, v
         if (c->sim_weight == VKD_SIM_WEIGHT_SID) per = vkd_mul(g, per, inv_w);
     }
     vkd_tensor *loss = vkd_scale(g, vkd_sum(g, per, 0), inv_n);
-    if (gan) loss = vkd_add(g, loss, gan_generator_term(g, gan, h, n, per_sample(x)));
+    if (gan) loss = vkd_add(g, loss, gan_generator_term(g, c, gan, h, n, per_sample(x)));
     return loss;
+}
+
+vkd_denoise_loss_cfg vkd_distill_fake_loss_cfg(const vkd_distill_cfg *c) {
+    vkd_denoise_loss_cfg l = {.sigma = c->fake_sigma_karras ? VKD_SIGMA_KARRAS : VKD_SIGMA_LOGNORMAL,
+                              .p_mean = c->p_mean,
+                              .p_std = c->p_std,
+                              .t_min = c->t_min_fake,
+                              .t_max = c->t_max_fake,
+                              .sigma_min = c->sigma_min,
+                              .sigma_max = c->sigma_max,
+                              .rho = c->rho,
+                              .levels = c->karras_levels,
+                              .sigma_data = c->sigma_data,
+                              .reduction = c->reduction};
+    return l;
 }
 
 vkd_tensor *vkd_distill_fake_loss(vkd_graph *g, const vkd_distill_cfg *c, vkd_tensor *x, vkd_tensor *labels,
                                   const vkd_denoiser *fake, uint64_t seed, vkd_tensor *step_t, vkd_gan_term *gan) {
     if (!x) return NULL;
-    if (!c->fake_sigma_karras && !gan)
-        return vkd_edm_loss(g, fake, x, labels, c->p_mean, c->p_std, c->sigma_data, seed ^ 0xfa4e, step_t);
-    int64_t n = vkd_tensor_dim(x, 0);
-    int nd = vkd_tensor_ndim(x);
-    int64_t shape[VKD_MAX_DIMS];
-    for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(x, i);
-    vkd_tensor *sigma;
-    if (c->fake_sigma_karras)
-        sigma = vkd_karras_sigma_draw(g, n, c->t_min_fake, c->t_max_fake, c->sigma_min, c->sigma_max, c->rho, seed,
-                                      S_FAKE_SIGMA, step_t);
-    else  // EDM's log-normal sigma = exp(p_mean + p_std u), u ~ N(0, 1)
-        sigma = vkd_exp(g, vkd_affine(g, vkd_rand_normal(g, 1, &n, seed, S_FAKE_SIGMA, step_t), c->p_std, c->p_mean));
-    vkd_tensor *noise = vkd_rand_normal(g, nd, shape, seed, S_FAKE_NOISE, step_t);
-    vkd_tensor *xt = vkd_add(g, x, vkd_mul(g, noise, bcast(g, sigma, x)));
-    vkd_tensor *h = NULL;
-    vkd_tensor *d = vkd_sub(g, fake_apply(g, fake, xt, sigma, labels, gan ? &h : NULL), x);
-    // EDM weighting lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1/sd^2 + 1/sigma^2
-    float sd2 = c->sigma_data * c->sigma_data;
-    vkd_tensor *lam = vkd_affine(g, vkd_exp(g, vkd_scale(g, vkd_log(g, sigma), -2.0f)), 1.0f, 1.0f / sd2);
-    vkd_tensor *per = vkd_mul(g, sample_sum(g, vkd_mul(g, d, d)), lam);
-    vkd_tensor *loss = vkd_scale(g, vkd_sum(g, per, 0), 1.0f / (float)vkd_tensor_numel(x));
+    if (gan && !fake->model) {
+        vkd_graph_fail(g, "GAN term: the fake network must be a UNet (the GMM teacher has no bottleneck)");
+        return NULL;
+    }
+    vkd_denoise_loss_cfg lc = vkd_distill_fake_loss_cfg(c);
+    vkd_denoise_loss_aux aux = {.want_bottleneck = gan != NULL};
+    vkd_tensor *loss = vkd_denoise_loss(g, fake, x, labels, &lc, seed ^ 0xfa4e, step_t, &aux);
     if (!gan) return loss;
     // Discriminator: generated x_t against real images noised with the same sigmas (fresh noise).
     if (!gan->real || vkd_tensor_numel(gan->real) != vkd_tensor_numel(x)) {
         vkd_graph_fail(g, "GAN term: the fake phase needs a batch of real images shaped like the generated ones");
         return NULL;
     }
+    int64_t n = vkd_tensor_dim(x, 0), shape[VKD_MAX_DIMS];
+    int nd = vkd_tensor_ndim(x);
+    for (int i = 0; i < nd; i++) shape[i] = vkd_tensor_dim(x, i);
     vkd_tensor *real = vkd_reshape(g, gan->real, nd, shape);
     vkd_tensor *rt = vkd_add(g, real, vkd_mul(g, vkd_rand_normal(g, nd, shape, seed, S_FAKE_REAL_NOISE, step_t),
-                                              bcast(g, sigma, x)));
-    vkd_tensor *hr = vkd_model_bottleneck(g, fake->model, rt, sigma, gan->real_labels);
-    vkd_tensor *lf = vkd_gan_head_forward(g, gan->head, h), *lr = vkd_gan_head_forward(g, gan->head, hr);
+                                              bcast(g, aux.sigma, x)));
+    vkd_tensor *hr = vkd_model_bottleneck(g, fake->model, rt, aux.sigma, gan->real_labels);
+    vkd_tensor *lf = vkd_gan_head_forward(g, gan->head, aux.bottleneck), *lr = vkd_gan_head_forward(g, gan->head, hr);
     vkd_tensor *ld = vkd_add(g, vkd_sum(g, vkd_softplus(g, lf), 0), vkd_sum(g, vkd_softplus(g, vkd_scale(g, lr, -1.0f)), 0));
     gan->loss = vkd_scale(g, ld, 1.0f / (float)n);
     return vkd_add(g, loss, vkd_scale(g, gan->loss, gan->weight));

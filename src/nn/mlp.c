@@ -1,16 +1,22 @@
 // vkdistill's residual MLP denoiser for low-dimensional data (2-D mixtures),
 // specified with its PyTorch twin in tools/reference/models.py (MLPDenoiser):
 //   emb = SiLU(map_emb(posemb(c_noise)) [+ map_label(y)])
-//   h = input(x); h += fc2(SiLU(fc1(LN(h)) + emb_i(emb))) per block
-//   F = output(SiLU(out_norm(h)))
+//   h = input(x); h += fc2(SiLU(fc1(N(h)) + emb_i(emb))) per block
+//   F = output(SiLU(N_out(h)))
+// "norm": "layer" (the default, and every checkpoint before it existed): N is a
+// LayerNorm; "none": N is the identity. A LayerNorm on input(x) = W x + b is
+// invariant to the scale of x while b is small, so a one-step generator
+// G(z) = c_skip sigma z + c_out F(c_in sigma z) (c_skip 0.04 at sigma 2.5) sees
+// almost only the direction of z and draws a 1-D curve; "none" keeps |z|.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/model.h"
 #include "ops/ops.h"
 
 struct vkd_mlp {
-    int dim, hidden, depth, emb_dim, label_dim;
+    int dim, hidden, depth, emb_dim, label_dim, norm;
 };
 
 static void lin_params(vkd_model *m, const char *p, int in, int out, int bias) {
@@ -39,6 +45,9 @@ int vkd_mlp_init(vkd_model *m, vkd_cfg *c) {
     p->depth = vkd_cfg_int(c, "depth", 0, 3, 0, 256);
     p->emb_dim = vkd_cfg_int(c, "emb_dim", 0, 32, 2, 1 << 16);
     p->label_dim = vkd_cfg_int(c, "label_dim", 0, 0, 0, 1 << 16);
+    static const char *const norms[] = {"layer", "none", NULL};
+    const char *nm = vkd_cfg_str(c, "norm", 0, "layer", norms);
+    p->norm = !nm || strcmp(nm, "none") != 0;
     if (vkd_cfg_error(c)) return -1;
     if (p->emb_dim % 2) {
         snprintf(m->err, sizeof m->err, "%s: field 'emb_dim': %d must be even", m->name, p->emb_dim);
@@ -53,7 +62,7 @@ int vkd_mlp_init(vkd_model *m, vkd_cfg *c) {
     char n[64];
     for (int i = 0; i < p->depth; i++) {
         snprintf(n, sizeof n, "blocks.%d.norm", i);
-        ln_params(m, n, p->hidden);
+        if (p->norm) ln_params(m, n, p->hidden);
         snprintf(n, sizeof n, "blocks.%d.fc1", i);
         lin_params(m, n, p->hidden, p->hidden, 1);
         snprintf(n, sizeof n, "blocks.%d.emb", i);
@@ -61,7 +70,7 @@ int vkd_mlp_init(vkd_model *m, vkd_cfg *c) {
         snprintf(n, sizeof n, "blocks.%d.fc2", i);
         lin_params(m, n, p->hidden, p->hidden, 1);
     }
-    ln_params(m, "out_norm", p->hidden);
+    if (p->norm) ln_params(m, "out_norm", p->hidden);
     lin_params(m, "output", p->hidden, p->dim, 1);
     return m->err[0] ? -1 : 0;
 }
@@ -78,12 +87,13 @@ vkd_tensor *vkd_mlp_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tenso
     e = vkd_silu(g, e);
     vkd_tensor *h = vkd_linear(g, x, P("input.weight"), P("input.bias"));
     for (int i = 0; i < p->depth; i++) {
-        vkd_tensor *t = vkd_layernorm(g, h, P("blocks.%d.norm.weight", i), P("blocks.%d.norm.bias", i), 1e-5f);
+        vkd_tensor *t = p->norm ? vkd_layernorm(g, h, P("blocks.%d.norm.weight", i), P("blocks.%d.norm.bias", i), 1e-5f) : h;
         t = vkd_linear(g, t, P("blocks.%d.fc1.weight", i), P("blocks.%d.fc1.bias", i));
         t = vkd_add(g, t, vkd_linear(g, e, P("blocks.%d.emb.weight", i), P("blocks.%d.emb.bias", i)));
         t = vkd_linear(g, vkd_silu(g, t), P("blocks.%d.fc2.weight", i), P("blocks.%d.fc2.bias", i));
         h = vkd_add(g, h, t);
     }
-    h = vkd_silu(g, vkd_layernorm(g, h, P("out_norm.weight"), P("out_norm.bias"), 1e-5f));
+    if (p->norm) h = vkd_layernorm(g, h, P("out_norm.weight"), P("out_norm.bias"), 1e-5f);
+    h = vkd_silu(g, h);
     return vkd_linear(g, h, P("output.weight"), P("output.bias"));
 }

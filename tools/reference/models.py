@@ -20,7 +20,7 @@ For the UNet, F = SongUNet and the wrapper is the module EDMPrecond (keys prefix
 For DiT and the MLP the wrapper is the function edm_precond() (keys keep their own names):
 DiT is called with t = 1000*c_noise; the MLP with c_noise.
 
-MLPDenoiser (config {"dim": d, "hidden": H, "depth": L, "emb_dim": E, "label_dim": K}):
+MLPDenoiser (config {"dim": d, "hidden": H, "depth": L, "emb_dim": E, "label_dim": K, "norm": N}):
     map_noise : positional embedding of c_noise, E channels (E even), no parameters:
                 freqs_i = (1/10000)^(i/(E/2 - 1)), i = 0..E/2-1 (endpoint=True);
                 map_noise = [cos(c_noise*freqs), sin(c_noise*freqs)]   (cos first, NO swap)
@@ -36,6 +36,9 @@ MLPDenoiser (config {"dim": d, "hidden": H, "depth": L, "emb_dim": E, "label_dim
     F         = output(SiLU(out_norm(h)))                out_norm: LayerNorm(H, eps 1e-5, affine);
                                                          output: Linear(H, d)
     Linear(a, b) has weight (b, a) and bias (b): y = x W^T + b.
+    norm      = "layer" (default) as above; "none": blocks.i.norm and out_norm are the identity
+                and have no parameters (a LayerNorm on input(x) hides the scale of x, which a
+                one-step generator's output must follow).
 """
 
 import math
@@ -691,9 +694,9 @@ def dit_expected_shapes(cfg):
 
 
 class MLPBlock(torch.nn.Module):
-    def __init__(self, hidden):
+    def __init__(self, hidden, norm="layer"):
         super().__init__()
-        self.norm = torch.nn.LayerNorm(hidden, eps=1e-5, elementwise_affine=True)
+        self.norm = torch.nn.LayerNorm(hidden, eps=1e-5, elementwise_affine=True) if norm == "layer" else torch.nn.Identity()
         self.fc1 = torch.nn.Linear(hidden, hidden)
         self.emb = torch.nn.Linear(hidden, hidden)
         self.fc2 = torch.nn.Linear(hidden, hidden)
@@ -703,17 +706,18 @@ class MLPBlock(torch.nn.Module):
 
 
 class MLPDenoiser(torch.nn.Module):
-    def __init__(self, dim, hidden=128, depth=3, emb_dim=32, label_dim=0):
+    def __init__(self, dim, hidden=128, depth=3, emb_dim=32, label_dim=0, norm="layer"):
         super().__init__()
         assert emb_dim % 2 == 0 and emb_dim >= 4
+        assert norm in ("layer", "none"), f"norm: expected 'layer' or 'none', got {norm!r}"
         self.dim = dim
         self.label_dim = label_dim
         self.emb_dim = emb_dim
         self.map_emb = torch.nn.Linear(emb_dim, hidden)
         self.map_label = torch.nn.Linear(label_dim, hidden, bias=False) if label_dim else None
         self.input = torch.nn.Linear(dim, hidden)
-        self.blocks = torch.nn.ModuleList([MLPBlock(hidden) for _ in range(depth)])
-        self.out_norm = torch.nn.LayerNorm(hidden, eps=1e-5, elementwise_affine=True)
+        self.blocks = torch.nn.ModuleList([MLPBlock(hidden, norm) for _ in range(depth)])
+        self.out_norm = torch.nn.LayerNorm(hidden, eps=1e-5, elementwise_affine=True) if norm == "layer" else torch.nn.Identity()
         self.output = torch.nn.Linear(hidden, dim)
 
     def map_noise(self, c_noise):
@@ -790,7 +794,7 @@ UNET_ARGS = ["img_resolution", "in_channels", "out_channels", "label_dim", "augm
              "embedding_type", "channel_mult_noise", "encoder_type", "decoder_type", "resample_filter"]
 DIT_ARGS = ["input_size", "patch_size", "in_channels", "hidden_size", "depth", "num_heads", "mlp_ratio",
             "class_dropout_prob", "num_classes", "learn_sigma"]
-MLP_ARGS = ["dim", "hidden", "depth", "emb_dim", "label_dim"]
+MLP_ARGS = ["dim", "hidden", "depth", "emb_dim", "label_dim", "norm"]
 ARCH_ARGS = {"unet": UNET_ARGS, "dit": DIT_ARGS, "mlp": MLP_ARGS}
 UNET_REQUIRED = ["img_resolution", "in_channels", "out_channels"]
 
