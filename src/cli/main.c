@@ -18,8 +18,8 @@ static const struct {
     {"train-teacher", "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"},
     {"distill", "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"},
     {"sample", "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
-               "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] -o GRID.png\n"
-               "         [--individual DIR] [--npz FILE]\n"},
+               "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] (-o GRID.png | --npz FILE)\n"
+               "         [--individual DIR] [--gmm MIX.json]   (vector students: .npz, and with -o a 2-D scatter)\n"},
     {"train-classifier", "  train-classifier CONFIG [--out DIR] [--resume auto|CKPT] [--data DIR] [--epochs N] [--batch N] [--lr X]\n"
                          "         [--seed S] [--max-images N] [--flip] [--dtype F16|BF16|F32]   the FD feature classifier\n"},
     {"fid-stats", "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N] [--split train|test]\n"

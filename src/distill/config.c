@@ -18,7 +18,9 @@ void vkd_distiller_cfg_init(vkd_distiller_cfg *d, vkd_method method) {
     d->beta2 = 0.999;
     d->eps = 1e-8;
     d->weight_decay = method == VKD_DMD2 ? 0.01 : 0.0;
-    d->grad_clip = 10;
+    // DMD2 clips the generator's gradient norm at 10 (its configs); SiD's, SiM's and
+    // Diff-Instruct's reference codes do not clip.
+    d->grad_clip = method == VKD_DMD2 ? 10 : 0;
     d->m.sigma_data = 0.5f;
     d->seed = 1, d->log_every = 10, d->sample_every = 100, d->ckpt_every = 500, d->sample_n = 64;
     d->teacher_steps = 18;
