@@ -36,9 +36,12 @@ best), each phase timed with perf_counter (CUDA: synchronized at each phase end)
 `vkdistill bench step` prints them: ms_fake_phase is ONE fake step (the iteration runs fake_steps of
 them), ms_generator_phase the generator step; a teacher iteration is all "generator phase"
 (ms_fake_phase 0). img_per_s = batch / ms_per_iter: generator images per iteration (teacher:
-training images). peak_mib: CPU -- growth of the
-process's peak RSS (getrusage ru_maxrss) from before the networks were built; CUDA --
-torch.cuda.max_memory_allocated over the whole run.
+training images). peak_mib: CPU -- growth of the process's peak RSS (getrusage ru_maxrss) from
+before the networks were built; CUDA -- torch.cuda.max_memory_allocated over the whole run.
+
+A network teacher whose weights file does not exist yet is timed with random weights
+("teacher_weights": "random", as vkdistill does); its model config must exist (a train-teacher
+output such as runs/main/teacher/teacher.json may not: --teacher-model names the architecture).
 """
 import argparse
 import json
