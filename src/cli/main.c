@@ -37,7 +37,7 @@ static void usage(FILE *f) {
     for (int i = 0; i < NVERBS; i++) fputs(verbs[i].text, f);
     fprintf(f,
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
-            "             VKD_CACHE_DIR (pipeline cache; empty disables)\n");
+            "             VKD_CACHE_DIR (pipeline cache; empty disables), VKD_MEMORY_CAP_MB (cap device memory)\n");
 }
 
 int main(int argc, char **argv) {

@@ -337,7 +337,9 @@ static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd
     char p[96];
 #define SUB(s) (snprintf(p, sizeof p, "%s.%s", nd->name, s), p)
     vkd_tensor *orig = x;
-    x = conv(g, m, SUB("conv0"), vkd_silu(g, groupnorm(g, m, SUB("norm0"), x)), 3, nd->up, nd->down);
+    // SUB reuses one buffer: one SUB per statement (argument order is unspecified in C).
+    vkd_tensor *h = vkd_silu(g, groupnorm(g, m, SUB("norm0"), x));
+    x = conv(g, m, SUB("conv0"), h, 3, nd->up, nd->down);
     vkd_tensor *params = vkd_linear(g, emb, P("model.%s.affine.weight", nd->name), P("model.%s.affine.bias", nd->name));
     int64_t n = vkd_tensor_dim(emb, 0);
     params = vkd_reshape(g, params, 4, (int64_t[]){n, nd->cout, 1, 1});
@@ -346,7 +348,8 @@ static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd
     vkd_tensor *s = nd->has_skip ? conv(g, m, SUB("skip"), orig, 1, nd->up, nd->down) : orig;
     x = vkd_scale(g, vkd_add(g, x, s), SKIP_SCALE);
     if (nd->attention) {
-        vkd_tensor *qkv = conv(g, m, SUB("qkv"), groupnorm(g, m, SUB("norm2"), x), 1, 0, 0);
+        vkd_tensor *hn = groupnorm(g, m, SUB("norm2"), x);
+        vkd_tensor *qkv = conv(g, m, SUB("qkv"), hn, 1, 0, 0);
         vkd_tensor *a = vkd_attention_edm(g, qkv, 1);
         x = vkd_scale(g, vkd_add(g, conv(g, m, SUB("proj"), a, 1, 0, 0), x), SKIP_SCALE);
     }

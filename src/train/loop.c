@@ -140,7 +140,12 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
         evf[0] = 0;
         if (eval_now) {
             vkd_debug_kill_point("sample", st.step);
-            if ((rc = t->evaluate(self, &st, evf, sizeof evf, err, errlen))) break;
+            if ((rc = t->evaluate(self, &st, evf, sizeof evf, err, errlen))) {
+                // The step itself completed: keep it (a second error must not hide the first).
+                char err2[512];
+                checkpoint(&run, ck, &st, &last_ckpt, err2, sizeof err2);
+                break;
+            }
         }
         if ((st.step % o->log_every == 0 || last || evf[0]) &&
             (rc = log_line(&run, o, t, self, &st, evf, err, errlen)))

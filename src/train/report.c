@@ -43,7 +43,7 @@ static void put(sbuf *b, const char *fmt, ...) {
     va_list ap;
     for (;;) {
         va_start(ap, fmt);
-        int n = vsnprintf(b->buf + b->len, b->cap - b->len, fmt, ap);
+        int n = vsnprintf(b->buf ? b->buf + b->len : NULL, b->cap - b->len, fmt, ap);
         va_end(ap);
         if (n >= 0 && b->len + (size_t)n < b->cap) {
             b->len += n;

@@ -244,10 +244,7 @@ static int hook_evaluate(void *self, const vkd_train_state *s, char *f, size_t n
     char path[1200];
     snprintf(path, sizeof path, "%s/samples/step_%08lld.png", s->run_dir, (long long)s->step);
     vkd_denoiser den = {.model = t->ema};
-    // A failed grid is reported but does not stop the training.
-    if (vkd_sample_grid_png(&den, t->c.sample_n, t->c.sample_steps, t->c.guidance, 12345, path, err, errlen))
-        fprintf(stderr, "\nvkdistill: sample grid: %s\n", err);
-    return 0;
+    return vkd_sample_grid_png(&den, t->c.sample_n, t->c.sample_steps, t->c.guidance, 12345, path, err, errlen);
 }
 
 // The EMA network under its PyTorch names, ready for sample / distill.
