@@ -171,6 +171,15 @@ int main(void) {
              HAS_B | GRAD_B);
     run_case(ctx, "conv_transpose2d depthwise 4x4 stride 2 pad 1, C=2, 3x3", 1,
              (ref_conv_shape){1, 2, 3, 3, 2, 4, 4, 2, 1, 1, 2}, 0);
+    // UNet-sized channel counts: on lavapipe these get the tall register tiles (up to 64x16 per lane,
+    // chosen by the cost model in src/ops/conv2d.c), ragged in M (72 = 64 + 8) and in N.
+    run_case(ctx, "conv2d 3x3 pad 1, 64->72, 8x8, N=3", 0, (ref_conv_shape){3, 64, 8, 8, 72, 3, 3, 1, 1, 1, 1}, ALL);
+    run_case(ctx, "conv2d 3x3 pad 1, 40->64, 16x12, N=2", 0, (ref_conv_shape){2, 40, 16, 12, 64, 3, 3, 1, 1, 1, 1},
+             ALL);
+    run_case(ctx, "conv2d 3x3 stride 2 pad 1, 32->64, 10x10", 0, (ref_conv_shape){2, 32, 10, 10, 64, 3, 3, 2, 1, 1, 1},
+             ALL);
+    run_case(ctx, "conv_transpose2d 4x4 stride 2 pad 1, 48->32, 5x6", 1,
+             (ref_conv_shape){2, 48, 5, 6, 32, 4, 4, 2, 1, 1, 1}, ALL);
     test_split_replay(ctx);
 
     printf("shape errors\n");
