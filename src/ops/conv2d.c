@@ -6,6 +6,7 @@
 // its output back to its input, so both ops describe themselves by that
 // convolution's geometry and share the three shaders).
 #include <stdio.h>
+#include <unistd.h>
 
 #include "ops/ops.h"
 
@@ -108,7 +109,11 @@ static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *
     conv_tile t = pick_tile(g->ctx, M, N);
     uint64_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint64_t base = vkd_ceil_div((uint64_t)N, bn) * vkd_ceil_div((uint64_t)M, bm) * (uint64_t)c->groups;
-    uint64_t target = cpu ? 16 : 1024, min_chunk = cpu ? 1024 : 256;
+    // On a CPU device (lavapipe runs a workgroup per core thread) enough
+    // workgroups for the cores; more splits only add partial slices, and with
+    // the tall lavapipe tiles a fixed target of 16 grew the peak memory.
+    long ncpu = cpu ? sysconf(_SC_NPROCESSORS_ONLN) : 0;
+    uint64_t target = cpu ? (uint64_t)(ncpu > 1 ? ncpu : 2) : 1024, min_chunk = cpu ? 1024 : 256;
     int64_t splits = base >= target ? 1 : (int64_t)vkd_ceil_div(target, base);
     int64_t max_splits = (int64_t)vkd_ceil_div((uint64_t)K, min_chunk);
     int64_t max_z = g->ctx->f.max_wg_count[2] / (uint64_t)c->groups;

@@ -2,7 +2,6 @@
 // The backward is two more GEMMs expressed through the transpose flags, so
 // no transposed copies are ever made.
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "ops/ops.h"
 
