@@ -29,13 +29,18 @@
 //   sums the slices in a fixed order: deterministic, no atomics.
 //
 // Tiling (as shaders/matmul.comp, whose header explains why it suits
-// lavapipe): lane groups of 8 consecutive subgroup invocations; a group owns
-// a TM x (8*TN) block of C, lane l holding rows m0..m0+TM-1 at columns
-// n0 + 8j + l. K is walked in chunks of 8: lane l loads A(m0+i, k0+l) and the
+// lavapipe): lane groups of L consecutive subgroup invocations; a group owns
+// a TM x (L*TN) block of C, lane l holding rows m0..m0+TM-1 at columns
+// n0 + L*j + l. K is walked in chunks of L: lane l loads A(m0+i, k0+l) and the
 // value every lane needs is fetched with subgroupShuffle; B is gathered
 // directly. Each C element is summed k = 0..K-1 by one invocation (fixed
-// order). Workgroup = WM x WN lane groups, BM = WM*TM, BN = WN*8*TN.
-// Specialization constants: 0 local size (= 8*WM*WN), 1 MODE, 2 TM, 3 TN, 4 WM.
+// order). Workgroup = WM x WN lane groups, BM = WM*TM, BN = WN*L*TN.
+// Specialization constants: 0 local size (= L*WM*WN), 1 MODE, 2 TM, 3 TN, 4 WM,
+// 5 SG (1: the lane groups shuffle A; 0: no usable subgroup, every lane loads A
+// itself), 6 L (lane-group width: 8, or the subgroup size when that is 4).
+// SG and L are constants, not tests of gl_SubgroupSize, so the path not taken
+// is not compiled: llvmpipe runs both sides of a branch under a mask, and a
+// dead per-k load of A in the inner loop cost as much as the live code.
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -44,19 +49,20 @@ layout(constant_id = 1) const uint MODE = 0;
 layout(constant_id = 2) const uint TM = 8;
 layout(constant_id = 3) const uint TN = 4;
 layout(constant_id = 4) const uint WM = 1;
+layout(constant_id = 5) const uint SG = 1;
+layout(constant_id = 6) const uint L = 8;
 
 layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
 } pc;
 
-const uint L = 8;
 const uint WN = gl_WorkGroupSize.x / (L * WM);
 const uint BM = WM * TM;
 const uint BN = WN * L * TN;
 
 void main() {
-    const bool sgOK = (gl_SubgroupSize % L) == 0u;
+    const bool sgOK = SG != 0u;
     uint lane, lg;
     if (sgOK) {
         lane = gl_SubgroupInvocationID % L;

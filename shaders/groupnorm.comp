@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 // Group norm (torch.nn.GroupNorm) of x (N, C, S) with S the flattened spatial
 // size: a "row" is one (n, group), i.e. cpg = C/groups consecutive channels,
 // cpg*S contiguous elements. Biased variance, as PyTorch.
@@ -16,6 +17,13 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
+// SGRED = 1: the workgroup is exactly one subgroup and sums with subgroupAdd
+// (host sets it on lavapipe). There a barrier is a coroutine switch of every
+// subgroup of the workgroup and each shared-memory access a scalar loop over
+// the lanes, so the tree below cost more than the normalization itself
+// (layer norm of 128x128: ~10 ms a call, measured under load). The subgroup
+// sum has a fixed order too, so replays stay bit-identical.
+layout(constant_id = 2) const uint SGRED = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
@@ -27,6 +35,7 @@ shared float red[gl_WorkGroupSize.x];
 shared float red2[gl_WorkGroupSize.x];
 
 float wg_sum(float v) {
+    if (SGRED != 0u) return subgroupAdd(v);
     uint t = gl_LocalInvocationID.x;
     red[t] = v;
     barrier();
@@ -40,6 +49,7 @@ float wg_sum(float v) {
 }
 
 vec2 wg_sum2(vec2 v) {
+    if (SGRED != 0u) return subgroupAdd(v);
     uint t = gl_LocalInvocationID.x;
     red[t] = v.x;
     red2[t] = v.y;

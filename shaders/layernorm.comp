@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 // Layer norm over the last axis (biased variance, as PyTorch), forward and backward.
 // MODE 0, forward (one workgroup per row):
 //   y = (x - mean) * rstd * w + b; writes mean and rstd (rows) for the backward.
@@ -12,6 +13,13 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
+// SGRED = 1: the workgroup is exactly one subgroup and sums with subgroupAdd
+// (host sets it on lavapipe). There a barrier is a coroutine switch of every
+// subgroup of the workgroup and each shared-memory access a scalar loop over
+// the lanes, so the tree below cost more than the normalization itself
+// (layer norm of 128x128: ~10 ms a call, measured under load). The subgroup
+// sum has a fixed order too, so replays stay bit-identical.
+layout(constant_id = 2) const uint SGRED = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
@@ -22,6 +30,7 @@ layout(push_constant) uniform PC {
 shared float red[gl_WorkGroupSize.x];
 
 float wg_sum(float v) {
+    if (SGRED != 0u) return subgroupAdd(v);
     uint t = gl_LocalInvocationID.x;
     red[t] = v;
     barrier();

@@ -81,6 +81,10 @@ layout(constant_id = 2) const uint BM = 48;
 layout(constant_id = 3) const uint BN = 64;
 layout(constant_id = 5) const uint TM = 24;
 layout(constant_id = 6) const uint TN = 4;
+// constant_id 7  SG = 1: lane groups share A through subgroupShuffle (needs a
+// subgroup size that is a multiple of 8); 0: the portable loop. A constant,
+// not a test of gl_SubgroupSize, so only one of the two loops is compiled.
+layout(constant_id = 7) const uint SG = 1;
 // constant_id 4 is the workgroup size (local_size_x, default 32); it is not
 // declared as a separate constant to avoid two constants with SpecId 4.
 layout(local_size_x = 32, local_size_y = 1, local_size_z = 1) in;
@@ -93,7 +97,7 @@ const uint TMC = (TM + L - 1) / L;  // A loads per k-chunk for TA=1
 void main() {
     // Lane-group decomposition.  Lanes of a group must live in one subgroup
     // so that subgroupShuffle can exchange A values between them.
-    const bool sgOK = (gl_SubgroupSize % L) == 0u;
+    const bool sgOK = SG != 0u;
     uint lane, g;
     if (sgOK) {
         lane = gl_SubgroupInvocationID % L;

@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 // Sums, deterministic (fixed order, no atomics) so replays are bit-identical.
 // MODE_ROWS: one workgroup per row of x viewed as (rows, cols), tree reduction
 //   in shared memory: y[r] = alpha * sum_c f(x[r*cols + c]) over r*cols+c < nbound.
@@ -11,6 +12,9 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 layout(constant_id = 2) const uint SQDIFF = 0;
+// SGRED = 1 (lavapipe): the workgroup is one subgroup and MODE_ROWS sums with
+// subgroupAdd instead of a barrier tree (see groupnorm.comp for why).
+layout(constant_id = 3) const uint SGRED = 0;
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
 layout(push_constant) uniform PC {
@@ -35,6 +39,11 @@ void main() {
         float acc = 0.0;
         for (uint c = gl_LocalInvocationID.x; c < pc.cols && base + c < pc.nbound; c += gl_WorkGroupSize.x)
             acc += f(base + c);
+        if (SGRED != 0u) {
+            acc = subgroupAdd(acc);
+            if (gl_LocalInvocationID.x == 0) pc.y.v[r] = pc.alpha * acc;
+            return;
+        }
         part[gl_LocalInvocationID.x] = acc;
         barrier();
         for (uint s = gl_WorkGroupSize.x / 2; s > 0; s >>= 1) {

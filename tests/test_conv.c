@@ -90,7 +90,9 @@ static void run_case(vkd_ctx *ctx, const char *name, int transposed, ref_conv_sh
 // A weight gradient long enough to be cut into several chunks (summed by a
 // second pass) must still be bit-identical on every replay.
 static void test_split_replay(vkd_ctx *ctx) {
-    ref_conv_shape s = {2, 2, 32, 32, 3, 3, 3, 1, 1, 1, 1};
+    // one output tile (2 channels x 9 taps), so even a CPU device that wants only as many workgroups as
+    // cores cuts the 2048-term sum into chunks
+    ref_conv_shape s = {2, 1, 32, 32, 2, 3, 3, 1, 1, 1, 1};
     printf("weight gradient over 2x32x32 pixels in chunks, replayed\n");
     long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin * 9, ny = (long)s.n * s.cout * s.h * s.w;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *u = malloc(ny * 8), *dw = malloc(nw * 8);
@@ -171,6 +173,15 @@ int main(void) {
              HAS_B | GRAD_B);
     run_case(ctx, "conv_transpose2d depthwise 4x4 stride 2 pad 1, C=2, 3x3", 1,
              (ref_conv_shape){1, 2, 3, 3, 2, 4, 4, 2, 1, 1, 2}, 0);
+    // UNet-sized channel counts: on lavapipe these get the tall register tiles (up to 64x16 per lane,
+    // chosen by the cost model in src/ops/conv2d.c), ragged in M (72 = 64 + 8) and in N.
+    run_case(ctx, "conv2d 3x3 pad 1, 64->72, 8x8, N=3", 0, (ref_conv_shape){3, 64, 8, 8, 72, 3, 3, 1, 1, 1, 1}, ALL);
+    run_case(ctx, "conv2d 3x3 pad 1, 40->64, 16x12, N=2", 0, (ref_conv_shape){2, 40, 16, 12, 64, 3, 3, 1, 1, 1, 1},
+             ALL);
+    run_case(ctx, "conv2d 3x3 stride 2 pad 1, 32->64, 10x10", 0, (ref_conv_shape){2, 32, 10, 10, 64, 3, 3, 2, 1, 1, 1},
+             ALL);
+    run_case(ctx, "conv_transpose2d 4x4 stride 2 pad 1, 48->32, 5x6", 1,
+             (ref_conv_shape){2, 48, 5, 6, 32, 4, 4, 2, 1, 1, 1}, ALL);
     test_split_replay(ctx);
 
     printf("shape errors\n");

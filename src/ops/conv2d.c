@@ -6,6 +6,7 @@
 // its output back to its input, so both ops describe themselves by that
 // convolution's geometry and share the three shaders).
 #include <stdio.h>
+#include <unistd.h>
 
 #include "ops/ops.h"
 
@@ -21,37 +22,50 @@ typedef struct {
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups;
 } conv_geom;
 
-// Register tile TM x TN per lane, WM lane groups along M, workgroup of wg
-// invocations (shader constants 0..4). On lavapipe small workgroups of two
-// lane groups and tall tiles (many FMAs per load) win, as for matmul; on GPUs
-// 16 lane groups per workgroup and TM = 8 keep occupancy up. Small M (grouped
-// and depthwise convolutions) shrink TM so no rows are wasted.
+// Register tile TM x TN per lane, WM lane groups along M, lane groups of
+// L invocations, workgroup of wg invocations (shader constants 0..6).
 typedef struct {
-    uint32_t wg, tm, tn, wm;
+    uint32_t wg, tm, tn, wm, sg, l;
 } conv_tile;
 
+// On lavapipe every buffer load is a scalar loop over the 8 lanes (~16 cycles
+// a lane, measured: 7.9 ns per lane-load against ~1 ns for an FMA-pair), so
+// the tile is chosen by a cost model of one lane group's k step:
+//   (TN + TM/8) loads * 8 lanes * 16 cycles + TM*TN FMAs * 2.5 cycles
+// (llvmpipe emits mul + add, and accumulators beyond the registers spill),
+// times the lane groups the padded M x N needs. Measured at 16x64x16x16 3x3
+// (fwd, CPU time): 16x4 97 ms, 32x8 55, 64x8 49, 32x16 46, 64x16 38; the
+// model predicts the same order and ratios within 5%. TM*TN is capped at 1024
+// and TN at 16: 32x32 measured slower than 32x16 and 64x32 took minutes for
+// LLVM to compile. On GPUs 16 lane groups per workgroup and TM = 8 keep
+// occupancy up; small M (grouped and depthwise convolutions) shrink TM.
 static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
     int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     conv_tile t;
-    if (M <= 8) {
+    // Lane groups exchange A through subgroupShuffle: they need shuffles and a
+    // subgroup of at least 4 lanes (llvmpipe at 128 bits has 4).
+    uint32_t sgs = ctx->f.subgroup_size;
+    t.sg = (ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && sgs >= 4 && (sgs & (sgs - 1)) == 0;
+    t.l = t.sg && sgs < 8 ? sgs : 8;
+    if (!cpu) {
         t.tm = M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
-    } else if (!cpu) {
-        t.tm = 8;
+        t.tn = N <= 8 ? 1 : N <= 16 ? 2 : 4;
     } else {
-        // the fewest padded rows, then the tallest tile
-        static const uint32_t cand[3] = {24, 16, 8};
-        t.tm = 24;
-        int64_t best = -1;
-        for (int i = 0; i < 3; i++) {
-            int64_t padded = (M + cand[i] - 1) / cand[i] * cand[i];
-            if (best < 0 || padded < best) best = padded, t.tm = cand[i];
-        }
+        static const uint32_t tms[] = {1, 2, 4, 8, 16, 24, 32, 48, 64}, tns[] = {1, 2, 4, 8, 16};
+        double best = -1;
+        for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
+            for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
+                uint32_t tm = tms[i], tn = tns[j];
+                if (tm * tn > 1024 || (tm > 8 && tm % t.l)) continue;
+                double groups = (double)vkd_ceil_div((uint64_t)M, tm) * vkd_ceil_div((uint64_t)N, (uint64_t)t.l * tn);
+                double cost = groups * (128.0 * (tn + tm / 8.0) + 2.5 * tm * tn);
+                if (best < 0 || cost < best) best = cost, t.tm = tm, t.tn = tn;
+            }
     }
-    t.tn = N <= 8 ? 1 : N <= 16 ? 2 : 4;
     uint32_t lanes = cpu ? 2 : 16, mt = vkd_ceil_div((uint64_t)M, t.tm);
     t.wm = 1;
     while (t.wm * 2 <= lanes && t.wm < mt) t.wm *= 2;
-    t.wg = 8 * lanes;
+    t.wg = t.l * lanes;
     return t;
 }
 
@@ -78,9 +92,9 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(conv_push, bias), VKD_R, bias};
     conv_tile t = pick_tile(g->ctx, M, N);
-    uint32_t bm = t.wm * t.tm, bn = (t.wg / (8 * t.wm)) * 8 * t.tn;
-    uint32_t spec[5] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm};
-    return vkd_graph_dispatch(g, name, "conv2d", spec, 5, vkd_ceil_div((uint64_t)N, bn), vkd_ceil_div((uint64_t)M, bm),
+    uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
+    uint32_t spec[7] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l};
+    return vkd_graph_dispatch(g, name, "conv2d", spec, 7, vkd_ceil_div((uint64_t)N, bn), vkd_ceil_div((uint64_t)M, bm),
                               gz, &pc, sizeof pc, args, na);
 }
 
@@ -93,9 +107,13 @@ static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *
     int64_t M = c->cout / c->groups, N = (int64_t)(c->cin / c->groups) * c->kh * c->kw;
     int64_t K = (int64_t)c->nb * c->ho * c->wo;
     conv_tile t = pick_tile(g->ctx, M, N);
-    uint64_t bm = t.wm * t.tm, bn = (t.wg / (8 * t.wm)) * 8 * t.tn;
+    uint64_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint64_t base = vkd_ceil_div((uint64_t)N, bn) * vkd_ceil_div((uint64_t)M, bm) * (uint64_t)c->groups;
-    uint64_t target = cpu ? 16 : 1024, min_chunk = cpu ? 1024 : 256;
+    // On a CPU device (lavapipe runs a workgroup per core thread) enough
+    // workgroups for the cores; more splits only add partial slices, and with
+    // the tall lavapipe tiles a fixed target of 16 grew the peak memory.
+    long ncpu = cpu ? sysconf(_SC_NPROCESSORS_ONLN) : 0;
+    uint64_t target = cpu ? (uint64_t)(ncpu > 1 ? ncpu : 2) : 1024, min_chunk = cpu ? 1024 : 256;
     int64_t splits = base >= target ? 1 : (int64_t)vkd_ceil_div(target, base);
     int64_t max_splits = (int64_t)vkd_ceil_div((uint64_t)K, min_chunk);
     int64_t max_z = g->ctx->f.max_wg_count[2] / (uint64_t)c->groups;

@@ -25,10 +25,11 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     args[na++] = (vkd_arg){offsetof(ln_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
     args[na++] = (vkd_arg){offsetof(ln_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
     if (dy) args[na++] = (vkd_arg){offsetof(ln_push, dy), VKD_R, dy};
-    uint32_t wg = mode == 2 ? 64 : (cols <= 64 ? 64 : VKD_WG);
-    uint32_t spec[2] = {wg, mode}, gx, gy;
+    uint32_t sgred = mode != 2 && vkd_norm_subgroup_reduce(g->ctx);
+    uint32_t wg = mode == 2 ? 64 : sgred ? g->ctx->f.subgroup_size : (cols <= 64 ? 64 : VKD_WG);
+    uint32_t spec[3] = {wg, mode, sgred}, gx, gy;
     vkd_grid_1d(mode == 2 ? cols : rows, mode == 2 ? wg : 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "layernorm", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch(g, name, "layernorm", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na);
 }
 
 static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {

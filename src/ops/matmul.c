@@ -15,16 +15,33 @@ typedef struct {
 
 enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4 };
 
-// Tile sizes per device class (specialization constants 2..6 of matmul.comp:
-// BM, BN, WG, TM, TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The CPU tile was
-// measured on lavapipe; the GPU tile favours occupancy (fewer accumulators).
+// Tile sizes (specialization constants 2..6 of matmul.comp: BM, BN, WG, TM,
+// TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The GPU tile favours occupancy
+// (fewer accumulators). On lavapipe the tile is chosen per shape by the load
+// cost model of the convolution tiles (src/ops/conv2d.c): per lane group and
+// k step, (TN + TM/8) loads of 8 lanes at ~16 cycles each plus TM*TN FMAs at
+// ~2.5, times the lane groups the padded M x N needs; two lane groups per
+// workgroup. TM*TN stays <= 256: larger tiles of this shader took LLVM many
+// seconds to compile.
 typedef struct {
     uint32_t bm, bn, wg, tm, tn;
 } mm_tile;
 
-static mm_tile pick_tile(const vkd_ctx *ctx) {
-    if (ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){48, 64, 32, 24, 4};
-    return (mm_tile){64, 64, 128, 8, 4};
+static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N) {
+    if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){64, 64, 128, 8, 4};
+    static const uint32_t tms[] = {8, 16, 24, 32, 48, 64}, tns[] = {1, 2, 4, 8, 16};
+    uint32_t tm = 24, tn = 4;
+    double best = -1;
+    for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
+        for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
+            if (tms[i] * tns[j] > 256) continue;
+            double groups = (double)vkd_ceil_div(M, tms[i]) * vkd_ceil_div(N, 8u * tns[j]);
+            double cost = groups * (128.0 * (tns[j] + tms[i] / 8.0) + 2.5 * tms[i] * tns[j]);
+            if (best < 0 || cost < best) best = cost, tm = tms[i], tn = tns[j];
+        }
+    // two lane groups: side by side along M when M has room for both, else along N
+    int along_m = vkd_ceil_div(M, tm) >= 2;
+    return (mm_tile){along_m ? 2 * tm : tm, along_m ? 8 * tn : 16 * tn, 16, tm, tn};
 }
 
 enum { SHARED_A = 1, SHARED_B = 2 };  // the operand is 2-D and used by every batch
@@ -51,9 +68,10 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
                        {offsetof(matmul_push, B), VKD_R, B}};
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
-    mm_tile t = pick_tile(g->ctx);
-    uint32_t spec[7] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn};
-    return vkd_graph_dispatch(g, name, "matmul", spec, 7, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch, &pc,
+    mm_tile t = pick_tile(g->ctx, M, N);
+    uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
+    uint32_t spec[8] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg};
+    return vkd_graph_dispatch(g, name, "matmul", spec, 8, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch, &pc,
                               sizeof pc, args, na);
 }
 

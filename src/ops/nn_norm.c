@@ -33,10 +33,11 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
     // A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
     uint64_t len = mode == 2 ? N * S : (C / (uint64_t)groups) * S;
-    uint32_t wg = len <= 64 ? 64 : VKD_WG;
-    uint32_t spec[2] = {wg, mode}, gx, gy;
+    uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx);
+    uint32_t wg = sgred ? g->ctx->f.subgroup_size : len <= 64 ? 64 : VKD_WG;
+    uint32_t spec[3] = {wg, mode, sgred}, gx, gy;
     vkd_grid_1d(mode == 2 ? C : N * (uint64_t)groups, 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "groupnorm", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch(g, name, "groupnorm", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na);
 }
 
 static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {

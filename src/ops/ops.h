@@ -5,6 +5,14 @@
 
 #define VKD_WG 256u  // default workgroup size of the element-wise and row shaders
 
+// Row reductions (norms) use one subgroup per workgroup and subgroupAdd, no
+// barriers: on a CPU device (lavapipe, where barriers and shared memory are
+// expensive) that supports subgroup arithmetic. GPUs keep the shared-memory tree.
+static inline int vkd_norm_subgroup_reduce(const vkd_ctx *ctx) {
+    return ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && (ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) &&
+           ctx->f.subgroup_size >= 1;
+}
+
 // dst (any tensor, usually a persistent gradient) += src, same numel.
 int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.

@@ -20,9 +20,10 @@ int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
     vkd_arg args[3] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
     int na = 2;
     if (x2) args[na++] = (vkd_arg){offsetof(reduce_push, x2), VKD_R, x2};
-    uint32_t spec[3] = {VKD_WG, 0, x2 ? 1u : 0u}, gx, gy;
+    uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
+    uint32_t spec[4] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, x2 ? 1u : 0u, sgred}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "reduce", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch(g, name, "reduce", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na);
 }
 
 int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
