@@ -90,19 +90,19 @@ static void run_case(vkd_ctx *ctx, const char *name, int transposed, ref_conv_sh
 // A weight gradient long enough to be cut into several chunks (summed by a
 // second pass) must still be bit-identical on every replay.
 static void test_split_replay(vkd_ctx *ctx) {
-    // one output tile (2 channels x 9 taps), so even a CPU device that wants only as many workgroups as
-    // cores cuts the 2048-term sum into chunks
-    ref_conv_shape s = {2, 1, 32, 32, 2, 3, 3, 1, 1, 1, 1};
+    // a single weight (1 channel, 1x1 kernel): one output tile whatever the tile shape or subgroup
+    // size, so even a CPU device that wants only as many workgroups as cores cuts the 2048-term sum
+    ref_conv_shape s = {2, 1, 32, 32, 1, 1, 1, 1, 0, 0, 1};
     printf("weight gradient over 2x32x32 pixels in chunks, replayed\n");
-    long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin * 9, ny = (long)s.n * s.cout * s.h * s.w;
+    long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin * s.kh * s.kw, ny = (long)s.n * s.cout * s.h * s.w;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *u = malloc(ny * 8), *dw = malloc(nw * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(u, ny, -1, 1);
     vkd_graph *g = vkd_graph_new(ctx, "split");
     vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
-    vkd_tensor *W = t_tensor(ctx, "w", 4, (int64_t[]){s.cout, s.cin, 3, 3}, w, 0);
+    vkd_tensor *W = t_tensor(ctx, "w", 4, (int64_t[]){s.cout, s.cin, s.kh, s.kw}, w, 0);
     vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, s.h, s.w}, u, 0);
     vkd_tensor_set_requires_grad(W, 1);
-    vkd_tensor *Y = vkd_conv2d(g, X, W, NULL, 1, 1, 1, 1);
+    vkd_tensor *Y = vkd_conv2d(g, X, W, NULL, s.stride, s.ph, s.pw, s.groups);
     vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0));
     vkd_tensor *dW = vkd_graph_grad(g, W);
     CHECK(count_dispatches(g, "bwd_weight") == 2, "expected the weight gradient in chunks plus their sum, got %d dispatches",
