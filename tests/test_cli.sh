@@ -71,6 +71,7 @@ expect "sample: missing weights file" 1 "no-such.safetensors" -- "$bin" sample -
 expect "distill: no config" 2 "needs a config file" -- "$bin" distill
 expect "distill: --steps not a number" 2 "--steps expects an integer" -- "$bin" distill "$tmp/typo.json" --steps abc
 expect "train-teacher: --steps without a value" 2 "--steps needs a value" -- "$bin" train-teacher "$tmp/nodata.json" --steps
+expect "sample: --n not a number" 2 "--n expects an integer" -- "$bin" sample --model "$src/models/unet_tiny.json" --weights x --n ten -o "$tmp/x.png"
 expect "train-classifier: --epochs not a number" 2 "--epochs expects an integer" -- "$bin" train-classifier "$src/models/fmnist_classifier.json" --epochs 2x
 for v in info selfcheck bench train-teacher distill sample train-classifier fid-stats fid; do
     if "$bin" "$v" --help >"$tmp/out" 2>"$tmp/err" && grep -Eq "^  $v|^usage: vkdistill $v" "$tmp/out" && [ ! -s "$tmp/err" ]; then

@@ -102,6 +102,8 @@ typedef struct {
     double sigma_min, sigma_max, rho;                   // Karras grid (0.002, 80, 7)
     double s_churn, s_min, s_max, s_noise;              // EDM's stochastic sampler (s_churn 0 = deterministic)
     double guidance;                                    // classifier-free guidance weight (1 = off)
+    void (*progress)(void *user, int step, int steps);  // called after each step (may be NULL)
+    void *progress_user;
 } vkd_sampler_cfg;
 
 // The EDM defaults: Heun, 18 steps, 0.002..80, rho 7, no churn, guidance 1.

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/args.h"
 #include "cli/cli.h"
+#include "train/progress.h"
 #include "vkdistill/data.h"
 #include "vkdistill/distill.h"
 #include "vkdistill/eval.h"
@@ -55,6 +57,9 @@ static int write_points(vkd_ctx *ctx, const char *png, const char *npz, const ch
     return rc;
 }
 
+// The sampler's steps on a progress bar (a few hundred teacher samples take minutes on a CPU).
+static void sample_progress(void *user, int step, int steps) { vkd_progress_update(user, step, 1, NULL); }
+
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     const char *model = NULL, *weights = NULL, *outpng = NULL, *indiv = NULL, *npz = NULL, *gmm_path = NULL;
     int n = 64, cls = -1, steps = 18;
@@ -76,13 +81,13 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         else if (strcmp(a, "--individual") == 0) indiv = v, i++;
         else if (strcmp(a, "--npz") == 0) npz = v, i++;
         else if (strcmp(a, "--gmm") == 0) gmm_path = v, i++;
-        else if (strcmp(a, "--n") == 0) n = atoi(v), i++;
-        else if (strcmp(a, "--seed") == 0) seed = atoll(v), i++;
-        else if (strcmp(a, "--class") == 0) cls = atoi(v), i++;
-        else if (strcmp(a, "--steps") == 0) steps = atoi(v), i++;
-        else if (strcmp(a, "--guidance") == 0) guidance = atof(v), i++;
-        else if (strcmp(a, "--churn") == 0) churn = atof(v), i++;
-        else if (strcmp(a, "--one-step") == 0) one_step = atof(v), i++;
+        else if (strcmp(a, "--n") == 0) { long long x; if (vkd_cli_int("sample", a, v, 1, 10000000, &x)) return 2; n = (int)x, i++; }
+        else if (strcmp(a, "--seed") == 0) { if (vkd_cli_int("sample", a, v, 0, (1LL << 62), &seed)) return 2; i++; }
+        else if (strcmp(a, "--class") == 0) { long long x; if (vkd_cli_int("sample", a, v, 0, 1 << 20, &x)) return 2; cls = (int)x, i++; }
+        else if (strcmp(a, "--steps") == 0) { long long x; if (vkd_cli_int("sample", a, v, 1, 100000, &x)) return 2; steps = (int)x, i++; }
+        else if (strcmp(a, "--guidance") == 0) { if (vkd_cli_num("sample", a, v, 0, 1000, &guidance)) return 2; i++; }
+        else if (strcmp(a, "--churn") == 0) { if (vkd_cli_num("sample", a, v, 0, 1000, &churn)) return 2; i++; }
+        else if (strcmp(a, "--one-step") == 0) { if (vkd_cli_num("sample", a, v, 1e-6, 1e6, &one_step)) return 2; i++; }
         else if (strcmp(a, "--student-sigmas") == 0) {
             // a few-step student: its decreasing sigmas, e.g. 80,10,1
             i++;
@@ -130,8 +135,14 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     int64_t s[3], xs[4] = {n};
     int nd = vkd_model_sample_shape(m, s), K = vkd_model_label_dim(m);
     for (int i = 0; i < nd; i++) xs[i + 1] = s[i];
-    if (nd == 3 && !outpng) {
-        snprintf(err, sizeof err, "sample: '%s' makes images: give -o GRID.png", model);
+    if (nd == 3 && !outpng && !npz) {
+        snprintf(err, sizeof err, "sample: '%s' makes images: give -o GRID.png and/or --npz FILE", model);
+        goto fail;
+    }
+    int png_ok = nd != 3 || s[0] == 1 || s[0] == 3;  // a PNG shows gray or RGB images, not latents
+    if (outpng && !png_ok && !npz) {
+        snprintf(err, sizeof err, "-o %s: '%s' makes %lld-channel samples (not gray or RGB images): write them with --npz FILE",
+                 outpng, model, (long long)s[0]);
         goto fail;
     }
     if (cls >= K && K) {
@@ -167,7 +178,12 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         sc.guidance = guidance;
         sc.s_churn = churn;
         if (churn > 0) sc.s_min = 0.05, sc.s_max = 50, sc.s_noise = 1.003;  // EDM's CIFAR-10 stochastic settings
-        if (vkd_sample(&den, &sc, n, labels, (uint64_t)seed, out, err, sizeof err)) goto fail;
+        vkd_progress pr;
+        vkd_progress_begin(&pr, "sample", "step", 0, steps);
+        sc.progress = sample_progress, sc.progress_user = &pr;
+        int r1 = vkd_sample(&den, &sc, n, labels, (uint64_t)seed, out, err, sizeof err);
+        vkd_progress_end(&pr, r1 ? 0 : steps, 1, NULL);
+        if (r1) goto fail;
     }
     h = malloc(vkd_tensor_numel(out) * sizeof *h);
     vkd_tensor_download(out, h);
@@ -184,17 +200,6 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         snprintf(err, sizeof err, "sample: '%s' models with a %d-d sample shape are not supported", vkd_model_arch(m), nd);
         goto fail;
     }
-    if (vkd_write_png_grid(outpng, h, n, (int)s[0], (int)s[1], (int)s[2], (int)ceil(sqrt((double)n)), 2, err, sizeof err))
-        goto fail;
-    if (indiv) {
-        mkdir(indiv, 0755);
-        size_t per = (size_t)(s[0] * s[1] * s[2]);
-        for (int i = 0; i < n; i++) {
-            char p[1024];
-            snprintf(p, sizeof p, "%s/%06d.png", indiv, i);
-            if (vkd_write_png(p, h + per * i, (int)s[0], (int)s[1], (int)s[2], err, sizeof err)) goto fail;
-        }
-    }
     if (npz) {
         // "samples" (N, C, H, W) float32 in [-1, 1], and the class of each sample when conditional.
         int64_t ls[1] = {n};
@@ -205,7 +210,22 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         free(cl);
         if (r2) goto fail;
     }
-    fprintf(stderr, "vkdistill: wrote %s (%d samples, %s, seed %lld)\n", outpng, n,
+    if (outpng && !png_ok) {
+        fprintf(stderr, "vkdistill: no PNG: %lld-channel samples are not gray or RGB images; they are in %s\n", (long long)s[0], npz);
+        outpng = NULL;
+    }
+    if (outpng && vkd_write_png_grid(outpng, h, n, (int)s[0], (int)s[1], (int)s[2], (int)ceil(sqrt((double)n)), 2, err, sizeof err))
+        goto fail;
+    if (indiv && png_ok) {
+        mkdir(indiv, 0755);
+        size_t per = (size_t)(s[0] * s[1] * s[2]);
+        for (int i = 0; i < n; i++) {
+            char p[1024];
+            snprintf(p, sizeof p, "%s/%06d.png", indiv, i);
+            if (vkd_write_png(p, h + per * i, (int)s[0], (int)s[1], (int)s[2], err, sizeof err)) goto fail;
+        }
+    }
+    fprintf(stderr, "vkdistill: wrote %s (%d samples, %s, seed %lld)\n", outpng ? outpng : npz, n,
             nstudent ? (nstudent == 1 ? "one step" : "few-step student") : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"), seed);
     rc = 0;
     goto done;

@@ -181,6 +181,7 @@ int vkd_sample_from(const vkd_denoiser *d, const vkd_sampler_cfg *c, vkd_tensor 
             free(t);
             goto out;
         }
+        if (c->progress) c->progress(c->progress_user, i + 1, N);
     }
     free(t);
     rc = 0;
