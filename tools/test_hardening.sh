@@ -5,7 +5,7 @@
 #     not recover; LeakSanitizer ignores only Mesa's own leaks, by library name,
 #     tools/lsan.supp);
 #  2. the same build's libFuzzer targets (tests/fuzz, one per parser of
-#     outside input) each fuzz for FUZZ_SECONDS (default 15) from their seed
+#     outside input) each fuzz for FUZZ_SECONDS (default 10) from their seed
 #     corpus; a crash leaves its input in build-asan/fuzz-crashes/ and fails.
 #     Each crash found becomes a fix plus a file in tests/fuzz/regress/NAME,
 #     which the ordinary ctest run replays.
@@ -15,7 +15,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 what=${1:-all}
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 jobs=$(nproc)
 
 # Debian 12: clang 14 and its compiler-rt (ASan, UBSan and libFuzzer runtimes).
@@ -37,7 +37,8 @@ fi
 t0=$(date +%s)
 san="-fsanitize=address,undefined,fuzzer-no-link -fno-sanitize-recover=all -fno-omit-frame-pointer"
 if [ ! -f build-asan/CMakeCache.txt ]; then
-    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$san" -DVKD_FUZZ=ON >/dev/null
+    CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$san" -DVKD_FUZZ=ON \
+        -DVKD_ASAN_RUN=ON >/dev/null
 fi
 cmake --build build-asan -j "$jobs" 2>&1 | grep -E 'error|warning' || true
 cmake --build build-asan -j "$jobs" >/dev/null
