@@ -4,7 +4,9 @@
 //      getter the next bytes choose (int, number, bool, string, lists,
 //      matrix, nested object), then vkd_cfg_finish;
 //   1: a model config (vkd_model_create_json: UNet, DiT, MLP, classifier);
-//   2: a GMM teacher config (vkd_gmm_load).
+//   2: a GMM teacher config (vkd_gmm_load);
+//   3: a distill run config (vkd_distiller_cfg_load), 4: a train-teacher run
+//      config (vkd_teacher_cfg_load) — host-only readers, no device.
 // 1 and 2 build real tensors, so they need a Vulkan device (lavapipe); the
 // fuzzer runs them under a device memory cap (VKD_MEMORY_CAP_MB, 16 here) so
 // a config asking for a huge network gets the out-of-memory line instead of
@@ -18,6 +20,7 @@
 
 #include "fuzz_common.h"
 #include "vkdistill/diffusion.h"
+#include "vkdistill/distill.h"
 #include "vkdistill/io.h"
 #include "vkdistill/nn.h"
 #include "vkdistill/vkdistill.h"
@@ -67,7 +70,7 @@ static void walk(vkd_cfg *c, const cJSON *j, const uint8_t **sel, const uint8_t 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    int mode = data[0] % 3;
+    int mode = data[0] % 5;
     // The text (NUL-terminated, as a file read by vkd_read_file is).
     char *text = malloc(size);
     memcpy(text, data + 1, size - 1);
@@ -90,6 +93,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         vkd_model *m = vkd_model_create_json(get_ctx(), text, "fuzz.json", 0, 1, err, sizeof err);
         if (!m) fz_check_err(err);
         vkd_model_free(m);
+    } else if (mode >= 3) {
+        const char *path = fz_write("run.json", data + 1, size - 1);
+        vkd_distiller_cfg dc;
+        vkd_teacher_cfg tc;
+        int rc = mode == 3 ? vkd_distiller_cfg_load(path, &dc, err, sizeof err) : vkd_teacher_cfg_load(path, &tc, err, sizeof err);
+        if (rc) fz_check_err(err);
     } else {
         const char *path = fz_write("gmm.json", data + 1, size - 1);
         vkd_gmm *g = vkd_gmm_load(get_ctx(), path, err, sizeof err);

@@ -58,6 +58,8 @@ put("config", "model_mlp", b"\x01" + model("mlp_2d.json"))
 put("config", "model_unet_tiny", b"\x01" + model("unet_tiny.json"))
 put("config", "model_dit_tiny", b"\x01" + model("dit_tiny.json"))
 put("config", "gmm_ring8", b"\x02" + model("gmm_ring8.json"))
+put("config", "run_distill", b"\x03" + open(os.path.join(repo, "samples", "gmm_ring8_dmd2.json"), "rb").read())
+put("config", "run_teacher", b"\x04" + open(os.path.join(repo, "samples", "fmnist16_teacher.json"), "rb").read())
 
 def idx_images(n, h, w):
     return struct.pack(">IIII", 0x803, n, h, w) + bytes((i * 37) % 256 for i in range(n * h * w))
