@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "train/progress.h"
 #include "train/run.h"
@@ -32,12 +31,6 @@ void vkd_train_catch_signals(void) {
 }
 
 int vkd_train_interrupted(void) { return g_interrupted != 0; }
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 // Finds and loads the checkpoint to resume from (nothing is written here: a
 // refused resume leaves the run folder as it was). *start = 0 for a fresh run.
@@ -77,7 +70,7 @@ static int log_line(vkd_run *run, const vkd_train_opts *o, const vkd_trainable *
 
 static int checkpoint(vkd_run *run, vkd_ckpt *ck, const vkd_train_state *st, double *last, char *err, size_t errlen) {
     vkd_debug_kill_point("ckpt", st->step);
-    *last = now_s();
+    *last = vkd_progress_clock();
     return vkd_run_checkpoint(run, ck, st->step, st->skipped, err, errlen);
 }
 
@@ -112,7 +105,7 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
     vkd_progress pr;
     // The bar starts after start-up and warm-ups, so its rate and ETA are those of the steps.
     if (!o->quiet) vkd_progress_begin(&pr, o->title, "img", st.step, o->steps);
-    double last_ckpt = now_s();
+    double last_ckpt = vkd_progress_clock();
     char status[160] = "", evf[2048];
     while (!rc && st.step < o->steps && !vkd_train_interrupted()) {
         st.step++;
@@ -151,7 +144,7 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
             (rc = log_line(&run, o, t, self, &st, evf, err, errlen)))
             break;
         if (eval_now) vkd_run_write_report(&run, o->title, err, errlen);
-        if ((st.step % ckpt_every == 0 || last || (o->ckpt_seconds > 0 && now_s() - last_ckpt > o->ckpt_seconds)) &&
+        if ((st.step % ckpt_every == 0 || last || (o->ckpt_seconds > 0 && vkd_progress_clock() - last_ckpt > o->ckpt_seconds)) &&
             (rc = checkpoint(&run, ck, &st, &last_ckpt, err, errlen)))
             break;
     }

@@ -5,7 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
+double vkd_progress_clock(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec + t.tv_nsec * 1e-9;
@@ -13,7 +13,7 @@ static double now_s(void) {
 
 void vkd_progress_begin(vkd_progress *p, const char *what, const char *unit, int64_t start, int64_t total) {
     p->what = what, p->unit = unit, p->start = start, p->total = total;
-    p->t0 = now_s();
+    p->t0 = vkd_progress_clock();
     p->last_print = 0;
     p->tty = isatty(2);
 }
@@ -25,7 +25,7 @@ static void fmt_time(double s, char *buf, size_t n) {
 }
 
 static void print(vkd_progress *p, int64_t done, double upi, const char *extra, int final) {
-    double now = now_s(), el = now - p->t0;
+    double now = vkd_progress_clock(), el = now - p->t0;
     double rate = el > 0 ? (double)(done - p->start) / el : 0;  // items per second
     double eta = rate > 0 ? (double)(p->total - done) / rate : -1;
     char e1[32], e2[32];
@@ -48,7 +48,7 @@ static void print(vkd_progress *p, int64_t done, double upi, const char *extra, 
 }
 
 void vkd_progress_update(vkd_progress *p, int64_t done, double upi, const char *extra) {
-    double now = now_s();
+    double now = vkd_progress_clock();
     if (now - p->last_print < (p->tty ? 0.2 : 10.0)) return;
     print(p, done, upi, extra, 0);
 }

@@ -12,6 +12,7 @@ typedef struct {
     int tty;
 } vkd_progress;
 
+double vkd_progress_clock(void);  // seconds, monotonic
 void vkd_progress_begin(vkd_progress *p, const char *what, const char *unit, int64_t start, int64_t total);
 // done: items completed so far (absolute); extra: a short status ("loss 0.123").
 void vkd_progress_update(vkd_progress *p, int64_t done, double units_per_item, const char *extra);
