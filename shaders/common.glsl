@@ -8,4 +8,10 @@ layout(buffer_reference, std430, buffer_reference_align = 4) buffer UBuf { uint 
 
 // Large 1-D launches use a 2-D grid of workgroups (x is limited to 65535 on
 // some devices); this is the flat workgroup index.
+// Texel operands (src/vk/texel.c): a shader whose TEXEL constant is 1 reads
+// operand k through binding k of set 0, from the element the push block names.
+// texelFetch is a gather on llvmpipe, a buffer-address load a loop over lanes.
+layout(set = 0, binding = 0) uniform samplerBuffer vkd_tex0;
+layout(set = 0, binding = 1) uniform samplerBuffer vkd_tex1;
+
 uint flat_group() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }

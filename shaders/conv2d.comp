@@ -41,6 +41,8 @@
 // SG and L are constants, not tests of gl_SubgroupSize, so the path not taken
 // is not compiled: llvmpipe runs both sides of a branch under a mask, and a
 // dead per-k load of A in the inner loop cost as much as the live code.
+// 7 TEXEL (1: A and B are read through the texel views of set 0, bindings 0
+// and 1, whose first elements are a_first and b_first; see src/vk/texel.c).
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -51,11 +53,18 @@ layout(constant_id = 3) const uint TN = 4;
 layout(constant_id = 4) const uint WM = 1;
 layout(constant_id = 5) const uint SG = 1;
 layout(constant_id = 6) const uint L = 8;
+layout(constant_id = 7) const uint TEXEL = 0;
+layout(set = 0, binding = 0) uniform samplerBuffer texA;
+layout(set = 0, binding = 1) uniform samplerBuffer texB;
 
 layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
+    int a_first, b_first;
 } pc;
+
+float loadA(int i) { return TEXEL != 0u ? texelFetch(texA, i + pc.a_first).r : pc.A.v[i]; }
+float loadB(int i) { return TEXEL != 0u ? texelFetch(texB, i + pc.b_first).r : pc.B.v[i]; }
 
 const uint WN = gl_WorkGroupSize.x / (L * WM);
 const uint BM = WM * TM;
@@ -161,7 +170,7 @@ void main() {
                 aofs = (q / E1k) * SA2 + (q % E1k) * SA1 + (ka % E0k) * SA0;
             }
             [[unroll]] for (uint i = 0; i < TM; i++) {
-                const float v = pc.A.v[arow[i] + aofs];
+                const float v = loadA(arow[i] + aofs);
                 av[i] = kin ? v : 0.0;
             }
         }
@@ -171,7 +180,7 @@ void main() {
             float bv[TN];
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 const bool ok = kv && uint(ycol[j] + ky) < uint(HB) && uint(xcol[j] + kx) < uint(WB);
-                const float v = pc.B.v[ok ? bofs[j] + kofs : 0];
+                const float v = loadB(ok ? bofs[j] + kofs : 0);
                 bv[j] = ok ? v : 0.0;
             }
             [[unroll]] for (uint i = 0; i < TM; i++) {
@@ -181,7 +190,7 @@ void main() {
                 } else {
                     // Portable fallback (subgroup size not a multiple of 8): load A per k.
                     a = 0.0;
-                    if (kv) a = pc.A.v[arow[i] + c2k * SA2 + c1k * SA1 + c0k * SA0];
+                    if (kv) a = loadA(arow[i] + c2k * SA2 + c1k * SA1 + c0k * SA0);
                 }
                 [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
             }

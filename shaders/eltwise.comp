@@ -12,21 +12,31 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint OP = 0;
 const uint OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_BCAST = 3;
+// BMODE 1: b has a's shape (j = i); 2: b is one value (j = 0); 0: the general
+// index. The special cases skip two integer divisions per element, which a
+// CPU driver runs as scalar code for every lane.
+layout(constant_id = 2) const uint BMODE = 0;
+layout(constant_id = 3) const uint TEXEL = 0;  // a, b through texel bindings 0, 1
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf a; FBuf b; FBuf s;
     uint n, inner, bc, flags;
     float alpha;
+    int a_first, b_first;
 } pc;
+
+float ld_a(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.a_first).r : pc.a.v[i]; }
+float ld_b(uint j) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(j) + pc.b_first).r : pc.b.v[j]; }
 
 void main() {
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (i >= pc.n) return;
-    float bv = pc.b.v[(i / pc.inner) % pc.bc];
+    uint j = BMODE == 1u ? i : BMODE == 2u ? 0u : (i / pc.inner) % pc.bc;
+    float bv = ld_b(j);
     float r;
-    if (OP == OP_ADD) r = pc.a.v[i] + bv;
-    else if (OP == OP_SUB) r = pc.a.v[i] - bv;
-    else if (OP == OP_MUL) r = pc.a.v[i] * bv;
+    if (OP == OP_ADD) r = ld_a(i) + bv;
+    else if (OP == OP_SUB) r = ld_a(i) - bv;
+    else if (OP == OP_MUL) r = ld_a(i) * bv;
     else r = bv;
     r *= pc.alpha;
     if ((pc.flags & 1u) != 0u) r *= pc.s.v[0];

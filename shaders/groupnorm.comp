@@ -2,17 +2,19 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 // Group norm (torch.nn.GroupNorm) of x (N, C, S) with S the flattened spatial
-// size: a "row" is one (n, group), i.e. cpg = C/groups consecutive channels,
-// cpg*S contiguous elements. Biased variance, as PyTorch.
-// MODE 0, forward (one workgroup per row):
-//   y = (x - mean) * rstd * w[c] + b[c]; writes mean and rstd (N*groups).
-// MODE 1, input gradient (one workgroup per row), xh = (x - mean) * rstd, g = dy * w[c]:
+// size, optionally followed by SiLU (ACT = 1: y = silu(z), z = GN(x)*w + b, the
+// pair every UNet block runs back to back; fused, the activation costs no pass
+// of its own forward or backward). A "row" is one (n, group): cpg = C/groups
+// consecutive channels, cpg*S contiguous elements. Biased variance, as PyTorch.
+// MODE 0, forward (one workgroup per row): y, and mean and rstd (N*groups).
+// MODE 1, input gradient (one workgroup per row), xh = (x - mean) * rstd,
+//   g = dz * w[c] with dz = dy (ACT 0) or dy * silu'(z) (ACT 1):
 //   dx = rstd * (g - mean(g) - xh * mean(g * xh))   (written into y)
 // MODE 2, parameter gradients (one workgroup per channel, fixed order over n and s):
-//   dw[c] = sum dy * xh (into w), db[c] = sum dy (into b)
+//   dw[c] = sum dz * xh, db[c] = sum dz
 // Every reduction is a fixed per-invocation stride followed by a fixed tree, so
 // a replayed graph is bit-identical.
-// flags: bit0 w present (MODE 2: write dw), bit1 b present (MODE 2: write db).
+// flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -24,12 +26,23 @@ layout(constant_id = 1) const uint MODE = 0;
 // (layer norm of 128x128: ~10 ms a call, measured under load). The subgroup
 // sum has a fixed order too, so replays stay bit-identical.
 layout(constant_id = 2) const uint SGRED = 0;
+layout(constant_id = 3) const uint ACT = 0;
+// CMAJOR = 1 (host: S >= workgroup size): rows are walked channel by channel,
+// so w[c] and b[c] are loaded once per channel by the whole workgroup instead
+// of once per element behind an integer division (on lavapipe every
+// per-lane load is a scalar loop and a vector udiv eight scalar ones).
+layout(constant_id = 4) const uint CMAJOR = 0;
+layout(constant_id = 5) const uint TEXEL = 0;  // x, dy through texel bindings 0, 1
 
 layout(push_constant) uniform PC {
-    FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
+    FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy; FBuf dw; FBuf db;
     uint N, C, S, groups, flags;
     float eps;
+    int x_first, dy_first;
 } pc;
+
+float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
+float ld_dy(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(i) + pc.dy_first).r : pc.dy.v[i]; }
 
 shared float red[gl_WorkGroupSize.x];
 shared float red2[gl_WorkGroupSize.x];
@@ -63,62 +76,116 @@ vec2 wg_sum2(vec2 v) {
     return r;
 }
 
-void main() {
-    bool has_w = (pc.flags & 1u) != 0u, has_b = (pc.flags & 2u) != 0u;
-    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
-    uint cpg = pc.C / pc.groups;
-    if (MODE == 2u) {
-        uint c = flat_group();
-        if (c >= pc.C) return;
-        uint grp = c / cpg;
-        vec2 acc = vec2(0.0);
-        for (uint n = 0; n < pc.N; n++) {
-            uint base = (n * pc.C + c) * pc.S;
-            float mu = pc.mean.v[n * pc.groups + grp], rs = pc.rstd.v[n * pc.groups + grp];
-            for (uint s = t; s < pc.S; s += W) {
-                float g = pc.dy.v[base + s];
-                acc += vec2(g * (pc.x.v[base + s] - mu) * rs, g);
-            }
-        }
-        acc = wg_sum2(acc);
-        if (t == 0u) {
-            if (has_w) pc.w.v[c] = acc.x;
-            if (has_b) pc.b.v[c] = acc.y;
-        }
-        return;
-    }
-    uint row = flat_group();
-    if (row >= pc.N * pc.groups) return;
+bool has_w() { return (pc.flags & 1u) != 0u; }
+bool has_b() { return (pc.flags & 2u) != 0u; }
+float wc(uint c) { return has_w() ? pc.w.v[c] : 1.0; }
+float bc(uint c) { return has_b() ? pc.b.v[c] : 0.0; }
+
+// dL/dz from dL/dy: the SiLU derivative at z = xh * w + b when fused.
+float dz_of(float dy, float xh, float w, float b) {
+    if (ACT == 0u) return dy;
+    float z = xh * w + b, s = 1.0 / (1.0 + exp(-z));
+    return dy * s * (1.0 + z * (1.0 - s));
+}
+
+float act(float z) { return ACT == 0u ? z : z / (1.0 + exp(-z)); }
+
+// MODE 0, one row: statistics in one pass over x (sums of x - x[0], which keeps
+// the cancellation of sum(d^2) - sum(d)^2/L small for data far from zero), then
+// the normalization.
+void forward_row(uint row, uint t, uint W, uint cpg) {
     uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
     float inv_n = 1.0 / float(L);
-    if (MODE == 0u) {
-        float s = 0.0;
-        for (uint e = t; e < L; e += W) s += pc.x.v[base + e];
-        float mu = wg_sum(s) * inv_n;
-        float q = 0.0;
-        for (uint e = t; e < L; e += W) { float d = pc.x.v[base + e] - mu; q += d * d; }
-        float rs = inversesqrt(wg_sum(q) * inv_n + pc.eps);
+    float k = ld_x(base);
+    vec2 s = vec2(0.0);
+    for (uint e = t; e < L; e += W) { float d = ld_x(base + e) - k; s += vec2(d, d * d); }
+    s = wg_sum2(s) * inv_n;
+    float mu = k + s.x;
+    float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps);
+    if (CMAJOR != 0u) {
+        for (uint cc = 0; cc < cpg; cc++) {
+            uint c = c0 + cc, cb = base + cc * pc.S;
+            float a = rs * wc(c), o = bc(c) - mu * a;
+            for (uint e = t; e < pc.S; e += W) pc.y.v[cb + e] = act(ld_x(cb + e) * a + o);
+        }
+    } else {
         for (uint e = t; e < L; e += W) {
             uint c = c0 + e / pc.S;
-            float v = (pc.x.v[base + e] - mu) * rs;
-            if (has_w) v *= pc.w.v[c];
-            if (has_b) v += pc.b.v[c];
-            pc.y.v[base + e] = v;
+            pc.y.v[base + e] = act((ld_x(base + e) - mu) * rs * wc(c) + bc(c));
         }
-        if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+    }
+    if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+}
+
+// MODE 1, one row.
+void input_grad_row(uint row, uint t, uint W, uint cpg) {
+    uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
+    float inv_n = 1.0 / float(L);
+    float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+    vec2 acc = vec2(0.0);
+    if (CMAJOR != 0u) {
+        for (uint cc = 0; cc < cpg; cc++) {
+            uint c = c0 + cc, cb = base + cc * pc.S;
+            float w = wc(c), b = bc(c);
+            for (uint e = t; e < pc.S; e += W) {
+                float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
+                acc += vec2(g, g * xh);
+            }
+        }
     } else {
-        float mu = pc.mean.v[row], rs = pc.rstd.v[row];
-        vec2 acc = vec2(0.0);
         for (uint e = t; e < L; e += W) {
-            float g = pc.dy.v[base + e] * (has_w ? pc.w.v[c0 + e / pc.S] : 1.0);
-            float xh = (pc.x.v[base + e] - mu) * rs;
+            uint c = c0 + e / pc.S;
+            float w = wc(c), xh = (ld_x(base + e) - mu) * rs, g = dz_of(ld_dy(base + e), xh, w, bc(c)) * w;
             acc += vec2(g, g * xh);
         }
-        acc = wg_sum2(acc) * inv_n;
+    }
+    acc = wg_sum2(acc) * inv_n;
+    if (CMAJOR != 0u) {
+        for (uint cc = 0; cc < cpg; cc++) {
+            uint c = c0 + cc, cb = base + cc * pc.S;
+            float w = wc(c), b = bc(c);
+            for (uint e = t; e < pc.S; e += W) {
+                float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
+                pc.y.v[cb + e] = rs * (g - acc.x - xh * acc.y);
+            }
+        }
+    } else {
         for (uint e = t; e < L; e += W) {
-            float g = pc.dy.v[base + e] * (has_w ? pc.w.v[c0 + e / pc.S] : 1.0);
-            float xh = (pc.x.v[base + e] - mu) * rs;
+            uint c = c0 + e / pc.S;
+            float w = wc(c), xh = (ld_x(base + e) - mu) * rs, g = dz_of(ld_dy(base + e), xh, w, bc(c)) * w;
             pc.y.v[base + e] = rs * (g - acc.x - xh * acc.y);
         }
     }
+}
+
+// MODE 2, one channel.
+void param_grad_channel(uint c, uint t, uint W, uint cpg) {
+    uint grp = c / cpg;
+    float w = wc(c), b = bc(c);
+    vec2 acc = vec2(0.0);
+    for (uint n = 0; n < pc.N; n++) {
+        uint base = (n * pc.C + c) * pc.S;
+        float mu = pc.mean.v[n * pc.groups + grp], rs = pc.rstd.v[n * pc.groups + grp];
+        for (uint s = t; s < pc.S; s += W) {
+            float xh = (ld_x(base + s) - mu) * rs, g = dz_of(ld_dy(base + s), xh, w, b);
+            acc += vec2(g * xh, g);
+        }
+    }
+    acc = wg_sum2(acc);
+    if (t == 0u) {
+        if ((pc.flags & 4u) != 0u) pc.dw.v[c] = acc.x;
+        if ((pc.flags & 8u) != 0u) pc.db.v[c] = acc.y;
+    }
+}
+
+void main() {
+    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, cpg = pc.C / pc.groups;
+    uint i = flat_group();
+    if (MODE == 2u) {
+        if (i < pc.C) param_grad_channel(i, t, W, cpg);
+        return;
+    }
+    if (i >= pc.N * pc.groups) return;
+    if (MODE == 0u) forward_row(i, t, W, cpg);
+    else input_grad_row(i, t, W, cpg);
 }

@@ -16,6 +16,7 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 const uint GATHER = 0, BAND = 1;
+layout(constant_id = 2) const uint TEXEL = 0;  // BAND: x0, x1 through texel bindings 0, 1
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x0; FBuf x1; FBuf x2;
@@ -25,6 +26,7 @@ layout(push_constant) uniform PC {
     uint shape[6];  // y's dims, outermost first (BAND: outer, Y, inner)
     uint xs[6];     // source stride of each of y's dims (the sel dim: unused)
     uint lo, hi;
+    int x0_first, x1_first;
 } pc;
 
 void main() {
@@ -35,9 +37,11 @@ void main() {
         uint r = i % inner, oc = i / inner, c = oc % Y, o = oc / Y;
         float v = 0.0;
         if (c >= pc.lo && c < pc.hi) {
-            v = pc.x0.v[(o * (pc.hi - pc.lo) + (c - pc.lo)) * inner + r];
+            uint k = (o * (pc.hi - pc.lo) + (c - pc.lo)) * inner + r;
+            v = TEXEL != 0u ? texelFetch(vkd_tex0, int(k) + pc.x0_first).r : pc.x0.v[k];
         } else if (c >= pc.hi && (pc.absent & 2u) == 0u) {
-            v = pc.x1.v[(o * (Y - pc.hi) + (c - pc.hi)) * inner + r];
+            uint k = (o * (Y - pc.hi) + (c - pc.hi)) * inner + r;
+            v = TEXEL != 0u ? texelFetch(vkd_tex1, int(k) + pc.x1_first).r : pc.x1.v[k];
         }
         pc.y.v[i] = v;
         return;

@@ -15,19 +15,21 @@ layout(constant_id = 2) const uint SQDIFF = 0;
 // SGRED = 1 (lavapipe): the workgroup is one subgroup and MODE_ROWS sums with
 // subgroupAdd instead of a barrier tree (see groupnorm.comp for why).
 layout(constant_id = 3) const uint SGRED = 0;
+layout(constant_id = 4) const uint TEXEL = 0;  // x, x2 through texel bindings 0, 1
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf x2;
     uint rows, cols, inner, nbound;
     float alpha;
+    int x_first, x2_first;
 } pc;
 
 shared float part[gl_WorkGroupSize.x];
 
 float f(uint k) {
-    float v = pc.x.v[k];
-    if (SQDIFF != 0u) { v -= pc.x2.v[k]; v *= v; }
+    float v = TEXEL != 0u ? texelFetch(vkd_tex0, int(k) + pc.x_first).r : pc.x.v[k];
+    if (SQDIFF != 0u) { v -= TEXEL != 0u ? texelFetch(vkd_tex1, int(k) + pc.x2_first).r : pc.x2.v[k]; v *= v; }
     return v;
 }
 

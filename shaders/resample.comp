@@ -13,11 +13,16 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 
+layout(constant_id = 2) const uint TEXEL = 0;  // x through texel binding 0
+
 layout(push_constant) uniform PC {
     FBuf y; FBuf x;
     uint n, H, W;
     float alpha;
+    int x_first;
 } pc;
+
+float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
 
 void main() {
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
@@ -25,9 +30,9 @@ void main() {
     uint w = i % pc.W, h = (i / pc.W) % pc.H, p = i / (pc.W * pc.H);
     if (MODE == 0u) {
         uint Wi = pc.W / 2u, Hi = pc.H / 2u;
-        pc.y.v[i] = pc.alpha * pc.x.v[(p * Hi + h / 2u) * Wi + w / 2u];
+        pc.y.v[i] = pc.alpha * ld_x((p * Hi + h / 2u) * Wi + w / 2u);
     } else {
         uint Wi = pc.W * 2u, r = (p * pc.H * 2u + h * 2u) * Wi + w * 2u;
-        pc.y.v[i] = pc.alpha * ((pc.x.v[r] + pc.x.v[r + 1u]) + (pc.x.v[r + Wi] + pc.x.v[r + Wi + 1u]));
+        pc.y.v[i] = pc.alpha * ((ld_x(r) + ld_x(r + 1u)) + (ld_x(r + Wi) + ld_x(r + Wi + 1u)));
     }
 }

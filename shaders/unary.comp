@@ -10,11 +10,17 @@ layout(constant_id = 1) const uint OP = 0;
 const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4, EXP = 5, LOG = 6, SQRT = 7, SOFTPLUS = 8;
 const uint SILU_BWD = 16, GELU_BWD = 17, RELU_BWD = 18, EXP_BWD = 21, LOG_BWD = 22, SQRT_BWD = 23, SOFTPLUS_BWD = 24;
 
+layout(constant_id = 2) const uint TEXEL = 0;  // x, dy through texel bindings 0, 1
+
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
     uint n;
     float alpha, beta;  // SCALE: y = alpha*x + beta; FILL: y = alpha
+    int x_first, dy_first;
 } pc;
+
+float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
+float ld_dy(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(i) + pc.dy_first).r : ld_dy(i); }
 
 const float GELU_K = 0.7978845608028654;  // sqrt(2/pi)
 const float GELU_C = 0.044715;
@@ -29,7 +35,7 @@ void main() {
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (i >= pc.n) return;
     if (OP == FILL) { pc.y.v[i] = pc.alpha; return; }
-    float x = pc.x.v[i];
+    float x = ld_x(i);
     float r;
     if (OP == SILU) {
         r = x / (1.0 + exp(-x));
@@ -51,23 +57,23 @@ void main() {
     } else if (OP == SOFTPLUS_BWD) {
         // sigmoid(x), through exp of a non-positive argument only
         float e = exp(-abs(x));
-        r = pc.dy.v[i] * (x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
+        r = ld_dy(i) * (x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
     } else if (OP == EXP_BWD) {
-        r = pc.dy.v[i] * exp(x);
+        r = ld_dy(i) * exp(x);
     } else if (OP == LOG_BWD) {
-        r = pc.dy.v[i] / x;
+        r = ld_dy(i) / x;
     } else if (OP == SQRT_BWD) {
-        r = pc.dy.v[i] * 0.5 / sqrt(x);
+        r = ld_dy(i) * 0.5 / sqrt(x);
     } else if (OP == SILU_BWD) {
         float s = 1.0 / (1.0 + exp(-x));
-        r = pc.dy.v[i] * s * (1.0 + x * (1.0 - s));
+        r = ld_dy(i) * s * (1.0 + x * (1.0 - s));
     } else if (OP == GELU_BWD) {
         float u = GELU_K * (x + GELU_C * x * x * x);
         float t = tanh_stable(u);
         float du = GELU_K * (1.0 + 3.0 * GELU_C * x * x);
-        r = pc.dy.v[i] * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+        r = ld_dy(i) * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
     } else {  // RELU_BWD
-        r = x > 0.0 ? pc.dy.v[i] : 0.0;
+        r = x > 0.0 ? ld_dy(i) : 0.0;
     }
     pc.y.v[i] = r;
 }

@@ -69,10 +69,11 @@ static void end(cas *c) {
 static double *dalloc(long n) { return malloc((n > 0 ? n : 1) * sizeof(double)); }
 
 // ---------------------------------------------------------------- group norm
-// affine: 0 none, 1 w and b requiring grad, 2 w and b frozen (only dx)
-static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
+// affine: 0 none, 1 w and b requiring grad, 2 w and b frozen (only dx);
+// act 1: the fused silu(groupnorm(x))
+static void test_groupnorm_act(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay, int act) {
     char name[96];
-    snprintf(name, sizeof name, "groupnorm (%d,%d,%d,%d) groups %d%s", N, C, H, W, groups,
+    snprintf(name, sizeof name, "groupnorm%s (%d,%d,%d,%d) groups %d%s", act ? "+silu" : "", N, C, H, W, groups,
              affine == 1 ? " affine" : affine == 2 ? " frozen affine" : "");
     cas c = begin(ctx, name);
     int S = H * W;
@@ -90,10 +91,15 @@ static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups,
         Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0);
         B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
     }
-    vkd_tensor *Y = vkd_groupnorm(c.g, X, Wt, B, groups, 1e-6f);
+    vkd_tensor *Y = act ? vkd_groupnorm_silu(c.g, X, Wt, B, groups, 1e-6f) : vkd_groupnorm(c.g, X, Wt, B, groups, 1e-6f);
     finish(&c, Y);
-    ref_groupnorm_fwd(y, NULL, NULL, x, affine ? w : NULL, affine ? b : NULL, N, C, S, groups, 1e-6);
-    ref_groupnorm_bwd(dx, dw, db, c.w, x, affine ? w : NULL, N, C, S, groups, 1e-6);
+    if (act) {
+        ref_groupnorm_silu_fwd(y, x, affine ? w : NULL, affine ? b : NULL, N, C, S, groups, 1e-6);
+        ref_groupnorm_silu_bwd(dx, dw, db, c.w, x, affine ? w : NULL, affine ? b : NULL, N, C, S, groups, 1e-6);
+    } else {
+        ref_groupnorm_fwd(y, NULL, NULL, x, affine ? w : NULL, affine ? b : NULL, N, C, S, groups, 1e-6);
+        ref_groupnorm_bwd(dx, dw, db, c.w, x, affine ? w : NULL, N, C, S, groups, 1e-6);
+    }
     printf("%s\n", name);
     compare("y", Y, y, TOL);
     compare_grad(&c, "dx", X, dx);
@@ -117,6 +123,10 @@ static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups,
     vkd_tensor_free(X);
     free(x), free(y), free(dx), free(w), free(b), free(dw), free(db);
     end(&c);
+}
+
+static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
+    test_groupnorm_act(ctx, N, C, H, W, groups, affine, replay, 0);
 }
 
 // ---------------------------------------------------------------- resampling
@@ -350,6 +360,9 @@ int main(void) {
     test_groupnorm(ctx, 2, 8, 5, 5, 2, 2, 0);            // frozen w, b: only dx
     test_groupnorm(ctx, 2, 64, 16, 16, 32, 1, 1);        // EDM's 32 groups: rows of 512, looped
     test_groupnorm(ctx, 1, 16, 32, 32, 1, 1, 0);         // stats over 16384 elements, as EDM's 512 ch / 32 at 32x32
+    test_groupnorm_act(ctx, 2, 4, 3, 3, 2, 1, 0, 1);     // fused SiLU, short rows (flat walk)
+    test_groupnorm_act(ctx, 2, 8, 5, 5, 2, 2, 0, 1);     // fused SiLU, frozen w, b
+    test_groupnorm_act(ctx, 2, 64, 16, 16, 32, 1, 1, 1); // fused SiLU, channel-major walk, replayed
     test_resample(ctx, 1, 2, 3, 3, 5);
     test_resample(ctx, 1, 1, 2, 1, 1);
     test_resample(ctx, 0, 2, 3, 4, 6);

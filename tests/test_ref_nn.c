@@ -43,7 +43,7 @@ static void poison(double *x, long n) { for (long i = 0; i < n; i++) x[i] = 1e3;
 // ----------------------------------------------------------------------------
 // one context for every op; L = sum_i w_i * y_i
 
-enum { K_GN, K_UP, K_POOL, K_MOD, K_DROP };
+enum { K_GN, K_GNS, K_UP, K_POOL, K_MOD, K_DROP };
 
 typedef struct {
     int kind;
@@ -58,6 +58,7 @@ typedef struct {
 static double loss(Ctx *c) {
     switch (c->kind) {
     case K_GN: ref_groupnorm_fwd(c->y, NULL, NULL, c->in[0], c->in[1], c->in[2], c->N, c->C, c->S, c->groups, c->eps); break;
+    case K_GNS: ref_groupnorm_silu_fwd(c->y, c->in[0], c->in[1], c->in[2], c->N, c->C, c->S, c->groups, c->eps); break;
     case K_UP: ref_upsample2x_fwd(c->y, c->in[0], (long)c->N * c->C, c->H, c->W); break;
     case K_POOL: ref_avgpool2x_fwd(c->y, c->in[0], (long)c->N * c->C, c->H, c->W); break;
     case K_MOD: ref_modulate_fwd(c->y, c->in[0], c->in[1], c->in[2], c->N, c->T, c->D, c->one); break;
@@ -86,21 +87,26 @@ static double worst(double a, double b) { return a > b || a != a ? a : b; }
 // ----------------------------------------------------------------------------
 // gradient checks
 
-static void grad_gn(int N, int C, int H, int W, int groups, int affine) {
+// act 1: silu(groupnorm(x)), the fused vkd_groupnorm_silu
+static void grad_gn(int N, int C, int H, int W, int groups, int affine, int act) {
     Ctx c = {0};
     static double x[MAXN], w[64], b[64], dx[MAXN], dw[64], db[64];
-    c.kind = K_GN; c.N = N; c.C = C; c.S = H * W; c.groups = groups; c.eps = 1e-5;
+    c.kind = act ? K_GNS : K_GN; c.N = N; c.C = C; c.S = H * W; c.groups = groups; c.eps = 1e-5;
     long n = (long)N * C * c.S;
     c.ny = n;
     fill(x, n); fill(w, C); fill(b, C); fill(c.w, n);
     for (long i = 0; i < n; i++) x[i] = 2.0 * x[i] + 0.5;
     c.in[0] = x; c.in[1] = affine ? w : NULL; c.in[2] = affine ? b : NULL;
     poison(dx, n); poison(dw, C); poison(db, C);
-    ref_groupnorm_bwd(dx, affine ? dw : NULL, affine ? db : NULL, c.w, x, c.in[1], N, C, c.S, groups, c.eps);
+    if (act)
+        ref_groupnorm_silu_bwd(dx, affine ? dw : NULL, affine ? db : NULL, c.w, x, c.in[1], c.in[2], N, C, c.S, groups,
+                               c.eps);
+    else
+        ref_groupnorm_bwd(dx, affine ? dw : NULL, affine ? db : NULL, c.w, x, c.in[1], N, C, c.S, groups, c.eps);
     double e = fd_err(&c, x, n, dx);
     if (affine) e = worst(e, worst(fd_err(&c, w, C, dw), fd_err(&c, b, C, db)));
     char name[128];
-    snprintf(name, sizeof name, "groupnorm (%d,%d,%d,%d) groups=%d %s", N, C, H, W, groups,
+    snprintf(name, sizeof name, "groupnorm%s (%d,%d,%d,%d) groups=%d %s", act ? "+silu" : "", N, C, H, W, groups,
              affine ? "affine (dx,dw,db)" : "no affine (dx)");
     check(name, e, FD_TOL);
 }
@@ -217,11 +223,13 @@ static void fwd_checks(void) {
 int main(void) {
     fwd_checks();
     for (int affine = 0; affine < 2; affine++) {
-        grad_gn(2, 4, 3, 3, 1, affine);
-        grad_gn(2, 4, 3, 3, 2, affine);
-        grad_gn(2, 4, 3, 3, 4, affine);
-        grad_gn(1, 6, 1, 5, 3, affine);
-        grad_gn(3, 2, 1, 1, 1, affine);
+        grad_gn(2, 4, 3, 3, 1, affine, 0);
+        grad_gn(2, 4, 3, 3, 2, affine, 0);
+        grad_gn(2, 4, 3, 3, 4, affine, 0);
+        grad_gn(1, 6, 1, 5, 3, affine, 0);
+        grad_gn(3, 2, 1, 1, 1, affine, 0);
+        grad_gn(2, 4, 3, 3, 2, affine, 1);
+        grad_gn(1, 6, 1, 5, 3, affine, 1);
     }
     grad_resample(1, 2, 3, 3, 2);
     grad_resample(1, 1, 1, 1, 1);

@@ -158,6 +158,8 @@ vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd
 // Group norm as torch.nn.GroupNorm: x (N, C, *spatial), C % groups == 0, w, b (C) or NULL;
 // mean and biased variance per (n, group) over C/groups * spatial elements.
 vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps);
+// silu(groupnorm(x)) in one pass forward and one backward (what every UNet block does).
+vkd_tensor *vkd_groupnorm_silu(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps);
 // 2x nearest-neighbour upsampling: x (N, C, H, W) -> (N, C, 2H, 2W) (EDM's [1,1] 'up').
 vkd_tensor *vkd_upsample2x(vkd_graph *g, vkd_tensor *x);
 // 2x2 average pooling, stride 2: x (N, C, H, W), H and W even -> (N, C, H/2, W/2) (EDM's [1,1] 'down').

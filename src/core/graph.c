@@ -50,12 +50,18 @@ void vkd_graph_keep(vkd_graph *g, vkd_tensor *t) {
 int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
                        uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
                        const vkd_arg *args, int nargs) {
+    return vkd_graph_dispatch_texel(g, name, shader, spec, nspec, gx, gy, gz, push, push_size, args, nargs, NULL, 0);
+}
+
+int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
+                             uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
+                             const vkd_arg *args, int nargs, const vkd_texel *texel, int ntexel) {
     if (vkd_graph_failed(g)) return -1;
     if (g->compiled) {
         vkd_graph_fail(g, "%s: graph '%s' is already compiled; ops can no longer be added", name, g->name);
         return -1;
     }
-    if (push_size > VKD_PUSH_MAX || nargs > VKD_MAX_ARGS) {
+    if (push_size > VKD_PUSH_MAX || nargs > VKD_MAX_ARGS || ntexel > VKD_TEXEL_BINDINGS) {
         vkd_graph_fail(g, "internal: %s push block too large", name);
         return -1;
     }
@@ -95,6 +101,14 @@ int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const
         }
         d->args[i] = args[i];
     }
+    for (int i = 0; i < ntexel; i++) {
+        if (texel[i].arg >= nargs || texel[i].binding >= VKD_TEXEL_BINDINGS || (uint32_t)texel[i].first_at + 4 > push_size) {
+            vkd_graph_fail(g, "internal: %s texel operand %d out of range", name, i);
+            return -1;
+        }
+        d->texel[i] = texel[i];
+    }
+    d->ntexel = ntexel;
     g->ndisp++;
     return 0;
 }
@@ -207,6 +221,62 @@ static int overlaps(range x, const range *list, int n) {
     return 0;
 }
 
+// Descriptor sets for the dispatches with texel operands (NULL entries for
+// the others); bound right before their dispatch.
+static VkDescriptorSet *texel_sets(vkd_graph *g) {
+    vkd_ctx *ctx = g->ctx;
+    int nsets = 0;
+    for (int i = 0; i < g->ndisp; i++) nsets += g->disp[i].ntexel > 0;
+    VkDescriptorSet *sets = calloc((size_t)g->ndisp + 1, sizeof *sets);
+    if (!nsets) return sets;
+    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, (uint32_t)nsets * VKD_TEXEL_BINDINGS};
+    VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                                     .maxSets = (uint32_t)nsets,
+                                     .poolSizeCount = 1,
+                                     .pPoolSizes = &ps};
+    VkResult r = vkCreateDescriptorPool(ctx->device, &pi, NULL, &g->texel_pool);
+    g->texel_views = calloc((size_t)nsets * VKD_TEXEL_BINDINGS, sizeof *g->texel_views);
+    for (int i = 0; i < g->ndisp && r == VK_SUCCESS; i++) {
+        vkd_dispatch *d = &g->disp[i];
+        VkBufferView views[VKD_TEXEL_BINDINGS];
+        for (int b = 0; b < VKD_TEXEL_BINDINGS; b++) views[b] = ctx->texel_dummy_view;
+        for (int k = 0; k < d->ntexel && r == VK_SUCCESS; k++) {
+            const vkd_tensor *t = d->args[d->texel[k].arg].t, *root = vkd_tensor_root(t);
+            uint32_t first;
+            VkBufferView v =
+                vkd_texel_view(ctx, root->mem.block, root->mem.off + t->view_off, (uint64_t)t->numel * 4, &first);
+            if (!v) {
+                r = VK_ERROR_UNKNOWN;
+                break;
+            }
+            g->texel_views[g->ntexel_views++] = v;
+            views[d->texel[k].binding] = v;
+            memcpy(d->push + d->texel[k].first_at, &first, sizeof first);
+        }
+        if (!d->ntexel || r != VK_SUCCESS) continue;
+        VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                                          .descriptorPool = g->texel_pool,
+                                          .descriptorSetCount = 1,
+                                          .pSetLayouts = &ctx->texel_dsl};
+        r = vkAllocateDescriptorSets(ctx->device, &ai, &sets[i]);
+        VkWriteDescriptorSet w[VKD_TEXEL_BINDINGS];
+        for (uint32_t b = 0; b < VKD_TEXEL_BINDINGS && r == VK_SUCCESS; b++)
+            w[b] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                          .dstSet = sets[i],
+                                          .dstBinding = b,
+                                          .descriptorCount = 1,
+                                          .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                          .pTexelBufferView = &views[b]};
+        if (r == VK_SUCCESS) vkUpdateDescriptorSets(ctx->device, VKD_TEXEL_BINDINGS, w, 0, NULL);
+    }
+    if (r != VK_SUCCESS) {
+        vkd_graph_fail(g, "graph '%s': texel views: %s", g->name, ctx->err[0] ? ctx->err : vkd_result_str(r));
+        free(sets);
+        return NULL;
+    }
+    return sets;
+}
+
 int vkd_graph_compile(vkd_graph *g) {
     if (g->compiled) return 0;
     if (vkd_graph_failed(g)) return -1;
@@ -241,6 +311,8 @@ int vkd_graph_compile(vkd_graph *g) {
             g->prof_ns = calloc(g->ndisp, sizeof *g->prof_ns);
     }
 
+    VkDescriptorSet *sets = texel_sets(g);
+    if (!sets) return -1;
     VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
                                       .commandPool = ctx->pool,
                                       .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
@@ -255,6 +327,8 @@ int vkd_graph_compile(vkd_graph *g) {
                              .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
     vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &start, 0,
                          NULL, 0, NULL);
+    // Every shader may read set 0; until a dispatch binds its own, the placeholder.
+    vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &ctx->texel_dummy, 0, NULL);
     if (g->qpool) {
         vkCmdResetQueryPool(cb, g->qpool, 0, g->ndisp + 1);
         vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->qpool, 0);
@@ -288,12 +362,15 @@ int vkd_graph_compile(vkd_graph *g) {
             vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe->pipe);
             bound = d->pipe->pipe;
         }
+        if (sets[i])
+            vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &sets[i], 0, NULL);
         vkCmdPushConstants(cb, ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, d->push);
         vkCmdDispatch(cb, d->groups[0], d->groups[1], d->groups[2]);
         if (g->qpool) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->qpool, i + 1);
     }
     free(rd);
     free(wr);
+    free(sets);
     // Results are visible to downloads and to the host after the step.
     VkMemoryBarrier end = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                            .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
@@ -375,6 +452,9 @@ void vkd_graph_free(vkd_graph *g) {
     print_profile(g);
     if (g->cmd) vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &g->cmd);
     if (g->qpool) vkDestroyQueryPool(ctx->device, g->qpool, NULL);
+    for (int i = 0; i < g->ntexel_views; i++) vkDestroyBufferView(ctx->device, g->texel_views[i], NULL);
+    free(g->texel_views);
+    if (g->texel_pool) vkDestroyDescriptorPool(ctx->device, g->texel_pool, NULL);
     for (int a = 0; a < g->narena; a++) vkd_block_destroy(ctx, g->arena[a]);
     for (int i = 0; i < g->ntensors; i++) free(g->tensors[i]);
     free(g->tensors);

@@ -36,6 +36,14 @@ typedef struct {
     vkd_tensor *t;
 } vkd_arg;
 
+// An arg also read through a texel view (ctx->texel): binding `binding` of
+// set 0; the element of the view where the tensor starts is patched into the
+// push block as an int32 at byte first_at.
+typedef struct {
+    uint8_t arg, binding;
+    uint16_t first_at;
+} vkd_texel;
+
 #define VKD_MAX_ARGS 8
 typedef struct {
     const char *name;  // for VKD_PROFILE
@@ -45,6 +53,8 @@ typedef struct {
     uint32_t push_size;
     int nargs;
     vkd_arg args[VKD_MAX_ARGS];
+    int ntexel;
+    vkd_texel texel[VKD_TEXEL_BINDINGS];
 } vkd_dispatch;
 
 typedef struct vkd_tape_entry vkd_tape_entry;
@@ -88,6 +98,10 @@ struct vkd_graph {
     uint64_t arena_limit;
     VkCommandBuffer cmd;
     int nbarriers;
+    // texel views of the dispatches that read through them, and their sets
+    VkDescriptorPool texel_pool;
+    VkBufferView *texel_views;
+    int ntexel_views;
     // profiling (VKD_PROFILE=1)
     VkQueryPool qpool;
     double *prof_ns;  // per dispatch, summed over runs
@@ -111,6 +125,10 @@ vkd_tensor *vkd_graph_tensor_like(vkd_graph *g, const char *name, const vkd_tens
 int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
                        uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
                        const vkd_arg *args, int nargs);
+// The same with some args also read through texel views.
+int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
+                             uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
+                             const vkd_arg *args, int nargs, const vkd_texel *texel, int ntexel);
 // Records a tape entry if grad is enabled and any input requires grad; sets
 // out->requires_grad accordingly. Returns the entry (to fill saved/attr) or NULL.
 vkd_tape_entry *vkd_tape_push(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *out, vkd_tensor **in, int nin);

@@ -125,9 +125,9 @@ vkd_tensor *vkd_gan_head_forward(vkd_graph *g, const vkd_gan_head *h, vkd_tensor
     }
     int64_t n = vkd_tensor_dim(f, 0);
     vkd_tensor *x = vkd_conv2d(g, f, h->t[0], h->t[1], 2, 1, 1, 1);           // (N, C, R/2, R/2)
-    x = vkd_silu(g, vkd_groupnorm(g, x, h->t[2], h->t[3], h->groups, 1e-5f));
+    x = vkd_groupnorm_silu(g, x, h->t[2], h->t[3], h->groups, 1e-5f);
     x = vkd_conv2d(g, x, h->t[4], h->t[5], (int)h->k2, 0, 0, 1);              // (N, C, r, r)
-    x = vkd_silu(g, vkd_groupnorm(g, x, h->t[6], h->t[7], h->groups, 1e-5f));
+    x = vkd_groupnorm_silu(g, x, h->t[6], h->t[7], h->groups, 1e-5f);
     x = vkd_conv2d(g, x, h->t[8], h->t[9], 1, 0, 0, 1);                       // (N, 1, r, r)
     if (!x) return NULL;
     int64_t pos = vkd_tensor_numel(x) / n;

@@ -333,17 +333,22 @@ static vkd_tensor *groupnorm(vkd_graph *g, vkd_model *m, const char *p, vkd_tens
     return vkd_groupnorm(g, x, P("model.%s.weight", p), P("model.%s.bias", p), groups_for(c), 1e-6f);
 }
 
+static vkd_tensor *groupnorm_silu(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x) {
+    int c = (int)vkd_tensor_dim(x, 1);
+    return vkd_groupnorm_silu(g, x, P("model.%s.weight", p), P("model.%s.bias", p), groups_for(c), 1e-6f);
+}
+
 static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd, vkd_tensor *x, vkd_tensor *emb) {
     char p[96];
 #define SUB(s) (snprintf(p, sizeof p, "%s.%s", nd->name, s), p)
     vkd_tensor *orig = x;
     // SUB reuses one buffer: one SUB per statement (argument order is unspecified in C).
-    vkd_tensor *h = vkd_silu(g, groupnorm(g, m, SUB("norm0"), x));
+    vkd_tensor *h = groupnorm_silu(g, m, SUB("norm0"), x);
     x = conv(g, m, SUB("conv0"), h, 3, nd->up, nd->down);
     vkd_tensor *params = vkd_linear(g, emb, P("model.%s.affine.weight", nd->name), P("model.%s.affine.bias", nd->name));
     int64_t n = vkd_tensor_dim(emb, 0);
     params = vkd_reshape(g, params, 4, (int64_t[]){n, nd->cout, 1, 1});
-    x = vkd_silu(g, groupnorm(g, m, SUB("norm1"), vkd_add(g, x, params)));
+    x = groupnorm_silu(g, m, SUB("norm1"), vkd_add(g, x, params));
     x = conv(g, m, SUB("conv1"), vkd_model_dropout(g, m, x, m->unet->dropout), 3, 0, 0);
     vkd_tensor *s = nd->has_skip ? conv(g, m, SUB("skip"), orig, 1, nd->up, nd->down) : orig;
     x = vkd_scale(g, vkd_add(g, x, s), SKIP_SCALE);
@@ -409,9 +414,9 @@ vkd_tensor *vkd_unet_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tens
         const unet_node *nd = &u->dec[i];
         switch (nd->kind) {
         case N_AUX_UP: aux = conv(g, m, nd->name, aux, 0, 1, 0); break;
-        case N_AUX_NORM: tmp = groupnorm(g, m, nd->name, x); break;
+        case N_AUX_NORM: tmp = groupnorm_silu(g, m, nd->name, x); break;
         case N_AUX_CONV:
-            tmp = conv(g, m, nd->name, vkd_silu(g, tmp), 3, 0, 0);
+            tmp = conv(g, m, nd->name, tmp, 3, 0, 0);
             aux = aux ? vkd_add(g, tmp, aux) : tmp;
             break;
         default:

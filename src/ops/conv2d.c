@@ -15,6 +15,7 @@ enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEIGHT = 2 };
 typedef struct {
     VkDeviceAddress A, B, C, bias;
     int32_t nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
+    int32_t a_first, b_first;  // texel views: where A and B start (set at compile)
 } conv_push;
 
 // The convolution in conv2d terms: x (nb, cin, h, w), w (cout, cin/groups, kh, kw) -> (nb, cout, ho, wo).
@@ -52,13 +53,15 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
         t.tn = N <= 8 ? 1 : N <= 16 ? 2 : 4;
     } else {
         static const uint32_t tms[] = {1, 2, 4, 8, 16, 24, 32, 48, 64}, tns[] = {1, 2, 4, 8, 16};
+        // cycles of one load for the 8 lanes: texel fetches are a gather, not a lane loop
+        double load = ctx->texel ? 8 * 6.4 : 8 * 16.0;
         double best = -1;
         for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
             for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
                 uint32_t tm = tms[i], tn = tns[j];
                 if (tm * tn > 1024 || (tm > 8 && tm % t.l)) continue;
                 double groups = (double)vkd_ceil_div((uint64_t)M, tm) * vkd_ceil_div((uint64_t)N, (uint64_t)t.l * tn);
-                double cost = groups * (128.0 * (tn + tm / 8.0) + 2.5 * tm * tn);
+                double cost = groups * (load * (tn + tm / 8.0) + 2.5 * tm * tn);
                 if (best < 0 || cost < best) best = cost, t.tm = tm, t.tn = tn;
             }
     }
@@ -93,9 +96,11 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     if (bias) args[na++] = (vkd_arg){offsetof(conv_push, bias), VKD_R, bias};
     conv_tile t = pick_tile(g->ctx, M, N);
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
-    uint32_t spec[7] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l};
-    return vkd_graph_dispatch(g, name, "conv2d", spec, 7, vkd_ceil_div((uint64_t)N, bn), vkd_ceil_div((uint64_t)M, bm),
-                              gz, &pc, sizeof pc, args, na);
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
+    vkd_texel tx[2] = {{1, 0, offsetof(conv_push, a_first)}, {2, 1, offsetof(conv_push, b_first)}};
+    uint32_t spec[8] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel};
+    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 8, vkd_ceil_div((uint64_t)N, bn),
+                                    vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, texel ? 2 : 0);
 }
 
 // dw (cout, cin/groups, kh, kw) = sum over (b, oy, ox) of dy x. The sum over

@@ -10,6 +10,7 @@ typedef struct {
     VkDeviceAddress y, a, b, s;
     uint32_t n, inner, bc, flags;
     float alpha;
+    int32_t a_first, b_first;  // texel views (set at compile)
 } eltwise_push;
 
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy) {
@@ -30,6 +31,21 @@ int vkd_op_ok(vkd_graph *g, int n, ...) {
     return ok;
 }
 
+int vkd_texel_ok(const vkd_graph *g, int n, ...) {
+    const vkd_ctx *ctx = g->ctx;
+    if (!ctx->texel) return 0;
+    va_list ap;
+    va_start(ap, n);
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        const vkd_tensor *t = va_arg(ap, const vkd_tensor *);
+        // + the elements before the tensor in its aligned view
+        ok &= t && (uint64_t)t->numel + ctx->f.texel_align / 4 + 1 <= ctx->f.max_texel_elements;
+    }
+    va_end(ap);
+    return ok;
+}
+
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
                          vkd_tensor *s, uint64_t inner, uint64_t bc, float alpha) {
     if (y->numel > UINT32_MAX) {
@@ -43,13 +59,21 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
                        .alpha = alpha};
     vkd_arg args[4];
     int na = 0;
+    vkd_texel tx[2];
+    int nt = 0, use_a = op != VKD_EW_BCAST;
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, use_a ? 2 : 1, b, a);
     args[na++] = (vkd_arg){offsetof(eltwise_push, y), VKD_W, y};
-    if (op != VKD_EW_BCAST) args[na++] = (vkd_arg){offsetof(eltwise_push, a), VKD_R, a};
+    if (use_a) {
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(eltwise_push, a_first)};
+        args[na++] = (vkd_arg){offsetof(eltwise_push, a), VKD_R, a};
+    }
+    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(eltwise_push, b_first)};
     args[na++] = (vkd_arg){offsetof(eltwise_push, b), VKD_R, b};
     if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
-    uint32_t spec[2] = {VKD_WG, (uint32_t)op}, gx, gy;
+    uint32_t bmode = inner == 1 && bc == y->numel ? 1u : bc == 1 ? 2u : 0u;
+    uint32_t spec[4] = {VKD_WG, (uint32_t)op, bmode, texel}, gx, gy;
     vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "eltwise", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // b right-aligned to a (numpy); its non-1 axes must be one contiguous run equal

@@ -16,6 +16,7 @@ typedef struct {
     uint32_t shape[6];
     uint32_t xs[6];
     uint32_t lo, hi;
+    int32_t x0_first, x1_first;  // BAND texel views (set at compile)
 } layout_push;
 
 enum { L_GATHER = 0, L_BAND = 1 };
@@ -80,9 +81,12 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
     vkd_arg args[3] = {{offsetof(layout_push, y), VKD_W, y}, {offsetof(layout_push, x0), VKD_R, x0}};
     int na = 2;
     if (x1) args[na++] = (vkd_arg){offsetof(layout_push, x1), VKD_R, x1};
-    uint32_t spec[2] = {VKD_WG, L_BAND}, gx, gy;
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, x1 ? 2 : 1, x0, x1);
+    vkd_texel tx[2] = {{1, 0, offsetof(layout_push, x0_first)}, {2, 1, offsetof(layout_push, x1_first)}};
+    uint32_t spec[3] = {VKD_WG, L_BAND, texel}, gx, gy;
     vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "layout", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch_texel(g, name, "layout", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na, tx,
+                                    texel ? na - 1 : 0);
 }
 
 static const float ONES[3] = {1.0f, 1.0f, 1.0f};

@@ -5,96 +5,118 @@
 #include "ops/ops.h"
 
 typedef struct {
-    VkDeviceAddress y, x, w, b, mean, rstd, dy;
+    VkDeviceAddress y, x, w, b, mean, rstd, dy, dw, db;
     uint32_t N, C, S, groups, flags;
     float eps;
+    int32_t x_first, dy_first;  // texel views (set at compile)
 } gn_push;
 
-// x is (N, C, S); mean, rstd are (N*groups)
+typedef struct {
+    int groups, act;  // act 1: SiLU after the affine
+    float eps;
+} gn_attr;
+
+// x is (N, C, S); mean, rstd are (N*groups). MODE 2 writes dw, db and reads
+// w, b only to recompute the pre-activation of a fused SiLU.
 static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                       vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, int groups, float eps) {
+                       vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, vkd_tensor *dw,
+                       vkd_tensor *db, const gn_attr *at) {
     uint64_t N = (uint64_t)x->shape[0], C = (uint64_t)x->shape[1], S = x->numel / (N * C);
     gn_push pc = {.N = (uint32_t)N,
                   .C = (uint32_t)C,
                   .S = (uint32_t)S,
-                  .groups = (uint32_t)groups,
-                  .flags = (w ? 1u : 0u) | (b ? 2u : 0u),
-                  .eps = eps};
-    vkd_arg args[7];
-    int na = 0;
-    // MODE 2 writes dw and db into the w and b slots.
-    vkd_access wb = mode == 2 ? VKD_W : VKD_R;
+                  .groups = (uint32_t)at->groups,
+                  .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u),
+                  .eps = at->eps};
+    vkd_arg args[8];
+    vkd_texel tx[2];
+    int na = 0, nt = 0;
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
     if (y) args[na++] = (vkd_arg){offsetof(gn_push, y), VKD_W, y};
+    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(gn_push, x_first)};
     args[na++] = (vkd_arg){offsetof(gn_push, x), VKD_R, x};
-    if (w) args[na++] = (vkd_arg){offsetof(gn_push, w), wb, w};
-    if (b) args[na++] = (vkd_arg){offsetof(gn_push, b), wb, b};
+    if (w) args[na++] = (vkd_arg){offsetof(gn_push, w), VKD_R, w};
+    if (b) args[na++] = (vkd_arg){offsetof(gn_push, b), VKD_R, b};
     args[na++] = (vkd_arg){offsetof(gn_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
     args[na++] = (vkd_arg){offsetof(gn_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
+    if (dy && texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(gn_push, dy_first)};
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
+    if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), VKD_W, dw};
+    if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), VKD_W, db};
     // A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
-    uint64_t len = mode == 2 ? N * S : (C / (uint64_t)groups) * S;
+    uint64_t len = mode == 2 ? N * S : (C / (uint64_t)at->groups) * S;
     uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx);
     uint32_t wg = sgred ? g->ctx->f.subgroup_size : len <= 64 ? 64 : VKD_WG;
-    uint32_t spec[3] = {wg, mode, sgred}, gx, gy;
-    vkd_grid_1d(mode == 2 ? C : N * (uint64_t)groups, 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "groupnorm", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na);
+    uint32_t spec[6] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel}, gx, gy;
+    vkd_grid_1d(mode == 2 ? C : N * (uint64_t)at->groups, 1, &gx, &gy);
+    return vkd_graph_dispatch_texel(g, name, "groupnorm", spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *mean = e->saved[0], *rstd = e->saved[1];
-    int groups = e->attr.i[0];
-    float eps = e->attr.f[1];
+    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1]};  // attr is a union: i[1] is f[1]
+    // b matters to the gradients only through a fused SiLU's pre-activation.
+    vkd_tensor *bz = at.act ? b : NULL;
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x);
-        if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, NULL, mean, rstd, dy, groups, eps))
+        if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, NULL, NULL, &at))
             vkd_grad_accumulate(g, x, dx);
     }
     int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
     if (need_w || need_b) {
         vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "groupnorm_bwd_w", w) : NULL;
         vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "groupnorm_bwd_b", b) : NULL;
-        if (!gn_dispatch(g, "groupnorm_bwd_wb", 2, NULL, x, dw, db, mean, rstd, dy, groups, eps)) {
+        if (!gn_dispatch(g, "groupnorm_bwd_wb", 2, NULL, x, at.act ? w : NULL, bz, mean, rstd, dy, dw, db, &at)) {
             if (dw) vkd_grad_accumulate(g, w, dw);
             if (db) vkd_grad_accumulate(g, b, db);
         }
     }
 }
 
-vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
+static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b,
+                             const gn_attr *at) {
     if (!vkd_op_ok(g, 1, x)) return NULL;
     char sx[64];
     vkd_shape_str(x, sx, sizeof sx);
     if (x->ndim < 2) {
-        vkd_graph_fail(g, "groupnorm of '%s' %s: x must be (N, C, *spatial)", x->name, sx);
+        vkd_graph_fail(g, "%s of '%s' %s: x must be (N, C, *spatial)", name, x->name, sx);
         return NULL;
     }
     int64_t C = x->shape[1];
+    int groups = at->groups;
     if (groups <= 0 || C % groups != 0) {
-        vkd_graph_fail(g, "groupnorm of '%s' %s: %d groups do not divide its %lld channels", x->name, sx, groups,
+        vkd_graph_fail(g, "%s of '%s' %s: %d groups do not divide its %lld channels", name, x->name, sx, groups,
                        (long long)C);
         return NULL;
     }
     if ((w && w->numel != C) || (b && b->numel != C)) {
-        vkd_graph_fail(g, "groupnorm of '%s' %s: weight '%s' and bias '%s' must have %lld elements (the channels)",
+        vkd_graph_fail(g, "%s of '%s' %s: weight '%s' and bias '%s' must have %lld elements (the channels)", name,
                        x->name, sx, w ? w->name : "-", b ? b->name : "-", (long long)C);
         return NULL;
     }
     if (x->numel > UINT32_MAX) {
-        vkd_graph_fail(g, "groupnorm of '%s' %s: more elements than 32-bit indexing reaches", x->name, sx);
+        vkd_graph_fail(g, "%s of '%s' %s: more elements than 32-bit indexing reaches", name, x->name, sx);
         return NULL;
     }
     int64_t rows = x->shape[0] * groups;
-    vkd_tensor *y = vkd_graph_tensor_like(g, "groupnorm", x);
+    vkd_tensor *y = vkd_graph_tensor_like(g, name, x);
     vkd_tensor *mean = vkd_graph_tensor(g, "groupnorm_mean", 1, &rows);
     vkd_tensor *rstd = vkd_graph_tensor(g, "groupnorm_rstd", 1, &rows);
-    if (!y || !mean || !rstd || gn_dispatch(g, "groupnorm", 0, y, x, w, b, mean, rstd, NULL, groups, eps))
-        return NULL;
+    if (!y || !mean || !rstd || gn_dispatch(g, name, 0, y, x, w, b, mean, rstd, NULL, NULL, NULL, at)) return NULL;
     vkd_tensor *in[3] = {x, w, b};
     vkd_tape_entry *e = vkd_tape_push(g, gn_backward, y, in, 3);
     if (e) {
         e->saved[0] = mean, e->saved[1] = rstd;
-        e->attr.i[0] = groups;
-        e->attr.f[1] = eps;
+        e->attr.i[0] = groups, e->attr.i[2] = at->act;
+        e->attr.f[1] = at->eps;
     }
     return y;
+}
+
+vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
+    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps});
+}
+
+vkd_tensor *vkd_groupnorm_silu(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
+    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps});
 }

@@ -9,6 +9,7 @@ typedef struct {
     VkDeviceAddress y, x;
     uint32_t n, H, W;
     float alpha;
+    int32_t x_first;  // texel view (set at compile)
 } rs_push;
 
 enum { RS_UP = 0, RS_DOWN = 1 };
@@ -17,9 +18,11 @@ enum { RS_UP = 0, RS_DOWN = 1 };
 static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, float alpha) {
     rs_push pc = {.n = (uint32_t)y->numel, .H = (uint32_t)y->shape[2], .W = (uint32_t)y->shape[3], .alpha = alpha};
     vkd_arg args[2] = {{offsetof(rs_push, y), VKD_W, y}, {offsetof(rs_push, x), VKD_R, x}};
-    uint32_t spec[2] = {VKD_WG, mode}, gx, gy;
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
+    vkd_texel tx = {1, 0, offsetof(rs_push, x_first)};
+    uint32_t spec[3] = {VKD_WG, mode, texel}, gx, gy;
     vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "resample", spec, 2, gx, gy, 1, &pc, sizeof pc, args, 2);
+    return vkd_graph_dispatch_texel(g, name, "resample", spec, 3, gx, gy, 1, &pc, sizeof pc, args, 2, &tx, texel ? 1 : 0);
 }
 
 static void upsample_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {

@@ -19,6 +19,10 @@ int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
 // Checks the inputs of an op: non-NULL and the graph has no error yet.
 int vkd_op_ok(vkd_graph *g, int n, ...);
+// 1 when the device reads operands through texel views (src/vk/texel.c) and
+// every tensor given fits in one view; then an op dispatches with
+// vkd_graph_dispatch_texel and sets its shader's TEXEL constant.
+int vkd_texel_ok(const vkd_graph *g, int n, ...);
 // Element-wise broadcast: y = alpha * (a OP b[(i/inner)%bc]) * (s ? s[0] : 1)
 enum { VKD_EW_ADD = 0, VKD_EW_SUB = 1, VKD_EW_MUL = 2, VKD_EW_BCAST = 3 };
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,

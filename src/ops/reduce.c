@@ -7,6 +7,7 @@ typedef struct {
     VkDeviceAddress y, x, x2;
     uint32_t rows, cols, inner, nbound;
     float alpha;
+    int32_t x_first, x2_first;  // texel views (set at compile)
 } reduce_push;
 
 int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
@@ -20,10 +21,13 @@ int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
     vkd_arg args[3] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
     int na = 2;
     if (x2) args[na++] = (vkd_arg){offsetof(reduce_push, x2), VKD_R, x2};
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, x2 ? 2 : 1, x, x2);
+    vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first)}, {2, 1, offsetof(reduce_push, x2_first)}};
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
-    uint32_t spec[4] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, x2 ? 1u : 0u, sgred}, gx, gy;
+    uint32_t spec[5] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, x2 ? 1u : 0u, sgred, texel}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "reduce", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx,
+                                    texel ? na - 1 : 0);
 }
 
 int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
@@ -31,9 +35,11 @@ int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
     reduce_push pc = {.rows = (uint32_t)outer, .cols = (uint32_t)R, .inner = (uint32_t)inner,
                       .nbound = (uint32_t)x->numel, .alpha = alpha};
     vkd_arg args[2] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
-    uint32_t spec[3] = {VKD_WG, 1, 0}, gx, gy;
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
+    vkd_texel tx = {1, 0, offsetof(reduce_push, x_first)};
+    uint32_t spec[5] = {VKD_WG, 1, 0, 0, texel}, gx, gy;
     vkd_grid_1d(outer * inner, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "reduce", spec, 3, gx, gy, 1, &pc, sizeof pc, args, 2);
+    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, &tx, texel ? 1 : 0);
 }
 
 // A sum of n elements in one value: one workgroup per chunk, then one over the

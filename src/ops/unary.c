@@ -8,6 +8,7 @@ typedef struct {
     VkDeviceAddress y, x, dy;
     uint32_t n;
     float alpha, beta;
+    int32_t x_first, dy_first;  // texel views (set at compile)
 } unary_push;
 
 static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy,
@@ -15,12 +16,22 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     unary_push pc = {.n = (uint32_t)y->numel, .alpha = alpha, .beta = beta};
     vkd_arg args[3];
     int na = 0;
+    // FILL reads nothing; otherwise x, and dy in the backward
+    uint32_t texel = x && (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
+    vkd_texel tx[2];
+    int nt = 0;
     args[na++] = (vkd_arg){offsetof(unary_push, y), VKD_W, y};
-    if (x) args[na++] = (vkd_arg){offsetof(unary_push, x), VKD_R, x};
-    if (dy) args[na++] = (vkd_arg){offsetof(unary_push, dy), VKD_R, dy};
-    uint32_t spec[2] = {VKD_WG, op}, gx, gy;
+    if (x) {
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(unary_push, x_first)};
+        args[na++] = (vkd_arg){offsetof(unary_push, x), VKD_R, x};
+    }
+    if (dy) {
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(unary_push, dy_first)};
+        args[na++] = (vkd_arg){offsetof(unary_push, dy), VKD_R, dy};
+    }
+    uint32_t spec[3] = {VKD_WG, op, texel}, gx, gy;
     vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "unary", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch_texel(g, name, "unary", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd", "softplus_bwd"};

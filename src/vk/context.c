@@ -179,6 +179,8 @@ static void query_features(VkInstance inst, VkPhysicalDevice pd, vkd_features *f
     for (int i = 0; i < 3; i++) f->max_wg_count[i] = p->limits.maxComputeWorkGroupCount[i];
     f->max_push = p->limits.maxPushConstantsSize;
     f->max_storage_range = p->limits.maxStorageBufferRange;
+    f->max_texel_elements = p->limits.maxTexelBufferElements;
+    f->texel_align = (uint32_t)p->limits.minTexelBufferOffsetAlignment;
     f->timestamp_period = p->limits.timestampPeriod;
 
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
@@ -447,7 +449,19 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     vkCreateFence(ctx->device, &fci, NULL, &ctx->fence);
     VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = VKD_PUSH_MAX};
+    VkDescriptorSetLayoutBinding tb[VKD_TEXEL_BINDINGS];
+    for (uint32_t i = 0; i < VKD_TEXEL_BINDINGS; i++)
+        tb[i] = (VkDescriptorSetLayoutBinding){.binding = i,
+                                               .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                               .descriptorCount = 1,
+                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
+    VkDescriptorSetLayoutCreateInfo tli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                                           .bindingCount = VKD_TEXEL_BINDINGS,
+                                           .pBindings = tb};
+    vkCreateDescriptorSetLayout(ctx->device, &tli, NULL, &ctx->texel_dsl);
     VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                                      .setLayoutCount = 1,
+                                      .pSetLayouts = &ctx->texel_dsl,
                                       .pushConstantRangeCount = 1,
                                       .pPushConstantRanges = &pcr};
     vkCreatePipelineLayout(ctx->device, &lci, NULL, &ctx->layout);
@@ -464,6 +478,11 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
         return NULL;
     }
     vkd_pipeline_cache_open(ctx);
+    if (vkd_texel_init(ctx)) {
+        snprintf(err, errlen, "%s", ctx->err);
+        vkd_ctx_destroy(ctx);
+        return NULL;
+    }
     if (!o.quiet) fprintf(stderr, "vkdistill: device %s (%s)\n", f->name, type_str(f->type));
     return ctx;
 }
@@ -474,8 +493,10 @@ void vkd_ctx_destroy(vkd_ctx *ctx) {
         vkDeviceWaitIdle(ctx->device);
         vkd_pipeline_cache_save(ctx);
         vkd_pipelines_destroy(ctx);
+        vkd_texel_destroy(ctx);
         vkd_blocks_destroy_all(ctx);
         if (ctx->layout) vkDestroyPipelineLayout(ctx->device, ctx->layout, NULL);
+        if (ctx->texel_dsl) vkDestroyDescriptorSetLayout(ctx->device, ctx->texel_dsl, NULL);
         if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
         if (ctx->pool) vkDestroyCommandPool(ctx->device, ctx->pool, NULL);
         vkDestroyDevice(ctx->device, NULL);

@@ -7,6 +7,7 @@
 #include "vkdistill/vkdistill.h"
 
 #define VKD_PUSH_MAX 128u
+#define VKD_TEXEL_BINDINGS 4
 #define VKD_ALIGN 256u  // sub-allocation alignment: vec4 loads and cache lines on every vendor
 
 // ---------------------------------------------------------------- features
@@ -21,6 +22,7 @@ typedef struct {
     int subgroup_size_control;
     uint32_t shared_mem, max_wg_invocations, max_wg_count[3], max_push;
     uint64_t max_storage_range, max_alloc;
+    uint32_t max_texel_elements, texel_align;  // uniform texel buffer limits
     float timestamp_period;  // ns per tick
     uint32_t timestamp_bits;
     int coopmat;           // VK_KHR_cooperative_matrix present
@@ -69,7 +71,15 @@ struct vkd_ctx {
     uint32_t queue_family;
     VkCommandPool pool;
     VkFence fence;
-    VkPipelineLayout layout;  // one layout for every op: 128 bytes of push constants, no descriptors
+    VkPipelineLayout layout;  // one layout for every op: 128 bytes of push constants + set 0 (texel operands)
+    // Set 0: VKD_TEXEL_BINDINGS uniform texel buffers (R32_SFLOAT) through which
+    // ops may read operands instead of buffer addresses; see vkd_texel_use.
+    VkDescriptorSetLayout texel_dsl;
+    VkDescriptorPool texel_pool;  // the dummy set's
+    VkDescriptorSet texel_dummy;  // every binding a 16-element view: bound at the start of every step
+    VkBufferView texel_dummy_view;
+    struct vkd_block *texel_dummy_block;
+    int texel;                    // 1: ops read big operands through texel buffers (CPU devices)
     VkPipelineCache cache;
     char cache_path[1024];
     vkd_pipeline *pipelines;
@@ -97,6 +107,13 @@ void vkd_blocks_destroy_all(vkd_ctx *ctx);
 int vkd_upload(vkd_ctx *ctx, vkd_block *dst, uint64_t off, const void *src, uint64_t bytes);
 int vkd_download(vkd_ctx *ctx, vkd_block *src, uint64_t off, void *dst, uint64_t bytes);
 int vkd_fill_zero(vkd_ctx *ctx, vkd_block *dst, uint64_t off, uint64_t bytes);
+
+// texel.c
+int vkd_texel_init(vkd_ctx *ctx);
+void vkd_texel_destroy(vkd_ctx *ctx);
+// A view of [off, off + bytes) of a block as R32_SFLOAT texels, starting at
+// the largest aligned offset <= off; *first is the element where off lies.
+VkBufferView vkd_texel_view(vkd_ctx *ctx, struct vkd_block *b, uint64_t off, uint64_t bytes, uint32_t *first);
 
 // pipeline.c
 vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t *spec, int nspec);

@@ -1,5 +1,6 @@
 // ref_nn.c: plain-C double-precision references for the network-block ops. See ref_nn.h.
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "ref_nn.h"
 
@@ -65,6 +66,27 @@ void ref_groupnorm_bwd(double *dx, double *dw, double *db, const double *dy, con
                     dx[base + e] = rs * (gg - sg - xh * sgx);
                 }
         }
+}
+
+void ref_groupnorm_silu_fwd(double *y, const double *x, const double *w, const double *b, int N, int C, int S,
+                            int groups, double eps) {
+    long n = (long)N * C * S;
+    ref_groupnorm_fwd(y, NULL, NULL, x, w, b, N, C, S, groups, eps);
+    for (long i = 0; i < n; i++) y[i] = y[i] / (1.0 + exp(-y[i]));
+}
+
+// dz = dy * silu'(z) with z = groupnorm(x), then the group-norm backward of dz.
+void ref_groupnorm_silu_bwd(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w,
+                            const double *b, int N, int C, int S, int groups, double eps) {
+    long n = (long)N * C * S;
+    double *dz = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+    ref_groupnorm_fwd(dz, NULL, NULL, x, w, b, N, C, S, groups, eps);
+    for (long i = 0; i < n; i++) {
+        double z = dz[i], s = 1.0 / (1.0 + exp(-z));
+        dz[i] = dy[i] * s * (1.0 + z * (1.0 - s));
+    }
+    ref_groupnorm_bwd(dx, dw, db, dz, x, w, N, C, S, groups, eps);
+    free(dz);
 }
 
 // ----------------------------------------------------------------------------

@@ -11,6 +11,11 @@ void ref_groupnorm_fwd(double *y, double *mean, double *rstd, const double *x, c
                        int N, int C, int S, int groups, double eps);
 void ref_groupnorm_bwd(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w,
                        int N, int C, int S, int groups, double eps);
+// y = silu(groupnorm(x)) (vkd_groupnorm_silu); the backward needs b (the pre-activation).
+void ref_groupnorm_silu_fwd(double *y, const double *x, const double *w, const double *b, int N, int C, int S,
+                            int groups, double eps);
+void ref_groupnorm_silu_bwd(double *dx, double *dw, double *db, const double *dy, const double *x, const double *w,
+                            const double *b, int N, int C, int S, int groups, double eps);
 
 // x is (P, H, W), y is (P, 2H, 2W): nearest neighbour
 void ref_upsample2x_fwd(double *y, const double *x, long P, int H, int W);
