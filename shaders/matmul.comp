@@ -73,6 +73,7 @@ layout(push_constant) uniform PC {
     uint lda, ldb, ldc, flags;          // flags: bit0 add bias, bit1 accumulate, bit2 bias indexed by row
     uint sA, sB, sC;                    // batch strides in elements; 0 = shared by all batches
     float alpha;
+    int a_first, b_first;               // TEXEL: where A and B start in their texel views
 } pc;
 
 layout(constant_id = 0) const uint TA = 0;
@@ -85,6 +86,14 @@ layout(constant_id = 6) const uint TN = 4;
 // subgroup size that is a multiple of 8); 0: the portable loop. A constant,
 // not a test of gl_SubgroupSize, so only one of the two loops is compiled.
 layout(constant_id = 7) const uint SG = 1;
+// constant_id 8 TEXEL = 1: A and B are read through the texel views of set 0,
+// bindings 0 and 1 (on llvmpipe a gather instead of a scalar loop over lanes;
+// see src/vk/texel.c).
+layout(constant_id = 8) const uint TEXEL = 0;
+layout(set = 0, binding = 0) uniform samplerBuffer texA;
+layout(set = 0, binding = 1) uniform samplerBuffer texB;
+float ldA(uint i) { return TEXEL != 0u ? texelFetch(texA, int(i) + pc.a_first).r : pc.A.v[i]; }
+float ldB(uint i) { return TEXEL != 0u ? texelFetch(texB, int(i) + pc.b_first).r : pc.B.v[i]; }
 // constant_id 4 is the workgroup size (local_size_x, default 32); it is not
 // declared as a separate constant to avoid two constants with SpecId 4.
 layout(local_size_x = 32, local_size_y = 1, local_size_z = 1) in;
@@ -137,7 +146,7 @@ void main() {
                 const uint ka = min(k0 + lane, K - 1u);
                 const bool kin = (k0 + lane) < K;
                 [[unroll]] for (uint i = 0; i < TM; i++) {
-                    float x = pc.A.v[aoff + arow[i] * lda + ka];
+                    float x = ldA(aoff + arow[i] * lda + ka);
                     av[i] = kin ? x : 0.0;
                 }
             } else {
@@ -145,7 +154,7 @@ void main() {
                     const uint ka = min(k0 + kk, K - 1u);
                     const bool kin = (k0 + kk) < K;
                     [[unroll]] for (uint c = 0; c < TMC; c++) {
-                        float x = pc.A.v[aoff + ka * lda + arowT[c]];
+                        float x = ldA(aoff + ka * lda + arowT[c]);
                         avT[kk][c] = kin ? x : 0.0;
                     }
                 }
@@ -154,8 +163,8 @@ void main() {
                 const uint k = min(k0 + kk, K - 1u);   // A is zero for k >= K
                 float bv[TN];
                 [[unroll]] for (uint j = 0; j < TN; j++)
-                    bv[j] = (TB == 0) ? pc.B.v[boff + k * ldb + ncol[j]]
-                                      : pc.B.v[boff + ncol[j] * ldb + k];
+                    bv[j] = (TB == 0) ? ldB(boff + k * ldb + ncol[j])
+                                      : ldB(boff + ncol[j] * ldb + k);
                 [[unroll]] for (uint i = 0; i < TM; i++) {
                     const float a = (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
                                               : subgroupShuffle(avT[kk][i / L], gbase + (i % L));
@@ -168,11 +177,11 @@ void main() {
         for (uint k = 0; k < K; k++) {
             float bv[TN];
             [[unroll]] for (uint j = 0; j < TN; j++)
-                bv[j] = (TB == 0) ? pc.B.v[boff + k * ldb + ncol[j]]
-                                  : pc.B.v[boff + ncol[j] * ldb + k];
+                bv[j] = (TB == 0) ? ldB(boff + k * ldb + ncol[j])
+                                  : ldB(boff + ncol[j] * ldb + k);
             [[unroll]] for (uint i = 0; i < TM; i++) {
-                const float a = (TA == 0) ? pc.A.v[aoff + arow[i] * lda + k]
-                                          : pc.A.v[aoff + k * lda + arow[i]];
+                const float a = (TA == 0) ? ldA(aoff + arow[i] * lda + k)
+                                          : ldA(aoff + k * lda + arow[i]);
                 [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
             }
         }

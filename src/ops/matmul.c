@@ -11,6 +11,7 @@ typedef struct {
     uint32_t lda, ldb, ldc, flags;
     uint32_t sA, sB, sC;
     float alpha;
+    int32_t a_first, b_first;  // texel views (set at compile)
 } matmul_push;
 
 enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4 };
@@ -31,12 +32,13 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N) {
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){64, 64, 128, 8, 4};
     static const uint32_t tms[] = {8, 16, 24, 32, 48, 64}, tns[] = {1, 2, 4, 8, 16};
     uint32_t tm = 24, tn = 4;
+    double load = ctx->texel ? 8 * 6.4 : 8 * 16.0;  // one load of 8 lanes, as in conv2d.c
     double best = -1;
     for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
         for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
             if (tms[i] * tns[j] > 256) continue;
             double groups = (double)vkd_ceil_div(M, tms[i]) * vkd_ceil_div(N, 8u * tns[j]);
-            double cost = groups * (128.0 * (tns[j] + tms[i] / 8.0) + 2.5 * tms[i] * tns[j]);
+            double cost = groups * (load * (tns[j] + tms[i] / 8.0) + 2.5 * tms[i] * tns[j]);
             if (best < 0 || cost < best) best = cost, tm = tms[i], tn = tns[j];
         }
     // two lane groups: side by side along M when M has room for both, else along N
@@ -70,9 +72,11 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
     mm_tile t = pick_tile(g->ctx, M, N);
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
-    uint32_t spec[8] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg};
-    return vkd_graph_dispatch(g, name, "matmul", spec, 8, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch, &pc,
-                              sizeof pc, args, na);
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
+    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first)}, {2, 1, offsetof(matmul_push, b_first)}};
+    uint32_t spec[9] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel};
+    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 9, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch,
+                                    &pc, sizeof pc, args, na, tx, texel ? 2 : 0);
 }
 
 // Shapes of a matmul: a is (B?, M, K) or stored (B?, K, M) when ta; b is
