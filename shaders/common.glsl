@@ -14,4 +14,9 @@ layout(buffer_reference, std430, buffer_reference_align = 4) buffer UBuf { uint 
 layout(set = 0, binding = 0) uniform samplerBuffer vkd_tex0;
 layout(set = 0, binding = 1) uniform samplerBuffer vkd_tex1;
 
+// Row launches: workgroups along x cover one row, the row index comes from
+// y and z (so it is the same for the whole workgroup and its divisions are
+// scalar, not one per lane).
+uint row_group() { return gl_WorkGroupID.z * gl_NumWorkGroups.y + gl_WorkGroupID.y; }
+
 uint flat_group() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }

@@ -12,6 +12,9 @@
 //   dx = rstd * (g - mean(g) - xh * mean(g * xh))   (written into y)
 // MODE 2, parameter gradients (one workgroup per channel, fixed order over n and s):
 //   dw[c] = sum dz * xh, db[c] = sum dz
+// MODE 1 with CMAJOR can also write the per-sample terms of those sums,
+// dw[n*C + c] = sum_s dz * xh and db[n*C + c] = sum_s dz (flags bit2, bit3),
+// for the host to sum over n: one pass over x and dy less than MODE 2.
 // Every reduction is a fixed per-invocation stride followed by a fixed tree, so
 // a replayed graph is bit-identical.
 // flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2).
@@ -122,14 +125,25 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
     uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
     float inv_n = 1.0 / float(L);
     float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+    bool part = (pc.flags & 12u) != 0u;
     vec2 acc = vec2(0.0);
     if (CMAJOR != 0u) {
+        uint nC = (row / pc.groups) * pc.C;
         for (uint cc = 0; cc < cpg; cc++) {
             uint c = c0 + cc, cb = base + cc * pc.S;
             float w = wc(c), b = bc(c);
+            vec2 pw = vec2(0.0);
             for (uint e = t; e < pc.S; e += W) {
-                float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
+                float xh = (ld_x(cb + e) - mu) * rs, dz = dz_of(ld_dy(cb + e), xh, w, b), g = dz * w;
                 acc += vec2(g, g * xh);
+                pw += vec2(dz * xh, dz);
+            }
+            if (part) {
+                pw = wg_sum2(pw);
+                if (t == 0u) {
+                    if ((pc.flags & 4u) != 0u) pc.dw.v[nC + c] = pw.x;
+                    if ((pc.flags & 8u) != 0u) pc.db.v[nC + c] = pw.y;
+                }
             }
         }
     } else {

@@ -17,6 +17,9 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 const uint GATHER = 0, BAND = 1;
 layout(constant_id = 2) const uint TEXEL = 0;  // BAND: x0, x1 through texel bindings 0, 1
+// ROWS = 1 (BAND): one (o, c) row of y per workgroup row (row_group()), r along
+// x: the divisions and the choice of source are per workgroup, not per lane.
+layout(constant_id = 3) const uint ROWS = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x0; FBuf x1; FBuf x2;
@@ -30,6 +33,22 @@ layout(push_constant) uniform PC {
 } pc;
 
 void main() {
+    if (MODE == BAND && ROWS != 0u) {
+        uint inner = pc.shape[2], Y = pc.shape[1];
+        uint oc = row_group(), r = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+        if (r >= inner || oc >= pc.shape[0] * Y) return;
+        uint c = oc % Y, o = oc / Y, i = oc * inner + r;
+        float v = 0.0;
+        if (c >= pc.lo && c < pc.hi) {
+            uint k = (o * (pc.hi - pc.lo) + (c - pc.lo)) * inner + r;
+            v = TEXEL != 0u ? texelFetch(vkd_tex0, int(k) + pc.x0_first).r : pc.x0.v[k];
+        } else if (c >= pc.hi && (pc.absent & 2u) == 0u) {
+            uint k = (o * (Y - pc.hi) + (c - pc.hi)) * inner + r;
+            v = TEXEL != 0u ? texelFetch(vkd_tex1, int(k) + pc.x1_first).r : pc.x1.v[k];
+        }
+        pc.y.v[i] = v;
+        return;
+    }
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (i >= pc.n) return;
     if (MODE == BAND) {

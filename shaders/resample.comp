@@ -7,13 +7,15 @@
 //               (upsample forward alpha 1; avgpool backward alpha 1/4)
 // MODE 1, down: y (P, H, W) = alpha * sum of the 2x2 block of x (P, 2H, 2W)
 //               (avgpool forward alpha 1/4; upsample backward alpha 1)
-// H, W are the output's.
+// H, W are the output's. ROWS = 1: one row (p, h) of y per workgroup row
+// (row_group()), w along x, so no index division per element.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 
 layout(constant_id = 2) const uint TEXEL = 0;  // x through texel binding 0
+layout(constant_id = 3) const uint ROWS = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x;
@@ -25,9 +27,17 @@ layout(push_constant) uniform PC {
 float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
 
 void main() {
-    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    if (i >= pc.n) return;
-    uint w = i % pc.W, h = (i / pc.W) % pc.H, p = i / (pc.W * pc.H);
+    uint i, w, h, p;
+    if (ROWS != 0u) {
+        uint row = row_group();
+        w = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+        if (w >= pc.W || row >= pc.n / pc.W) return;
+        h = row % pc.H, p = row / pc.H, i = row * pc.W + w;
+    } else {
+        i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+        if (i >= pc.n) return;
+        w = i % pc.W, h = (i / pc.W) % pc.H, p = i / (pc.W * pc.H);
+    }
     if (MODE == 0u) {
         uint Wi = pc.W / 2u, Hi = pc.H / 2u;
         pc.y.v[i] = pc.alpha * ld_x((p * Hi + h / 2u) * Wi + w / 2u);

@@ -20,7 +20,7 @@ layout(push_constant) uniform PC {
 } pc;
 
 float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
-float ld_dy(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(i) + pc.dy_first).r : ld_dy(i); }
+float ld_dy(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(i) + pc.dy_first).r : pc.dy.v[i]; }
 
 const float GELU_K = 0.7978845608028654;  // sqrt(2/pi)
 const float GELU_C = 0.044715;

@@ -367,6 +367,9 @@ int main(void) {
     test_resample(ctx, 1, 1, 2, 1, 1);
     test_resample(ctx, 0, 2, 3, 4, 6);
     test_resample(ctx, 0, 1, 2, 2, 2);
+    test_resample(ctx, 1, 2, 3, 5, 9);    // output rows of 18: one workgroup row per output row (CPU devices)
+    test_resample(ctx, 0, 2, 3, 6, 34);   // pooled rows of 17
+    test_resample(ctx, 1, 1, 2, 3, 36);   // rows of 72: two 64-wide workgroups, the second ragged
     for (int one = 0; one < 2; one++) {
         test_modulate(ctx, 2, 5, 7, 1, 1, (float)one);
         test_modulate(ctx, 2, 5, 7, 0, 1, (float)one);

@@ -44,7 +44,7 @@ typedef struct {
     uint16_t first_at;
 } vkd_texel;
 
-#define VKD_MAX_ARGS 8
+#define VKD_MAX_ARGS 10
 typedef struct {
     const char *name;  // for VKD_PROFILE
     vkd_pipeline *pipe;

@@ -70,7 +70,7 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(eltwise_push, b_first)};
     args[na++] = (vkd_arg){offsetof(eltwise_push, b), VKD_R, b};
     if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
-    uint32_t bmode = inner == 1 && bc == y->numel ? 1u : bc == 1 ? 2u : 0u;
+    uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
     uint32_t spec[4] = {VKD_WG, (uint32_t)op, bmode, texel}, gx, gy;
     vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
     return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);

@@ -16,6 +16,20 @@ typedef struct {
     float eps;
 } gn_attr;
 
+// A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
+static uint32_t gn_wg(const vkd_graph *g, const vkd_tensor *x, int groups, uint32_t mode) {
+    uint64_t N = (uint64_t)x->shape[0], C = (uint64_t)x->shape[1], S = x->numel / (N * C);
+    uint64_t len = mode == 2 ? N * S : (C / (uint64_t)groups) * S;
+    if (vkd_norm_subgroup_reduce(g->ctx)) return g->ctx->f.subgroup_size;
+    return len <= 64 ? 64 : VKD_WG;
+}
+
+// Rows walked channel by channel (the shader's CMAJOR): S at least the workgroup.
+static int gn_channel_major(const vkd_graph *g, const vkd_tensor *x, int groups) {
+    uint64_t N = (uint64_t)x->shape[0], C = (uint64_t)x->shape[1], S = x->numel / (N * C);
+    return S >= gn_wg(g, x, groups, 1);
+}
+
 // x is (N, C, S); mean, rstd are (N*groups). MODE 2 writes dw, db and reads
 // w, b only to recompute the pre-activation of a fused SiLU.
 static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
@@ -28,7 +42,7 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
                   .groups = (uint32_t)at->groups,
                   .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u),
                   .eps = at->eps};
-    vkd_arg args[8];
+    vkd_arg args[9];
     vkd_texel tx[2];
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
@@ -43,13 +57,32 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
     if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), VKD_W, dw};
     if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), VKD_W, db};
-    // A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
-    uint64_t len = mode == 2 ? N * S : (C / (uint64_t)at->groups) * S;
-    uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx);
-    uint32_t wg = sgred ? g->ctx->f.subgroup_size : len <= 64 ? 64 : VKD_WG;
+    uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx), wg = gn_wg(g, x, at->groups, mode);
     uint32_t spec[6] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel}, gx, gy;
     vkd_grid_1d(mode == 2 ? C : N * (uint64_t)at->groups, 1, &gx, &gy);
     return vkd_graph_dispatch_texel(g, name, "groupnorm", spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+}
+
+// dx and the per-sample terms of dw, db (N, C) in one pass (the channel-major
+// walk), then dw, db as fixed-order sums over the samples.
+static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, vkd_tensor *bz,
+                             vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, int need_w, int need_b,
+                             const gn_attr *at) {
+    int64_t N = x->shape[0], C = x->shape[1], sh[2] = {N, C};
+    vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x);
+    vkd_tensor *pw = need_w ? vkd_graph_tensor(g, "groupnorm_bwd_w", 2, sh) : NULL;
+    vkd_tensor *pb = need_b ? vkd_graph_tensor(g, "groupnorm_bwd_b", 2, sh) : NULL;
+    if (!dx || gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, pw, pb, at)) return -1;
+    vkd_grad_accumulate(g, x, dx);
+    vkd_tensor *p[2] = {pw, pb}, *t[2] = {w, b};
+    for (int i = 0; i < 2; i++) {
+        if (!p[i]) continue;
+        vkd_tensor *d = vkd_graph_tensor_like(g, "groupnorm_bwd_wb", t[i]);
+        if (!d || vkd_reduce_cols_dispatch(g, "groupnorm_bwd_wb", d, p[i], 1, (uint64_t)N, (uint64_t)C, 1.0f))
+            return -1;
+        vkd_grad_accumulate(g, t[i], d);
+    }
+    return 0;
 }
 
 static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
@@ -57,12 +90,17 @@ static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1]};  // attr is a union: i[1] is f[1]
     // b matters to the gradients only through a fused SiLU's pre-activation.
     vkd_tensor *bz = at.act ? b : NULL;
-    if (vkd_tensor_needs_grad(x)) {
+    int need_x = vkd_tensor_needs_grad(x);
+    int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
+    if (need_x && (need_w || need_b) && gn_channel_major(g, x, at.groups)) {
+        gn_backward_fused(g, x, w, b, bz, mean, rstd, dy, need_w, need_b, &at);
+        return;
+    }
+    if (need_x) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x);
         if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, NULL, NULL, &at))
             vkd_grad_accumulate(g, x, dx);
     }
-    int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
     if (need_w || need_b) {
         vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "groupnorm_bwd_w", w) : NULL;
         vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "groupnorm_bwd_b", b) : NULL;
