@@ -9,6 +9,7 @@
 #include "train/progress.h"
 #include "train/run.h"
 #include "vkdistill/dist.h"
+#include "vkdistill/io.h"
 #include "vkdistill/train.h"
 
 vkd_train_opts vkd_train_opts_default(void) {
@@ -43,13 +44,20 @@ int vkd_train_interrupted_all(void) {
 }
 
 // A checkpoint's rank count and global batch: another rank count resumes only
-// with the same global batch (the per-rank split is what changes).
-static int check_ranks(const vkd_ckpt *ck, const char *path, const vkd_train_opts *o, char *err, size_t errlen) {
-    const char *r = vkd_ckpt_meta(ck, "ranks"), *b = vkd_ckpt_meta(ck, "global_batch");
-    if (!r || !b || atoi(r) == vkd_comm_size() || atoll(b) == o->batch) return 0;
-    snprintf(err, errlen, "%s: written by %s rank(s) with global batch %s; this run has %d rank(s) and batch %d "
-             "(resuming on another rank count needs the same global 'batch')", path, r, b, vkd_comm_size(), o->batch);
-    return -1;
+// with the same global batch (the per-rank split is what changes). Checked
+// before anything is loaded. A file that does not open is left to vkd_ckpt_load.
+static int check_ranks(const char *path, const vkd_train_opts *o, char *err, size_t errlen) {
+    vkd_st *st = vkd_st_open(path, NULL, 0);
+    if (!st) return 0;
+    const char *r = vkd_st_metadata(st, "ranks"), *b = vkd_st_metadata(st, "global_batch");
+    int rc = 0;
+    if (r && b && atoi(r) != vkd_comm_size() && atoll(b) != o->batch) {
+        snprintf(err, errlen, "%s: written by %s rank(s) with global batch %s; this run has %d rank(s) and batch %d "
+                 "(resuming on another rank count needs the same global 'batch')", path, r, b, vkd_comm_size(), o->batch);
+        rc = -1;
+    }
+    vkd_st_close(st);
+    return rc;
 }
 
 // Finds and loads the checkpoint to resume from (nothing is written here: a
@@ -68,7 +76,7 @@ static int resume_from(vkd_run *run, const vkd_train_opts *o, vkd_ckpt *ck, cons
     }
     if (strcmp(o->resume, "auto") != 0) snprintf(path, sizeof path, "%s", o->resume);
     else if (!latest) return 0;
-    if (vkd_ckpt_load(ck, path, match, nmatch, err, errlen) || check_ranks(ck, path, o, err, errlen)) return -1;
+    if (check_ranks(path, o, err, errlen) || vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
     const char *s = vkd_ckpt_meta(ck, "step"), *k = vkd_ckpt_meta(ck, "skipped");
     st->step = s ? atoll(s) : 0;
     st->skipped = k ? atoll(k) : 0;
