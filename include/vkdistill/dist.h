@@ -41,6 +41,8 @@ void vkd_comm_bcast(void *buf, size_t bytes, int root);
 void vkd_comm_barrier(void);
 // Seconds spent inside vkd_comm_allreduce_sum_f32 so far (this rank).
 double vkd_comm_allreduce_seconds(void);
+// Bytes this rank passed to vkd_comm_allreduce_sum_f32 so far.
+double vkd_comm_allreduce_bytes(void);
 
 // Rank 0 broadcasts a hash of text; a rank whose own differs returns -1 with
 // one line in err naming `what` (e.g. the config path). 0 when they agree.

@@ -17,7 +17,7 @@
 #endif
 
 static int g_rank, g_size = 1, g_local, g_on;
-static double g_ar_seconds, g_timeout = 600;
+static double g_ar_seconds, g_ar_bytes, g_timeout = 600;
 
 static double now_s(void) {
     struct timespec ts;
@@ -29,6 +29,7 @@ int vkd_comm_rank(void) { return g_rank; }
 int vkd_comm_size(void) { return g_size; }
 int vkd_comm_local_rank(void) { return g_local; }
 double vkd_comm_allreduce_seconds(void) { return g_ar_seconds; }
+double vkd_comm_allreduce_bytes(void) { return g_ar_bytes; }
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ull;
@@ -136,6 +137,7 @@ void vkd_comm_allreduce_sum_f32(float *buf, int64_t n) {
         wait_bounded(&rq, "MPI_Allreduce of the gradients");
     }
     g_ar_seconds += now_s() - t0;
+    g_ar_bytes += (double)n * sizeof *buf;
 }
 
 void vkd_comm_allreduce_sum_f64(double *buf, int n) {
