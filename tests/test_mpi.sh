@@ -60,6 +60,20 @@ else
     bad "distill: 2-rank resume"
 fi
 
+# bench step under mpirun: one JSON line (rank 0) with the rates and the allreduce.
+if $mpi -n 2 "$bin" bench step "$tmp/gmm.json" --iters 2 --warmup 1 >"$tmp/out" 2>"$tmp/err" &&
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] &&
+    /usr/bin/python3 -c "
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r['ranks'] == 2 and r['batch_per_rank'] == 8 and r['img_per_s'] > 0 and r['ms_allreduce_per_iter'] >= 0, r
+assert r['allreduce_mib_per_iter'] > 0, r" "$tmp/out" 2>>"$tmp/err"; then
+    ok "bench step on 2 ranks: $(cut -c1-60 "$tmp/out" | head -1)..."
+else
+    cat "$tmp/out" >>"$tmp/err"
+    bad "bench step under mpirun"
+fi
+
 # (3) Bad input: each ends the job with one line naming the problem, within the bounded wait.
 expect() {  # expect NAME PATTERN -- CMD...: a non-zero exit and PATTERN on stderr
     name=$1 pat=$2
@@ -81,6 +95,8 @@ expect "a rank killed mid-run" "exited on signal 9" -- \
     $mpi -n 1 "$bin" distill "$tmp/gmm.json" --out "$tmp/kill" : -n 1 env VKD_DEBUG_KILL=step:3 "$bin" distill "$tmp/gmm.json" --out "$tmp/kill"
 VKD_MPI_TIMEOUT=5 expect "a rank that hangs" "rank 0 of 2: MPI_Allreduce of the gradients: no answer from the other ranks for 5 s" -- \
     $mpi -n 1 "$bin" distill "$tmp/gmm.json" --out "$tmp/hang" : -n 1 env VKD_DEBUG_KILL=step:3:stop "$bin" distill "$tmp/gmm.json" --out "$tmp/hang"
+expect "train-classifier is not data parallel" "train-classifier runs on one rank" -- \
+    $mpi -n 2 "$bin" train-classifier "$tmp/none.json" --out "$tmp/cls"
 expect "a rank without its device" "rank 1 of 2: device index 7 out of range" -- \
     $mpi -n 1 "$bin" distill "$tmp/gmm.json" --out "$tmp/dev" : -n 1 "$bin" --device 7 distill "$tmp/gmm.json" --out "$tmp/dev"
 

@@ -39,7 +39,9 @@ static void usage(FILE *f) {
     for (int i = 0; i < NVERBS; i++) fputs(verbs[i].text, f);
     fprintf(f,
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
-            "             VKD_CACHE_DIR (pipeline cache; empty disables), VKD_MEMORY_CAP_MB (cap device memory)\n");
+            "             VKD_CACHE_DIR (pipeline cache; empty disables), VKD_MEMORY_CAP_MB (cap device memory)\n"
+            "several devices: mpirun -n N vkdistill train-teacher|distill|bench step CONFIG (the config's batch is the\n"
+            "             global batch; VKD_MPI_TIMEOUT: seconds a rank waits for the others, default 600)\n");
 }
 
 static int run_verb(int argc, char **argv);

@@ -16,14 +16,8 @@
 #include <mpi.h>
 #endif
 
-static int g_rank, g_size = 1, g_local, g_on;
-static double g_ar_seconds, g_ar_bytes, g_timeout = 600;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static int g_rank, g_size = 1, g_local;
+static double g_ar_seconds, g_ar_bytes;
 
 int vkd_comm_rank(void) { return g_rank; }
 int vkd_comm_size(void) { return g_size; }
@@ -56,6 +50,15 @@ int vkd_comm_vulkan_device_count(void) {
 }
 
 #ifdef VKD_WITH_MPI
+static int g_on;
+static double g_timeout = 600;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 int vkd_comm_built_with_mpi(void) { return 1; }
 
 // One line naming the failed call, then the job ends (MPI_Abort kills the other ranks).
