@@ -25,11 +25,12 @@ static vkd_tensor *draw(vkd_graph *g, const char *name, int normal, int ndim, co
         vkd_graph_fail(g, "%s: element %llu of the stream is past 32-bit counters", name, (unsigned long long)(off + y->numel));
         return NULL;
     }
-    rng_push pc = {.offset = (uint32_t)off,.n = (uint32_t)y->numel,
+    rng_push pc = {.n = (uint32_t)y->numel,
                    .seed_lo = (uint32_t)seed,
                    .seed_hi = (uint32_t)(seed >> 32),
                    .stream = stream,
-                   .flags = (normal ? 1u : 0u) | (step_t ? 2u : 0u)};
+                   .flags = (normal ? 1u : 0u) | (step_t ? 2u : 0u),
+                   .offset = (uint32_t)off};
     vkd_arg args[2] = {{offsetof(rng_push, y), VKD_W, y}};
     int na = 1;
     if (step_t) args[na++] = (vkd_arg){offsetof(rng_push, step), VKD_R, step_t};

@@ -132,7 +132,7 @@ int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, ch
     if (vkd_comm_size() > 1) {  // all ranks start, or none
         int f[2] = {fail, root && fail};
         vkd_comm_allreduce_max_i32(f, 2);
-        if (f[0] && !fail) snprintf(err, errlen, "rank %d: another rank could not start the run", vkd_comm_rank());
+        if (f[0] && !fail) snprintf(err, errlen, "another rank could not start the run (see its line)");
         else if (f[1] && !root) err[0] = 0;  // rank 0 says why (the same for every rank)
         fail = f[0];
     }
