@@ -21,6 +21,11 @@ trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_base_warn_component_unused=0
 export LP_NUM_THREADS=1 VKD_MPI_TIMEOUT=60
 mpi="mpirun --oversubscribe --bind-to none"
+# Under the sanitizer build (tools/test_hardening.sh) Open MPI's own allocations
+# are reported as leaks from plugins it unloads at MPI_Finalize, which LSan
+# cannot name for a suppression: leak checks are off here (address and UB
+# checks stay on; the single-process tests check vkdistill's leaks).
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 cmp_py="/usr/bin/python3 $src/tests/mpi_compare.py"
 pass=0
 fail=0
