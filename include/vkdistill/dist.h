@@ -39,6 +39,9 @@ double vkd_comm_mean(double x);
 // Rank root's bytes to every rank (in buckets of at most 1 GiB).
 void vkd_comm_bcast(void *buf, size_t bytes, int root);
 void vkd_comm_barrier(void);
+// A barrier where the others wait for work only some ranks do (rank 0's sample
+// grids): bounded by `seconds` (if longer than $VKD_MPI_TIMEOUT); `what` names it in the line.
+void vkd_comm_barrier_for(const char *what, double seconds);
 // Seconds spent inside vkd_comm_allreduce_sum_f32 so far (this rank).
 double vkd_comm_allreduce_seconds(void);
 // Bytes this rank passed to vkd_comm_allreduce_sum_f32 so far.

@@ -80,7 +80,7 @@ static void check(int rc, const char *call) {
 
 // Waits for a non-blocking collective, sleeping between tests (ranks share
 // cores with the device threads on a CPU device) and giving up at the deadline.
-static void wait_bounded(MPI_Request *rq, const char *call) {
+static void wait_for(MPI_Request *rq, const char *call, double timeout) {
     double t0 = now_s();
     int done = 0;
     for (long it = 0;; it++) {
@@ -89,14 +89,16 @@ static void wait_bounded(MPI_Request *rq, const char *call) {
         if (it < 64) continue;
         struct timespec ts = {0, it < 2000 ? 20000 : 1000000};
         nanosleep(&ts, NULL);
-        if ((it & 255) == 0 && now_s() - t0 > g_timeout) {
+        if ((it & 255) == 0 && now_s() - t0 > timeout) {
             char why[160];
             snprintf(why, sizeof why, "no answer from the other ranks for %.0f s (did a rank die? VKD_MPI_TIMEOUT sets the limit)",
-                     g_timeout);
+                     timeout);
             die(call, why);
         }
     }
 }
+
+static void wait_bounded(MPI_Request *rq, const char *call) { wait_for(rq, call, g_timeout); }
 
 int vkd_comm_init(int *argc, char ***argv, char *err, size_t errlen) {
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
@@ -167,11 +169,13 @@ void vkd_comm_bcast(void *buf, size_t bytes, int root) {
     }
 }
 
-void vkd_comm_barrier(void) {
+void vkd_comm_barrier(void) { vkd_comm_barrier_for("MPI_Barrier", 0); }
+
+void vkd_comm_barrier_for(const char *what, double seconds) {
     if (g_size == 1) return;
     MPI_Request rq;
-    check(MPI_Ibarrier(MPI_COMM_WORLD, &rq), "MPI_Barrier");
-    wait_bounded(&rq, "MPI_Barrier");
+    check(MPI_Ibarrier(MPI_COMM_WORLD, &rq), what);
+    wait_for(&rq, what, seconds > g_timeout ? seconds : g_timeout);
 }
 #else
 int vkd_comm_built_with_mpi(void) { return 0; }
@@ -190,6 +194,7 @@ void vkd_comm_allreduce_sum_f64(double *buf, int n) {}
 void vkd_comm_allreduce_max_i32(int *buf, int n) {}
 void vkd_comm_bcast(void *buf, size_t bytes, int root) {}
 void vkd_comm_barrier(void) {}
+void vkd_comm_barrier_for(const char *what, double seconds) {}
 #endif
 
 double vkd_comm_mean(double x) {

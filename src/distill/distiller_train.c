@@ -43,6 +43,7 @@ static int hook_begin(void *self, const vkd_train_state *s, char *err, size_t er
         snprintf(path, sizeof path, "%s/samples/teacher.png", s->run_dir);
         if (vkd_sample_grid_png(&d->teacher, d->c.sample_n, d->c.teacher_steps, 1.0, 999, path, err, errlen)) return -1;
     }
+    if (d->gnd == 3 && d->ranks > 1) vkd_comm_barrier_for("waiting for rank 0's teacher grid", 86400);
     if (d->c.fake_warmup <= 0) return 0;
     vkd_progress pr;
     int show = vkd_comm_rank() == 0;

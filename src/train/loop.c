@@ -181,7 +181,8 @@ int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, ch
             else vkd_progress_update(&pr, st.step, o->batch, status);
             if (last && (t->evaluate || t->finish)) fprintf(stderr, "vkdistill: final samples, checkpoint and weights...\n");
         }
-        int eval_now = root && t->evaluate && o->eval_every > 0 && (st.step % o->eval_every == 0 || last);
+        int eval_due = t->evaluate && o->eval_every > 0 && (st.step % o->eval_every == 0 || last);
+        int eval_now = root && eval_due;
         evf[0] = 0;
         if (eval_now) {
             vkd_debug_kill_point("sample", st.step);
@@ -196,6 +197,9 @@ int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, ch
             (rc = log_line(&run, o, t, self, &st, evf, err, errlen)))
             break;
         if (eval_now) vkd_run_write_report(&run, o->title, err, errlen);
+        // The other ranks wait for rank 0's samples here, not inside the next step's
+        // allreduce, whose bound is meant for ranks that died or hang.
+        if (eval_due && vkd_comm_size() > 1) vkd_comm_barrier_for("waiting for rank 0's samples", 86400);
         if ((st.step % ckpt_every == 0 || last || (o->ckpt_seconds > 0 && vkd_progress_clock() - last_ckpt > o->ckpt_seconds)) &&
             (rc = checkpoint(&run, ck, o, &st, &last_ckpt, err, errlen)))
             break;
