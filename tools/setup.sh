@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 pkgs="cmake make gcc pkg-config libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers glslang-tools
-      libcjson-dev libstb-dev zlib1g-dev liblapacke-dev libopenblas-dev python3 python3-torch python3-numpy python3-scipy dataset-fashion-mnist"
+      libcjson-dev libstb-dev zlib1g-dev liblapacke-dev libopenblas-dev libopenmpi-dev openmpi-bin python3 python3-torch python3-numpy python3-scipy dataset-fashion-mnist"
 
 missing=""
 for p in $pkgs; do

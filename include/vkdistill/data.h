@@ -72,6 +72,9 @@ int vkd_dataset_label(const vkd_dataset *d, int64_t i);
 // NULL, gets n ints.
 void vkd_dataset_batch(const vkd_dataset *d, uint64_t seed, int64_t step, int n, int flip, float *out, float *onehot,
                        int *labels);
+// Rows [j0, j0 + rows) of that batch of n (one rank's slice under data parallelism).
+void vkd_dataset_batch_rows(const vkd_dataset *d, uint64_t seed, int64_t step, int n, int j0, int rows, int flip,
+                            float *out, float *onehot, int *labels);
 // The dataset index of sample j of batch (seed, step), as vkd_dataset_batch draws it.
 int64_t vkd_dataset_batch_index(const vkd_dataset *d, uint64_t seed, int64_t step, int n, int j);
 

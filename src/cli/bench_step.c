@@ -12,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/distill.h"
 #include "vkdistill/io.h"
 
@@ -98,6 +99,7 @@ static int top_ops(const stepper *s, vkd_op_time *top, int max) {
 
 typedef struct {
     double ms_iter, ms_phase[2], peak_mib;
+    double ms_allreduce, mib_allreduce;  // per iteration, under mpirun
     int dispatches, barriers;
     vkd_op_time top[TOP_OPS];
     int ntop;
@@ -111,10 +113,24 @@ static int measure(vkd_ctx *ctx, const step_cfg *c, int warmup, int iters, int p
     int rc = 0;
     int64_t step = 1;
     for (int i = 0; i < warmup && !rc; i++) rc = stepper_iter(&s, step++, err, errlen);
-    double t0 = vkd_now();
+    int ranks = vkd_comm_size();
+    if (ranks > 1) vkd_comm_barrier();  // every rank starts the timed iterations together
+    double t0 = vkd_now(), ar0 = vkd_comm_allreduce_seconds(), ab0 = vkd_comm_allreduce_bytes();
     for (int i = 0; i < iters && !rc; i++) rc = stepper_iter(&s, step++, err, errlen);
     double dt = vkd_now() - t0;
-    if (!rc && !profile) {
+    if (!rc && ranks > 1) {
+        // Under mpirun: the slowest rank's time per iteration, the ranks' mean time
+        // inside the gradient allreduce. The phase graphs alone would leave the
+        // allreduce out, so they are not timed.
+        double v[2] = {dt, vkd_comm_allreduce_seconds() - ar0};
+        vkd_comm_allreduce_sum_f64(v + 1, 1);
+        int ms = (int)(dt * 1e6);
+        vkd_comm_allreduce_max_i32(&ms, 1);
+        r->ms_iter = ms / 1e3 / iters;
+        r->ms_allreduce = v[1] / ranks / iters * 1e3;
+        r->mib_allreduce = (vkd_comm_allreduce_bytes() - ab0) / iters / 1048576.0;
+        r->peak_mib = vkd_ctx_mem_peak(ctx) / 1048576.0;
+    } else if (!rc && !profile) {
         r->ms_iter = dt / iters * 1e3;
         for (int p = 0; p < 2 && s.phase[p]; p++) {  // each phase on its own, as many runs as in the timed iterations
             double t1 = vkd_now();
@@ -164,7 +180,8 @@ int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv) {
     if (!ctx) return 1;
     step_result r = {0};
     int rc = measure(ctx, &c, (int)warmup, (int)iters, 0, &r, err, sizeof err);
-    if (!rc && profile) {
+    int ranks = vkd_comm_size();
+    if (!rc && profile && ranks == 1) {
         setenv("VKD_PROFILE", "1", 1);  // read when a graph is compiled
         rc = measure(ctx, &c, 1, (int)(iters < 3 ? iters : 3), 1, &r, err, sizeof err);
     }
@@ -173,6 +190,17 @@ int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv) {
         return vkd_cli_close(ctx, 1);
     }
     int batch = c.distill ? c.dc.batch : c.tc.batch;
+    if (ranks > 1) {  // one line from rank 0: the global batch's rate, each rank's, the allreduce
+        if (vkd_comm_rank() == 0)
+            printf("{\"bench\":\"step\",\"config\":\"%s\",\"kind\":\"%s\",\"method\":\"%s\",\"device\":\"%s\",\"ranks\":%d,"
+                   "\"batch\":%d,\"batch_per_rank\":%d,\"fake_steps\":%d,\"iters\":%lld,\"ms_per_iter\":%.3f,\"img_per_s\":%.2f,"
+                   "\"img_per_s_per_rank\":%.2f,\"ms_allreduce_per_iter\":%.3f,\"allreduce_mib_per_iter\":%.3f,\"peak_mib\":%.1f%s}\n",
+                   config, c.distill ? "distill" : "teacher", c.distill ? vkd_method_name(c.dc.m.method) : "edm",
+                   vkd_ctx_device_name(ctx), ranks, batch, batch / ranks, c.distill ? c.dc.fake_steps : 0, iters, r.ms_iter,
+                   batch / r.ms_iter * 1e3, batch / ranks / r.ms_iter * 1e3, r.ms_allreduce, r.mib_allreduce, r.peak_mib,
+                   c.random_teacher ? ",\"teacher_weights\":\"random\"" : "");
+        return vkd_cli_close(ctx, 0);
+    }
     printf("{\"bench\":\"step\",\"config\":\"%s\",\"kind\":\"%s\",\"method\":\"%s\",\"device\":\"%s\",\"batch\":%d,"
            "\"fake_steps\":%d,\"iters\":%lld,\"ms_per_iter\":%.3f,\"img_per_s\":%.2f,\"ms_fake_phase\":%.3f,"
            "\"ms_generator_phase\":%.3f,\"dispatches_per_iter\":%d,\"barriers_per_iter\":%d,\"peak_mib\":%.1f%s,\"top_ops\":[",

@@ -9,6 +9,8 @@ typedef struct {
 
 vkd_ctx *vkd_cli_open(vkd_cli *cli);
 int vkd_cli_close(vkd_ctx *ctx, int rc);
+// "vkdistill: MESSAGE" on stderr ("vkdistill: rank R of N: MESSAGE" under mpirun); an empty message prints nothing.
+void vkd_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double vkd_now(void);  // seconds, monotonic
 
 int vkd_cli_info(vkd_cli *cli, int argc, char **argv);

@@ -4,9 +4,11 @@
 // folder with checkpoints and exact resume.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/distill.h"
 #include "vkdistill/io.h"
 
@@ -18,14 +20,22 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     size_t len;
     vkd_distiller_cfg c;
     char *text = vkd_distiller_cfg_load(a.config, &c, err, sizeof err) ? NULL : vkd_read_file(a.config, &len, err, sizeof err);
-    if (!text) {
-        fprintf(stderr, "vkdistill: %s\n", err);
+    // Under mpirun every rank must run the same config and steps (rank 0 sends their hash).
+    char *same = text ? malloc(strlen(text) + 64) : NULL;
+    if (same) sprintf(same, "%s\n--steps %lld", text, (long long)a.steps);
+    int differ = same && vkd_comm_check_same(same, a.config, err, sizeof err);
+    free(same);
+    if (!text || differ) {
+        // The same config error on every rank: rank 0 says it.
+        if (text || vkd_comm_rank() == 0) vkd_cli_error("%s", err);
+        free(text);
         return 1;
     }
     if (a.steps > 0) c.steps = a.steps;
     vkd_ctx *ctx = vkd_cli_open(cli);
     vkd_distiller *d = ctx ? vkd_distiller_new(ctx, &c, text, err, sizeof err) : NULL;
     rc = VKD_TRAIN_ERROR;
+    int started = 0;
     if (d) {
         vkd_train_opts o = vkd_distiller_train_opts(&c);
         o.out_dir = a.outdir, o.resume = a.resume, o.config_text = text;
@@ -34,9 +44,11 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
                 vkd_method_name(c.m.method), (long long)vkd_model_param_count(vkd_distiller_generator(d, 0)), c.batch,
                 (long long)c.steps, c.fake_steps, c.fake_steps > 1 ? "s" : "", a.outdir);
         o.banner = banner;
+        started = 1;
         rc = vkd_train(&o, vkd_distiller_trainable(), d, err, sizeof err);
     }
-    if (ctx && rc == VKD_TRAIN_ERROR) fprintf(stderr, "vkdistill: %s\n", err);
+    // Errors before training (creation) are the same on every rank: rank 0 says them.
+    if (ctx && rc == VKD_TRAIN_ERROR && (started || vkd_comm_rank() == 0)) vkd_cli_error("%s", err);
     vkd_distiller_free(d);
     free(text);
     return vkd_cli_close(ctx, rc);

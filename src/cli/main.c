@@ -1,9 +1,11 @@
 // vkdistill: the command-line program. Global flags, then a verb.
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "vkdistill/dist.h"
 
 // Each verb's usage, printed by `vkdistill VERB --help` (and in the full usage).
 static const struct {
@@ -37,10 +39,29 @@ static void usage(FILE *f) {
     for (int i = 0; i < NVERBS; i++) fputs(verbs[i].text, f);
     fprintf(f,
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
-            "             VKD_CACHE_DIR (pipeline cache; empty disables), VKD_MEMORY_CAP_MB (cap device memory)\n");
+            "             VKD_CACHE_DIR (pipeline cache; empty disables), VKD_MEMORY_CAP_MB (cap device memory)\n"
+            "several devices: mpirun -n N vkdistill train-teacher|distill|bench step CONFIG (the config's batch is the\n"
+            "             global batch; VKD_MPI_TIMEOUT: seconds a rank waits for the others, default 600)\n");
 }
 
+static int run_verb(int argc, char **argv);
+
+// Under mpirun MPI is started first (a plain run never touches it). A rank
+// that fails leaves without MPI_Finalize, so mpirun ends the whole job at
+// once instead of the others waiting for it.
 int main(int argc, char **argv) {
+    char err[512];
+    if (vkd_comm_init(&argc, &argv, err, sizeof err)) {
+        fprintf(stderr, "vkdistill: %s\n", err);
+        return 1;
+    }
+    int rc = run_verb(argc, argv);
+    fflush(stdout), fflush(stderr);
+    if (rc == 0 || vkd_comm_size() == 1) vkd_comm_finalize();
+    return rc;
+}
+
+static int run_verb(int argc, char **argv) {
     vkd_cli cli = {.opts = {.validation = -1}};
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -100,10 +121,34 @@ int main(int argc, char **argv) {
 }
 
 vkd_ctx *vkd_cli_open(vkd_cli *cli) {
-    char err[512];
-    vkd_ctx *ctx = vkd_ctx_create(&cli->opts, err, sizeof err);
-    if (!ctx) fprintf(stderr, "vkdistill: %s\n", err);
+    char err[512], dev[16];
+    vkd_ctx_opts o = cli->opts;
+    int ranks = vkd_comm_size();
+    // Under mpirun each rank takes the device of its node-local rank (modulo
+    // the device count) unless --device or VKD_DEVICE says otherwise.
+    if (ranks > 1 && !o.device && !(getenv("VKD_DEVICE") && *getenv("VKD_DEVICE"))) {
+        int n = vkd_comm_vulkan_device_count();
+        snprintf(dev, sizeof dev, "%d", n > 0 ? vkd_comm_local_rank() % n : 0);
+        o.device = dev;
+    }
+    if (ranks > 1) o.quiet = 1;  // the device is printed below, with the rank
+    vkd_ctx *ctx = vkd_ctx_create(&o, err, sizeof err);
+    if (!ctx) vkd_cli_error("%s", err);
+    else if (ranks > 1 && !cli->opts.quiet)
+        fprintf(stderr, "vkdistill: rank %d of %d (node-local %d): device %s\n", vkd_comm_rank(), ranks, vkd_comm_local_rank(),
+                vkd_ctx_device_name(ctx));
     return ctx;
+}
+
+void vkd_cli_error(const char *fmt, ...) {
+    char msg[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!msg[0]) return;  // another rank reports it
+    if (vkd_comm_size() > 1) fprintf(stderr, "vkdistill: rank %d of %d: %s\n", vkd_comm_rank(), vkd_comm_size(), msg);
+    else fprintf(stderr, "vkdistill: %s\n", msg);
 }
 
 // Closes the context; with validation on, any message makes the verb fail.

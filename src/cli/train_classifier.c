@@ -7,6 +7,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/train.h"
 
 static const char usage[] = "usage: train-classifier CONFIG [--out DIR] [--resume auto|CKPT] [--data DIR] [--epochs N] "
@@ -46,6 +47,13 @@ static int parse(vkd_classifier_cfg *c, const char **out, const char **resume, i
 }
 
 int vkd_cli_train_classifier(vkd_cli *cli, int argc, char **argv) {
+    // Data parallelism covers train-teacher and distill; N copies of this run would only race on its folder.
+    if (vkd_comm_size() > 1) {
+        if (vkd_comm_rank() == 0)
+            fprintf(stderr, "vkdistill: train-classifier runs on one rank (started by mpirun with %d); run it without mpirun\n",
+                    vkd_comm_size());
+        return 1;
+    }
     vkd_classifier_cfg c;
     vkd_classifier_cfg_init(&c);
     const char *out = "runs/classifier", *resume = NULL;

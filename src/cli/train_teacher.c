@@ -3,9 +3,11 @@
 // checkpoints and exact resume.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/io.h"
 #include "vkdistill/train.h"
 
@@ -17,14 +19,22 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     size_t len;
     vkd_teacher_cfg c;
     char *text = vkd_teacher_cfg_load(a.config, &c, err, sizeof err) ? NULL : vkd_read_file(a.config, &len, err, sizeof err);
-    if (!text) {
-        fprintf(stderr, "vkdistill: %s\n", err);
+    // Under mpirun every rank must run the same config and steps (rank 0 sends their hash).
+    char *same = text ? malloc(strlen(text) + 64) : NULL;
+    if (same) sprintf(same, "%s\n--steps %lld", text, (long long)a.steps);
+    int differ = same && vkd_comm_check_same(same, a.config, err, sizeof err);
+    free(same);
+    if (!text || differ) {
+        // The same config error on every rank: rank 0 says it.
+        if (text || vkd_comm_rank() == 0) vkd_cli_error("%s", err);
+        free(text);
         return 1;
     }
     if (a.steps > 0) c.steps = a.steps;
     vkd_ctx *ctx = vkd_cli_open(cli);
     vkd_teacher_trainer *t = ctx ? vkd_teacher_trainer_new(ctx, &c, err, sizeof err) : NULL;
     rc = VKD_TRAIN_ERROR;
+    int started = 0;
     if (t) {
         vkd_train_opts o = vkd_teacher_train_opts(&c);
         o.out_dir = a.outdir, o.resume = a.resume, o.config_text = text;
@@ -32,9 +42,11 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
         snprintf(banner, sizeof banner, "training %s (%lld parameters) on %s: batch %d, %lld steps -> %s", c.model,
                 (long long)vkd_model_param_count(vkd_teacher_ema(t)), c.data.source, c.batch, (long long)c.steps, a.outdir);
         o.banner = banner;
+        started = 1;
         rc = vkd_train(&o, vkd_teacher_trainable(), t, err, sizeof err);
     }
-    if (ctx && rc == VKD_TRAIN_ERROR) fprintf(stderr, "vkdistill: %s\n", err);
+    // Errors before training (creation) are the same on every rank: rank 0 says them.
+    if (ctx && rc == VKD_TRAIN_ERROR && (started || vkd_comm_rank() == 0)) vkd_cli_error("%s", err);
     vkd_teacher_trainer_free(t);
     free(text);
     return vkd_cli_close(ctx, rc);

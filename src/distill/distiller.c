@@ -8,6 +8,7 @@
 
 #include "distill/distiller.h"
 #include "train/run.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/io.h"
 
 static int fail_msg(vkd_distiller *d, const char *msg, char *err, size_t errlen) {
@@ -88,9 +89,15 @@ static int create_state(vkd_distiller *d, char *err, size_t errlen) {
                        .grad_clip = (float)c->grad_clip, .skip_nonfinite = 1};
     d->opt_g = vkd_adam_new(d->ctx, d->pg, d->np, &ac);
     d->opt_f = vkd_adam_new(d->ctx, pf, nf, &ac);
+    if (d->ranks > 1) {
+        d->sync_g = vkd_grad_sync_new(d->ctx, d->pg, d->np);
+        d->sync_f = vkd_grad_sync_new(d->ctx, pf, nf);
+    }
     free(pf);
+    if (d->ranks > 1 && (!d->sync_g || !d->sync_f)) return fail_msg(d, vkd_ctx_error(d->ctx), err, errlen);
     vkd_ctx *x = d->ctx;
-    int64_t one[1] = {1}, lab[2] = {c->batch, d->K}, zs[4] = {c->batch, d->gs[0], d->gs[1], d->gs[2]};
+    // Per-step tensors hold this rank's rows of the global batch.
+    int64_t one[1] = {1}, lab[2] = {d->b, d->K}, zs[4] = {d->b, d->gs[0], d->gs[1], d->gs[2]};
     d->step_t = vkd_tensor_new(x, "step", 1, one, VKD_HOST);
     d->loss_gh = vkd_tensor_new(x, "loss_g", 1, one, VKD_HOST);
     d->loss_fh = vkd_tensor_new(x, "loss_f", 1, one, VKD_HOST);
@@ -113,34 +120,43 @@ static int create_state(vkd_distiller *d, char *err, size_t errlen) {
 static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     const vkd_distiller_cfg *c = &d->c;
     uint64_t seed = (uint64_t)c->seed;
-    int64_t zs[4] = {c->batch, d->gs[0], d->gs[1], d->gs[2]};
+    int64_t zs[4] = {d->b, d->gs[0], d->gs[1], d->gs[2]};
     double ema_beta = c->ema_halflife_kimg > 0 ? pow(0.5, c->batch / (c->ema_halflife_kimg * 1000.0)) : 0.0;
+    int dp = d->ranks > 1;
+    // This rank's rows of every draw of the global batch (0 for one rank).
+    vkd_rand_set_row_offset(d->row0);
     // The fake-score phase: its denoising loss on sg(G(z)).
     vkd_graph *gf = d->gf[k] = vkd_graph_new(d->ctx, "distill_fake");
-    vkd_graph_set_grad_enabled(gf, 0);
-    vkd_tensor *xf = vkd_generator_rollout(gf, &d->dG, vkd_rand_normal(gf, d->gnd + 1, zs, seed, 1, d->step_t), d->labels,
+    vkd_graph *gfa = dp ? (d->gfa[k] = vkd_graph_new(d->ctx, "distill_fake_grad")) : gf;
+    vkd_graph_set_grad_enabled(gfa, 0);
+    vkd_tensor *xf = vkd_generator_rollout(gfa, &d->dG, vkd_rand_normal(gfa, d->gnd + 1, zs, seed, 1, d->step_t), d->labels,
                                            c->sigmas, k, seed, 30, d->step_t);
-    vkd_graph_set_grad_enabled(gf, 1);
+    vkd_graph_set_grad_enabled(gfa, 1);
     vkd_gan_term gan_f = {.head = d->head, .weight = (float)c->gan_weight_d, .real = d->real_x, .real_labels = d->real_l};
-    vkd_tensor *lf = vkd_distill_fake_loss(gf, &c->m, xf, d->labels, &d->dF, seed, d->step_t, c->gan ? &gan_f : NULL);
-    vkd_copy(gf, d->loss_fh, lf);
-    if (c->gan) vkd_copy(gf, d->gan_fh, gan_f.loss);
-    vkd_graph_backward(gf, lf);
+    vkd_tensor *lf = vkd_distill_fake_loss(gfa, &c->m, xf, d->labels, &d->dF, seed, d->step_t, c->gan ? &gan_f : NULL);
+    vkd_copy(gfa, d->loss_fh, lf);
+    if (c->gan) vkd_copy(gfa, d->gan_fh, gan_f.loss);
+    vkd_graph_backward(gfa, lf);
+    if (dp) vkd_grad_sync_record_out(gfa, d->sync_f), vkd_grad_sync_record_in(gf, d->sync_f);
     vkd_adam_record(gf, d->opt_f);
     // The generator phase: the method's loss through the teacher and the frozen fake network.
     vkd_graph *gg = d->gg[k] = vkd_graph_new(d->ctx, "distill_generator");
-    vkd_tensor *xg = vkd_generator_rollout(gg, &d->dG, vkd_rand_normal(gg, d->gnd + 1, zs, seed, 2, d->step_t), d->labels,
+    vkd_graph *gga = dp ? (d->gga[k] = vkd_graph_new(d->ctx, "distill_generator_grad")) : gg;
+    vkd_tensor *xg = vkd_generator_rollout(gga, &d->dG, vkd_rand_normal(gga, d->gnd + 1, zs, seed, 2, d->step_t), d->labels,
                                            c->sigmas, k, seed, 40, d->step_t);
     vkd_gan_term gan_g = {.head = d->head_v, .weight = (float)c->gan_weight_g};
-    vkd_tensor *lg = vkd_distill_generator_loss(gg, &c->m, xg, d->labels, &d->teacher, &d->dFv, seed, d->step_t,
+    vkd_tensor *lg = vkd_distill_generator_loss(gga, &c->m, xg, d->labels, &d->teacher, &d->dFv, seed, d->step_t,
                                                 c->gan ? &gan_g : NULL);
-    vkd_copy(gg, d->loss_gh, lg);
-    if (c->gan) vkd_copy(gg, d->gan_gh, gan_g.loss);
-    vkd_graph_backward(gg, lg);
+    vkd_copy(gga, d->loss_gh, lg);
+    if (c->gan) vkd_copy(gga, d->gan_gh, gan_g.loss);
+    vkd_graph_backward(gga, lg);
+    if (dp) vkd_grad_sync_record_out(gga, d->sync_g), vkd_grad_sync_record_in(gg, d->sync_g);
     vkd_adam_record(gg, d->opt_g);
     vkd_ema_record(gg, d->pe, d->pg, d->np, (float)ema_beta);
-    if (vkd_graph_compile(gf)) return fail_msg(d, vkd_graph_error(gf), err, errlen);
-    if (vkd_graph_compile(gg)) return fail_msg(d, vkd_graph_error(gg), err, errlen);
+    vkd_rand_set_row_offset(0);
+    vkd_graph *all[4] = {gf, gg, dp ? gfa : NULL, dp ? gga : NULL};
+    for (int i = 0; i < 4; i++)
+        if (all[i] && vkd_graph_compile(all[i])) return fail_msg(d, vkd_graph_error(all[i]), err, errlen);
     return 0;
 }
 
@@ -195,8 +211,10 @@ static int build_checkpoint(vkd_distiller *d, const char *config_text) {
 vkd_distiller *vkd_distiller_new(vkd_ctx *ctx, const vkd_distiller_cfg *c, const char *config_text, char *err,
                                  size_t errlen) {
     if (vkd_distiller_cfg_check("distiller config", c, err, errlen)) return NULL;
+    if (vkd_comm_check_batch(c->batch, "batch", err, errlen)) return NULL;
     vkd_distiller *d = calloc(1, sizeof *d);
     d->c = *c, d->ctx = ctx;
+    d->ranks = vkd_comm_size(), d->b = c->batch / d->ranks, d->row0 = vkd_comm_rank() * d->b;
     if (d->c.nsteps <= 1) d->c.nsteps = 1, d->c.sigmas[0] = d->c.m.sigma_init;
     else d->c.m.sigma_init = d->c.sigmas[0];
     snprintf(d->student_path, sizeof d->student_path, "%s", c->student[0] ? c->student : c->teacher_model);
@@ -222,7 +240,10 @@ void vkd_distiller_free(vkd_distiller *d) {
     vkd_graph_free(d->sg);
     vkd_tensor_free(d->s_out);
     vkd_tensor_free(d->s_labels);
-    for (int k = 0; k < VKD_MAX_STUDENT_STEPS; k++) vkd_graph_free(d->gg[k]), vkd_graph_free(d->gf[k]);
+    for (int k = 0; k < VKD_MAX_STUDENT_STEPS; k++)
+        vkd_graph_free(d->gg[k]), vkd_graph_free(d->gf[k]), vkd_graph_free(d->gga[k]), vkd_graph_free(d->gfa[k]);
+    vkd_grad_sync_free(d->sync_g);
+    vkd_grad_sync_free(d->sync_f);
     vkd_adam_free(d->opt_g);
     vkd_adam_free(d->opt_f);
     vkd_tensor *ts[] = {d->step_t, d->labels, d->loss_gh, d->loss_fh, d->real_x, d->real_l, d->gan_gh, d->gan_fh};
@@ -256,21 +277,32 @@ static void draw_labels(vkd_distiller *d, uint32_t counter) {
     if (!d->labels) return;
     float *lh = vkd_tensor_map(d->labels);
     int K = d->K;
-    memset(lh, 0, sizeof *lh * (size_t)d->c.batch * K);
-    for (int i = 0; i < d->c.batch; i++) lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d->c.seed, 55, counter, i) * K) % K] = 1;
+    memset(lh, 0, sizeof *lh * (size_t)d->b * K);
+    for (int i = 0; i < d->b; i++)
+        lh[(size_t)i * K + (int)(vkd_philox_uniform((uint64_t)d->c.seed, 55, counter, d->row0 + i) * K) % K] = 1;
 }
 
 // Real images for the GAN term: batch i of the dataset stream feeds the i-th fake step.
 static void real_batch(vkd_distiller *d, int64_t i) {
     if (!d->ds) return;
-    vkd_dataset_batch(d->ds, (uint64_t)d->c.seed ^ 0x7ea1u, i, d->c.batch, d->c.data.flip, vkd_tensor_map(d->real_x),
-                      d->real_l ? vkd_tensor_map(d->real_l) : NULL, NULL);
+    vkd_dataset_batch_rows(d->ds, (uint64_t)d->c.seed ^ 0x7ea1u, i, d->c.batch, d->row0, d->b, d->c.data.flip,
+                           vkd_tensor_map(d->real_x), d->real_l ? vkd_tensor_map(d->real_l) : NULL, NULL);
 }
 
 static int run_graph(vkd_distiller *d, vkd_graph *g) {
     if (!vkd_graph_run(g)) return 0;
     snprintf(d->err, sizeof d->err, "%s", vkd_graph_error(g));
     return -1;
+}
+
+// One phase: a single graph on one rank; on several, forward + backward, the
+// gradients' mean over ranks, then the optimizer part.
+static int run_phase(vkd_distiller *d, vkd_graph *grad, vkd_grad_sync *sync, vkd_graph *g) {
+    if (d->ranks > 1) {
+        if (run_graph(d, grad)) return -1;
+        vkd_grad_sync_allreduce(sync);
+    }
+    return run_graph(d, g);
 }
 
 int vkd_distiller_warmup_range(vkd_distiller *d, int64_t w0, int64_t w1) {
@@ -280,7 +312,7 @@ int vkd_distiller_warmup_range(vkd_distiller *d, int64_t w0, int64_t w1) {
         vkd_adam_set_step(d->opt_f, (float)d->c.lr_f, w + 1);
         real_batch(d, w);
         int k = (int)(vkd_philox_uniform((uint64_t)d->c.seed, 66, *stp, 0) * d->c.nsteps) % d->c.nsteps;
-        if (run_graph(d, d->gf[k])) return -1;
+        if (run_phase(d, d->gfa[k], d->sync_f, d->gf[k])) return -1;
     }
     return 0;
 }
@@ -300,20 +332,26 @@ int vkd_distiller_step(vkd_distiller *d, int64_t step, vkd_distill_stats *st) {
         draw_labels(d, *stp);
         real_batch(d, tf);
         vkd_adam_set_step(d->opt_f, (float)(c->lr_f * warm), ++tf);
-        if (run_graph(d, d->gf[k])) return -1;
+        if (run_phase(d, d->gfa[k], d->sync_f, d->gf[k])) return -1;
     }
     d->last.loss_f = vkd_tensor_map(d->loss_fh)[0];
     vkd_debug_kill_point("step", step);
     *stp = (uint32_t)(step * (c->fake_steps + 1) + c->fake_steps);
     draw_labels(d, *stp);
     vkd_adam_set_step(d->opt_g, (float)(c->lr_g * warm), step);
-    if (run_graph(d, d->gg[k])) return -1;
+    if (run_phase(d, d->gga[k], d->sync_g, d->gg[k])) return -1;
     vkd_distill_stats *s = &d->last;
     s->loss_g = vkd_tensor_map(d->loss_gh)[0];
     s->grad_norm_g = vkd_adam_grad_norm(d->opt_g);
     s->grad_norm_f = vkd_adam_grad_norm(d->opt_f);
     s->loss_gan_g = d->gan_gh ? vkd_tensor_map(d->gan_gh)[0] : 0;
     s->loss_gan_d = d->gan_fh ? vkd_tensor_map(d->gan_fh)[0] : 0;
+    if (d->ranks > 1) {  // the global batch's losses (gradient norms are already those of the mean)
+        double l[4] = {s->loss_g, s->loss_f, s->loss_gan_g, s->loss_gan_d};
+        vkd_comm_allreduce_sum_f64(l, 4);
+        s->loss_g = (float)(l[0] / d->ranks), s->loss_f = (float)(l[1] / d->ranks);
+        s->loss_gan_g = (float)(l[2] / d->ranks), s->loss_gan_d = (float)(l[3] / d->ranks);
+    }
     s->nonfinite = !isfinite(s->loss_g) || !isfinite(s->grad_norm_g);
     if (st) *st = *s;
     return 0;

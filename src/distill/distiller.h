@@ -2,6 +2,7 @@
 #define VKD_DISTILL_DISTILLER_H
 // The distiller's state, shared by distiller.c (networks, phases, stepping)
 // and distiller_train.c (its hooks for the training loop).
+#include "dist/grads.h"
 #include "vkdistill/distill.h"
 
 struct vkd_distiller {
@@ -18,6 +19,13 @@ struct vkd_distiller {
     int np;
     vkd_adam *opt_g, *opt_f;
     vkd_graph *gg[VKD_MAX_STUDENT_STEPS], *gf[VKD_MAX_STUDENT_STEPS];  // generator / fake phase per student step
+    // Data parallel (more than one rank): b of the global batch's rows from row0
+    // on; each phase is split into its forward + backward (gga / gfa, ending with
+    // the gradients in staging) and its optimizer part (gg / gf), with the
+    // gradient allreduce between them.
+    int b, row0, ranks;
+    vkd_graph *gga[VKD_MAX_STUDENT_STEPS], *gfa[VKD_MAX_STUDENT_STEPS];
+    vkd_grad_sync *sync_g, *sync_f;
     vkd_tensor *step_t, *labels, *loss_gh, *loss_fh;
     vkd_gan_head *head, *head_v;
     vkd_dataset *ds;

@@ -7,6 +7,8 @@
 
 #include "distill/distiller.h"
 #include "train/progress.h"
+#include "train/run.h"
+#include "vkdistill/dist.h"
 
 vkd_train_opts vkd_distiller_train_opts(const vkd_distiller_cfg *c) {
     vkd_train_opts o = vkd_train_opts_default();
@@ -26,24 +28,35 @@ static vkd_ckpt *hook_checkpoint(void *self, const char *const **match, int *nma
 // student's grids), then the fake-only warm-up with its own progress bar.
 static int hook_begin(void *self, const vkd_train_state *s, char *err, size_t errlen) {
     vkd_distiller *d = self;
+    if (d->ranks > 1) {  // every rank starts from rank 0's networks, EMA and optimizer state
+        int rc = vkd_comm_bcast_model(d->G) || vkd_comm_bcast_model(d->F) || vkd_comm_bcast_model(d->E) ||
+                 vkd_comm_bcast_adam(d->opt_g) || vkd_comm_bcast_adam(d->opt_f);
+        for (int i = 0; !rc && i < vkd_gan_head_num_tensors(d->head); i++) rc = vkd_comm_bcast_tensor(vkd_gan_head_tensor(d->head, i));
+        if (rc) {
+            snprintf(err, errlen, "broadcasting the initial weights: %s", vkd_ctx_error(d->ctx));
+            return -1;
+        }
+    }
     if (s->step > 0) return 0;
-    if (d->gnd == 3) {
+    if (d->gnd == 3 && vkd_comm_rank() == 0) {  // only rank 0 writes the run folder
         char path[1200];
         snprintf(path, sizeof path, "%s/samples/teacher.png", s->run_dir);
         if (vkd_sample_grid_png(&d->teacher, d->c.sample_n, d->c.teacher_steps, 1.0, 999, path, err, errlen)) return -1;
     }
+    if (d->gnd == 3 && d->ranks > 1) vkd_comm_barrier_for("waiting for rank 0's teacher grid", 86400);
     if (d->c.fake_warmup <= 0) return 0;
     vkd_progress pr;
-    vkd_progress_begin(&pr, "fake warm-up", "img", 0, d->c.fake_warmup);
+    int show = vkd_comm_rank() == 0;
+    if (show) vkd_progress_begin(&pr, "fake warm-up", "img", 0, d->c.fake_warmup);
     int64_t w = 0;
-    for (; w < d->c.fake_warmup && !vkd_train_interrupted(); w++) {
+    for (; w < d->c.fake_warmup && !vkd_train_interrupted_all(); w++) {
         if (vkd_distiller_warmup_range(d, w, w + 1)) {
             snprintf(err, errlen, "%s", d->err);
             return -1;
         }
-        vkd_progress_update(&pr, w + 1, d->c.batch, NULL);
+        if (show) vkd_progress_update(&pr, w + 1, d->c.batch, NULL);
     }
-    vkd_progress_end(&pr, w, d->c.batch, NULL);
+    if (show) vkd_progress_end(&pr, w, d->c.batch, NULL);
     return 0;
 }
 

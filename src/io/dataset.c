@@ -364,12 +364,17 @@ int64_t vkd_dataset_batch_index(const vkd_dataset *d, uint64_t seed, int64_t ste
 
 void vkd_dataset_batch(const vkd_dataset *d, uint64_t seed, int64_t step, int n, int flip, float *out, float *onehot,
                        int *labels) {
+    vkd_dataset_batch_rows(d, seed, step, n, 0, n, flip, out, onehot, labels);
+}
+
+void vkd_dataset_batch_rows(const vkd_dataset *d, uint64_t seed, int64_t step, int n, int j0, int rows, int flip,
+                            float *out, float *onehot, int *labels) {
     int C = d->c, H = d->h, W = d->w, K = d->num_classes;
     size_t per = (size_t)C * H * W;
-    for (int j = 0; j < n; j++) {
+    for (int j = j0; j < j0 + rows; j++) {
         int64_t i = vkd_dataset_batch_index(d, seed, step, n, j);
         const float *src = d->x + (size_t)i * per;
-        float *dst = out + (size_t)j * per;
+        float *dst = out + (size_t)(j - j0) * per;
         int mirror =
             flip && (philox32(seed, (uint32_t)j, (uint32_t)step, (uint32_t)((uint64_t)step >> 32), TAG_FLIP) & 1);
         if (!mirror) {
@@ -379,8 +384,8 @@ void vkd_dataset_batch(const vkd_dataset *d, uint64_t seed, int64_t step, int n,
                 for (int x = 0; x < W; x++) dst[r * W + x] = src[r * W + (W - 1 - x)];
         }
         int y = d->y[i];
-        if (labels) labels[j] = y;
+        if (labels) labels[j - j0] = y;
         if (onehot && K > 0)
-            for (int k = 0; k < K; k++) onehot[(size_t)j * K + k] = k == y ? 1.0f : 0.0f;
+            for (int k = 0; k < K; k++) onehot[(size_t)(j - j0) * K + k] = k == y ? 1.0f : 0.0f;
     }
 }

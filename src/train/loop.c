@@ -8,6 +8,8 @@
 
 #include "train/progress.h"
 #include "train/run.h"
+#include "vkdistill/dist.h"
+#include "vkdistill/io.h"
 #include "vkdistill/train.h"
 
 vkd_train_opts vkd_train_opts_default(void) {
@@ -32,6 +34,32 @@ void vkd_train_catch_signals(void) {
 
 int vkd_train_interrupted(void) { return g_interrupted != 0; }
 
+// Under mpirun every rank must stop at the same step: the flag is agreed on
+// (a rank that got the signal stops them all).
+int vkd_train_interrupted_all(void) {
+    int f = g_interrupted != 0;
+    if (vkd_comm_size() > 1) vkd_comm_allreduce_max_i32(&f, 1);
+    if (f) g_interrupted = 1;
+    return f;
+}
+
+// A checkpoint's rank count and global batch: another rank count resumes only
+// with the same global batch (the per-rank split is what changes). Checked
+// before anything is loaded. A file that does not open is left to vkd_ckpt_load.
+static int check_ranks(const char *path, const vkd_train_opts *o, char *err, size_t errlen) {
+    vkd_st *st = vkd_st_open(path, NULL, 0);
+    if (!st) return 0;
+    const char *r = vkd_st_metadata(st, "ranks"), *b = vkd_st_metadata(st, "global_batch");
+    int rc = 0;
+    if (r && b && atoi(r) != vkd_comm_size() && atoll(b) != o->batch) {
+        snprintf(err, errlen, "%s: written by %s rank(s) with global batch %s; this run has %d rank(s) and batch %d "
+                 "(resuming on another rank count needs the same global 'batch')", path, r, b, vkd_comm_size(), o->batch);
+        rc = -1;
+    }
+    vkd_st_close(st);
+    return rc;
+}
+
 // Finds and loads the checkpoint to resume from (nothing is written here: a
 // refused resume leaves the run folder as it was). *start = 0 for a fresh run.
 static int resume_from(vkd_run *run, const vkd_train_opts *o, vkd_ckpt *ck, const char *const *match, int nmatch,
@@ -48,11 +76,11 @@ static int resume_from(vkd_run *run, const vkd_train_opts *o, vkd_ckpt *ck, cons
     }
     if (strcmp(o->resume, "auto") != 0) snprintf(path, sizeof path, "%s", o->resume);
     else if (!latest) return 0;
-    if (vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
+    if (check_ranks(path, o, err, errlen) || vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
     const char *s = vkd_ckpt_meta(ck, "step"), *k = vkd_ckpt_meta(ck, "skipped");
     st->step = s ? atoll(s) : 0;
     st->skipped = k ? atoll(k) : 0;
-    if (!o->quiet) fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)st->step);
+    if (!o->quiet && vkd_comm_rank() == 0) fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)st->step);
     return 0;
 }
 
@@ -68,13 +96,27 @@ static int log_line(vkd_run *run, const vkd_train_opts *o, const vkd_trainable *
     return 0;
 }
 
-static int checkpoint(vkd_run *run, vkd_ckpt *ck, const vkd_train_state *st, double *last, char *err, size_t errlen) {
+// Only rank 0 writes checkpoints (every rank holds the same state).
+static int checkpoint(vkd_run *run, vkd_ckpt *ck, const vkd_train_opts *o, const vkd_train_state *st, double *last,
+                      char *err, size_t errlen) {
+    if (vkd_comm_rank() != 0) return 0;
     vkd_debug_kill_point("ckpt", st->step);
     *last = vkd_progress_clock();
+    char v[32];
+    snprintf(v, sizeof v, "%d", vkd_comm_size());
+    vkd_ckpt_set_meta(ck, "ranks", v);
+    snprintf(v, sizeof v, "%d", o->batch);
+    vkd_ckpt_set_meta(ck, "global_batch", v);
     return vkd_run_checkpoint(run, ck, st->step, st->skipped, err, errlen);
 }
 
-int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char *err, size_t errlen) {
+int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, char *err, size_t errlen) {
+    // Under mpirun only rank 0 prints progress and writes the run folder; every
+    // rank resumes from the same checkpoint and runs every step.
+    int root = vkd_comm_rank() == 0;
+    vkd_train_opts oo = *opts;
+    const vkd_train_opts *o = &oo;
+    if (!root) oo.quiet = 1;
     vkd_run run;
     vkd_run_init(&run, o->out_dir);
     vkd_train_state st = {.run_dir = run.dir};
@@ -85,9 +127,19 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
         snprintf(err, errlen, "%s: out of memory", o->out_dir);
         return VKD_TRAIN_ERROR;
     }
-    if (resume_from(&run, o, ck, match, nmatch, &st, err, errlen) ||
-        vkd_run_start(&run, o->config_text, st.step, err, errlen))
+    int fail = resume_from(&run, o, ck, match, nmatch, &st, err, errlen) ||
+               (root && vkd_run_start(&run, o->config_text, st.step, err, errlen));
+    if (vkd_comm_size() > 1) {  // all ranks start, or none
+        int f[2] = {fail, root && fail};
+        vkd_comm_allreduce_max_i32(f, 2);
+        if (f[0] && !fail) snprintf(err, errlen, "another rank could not start the run (see its line)");
+        else if (f[1] && !root) err[0] = 0;  // rank 0 says why (the same for every rank)
+        fail = f[0];
+    }
+    if (fail) {
+        vkd_run_close(&run);
         return VKD_TRAIN_ERROR;
+    }
 
     vkd_train_catch_signals();
     if (o->banner && !o->quiet) fprintf(stderr, "vkdistill: %s\n", o->banner);
@@ -96,7 +148,7 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
     if (ckpt_every <= 0 || ckpt_every > cap) ckpt_every = cap;  // a crash never loses more than a quarter of the run
     int max_bad = o->max_bad_steps > 0 ? o->max_bad_steps : 100, bad_run = 0;
     if (t->begin) rc = t->begin(self, &st, err, errlen);
-    if (!rc && vkd_train_interrupted()) {
+    if (!rc && vkd_train_interrupted_all()) {
         // Interrupted before the first step (e.g. during a warm-up): nothing worth a checkpoint.
         vkd_run_close(&run);
         if (!o->quiet) fprintf(stderr, "vkdistill: interrupted before step %lld; nothing to save\n", (long long)st.step + 1);
@@ -107,7 +159,7 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
     if (!o->quiet) vkd_progress_begin(&pr, o->title, "img", st.step, o->steps);
     double last_ckpt = vkd_progress_clock();
     char status[160] = "", evf[2048];
-    while (!rc && st.step < o->steps && !vkd_train_interrupted()) {
+    while (!rc && st.step < o->steps && !vkd_train_interrupted_all()) {
         st.step++;
         int bad = 0;
         status[0] = 0;
@@ -129,28 +181,32 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
             else vkd_progress_update(&pr, st.step, o->batch, status);
             if (last && (t->evaluate || t->finish)) fprintf(stderr, "vkdistill: final samples, checkpoint and weights...\n");
         }
-        int eval_now = t->evaluate && o->eval_every > 0 && (st.step % o->eval_every == 0 || last);
+        int eval_due = t->evaluate && o->eval_every > 0 && (st.step % o->eval_every == 0 || last);
+        int eval_now = root && eval_due;
         evf[0] = 0;
         if (eval_now) {
             vkd_debug_kill_point("sample", st.step);
             if ((rc = t->evaluate(self, &st, evf, sizeof evf, err, errlen))) {
                 // The step itself completed: keep it (a second error must not hide the first).
                 char err2[512];
-                checkpoint(&run, ck, &st, &last_ckpt, err2, sizeof err2);
+                checkpoint(&run, ck, o, &st, &last_ckpt, err2, sizeof err2);
                 break;
             }
         }
-        if ((st.step % o->log_every == 0 || last || evf[0]) &&
+        if (root && (st.step % o->log_every == 0 || last || evf[0]) &&
             (rc = log_line(&run, o, t, self, &st, evf, err, errlen)))
             break;
         if (eval_now) vkd_run_write_report(&run, o->title, err, errlen);
+        // The other ranks wait for rank 0's samples here, not inside the next step's
+        // allreduce, whose bound is meant for ranks that died or hang.
+        if (eval_due && vkd_comm_size() > 1) vkd_comm_barrier_for("waiting for rank 0's samples", 86400);
         if ((st.step % ckpt_every == 0 || last || (o->ckpt_seconds > 0 && vkd_progress_clock() - last_ckpt > o->ckpt_seconds)) &&
-            (rc = checkpoint(&run, ck, &st, &last_ckpt, err, errlen)))
+            (rc = checkpoint(&run, ck, o, &st, &last_ckpt, err, errlen)))
             break;
     }
     if (!o->quiet && st.step < o->steps) vkd_progress_end(&pr, st.step, o->batch, status);
     if (!rc && st.step < o->steps) {  // interrupted
-        rc = checkpoint(&run, ck, &st, &last_ckpt, err, errlen);
+        rc = checkpoint(&run, ck, o, &st, &last_ckpt, err, errlen);
         vkd_run_close(&run);
         if (rc) return VKD_TRAIN_ERROR;
         if (!o->quiet)
@@ -158,7 +214,7 @@ int vkd_train(const vkd_train_opts *o, const vkd_trainable *t, void *self, char 
                     (long long)st.step);
         return VKD_TRAIN_INTERRUPTED;
     }
-    if (!rc && t->finish) rc = t->finish(self, &st, err, errlen);
+    if (!rc && root && t->finish) rc = t->finish(self, &st, err, errlen);
     vkd_run_close(&run);
     return rc ? VKD_TRAIN_ERROR : VKD_TRAIN_DONE;
 }

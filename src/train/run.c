@@ -128,5 +128,8 @@ void vkd_debug_kill_point(const char *point, int64_t step) {
     if (!read) e = getenv("VKD_DEBUG_KILL"), read = 1;
     if (!e) return;
     size_t l = strlen(point);
-    if (strncmp(e, point, l) == 0 && e[l] == ':' && atoll(e + l + 1) == step) raise(SIGKILL);
+    if (strncmp(e, point, l) != 0 || e[l] != ':' || atoll(e + l + 1) != step) return;
+    // ":stop" suspends instead (a rank that hangs without dying, for the bounded waits of src/dist).
+    const char *c = strchr(e + l + 1, ':');
+    raise(c && strcmp(c, ":stop") == 0 ? SIGSTOP : SIGKILL);
 }

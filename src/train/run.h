@@ -30,6 +30,9 @@ int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t sk
 // report.html: a chart per metric and every sample image (report.c).
 int vkd_run_write_report(const vkd_run *r, const char *title, char *err, size_t errlen);
 
+// vkd_train_interrupted agreed on by every rank (a collective under mpirun).
+int vkd_train_interrupted_all(void);
+
 // Test hook: VKD_DEBUG_KILL=<point>:<step> makes the process SIGKILL itself at a
 // named point of that step ("step", "ckpt", "sample"), so tests can crash a run
 // at a chosen place and check that --resume auto continues exactly.

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist/grads.h"
 #include "train/config.h"
 #include "train/run.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/train.h"
 
 struct vkd_teacher_trainer {
@@ -20,6 +22,12 @@ struct vkd_teacher_trainer {
     vkd_dataset *ds;
     vkd_adam *opt;
     vkd_graph *g;
+    // Data parallel (more than one rank): rows [row0, row0 + b) of the global
+    // batch; the step is split into forward + backward (ga, ending with the
+    // gradients in staging) and the optimizer part (g), with the allreduce between.
+    int b, row0, ranks;
+    vkd_graph *ga;
+    vkd_grad_sync *sync;
     vkd_tensor *x0, *labels, *step_t, *ema_beta_t, *loss_h;
     vkd_ckpt *ck;
     const char *match[4];
@@ -96,12 +104,16 @@ static int record_step(vkd_teacher_trainer *t, char *err, size_t errlen) {
                        .weight_decay = (float)c->weight_decay, .decoupled = c->weight_decay > 0,
                        .grad_clip = (float)c->grad_clip, .skip_nonfinite = 1};
     t->opt = vkd_adam_new(t->ctx, params, np, &ac);
+    if (t->ranks > 1 && !(t->sync = vkd_grad_sync_new(t->ctx, params, np))) {
+        free(params), free(ema_t);
+        return fail_ctx(t, err, errlen);
+    }
     int64_t s[3];
     vkd_model_sample_shape(t->net, s);
     int K = vkd_model_label_dim(t->net);
-    int64_t xs[4] = {c->batch, s[0], s[1], s[2]};
+    int64_t xs[4] = {t->b, s[0], s[1], s[2]};
     t->x0 = vkd_tensor_new(t->ctx, "x0", 4, xs, VKD_HOST);
-    t->labels = K ? vkd_tensor_new(t->ctx, "labels", 2, (int64_t[]){c->batch, K}, VKD_HOST) : NULL;
+    t->labels = K ? vkd_tensor_new(t->ctx, "labels", 2, (int64_t[]){t->b, K}, VKD_HOST) : NULL;
     t->step_t = vkd_tensor_new(t->ctx, "step", 1, (int64_t[]){1}, VKD_HOST);
     t->ema_beta_t = vkd_tensor_new(t->ctx, "ema_beta", 1, (int64_t[]){1}, VKD_HOST);
     t->loss_h = vkd_tensor_new(t->ctx, "loss", 1, (int64_t[]){1}, VKD_HOST);
@@ -112,17 +124,24 @@ static int record_step(vkd_teacher_trainer *t, char *err, size_t errlen) {
     vkd_model_set_train(t->net, 1, (uint64_t)c->seed ^ 0xd50u, t->step_t);
     vkd_denoiser den = {.model = t->net};
     t->g = vkd_graph_new(t->ctx, "teacher_step");
-    vkd_tensor *loss = vkd_edm_loss(t->g, &den, t->x0, t->labels, (float)c->p_mean, (float)c->p_std, 0.5f,
+    vkd_graph *ga = t->g;
+    if (t->ranks > 1) ga = t->ga = vkd_graph_new(t->ctx, "teacher_grad");
+    vkd_rand_set_row_offset(t->row0);  // this rank's rows of the sigma, noise and dropout draws
+    vkd_tensor *loss = vkd_edm_loss(ga, &den, t->x0, t->labels, (float)c->p_mean, (float)c->p_std, 0.5f,
                                     (uint64_t)c->seed, t->step_t);
-    vkd_copy(t->g, t->loss_h, loss);  // read from host memory: no extra submission per step
-    vkd_graph_backward(t->g, loss);
+    vkd_copy(ga, t->loss_h, loss);  // read from host memory: no extra submission per step
+    vkd_graph_backward(ga, loss);
+    vkd_rand_set_row_offset(0);
+    if (t->ranks > 1) vkd_grad_sync_record_out(ga, t->sync), vkd_grad_sync_record_in(t->g, t->sync);
     vkd_adam_record(t->g, t->opt);
     vkd_ema_record_t(t->g, ema_t, params, np, 0.0f, t->ema_beta_t);
     free(params), free(ema_t);
-    if (vkd_graph_compile(t->g)) {
-        snprintf(err, errlen, "%s", vkd_graph_error(t->g));
-        return -1;
-    }
+    vkd_graph *gs[2] = {t->g, t->ga};
+    for (int i = 0; i < 2; i++)
+        if (gs[i] && vkd_graph_compile(gs[i])) {
+            snprintf(err, errlen, "%s", vkd_graph_error(gs[i]));
+            return -1;
+        }
     return 0;
 }
 
@@ -141,8 +160,10 @@ static int build_checkpoint(vkd_teacher_trainer *t) {
 }
 
 vkd_teacher_trainer *vkd_teacher_trainer_new(vkd_ctx *ctx, const vkd_teacher_cfg *c, char *err, size_t errlen) {
+    if (vkd_comm_check_batch(c->batch, "batch", err, errlen)) return NULL;
     vkd_teacher_trainer *t = calloc(1, sizeof *t);
     t->c = *c, t->ctx = ctx;
+    t->ranks = vkd_comm_size(), t->b = c->batch / t->ranks, t->row0 = vkd_comm_rank() * t->b;
     size_t len;
     if (!(t->model_text = vkd_read_file(c->model, &len, err, errlen))) goto fail;
     t->net = vkd_model_create(ctx, c->model, 1, (uint64_t)c->seed, err, errlen);
@@ -169,6 +190,8 @@ void vkd_teacher_trainer_free(vkd_teacher_trainer *t) {
     if (!t) return;
     vkd_ckpt_free(t->ck);
     vkd_graph_free(t->g);
+    vkd_graph_free(t->ga);
+    vkd_grad_sync_free(t->sync);
     vkd_adam_free(t->opt);
     vkd_tensor_free(t->x0);
     vkd_tensor_free(t->labels);
@@ -191,10 +214,11 @@ static int teacher_step_n(vkd_teacher_trainer *t, int64_t step, int64_t skipped)
     const vkd_teacher_cfg *c = &t->c;
     float *lh = t->labels ? vkd_tensor_map(t->labels) : NULL;
     int K = vkd_model_label_dim(t->net);
-    vkd_dataset_batch(t->ds, (uint64_t)c->seed, step, c->batch, c->data.flip, vkd_tensor_map(t->x0), lh, NULL);
+    vkd_dataset_batch_rows(t->ds, (uint64_t)c->seed, step, c->batch, t->row0, t->b, c->data.flip, vkd_tensor_map(t->x0),
+                           lh, NULL);
     // Label dropout for classifier-free guidance: an all-zero row is the null label.
-    for (int i = 0; lh && c->label_dropout > 0 && i < c->batch; i++)
-        if (vkd_philox_uniform((uint64_t)c->seed, 77, (uint32_t)step, (uint64_t)i) < c->label_dropout)
+    for (int i = 0; lh && c->label_dropout > 0 && i < t->b; i++)
+        if (vkd_philox_uniform((uint64_t)c->seed, 77, (uint32_t)step, (uint64_t)(t->row0 + i)) < c->label_dropout)
             memset(lh + (size_t)i * K, 0, (size_t)K * sizeof *lh);
     ((uint32_t *)vkd_tensor_map(t->step_t))[0] = (uint32_t)step;
     t->lr = c->lr * (c->warmup > 0 ? fmin(1.0, step / c->warmup) : 1.0);
@@ -203,8 +227,13 @@ static int teacher_step_n(vkd_teacher_trainer *t, int64_t step, int64_t skipped)
     // far, so that a short run's EMA is not dominated by its first random weights.
     double hl = fmin(c->ema_halflife_kimg * 1000.0, 0.05 * (double)step * c->batch);
     vkd_tensor_map(t->ema_beta_t)[0] = hl > 0 ? (float)pow(0.5, c->batch / hl) : 0.0f;
+    if (t->ranks > 1) {
+        if (vkd_graph_run(t->ga)) return -1;
+        vkd_grad_sync_allreduce(t->sync);
+    }
     if (vkd_graph_run(t->g)) return -1;
     t->loss = vkd_tensor_map(t->loss_h)[0];
+    if (t->ranks > 1) t->loss = (float)vkd_comm_mean(t->loss);  // the global batch's loss
     t->grad_norm = vkd_adam_grad_norm(t->opt);
     return 0;
 }
@@ -222,10 +251,20 @@ static vkd_ckpt *hook_checkpoint(void *self, const char *const **match, int *nma
     return t->ck;
 }
 
+// Every rank starts from rank 0's network, EMA and optimizer state.
+static int hook_begin(void *self, const vkd_train_state *s, char *err, size_t errlen) {
+    vkd_teacher_trainer *t = self;
+    if (t->ranks > 1 && (vkd_comm_bcast_model(t->net) || vkd_comm_bcast_model(t->ema) || vkd_comm_bcast_adam(t->opt))) {
+        snprintf(err, errlen, "broadcasting the initial weights: %s", vkd_ctx_error(t->ctx));
+        return -1;
+    }
+    return 0;
+}
+
 static int hook_step(void *self, const vkd_train_state *s, int *bad, char *status, size_t n, char *err, size_t errlen) {
     vkd_teacher_trainer *t = self;
     if (teacher_step_n(t, s->step, s->skipped)) {
-        snprintf(err, errlen, "%s", vkd_graph_error(t->g));
+        snprintf(err, errlen, "%s", t->ga && vkd_graph_error(t->ga)[0] ? vkd_graph_error(t->ga) : vkd_graph_error(t->g));
         return -1;
     }
     *bad = !isfinite(t->loss) || !isfinite(t->grad_norm);  // the device skipped the update
@@ -261,7 +300,7 @@ static int hook_finish(void *self, const vkd_train_state *s, char *err, size_t e
 }
 
 const vkd_trainable *vkd_teacher_trainable(void) {
-    static const vkd_trainable t = {.checkpoint = hook_checkpoint, .step = hook_step, .metrics = hook_metrics,
+    static const vkd_trainable t = {.checkpoint = hook_checkpoint, .begin = hook_begin, .step = hook_step, .metrics = hook_metrics,
                                     .evaluate = hook_evaluate, .finish = hook_finish};
     return &t;
 }

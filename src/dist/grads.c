@@ -1,0 +1,112 @@
+// Gradient exchange through one host-visible staging region per optimizer
+// (dist/grads.h). Each gradient gets a view of the region (a persistent tensor
+// aliasing it at an offset), so packing and unpacking are plain copies inside
+// the recorded graphs and MPI sees one contiguous array.
+#include "dist/grads.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/graph.h"
+#include "vkdistill/dist.h"
+
+struct vkd_grad_sync {
+    int n;
+    vkd_tensor **grad, **view;
+    vkd_tensor *staging;
+};
+
+// Views start on 64-byte boundaries: shaders may load vectors.
+#define ALIGN 16
+
+vkd_grad_sync *vkd_grad_sync_new(vkd_ctx *ctx, vkd_tensor **params, int n) {
+    vkd_grad_sync *s = calloc(1, sizeof *s);
+    s->grad = calloc(n > 0 ? n : 1, sizeof *s->grad);
+    s->view = calloc(n > 0 ? n : 1, sizeof *s->view);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        s->grad[i] = vkd_tensor_grad(params[i]);
+        if (!s->grad[i]) {
+            vkd_set_error(ctx, "gradient exchange: '%s' is not a trainable parameter", vkd_tensor_name(params[i]));
+            goto fail;
+        }
+        total += (vkd_tensor_numel(s->grad[i]) + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    if (!(s->staging = vkd_tensor_new(ctx, "grad_staging", 1, &total, VKD_HOST))) goto fail;
+    int64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        vkd_tensor *v = vkd_tensor_alias(s->staging), *gr = s->grad[i];
+        v->ndim = gr->ndim, v->numel = gr->numel;
+        memcpy(v->shape, gr->shape, sizeof v->shape);
+        v->view_off = (uint64_t)off * 4;
+        snprintf(v->name, sizeof v->name, "%.50s.staged", gr->name);
+        s->view[i] = v;
+        s->n = i + 1;
+        off += (gr->numel + ALIGN - 1) / ALIGN * ALIGN;
+    }
+    s->n = n;
+    return s;
+fail:
+    vkd_grad_sync_free(s);
+    return NULL;
+}
+
+void vkd_grad_sync_free(vkd_grad_sync *s) {
+    if (!s) return;
+    for (int i = 0; i < s->n; i++) vkd_tensor_free(s->view[i]);
+    vkd_tensor_free(s->staging);
+    free(s->grad), free(s->view);
+    free(s);
+}
+
+int vkd_grad_sync_record_out(vkd_graph *g, vkd_grad_sync *s) {
+    for (int i = 0; i < s->n; i++)
+        if (vkd_copy(g, s->view[i], s->grad[i])) return -1;
+    return 0;
+}
+
+int vkd_grad_sync_record_in(vkd_graph *g, vkd_grad_sync *s) {
+    for (int i = 0; i < s->n; i++)
+        if (vkd_copy(g, s->grad[i], s->view[i])) return -1;
+    return 0;
+}
+
+int64_t vkd_grad_sync_numel(const vkd_grad_sync *s) { return vkd_tensor_numel(s->staging); }
+
+void vkd_grad_sync_allreduce(vkd_grad_sync *s) {
+    float *h = vkd_tensor_map(s->staging);
+    int64_t n = vkd_tensor_numel(s->staging);
+    vkd_comm_allreduce_sum_f32(h, n);
+    // Each loss is a mean over the rank's rows: the mean of the ranks' means is the global batch's.
+    float inv = 1.0f / (float)vkd_comm_size();
+    for (int64_t i = 0; i < n; i++) h[i] *= inv;
+}
+
+int vkd_comm_bcast_tensor(vkd_tensor *t) {
+    if (vkd_comm_size() == 1) return 0;
+    int64_t n = vkd_tensor_numel(t);
+    float *h = malloc(n * sizeof *h);
+    if (!h || vkd_tensor_download(t, h)) {
+        free(h);
+        return -1;
+    }
+    vkd_comm_bcast(h, n * sizeof *h, 0);
+    int rc = vkd_comm_rank() ? vkd_tensor_upload(t, h) : 0;
+    free(h);
+    return rc;
+}
+
+int vkd_comm_bcast_model(vkd_model *m) {
+    for (int i = 0; m && i < vkd_model_num_tensors(m); i++)
+        if (vkd_comm_bcast_tensor(vkd_model_tensor(m, i))) return -1;
+    return 0;
+}
+
+int vkd_comm_bcast_adam(vkd_adam *o) {
+    for (int i = 0; o && i < vkd_adam_num(o); i++) {
+        vkd_tensor *m, *v;
+        vkd_adam_state(o, i, &m, &v);
+        if (vkd_comm_bcast_tensor(m) || vkd_comm_bcast_tensor(v)) return -1;
+    }
+    return 0;
+}
