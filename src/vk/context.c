@@ -536,6 +536,8 @@ void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
             f->max_wg_invocations);
     fprintf(out, "storage range:     %llu MiB per binding\n", (unsigned long long)(f->max_storage_range >> 20));
     fprintf(out, "max allocation:    %llu MiB\n", (unsigned long long)(f->max_alloc >> 20));
+    fprintf(out, "texel buffers:     up to %u elements; operands read through them: %s\n", f->max_texel_elements,
+            ctx->texel ? "yes (a CPU device; VKD_TEXEL=0 turns it off)" : "no (buffer addresses; VKD_TEXEL=1 turns it on)");
     fprintf(out, "push constants:    %u bytes\n", f->max_push);
     fprintf(out, "buffer addresses:  %s\n", f->bda ? "yes" : "no");
     fprintf(out, "timestamps:        %s (%.3f ns/tick)\n", f->timestamp_bits ? "yes" : "no", f->timestamp_period);
