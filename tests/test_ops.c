@@ -129,7 +129,7 @@ static void test_linear(vkd_ctx *ctx) {
 // ---------------------------------------------------------------- element-wise
 static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, const int64_t *as, int nb_dims,
                         const int64_t *bs, long inner, long bc) {
-    static const char *names[] = {"add", "sub", "mul"};
+    static const char *names[] = {"add", "sub", "mul", "add_scaled"};  // add_scaled: 0.7 (a + b)
     char name[96];
     snprintf(name, sizeof name, "%s %s", names[op], label);
     cas c = begin(ctx, name);
@@ -140,9 +140,17 @@ static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, co
     t_fill(a, n, -1, 1);
     t_fill(b, m, -1, 1);
     vkd_tensor *A = input(&c, "a", na_dims, as, a), *B = input(&c, "b", nb_dims, bs, b);
-    vkd_tensor *Y = op == 0 ? vkd_add(c.g, A, B) : op == 1 ? vkd_sub(c.g, A, B) : vkd_mul(c.g, A, B);
+    vkd_tensor *Y = op == 0   ? vkd_add(c.g, A, B)
+                    : op == 1 ? vkd_sub(c.g, A, B)
+                    : op == 2 ? vkd_mul(c.g, A, B)
+                              : vkd_add_scaled(c.g, A, B, 0.7f);
     finish(&c, Y);
-    if (op == 1) {  // a - b = a + (-b)
+    if (op == 3) {  // 0.7 (a + b): the add's reference, scaled forward and backward
+        ref_binary_fwd(y, a, b, n, inner, bc, REF_ADD);
+        for (long i = 0; i < n; i++) c.w[i] *= 0.7;
+        ref_binary_bwd(da, db, c.w, a, b, n, inner, bc, REF_ADD);
+        for (long i = 0; i < n; i++) c.w[i] /= 0.7, y[i] *= 0.7;
+    } else if (op == 1) {  // a - b = a + (-b)
         for (long i = 0; i < m; i++) b[i] = -b[i];
         ref_binary_fwd(y, a, b, n, inner, bc, REF_ADD);
         ref_binary_bwd(da, db, c.w, a, b, n, inner, bc, REF_ADD);
@@ -412,6 +420,7 @@ int main(void) {
     int64_t nchw[4] = {2, 3, 4, 5};
     test_binary(ctx, "same shape", 0, 4, nchw, 4, nchw, 1, 120);
     test_binary(ctx, "same shape", 2, 4, nchw, 4, nchw, 1, 120);
+    test_binary(ctx, "same shape", 3, 4, nchw, 4, nchw, 1, 120);
     for (int op = 0; op < 3; op++) {
         test_binary(ctx, "(2,3,4,5) + (3,1,1) per channel", op, 4, nchw, 3, (int64_t[]){3, 1, 1}, 20, 3);
         test_binary(ctx, "(2,3,4,5) + (2,3,1,1) per (n,c)", op, 4, nchw, 4, (int64_t[]){2, 3, 1, 1}, 20, 6);

@@ -116,6 +116,8 @@ vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b
 // Broadcasting binary ops: b is right-aligned to a (numpy rules), its non-1
 // dims must be contiguous (per-channel (C,1,1), per-row, scalar, same shape).
 vkd_tensor *vkd_add(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
+// alpha * (a + b) for a and b of one shape: a residual add and its scale in one pass.
+vkd_tensor *vkd_add_scaled(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, float alpha);
 vkd_tensor *vkd_sub(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
 vkd_tensor *vkd_mul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);
 vkd_tensor *vkd_scale(vkd_graph *g, vkd_tensor *x, float alpha);

@@ -351,12 +351,12 @@ static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd
     x = groupnorm_silu(g, m, SUB("norm1"), vkd_add(g, x, params));
     x = conv(g, m, SUB("conv1"), vkd_model_dropout(g, m, x, m->unet->dropout), 3, 0, 0);
     vkd_tensor *s = nd->has_skip ? conv(g, m, SUB("skip"), orig, 1, nd->up, nd->down) : orig;
-    x = vkd_scale(g, vkd_add(g, x, s), SKIP_SCALE);
+    x = vkd_add_scaled(g, x, s, SKIP_SCALE);
     if (nd->attention) {
         vkd_tensor *hn = groupnorm(g, m, SUB("norm2"), x);
         vkd_tensor *qkv = conv(g, m, SUB("qkv"), hn, 1, 0, 0);
         vkd_tensor *a = vkd_attention_edm(g, qkv, 1);
-        x = vkd_scale(g, vkd_add(g, conv(g, m, SUB("proj"), a, 1, 0, 0), x), SKIP_SCALE);
+        x = vkd_add_scaled(g, conv(g, m, SUB("proj"), a, 1, 0, 0), x, SKIP_SCALE);
     }
 #undef SUB
     return x;
@@ -401,7 +401,7 @@ vkd_tensor *vkd_unet_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tens
             vkd_tensor *t = vkd_conv2d(g, aux, P("model.%s.weight", nd->name), NULL, 1, pad, pad, 1);
             t = u->nfilter == 2 ? vkd_avgpool2x(g, t) : vkd_conv2d(g, t, filter_for(m, u, cout, 0), NULL, 2, 0, 0, cout);
             t = vkd_add(g, t, vkd_reshape(g, P("model.%s.bias", nd->name), 4, (int64_t[]){1, cout, 1, 1}));
-            x = skips[nskips - 1] = aux = vkd_scale(g, vkd_add(g, x, t), SKIP_SCALE);
+            x = skips[nskips - 1] = aux = vkd_add_scaled(g, x, t, SKIP_SCALE);
             break;
         }
         case N_CONV: x = conv(g, m, nd->name, x, 3, 0, 0); skips[nskips++] = x; break;

@@ -167,6 +167,32 @@ static vkd_tensor *binary(vkd_graph *g, const char *name, int op, vkd_tensor *a,
 }
 
 vkd_tensor *vkd_add(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) { return binary(g, "add", VKD_EW_ADD, a, b); }
+static void add_scaled_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
+    vkd_tensor *t = vkd_scale(g, dy, e->attr.f[0]);
+    for (int i = 0; i < 2 && t; i++)
+        if (vkd_tensor_needs_grad(e->in[i])) vkd_grad_accumulate(g, e->in[i], t);
+}
+
+vkd_tensor *vkd_add_scaled(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, float alpha) {
+    if (!vkd_op_ok(g, 2, a, b)) return NULL;
+    int same = a->ndim == b->ndim;
+    for (int k = 0; same && k < a->ndim; k++) same = a->shape[k] == b->shape[k];
+    if (!same) {
+        char sa[64], sb[64];
+        vkd_shape_str(a, sa, sizeof sa);
+        vkd_shape_str(b, sb, sizeof sb);
+        vkd_graph_fail(g, "add_scaled: '%s' %s and '%s' %s must have one shape", a->name, sa, b->name, sb);
+        return NULL;
+    }
+    vkd_tensor *y = vkd_graph_tensor_like(g, "add_scaled", a);
+    if (!y || vkd_eltwise_dispatch(g, "add_scaled", VKD_EW_ADD, y, a, b, NULL, 1, (uint64_t)a->numel, alpha))
+        return NULL;
+    vkd_tensor *in[2] = {a, b};
+    vkd_tape_entry *e = vkd_tape_push(g, add_scaled_backward, y, in, 2);
+    if (e) e->attr.f[0] = alpha;
+    return y;
+}
+
 vkd_tensor *vkd_sub(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) { return binary(g, "sub", VKD_EW_SUB, a, b); }
 vkd_tensor *vkd_mul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b) { return binary(g, "mul", VKD_EW_MUL, a, b); }
 
