@@ -103,7 +103,7 @@ static VkResult create_instance(int validation, vkd_ctx *ctx, VkInstance *out) {
     const char *exts[] = {VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
     VkValidationFeatureEnableEXT enables[] = {VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT};
     VkValidationFeaturesEXT vf = {.sType = VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT,
-                                  .enabledValidationFeatureCount = 1,
+                                  .enabledValidationFeatureCount = validation == 2 ? 0 : 1,
                                   .pEnabledValidationFeatures = enables};
     VkDebugUtilsMessengerCreateInfoEXT dbg = {
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
@@ -331,7 +331,9 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
     int validation = o.validation;
     if (validation < 0) {
         const char *v = getenv("VKD_VALIDATION");
-        validation = v && *v && strcmp(v, "0") != 0;
+        // "core": the validation layer without its synchronization checks, which cost
+        // most of the time of long runs (every submission is re-checked).
+        validation = v && *v && strcmp(v, "0") != 0 ? (strcmp(v, "core") == 0 ? 2 : 1) : 0;
     }
     if (validation && !has_layer("VK_LAYER_KHRONOS_validation")) {
         snprintf(err, errlen, "validation requested but VK_LAYER_KHRONOS_validation is not installed "
@@ -553,6 +555,7 @@ void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
     for (int i = 0; vkd_requirement(f, i, &ok); i++)
         fprintf(out, "%s %s: %s\n", i ? "                  " : "requires:         ", vkd_requirement(f, i, &ok),
                 ok ? "yes" : "MISSING");
-    fprintf(out, "validation:        %s\n", ctx->validation ? "on (Khronos, synchronization)" : "off");
+    fprintf(out, "validation:        %s\n",
+            ctx->validation == 2 ? "on (Khronos, core checks)" : ctx->validation ? "on (Khronos, synchronization)" : "off");
     fprintf(out, "pipeline cache:    %s\n", ctx->cache_path[0] ? ctx->cache_path : "(none)");
 }
