@@ -2,6 +2,9 @@
 // ("--steps abc" is an error, not the config's value).
 #include "cli/args.h"
 
+#include "cli/cli.h"
+#include "vkdistill/dist.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -66,4 +69,14 @@ int vkd_cli_train_args(vkd_train_args *a, const char *verb, int argc, char **arg
         snprintf(a->outdir, sizeof a->outdir, "runs/%.*s", (int)strcspn(base, "."), base);
     }
     return 0;
+}
+
+int vkd_cli_config_agreed(const char *text, const vkd_train_args *a, char *err, size_t errlen) {
+    char *same = text ? malloc(strlen(text) + 64) : NULL;
+    if (same) sprintf(same, "%s\n--steps %lld", text, (long long)a->steps);
+    int differ = same && vkd_comm_check_same(same, a->config, err, errlen);
+    free(same);
+    if (text && !differ) return 0;
+    if (text || vkd_comm_rank() == 0) vkd_cli_error("%s", err);
+    return -1;
 }

@@ -19,14 +19,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     size_t len;
     vkd_teacher_cfg c;
     char *text = vkd_teacher_cfg_load(a.config, &c, err, sizeof err) ? NULL : vkd_read_file(a.config, &len, err, sizeof err);
-    // Under mpirun every rank must run the same config and steps (rank 0 sends their hash).
-    char *same = text ? malloc(strlen(text) + 64) : NULL;
-    if (same) sprintf(same, "%s\n--steps %lld", text, (long long)a.steps);
-    int differ = same && vkd_comm_check_same(same, a.config, err, sizeof err);
-    free(same);
-    if (!text || differ) {
-        // The same config error on every rank: rank 0 says it.
-        if (text || vkd_comm_rank() == 0) vkd_cli_error("%s", err);
+    if (vkd_cli_config_agreed(text, &a, err, sizeof err)) {
         free(text);
         return 1;
     }
