@@ -13,6 +13,10 @@ layout(buffer_reference, std430, buffer_reference_align = 4) buffer UBuf { uint 
 // texelFetch is a gather on llvmpipe, a buffer-address load a loop over lanes.
 layout(set = 0, binding = 0) uniform samplerBuffer vkd_tex0;
 layout(set = 0, binding = 1) uniform samplerBuffer vkd_tex1;
+// fn(i): element i of an operand, through texel binding `tex` (its first element at
+// push field `first`) when the shader's TEXEL constant is 1, else through `buf`.
+#define VKD_LOADER(fn, tex, buf, first) \
+    float fn(uint i) { return TEXEL != 0u ? texelFetch(tex, int(i) + (first)).r : (buf).v[i]; }
 
 // Row launches: workgroups along x cover one row, the row index comes from
 // y and z (so it is the same for the whole workgroup and its divisions are

@@ -54,8 +54,6 @@ layout(constant_id = 4) const uint WM = 1;
 layout(constant_id = 5) const uint SG = 1;
 layout(constant_id = 6) const uint L = 8;
 layout(constant_id = 7) const uint TEXEL = 0;
-layout(set = 0, binding = 0) uniform samplerBuffer texA;
-layout(set = 0, binding = 1) uniform samplerBuffer texB;
 
 layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;
@@ -63,8 +61,8 @@ layout(push_constant) uniform PC {
     int a_first, b_first;
 } pc;
 
-float loadA(int i) { return TEXEL != 0u ? texelFetch(texA, i + pc.a_first).r : pc.A.v[i]; }
-float loadB(int i) { return TEXEL != 0u ? texelFetch(texB, i + pc.b_first).r : pc.B.v[i]; }
+float loadA(int i) { return TEXEL != 0u ? texelFetch(vkd_tex0, i + pc.a_first).r : pc.A.v[i]; }
+float loadB(int i) { return TEXEL != 0u ? texelFetch(vkd_tex1, i + pc.b_first).r : pc.B.v[i]; }
 
 const uint WN = gl_WorkGroupSize.x / (L * WM);
 const uint BM = WM * TM;

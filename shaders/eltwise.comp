@@ -25,8 +25,8 @@ layout(push_constant) uniform PC {
     int a_first, b_first;
 } pc;
 
-float ld_a(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.a_first).r : pc.a.v[i]; }
-float ld_b(uint j) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(j) + pc.b_first).r : pc.b.v[j]; }
+VKD_LOADER(ld_a, vkd_tex0, pc.a, pc.a_first)
+VKD_LOADER(ld_b, vkd_tex1, pc.b, pc.b_first)
 
 void main() {
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;

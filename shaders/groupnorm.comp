@@ -44,8 +44,8 @@ layout(push_constant) uniform PC {
     int x_first, dy_first;
 } pc;
 
-float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
-float ld_dy(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex1, int(i) + pc.dy_first).r : pc.dy.v[i]; }
+VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
+VKD_LOADER(ld_dy, vkd_tex1, pc.dy, pc.dy_first)
 
 shared float red[gl_WorkGroupSize.x];
 shared float red2[gl_WorkGroupSize.x];

@@ -32,6 +32,9 @@ layout(push_constant) uniform PC {
     int x0_first, x1_first;
 } pc;
 
+VKD_LOADER(ld_x0, vkd_tex0, pc.x0, pc.x0_first)
+VKD_LOADER(ld_x1, vkd_tex1, pc.x1, pc.x1_first)
+
 void main() {
     if (MODE == BAND && ROWS != 0u) {
         uint inner = pc.shape[2], Y = pc.shape[1];
@@ -41,10 +44,10 @@ void main() {
         float v = 0.0;
         if (c >= pc.lo && c < pc.hi) {
             uint k = (o * (pc.hi - pc.lo) + (c - pc.lo)) * inner + r;
-            v = TEXEL != 0u ? texelFetch(vkd_tex0, int(k) + pc.x0_first).r : pc.x0.v[k];
+            v = ld_x0(k);
         } else if (c >= pc.hi && (pc.absent & 2u) == 0u) {
             uint k = (o * (Y - pc.hi) + (c - pc.hi)) * inner + r;
-            v = TEXEL != 0u ? texelFetch(vkd_tex1, int(k) + pc.x1_first).r : pc.x1.v[k];
+            v = ld_x1(k);
         }
         pc.y.v[i] = v;
         return;
@@ -57,10 +60,10 @@ void main() {
         float v = 0.0;
         if (c >= pc.lo && c < pc.hi) {
             uint k = (o * (pc.hi - pc.lo) + (c - pc.lo)) * inner + r;
-            v = TEXEL != 0u ? texelFetch(vkd_tex0, int(k) + pc.x0_first).r : pc.x0.v[k];
+            v = ld_x0(k);
         } else if (c >= pc.hi && (pc.absent & 2u) == 0u) {
             uint k = (o * (Y - pc.hi) + (c - pc.hi)) * inner + r;
-            v = TEXEL != 0u ? texelFetch(vkd_tex1, int(k) + pc.x1_first).r : pc.x1.v[k];
+            v = ld_x1(k);
         }
         pc.y.v[i] = v;
         return;

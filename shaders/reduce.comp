@@ -27,9 +27,12 @@ layout(push_constant) uniform PC {
 
 shared float part[gl_WorkGroupSize.x];
 
+VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
+VKD_LOADER(ld_x2, vkd_tex1, pc.x2, pc.x2_first)
+
 float f(uint k) {
-    float v = TEXEL != 0u ? texelFetch(vkd_tex0, int(k) + pc.x_first).r : pc.x.v[k];
-    if (SQDIFF != 0u) { v -= TEXEL != 0u ? texelFetch(vkd_tex1, int(k) + pc.x2_first).r : pc.x2.v[k]; v *= v; }
+    float v = ld_x(k);
+    if (SQDIFF != 0u) { v -= ld_x2(k); v *= v; }
     return v;
 }
 

@@ -24,7 +24,7 @@ layout(push_constant) uniform PC {
     int x_first;
 } pc;
 
-float ld_x(uint i) { return TEXEL != 0u ? texelFetch(vkd_tex0, int(i) + pc.x_first).r : pc.x.v[i]; }
+VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
 
 void main() {
     uint i, w, h, p;

@@ -31,6 +31,17 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; sed 's/^/     /' "$tmp/err" | tail -20; }
+# one_vs_two VERB CONFIG OUT1 OUT2 CKPT ATOL PREFIX...: VERB on one rank into OUT1 and on two
+# ranks into OUT2, then CKPT's tensors under each PREFIX agree within ATOL (log in $tmp/err).
+one_vs_two() {
+    verb=$1 cfg=$2 o1=$3 o2=$4 c=$5 atol=$6
+    shift 6
+    "$bin" "$verb" "$cfg" --out "$o1" >"$tmp/out" 2>"$tmp/err" &&
+        $mpi -n 2 "$bin" "$verb" "$cfg" --out "$o2" >"$tmp/out" 2>>"$tmp/err" || return 1
+    for p in "$@"; do
+        $cmp_py "$o1/$c" "$o2/$c" --prefix "$p" --atol "$atol" >>"$tmp/err" 2>&1 || return 1
+    done
+}
 
 # (1) GMM teacher -> MLP student, SiD, 20 steps (+4 warm-up), global batch 16. A
 # small learning rate keeps Adam from amplifying float rounding (its first
@@ -42,11 +53,7 @@ cat >"$tmp/gmm.json" <<EOC
  "grad_clip": 10, "seed": 1, "log_every": 5, "sample_every": 0, "ckpt_every": 5, "ema_halflife_kimg": 8}
 EOC
 ck=checkpoints/ckpt-00000020.safetensors
-if "$bin" distill "$tmp/gmm.json" --out "$tmp/g1" >"$tmp/out" 2>"$tmp/err" &&
-    $mpi -n 2 "$bin" distill "$tmp/gmm.json" --out "$tmp/g2" >"$tmp/out" 2>>"$tmp/err" &&
-    $cmp_py "$tmp/g1/$ck" "$tmp/g2/$ck" --prefix generator/ --atol 2e-5 >>"$tmp/err" 2>&1 &&
-    $cmp_py "$tmp/g1/$ck" "$tmp/g2/$ck" --prefix fake/ --atol 2e-5 >>"$tmp/err" 2>&1 &&
-    $cmp_py "$tmp/g1/$ck" "$tmp/g2/$ck" --prefix ema/ --atol 2e-5 >>"$tmp/err" 2>&1 &&
+if one_vs_two distill "$tmp/gmm.json" "$tmp/g1" "$tmp/g2" "$ck" 2e-5 generator/ fake/ ema/ &&
     [ "$(grep -c '"step"' "$tmp/g2/metrics.jsonl")" -eq 4 ] && grep -q '"ranks"' "$tmp/g2/$ck" &&
     grep -q "rank 1 of 2 (node-local 1): device" "$tmp/err"; then
     ok "distill (GMM, SiD): 2 ranks x 8 == 1 rank x 16 after 20 steps ($(grep generator/ "$tmp/err" | tail -1))"
@@ -115,10 +122,7 @@ else
  "batch": 8, "steps": 6, "lr": 1e-5, "label_dropout": 0.2, "log_every": 2, "sample_every": 6, "sample_n": 4, "sample_steps": 3, "ckpt_every": 3}
 EOC
     ck=checkpoints/ckpt-00000006.safetensors
-    if "$bin" train-teacher "$tmp/teacher.json" --out "$tmp/t1" >"$tmp/out" 2>"$tmp/err" &&
-        $mpi -n 2 "$bin" train-teacher "$tmp/teacher.json" --out "$tmp/t2" >"$tmp/out" 2>>"$tmp/err" &&
-        $cmp_py "$tmp/t1/$ck" "$tmp/t2/$ck" --prefix net/ --atol 2e-6 >>"$tmp/err" 2>&1 &&
-        $cmp_py "$tmp/t1/$ck" "$tmp/t2/$ck" --prefix adam_m/ --atol 2e-6 >>"$tmp/err" 2>&1 &&
+    if one_vs_two train-teacher "$tmp/teacher.json" "$tmp/t1" "$tmp/t2" "$ck" 2e-6 net/ adam_m/ &&
         [ -f "$tmp/t2/teacher.safetensors" ] && [ -f "$tmp/t2/samples/step_00000006.png" ]; then
         ok "train-teacher (UNet, dropout, flips): 2 ranks x 4 == 1 rank x 8 after 6 steps ($(grep net/ "$tmp/err" | tail -1))"
     else
@@ -144,11 +148,7 @@ EOC
  "teacher_steps": 3, "ckpt_every": 3}
 EOC
     ck=checkpoints/ckpt-00000003.safetensors
-    if "$bin" distill "$tmp/gan.json" --out "$tmp/d1" >"$tmp/out" 2>"$tmp/err" &&
-        $mpi -n 2 "$bin" distill "$tmp/gan.json" --out "$tmp/d2" >"$tmp/out" 2>>"$tmp/err" &&
-        $cmp_py "$tmp/d1/$ck" "$tmp/d2/$ck" --prefix generator/ --atol 2e-6 >>"$tmp/err" 2>&1 &&
-        $cmp_py "$tmp/d1/$ck" "$tmp/d2/$ck" --prefix fake/ --atol 2e-6 >>"$tmp/err" 2>&1 &&
-        $cmp_py "$tmp/d1/$ck" "$tmp/d2/$ck" --prefix gan/ --atol 2e-6 >>"$tmp/err" 2>&1; then
+    if one_vs_two distill "$tmp/gan.json" "$tmp/d1" "$tmp/d2" "$ck" 2e-6 generator/ fake/ gan/; then
         ok "distill dmd2 + GAN head (UNet): 2 ranks x 2 == 1 rank x 4 after 3 steps ($(grep gan/ "$tmp/err" | tail -1))"
     else
         bad "distill dmd2 + GAN: 2 ranks x 2 vs 1 rank x 4"

@@ -20,6 +20,20 @@ void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy) {
     *gy = (uint32_t)((groups + *gx - 1) / *gx);
 }
 
+uint32_t vkd_grid_rows(const vkd_graph *g, uint64_t nrows, uint64_t len, uint32_t *wg, uint32_t g3[3]) {
+    uint32_t rows = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && len >= 16;
+    g3[2] = 1;
+    if (!rows) {
+        *wg = VKD_WG;
+        vkd_grid_1d(nrows * len, VKD_WG, &g3[0], &g3[1]);
+        return 0;
+    }
+    *wg = len >= 64 ? 64u : len >= 32 ? 32u : 16u;
+    g3[0] = (uint32_t)vkd_ceil_div(len, *wg);
+    vkd_grid_1d(nrows, 1, &g3[1], &g3[2]);
+    return 1;
+}
+
 int vkd_op_ok(vkd_graph *g, int n, ...) {
     if (vkd_graph_failed(g)) return 0;
     va_list ap;

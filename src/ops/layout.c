@@ -83,17 +83,9 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
     if (x1) args[na++] = (vkd_arg){offsetof(layout_push, x1), VKD_R, x1};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, x1 ? 2 : 1, x0, x1);
     vkd_texel tx[2] = {{1, 0, offsetof(layout_push, x0_first)}, {2, 1, offsetof(layout_push, x1_first)}};
-    // Rows of at least 16 on a CPU device: one workgroup row per (o, c).
-    uint32_t rows = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && inner >= 16;
-    uint32_t wg = rows ? (inner >= 64 ? 64u : inner >= 32 ? 32u : 16u) : VKD_WG, gx, gy, gz = 1;
-    if (rows) {
-        gx = (uint32_t)vkd_ceil_div((uint64_t)inner, wg);
-        vkd_grid_1d((uint64_t)(outer * Y), 1, &gy, &gz);
-    } else {
-        vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    }
+    uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)(outer * Y), (uint64_t)inner, &wg, g3);  // a row per (o, c)
     uint32_t spec[4] = {wg, L_BAND, texel, rows};
-    return vkd_graph_dispatch_texel(g, name, "layout", spec, 4, gx, gy, gz, &pc, sizeof pc, args, na, tx,
+    return vkd_graph_dispatch_texel(g, name, "layout", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, na, tx,
                                     texel ? na - 1 : 0);
 }
 

@@ -20,17 +20,9 @@ static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     vkd_arg args[2] = {{offsetof(rs_push, y), VKD_W, y}, {offsetof(rs_push, x), VKD_R, x}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
     vkd_texel tx = {1, 0, offsetof(rs_push, x_first)};
-    // Rows of at least 16 on a CPU device: one workgroup row per output row.
-    uint32_t rows = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && pc.W >= 16;
-    uint32_t wg = rows ? (pc.W >= 64 ? 64u : pc.W >= 32 ? 32u : 16u) : VKD_WG, gx, gy, gz = 1;
-    if (rows) {
-        gx = vkd_ceil_div(pc.W, wg);
-        vkd_grid_1d((uint64_t)y->numel / pc.W, 1, &gy, &gz);
-    } else {
-        vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    }
+    uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)y->numel / pc.W, pc.W, &wg, g3);  // a row per output row
     uint32_t spec[4] = {wg, mode, texel, rows};
-    return vkd_graph_dispatch_texel(g, name, "resample", spec, 4, gx, gy, gz, &pc, sizeof pc, args, 2, &tx,
+    return vkd_graph_dispatch_texel(g, name, "resample", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, 2, &tx,
                                     texel ? 1 : 0);
 }
 

@@ -17,6 +17,11 @@ static inline int vkd_norm_subgroup_reduce(const vkd_ctx *ctx) {
 int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
+// The launch of an element-wise shader over nrows rows of len elements. On a
+// CPU device with rows of at least 16 it is a row launch (returns 1; the
+// shader's row_group() is the row, x walks it, so index divisions are per
+// workgroup); otherwise flat over all elements (returns 0). g3 = {x, y, z}.
+uint32_t vkd_grid_rows(const vkd_graph *g, uint64_t nrows, uint64_t len, uint32_t *wg, uint32_t g3[3]);
 // Checks the inputs of an op: non-NULL and the graph has no error yet.
 int vkd_op_ok(vkd_graph *g, int n, ...);
 // 1 when the device reads operands through texel views (src/vk/texel.c) and
