@@ -85,14 +85,22 @@ fi
 # Ctrl-C during the fake warm-up: prompt exit 130, nothing saved.
 sed -e 's/"fake_warmup": 3/"fake_warmup": 100000/' "$tmp/long.json" >"$tmp/warm.json"
 rm -rf "$tmp/warm"
-"$bin" distill "$tmp/warm.json" --out "$tmp/warm" >/dev/null 2>"$tmp/err" &
+# Empty the log here, not in the child's redirection: otherwise the wait below can
+# find the previous run's banner and signal the process before it catches SIGINT
+# (a background job of a script starts with SIGINT ignored), and it never stops.
+: >"$tmp/err"
+"$bin" distill "$tmp/warm.json" --out "$tmp/warm" >/dev/null 2>>"$tmp/err" &
 pid=$!
 for _ in $(seq 1 600); do grep -q "distilling with" "$tmp/err" && break; sleep 0.1; done
 sleep 1
 kill -INT "$pid"
 t0=$(date +%s)
+(sleep 60 && kill -KILL "$pid") >/dev/null 2>&1 &  # a lost signal fails the check below instead of hanging
+dog=$!
 wait "$pid"
 rc=$?
+pkill -P "$dog" sleep 2>/dev/null
+kill "$dog" 2>/dev/null
 dt=$(($(date +%s) - t0))
 if [ "$rc" -eq 130 ] && [ "$dt" -le 10 ] && grep -q "interrupted before step 1" "$tmp/err" &&
     [ -z "$(ls "$tmp/warm/checkpoints")" ]; then
