@@ -73,7 +73,7 @@ expect "distill: --steps not a number" 2 "--steps expects an integer" -- "$bin" 
 expect "train-teacher: --steps without a value" 2 "--steps needs a value" -- "$bin" train-teacher "$tmp/nodata.json" --steps
 expect "sample: --n not a number" 2 "--n expects an integer" -- "$bin" sample --model "$src/models/unet_tiny.json" --weights x --n ten -o "$tmp/x.png"
 expect "train-classifier: --epochs not a number" 2 "--epochs expects an integer" -- "$bin" train-classifier "$src/models/fmnist_classifier.json" --epochs 2x
-for v in info selfcheck bench train-teacher distill sample train-classifier fid-stats fid; do
+for v in info selfcheck bench train-teacher distill sample montage export train-classifier fid-stats fid; do
     if "$bin" "$v" --help >"$tmp/out" 2>"$tmp/err" && grep -Eq "^  $v|^usage: vkdistill $v" "$tmp/out" && [ ! -s "$tmp/err" ]; then
         pass=$((pass + 1)); echo "ok   $v --help prints its usage, exit 0"
     else
@@ -203,6 +203,29 @@ if [ -f "$tmp/teach/teacher.safetensors" ] &&
 else
     fail=$((fail + 1)); echo "FAIL sample --student-sigmas"; cat "$tmp/err"
 fi
+# export: F16 weights sample what the F32 ones do (up to half precision); montage lines up sets.
+if [ -f "$tmp/teach/teacher.safetensors" ] &&
+    "$bin" export --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" -o "$tmp/t16.safetensors" \
+        >"$tmp/out" 2>"$tmp/err" &&
+    "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/t16.safetensors" --n 4 --steps 3 --class 7 \
+        --npz "$tmp/s16.npz" >"$tmp/out" 2>>"$tmp/err" &&
+    /usr/bin/python3 -c "
+import numpy as np, sys, json, struct
+a, b = np.load(sys.argv[1])['samples'], np.load(sys.argv[2])['samples']
+f = open(sys.argv[3], 'rb'); h = json.loads(f.read(struct.unpack('<Q', f.read(8))[0]))
+assert all(v['dtype'] == 'F16' for k, v in h.items() if k != '__metadata__') and 'config' in h['__metadata__']
+assert np.abs(a - b).max() < 0.05, np.abs(a - b).max()" "$tmp/s.npz" "$tmp/s16.npz" "$tmp/t16.safetensors" 2>>"$tmp/err" &&
+    "$bin" montage "$tmp/s.npz" "$tmp/s16.npz" -o "$tmp/m.png" --rows 2 --cols 2 >"$tmp/out" 2>>"$tmp/err" &&
+    [ -f "$tmp/m.png" ]; then
+    pass=$((pass + 1)); echo "ok   export F16 samples like F32; montage"
+else
+    fail=$((fail + 1)); echo "FAIL export / montage"; cat "$tmp/err"
+fi
+expect "montage: too few samples" 1 "the montage needs 64" -- "$bin" montage "$tmp/s.npz" -o "$tmp/m2.png"
+/usr/bin/python3 -c "import numpy as np, sys; np.savez(sys.argv[1], mu=np.zeros(3))" "$tmp/mu.npz"
+expect "montage: no samples array" 1 "no 'samples' array" -- "$bin" montage "$tmp/mu.npz" -o "$tmp/m2.png"
+expect "montage: not an npz" 1 "not a zip archive" -- "$bin" montage "$tmp/gmm.json" -o "$tmp/m2.png"
+expect "export: missing weights" 1 "no-such.safetensors" -- "$bin" export --model "$src/models/unet_tiny.json" --weights "$tmp/no-such.safetensors" -o "$tmp/e.safetensors"
 
 # And the good paths work.
 if "$bin" info >"$tmp/out" 2>"$tmp/err" && grep -q "^device:" "$tmp/out"; then

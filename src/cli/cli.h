@@ -20,6 +20,8 @@ int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv);  // bench step (ben
 int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_distill(vkd_cli *cli, int argc, char **argv);
+int vkd_cli_montage(vkd_cli *cli, int argc, char **argv);  // montage (montage.c)
+int vkd_cli_export(vkd_cli *cli, int argc, char **argv);  // export (export.c)
 int vkd_cli_train_classifier(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_fid_stats(vkd_cli *cli, int argc, char **argv);
 int vkd_cli_fid(vkd_cli *cli, int argc, char **argv);

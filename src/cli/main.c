@@ -22,6 +22,8 @@ static const struct {
     {"sample", "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
                "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] (-o GRID.png | --npz FILE)\n"
                "         [--individual DIR] [--gmm MIX.json]   (vector students: .npz, and with -o a 2-D scatter)\n"},
+    {"montage", "  montage A.npz [B.npz ...] -o OUT.png [--cols N] [--rows N]   sample sets side by side (same seed: image for image)\n"},
+    {"export", "  export --model CONFIG --weights IN -o OUT [--dtype F16|BF16|F32]   weights rewritten in another dtype\n"},
     {"train-classifier", "  train-classifier CONFIG [--out DIR] [--resume auto|CKPT] [--data DIR] [--epochs N] [--batch N] [--lr X]\n"
                          "         [--seed S] [--max-images N] [--flip] [--dtype F16|BF16|F32]   the FD feature classifier\n"},
     {"fid-stats", "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N] [--split train|test]\n"
@@ -108,6 +110,8 @@ static int run_verb(int argc, char **argv) {
     if (strcmp(verb, "train-teacher") == 0) return vkd_cli_train_teacher(&cli, vargc, vargv);
     if (strcmp(verb, "sample") == 0) return vkd_cli_sample(&cli, vargc, vargv);
     if (strcmp(verb, "distill") == 0) return vkd_cli_distill(&cli, vargc, vargv);
+    if (strcmp(verb, "montage") == 0) return vkd_cli_montage(&cli, vargc, vargv);
+    if (strcmp(verb, "export") == 0) return vkd_cli_export(&cli, vargc, vargv);
     if (strcmp(verb, "train-classifier") == 0) return vkd_cli_train_classifier(&cli, vargc, vargv);
     if (strcmp(verb, "fid-stats") == 0) return vkd_cli_fid_stats(&cli, vargc, vargv);
     if (strcmp(verb, "fid") == 0) return vkd_cli_fid(&cli, vargc, vargv);
@@ -115,7 +119,7 @@ static int run_verb(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench, train-teacher, distill, sample, train-classifier, fid-stats, fid; see vkdistill --help)\n",
+    fprintf(stderr, "vkdistill: unknown verb '%s' (verbs: info, selfcheck, bench, train-teacher, distill, sample, montage, export, train-classifier, fid-stats, fid; see vkdistill --help)\n",
             verb);
     return 2;
 }

@@ -158,6 +158,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         free(lh);
     }
     vkd_denoiser den = {.model = m};
+    double t0 = vkd_now();
     if (one_step > 0 && !nstudent) student_sigmas[nstudent++] = (float)one_step;
     if (nstudent) {
         // A one- or few-step generator: x = D(sigma_0 z; sigma_0), then re-noised to each next
@@ -187,12 +188,18 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     }
     h = malloc(vkd_tensor_numel(out) * sizeof *h);
     vkd_tensor_download(out, h);
+    // The rate is the generation alone (graph recording included; device start-up and the model
+    // load are not): what one-step sampling saves against the teacher's steps.
+    double secs = vkd_now() - t0;
+    int nfe = nstudent ? nstudent : kind == VKD_SAMPLER_HEUN ? 2 * steps - 1 : steps;
+    char how[160];
+    snprintf(how, sizeof how, "%s, %d network evaluation%s each, %.2f s, %.1f img/s",
+             nstudent ? (nstudent == 1 ? "one step" : "few-step student") : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"),
+             nfe, nfe == 1 ? "" : "s", secs, n / (secs > 0 ? secs : 1e-9));
     if (nd == 1) {
         if (write_points(ctx, outpng, npz, gmm_path, h, n, (int)s[0], err, sizeof err)) goto fail;
-        fprintf(stderr, "vkdistill: wrote %s%s%s (%d %lld-d points, %s, seed %lld)\n", npz ? npz : "",
-                npz && outpng ? " and " : "", outpng ? outpng : "", n, (long long)s[0],
-                nstudent ? (nstudent == 1 ? "one step" : "few-step student") : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"),
-                seed);
+        fprintf(stderr, "vkdistill: wrote %s%s%s (%d %lld-d points, seed %lld; %s)\n", npz ? npz : "",
+                npz && outpng ? " and " : "", outpng ? outpng : "", n, (long long)s[0], seed, how);
         rc = 0;
         goto done;
     }
@@ -225,8 +232,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
             if (vkd_write_png(p, h + per * i, (int)s[0], (int)s[1], (int)s[2], err, sizeof err)) goto fail;
         }
     }
-    fprintf(stderr, "vkdistill: wrote %s (%d samples, %s, seed %lld)\n", outpng ? outpng : npz, n,
-            nstudent ? (nstudent == 1 ? "one step" : "few-step student") : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"), seed);
+    fprintf(stderr, "vkdistill: wrote %s (%d samples, seed %lld; %s)\n", outpng ? outpng : npz, n, seed, how);
     rc = 0;
     goto done;
 fail:

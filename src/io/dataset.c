@@ -12,7 +12,13 @@
 #include "io/dataset_impl.h"
 #include "vkdistill/vkdistill.h"
 
-#define DS_MAX_SIDE 16384  // larger images are surely a mistake (and overflow int sizes)
+// Limits on what a dataset may hold: a larger source image is surely a mistake
+// (and is converted through a float copy of 12 bytes per pixel, which would
+// exhaust memory before anything useful happens); a stored side above
+// DS_MAX_STORED is no diffusion training this tool can run.
+#define DS_MAX_SIDE 16384
+#define DS_MAX_PIXELS (4096 * 4096)
+#define DS_MAX_STORED 4096
 
 void vkd_ds_fail(char *err, size_t errlen, const char *path, const char *fmt, ...) {
     if (!err || !errlen) return;
@@ -31,11 +37,20 @@ int64_t vkd_ds_limit(const vkd_dataset *d, int64_t n) {
     return d->opts.max_images > 0 && d->opts.max_images < n ? d->opts.max_images : n;
 }
 
-int vkd_ds_set_shape(vkd_dataset *d, int c, int h, int w, const char *path, char *err, size_t errlen) {
+int vkd_ds_check_size(int c, int h, int w, const char *path, char *err, size_t errlen) {
     if (c < 1 || c > 4 || h < 1 || w < 1 || h > DS_MAX_SIDE || w > DS_MAX_SIDE) {
         vkd_ds_fail(err, errlen, path, "unsupported image shape: %d channels, %dx%d", c, w, h);
         return -1;
     }
+    if ((int64_t)h * w > DS_MAX_PIXELS) {
+        vkd_ds_fail(err, errlen, path, "%dx%d image: more than the %d pixels an image may have", w, h, DS_MAX_PIXELS);
+        return -1;
+    }
+    return 0;
+}
+
+int vkd_ds_set_shape(vkd_dataset *d, int c, int h, int w, const char *path, char *err, size_t errlen) {
+    if (vkd_ds_check_size(c, h, w, path, err, errlen)) return -1;
     const vkd_dataset_opts *o = &d->opts;
     d->c = o->channels ? o->channels : (c >= 3 ? 3 : 1);
     d->src_h = h, d->src_w = w;
@@ -129,10 +144,7 @@ int vkd_ds_add(vkd_dataset *d, const uint8_t *px, int c, int h, int w, int plana
         vkd_ds_fail(err, errlen, path, "internal error: more images than reserved");
         return -1;
     }
-    if (c < 1 || c > 4 || h < 1 || w < 1) {
-        vkd_ds_fail(err, errlen, path, "unsupported image shape: %d channels, %dx%d", c, w, h);
-        return -1;
-    }
+    if (vkd_ds_check_size(c, h, w, path, err, errlen)) return -1;
     const vkd_dataset_opts *o = &d->opts;
     if (o->pad_to > 0 && (h > o->pad_to || w > o->pad_to)) {
         vkd_ds_fail(err, errlen, path, "%dx%d is larger than pad_to %d", w, h, o->pad_to);
@@ -211,16 +223,16 @@ void vkd_dataset_free(vkd_dataset *d) {
 }
 
 static int check_opts(const vkd_dataset_opts *o, const char *source, char *err, size_t errlen) {
-    if (o->resolution < 0 || o->resolution > DS_MAX_SIDE) {
-        vkd_ds_fail(err, errlen, source, "resolution %d: expected 0 (keep) to %d", o->resolution, DS_MAX_SIDE);
+    if (o->resolution < 0 || o->resolution > DS_MAX_STORED) {
+        vkd_ds_fail(err, errlen, source, "resolution %d: expected 0 (keep) to %d", o->resolution, DS_MAX_STORED);
         return -1;
     }
     if (o->channels != 0 && o->channels != 1 && o->channels != 3) {
         vkd_ds_fail(err, errlen, source, "channels %d: expected 0 (keep), 1 or 3", o->channels);
         return -1;
     }
-    if (o->pad_to < 0 || o->pad_to > DS_MAX_SIDE) {
-        vkd_ds_fail(err, errlen, source, "pad_to %d: expected 0 (no padding) to %d", o->pad_to, DS_MAX_SIDE);
+    if (o->pad_to < 0 || o->pad_to > DS_MAX_STORED) {
+        vkd_ds_fail(err, errlen, source, "pad_to %d: expected 0 (no padding) to %d", o->pad_to, DS_MAX_STORED);
         return -1;
     }
     if (o->pad_to > 0 && o->resolution > 0 && o->resolution != o->pad_to) {

@@ -24,6 +24,8 @@ struct vkd_dataset {
 void vkd_ds_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+// Refuses an image shape no dataset may hold (channels, sides, pixel count).
+int vkd_ds_check_size(int c, int h, int w, const char *path, char *err, size_t errlen);
 // Fixes the stored shape for sources of c channels (1..4; 2 and 4 carry alpha,
 // which is dropped) and h x w pixels, applying the options. Checks that padding
 // is possible. path names the source in errors.

@@ -157,6 +157,10 @@ int vkd_ds_load_folder(vkd_dataset *d, const char *root, char *err, size_t errle
             free(p);
             goto done;
         }
+        if (vkd_ds_check_size(comp, hs[i], ws[i], p, err, errlen)) {
+            free(p);
+            goto done;
+        }
         if (comp >= 3) colour = 1;
         if (i > 0 && d->opts.resolution <= 0 && d->opts.pad_to <= 0 && (ws[i] != ws[0] || hs[i] != hs[0])) {
             vkd_ds_fail(err, errlen, p, "%dx%d differs from the other images' %dx%d (set a resolution to resize)",
