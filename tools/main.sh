@@ -1,17 +1,18 @@
 #!/bin/sh
 # The main job: one-step distillation on the best Vulkan device present
 # (lavapipe when there is no GPU). Installs what is missing, builds, then
-#  1. distills the exact 2-D Gaussian-mixture teacher (8 modes) into a one-step
-#     MLP generator with SiD and plots teacher vs one-step samples;
-#  2. trains a class-conditional Fashion-MNIST teacher (EDM), then distills it
-#     into a one-step generator with SiM (and, on a GPU, also with DMD2 and its
-#     GAN head), writing the teacher's 35-evaluation grid and the students'
-#     one-step grids from the same labels;
-#  3. reports the Frechet distance of data, teacher and student in the feature
-#     space of the shipped Fashion-MNIST classifier (FD_fmnist) against the test set.
+#  1. distills an exact Gaussian mixture in 8 dimensions (12 modes, weights
+#     1:20) into a one-step MLP generator with SiD and prints its mode weights
+#     and energy distance;
+#  2. distills the shipped Fashion-MNIST teacher (models/fmnist32_teacher.*,
+#     32x32, class-conditional) into a one-step generator with SiD, about ten
+#     minutes on lavapipe and far longer on a GPU;
+#  3. writes one grid, same labels and noise: teacher at 35 network
+#     evaluations | this run's one-step student | the shipped one-step student;
+#  4. reports FD_fmnist (Frechet distance in the shipped classifier's
+#     features, not Inception FID) of each against the test split, N printed,
+#     and the measured speed of one-step against 35-step sampling.
 # Everything lands in runs/main/. Re-running continues from the checkpoints.
-# The budget fits ~10 minutes on lavapipe (16x16 images, few steps) and runs
-# the 32x32 model far longer on a GPU.
 set -eu
 cd "$(dirname "$0")/.."
 tools/setup.sh
@@ -19,57 +20,63 @@ bin=build/vkdistill
 out=runs/main
 mkdir -p "$out"
 $bin info | tee "$out/device.txt"
+teacher="--model models/fmnist32_teacher.json --weights models/fmnist32_teacher.safetensors"
+shipped="--model models/fmnist32_student.json --weights models/fmnist32_student.safetensors --one-step 2.5"
 if grep -q '^device:.*(CPU)' "$out/device.txt"; then
-    # lavapipe: 16x16 images, a small UNet, a few hundred images per second at best
-    gmm_steps=600 teacher_cfg=samples/fmnist16_teacher.json teacher_dir=$out/teacher16 teacher_steps=200
-    student_cfg=samples/fmnist16_sim.json student_steps=60 fd_n=500 res_flag="--resolution 16"
-    dmd2_cfg=""
+    # lavapipe: ~4 img/s for a distillation step of this UNet on 2 cores; 35-step sampling of
+    # N teacher images would take N x 0.35 s, so the teacher's FD is the one recorded with it.
+    gmm_steps=600 student_steps=${STUDENT_STEPS:-40} fd_n=2000 teacher_fd=recorded
 else
-    gmm_steps=3000 teacher_cfg=samples/fmnist_teacher.json teacher_dir=$out/teacher teacher_steps=20000
-    student_cfg=samples/fmnist_sim.json student_steps=3000 fd_n=10000 res_flag=""
-    dmd2_cfg=samples/fmnist_dmd2.json
+    gmm_steps=3000 student_steps=${STUDENT_STEPS:-3000} fd_n=10000 teacher_fd=measure
 fi
 
-echo "== 1. 2-D mixture of 8 Gaussians -> one-step MLP (SiD)"
-$bin distill samples/gmm_ring8_sid.json --out "$out/gmm_sid" --steps "$gmm_steps" --resume auto
-tail -n 1 "$out/gmm_sid/metrics.jsonl"
+echo "== 1. 12 Gaussians in 8-D (weights 1:20) -> one-step MLP (SiD, $gmm_steps steps)"
+$bin distill samples/gmm_gauss8d_sid.json --out "$out/gmm8d_sid" --steps "$gmm_steps" --resume auto
+tail -n 1 "$out/gmm8d_sid/metrics.jsonl"
 
-echo "== 2. Fashion-MNIST teacher ($teacher_cfg, $teacher_steps steps)"
-$bin train-teacher "$teacher_cfg" --out "$teacher_dir" --steps "$teacher_steps" --resume auto
+echo "== 2. the shipped teacher -> one-step student (samples/fmnist32_sid.json, $student_steps steps of 32)"
+$bin distill samples/fmnist32_sid.json --out "$out/fmnist_sid" --steps "$student_steps" --resume auto
+student="--model $out/fmnist_sid/student.json --weights $out/fmnist_sid/student.safetensors --one-step 2.5"
 
-echo "== 3. one-step student ($student_cfg, $student_steps steps)"
-$bin distill "$student_cfg" --out "$out/student" --steps "$student_steps" --resume auto
-if [ -n "$dmd2_cfg" ]; then
-    echo "== 3b. one-step student ($dmd2_cfg: DMD2 with its GAN head, $student_steps steps)"
-    $bin distill "$dmd2_cfg" --out "$out/student_dmd2" --steps "$student_steps" --resume auto
-    $bin sample --model "$out/student_dmd2/student.json" --weights "$out/student_dmd2/student.safetensors" \
-        --n "$fd_n" --one-step 80 --seed 7 -o "$out/student_dmd2_1nfe.png" --npz "$out/student_dmd2_samples.npz"
-fi
-
-echo "== 4. Frechet distances in Fashion-MNIST classifier features (FD_fmnist, not Inception FID)"
-# The reference: the test split, prepared like the samples (resized to 16x16 on lavapipe).
-ref=$out/fd_ref_fmnist_test.npz
-[ -f "$ref" ] || $bin fid-stats /usr/share/datasets/fashion-mnist --split test --features fmnist $res_flag -o "$ref"
-$bin sample --model "$teacher_dir/teacher.json" --weights "$teacher_dir/teacher.safetensors" --n "$fd_n" \
-    --steps 18 --seed 7 -o "$out/teacher_35nfe.png" --npz "$out/teacher_samples.npz"
-$bin sample --model "$out/student/student.json" --weights "$out/student/student.safetensors" --n "$fd_n" \
-    --one-step 2.5 --seed 7 -o "$out/student_1nfe.png" --npz "$out/student_samples.npz"
+echo "== 3. teacher (35 evaluations) | this run's student | the shipped student: same labels and noise"
+# shellcheck disable=SC2086
 {
-    echo "data (train split, same N):"
-    $bin fid --samples /usr/share/datasets/fashion-mnist --split train --n "$fd_n" --ref "$ref" --features fmnist $res_flag
-    echo "teacher, 35 network evaluations:"
-    $bin fid --samples "$out/teacher_samples.npz" --ref "$ref" --features fmnist
-    echo "one-step student:"
-    $bin fid --samples "$out/student_samples.npz" --ref "$ref" --features fmnist
-    if [ -n "$dmd2_cfg" ]; then
-        echo "one-step DMD2 + GAN student:"
-        $bin fid --samples "$out/student_dmd2_samples.npz" --ref "$ref" --features fmnist
+    $bin sample $teacher --n 64 --steps 18 --seed 7 --npz "$out/grid_teacher.npz"
+    $bin sample $student --n 64 --seed 7 --npz "$out/grid_student.npz"
+    $bin sample $shipped --n 64 --seed 7 --npz "$out/grid_shipped.npz"
+} 2>&1 | grep 'vkdistill: wrote' | tee "$out/speed.txt"
+$bin montage "$out/grid_teacher.npz" "$out/grid_student.npz" "$out/grid_shipped.npz" -o "$out/side_by_side.png"
+
+echo "== 4. FD_fmnist against the test split (N = $fd_n each)"
+ref=$out/fd_ref_fmnist_test.npz
+[ -f "$ref" ] || $bin fid-stats /usr/share/datasets/fashion-mnist --split test --features fmnist -o "$ref" 2>/dev/null
+# shellcheck disable=SC2086
+{
+    $bin sample $student --n "$fd_n" --seed 11 --npz "$out/student_samples.npz"
+    $bin sample $shipped --n "$fd_n" --seed 11 --npz "$out/shipped_samples.npz"
+    [ "$teacher_fd" = measure ] && $bin sample $teacher --n "$fd_n" --steps 18 --seed 11 --npz "$out/teacher_samples.npz"
+} 2>/dev/null
+fd() {
+    src=$1
+    shift
+    $bin fid --samples "$src" --ref "$ref" --features fmnist --n "$fd_n" "$@" 2>/dev/null | sed -n 's/^FD_fmnist \([0-9.]*\).*/\1/p'
+}
+{
+    echo "FD_fmnist against the Fashion-MNIST test split (32x32), N = $fd_n samples each"
+    echo "  training images (the floor at this N):   $(fd /usr/share/datasets/fashion-mnist --split train)"
+    if [ "$teacher_fd" = measure ]; then
+        echo "  teacher, Heun 18 steps (35 evaluations): $(fd "$out/teacher_samples.npz")"
+    else
+        echo "  teacher, Heun 18 steps (35 evaluations): $(sed -n 's/^teacher_fd: //p' models/fmnist32_record.txt) (recorded with the teacher, models/fmnist32_record.txt)"
     fi
-} 2>/dev/null | tee "$out/fd.txt"
+    echo "  this run's one-step student ($student_steps steps): $(fd "$out/student_samples.npz")"
+    echo "  the shipped one-step student:            $(fd "$out/shipped_samples.npz")"
+    t=$(sed -n '1s/.* \([0-9.]*\) img\/s.*/\1/p' "$out/speed.txt")
+    s=$(sed -n '3s/.* \([0-9.]*\) img\/s.*/\1/p' "$out/speed.txt")
+    echo "speed, 64 images: teacher $t img/s at 35 evaluations, shipped student $s img/s at 1: $(echo "$s $t" | awk '{printf "%.0f", $1 / $2}')x"
+} | tee "$out/fd.txt"
 echo "== outputs"
-echo "  $out/fd.txt                          FD_fmnist of data, teacher and student (N samples each)"
-echo "  $out/teacher_35nfe.png, student_1nfe.png   the samples those numbers were measured on"
-echo "  $out/gmm_sid/samples/          teacher (blue) vs one-step (orange) scatter plots"
-echo "  $out/student/samples/teacher.png   the teacher, 18 Heun steps (35 network evaluations)"
-echo "  $out/student/samples/step_*.png    the one-step student, same labels"
-echo "  */metrics.jsonl                    losses, grad norms, mode weights, distances"
+echo "  $out/side_by_side.png        teacher (35 evaluations) | this run's student | the shipped student"
+echo "  $out/fd.txt                  FD_fmnist of each (N printed) and the one-step speed-up"
+echo "  $out/gmm8d_sid/metrics.jsonl   the 8-D mixture: mode weights and energy distance per step"
+echo "  $out/fmnist_sid/             this run's student: metrics.jsonl, samples/, report.html, student.safetensors"
