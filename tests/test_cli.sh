@@ -108,6 +108,22 @@ else
     fail=$((fail + 1)); echo "FAIL distill resume"; cat "$tmp/err"
 fi
 
+# --init-from: a new run folder continuing that checkpoint. Under the same config it
+# must give exactly what the resume gave; under another config (a second stage)
+# it starts, where --resume refused it above.
+if "$bin" distill "$tmp/gmm.json" --out "$tmp/init" --init-from "$tmp/run/checkpoints/ckpt-00000004.safetensors" --steps 6 \
+    >"$tmp/out" 2>"$tmp/err" && grep -q "starting from .*(step 4)" "$tmp/err" &&
+    cmp -s "$tmp/run/student.safetensors" "$tmp/init/student.safetensors" &&
+    [ "$(head -c 9 "$tmp/init/metrics.jsonl")" = '{"step":5' ] &&
+    "$bin" distill "$tmp/gmm6.json" --out "$tmp/stage2" --resume auto --init-from "$tmp/run/checkpoints/ckpt-00000004.safetensors" \
+    >"$tmp/out" 2>"$tmp/err" && [ -f "$tmp/stage2/checkpoints/ckpt-00000006.safetensors" ]; then
+    pass=$((pass + 1)); echo "ok   distill --init-from: same config == resume, bit for bit; another config starts a second stage"
+else
+    fail=$((fail + 1)); echo "FAIL distill --init-from"; cat "$tmp/err"
+fi
+expect "distill: --init-from a missing file" 1 "nosuch.safetensors" -- "$bin" distill "$tmp/gmm.json" --out "$tmp/init2" --init-from "$tmp/nosuch.safetensors"
+expect "distill: --init-from without a value" 2 "--init-from needs a value" -- "$bin" distill "$tmp/gmm.json" --init-from
+
 # A test-sized teacher: trains on real Fashion-MNIST (when installed), resumes, samples.
 if [ -d /usr/share/datasets/fashion-mnist ]; then
     sed -e 's/"label_dim": 3/"label_dim": 10/' "$src/models/unet_tiny.json" >"$tmp/tiny.json"

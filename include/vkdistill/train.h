@@ -22,6 +22,8 @@ extern "C" {
 typedef struct {
     const char *out_dir;      // the run folder
     const char *resume;       // NULL (fresh run), "auto" (the newest checkpoint, if any) or a checkpoint path
+    const char *init_from;    // a fresh run starts from this checkpoint of another run (its step, weights and
+                              // optimizer state) under this run's config; NULL: from the initial weights
     const char *config_text;  // written to config.json once the run starts (a refused resume writes nothing)
     const char *title;        // progress bar and report.html
     int64_t steps;            // the run ends after this step

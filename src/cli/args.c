@@ -40,20 +40,21 @@ int vkd_cli_train_args(vkd_train_args *a, const char *verb, int argc, char **arg
     const char *out = NULL;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int takes = !strcmp(f, "--out") || !strcmp(f, "--resume") || !strcmp(f, "--steps");
+        int takes = !strcmp(f, "--out") || !strcmp(f, "--resume") || !strcmp(f, "--init-from") || !strcmp(f, "--steps");
         if (takes && !v) {
             fprintf(stderr, "vkdistill %s: %s needs a value\n", verb, f);
             return 2;
         }
         if (!strcmp(f, "--out")) out = v, i++;
         else if (!strcmp(f, "--resume")) a->resume = v, i++;
+        else if (!strcmp(f, "--init-from")) a->init_from = v, i++;
         else if (!strcmp(f, "--steps")) {
             long long s;
             if (vkd_cli_int(verb, f, v, 1, 2000000000, &s)) return 2;
             a->steps = s, i++;
         } else if (f[0] != '-' && !a->config) a->config = f;
         else {
-            fprintf(stderr, "vkdistill %s: unknown argument '%s' (usage: %s CONFIG [--out DIR] [--resume auto|CKPT] [--steps N])\n",
+            fprintf(stderr, "vkdistill %s: unknown argument '%s' (usage: %s CONFIG [--out DIR] [--resume auto|CKPT] [--init-from CKPT] [--steps N])\n",
                     verb, f, verb);
             return 2;
         }

@@ -4,10 +4,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// Arguments of the training verbs: CONFIG [--out DIR] [--resume auto|CKPT] [--steps N].
+// Arguments of the training verbs: CONFIG [--out DIR] [--resume auto|CKPT] [--init-from CKPT] [--steps N].
 // outdir defaults to runs/<config name>. Returns 0, or 2 after printing one line.
 typedef struct {
-    const char *config, *resume;
+    const char *config, *resume, *init_from;
     int64_t steps;  // 0: the config's
     char outdir[900];
 } vkd_train_args;

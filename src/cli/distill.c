@@ -31,7 +31,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
     int started = 0;
     if (d) {
         vkd_train_opts o = vkd_distiller_train_opts(&c);
-        o.out_dir = a.outdir, o.resume = a.resume, o.config_text = text;
+        o.out_dir = a.outdir, o.resume = a.resume, o.init_from = a.init_from, o.config_text = text;
         char banner[3000];
         snprintf(banner, sizeof banner, "distilling with %s: %lld-parameter generator, batch %d, %lld steps (%d fake step%s each) -> %s",
                 vkd_method_name(c.m.method), (long long)vkd_model_param_count(vkd_distiller_generator(d, 0)), c.batch,

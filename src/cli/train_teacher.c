@@ -30,7 +30,7 @@ int vkd_cli_train_teacher(vkd_cli *cli, int argc, char **argv) {
     int started = 0;
     if (t) {
         vkd_train_opts o = vkd_teacher_train_opts(&c);
-        o.out_dir = a.outdir, o.resume = a.resume, o.config_text = text;
+        o.out_dir = a.outdir, o.resume = a.resume, o.init_from = a.init_from, o.config_text = text;
         char banner[3000];
         snprintf(banner, sizeof banner, "training %s (%lld parameters) on %s: batch %d, %lld steps -> %s", c.model,
                 (long long)vkd_model_param_count(vkd_teacher_ema(t)), c.data.source, c.batch, (long long)c.steps, a.outdir);
