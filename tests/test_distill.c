@@ -270,6 +270,50 @@ static void test_rollout(vkd_ctx *ctx, vkd_gmm *teacher) {
     vkd_tensor_free(step);
 }
 
+// The generator's EMA, with and without EDM's ramp-up, against the recursion
+// E_s = b_s E_{s-1} + (1 - b_s) G_s computed on the host from G after each step;
+// b_s = 0.5^(batch / min(halflife, ratio * s * batch)) with the ramp-up.
+static void test_ema_rampup(vkd_ctx *ctx) {
+    for (int r = 0; r < 2; r++) {
+        vkd_distiller_cfg c;
+        vkd_distiller_cfg_init(&c, VKD_SID);
+        snprintf(c.teacher_gmm, sizeof c.teacher_gmm, "%s", gmm_path);
+        snprintf(c.student, sizeof c.student, "%s", mlp_path);
+        c.init_from_teacher = 0, c.batch = 32, c.fake_warmup = 0, c.lr_g = 1e-2, c.ema_halflife_kimg = 10, c.ema_rampup_ratio = r ? 0.05 : 0;
+        char err[512];
+        vkd_distiller *d = vkd_distiller_new(ctx, &c, NULL, err, sizeof err);
+        CHECK(d != NULL, "distiller: %s", err);
+        if (!d) return;
+        vkd_model *G = vkd_distiller_generator(d, 0), *E = vkd_distiller_generator(d, 1);
+        int n = vkd_model_num_tensors(G);
+        double **e = calloc(n, sizeof *e), worst = 0, moved = 0;
+        for (int i = 0; i < n; i++) e[i] = t_download(vkd_model_tensor(E, i));
+        for (int s = 1; s <= 3; s++) {
+            CHECK(vkd_distiller_step(d, s, NULL) == 0, "step %d: %s", s, vkd_distiller_error(d));
+            double hl = c.ema_halflife_kimg * 1000.0;
+            if (r) hl = fmin(hl, c.ema_rampup_ratio * s * c.batch);
+            double b = (float)pow(0.5, c.batch / hl);
+            for (int i = 0; i < n; i++) {
+                if (!vkd_model_tensor_is_param(G, i)) continue;
+                double *g = t_download(vkd_model_tensor(G, i)), *dev = t_download(vkd_model_tensor(E, i));
+                for (int64_t j = 0; j < vkd_tensor_numel(vkd_model_tensor(G, i)); j++) {
+                    moved = fmax(moved, fabs(g[j] - e[i][j]));
+                    e[i][j] = b * e[i][j] + (1 - b) * g[j];
+                    worst = fmax(worst, fabs(dev[j] - e[i][j]));
+                }
+                free(g), free(dev);
+            }
+        }
+        CHECK(moved > 1e-3 && worst < 1e-6, "EMA %s ramp-up: device vs host recursion %g (generator moved %g)",
+              r ? "with" : "without", worst, moved);
+        printf("EMA %s ramp-up (half-life 10 kimg, batch 32, 3 steps): device vs host recursion %.1e (generator moved %.2g)\n",
+               r ? "with" : "without", worst, moved);
+        for (int i = 0; i < n; i++) free(e[i]);
+        free(e);
+        vkd_distiller_free(d);
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         printf("usage: test_distill GMM.json MLP.json\n0 passed, 1 failed\n");
@@ -291,6 +335,7 @@ int main(int argc, char **argv) {
         test_sim_l2_equals_sid(ctx);
         test_fixed_point(ctx, teacher);
         test_rollout(ctx, teacher);
+        test_ema_rampup(ctx);
     }
     vkd_gmm_free(teacher);
     vkd_gmm_free(fake);

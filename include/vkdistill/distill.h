@@ -118,6 +118,7 @@ typedef struct {
     int batch, fake_steps, fake_warmup;    // fake_warmup: fake-only steps before the first iteration
     int64_t steps;
     double lr_g, lr_f, beta1, beta2, eps, weight_decay, warmup, grad_clip, ema_halflife_kimg;
+    double ema_rampup_ratio;               // EDM's ramp-up: half-life <= this x the images seen (0 = off)
     int seed, log_every, sample_every, ckpt_every, sample_n, teacher_steps;
     int gan;                               // DMD2's GAN term (needs a dataset of real images)
     double gan_weight_g, gan_weight_d;

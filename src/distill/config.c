@@ -78,6 +78,7 @@ static void parse_schedule(vkd_cfg *c, vkd_distiller_cfg *d) {
     d->warmup = vkd_cfg_num(c, "warmup_steps", 0, 0, 0, 1e9);
     d->grad_clip = vkd_cfg_num(c, "grad_clip", 0, d->grad_clip, 0, 1e9);
     d->ema_halflife_kimg = vkd_cfg_num(c, "ema_halflife_kimg", 0, 0, 0, 1e9);
+    d->ema_rampup_ratio = vkd_cfg_num(c, "ema_rampup_ratio", 0, 0, 0, 1e9);
     d->seed = vkd_cfg_int(c, "seed", 0, d->seed, 0, 2147483647);
     d->log_every = vkd_cfg_int(c, "log_every", 0, d->log_every, 1, 2000000000);
     d->sample_every = vkd_cfg_int(c, "sample_every", 0, d->sample_every, 0, 2000000000);
@@ -102,6 +103,8 @@ int vkd_distiller_cfg_check(const char *path, const vkd_distiller_cfg *d, char *
         snprintf(err, errlen, "%s: field 'gan': the GAN head sits on a UNet's bottleneck; a GMM teacher's MLP student has none", path);
     else if (d->teacher_gmm[0] && d->init_from_teacher)
         snprintf(err, errlen, "%s: field 'init': a GMM teacher has no weights to initialize from; use \"random\"", path);
+    else if (d->ema_rampup_ratio > 0 && !(d->ema_halflife_kimg > 0))
+        snprintf(err, errlen, "%s: field 'ema_rampup_ratio': ramps up an EMA, but 'ema_halflife_kimg' is 0 (no EMA)", path);
     else
         return 0;
     return -1;

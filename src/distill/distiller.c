@@ -100,6 +100,9 @@ static int create_state(vkd_distiller *d, char *err, size_t errlen) {
     int64_t one[1] = {1}, lab[2] = {d->b, d->K}, zs[4] = {d->b, d->gs[0], d->gs[1], d->gs[2]};
     d->step_t = vkd_tensor_new(x, "step", 1, one, VKD_HOST);
     d->loss_gh = vkd_tensor_new(x, "loss_g", 1, one, VKD_HOST);
+    if (c->ema_rampup_ratio > 0 && c->ema_halflife_kimg > 0 &&
+        !(d->ema_beta_t = vkd_tensor_new(x, "ema_beta", 1, one, VKD_HOST)))
+        return fail_msg(d, vkd_ctx_error(x), err, errlen);
     d->loss_fh = vkd_tensor_new(x, "loss_f", 1, one, VKD_HOST);
     if (d->K) d->labels = vkd_tensor_new(x, "labels", 2, lab, VKD_HOST);
     if (c->gan) {
@@ -152,7 +155,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     vkd_graph_backward(gga, lg);
     if (dp) vkd_grad_sync_record_out(gga, d->sync_g), vkd_grad_sync_record_in(gg, d->sync_g);
     vkd_adam_record(gg, d->opt_g);
-    vkd_ema_record(gg, d->pe, d->pg, d->np, (float)ema_beta);
+    vkd_ema_record_t(gg, d->pe, d->pg, d->np, (float)ema_beta, d->ema_beta_t);
     vkd_rand_set_row_offset(0);
     vkd_graph *all[4] = {gf, gg, dp ? gfa : NULL, dp ? gga : NULL};
     for (int i = 0; i < 4; i++)
@@ -246,7 +249,7 @@ void vkd_distiller_free(vkd_distiller *d) {
     vkd_grad_sync_free(d->sync_f);
     vkd_adam_free(d->opt_g);
     vkd_adam_free(d->opt_f);
-    vkd_tensor *ts[] = {d->step_t, d->labels, d->loss_gh, d->loss_fh, d->real_x, d->real_l, d->gan_gh, d->gan_fh};
+    vkd_tensor *ts[] = {d->step_t, d->labels, d->loss_gh, d->loss_fh, d->real_x, d->real_l, d->gan_gh, d->gan_fh, d->ema_beta_t};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) vkd_tensor_free(ts[i]);
     vkd_gan_head_free(d->head_v);
     vkd_gan_head_free(d->head);
@@ -339,6 +342,10 @@ int vkd_distiller_step(vkd_distiller *d, int64_t step, vkd_distill_stats *st) {
     *stp = (uint32_t)(step * (c->fake_steps + 1) + c->fake_steps);
     draw_labels(d, *stp);
     vkd_adam_set_step(d->opt_g, (float)(c->lr_g * warm), step);
+    if (d->ema_beta_t) {  // EDM's ramp-up: early on, the EMA forgets the initial weights faster
+        double hl = fmin(c->ema_halflife_kimg * 1000.0, c->ema_rampup_ratio * (double)step * c->batch);
+        vkd_tensor_map(d->ema_beta_t)[0] = hl > 0 ? (float)pow(0.5, c->batch / hl) : 0.0f;
+    }
     if (run_phase(d, d->gga[k], d->sync_g, d->gg[k])) return -1;
     vkd_distill_stats *s = &d->last;
     s->loss_g = vkd_tensor_map(d->loss_gh)[0];

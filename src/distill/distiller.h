@@ -27,6 +27,7 @@ struct vkd_distiller {
     vkd_graph *gga[VKD_MAX_STUDENT_STEPS], *gfa[VKD_MAX_STUDENT_STEPS];
     vkd_grad_sync *sync_g, *sync_f;
     vkd_tensor *step_t, *labels, *loss_gh, *loss_fh;
+    vkd_tensor *ema_beta_t;  // the EMA's beta per step when it ramps up (else NULL: a constant)
     vkd_gan_head *head, *head_v;
     vkd_dataset *ds;
     vkd_tensor *real_x, *real_l, *gan_gh, *gan_fh;
