@@ -14,6 +14,8 @@
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint TEXEL = 0;  // p, g, m, v read through texel bindings 0..3
+layout(constant_id = 2) const uint PER = 1;    // elements per invocation
 
 layout(push_constant) uniform PC {
     FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper; FBuf gnorm2;
@@ -21,29 +23,51 @@ layout(push_constant) uniform PC {
     float b1, b2, eps, wd;
     uint flags;
     float clip;
+    int p_first, g_first, m_first, v_first;
 } pc;
 
-void main() {
-    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    if (i >= pc.n) return;
-    float lr = pc.hyper.v[0], t = pc.hyper.v[1];
-    float p = pc.p.v[i], g = pc.g.v[i];
-    if ((pc.flags & 4u) != 0u) {
-        float n2 = pc.gnorm2.v[0];
-        if (isnan(n2) || isinf(n2)) {  // a non-finite gradient anywhere: skip the step everywhere
-            if ((pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
-            return;
-        }
-        if (pc.clip > 0.0) g *= min(1.0, pc.clip / (sqrt(n2) + 1e-6));
-    }
+layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
+layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
+VKD_LOADER(ld_p, vkd_tex0, pc.p, pc.p_first)
+VKD_LOADER(ld_g, vkd_tex1, pc.g, pc.g_first)
+VKD_LOADER(ld_m, vkd_tex2, pc.m, pc.m_first)
+VKD_LOADER(ld_v, vkd_tex3, pc.v, pc.v_first)
+
+// One invocation updates PER elements, WG apart (coalesced on a GPU): the
+// step's scalars (lr, t, the norm, the bias corrections) are loaded and
+// computed once for all of them, which matters on a CPU device where every
+// load, even of one shared value, is a loop over the lanes.
+void adam_one(uint i, float lr, float gscale, float bc1, float bc2) {
+    float p = ld_p(i), g = ld_g(i) * gscale;
     if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
-    float m = pc.b1 * pc.m.v[i] + (1.0 - pc.b1) * g;
-    float v = pc.b2 * pc.v.v[i] + (1.0 - pc.b2) * g * g;
-    float bc1 = 1.0 - pow(pc.b1, t), bc2 = 1.0 - pow(pc.b2, t);
+    float m = pc.b1 * ld_m(i) + (1.0 - pc.b1) * g;
+    float v = pc.b2 * ld_v(i) + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
     pc.m.v[i] = m;
     pc.v.v[i] = v;
     pc.p.v[i] = p;
     if ((pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
+}
+
+void main() {
+    uint i0 = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
+    if (i0 >= pc.n) return;
+    float lr = pc.hyper.v[0], t = pc.hyper.v[1], gscale = 1.0;
+    if ((pc.flags & 4u) != 0u) {
+        float n2 = pc.gnorm2.v[0];
+        if (isnan(n2) || isinf(n2)) {  // a non-finite gradient anywhere: skip the step everywhere
+            [[unroll]] for (uint j = 0; j < PER; j++) {
+                uint i = i0 + j * gl_WorkGroupSize.x;
+                if (i < pc.n && (pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
+            }
+            return;
+        }
+        if (pc.clip > 0.0) gscale = min(1.0, pc.clip / (sqrt(n2) + 1e-6));
+    }
+    float bc1 = 1.0 - pow(pc.b1, t), bc2 = 1.0 - pow(pc.b2, t);
+    [[unroll]] for (uint j = 0; j < PER; j++) {
+        uint i = i0 + j * gl_WorkGroupSize.x;
+        if (i < pc.n) adam_one(i, lr, gscale, bc1, bc2);
+    }
 }

@@ -4,6 +4,8 @@
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint TEXEL = 0;  // e, p read through texel bindings 0, 1
+layout(constant_id = 2) const uint PER = 1;    // elements per invocation, WG apart (see adam.comp)
 
 // beta is the push constant, or beta_t[0] when flags bit0 is set (a schedule
 // written by the host between replays, e.g. EDM's EMA ramp-up).
@@ -12,11 +14,18 @@ layout(push_constant) uniform PC {
     uint n;
     float beta;
     uint flags;
+    int e_first, p_first;
 } pc;
 
+VKD_LOADER(ld_e, vkd_tex0, pc.e, pc.e_first)
+VKD_LOADER(ld_p, vkd_tex1, pc.p, pc.p_first)
+
 void main() {
-    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    if (i >= pc.n) return;
+    uint i0 = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
+    if (i0 >= pc.n) return;
     float b = (pc.flags & 1u) != 0u ? pc.beta_t.v[0] : pc.beta;
-    pc.e.v[i] = b * pc.e.v[i] + (1.0 - b) * pc.p.v[i];
+    [[unroll]] for (uint j = 0; j < PER; j++) {
+        uint i = i0 + j * gl_WorkGroupSize.x;
+        if (i < pc.n) pc.e.v[i] = b * ld_e(i) + (1.0 - b) * ld_p(i);
+    }
 }

@@ -6,7 +6,8 @@
 //   in shared memory: y[r] = alpha * sum_c f(x[r*cols + c]) over r*cols+c < nbound.
 // MODE_COLS: one invocation per output of x viewed as (rows=outer, cols=R, inner):
 //   y[o*inner + j] = alpha * sum_r f(x[(o*R + r)*inner + j]) (coalesced over j).
-// f(v) = v, or (v - x2)^2 when SQDIFF (the mean-squared error).
+// f(v) = v, (v - x2)^2 when SQDIFF = 1 (the mean-squared error), v^2 when
+// SQDIFF = 2 (a gradient's squared norm without a materialized square).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -32,7 +33,8 @@ VKD_LOADER(ld_x2, vkd_tex1, pc.x2, pc.x2_first)
 
 float f(uint k) {
     float v = ld_x(k);
-    if (SQDIFF != 0u) { v -= ld_x2(k); v *= v; }
+    if (SQDIFF == 1u) { v -= ld_x2(k); v *= v; }
+    if (SQDIFF == 2u) { precise float s = v * v; v = s; }  // rounded as a separate multiply would be
     return v;
 }
 

@@ -7,6 +7,7 @@
 // runs forward + backward once, and compares y and dL/d(every input).
 #include "harness.h"
 #include "ref_ops.h"
+#include "ops/ops.h"  // vkd_sum_squares (internal: the optimizers use it)
 
 // Tolerance for fp32 device results against the double reference, relative to
 // 1 + |ref|: sums of up to ~100 fp32 products stay well inside it.
@@ -304,10 +305,31 @@ static void test_mse(vkd_ctx *ctx, int n) {
 }
 
 // ---------------------------------------------------------------- optimizers
+// The optimizers' squared gradient norm: the bits of sum(x * x), in one pass.
+static void test_sum_squares(vkd_ctx *ctx, int n) {
+    double *x = malloc(n * sizeof *x);
+    t_fill(x, n, -2, 2);
+    vkd_tensor *X = t_tensor(ctx, "x", 1, (int64_t[]){n}, x, 0);
+    vkd_graph *g = vkd_graph_new(ctx, "sum_squares");
+    vkd_tensor *a = vkd_sum_squares(g, X), *b = vkd_sum(g, vkd_mul(g, X, X), 0);
+    vkd_graph_keep(g, a), vkd_graph_keep(g, b);
+    CHECK(vkd_graph_compile(g) == 0 && vkd_graph_run(g) == 0, "%s", vkd_graph_error(g));
+    double *da = t_download(a), *db = t_download(b), ref = 0;
+    for (int i = 0; i < n; i++) ref += (double)(float)x[i] * (float)x[i];
+    CHECK(da[0] == db[0], "sum_squares %.9g vs sum(mul) %.9g (n = %d)", da[0], db[0], n);
+    CHECK(fabs(da[0] - ref) <= 1e-5 * ref, "sum_squares %.9g vs double %.9g (n = %d)", da[0], ref, n);
+    printf("sum_squares of %d: %.9g, the bits of sum(mul(x, x)); double reference %.9g\n", n, da[0], ref);
+    free(da), free(db), free(x);
+    vkd_graph_free(g);
+    vkd_tensor_free(X);
+}
+
 // clip > 0: gradients scaled to a global norm of at most clip (over two tensors).
 static void test_adam(vkd_ctx *ctx, int decoupled, float clip) {
-    enum { N = 300, STEPS = 3 };
-    double p[N], g[N], m[N] = {0}, v[N] = {0};
+    // N: more than one workgroup when a CPU device updates 8 elements per invocation
+    enum { N = 2600, STEPS = 3 };
+    static double p[N], g[N], m[N], v[N];
+    memset(m, 0, sizeof m), memset(v, 0, sizeof v);
     t_fill(p, N, -1, 1);
     vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, VKD_PARAM);
     vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f, .decoupled = decoupled,
@@ -318,7 +340,7 @@ static void test_adam(vkd_ctx *ctx, int decoupled, float clip) {
     CHECK(vkd_graph_compile(gr) == 0, "compile: %s", vkd_graph_error(gr));
     for (int t = 1; t <= STEPS; t++) {
         t_fill(g, N, -1, 1);
-        float f[N];
+        static float f[N];
         for (int i = 0; i < N; i++) f[i] = (float)g[i], g[i] = f[i];
         vkd_tensor_upload(vkd_tensor_grad(P), f);
         vkd_adam_set_step(opt, 1e-2f, t);
@@ -336,7 +358,7 @@ static void test_adam(vkd_ctx *ctx, int decoupled, float clip) {
     }
     printf("%s%s, %d steps\n", decoupled ? "adamw" : "adam", clip > 0 ? " with gradient clipping" : "", STEPS);
     compare("parameters", P, p, 1e-5);
-    double zero[N] = {0};
+    static double zero[N];
     compare("gradient zeroed after the step", vkd_tensor_grad(P), zero, 0.0 + 1e-30);
     vkd_graph_free(gr);
     vkd_adam_free(opt);
@@ -375,8 +397,8 @@ static void test_nan_guard(vkd_ctx *ctx) {
 }
 
 static void test_ema(vkd_ctx *ctx) {
-    enum { N = 100 };
-    double p[N], e[N];
+    enum { N = 2600 };  // as in test_adam
+    static double p[N], e[N];
     t_fill(p, N, -1, 1);
     t_fill(e, N, -1, 1);
     vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, 0), *E = t_tensor(ctx, "e", 1, (int64_t[]){N}, e, 0);
@@ -445,6 +467,8 @@ int main(void) {
     test_layernorm(ctx, 4, 300, 1);
     test_mse(ctx, 37);
     test_mse(ctx, 40000);
+    test_sum_squares(ctx, 1000);
+    test_sum_squares(ctx, 40000);  // in chunks, then over the partial sums
     test_adam(ctx, 0, 0.0f);
     test_adam(ctx, 1, 0.0f);
     test_adam(ctx, 1, 2.0f);

@@ -22,6 +22,7 @@ typedef struct {
     float b1, b2, eps, wd;
     uint32_t flags;
     float clip;
+    int32_t p_first, g_first, m_first, v_first;  // texel views (set at compile)
 } adam_push;
 
 typedef struct {
@@ -29,6 +30,7 @@ typedef struct {
     uint32_t n;
     float beta;
     uint32_t flags;
+    int32_t e_first, p_first;  // texel views (set at compile)
 } ema_push;
 
 vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd_adam_cfg *cfg) {
@@ -95,7 +97,7 @@ static vkd_tensor *global_norm2(vkd_graph *g, vkd_adam *o) {
     vkd_tensor *total = NULL;
     for (int i = 0; i < o->n; i++) {
         vkd_tensor *gr = o->p[i]->pgrad;
-        vkd_tensor *s = vkd_sum(g, vkd_mul(g, gr, gr), 0);
+        vkd_tensor *s = vkd_sum_squares(g, gr);
         total = total ? vkd_add(g, total, s) : s;
     }
     return total;
@@ -120,10 +122,17 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
                            {offsetof(adam_push, v), VKD_RW, o->v[i]},
                            {offsetof(adam_push, hyper), VKD_R, o->hyper},
                            {offsetof(adam_push, gnorm2), VKD_R, n2}};
-        uint32_t spec[1] = {VKD_WG}, gx, gy;
-        vkd_grid_1d(p->numel, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 1, gx, gy, 1, &pc, sizeof pc, args,
-                           n2 ? 6 : 5);
+        // p, g, m, v through texel views on a CPU device (a load there is a loop over lanes otherwise)
+        uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
+        vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first)},
+                           {1, 1, offsetof(adam_push, g_first)},
+                           {2, 2, offsetof(adam_push, m_first)},
+                           {3, 3, offsetof(adam_push, v_first)}};
+        uint32_t per = vkd_elems_per_invocation(g, p->numel);
+        uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
+        vkd_grid_1d((p->numel + per - 1) / per, VKD_WG, &gx, &gy);
+        vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 3, gx, gy, 1, &pc, sizeof pc,
+                                 args, n2 ? 6 : 5, tx, texel ? 4 : 0);
     }
     return vkd_graph_failed(g) ? -1 : 0;
 }
@@ -142,9 +151,13 @@ int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n,
         vkd_arg args[3] = {{offsetof(ema_push, e), VKD_RW, ema[i]},
                            {offsetof(ema_push, p), VKD_R, params[i]},
                            {offsetof(ema_push, beta_t), VKD_R, beta_t}};
-        uint32_t spec[1] = {VKD_WG}, gx, gy;
-        vkd_grid_1d(ema[i]->numel, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch(g, "ema", "ema", spec, 1, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2);
+        uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, ema[i], params[i]);
+        vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first)}, {1, 1, offsetof(ema_push, p_first)}};
+        uint32_t per = vkd_elems_per_invocation(g, ema[i]->numel);
+        uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
+        vkd_grid_1d((ema[i]->numel + per - 1) / per, VKD_WG, &gx, &gy);
+        vkd_graph_dispatch_texel(g, "ema", "ema", spec, 3, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
+                                 texel ? 2 : 0);
     }
     return vkd_graph_failed(g) ? -1 : 0;
 }

@@ -60,6 +60,11 @@ int vkd_texel_ok(const vkd_graph *g, int n, ...) {
     return ok;
 }
 
+uint32_t vkd_elems_per_invocation(const vkd_graph *g, int64_t numel) {
+    (void)numel;
+    return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8u : 1u;
+}
+
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
                          vkd_tensor *s, uint64_t inner, uint64_t bc, float alpha) {
     if (y->numel > UINT32_MAX) {

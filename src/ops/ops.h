@@ -28,6 +28,12 @@ int vkd_op_ok(vkd_graph *g, int n, ...);
 // every tensor given fits in one view; then an op dispatches with
 // vkd_graph_dispatch_texel and sets its shader's TEXEL constant.
 int vkd_texel_ok(const vkd_graph *g, int n, ...);
+// Elements per invocation for per-element update shaders (Adam, EMA): several
+// on a CPU device, where each load of the step's shared scalars is a loop over
+// the lanes and is worth doing once for many elements; 1 on a GPU.
+uint32_t vkd_elems_per_invocation(const vkd_graph *g, int64_t numel);
+// sum(x * x) over all of x (a scalar), no gradient: vkd_sum(vkd_mul(x, x))'s bits in one pass.
+vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x);
 // Element-wise broadcast: y = alpha * (a OP b[(i/inner)%bc]) * (s ? s[0] : 1)
 enum { VKD_EW_ADD = 0, VKD_EW_SUB = 1, VKD_EW_MUL = 2, VKD_EW_BCAST = 3 };
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,

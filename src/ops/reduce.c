@@ -10,9 +10,10 @@ typedef struct {
     int32_t x_first, x2_first;  // texel views (set at compile)
 } reduce_push;
 
-int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
-                             uint64_t rows, uint64_t cols, float alpha) {
-    if (cols <= 64 && rows > 1 && !x2) {
+// square: f(v) = v^2 (x2 unused).
+static int reduce_rows(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2, int square,
+                       uint64_t rows, uint64_t cols, float alpha) {
+    if (cols <= 64 && rows > 1 && !x2 && !square) {
         // Short rows: one invocation per row beats a mostly idle workgroup per row.
         return vkd_reduce_cols_dispatch(g, name, y, x, rows, cols, 1, alpha);
     }
@@ -24,10 +25,15 @@ int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
     uint32_t texel = (uint32_t)vkd_texel_ok(g, x2 ? 2 : 1, x, x2);
     vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first)}, {2, 1, offsetof(reduce_push, x2_first)}};
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
-    uint32_t spec[5] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, x2 ? 1u : 0u, sgred, texel}, gx, gy;
+    uint32_t spec[5] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, square ? 2u : x2 ? 1u : 0u, sgred, texel}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
     return vkd_graph_dispatch_texel(g, name, "reduce", spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx,
                                     texel ? na - 1 : 0);
+}
+
+int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
+                             uint64_t rows, uint64_t cols, float alpha) {
+    return reduce_rows(g, name, y, x, x2, 0, rows, cols, alpha);
 }
 
 int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
@@ -44,16 +50,27 @@ int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
 
 // A sum of n elements in one value: one workgroup per chunk, then one over the
 // partial sums, so long rows still use the whole device (and stay deterministic).
-static vkd_tensor *reduce_all(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, float alpha) {
+static vkd_tensor *reduce_all_f(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, int square, float alpha) {
     int64_t one = 1;
     vkd_tensor *y = vkd_graph_tensor(g, name, 1, &one);
     if (!y) return NULL;
     uint64_t n = x->numel, chunk = 16384;
-    if (n <= 2 * chunk) return vkd_reduce_rows_dispatch(g, name, y, x, x2, 1, n, alpha) ? NULL : y;
+    if (n <= 2 * chunk) return reduce_rows(g, name, y, x, x2, square, 1, n, alpha) ? NULL : y;
     int64_t parts = (int64_t)((n + chunk - 1) / chunk);
     vkd_tensor *p = vkd_graph_tensor(g, name, 1, &parts);
-    if (!p || vkd_reduce_rows_dispatch(g, name, p, x, x2, parts, chunk, 1.0f)) return NULL;
+    if (!p || reduce_rows(g, name, p, x, x2, square, parts, chunk, 1.0f)) return NULL;
     return vkd_reduce_rows_dispatch(g, name, y, p, NULL, 1, parts, alpha) ? NULL : y;
+}
+
+static vkd_tensor *reduce_all(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, float alpha) {
+    return reduce_all_f(g, name, x, x2, 0, alpha);
+}
+
+// The same sums and order as vkd_sum(vkd_mul(x, x)), so the same bits, with
+// one pass over x and no squared copy; no gradient (the optimizers' norms).
+vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x) {
+    if (!vkd_op_ok(g, 1, x)) return NULL;
+    return reduce_all_f(g, "sum_squares", x, NULL, 1, 1.0f);
 }
 
 static void reduce_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
