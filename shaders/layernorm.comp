@@ -20,12 +20,25 @@ layout(constant_id = 1) const uint MODE = 0;
 // (layer norm of 128x128: ~10 ms a call, measured under load). The subgroup
 // sum has a fixed order too, so replays stay bit-identical.
 layout(constant_id = 2) const uint SGRED = 0;
+// TEXEL = 1 (CPU devices): the operands read through texel bindings, x at 0,
+// w at 1 and b at 2 (MODE 0, 1), mean at 1 and rstd at 2 (MODE 2), dy at 3.
+layout(constant_id = 3) const uint TEXEL = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
     uint rows, cols, flags;
     float eps;
+    int x_first, t1_first, t2_first, dy_first;
 } pc;
+
+layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
+layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
+VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
+VKD_LOADER(ld_w, vkd_tex1, pc.w, pc.t1_first)
+VKD_LOADER(ld_b, vkd_tex2, pc.b, pc.t2_first)
+VKD_LOADER(ld_mean, vkd_tex1, pc.mean, pc.t1_first)
+VKD_LOADER(ld_rstd, vkd_tex2, pc.rstd, pc.t2_first)
+VKD_LOADER(ld_dy, vkd_tex3, pc.dy, pc.dy_first)
 
 shared float red[gl_WorkGroupSize.x];
 
@@ -51,8 +64,8 @@ void main() {
         if (c >= pc.cols) return;
         float dw = 0.0, db = 0.0;
         for (uint r = 0; r < pc.rows; r++) {
-            float g = pc.dy.v[r * pc.cols + c];
-            dw += g * (pc.x.v[r * pc.cols + c] - pc.mean.v[r]) * pc.rstd.v[r];
+            float g = ld_dy(r * pc.cols + c);
+            dw += g * (ld_x(r * pc.cols + c) - ld_mean(r)) * ld_rstd(r);
             db += g;
         }
         if (has_w) pc.w.v[c] = dw;
@@ -65,15 +78,15 @@ void main() {
     float inv_n = 1.0 / float(pc.cols);
     if (MODE == 0u) {
         float s = 0.0;
-        for (uint c = t; c < pc.cols; c += W) s += pc.x.v[base + c];
+        for (uint c = t; c < pc.cols; c += W) s += ld_x(base + c);
         float mu = wg_sum(s) * inv_n;
         float q = 0.0;
-        for (uint c = t; c < pc.cols; c += W) { float d = pc.x.v[base + c] - mu; q += d * d; }
+        for (uint c = t; c < pc.cols; c += W) { float d = ld_x(base + c) - mu; q += d * d; }
         float rs = inversesqrt(wg_sum(q) * inv_n + pc.eps);
         for (uint c = t; c < pc.cols; c += W) {
-            float v = (pc.x.v[base + c] - mu) * rs;
-            if (has_w) v *= pc.w.v[c];
-            if (has_b) v += pc.b.v[c];
+            float v = (ld_x(base + c) - mu) * rs;
+            if (has_w) v *= ld_w(c);
+            if (has_b) v += ld_b(c);
             pc.y.v[base + c] = v;
         }
         if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
@@ -81,16 +94,16 @@ void main() {
         float mu = pc.mean.v[row], rs = pc.rstd.v[row];
         float sg = 0.0, sgx = 0.0;
         for (uint c = t; c < pc.cols; c += W) {
-            float g = pc.dy.v[base + c] * (has_w ? pc.w.v[c] : 1.0);
-            float xh = (pc.x.v[base + c] - mu) * rs;
+            float g = ld_dy(base + c) * (has_w ? ld_w(c) : 1.0);
+            float xh = (ld_x(base + c) - mu) * rs;
             sg += g;
             sgx += g * xh;
         }
         sg = wg_sum(sg) * inv_n;
         sgx = wg_sum(sgx) * inv_n;
         for (uint c = t; c < pc.cols; c += W) {
-            float g = pc.dy.v[base + c] * (has_w ? pc.w.v[c] : 1.0);
-            float xh = (pc.x.v[base + c] - mu) * rs;
+            float g = ld_dy(base + c) * (has_w ? ld_w(c) : 1.0);
+            float xh = (ld_x(base + c) - mu) * rs;
             pc.y.v[base + c] = rs * (g - sg - xh * sgx);
         }
     }

@@ -8,6 +8,7 @@ typedef struct {
     VkDeviceAddress y, x, w, b, mean, rstd, dy;
     uint32_t rows, cols, flags;
     float eps;
+    int32_t x_first, t1_first, t2_first, dy_first;  // texel views (set at compile)
 } ln_push;
 
 static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
@@ -18,18 +19,30 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     int na = 0;
     // MODE 2 writes dw and db into the w and b slots.
     vkd_access wb = mode == 2 ? VKD_W : VKD_R;
-    if (y) args[na++] = (vkd_arg){offsetof(ln_push, y), VKD_W, y};
-    args[na++] = (vkd_arg){offsetof(ln_push, x), VKD_R, x};
-    if (w) args[na++] = (vkd_arg){offsetof(ln_push, w), wb, w};
-    if (b) args[na++] = (vkd_arg){offsetof(ln_push, b), wb, b};
-    args[na++] = (vkd_arg){offsetof(ln_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
-    args[na++] = (vkd_arg){offsetof(ln_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
-    if (dy) args[na++] = (vkd_arg){offsetof(ln_push, dy), VKD_R, dy};
+    // On a CPU device every operand that is read goes through a texel view
+    // (bindings as in the shader); a read through an address is a lane loop there.
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, x, mode == 2 ? mean : w ? w : x, mode == 2 ? rstd : b ? b : x,
+                                            dy ? dy : x);
+    vkd_texel tx[4];
+    int nt = 0;
+#define LN_ARG(field, acc, t, bind, first)                                                            \
+    do {                                                                                              \
+        if (texel && (bind) >= 0) tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)(bind), offsetof(ln_push, first)}; \
+        args[na++] = (vkd_arg){offsetof(ln_push, field), acc, t};                                     \
+    } while (0)
+    if (y) LN_ARG(y, VKD_W, y, -1, x_first);
+    LN_ARG(x, VKD_R, x, 0, x_first);
+    if (w) LN_ARG(w, wb, w, mode == 2 ? -1 : 1, t1_first);
+    if (b) LN_ARG(b, wb, b, mode == 0 ? 2 : -1, t2_first);
+    LN_ARG(mean, mode == 0 ? VKD_W : VKD_R, mean, mode == 2 ? 1 : -1, t1_first);
+    LN_ARG(rstd, mode == 0 ? VKD_W : VKD_R, rstd, mode == 2 ? 2 : -1, t2_first);
+    if (dy) LN_ARG(dy, VKD_R, dy, 3, dy_first);
+#undef LN_ARG
     uint32_t sgred = mode != 2 && vkd_norm_subgroup_reduce(g->ctx);
     uint32_t wg = mode == 2 ? 64 : sgred ? g->ctx->f.subgroup_size : (cols <= 64 ? 64 : VKD_WG);
-    uint32_t spec[3] = {wg, mode, sgred}, gx, gy;
+    uint32_t spec[4] = {wg, mode, sgred, texel}, gx, gy;
     vkd_grid_1d(mode == 2 ? cols : rows, mode == 2 ? wg : 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "layernorm", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch_texel(g, name, "layernorm", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
