@@ -32,7 +32,21 @@ fi
 
 echo "== 1. 12 Gaussians in 8-D (weights 1:20) -> one-step MLP (SiD, $gmm_steps steps)"
 $bin distill samples/gmm_gauss8d_sid.json --out "$out/gmm8d_sid" --steps "$gmm_steps" --resume auto
-tail -n 1 "$out/gmm8d_sid/metrics.jsonl"
+# 10,000 one-step samples (at SiD's default sigma_init, 2.5) scored as tools/gmm_suite.sh scores them,
+# the target weights beside the student's.
+$bin sample --model "$out/gmm8d_sid/student.json" --weights "$out/gmm8d_sid/student.safetensors" --one-step 2.5 \
+    --n 10000 --seed 7 --npz "$out/gmm8d_sid/samples.npz" 2>/dev/null
+/usr/bin/python3 tools/gmm_suite.py eval models/gmm_gauss8d.json "$out/gmm8d_sid/samples.npz" >"$out/gmm8d_sid/stats.json"
+/usr/bin/python3 - "$out/gmm8d_sid/stats.json" models/gmm_gauss8d.json <<'PY'
+import json, sys
+s, g = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+w = [v / sum(g["weights"]) for v in g["weights"]]
+print("  %d / %d modes recovered (share >= half the weight), max weight error %.3f, energy distance %.4f "
+      "(exact-vs-exact floor %.4f), %.0f%% of points on a mode; N = %d" % (
+          s["recovered"], s["modes"], s["max_dw"], s["energy"], s["floor"], 100 * s["on_mode"], s["n"]))
+print("  mode weights, target:  " + " ".join("%.3f" % v for v in w))
+print("  mode weights, student: " + " ".join("%.3f" % v for v in s["weights"]))
+PY
 
 echo "== 2. the shipped teacher -> one-step student (samples/fmnist32_sid.json, $student_steps steps of 32)"
 $bin distill samples/fmnist32_sid.json --out "$out/fmnist_sid" --steps "$student_steps" --resume auto
