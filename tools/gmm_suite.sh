@@ -36,11 +36,15 @@ for mix in $mixtures; do
         cfg="$out/${mix}_$m.json"
         fake=1
         [ "$m" = dmd2 ] && fake=5
-        cat >"$cfg" <<EOF
-{"comment": "tools/gmm_suite.sh: $m on $mix", "method": "$m", "teacher": {"gmm": "$gmm"}, "student": "$student",
- "init": "random", "batch": 128, "steps": $steps, "fake_steps": $fake, "fake_warmup": 200,
- "lr_g": 0.0005, "lr_f": 0.001, "seed": 1, "log_every": $steps, "sample_every": 0, "ckpt_every": $steps,
- "ema_halflife_kimg": 8${extra:+, $extra}}
+        # EXTRA's fields replace the defaults (a strict config refuses a field given twice)
+        /usr/bin/python3 - "$cfg" "{$extra}" <<EOF
+import json, sys
+c = {"comment": "tools/gmm_suite.sh: $m on $mix", "method": "$m", "teacher": {"gmm": "$gmm"}, "student": "$student",
+     "init": "random", "batch": 128, "steps": $steps, "fake_steps": $fake, "fake_warmup": 200,
+     "lr_g": 0.0005, "lr_f": 0.001, "seed": 1, "log_every": $steps, "sample_every": 0, "ckpt_every": $steps,
+     "ema_halflife_kimg": 8}
+c.update(json.loads(sys.argv[2]))
+json.dump(c, open(sys.argv[1], "w"), indent=1)
 EOF
         if [ ! -f "$run/student.safetensors" ]; then
             rm -rf "$run"
