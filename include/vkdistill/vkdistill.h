@@ -263,6 +263,9 @@ int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, f
 // The same with beta read on the device from beta_t[0] (a VKD_HOST tensor the
 // host updates between replays: a schedule such as EDM's EMA ramp-up).
 int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta, vkd_tensor *beta_t);
+// EDM's EMA beta after `step` steps of `batch` samples: half-life halflife_kimg,
+// capped at rampup_ratio x the images seen so far when rampup_ratio > 0.
+float vkd_ema_beta(double halflife_kimg, double rampup_ratio, int64_t step, int batch);
 
 // ---------------------------------------------------------------- Philox on the host
 // Identical to the shader's: four 32-bit outputs for counter (c0..c3) and key (k0, k1).

@@ -128,13 +128,19 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
                            {1, 1, offsetof(adam_push, g_first)},
                            {2, 2, offsetof(adam_push, m_first)},
                            {3, 3, offsetof(adam_push, v_first)}};
-        uint32_t per = vkd_elems_per_invocation(g, p->numel);
+        uint32_t per = vkd_elems_per_invocation(g);
         uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
         vkd_grid_1d((p->numel + per - 1) / per, VKD_WG, &gx, &gy);
         vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 3, gx, gy, 1, &pc, sizeof pc,
                                  args, n2 ? 6 : 5, tx, texel ? 4 : 0);
     }
     return vkd_graph_failed(g) ? -1 : 0;
+}
+
+float vkd_ema_beta(double halflife_kimg, double rampup_ratio, int64_t step, int batch) {
+    double hl = halflife_kimg * 1000.0;
+    if (rampup_ratio > 0) hl = fmin(hl, rampup_ratio * (double)step * batch);
+    return hl > 0 ? (float)pow(0.5, batch / hl) : 0.0f;
 }
 
 int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta) {
@@ -153,7 +159,7 @@ int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n,
                            {offsetof(ema_push, beta_t), VKD_R, beta_t}};
         uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, ema[i], params[i]);
         vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first)}, {1, 1, offsetof(ema_push, p_first)}};
-        uint32_t per = vkd_elems_per_invocation(g, ema[i]->numel);
+        uint32_t per = vkd_elems_per_invocation(g);
         uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
         vkd_grid_1d((ema[i]->numel + per - 1) / per, VKD_WG, &gx, &gy);
         vkd_graph_dispatch_texel(g, "ema", "ema", spec, 3, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,

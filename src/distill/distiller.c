@@ -124,7 +124,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     const vkd_distiller_cfg *c = &d->c;
     uint64_t seed = (uint64_t)c->seed;
     int64_t zs[4] = {d->b, d->gs[0], d->gs[1], d->gs[2]};
-    double ema_beta = c->ema_halflife_kimg > 0 ? pow(0.5, c->batch / (c->ema_halflife_kimg * 1000.0)) : 0.0;
+    float ema_beta = vkd_ema_beta(c->ema_halflife_kimg, 0, 0, c->batch);  // the constant (no ramp-up)
     int dp = d->ranks > 1;
     // This rank's rows of every draw of the global batch (0 for one rank).
     vkd_rand_set_row_offset(d->row0);
@@ -155,7 +155,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     vkd_graph_backward(gga, lg);
     if (dp) vkd_grad_sync_record_out(gga, d->sync_g), vkd_grad_sync_record_in(gg, d->sync_g);
     vkd_adam_record(gg, d->opt_g);
-    vkd_ema_record_t(gg, d->pe, d->pg, d->np, (float)ema_beta, d->ema_beta_t);
+    vkd_ema_record_t(gg, d->pe, d->pg, d->np, ema_beta, d->ema_beta_t);
     vkd_rand_set_row_offset(0);
     vkd_graph *all[4] = {gf, gg, dp ? gfa : NULL, dp ? gga : NULL};
     for (int i = 0; i < 4; i++)
@@ -342,10 +342,8 @@ int vkd_distiller_step(vkd_distiller *d, int64_t step, vkd_distill_stats *st) {
     *stp = (uint32_t)(step * (c->fake_steps + 1) + c->fake_steps);
     draw_labels(d, *stp);
     vkd_adam_set_step(d->opt_g, (float)(c->lr_g * warm), step);
-    if (d->ema_beta_t) {  // EDM's ramp-up: early on, the EMA forgets the initial weights faster
-        double hl = fmin(c->ema_halflife_kimg * 1000.0, c->ema_rampup_ratio * (double)step * c->batch);
-        vkd_tensor_map(d->ema_beta_t)[0] = hl > 0 ? (float)pow(0.5, c->batch / hl) : 0.0f;
-    }
+    // EDM's ramp-up: early on, the EMA forgets the initial weights faster
+    if (d->ema_beta_t) vkd_tensor_map(d->ema_beta_t)[0] = vkd_ema_beta(c->ema_halflife_kimg, c->ema_rampup_ratio, step, c->batch);
     if (run_phase(d, d->gga[k], d->sync_g, d->gg[k])) return -1;
     vkd_distill_stats *s = &d->last;
     s->loss_g = vkd_tensor_map(d->loss_gh)[0];

@@ -60,8 +60,7 @@ int vkd_texel_ok(const vkd_graph *g, int n, ...) {
     return ok;
 }
 
-uint32_t vkd_elems_per_invocation(const vkd_graph *g, int64_t numel) {
-    (void)numel;
+uint32_t vkd_elems_per_invocation(const vkd_graph *g) {
     return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8u : 1u;
 }
 

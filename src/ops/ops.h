@@ -31,7 +31,7 @@ int vkd_texel_ok(const vkd_graph *g, int n, ...);
 // Elements per invocation for per-element update shaders (Adam, EMA): several
 // on a CPU device, where each load of the step's shared scalars is a loop over
 // the lanes and is worth doing once for many elements; 1 on a GPU.
-uint32_t vkd_elems_per_invocation(const vkd_graph *g, int64_t numel);
+uint32_t vkd_elems_per_invocation(const vkd_graph *g);
 // sum(x * x) over all of x (a scalar), no gradient: vkd_sum(vkd_mul(x, x))'s bits in one pass.
 vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x);
 // Element-wise broadcast: y = alpha * (a OP b[(i/inner)%bc]) * (s ? s[0] : 1)

@@ -60,6 +60,17 @@ static int check_ranks(const char *path, const vkd_train_opts *o, char *err, siz
     return rc;
 }
 
+// Loads checkpoint `path` into ck (its metadata must match `match`, nmatch pairs)
+// and takes the step and skipped count it was written at.
+static int load_state(const char *path, const vkd_train_opts *o, vkd_ckpt *ck, const char *const *match, int nmatch,
+                      vkd_train_state *st, char *err, size_t errlen) {
+    if (check_ranks(path, o, err, errlen) || vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
+    const char *s = vkd_ckpt_meta(ck, "step"), *k = vkd_ckpt_meta(ck, "skipped");
+    st->step = s ? atoll(s) : 0;
+    st->skipped = k ? atoll(k) : 0;
+    return 0;
+}
+
 // A fresh run that continues another run's checkpoint under a changed config
 // (a second stage with a lower lr, an EMA switched on): everything a resume
 // loads, and the step it continues from, but the train_config it was written
@@ -71,10 +82,7 @@ static int init_from(const vkd_train_opts *o, vkd_ckpt *ck, const char *const *m
     int n = 0;
     for (int i = 0; i < nmatch && n < 8; i++)
         if (strcmp(match[2 * i], "train_config") != 0) m[2 * n] = match[2 * i], m[2 * n + 1] = match[2 * i + 1], n++;
-    if (check_ranks(o->init_from, o, err, errlen) || vkd_ckpt_load(ck, o->init_from, m, n, err, errlen)) return -1;
-    const char *s = vkd_ckpt_meta(ck, "step"), *k = vkd_ckpt_meta(ck, "skipped");
-    st->step = s ? atoll(s) : 0;
-    st->skipped = k ? atoll(k) : 0;
+    if (load_state(o->init_from, o, ck, m, n, st, err, errlen)) return -1;
     if (!o->quiet && vkd_comm_rank() == 0)
         fprintf(stderr, "vkdistill: starting from %s (step %lld) under this config\n", o->init_from, (long long)st->step);
     return 0;
@@ -96,10 +104,7 @@ static int resume_from(vkd_run *run, const vkd_train_opts *o, vkd_ckpt *ck, cons
     }
     if (strcmp(o->resume, "auto") != 0) snprintf(path, sizeof path, "%s", o->resume);
     else if (!latest) return init_from(o, ck, match, nmatch, st, err, errlen);
-    if (check_ranks(path, o, err, errlen) || vkd_ckpt_load(ck, path, match, nmatch, err, errlen)) return -1;
-    const char *s = vkd_ckpt_meta(ck, "step"), *k = vkd_ckpt_meta(ck, "skipped");
-    st->step = s ? atoll(s) : 0;
-    st->skipped = k ? atoll(k) : 0;
+    if (load_state(path, o, ck, match, nmatch, st, err, errlen)) return -1;
     if (!o->quiet && vkd_comm_rank() == 0) fprintf(stderr, "vkdistill: resuming %s at step %lld\n", path, (long long)st->step);
     return 0;
 }

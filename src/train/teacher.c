@@ -225,8 +225,7 @@ static int teacher_step_n(vkd_teacher_trainer *t, int64_t step, int64_t skipped)
     vkd_adam_set_step(t->opt, (float)t->lr, step - skipped);
     // EDM's EMA: half-life ema_halflife_kimg, ramped up as 5% of the images seen so
     // far, so that a short run's EMA is not dominated by its first random weights.
-    double hl = fmin(c->ema_halflife_kimg * 1000.0, 0.05 * (double)step * c->batch);
-    vkd_tensor_map(t->ema_beta_t)[0] = hl > 0 ? (float)pow(0.5, c->batch / hl) : 0.0f;
+    vkd_tensor_map(t->ema_beta_t)[0] = vkd_ema_beta(c->ema_halflife_kimg, 0.05, step, c->batch);
     if (t->ranks > 1) {
         if (vkd_graph_run(t->ga)) return -1;
         vkd_grad_sync_allreduce(t->sync);
