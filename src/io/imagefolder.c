@@ -18,6 +18,34 @@
 
 #include "io/dataset_impl.h"
 
+// A PNG's chunks must each fit in the file. stb_image grows its buffer to a
+// chunk's *declared* length before reading it, so a 90-byte file declaring a
+// 1.6 GB IDAT chunk made it reserve 2 GB (found by fuzz_image). Walks the
+// chunk headers only; other formats pass.
+static int png_chunks_check(const char *path, char *err, size_t errlen) {
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    FILE *f = fopen(path, "rb");
+    unsigned char h[8];
+    int rc = 0;
+    if (!f) return 0;  // stb_image reports it
+    if (fread(h, 1, 8, f) == 8 && !memcmp(h, sig, 8) && !fseek(f, 0, SEEK_END)) {
+        long size = ftell(f), pos = 8;
+        while (pos + 8 <= size && !fseek(f, pos, SEEK_SET) && fread(h, 1, 8, f) == 8) {
+            unsigned long len = (unsigned long)h[0] << 24 | (unsigned long)h[1] << 16 | (unsigned long)h[2] << 8 | h[3];
+            if (len > (unsigned long)(size - pos - 12 < 0 ? 0 : size - pos - 12)) {
+                vkd_ds_fail(err, errlen, path, "PNG chunk '%.4s' at byte %ld declares %lu bytes, beyond the end of the file",
+                            (const char *)h + 4, pos, len);
+                rc = -1;
+                break;
+            }
+            if (!memcmp(h + 4, "IEND", 4)) break;
+            pos += 12 + (long)len;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 #define FOLDER_MAX_DEPTH 32  // deeper is surely a symlink loop
 
 typedef struct {
@@ -157,7 +185,7 @@ int vkd_ds_load_folder(vkd_dataset *d, const char *root, char *err, size_t errle
             free(p);
             goto done;
         }
-        if (vkd_ds_check_size(comp, hs[i], ws[i], p, err, errlen)) {
+        if (vkd_ds_check_size(comp, hs[i], ws[i], p, err, errlen) || png_chunks_check(p, err, errlen)) {
             free(p);
             goto done;
         }
