@@ -101,9 +101,11 @@ fi
 expect "distill: existing run without --resume" 1 "already has checkpoints" -- "$bin" distill "$tmp/gmm.json" --out "$tmp/run"
 sed 's/"steps": 4/"steps": 6/' "$tmp/gmm.json" >"$tmp/gmm6.json"
 expect "distill: resume with another config" 1 "different train_config" -- "$bin" distill "$tmp/gmm6.json" --out "$tmp/run" --resume auto
-if "$bin" distill "$tmp/gmm.json" --out "$tmp/run" --resume auto --steps 6 >"$tmp/out" 2>"$tmp/err" &&
+# The same settings with a comment added and another layout: the resume takes them.
+{ echo '{"comment": "a note added later", "method": "sid",'; sed -n 's/^{"method": "sid",//p; 2p' "$tmp/gmm.json"; } >"$tmp/gmmc.json"
+if "$bin" distill "$tmp/gmmc.json" --out "$tmp/run" --resume auto --steps 6 >"$tmp/out" 2>"$tmp/err" &&
     grep -q "resuming .*at step 4" "$tmp/err" && [ -f "$tmp/run/checkpoints/ckpt-00000006.safetensors" ]; then
-    pass=$((pass + 1)); echo "ok   distill resumes from its latest checkpoint"
+    pass=$((pass + 1)); echo "ok   distill resumes from its latest checkpoint (config's comment and layout changed)"
 else
     fail=$((fail + 1)); echo "FAIL distill resume"; cat "$tmp/err"
 fi

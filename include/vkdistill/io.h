@@ -94,6 +94,10 @@ vkd_cfg *vkd_cfg_load(const char *path, char *err, size_t errlen);
 // name is what errors call the text (a file name). Duplicate keys are rejected.
 vkd_cfg *vkd_cfg_parse(const char *text, const char *name, char *err, size_t errlen);
 void vkd_cfg_free(vkd_cfg *c);  // the root only; nested objects belong to it
+// 1 if two config texts say the same thing: equal as JSON once every "comment"
+// field (at any depth) is dropped, whatever the layout or key order. Resume uses
+// it so that editing a config's comment does not orphan its checkpoints.
+int vkd_cfg_same_settings(const char *a, const char *b);
 // A nested object (owned by c; errors go to the root). NULL if absent or on error.
 vkd_cfg *vkd_cfg_obj(vkd_cfg *c, const char *key, int required);
 // An integer in [lo, hi] (INT_MIN/INT_MAX for no bound).

@@ -177,6 +177,23 @@ vkd_cfg *vkd_cfg_parse(const char *text, const char *name, char *err, size_t err
     return c;
 }
 
+static void drop_comments(cJSON *v) {
+    if (cJSON_IsObject(v)) cJSON_DeleteItemFromObjectCaseSensitive(v, "comment");
+    for (cJSON *c = v ? v->child : NULL; c; c = c->next) drop_comments(c);
+}
+
+int vkd_cfg_same_settings(const char *a, const char *b) {
+    if (strcmp(a, b) == 0) return 1;
+    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
+    int same = 0;
+    if (x && y) {
+        drop_comments(x), drop_comments(y);
+        same = cJSON_Compare(x, y, 1);
+    }
+    cJSON_Delete(x), cJSON_Delete(y);
+    return same;
+}
+
 vkd_cfg *vkd_cfg_load(const char *path, char *err, size_t errlen) {
     size_t len;
     char *text = vkd_read_file(path, &len, err, errlen);

@@ -103,7 +103,7 @@ static int ck_check(vkd_st *st, const char *path, int n, const char *const *name
                     const int64_t *shapes, const char *const *must_match, int nmatch, char *err, size_t errlen) {
     for (int i = 0; i < nmatch; i++) {
         const char *have = vkd_st_metadata(st, must_match[2 * i]);
-        if (!have || strcmp(have, must_match[2 * i + 1]) != 0) {
+        if (!have || !vkd_cfg_same_settings(have, must_match[2 * i + 1])) {
             snprintf(err, errlen, "%s: checkpoint was made with a different %s; refusing to resume from it", path,
                      must_match[2 * i]);
             return -1;
