@@ -15,9 +15,13 @@
 // MODE 1 with CMAJOR can also write the per-sample terms of those sums,
 // dw[n*C + c] = sum_s dz * xh and db[n*C + c] = sum_s dz (flags bit2, bit3),
 // for the host to sum over n: one pass over x and dy less than MODE 2.
+// MODE 1 with flags bit4 writes old + dx, old (pc.old) being the gradient x
+// already has from other uses: the add autograd would run next, in this pass.
+// dx and the sum are `precise`, so the bits are those of the separate add
+// on every driver (no contraction of rs * (...) + old into an fma).
 // Every reduction is a fixed per-invocation stride followed by a fixed tree, so
 // a replayed graph is bit-identical.
-// flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2).
+// flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2), bit4 add old.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -38,7 +42,7 @@ layout(constant_id = 4) const uint CMAJOR = 0;
 layout(constant_id = 5) const uint TEXEL = 0;  // x, dy through texel bindings 0, 1
 
 layout(push_constant) uniform PC {
-    FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy; FBuf dw; FBuf db;
+    FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy; FBuf dw; FBuf db; FBuf old;
     uint N, C, S, groups, flags;
     float eps;
     int x_first, dy_first;
@@ -120,6 +124,15 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
     if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
 }
 
+void store_dx(uint i, float dx) {
+    if ((pc.flags & 16u) != 0u) {
+        precise float s = pc.old.v[i] + dx;
+        pc.y.v[i] = s;
+    } else {
+        pc.y.v[i] = dx;
+    }
+}
+
 // MODE 1, one row.
 void input_grad_row(uint row, uint t, uint W, uint cpg) {
     uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
@@ -160,14 +173,16 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
             float w = wc(c), b = bc(c);
             for (uint e = t; e < pc.S; e += W) {
                 float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
-                pc.y.v[cb + e] = rs * (g - acc.x - xh * acc.y);
+                precise float dx = rs * (g - acc.x - xh * acc.y);
+                store_dx(cb + e, dx);
             }
         }
     } else {
         for (uint e = t; e < L; e += W) {
             uint c = c0 + e / pc.S;
             float w = wc(c), xh = (ld_x(base + e) - mu) * rs, g = dz_of(ld_dy(base + e), xh, w, bc(c)) * w;
-            pc.y.v[base + e] = rs * (g - acc.x - xh * acc.y);
+            precise float dx = rs * (g - acc.x - xh * acc.y);
+            store_dx(base + e, dx);
         }
     }
 }

@@ -125,6 +125,47 @@ static void test_groupnorm_act(vkd_ctx *ctx, int N, int C, int H, int W, int gro
     end(&c);
 }
 
+// When x already has a gradient (here 0.5 * dL/dy from a scale recorded after
+// the norm), the norm's backward writes old + dx in its own pass instead of
+// leaving the sum to an add: the result must be that add's bits exactly,
+// old + dx of the norm's gradient alone, on the flat and channel-major walks.
+static vkd_tensor *gn_grad_of_x(vkd_ctx *ctx, vkd_tensor *X, vkd_tensor *U, vkd_tensor *Wt, vkd_tensor *B, int groups,
+                                int act, int with_scale, vkd_graph **gp) {
+    vkd_graph *g = *gp = vkd_graph_new(ctx, "groupnorm accumulate");
+    vkd_tensor *y = act ? vkd_groupnorm_silu(g, X, Wt, B, groups, 1e-6f) : vkd_groupnorm(g, X, Wt, B, groups, 1e-6f);
+    if (with_scale) y = vkd_add(g, y, vkd_scale(g, X, 0.5f));
+    CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, y, U), 0)) == 0, "backward: %s", vkd_graph_error(g));
+    CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    return vkd_graph_grad(g, X);
+}
+
+static void test_groupnorm_accumulate(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int act) {
+    printf("groupnorm%s (%d,%d,%d,%d) groups %d: backward adds into x's gradient so far\n", act ? "+silu" : "", N, C,
+           H, W, groups);
+    long n = (long)N * C * H * W;
+    int64_t shape[4] = {N, C, H, W};
+    double *x = dalloc(n), *u = dalloc(n), *w = dalloc(C), *b = dalloc(C);
+    t_fill(x, n, -2, 3), t_fill(u, n, -1, 1), t_fill(w, C, 0.5, 1.5), t_fill(b, C, -1, 1);
+    vkd_tensor *X = t_tensor(ctx, "x", 4, shape, x, 0), *U = t_tensor(ctx, "u", 4, shape, u, 0);
+    vkd_tensor *Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0), *B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
+    vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(Wt, 1);
+    vkd_graph *g1, *g2;
+    vkd_tensor *both = gn_grad_of_x(ctx, X, U, Wt, B, groups, act, 1, &g1);
+    vkd_tensor *alone = gn_grad_of_x(ctx, X, U, Wt, B, groups, act, 0, &g2);
+    float *a = malloc(n * 4), *d = malloc(n * 4), *uf = malloc(n * 4);
+    vkd_tensor_download(both, a), vkd_tensor_download(alone, d), vkd_tensor_download(U, uf);
+    long bad = 0;
+    for (long i = 0; i < n; i++) {
+        float old = 0.5f * uf[i], want = old + d[i];
+        bad += memcmp(&want, &a[i], 4) != 0;
+    }
+    CHECK(bad == 0, "%ld of %ld gradients differ from old + dx", bad, n);
+    printf("  %-44s %ld of %ld differ\n", "bits against old + dx", bad, n);
+    vkd_graph_free(g1), vkd_graph_free(g2);
+    vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
+    free(x), free(u), free(w), free(b), free(a), free(d), free(uf);
+}
+
 static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
     test_groupnorm_act(ctx, N, C, H, W, groups, affine, replay, 0);
 }
@@ -363,6 +404,9 @@ int main(void) {
     test_groupnorm_act(ctx, 2, 4, 3, 3, 2, 1, 0, 1);     // fused SiLU, short rows (flat walk)
     test_groupnorm_act(ctx, 2, 8, 5, 5, 2, 2, 0, 1);     // fused SiLU, frozen w, b
     test_groupnorm_act(ctx, 2, 64, 16, 16, 32, 1, 1, 1); // fused SiLU, channel-major walk, replayed
+    test_groupnorm_accumulate(ctx, 2, 4, 3, 3, 2, 1);    // flat walk
+    test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 0); // channel-major walk, dw/db in the same pass
+    test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 1);
     test_resample(ctx, 1, 2, 3, 3, 5);
     test_resample(ctx, 1, 1, 2, 1, 1);
     test_resample(ctx, 0, 2, 3, 4, 6);

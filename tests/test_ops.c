@@ -447,6 +447,8 @@ int main(void) {
         test_binary(ctx, "(2,3,4,5) + (3,1,1) per channel", op, 4, nchw, 3, (int64_t[]){3, 1, 1}, 20, 3);
         test_binary(ctx, "(2,3,4,5) + (2,3,1,1) per (n,c)", op, 4, nchw, 4, (int64_t[]){2, 3, 1, 1}, 20, 6);
         test_binary(ctx, "(6,5) + (5) per row", op, 2, (int64_t[]){6, 5}, 1, (int64_t[]){5}, 1, 5);
+        // rows of 81 (CPU devices: by rows, two workgroups of 64 per row, the second ragged)
+        test_binary(ctx, "(2,3,9,9) + (2,3,1,1) per (n,c)", op, 4, (int64_t[]){2, 3, 9, 9}, 4, (int64_t[]){2, 3, 1, 1}, 81, 6);
         test_binary(ctx, "(6,5) + (1) scalar", op, 2, (int64_t[]){6, 5}, 1, (int64_t[]){1}, 1, 1);
     }
     test_scale(ctx);

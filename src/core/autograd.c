@@ -38,12 +38,21 @@ static vkd_tensor *grad_of(vkd_graph *g, const vkd_tensor *t) {
     return (t->ggrad_graph == g && t->ggrad_serial == g->serial) ? t->ggrad : NULL;
 }
 
+void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
+    if (!t || !sum || !t->requires_grad || vkd_graph_failed(g)) return;
+    t->ggrad = sum;
+    t->ggrad_graph = g;
+    t->ggrad_serial = g->serial;
+}
+
 void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
     if (!t || !gx || !t->requires_grad || vkd_graph_failed(g)) return;
     vkd_tensor *old = grad_of(g, t);
-    t->ggrad = old ? vkd_add(g, old, gx) : gx;
-    t->ggrad_graph = g;
-    t->ggrad_serial = g->serial;
+    vkd_grad_set(g, t, old ? vkd_add(g, old, gx) : gx);
+}
+
+vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t) {
+    return t && t->requires_grad && !vkd_graph_failed(g) ? grad_of(g, t) : NULL;
 }
 
 vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) { return t ? grad_of(g, t) : NULL; }

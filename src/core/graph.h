@@ -134,6 +134,12 @@ int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader,
 vkd_tape_entry *vkd_tape_push(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *out, vkd_tensor **in, int nin);
 // Adds gx into the gradient of t (out of place; first contribution is taken as is).
 void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx);
+// The gradient t has gathered so far in this backward pass (NULL if none). An op
+// whose backward can add it into its own output (one pass over the activation
+// less than the add above) reads it, writes old + dx, and hands the sum to
+// vkd_grad_set in place of vkd_grad_accumulate.
+vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t);
+void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
 int vkd_tensor_needs_grad(const vkd_tensor *t);
 
 // Device address of a tensor (valid after its memory is assigned).

@@ -5,7 +5,7 @@
 #include "ops/ops.h"
 
 typedef struct {
-    VkDeviceAddress y, x, w, b, mean, rstd, dy, dw, db;
+    VkDeviceAddress y, x, w, b, mean, rstd, dy, dw, db, old;
     uint32_t N, C, S, groups, flags;
     float eps;
     int32_t x_first, dy_first;  // texel views (set at compile)
@@ -31,18 +31,19 @@ static int gn_channel_major(const vkd_graph *g, const vkd_tensor *x, int groups)
 }
 
 // x is (N, C, S); mean, rstd are (N*groups). MODE 2 writes dw, db and reads
-// w, b only to recompute the pre-activation of a fused SiLU.
+// w, b only to recompute the pre-activation of a fused SiLU. MODE 1 with old
+// (x's gradient so far) writes old + dx.
 static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
                        vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, vkd_tensor *dw,
-                       vkd_tensor *db, const gn_attr *at) {
+                       vkd_tensor *db, vkd_tensor *old, const gn_attr *at) {
     uint64_t N = (uint64_t)x->shape[0], C = (uint64_t)x->shape[1], S = x->numel / (N * C);
     gn_push pc = {.N = (uint32_t)N,
                   .C = (uint32_t)C,
                   .S = (uint32_t)S,
                   .groups = (uint32_t)at->groups,
-                  .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u),
+                  .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u) | (old ? 16u : 0u),
                   .eps = at->eps};
-    vkd_arg args[9];
+    vkd_arg args[10];
     vkd_texel tx[2];
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
@@ -57,6 +58,7 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
     if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), VKD_W, dw};
     if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), VKD_W, db};
+    if (old) args[na++] = (vkd_arg){offsetof(gn_push, old), VKD_R, old};
     uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx), wg = gn_wg(g, x, at->groups, mode);
     uint32_t spec[6] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel}, gx, gy;
     vkd_grid_1d(mode == 2 ? C : N * (uint64_t)at->groups, 1, &gx, &gy);
@@ -69,11 +71,11 @@ static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
                              vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, int need_w, int need_b,
                              const gn_attr *at) {
     int64_t N = x->shape[0], C = x->shape[1], sh[2] = {N, C};
-    vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x);
+    vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x), *old = vkd_grad_pending(g, x);
     vkd_tensor *pw = need_w ? vkd_graph_tensor(g, "groupnorm_bwd_w", 2, sh) : NULL;
     vkd_tensor *pb = need_b ? vkd_graph_tensor(g, "groupnorm_bwd_b", 2, sh) : NULL;
-    if (!dx || gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, pw, pb, at)) return -1;
-    vkd_grad_accumulate(g, x, dx);
+    if (!dx || gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, pw, pb, old, at)) return -1;
+    vkd_grad_set(g, x, dx);  // old + dx when x had a gradient already
     vkd_tensor *p[2] = {pw, pb}, *t[2] = {w, b};
     for (int i = 0; i < 2; i++) {
         if (!p[i]) continue;
@@ -97,14 +99,14 @@ static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         return;
     }
     if (need_x) {
-        vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x);
-        if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, NULL, NULL, &at))
-            vkd_grad_accumulate(g, x, dx);
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x), *old = vkd_grad_pending(g, x);
+        if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, NULL, NULL, old, &at))
+            vkd_grad_set(g, x, dx);
     }
     if (need_w || need_b) {
         vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "groupnorm_bwd_w", w) : NULL;
         vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "groupnorm_bwd_b", b) : NULL;
-        if (!gn_dispatch(g, "groupnorm_bwd_wb", 2, NULL, x, at.act ? w : NULL, bz, mean, rstd, dy, dw, db, &at)) {
+        if (!gn_dispatch(g, "groupnorm_bwd_wb", 2, NULL, x, at.act ? w : NULL, bz, mean, rstd, dy, dw, db, NULL, &at)) {
             if (dw) vkd_grad_accumulate(g, w, dw);
             if (db) vkd_grad_accumulate(g, b, db);
         }
@@ -140,7 +142,7 @@ static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_
     vkd_tensor *y = vkd_graph_tensor_like(g, name, x);
     vkd_tensor *mean = vkd_graph_tensor(g, "groupnorm_mean", 1, &rows);
     vkd_tensor *rstd = vkd_graph_tensor(g, "groupnorm_rstd", 1, &rows);
-    if (!y || !mean || !rstd || gn_dispatch(g, name, 0, y, x, w, b, mean, rstd, NULL, NULL, NULL, at)) return NULL;
+    if (!y || !mean || !rstd || gn_dispatch(g, name, 0, y, x, w, b, mean, rstd, NULL, NULL, NULL, NULL, at)) return NULL;
     vkd_tensor *in[3] = {x, w, b};
     vkd_tape_entry *e = vkd_tape_push(g, gn_backward, y, in, 3);
     if (e) {
