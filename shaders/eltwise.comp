@@ -14,9 +14,7 @@ layout(constant_id = 1) const uint OP = 0;
 const uint OP_ADD = 0, OP_SUB = 1, OP_MUL = 2, OP_BCAST = 3;
 // BMODE 1: b has a's shape (j = i); 2: b is one value (j = 0); 0: the general
 // index. The special cases skip two integer divisions per element, which a
-// CPU driver runs as scalar code for every lane. 3 (CPU devices, inner >= 16):
-// the general index by rows, a workgroup row per run of inner elements that
-// share one b (row_group()), so j = row % bc once per workgroup, not per element.
+// CPU driver runs as scalar code for every lane.
 layout(constant_id = 2) const uint BMODE = 0;
 layout(constant_id = 3) const uint TEXEL = 0;  // a, b through texel bindings 0, 1
 
@@ -31,16 +29,9 @@ VKD_LOADER(ld_a, vkd_tex0, pc.a, pc.a_first)
 VKD_LOADER(ld_b, vkd_tex1, pc.b, pc.b_first)
 
 void main() {
-    uint i, j;
-    if (BMODE == 3u) {
-        uint row = row_group(), x = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-        if (x >= pc.inner || row >= pc.n / pc.inner) return;
-        i = row * pc.inner + x, j = row % pc.bc;
-    } else {
-        i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-        if (i >= pc.n) return;
-        j = BMODE == 1u ? i : BMODE == 2u ? 0u : (i / pc.inner) % pc.bc;
-    }
+    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (i >= pc.n) return;
+    uint j = BMODE == 1u ? i : BMODE == 2u ? 0u : (i / pc.inner) % pc.bc;
     float bv = ld_b(j);
     float r;
     if (OP == OP_ADD) r = ld_a(i) + bv;

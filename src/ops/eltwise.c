@@ -88,11 +88,10 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(eltwise_push, b_first)};
     args[na++] = (vkd_arg){offsetof(eltwise_push, b), VKD_R, b};
     if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
-    uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u, wg = VKD_WG, g3[3] = {1, 1, 1};
-    if (bmode == 0 && vkd_grid_rows(g, y->numel / inner, inner, &wg, g3)) bmode = 3;  // rows of inner elements
-    else vkd_grid_1d(y->numel, VKD_WG, &g3[0], &g3[1]);
-    uint32_t spec[4] = {wg, (uint32_t)op, bmode, texel};
-    return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, na, tx, nt);
+    uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
+    uint32_t spec[4] = {VKD_WG, (uint32_t)op, bmode, texel}, gx, gy;
+    vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
+    return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // b right-aligned to a (numpy); its non-1 axes must be one contiguous run equal
