@@ -443,6 +443,9 @@ int main(void) {
     test_binary(ctx, "same shape", 0, 4, nchw, 4, nchw, 1, 120);
     test_binary(ctx, "same shape", 2, 4, nchw, 4, nchw, 1, 120);
     test_binary(ctx, "same shape", 3, 4, nchw, 4, nchw, 1, 120);
+    // 30 elements: not whole vec4s, so the scalar walk on texel devices (120 takes the vec4 one)
+    test_binary(ctx, "same shape, 30 elements", 0, 2, (int64_t[]){6, 5}, 2, (int64_t[]){6, 5}, 1, 30);
+    test_binary(ctx, "same shape, 30 elements", 2, 2, (int64_t[]){6, 5}, 2, (int64_t[]){6, 5}, 1, 30);
     for (int op = 0; op < 3; op++) {
         test_binary(ctx, "(2,3,4,5) + (3,1,1) per channel", op, 4, nchw, 3, (int64_t[]){3, 1, 1}, 20, 3);
         test_binary(ctx, "(2,3,4,5) + (2,3,1,1) per (n,c)", op, 4, nchw, 4, (int64_t[]){2, 3, 1, 1}, 20, 6);

@@ -39,9 +39,12 @@ typedef struct {
 // An arg also read through a texel view (ctx->texel): binding `binding` of
 // set 0; the element of the view where the tensor starts is patched into the
 // push block as an int32 at byte first_at.
+// vec4 = 1: an R32G32B32A32 view (the shader fetches 4 elements at once; the
+// tensor starts on 16 bytes and has whole vec4s), `first` in vec4s.
 typedef struct {
     uint8_t arg, binding;
     uint16_t first_at;
+    uint8_t vec4;
 } vkd_texel;
 
 #define VKD_MAX_ARGS 10

@@ -124,10 +124,10 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
                            {offsetof(adam_push, gnorm2), VKD_R, n2}};
         // p, g, m, v through texel views on a CPU device (a load there is a loop over lanes otherwise)
         uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
-        vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first)},
-                           {1, 1, offsetof(adam_push, g_first)},
-                           {2, 2, offsetof(adam_push, m_first)},
-                           {3, 3, offsetof(adam_push, v_first)}};
+        vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), 0},
+                           {1, 1, offsetof(adam_push, g_first), 0},
+                           {2, 2, offsetof(adam_push, m_first), 0},
+                           {3, 3, offsetof(adam_push, v_first), 0}};
         uint32_t per = vkd_elems_per_invocation(g);
         uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
         vkd_grid_1d((p->numel + per - 1) / per, VKD_WG, &gx, &gy);
@@ -158,7 +158,7 @@ int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n,
                            {offsetof(ema_push, p), VKD_R, params[i]},
                            {offsetof(ema_push, beta_t), VKD_R, beta_t}};
         uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, ema[i], params[i]);
-        vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first)}, {1, 1, offsetof(ema_push, p_first)}};
+        vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), 0}, {1, 1, offsetof(ema_push, p_first), 0}};
         uint32_t per = vkd_elems_per_invocation(g);
         uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
         vkd_grid_1d((ema[i]->numel + per - 1) / per, VKD_WG, &gx, &gy);

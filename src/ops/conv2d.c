@@ -97,7 +97,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     conv_tile t = pick_tile(g->ctx, M, N);
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
-    vkd_texel tx[2] = {{1, 0, offsetof(conv_push, a_first)}, {2, 1, offsetof(conv_push, b_first)}};
+    vkd_texel tx[2] = {{1, 0, offsetof(conv_push, a_first), 0}, {2, 1, offsetof(conv_push, b_first), 0}};
     uint32_t spec[8] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel};
     return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 8, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, texel ? 2 : 0);

@@ -2,6 +2,7 @@
 // in-place accumulation. Shader: shaders/eltwise.comp.
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/ops.h"
@@ -64,6 +65,18 @@ uint32_t vkd_elems_per_invocation(const vkd_graph *g) {
     return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8u : 1u;
 }
 
+// The shader's VEC4 walk (texel devices only): b same-shape or one value,
+// whole vec4s, the full-size operands starting on 16 bytes (allocations are
+// VKD_ALIGN-aligned; a view may start anywhere).
+static uint32_t vec4_ok(const vkd_tensor *y, const vkd_tensor *a, const vkd_tensor *b, uint32_t bmode) {
+    const char *env = getenv("VKD_VEC4");  // 0: the scalar walk everywhere (benchmarks, tests)
+    if ((env && *env && atoi(env) == 0) || bmode == 0 || y->numel % 4) return 0;
+    const vkd_tensor *t[3] = {y, a, b};
+    for (int i = 0; i < 3; i++)
+        if (t[i] && t[i]->view_off % 16) return 0;
+    return 1;
+}
+
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
                          vkd_tensor *s, uint64_t inner, uint64_t bc, float alpha) {
     if (y->numel > UINT32_MAX) {
@@ -80,18 +93,19 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     vkd_texel tx[2];
     int nt = 0, use_a = op != VKD_EW_BCAST;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, use_a ? 2 : 1, b, a);
+    uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
+    uint32_t vec4 = texel && vec4_ok(y, use_a ? a : NULL, bmode == 1 ? b : NULL, bmode);
     args[na++] = (vkd_arg){offsetof(eltwise_push, y), VKD_W, y};
     if (use_a) {
-        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(eltwise_push, a_first)};
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(eltwise_push, a_first), (uint8_t)vec4};
         args[na++] = (vkd_arg){offsetof(eltwise_push, a), VKD_R, a};
     }
-    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(eltwise_push, b_first)};
+    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(eltwise_push, b_first), (uint8_t)(vec4 && bmode == 1)};
     args[na++] = (vkd_arg){offsetof(eltwise_push, b), VKD_R, b};
     if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
-    uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
-    uint32_t spec[4] = {VKD_WG, (uint32_t)op, bmode, texel}, gx, gy;
-    vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    uint32_t spec[5] = {VKD_WG, (uint32_t)op, bmode, texel, vec4}, gx, gy;
+    vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
+    return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // b right-aligned to a (numpy); its non-1 axes must be one contiguous run equal

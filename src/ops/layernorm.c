@@ -27,7 +27,7 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     int nt = 0;
 #define LN_ARG(field, acc, t, bind, first)                                                            \
     do {                                                                                              \
-        if (texel && (bind) >= 0) tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)(bind), offsetof(ln_push, first)}; \
+        if (texel && (bind) >= 0) tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)(bind), offsetof(ln_push, first), 0}; \
         args[na++] = (vkd_arg){offsetof(ln_push, field), acc, t};                                     \
     } while (0)
     if (y) LN_ARG(y, VKD_W, y, -1, x_first);

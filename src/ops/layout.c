@@ -82,7 +82,7 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
     int na = 2;
     if (x1) args[na++] = (vkd_arg){offsetof(layout_push, x1), VKD_R, x1};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, x1 ? 2 : 1, x0, x1);
-    vkd_texel tx[2] = {{1, 0, offsetof(layout_push, x0_first)}, {2, 1, offsetof(layout_push, x1_first)}};
+    vkd_texel tx[2] = {{1, 0, offsetof(layout_push, x0_first), 0}, {2, 1, offsetof(layout_push, x1_first), 0}};
     uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)(outer * Y), (uint64_t)inner, &wg, g3);  // a row per (o, c)
     uint32_t spec[4] = {wg, L_BAND, texel, rows};
     return vkd_graph_dispatch_texel(g, name, "layout", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, na, tx,

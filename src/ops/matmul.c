@@ -73,7 +73,7 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
     mm_tile t = pick_tile(g->ctx, M, N);
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
-    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first)}, {2, 1, offsetof(matmul_push, b_first)}};
+    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), 0}, {2, 1, offsetof(matmul_push, b_first), 0}};
     uint32_t spec[9] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel};
     return vkd_graph_dispatch_texel(g, name, "matmul", spec, 9, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch,
                                     &pc, sizeof pc, args, na, tx, texel ? 2 : 0);

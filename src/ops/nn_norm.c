@@ -48,13 +48,13 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
     if (y) args[na++] = (vkd_arg){offsetof(gn_push, y), VKD_W, y};
-    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(gn_push, x_first)};
+    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(gn_push, x_first), 0};
     args[na++] = (vkd_arg){offsetof(gn_push, x), VKD_R, x};
     if (w) args[na++] = (vkd_arg){offsetof(gn_push, w), VKD_R, w};
     if (b) args[na++] = (vkd_arg){offsetof(gn_push, b), VKD_R, b};
     args[na++] = (vkd_arg){offsetof(gn_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
     args[na++] = (vkd_arg){offsetof(gn_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
-    if (dy && texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(gn_push, dy_first)};
+    if (dy && texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(gn_push, dy_first), 0};
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
     if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), VKD_W, dw};
     if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), VKD_W, db};

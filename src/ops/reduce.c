@@ -23,7 +23,7 @@ static int reduce_rows(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor
     int na = 2;
     if (x2) args[na++] = (vkd_arg){offsetof(reduce_push, x2), VKD_R, x2};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, x2 ? 2 : 1, x, x2);
-    vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first)}, {2, 1, offsetof(reduce_push, x2_first)}};
+    vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first), 0}, {2, 1, offsetof(reduce_push, x2_first), 0}};
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
     uint32_t spec[5] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, square ? 2u : x2 ? 1u : 0u, sgred, texel}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
@@ -42,7 +42,7 @@ int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
                       .nbound = (uint32_t)x->numel, .alpha = alpha};
     vkd_arg args[2] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
-    vkd_texel tx = {1, 0, offsetof(reduce_push, x_first)};
+    vkd_texel tx = {1, 0, offsetof(reduce_push, x_first), 0};
     uint32_t spec[5] = {VKD_WG, 1, 0, 0, texel}, gx, gy;
     vkd_grid_1d(outer * inner, VKD_WG, &gx, &gy);
     return vkd_graph_dispatch_texel(g, name, "reduce", spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, &tx, texel ? 1 : 0);

@@ -22,11 +22,11 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     int nt = 0;
     args[na++] = (vkd_arg){offsetof(unary_push, y), VKD_W, y};
     if (x) {
-        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(unary_push, x_first)};
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(unary_push, x_first), 0};
         args[na++] = (vkd_arg){offsetof(unary_push, x), VKD_R, x};
     }
     if (dy) {
-        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(unary_push, dy_first)};
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(unary_push, dy_first), 0};
         args[na++] = (vkd_arg){offsetof(unary_push, dy), VKD_R, dy};
     }
     uint32_t spec[3] = {VKD_WG, op, texel}, gx, gy;

@@ -12,15 +12,17 @@
 
 #include "vk/vk.h"
 
-VkBufferView vkd_texel_view(vkd_ctx *ctx, vkd_block *b, uint64_t off, uint64_t bytes, uint32_t *first) {
+VkBufferView vkd_texel_view(vkd_ctx *ctx, vkd_block *b, uint64_t off, uint64_t bytes, uint32_t texel,
+                            uint32_t *first) {
     uint64_t align = ctx->f.texel_align ? ctx->f.texel_align : 4;
+    if (align < texel) align = texel;  // so that off - start is whole texels
     uint64_t start = off / align * align;
-    uint64_t range = (off - start + bytes + 3) / 4 * 4;
-    if (range == 0) range = 4;
-    if (start + range > b->size) range = (b->size - start) / 4 * 4;
+    uint64_t range = (off - start + bytes + texel - 1) / texel * texel;
+    if (range == 0) range = texel;
+    if (start + range > b->size) range = (b->size - start) / texel * texel;
     VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                  .buffer = b->buf,
-                                 .format = VK_FORMAT_R32_SFLOAT,
+                                 .format = texel == 16 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT,
                                  .offset = start,
                                  .range = range};
     VkBufferView v = VK_NULL_HANDLE;
@@ -30,7 +32,7 @@ VkBufferView vkd_texel_view(vkd_ctx *ctx, vkd_block *b, uint64_t off, uint64_t b
                       vkd_result_str(r));
         return VK_NULL_HANDLE;
     }
-    *first = (uint32_t)((off - start) / 4);
+    *first = (uint32_t)((off - start) / texel);
     return v;
 }
 
@@ -48,7 +50,7 @@ int vkd_texel_init(vkd_ctx *ctx) {
     ctx->texel_dummy_block = vkd_block_create(ctx, 256, 0, "the placeholder texel view");
     if (!ctx->texel_dummy_block) return -1;
     uint32_t first;
-    ctx->texel_dummy_view = vkd_texel_view(ctx, ctx->texel_dummy_block, 0, 64, &first);
+    ctx->texel_dummy_view = vkd_texel_view(ctx, ctx->texel_dummy_block, 0, 64, 4, &first);
     if (!ctx->texel_dummy_view) return -1;
     VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VKD_TEXEL_BINDINGS};
     VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,

@@ -113,7 +113,10 @@ int vkd_texel_init(vkd_ctx *ctx);
 void vkd_texel_destroy(vkd_ctx *ctx);
 // A view of [off, off + bytes) of a block as R32_SFLOAT texels, starting at
 // the largest aligned offset <= off; *first is the element where off lies.
-VkBufferView vkd_texel_view(vkd_ctx *ctx, struct vkd_block *b, uint64_t off, uint64_t bytes, uint32_t *first);
+// texel 4 (R32_SFLOAT) or 16 (R32G32B32A32_SFLOAT: off and bytes multiples of 16);
+// *first is the view's texel where off starts.
+VkBufferView vkd_texel_view(vkd_ctx *ctx, struct vkd_block *b, uint64_t off, uint64_t bytes, uint32_t texel,
+                            uint32_t *first);
 
 // pipeline.c
 vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t *spec, int nspec);
