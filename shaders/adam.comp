@@ -16,6 +16,10 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TEXEL = 0;  // p, g, m, v read through texel bindings 0..3
 layout(constant_id = 2) const uint PER = 1;    // elements per invocation
+// VEC4 = 1 (with TEXEL; n a multiple of 4): the element index counts vec4s and
+// p, g, m, v are fetched 4 at a time through R32G32B32A32 views (one gather on
+// llvmpipe instead of four); the same arithmetic per component.
+layout(constant_id = 3) const uint VEC4 = 0;
 
 layout(push_constant) uniform PC {
     FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper; FBuf gnorm2;
@@ -50,16 +54,39 @@ void adam_one(uint i, float lr, float gscale, float bc1, float bc2) {
     if ((pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
 }
 
+void st4(FBuf b, uint q, vec4 x) {
+    uint e = 4u * q;
+    b.v[e] = x.x, b.v[e + 1u] = x.y, b.v[e + 2u] = x.z, b.v[e + 3u] = x.w;
+}
+
+// adam_one on the 4 elements of vec4 q.
+void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
+    vec4 p = texelFetch(vkd_tex0, int(q) + pc.p_first), g = texelFetch(vkd_tex1, int(q) + pc.g_first) * gscale;
+    if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
+    else g += pc.wd * p;
+    vec4 m = pc.b1 * texelFetch(vkd_tex2, int(q) + pc.m_first) + (1.0 - pc.b1) * g;
+    vec4 v = pc.b2 * texelFetch(vkd_tex3, int(q) + pc.v_first) + (1.0 - pc.b2) * g * g;
+    p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
+    st4(pc.m, q, m);
+    st4(pc.v, q, v);
+    st4(pc.p, q, p);
+    if ((pc.flags & 2u) != 0u) st4(pc.g, q, vec4(0.0));
+}
+
 void main() {
+    const uint N = VEC4 != 0u ? pc.n / 4u : pc.n;  // in vec4s or in floats
     uint i0 = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
-    if (i0 >= pc.n) return;
+    if (i0 >= N) return;
     float lr = pc.hyper.v[0], t = pc.hyper.v[1], gscale = 1.0;
     if ((pc.flags & 4u) != 0u) {
         float n2 = pc.gnorm2.v[0];
         if (isnan(n2) || isinf(n2)) {  // a non-finite gradient anywhere: skip the step everywhere
             [[unroll]] for (uint j = 0; j < PER; j++) {
                 uint i = i0 + j * gl_WorkGroupSize.x;
-                if (i < pc.n && (pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
+                if (i < N && (pc.flags & 2u) != 0u) {
+                    if (VEC4 != 0u) st4(pc.g, i, vec4(0.0));
+                    else pc.g.v[i] = 0.0;
+                }
             }
             return;
         }
@@ -68,6 +95,9 @@ void main() {
     float bc1 = 1.0 - pow(pc.b1, t), bc2 = 1.0 - pow(pc.b2, t);
     [[unroll]] for (uint j = 0; j < PER; j++) {
         uint i = i0 + j * gl_WorkGroupSize.x;
-        if (i < pc.n) adam_one(i, lr, gscale, bc1, bc2);
+        if (i < N) {
+            if (VEC4 != 0u) adam_four(i, lr, gscale, bc1, bc2);
+            else adam_one(i, lr, gscale, bc1, bc2);
+        }
     }
 }

@@ -124,14 +124,17 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
                            {offsetof(adam_push, gnorm2), VKD_R, n2}};
         // p, g, m, v through texel views on a CPU device (a load there is a loop over lanes otherwise)
         uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
-        vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), 0},
-                           {1, 1, offsetof(adam_push, g_first), 0},
-                           {2, 2, offsetof(adam_push, m_first), 0},
-                           {3, 3, offsetof(adam_push, v_first), 0}};
+        // and 4 at a time through vec4 views when the tensors hold whole vec4s
+        uint8_t vec4 = texel && vkd_vec4_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
+        vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), vec4},
+                           {1, 1, offsetof(adam_push, g_first), vec4},
+                           {2, 2, offsetof(adam_push, m_first), vec4},
+                           {3, 3, offsetof(adam_push, v_first), vec4}};
         uint32_t per = vkd_elems_per_invocation(g);
-        uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
-        vkd_grid_1d((p->numel + per - 1) / per, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 3, gx, gy, 1, &pc, sizeof pc,
+        uint32_t spec[4] = {VKD_WG, texel, per, vec4}, gx, gy;
+        uint64_t units = vec4 ? p->numel / 4 : p->numel;
+        vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
+        vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 4, gx, gy, 1, &pc, sizeof pc,
                                  args, n2 ? 6 : 5, tx, texel ? 4 : 0);
     }
     return vkd_graph_failed(g) ? -1 : 0;

@@ -65,16 +65,18 @@ uint32_t vkd_elems_per_invocation(const vkd_graph *g) {
     return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8u : 1u;
 }
 
-// The shader's VEC4 walk (texel devices only): b same-shape or one value,
-// whole vec4s, the full-size operands starting on 16 bytes (allocations are
-// VKD_ALIGN-aligned; a view may start anywhere).
-static uint32_t vec4_ok(const vkd_tensor *y, const vkd_tensor *a, const vkd_tensor *b, uint32_t bmode) {
+int vkd_vec4_ok(const vkd_graph *g, int n, ...) {
+    (void)g;
     const char *env = getenv("VKD_VEC4");  // 0: the scalar walk everywhere (benchmarks, tests)
-    if ((env && *env && atoi(env) == 0) || bmode == 0 || y->numel % 4) return 0;
-    const vkd_tensor *t[3] = {y, a, b};
-    for (int i = 0; i < 3; i++)
-        if (t[i] && t[i]->view_off % 16) return 0;
-    return 1;
+    int ok = !(env && *env && atoi(env) == 0);
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        const vkd_tensor *t = va_arg(ap, const vkd_tensor *);
+        ok &= !t || (t->numel % 4 == 0 && t->view_off % 16 == 0);
+    }
+    va_end(ap);
+    return ok;
 }
 
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
@@ -94,7 +96,7 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     int nt = 0, use_a = op != VKD_EW_BCAST;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, use_a ? 2 : 1, b, a);
     uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
-    uint32_t vec4 = texel && vec4_ok(y, use_a ? a : NULL, bmode == 1 ? b : NULL, bmode);
+    uint32_t vec4 = texel && bmode != 0 && vkd_vec4_ok(g, 3, y, use_a ? a : NULL, bmode == 1 ? b : NULL);
     args[na++] = (vkd_arg){offsetof(eltwise_push, y), VKD_W, y};
     if (use_a) {
         if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(eltwise_push, a_first), (uint8_t)vec4};
