@@ -11,6 +11,9 @@ const uint SILU = 0, GELU = 1, RELU = 2, SCALE = 3, FILL = 4, EXP = 5, LOG = 6, 
 const uint SILU_BWD = 16, GELU_BWD = 17, RELU_BWD = 18, EXP_BWD = 21, LOG_BWD = 22, SQRT_BWD = 23, SOFTPLUS_BWD = 24;
 
 layout(constant_id = 2) const uint TEXEL = 0;  // x, dy through texel bindings 0, 1
+// VEC4 = 1 (with TEXEL; n a multiple of 4): an invocation does 4 elements,
+// x and dy fetched as vec4s (one gather on llvmpipe instead of four).
+layout(constant_id = 3) const uint VEC4 = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
@@ -31,11 +34,8 @@ float tanh_stable(float u) {
     return sign(u) * (1.0 - e) / (1.0 + e);
 }
 
-void main() {
-    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    if (i >= pc.n) return;
-    if (OP == FILL) { pc.y.v[i] = pc.alpha; return; }
-    float x = ld_x(i);
+// f(x) forward, dy * f'(x) backward (dy unused forward).
+float apply(float x, float dy) {
     float r;
     if (OP == SILU) {
         r = x / (1.0 + exp(-x));
@@ -57,23 +57,42 @@ void main() {
     } else if (OP == SOFTPLUS_BWD) {
         // sigmoid(x), through exp of a non-positive argument only
         float e = exp(-abs(x));
-        r = ld_dy(i) * (x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
+        r = dy * (x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e));
     } else if (OP == EXP_BWD) {
-        r = ld_dy(i) * exp(x);
+        r = dy * exp(x);
     } else if (OP == LOG_BWD) {
-        r = ld_dy(i) / x;
+        r = dy / x;
     } else if (OP == SQRT_BWD) {
-        r = ld_dy(i) * 0.5 / sqrt(x);
+        r = dy * 0.5 / sqrt(x);
     } else if (OP == SILU_BWD) {
         float s = 1.0 / (1.0 + exp(-x));
-        r = ld_dy(i) * s * (1.0 + x * (1.0 - s));
+        r = dy * s * (1.0 + x * (1.0 - s));
     } else if (OP == GELU_BWD) {
         float u = GELU_K * (x + GELU_C * x * x * x);
         float t = tanh_stable(u);
         float du = GELU_K * (1.0 + 3.0 * GELU_C * x * x);
-        r = ld_dy(i) * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+        r = dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
     } else {  // RELU_BWD
-        r = x > 0.0 ? ld_dy(i) : 0.0;
+        r = x > 0.0 ? dy : 0.0;
     }
-    pc.y.v[i] = r;
+    return r;
+}
+
+void main() {
+    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (VEC4 != 0u) {  // i counts vec4s
+        if (i >= pc.n / 4u) return;
+        vec4 r = vec4(pc.alpha);
+        if (OP != FILL) {
+            vec4 x = texelFetch(vkd_tex0, int(i) + pc.x_first);
+            vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(i) + pc.dy_first) : vec4(0.0);
+            r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
+        }
+        uint e = 4u * i;
+        pc.y.v[e] = r.x, pc.y.v[e + 1u] = r.y, pc.y.v[e + 2u] = r.z, pc.y.v[e + 3u] = r.w;
+        return;
+    }
+    if (i >= pc.n) return;
+    if (OP == FILL) { pc.y.v[i] = pc.alpha; return; }
+    pc.y.v[i] = apply(ld_x(i), OP >= 16u ? ld_dy(i) : 0.0);
 }

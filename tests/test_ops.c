@@ -168,15 +168,16 @@ static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, co
     end(&c);
 }
 
-static void test_unary(vkd_ctx *ctx, const char *name, int op) {
-    enum { N = 1000 };
+// 10 x 100: whole vec4s (the vec4 walk on texel devices); 7 x 143: the scalar walk.
+static void test_unary_n(vkd_ctx *ctx, const char *name, int op, int rows, int cols) {
+    int N = rows * cols;  // <= 1001
     cas c = begin(ctx, name);
-    double x[N], y[N], dx[N];
+    double x[1001], y[1001], dx[1001];
     int positive = op == REF_LOG || op == REF_SQRT;
     t_fill(x, N, positive ? 0.05 : -6, 6);
     for (int i = 0; i < N; i++)
         if (fabs(x[i]) < 1e-3) x[i] = 0.5;  // ReLU has no derivative at 0
-    vkd_tensor *X = input(&c, "x", 2, (int64_t[]){10, 100}, x);
+    vkd_tensor *X = input(&c, "x", 2, (int64_t[]){rows, cols}, x);
     vkd_tensor *Y = op == REF_SILU   ? vkd_silu(c.g, X)
                     : op == REF_GELU ? vkd_gelu(c.g, X)
                     : op == REF_EXP  ? vkd_exp(c.g, X)
@@ -187,11 +188,13 @@ static void test_unary(vkd_ctx *ctx, const char *name, int op) {
     finish(&c, Y);
     ref_unary_fwd(y, x, N, op);
     ref_unary_bwd(dx, c.w, x, N, op);
-    printf("%s (10,100) on [%g, 6]\n", name, positive ? 0.05 : -6.0);
+    printf("%s (%d,%d) on [%g, 6]\n", name, rows, cols, positive ? 0.05 : -6.0);
     compare("y", Y, y, TOL);
     compare_grad(&c, "dx", X, dx);
     end(&c);
 }
+
+static void test_unary(vkd_ctx *ctx, const char *name, int op) { test_unary_n(ctx, name, op, 10, 100); }
 
 static void test_scale(vkd_ctx *ctx) {
     enum { N = 77 };
@@ -457,6 +460,7 @@ int main(void) {
     }
     test_scale(ctx);
     test_unary(ctx, "silu", REF_SILU);
+    test_unary_n(ctx, "silu", REF_SILU, 7, 143);
     test_unary(ctx, "gelu", REF_GELU);
     test_unary(ctx, "relu", REF_RELU);
     test_unary(ctx, "exp", REF_EXP);

@@ -18,20 +18,21 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     int na = 0;
     // FILL reads nothing; otherwise x, and dy in the backward
     uint32_t texel = x && (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
+    uint8_t vec4 = texel && vkd_vec4_ok(g, 3, y, x, dy);
     vkd_texel tx[2];
     int nt = 0;
     args[na++] = (vkd_arg){offsetof(unary_push, y), VKD_W, y};
     if (x) {
-        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(unary_push, x_first), 0};
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(unary_push, x_first), vec4};
         args[na++] = (vkd_arg){offsetof(unary_push, x), VKD_R, x};
     }
     if (dy) {
-        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(unary_push, dy_first), 0};
+        if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(unary_push, dy_first), vec4};
         args[na++] = (vkd_arg){offsetof(unary_push, dy), VKD_R, dy};
     }
-    uint32_t spec[3] = {VKD_WG, op, texel}, gx, gy;
-    vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "unary", spec, 3, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    uint32_t spec[4] = {VKD_WG, op, texel, vec4}, gx, gy;
+    vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
+    return vkd_graph_dispatch_texel(g, name, "unary", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd", "softplus_bwd"};
