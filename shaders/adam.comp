@@ -54,11 +54,6 @@ void adam_one(uint i, float lr, float gscale, float bc1, float bc2) {
     if ((pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
 }
 
-void st4(FBuf b, uint q, vec4 x) {
-    uint e = 4u * q;
-    b.v[e] = x.x, b.v[e + 1u] = x.y, b.v[e + 2u] = x.z, b.v[e + 3u] = x.w;
-}
-
 // adam_one on the 4 elements of vec4 q.
 void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
     vec4 p = texelFetch(vkd_tex0, int(q) + pc.p_first), g = texelFetch(vkd_tex1, int(q) + pc.g_first) * gscale;
@@ -67,10 +62,10 @@ void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
     vec4 m = pc.b1 * texelFetch(vkd_tex2, int(q) + pc.m_first) + (1.0 - pc.b1) * g;
     vec4 v = pc.b2 * texelFetch(vkd_tex3, int(q) + pc.v_first) + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
-    st4(pc.m, q, m);
-    st4(pc.v, q, v);
-    st4(pc.p, q, p);
-    if ((pc.flags & 2u) != 0u) st4(pc.g, q, vec4(0.0));
+    vkd_store4(pc.m, 4u * q, m);
+    vkd_store4(pc.v, 4u * q, v);
+    vkd_store4(pc.p, 4u * q, p);
+    if ((pc.flags & 2u) != 0u) vkd_store4(pc.g, 4u * q, vec4(0.0));
 }
 
 void main() {
@@ -84,7 +79,7 @@ void main() {
             [[unroll]] for (uint j = 0; j < PER; j++) {
                 uint i = i0 + j * gl_WorkGroupSize.x;
                 if (i < N && (pc.flags & 2u) != 0u) {
-                    if (VEC4 != 0u) st4(pc.g, i, vec4(0.0));
+                    if (VEC4 != 0u) vkd_store4(pc.g, 4u * i, vec4(0.0));
                     else pc.g.v[i] = 0.0;
                 }
             }

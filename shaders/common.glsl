@@ -6,6 +6,13 @@
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer FBuf { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer UBuf { uint v[]; };
 
+// Elements e..e+3 of b from a vec4, as four scalar stores: shaders that read
+// vec4s through texel views write this way (a vec4 store measured no faster
+// on llvmpipe, and FBuf is only 4-byte aligned).
+void vkd_store4(FBuf b, uint e, vec4 x) {
+    b.v[e] = x.x, b.v[e + 1u] = x.y, b.v[e + 2u] = x.z, b.v[e + 3u] = x.w;
+}
+
 // Large 1-D launches use a 2-D grid of workgroups (x is limited to 65535 on
 // some devices); this is the flat workgroup index.
 // Texel operands (src/vk/texel.c): a shader whose TEXEL constant is 1 reads

@@ -50,8 +50,7 @@ void main() {
         vec4 av = OP == OP_BCAST ? vec4(0.0) : texelFetch(vkd_tex0, int(i) + pc.a_first);
         vec4 r = op4(av, bv) * pc.alpha;
         if ((pc.flags & 1u) != 0u) r *= pc.s.v[0];
-        uint e = 4u * i;
-        pc.y.v[e] = r.x, pc.y.v[e + 1u] = r.y, pc.y.v[e + 2u] = r.z, pc.y.v[e + 3u] = r.w;
+        vkd_store4(pc.y, 4u * i, r);
         return;
     }
     if (i >= pc.n) return;

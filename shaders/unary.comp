@@ -88,8 +88,7 @@ void main() {
             vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(i) + pc.dy_first) : vec4(0.0);
             r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
         }
-        uint e = 4u * i;
-        pc.y.v[e] = r.x, pc.y.v[e + 1u] = r.y, pc.y.v[e + 2u] = r.z, pc.y.v[e + 3u] = r.w;
+        vkd_store4(pc.y, 4u * i, r);
         return;
     }
     if (i >= pc.n) return;

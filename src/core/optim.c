@@ -125,7 +125,7 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
         // p, g, m, v through texel views on a CPU device (a load there is a loop over lanes otherwise)
         uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
         // and 4 at a time through vec4 views when the tensors hold whole vec4s
-        uint8_t vec4 = texel && vkd_vec4_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
+        uint8_t vec4 = texel && vkd_vec4_ok(4, p, p->pgrad, o->m[i], o->v[i]);
         vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), vec4},
                            {1, 1, offsetof(adam_push, g_first), vec4},
                            {2, 2, offsetof(adam_push, m_first), vec4},

@@ -65,8 +65,7 @@ uint32_t vkd_elems_per_invocation(const vkd_graph *g) {
     return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8u : 1u;
 }
 
-int vkd_vec4_ok(const vkd_graph *g, int n, ...) {
-    (void)g;
+int vkd_vec4_ok(int n, ...) {
     const char *env = getenv("VKD_VEC4");  // 0: the scalar walk everywhere (benchmarks, tests)
     int ok = !(env && *env && atoi(env) == 0);
     va_list ap;
@@ -96,7 +95,7 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     int nt = 0, use_a = op != VKD_EW_BCAST;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, use_a ? 2 : 1, b, a);
     uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
-    uint32_t vec4 = texel && bmode != 0 && vkd_vec4_ok(g, 3, y, use_a ? a : NULL, bmode == 1 ? b : NULL);
+    uint32_t vec4 = texel && bmode != 0 && vkd_vec4_ok(3, y, use_a ? a : NULL, bmode == 1 ? b : NULL);
     args[na++] = (vkd_arg){offsetof(eltwise_push, y), VKD_W, y};
     if (use_a) {
         if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(eltwise_push, a_first), (uint8_t)vec4};

@@ -31,7 +31,7 @@ int vkd_texel_ok(const vkd_graph *g, int n, ...);
 // 1 when every tensor given (NULLs skipped) holds whole vec4s from a 16-byte
 // boundary (allocations are VKD_ALIGN-aligned; a view may start anywhere), so a
 // texel op may read it through a vec4 view (vkd_texel.vec4). VKD_VEC4=0 says no.
-int vkd_vec4_ok(const vkd_graph *g, int n, ...);
+int vkd_vec4_ok(int n, ...);
 // Elements per invocation for per-element update shaders (Adam, EMA): several
 // on a CPU device, where each load of the step's shared scalars is a loop over
 // the lanes and is worth doing once for many elements; 1 on a GPU.

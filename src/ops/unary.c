@@ -18,7 +18,7 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     int na = 0;
     // FILL reads nothing; otherwise x, and dy in the backward
     uint32_t texel = x && (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
-    uint8_t vec4 = texel && vkd_vec4_ok(g, 3, y, x, dy);
+    uint8_t vec4 = texel && vkd_vec4_ok(3, y, x, dy);
     vkd_texel tx[2];
     int nt = 0;
     args[na++] = (vkd_arg){offsetof(unary_push, y), VKD_W, y};
