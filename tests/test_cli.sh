@@ -126,6 +126,37 @@ fi
 expect "distill: --init-from a missing file" 1 "nosuch.safetensors" -- "$bin" distill "$tmp/gmm.json" --out "$tmp/init2" --init-from "$tmp/nosuch.safetensors"
 expect "distill: --init-from without a value" 2 "--init-from needs a value" -- "$bin" distill "$tmp/gmm.json" --init-from
 
+# export of several checkpoints: their EMA networks' element-wise mean (checked against numpy in
+# double); a file without the prefix is refused by name and leaves the output untouched.
+c="$tmp/run/checkpoints"
+if "$bin" export --model "$tmp/run/student.json" --prefix ema/ --dtype F32 -o "$tmp/mean.safetensors" \
+    --weights "$c/ckpt-00000002.safetensors" --weights "$c/ckpt-00000004.safetensors" --weights "$c/ckpt-00000006.safetensors" \
+    >"$tmp/out" 2>"$tmp/err" && grep -q "mean of 3 weight files under ema/" "$tmp/out" &&
+    /usr/bin/python3 -c "
+import numpy as np, json, struct, sys
+def rd(p):
+    f = open(p, 'rb'); h = json.loads(f.read(struct.unpack('<Q', f.read(8))[0])); d = f.read()
+    return {k: np.frombuffer(d[v['data_offsets'][0]:v['data_offsets'][1]], np.float32) for k, v in h.items() if k != '__metadata__'}
+m = rd(sys.argv[1]); cs = [rd(p) for p in sys.argv[2:]]
+assert len(m) > 0 and all(len(c) > len(m) for c in cs)
+for k, v in m.items():
+    want = (sum(c['ema/' + k].astype(np.float64) for c in cs) / len(cs)).astype(np.float32)
+    assert np.array_equal(v, want), k
+assert not all(np.array_equal(cs[0]['ema/' + k], cs[2]['ema/' + k]) for k in m)" \
+        "$tmp/mean.safetensors" "$c/ckpt-00000002.safetensors" "$c/ckpt-00000004.safetensors" "$c/ckpt-00000006.safetensors" 2>>"$tmp/err"; then
+    pass=$((pass + 1)); echo "ok   export --prefix ema/ of 3 checkpoints writes their mean"
+else
+    fail=$((fail + 1)); echo "FAIL export mean"; cat "$tmp/out" "$tmp/err"
+fi
+cp "$tmp/mean.safetensors" "$tmp/mean.keep"
+expect "export: a file without the prefix" 1 "student.safetensors: missing tensor 'ema/" -- "$bin" export --model "$tmp/run/student.json" \
+    --prefix ema/ --weights "$c/ckpt-00000002.safetensors" --weights "$tmp/run/student.safetensors" -o "$tmp/mean.safetensors"
+if cmp -s "$tmp/mean.safetensors" "$tmp/mean.keep"; then
+    pass=$((pass + 1)); echo "ok   export: the refused mean left the earlier output as it was"
+else
+    fail=$((fail + 1)); echo "FAIL export: a refused mean changed its output file"
+fi
+
 # A test-sized teacher: trains on real Fashion-MNIST (when installed), resumes, samples.
 if [ -d /usr/share/datasets/fashion-mnist ]; then
     sed -e 's/"label_dim": 3/"label_dim": 10/' "$src/models/unet_tiny.json" >"$tmp/tiny.json"

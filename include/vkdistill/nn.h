@@ -26,9 +26,13 @@ void vkd_model_free(vkd_model *m);
 vkd_model *vkd_model_frozen_view(vkd_model *m);
 
 // Loads every parameter and buffer by name; missing, extra and wrongly shaped
-// tensors are reported by name. prefix_ok: names may carry a leading prefix
-// (e.g. "ema.") that is stripped.
+// tensors are reported by name.
 int vkd_model_load(vkd_model *m, const char *safetensors_path, char *err, size_t errlen);
+// The element-wise mean of n weight files (checkpoint averaging, src/nn/model_mean.c).
+// prefix selects the model's tensors inside a checkpoint ("ema/", "generator/"; NULL or
+// "" for plain weight files, which must then hold exactly the model's tensors). Every
+// file is checked before anything is uploaded.
+int vkd_model_load_mean(vkd_model *m, const char *const *paths, int n, const char *prefix, char *err, size_t errlen);
 // Writes parameters and buffers ("F32", "F16" or "BF16"), atomically.
 int vkd_model_save(vkd_model *m, const char *path, const char *dtype, char *err, size_t errlen);
 // Copies every parameter of src into dst (same config).

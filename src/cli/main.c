@@ -23,7 +23,9 @@ static const struct {
                "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] (-o GRID.png | --npz FILE)\n"
                "         [--individual DIR] [--gmm MIX.json]   (vector students: .npz, and with -o a 2-D scatter)\n"},
     {"montage", "  montage A.npz [B.npz ...] -o OUT.png [--cols N] [--rows N]   sample sets side by side (same seed: image for image)\n"},
-    {"export", "  export --model CONFIG --weights IN -o OUT [--dtype F16|BF16|F32]   weights rewritten in another dtype\n"},
+    {"export", "  export --model CONFIG --weights IN -o OUT [--dtype F16|BF16|F32]   weights rewritten in another dtype\n"
+               "  export --model CONFIG --weights CKPT1 --weights CKPT2 ... [--prefix ema/] -o OUT   their mean\n"
+               "         (checkpoint averaging; --prefix: the network inside a checkpoint, ema/ generator/ fake/ net/)\n"},
     {"train-classifier", "  train-classifier CONFIG [--out DIR] [--resume auto|CKPT] [--data DIR] [--epochs N] [--batch N] [--lr X]\n"
                          "         [--seed S] [--max-images N] [--flip] [--dtype F16|BF16|F32]   the FD feature classifier\n"},
     {"fid-stats", "  fid-stats SOURCE -o STATS.npz [--features fmnist|inception] [--n N] [--split train|test]\n"
