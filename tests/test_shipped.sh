@@ -16,24 +16,22 @@ fail=0
 m="$src/models"
 bound=$(sed -n 's/^test_bound_fd256: //p' "$m/fmnist32_record.txt")
 
-if "$bin" sample --model "$m/fmnist32_student.json" --weights "$m/fmnist32_student.safetensors" --one-step 2.5 \
-    --n 256 --seed 3 --npz "$tmp/s.npz" >"$tmp/out" 2>"$tmp/err" &&
-    "$bin" fid --samples "$tmp/s.npz" --ref-samples "$data" --ref-split test --features fmnist >"$tmp/fd" 2>>"$tmp/err" &&
-    fd=$(sed -n 's/^FD_fmnist \([0-9.]*\) .*/\1/p' "$tmp/fd") && [ -n "$fd" ] && [ -n "$bound" ] &&
-    awk -v a="$fd" -v b="$bound" 'BEGIN { exit !(a < b) }'; then
-    pass=$((pass + 1)); echo "ok   shipped student: FD_fmnist of 256 one-step samples $fd (bound $bound)"
-else
-    fail=$((fail + 1)); echo "FAIL shipped student: FD '${fd:-}' (bound '$bound')"; cat "$tmp/err" "$tmp/fd"
-fi
-if "$bin" sample --model "$m/fmnist32_student_2step.json" --weights "$m/fmnist32_student_2step.safetensors" \
-    --student-sigmas 2.5,1.5 --n 256 --seed 3 --npz "$tmp/s2.npz" >"$tmp/out" 2>"$tmp/err" &&
-    "$bin" fid --samples "$tmp/s2.npz" --ref-samples "$data" --ref-split test --features fmnist >"$tmp/fd" 2>>"$tmp/err" &&
-    fd=$(sed -n 's/^FD_fmnist \([0-9.]*\) .*/\1/p' "$tmp/fd") && [ -n "$fd" ] && [ -n "$bound" ] &&
-    awk -v a="$fd" -v b="$bound" 'BEGIN { exit !(a < b) }'; then
-    pass=$((pass + 1)); echo "ok   shipped two-step student: FD_fmnist of 256 two-step samples $fd (bound $bound)"
-else
-    fail=$((fail + 1)); echo "FAIL shipped two-step student: FD '${fd:-}' (bound '$bound')"; cat "$tmp/err" "$tmp/fd"
-fi
+# check_student NAME WHAT SAMPLER-ARGS...: 256 samples of models/fmnist32_NAME.* score under the bound.
+check_student() {
+    name=$1 what=$2
+    shift 2
+    if "$bin" sample --model "$m/fmnist32_$name.json" --weights "$m/fmnist32_$name.safetensors" "$@" \
+        --n 256 --seed 3 --npz "$tmp/$name.npz" >"$tmp/out" 2>"$tmp/err" &&
+        "$bin" fid --samples "$tmp/$name.npz" --ref-samples "$data" --ref-split test --features fmnist >"$tmp/fd" 2>>"$tmp/err" &&
+        fd=$(sed -n 's/^FD_fmnist \([0-9.]*\) .*/\1/p' "$tmp/fd") && [ -n "$fd" ] && [ -n "$bound" ] &&
+        awk -v a="$fd" -v b="$bound" 'BEGIN { exit !(a < b) }'; then
+        pass=$((pass + 1)); echo "ok   shipped $what student: FD_fmnist of 256 samples $fd (bound $bound)"
+    else
+        fail=$((fail + 1)); echo "FAIL shipped $what student: FD '${fd:-}' (bound '$bound')"; cat "$tmp/err" "$tmp/fd"
+    fi
+}
+check_student student one-step --one-step 2.5
+check_student student_2step two-step --student-sigmas 2.5,1.5
 if "$bin" sample --model "$m/fmnist32_teacher.json" --weights "$m/fmnist32_teacher.safetensors" --n 8 --steps 4 \
     --seed 3 --npz "$tmp/t.npz" >"$tmp/out" 2>"$tmp/err" &&
     /usr/bin/python3 -c "
