@@ -212,49 +212,9 @@ int vkd_model_check_derived(vkd_st *st, const char *path, const char *name, vkd_
     return rc;
 }
 
+// One file is the mean of one (src/nn/model_mean.c holds the loader).
 int vkd_model_load(vkd_model *m, const char *path, char *err, size_t errlen) {
-    vkd_st *st = vkd_st_open(path, err, errlen);
-    if (!st) return -1;
-    // Everything is checked before anything is uploaded, so a bad file leaves the model as it was.
-    for (int i = 0; i < m->n; i++) {
-        const vkd_st_info *in = vkd_st_find(st, m->e[i].name);
-        if (!in) {
-            snprintf(err, errlen, "%s: missing tensor '%s' (model config %s)", path, m->e[i].name, m->arch);
-            vkd_st_close(st);
-            return -1;
-        }
-    }
-    for (int i = 0; i < vkd_st_count(st); i++) {
-        const vkd_st_info *in = vkd_st_get(st, i);
-        if (!vkd_model_find(m, in->name)) {
-            snprintf(err, errlen, "%s: unexpected tensor '%s' (not part of this %s config)", path, in->name, m->arch);
-            vkd_st_close(st);
-            return -1;
-        }
-    }
-    for (int i = 0; i < m->n; i++)
-        if (vkd_model_check_derived(st, path, m->e[i].name, m->e[i].t, err, errlen)) {
-            vkd_st_close(st);
-            return -1;
-        }
-    for (int i = 0; i < m->n; i++) {
-        vkd_tensor *t = m->e[i].t;
-        int64_t shape[VKD_MAX_DIMS];
-        for (int k = 0; k < vkd_tensor_ndim(t); k++) shape[k] = vkd_tensor_dim(t, k);
-        float *h = malloc(vkd_tensor_numel(t) * sizeof *h);
-        int rc = vkd_st_read_f32(st, m->e[i].name, vkd_tensor_ndim(t), shape, h, err, errlen);
-        if (!rc && vkd_tensor_upload(t, h)) {
-            snprintf(err, errlen, "%s", vkd_ctx_error(m->ctx));
-            rc = -1;
-        }
-        free(h);
-        if (rc) {
-            vkd_st_close(st);
-            return -1;
-        }
-    }
-    vkd_st_close(st);
-    return 0;
+    return vkd_model_load_mean(m, &path, 1, NULL, err, errlen);
 }
 
 int vkd_model_save(vkd_model *m, const char *path, const char *dtype, char *err, size_t errlen) {
