@@ -8,7 +8,10 @@
 //   dx = rstd * (g - mean(g) - xh * mean(g * xh))
 // MODE 2, parameter gradients (one invocation per column, fixed row order):
 //   dw = sum_rows dy * xh (into w), db = sum_rows dy (into b)
-// flags: bit0 w present (MODE 2: write dw), bit1 b present (MODE 2: write db).
+// flags: bit0 w present (MODE 2: write dw), bit1 b present (MODE 2: write db),
+// bit2 (MODE 1) write old + dx, old being x's gradient so far, read from the b slot
+// (unused by MODE 1); (MODE 2) add dw and db to what w and b hold (a parameter's
+// persistent gradient). The sums are `precise`: the bits of a separate add.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -21,7 +24,7 @@ layout(constant_id = 1) const uint MODE = 0;
 // sum has a fixed order too, so replays stay bit-identical.
 layout(constant_id = 2) const uint SGRED = 0;
 // TEXEL = 1 (CPU devices): the operands read through texel bindings, x at 0,
-// w at 1 and b at 2 (MODE 0, 1), mean at 1 and rstd at 2 (MODE 2), dy at 3.
+// w at 1 and b (or old) at 2 (MODE 0, 1), mean at 1 and rstd at 2 (MODE 2), dy at 3.
 layout(constant_id = 3) const uint TEXEL = 0;
 
 layout(push_constant) uniform PC {
@@ -68,8 +71,13 @@ void main() {
             dw += g * (ld_x(r * pc.cols + c) - ld_mean(r)) * ld_rstd(r);
             db += g;
         }
-        if (has_w) pc.w.v[c] = dw;
-        if (has_b) pc.b.v[c] = db;
+        if ((pc.flags & 4u) != 0u) {
+            if (has_w) { precise float s = pc.w.v[c] + dw; pc.w.v[c] = s; }
+            if (has_b) { precise float s = pc.b.v[c] + db; pc.b.v[c] = s; }
+        } else {
+            if (has_w) pc.w.v[c] = dw;
+            if (has_b) pc.b.v[c] = db;
+        }
         return;
     }
     uint row = flat_group();
@@ -104,7 +112,13 @@ void main() {
         for (uint c = t; c < pc.cols; c += W) {
             float g = ld_dy(base + c) * (has_w ? ld_w(c) : 1.0);
             float xh = (ld_x(base + c) - mu) * rs;
-            pc.y.v[base + c] = rs * (g - sg - xh * sgx);
+            precise float dx = rs * (g - sg - xh * sgx);
+            if ((pc.flags & 4u) != 0u) {
+                precise float s = ld_b(base + c) + dx;
+                pc.y.v[base + c] = s;
+            } else {
+                pc.y.v[base + c] = dx;
+            }
         }
     }
 }

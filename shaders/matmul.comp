@@ -1,6 +1,6 @@
 #version 450
 // ---------------------------------------------------------------------------
-// fp32 GEMM / batched GEMM:  C_b = alpha * op(A_b) * op(B_b) [+ bias] [+ C_b]
+// fp32 GEMM / batched GEMM:  C_b = alpha * op(A_b) * op(B_b) [+ bias] [+ C_b] [+ R_b]
 //
 // Specialization constants (host must pass BM, BN and the local size it uses
 // to compute the grid  vkCmdDispatch(ceil(N/BN), ceil(M/BM), batch)):
@@ -74,6 +74,7 @@ layout(push_constant) uniform PC {
     uint sA, sB, sC;                    // batch strides in elements; 0 = shared by all batches
     float alpha;
     int a_first, b_first;               // TEXEL: where A and B start in their texel views
+    FBuf R;                             // flags bit3: a residual added to the result, indexed as C
 } pc;
 
 layout(constant_id = 0) const uint TA = 0;
@@ -191,16 +192,28 @@ void main() {
     const uint coff = b * pc.sC;
     const uint ldc = pc.ldc, flags = pc.flags;
     const float alpha = pc.alpha;
+    // The bias is loaded once per column (or row) of the register tile, not once per
+    // element: the stores to C in between keep the compiler from reusing the loads, and
+    // on llvmpipe each load is a loop over the lanes.
+    const bool colbias = (flags & 5u) == 1u, rowbias = (flags & 5u) == 5u;
+    float bcol[TN];
+    [[unroll]] for (uint j = 0; j < TN; j++) {
+        bcol[j] = 0.0;
+        if (colbias) bcol[j] = pc.bias.v[ncol[j]];  // an if, not ?:, so no load from a null bias
+    }
     [[unroll]] for (uint i = 0; i < TM; i++) {
         const uint m = m0 + i;
         if (m < M) {
+            float brow = 0.0;
+            if (rowbias) brow = pc.bias.v[m];
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 const uint n = n0 + j * L + lane;
                 if (n < N) {
                     float r = alpha * acc[i][j];
-                    if ((flags & 1u) != 0u) r += ((flags & 4u) != 0u) ? pc.bias.v[m] : pc.bias.v[n];
+                    if ((flags & 1u) != 0u) r += colbias ? bcol[j] : brow;
                     const uint ci = coff + m * ldc + n;
                     if ((flags & 2u) != 0u) r += pc.C.v[ci];
+                    if ((flags & 8u) != 0u) r += pc.R.v[ci];
                     pc.C.v[ci] = r;
                 }
             }

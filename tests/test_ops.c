@@ -127,6 +127,53 @@ static void test_linear(vkd_ctx *ctx) {
     vkd_tensor_free(Bb);
 }
 
+// linear_add: y = linear(x, w, b) + r in one GEMM, r = linear(x, w2) so that x feeds
+// two GEMMs and the second backward finds x's gradient pending (added in the dx GEMM's
+// epilogue). Against the reference, and bit for bit against the unfused ops: an add
+// after the GEMM, and matmul's backward (its dx, then an add).
+static void test_linear_add(vkd_ctx *ctx) {
+    enum { ROWS = 19, IN = 9, OUT = 70 };  // 70 columns: two tiles, the second ragged
+    static double x[ROWS * IN], w[OUT * IN], w2[OUT * IN], b[OUT], y[ROWS * OUT], r[ROWS * OUT], dx[ROWS * IN],
+        dx2[ROWS * IN];
+    t_fill(x, ROWS * IN, -1, 1);
+    t_fill(w, OUT * IN, -1, 1);
+    t_fill(w2, OUT * IN, -1, 1);
+    t_fill(b, OUT, -1, 1);
+    vkd_tensor *W = t_tensor(ctx, "w", 2, (int64_t[]){OUT, IN}, w, 0);
+    vkd_tensor *W2 = t_tensor(ctx, "w2", 2, (int64_t[]){OUT, IN}, w2, 0);
+    vkd_tensor *Bb = t_tensor(ctx, "b", 1, (int64_t[]){OUT}, b, 0);
+    double *got[2][2] = {{0}};  // [fused][y, dx]
+    uint64_t rng = t_rng;
+    for (int fused = 0; fused < 2; fused++) {
+        cas c = begin(ctx, fused ? "linear_add" : "linear_add unfused");
+        t_rng = rng;  // the same upstream weights for both graphs
+        vkd_tensor *X = input(&c, "x", 2, (int64_t[]){ROWS, IN}, x);
+        vkd_tensor *Y = fused ? vkd_linear_add(c.g, X, W, Bb, vkd_linear(c.g, X, W2, NULL))
+                              : vkd_add(c.g, vkd_matmul(c.g, X, W2, 0, 1), vkd_linear(c.g, X, W, Bb));
+        finish(&c, Y);
+        if (fused) {
+            // y = x w^T + b + x w2^T; dx = dy w + dy w2
+            ref_matmul_fwd(y, x, w, b, 1, ROWS, OUT, IN, 0, 1, 0, 0);
+            ref_matmul_fwd(r, x, w2, NULL, 1, ROWS, OUT, IN, 0, 1, 0, 0);
+            for (int i = 0; i < ROWS * OUT; i++) y[i] += r[i];
+            ref_matmul_bwd(dx, NULL, NULL, c.w, x, w, 1, ROWS, OUT, IN, 0, 1, 0, 0);
+            ref_matmul_bwd(dx2, NULL, NULL, c.w, x, w2, 1, ROWS, OUT, IN, 0, 1, 0, 0);
+            for (int i = 0; i < ROWS * IN; i++) dx[i] += dx2[i];
+            printf("linear_add (19,9) x (70,9)^T + b + (19,9) x (70,9)^T\n");
+            compare("y", Y, y, TOL);
+            compare_grad(&c, "dx (one add in the GEMM, one pending)", X, dx);
+        }
+        got[fused][0] = t_download(Y);
+        got[fused][1] = t_download(vkd_graph_grad(c.g, X));
+        end(&c);
+    }
+    CHECK(!memcmp(got[0][0], got[1][0], ROWS * OUT * sizeof(double)), "linear_add: y differs from add(r, linear)");
+    CHECK(!memcmp(got[0][1], got[1][1], ROWS * IN * sizeof(double)), "linear_add: dx differs from the unfused ops");
+    printf("  y and dx bit-identical to the unfused ops\n");
+    for (int i = 0; i < 4; i++) free(got[i / 2][i % 2]);
+    vkd_tensor_free(W), vkd_tensor_free(W2), vkd_tensor_free(Bb);
+}
+
 // ---------------------------------------------------------------- element-wise
 static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, const int64_t *as, int nb_dims,
                         const int64_t *bs, long inner, long bc) {
@@ -255,9 +302,12 @@ static void test_softmax(vkd_ctx *ctx, int rows, int cols) {
     end(&c);
 }
 
-static void test_layernorm(vkd_ctx *ctx, int rows, int cols, int affine) {
+// residual: y = layernorm(x) + x, so the norm's backward finds x's gradient pending
+// and writes old + dx itself; the graph then runs twice, so the parameters' gradients
+// (added straight into their persistent buffers) must hold 2 dw, 2 db.
+static void test_layernorm(vkd_ctx *ctx, int rows, int cols, int affine, int residual) {
     char name[64];
-    snprintf(name, sizeof name, "layernorm (%d,%d)%s", rows, cols, affine ? " affine" : "");
+    snprintf(name, sizeof name, "layernorm (%d,%d)%s%s", rows, cols, affine ? " affine" : "", residual ? " + x" : "");
     cas c = begin(ctx, name);
     long n = (long)rows * cols;
     double *x = malloc(n * 8), *y = malloc(n * 8), *dx = malloc(n * 8), *w = malloc(cols * 8), *b = malloc(cols * 8),
@@ -271,15 +321,21 @@ static void test_layernorm(vkd_ctx *ctx, int rows, int cols, int affine) {
         B = t_tensor(ctx, "b", 1, (int64_t[]){cols}, b, VKD_PARAM);
     }
     vkd_tensor *Y = vkd_layernorm(c.g, X, W, B, 1e-5f);
+    if (residual) Y = vkd_add(c.g, Y, X);
     finish(&c, Y);
     ref_layernorm_fwd(y, NULL, NULL, x, affine ? w : NULL, affine ? b : NULL, rows, cols, 1e-5);
     ref_layernorm_bwd(dx, dw, db, c.w, x, affine ? w : NULL, rows, cols, 1e-5);
+    for (long i = 0; residual && i < n; i++) y[i] += x[i], dx[i] += c.w[i];
     printf("%s\n", name);
     compare("y", Y, y, TOL);
-    compare_grad(&c, "dx", X, dx);
+    compare_grad(&c, residual ? "dx (old + dx in the norm's pass)" : "dx", X, dx);
+    if (affine && residual) {
+        CHECK(vkd_graph_run(c.g) == 0, "second run: %s", vkd_graph_error(c.g));
+        for (int i = 0; i < cols; i++) dw[i] *= 2, db[i] *= 2;
+    }
     if (affine) {
-        compare("dw (persistent grad)", vkd_tensor_grad(W), dw, TOL);
-        compare("db (persistent grad)", vkd_tensor_grad(B), db, TOL);
+        compare(residual ? "dw (persistent grad, two runs)" : "dw (persistent grad)", vkd_tensor_grad(W), dw, TOL);
+        compare(residual ? "db (persistent grad, two runs)" : "db (persistent grad)", vkd_tensor_grad(B), db, TOL);
         vkd_tensor_free(W);
         vkd_tensor_free(B);
     }
@@ -443,6 +499,7 @@ int main(void) {
     test_matmul(ctx, 1, 0, 67, 45, 33, 0, 0);  // several tiles with ragged edges
     test_matmul(ctx, 1, 0, 1, 1, 1, 0, 0);
     test_linear(ctx);
+    test_linear_add(ctx);
     int64_t nchw[4] = {2, 3, 4, 5};
     test_binary(ctx, "same shape", 0, 4, nchw, 4, nchw, 1, 120);
     test_binary(ctx, "same shape", 2, 4, nchw, 4, nchw, 1, 120);
@@ -473,8 +530,9 @@ int main(void) {
     test_reduce(ctx, 1, 50000, 0, 1);  // chunked two-pass path
     test_softmax(ctx, 5, 7);
     test_softmax(ctx, 3, 300);
-    test_layernorm(ctx, 5, 7, 0);
-    test_layernorm(ctx, 4, 300, 1);
+    test_layernorm(ctx, 5, 7, 0, 0);
+    test_layernorm(ctx, 4, 300, 1, 0);
+    test_layernorm(ctx, 6, 40, 1, 1);
     test_mse(ctx, 37);
     test_mse(ctx, 40000);
     test_sum_squares(ctx, 1000);

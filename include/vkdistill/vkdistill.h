@@ -31,6 +31,11 @@ typedef struct {
     const char *device;  // NULL: $VKD_DEVICE, else the best device; "N" = index, else a name substring
     int validation;      // <0: from $VKD_VALIDATION; 0 off; 1 Khronos validation + sync validation
     int quiet;           // do not print the chosen device
+    // 1: the work is many small dispatches (an MLP's). lavapipe then runs each dispatch on
+    // the submitting thread (LP_NUM_THREADS=0, unless the variable is set): handing a
+    // small dispatch to its worker threads costs more than the work (README, "Small
+    // dispatches on lavapipe"). Other drivers ignore it.
+    int small_dispatches;
 } vkd_ctx_opts;
 
 // Creates a context on the chosen device. On failure returns NULL and writes one line to err.
@@ -113,6 +118,9 @@ int vkd_graph_grad_enabled(const vkd_graph *g);
 vkd_tensor *vkd_matmul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int ta, int tb);
 // x (..., in) , w (out, in) as in PyTorch, bias (out) or NULL -> (..., out)
 vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias);
+// r (..., out) + linear(x, w, bias) in one GEMM: the residual is added in its epilogue,
+// not by an add's pass after it (the same bits as vkd_add(g, r, vkd_linear(...))). r NULL: vkd_linear.
+vkd_tensor *vkd_linear_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *r);
 // Broadcasting binary ops: b is right-aligned to a (numpy rules), its non-1
 // dims must be contiguous (per-channel (C,1,1), per-row, scalar, same shape).
 vkd_tensor *vkd_add(vkd_graph *g, vkd_tensor *a, vkd_tensor *b);

@@ -176,6 +176,7 @@ int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv) {
         fprintf(stderr, "vkdistill: %s\n", err);
         return 1;
     }
+    cli->opts.small_dispatches = c.distill && c.dc.teacher_gmm[0];  // as distill chooses
     vkd_ctx *ctx = vkd_cli_open(cli);
     if (!ctx) return 1;
     step_result r = {0};

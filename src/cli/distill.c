@@ -25,6 +25,7 @@ int vkd_cli_distill(vkd_cli *cli, int argc, char **argv) {
         return 1;
     }
     if (a.steps > 0) c.steps = a.steps;
+    cli->opts.small_dispatches = c.teacher_gmm[0] != 0;  // an exact mixture: an MLP student
     vkd_ctx *ctx = vkd_cli_open(cli);
     vkd_distiller *d = ctx ? vkd_distiller_new(ctx, &c, text, err, sizeof err) : NULL;
     rc = VKD_TRAIN_ERROR;

@@ -57,6 +57,24 @@ vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t) {
 
 vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) { return t ? grad_of(g, t) : NULL; }
 
+static int is_param(const vkd_tensor *t) { return t && t->pgrad && !t->graph; }
+
+vkd_tensor *vkd_grad_param_target(vkd_graph *g, const vkd_tensor *t) {
+    if (!is_param(t) || !t->requires_grad || vkd_graph_failed(g) || grad_of(g, t)) return NULL;
+    return t->uses_graph == g && t->uses_serial == g->serial && t->uses == 1 ? t->pgrad : NULL;
+}
+
+// Counts, for every parameter, the tape entries that read it.
+static void count_param_uses(vkd_graph *g) {
+    for (int i = 0; i < g->ntape; i++)
+        for (int k = 0; k < g->tape[i].nin; k++) {
+            vkd_tensor *t = g->tape[i].in[k];
+            if (!is_param(t)) continue;
+            if (t->uses_graph != g || t->uses_serial != g->serial) t->uses = 0, t->uses_graph = g, t->uses_serial = g->serial;
+            t->uses++;
+        }
+}
+
 int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
     if (!loss || vkd_graph_failed(g)) {
         if (!loss) vkd_graph_fail(g, "backward: no loss tensor");
@@ -73,6 +91,7 @@ int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
         return -1;
     }
     int ntape = g->ntape;
+    count_param_uses(g);
     g->in_backward = 1;
     vkd_grad_accumulate(g, loss, vkd_full(g, loss->ndim, loss->shape, 1.0f));
     for (int i = ntape - 1; i >= 0 && !vkd_graph_failed(g); i--) {

@@ -26,6 +26,10 @@ struct vkd_tensor {
     vkd_tensor *ggrad;
     const vkd_graph *ggrad_graph;
     uint32_t ggrad_serial;
+    // parameters: how many tape entries of that graph read it (vkd_grad_param_target)
+    int uses;
+    const vkd_graph *uses_graph;
+    uint32_t uses_serial;
 };
 
 typedef enum { VKD_R = 1, VKD_W = 2, VKD_RW = 3 } vkd_access;
@@ -143,6 +147,12 @@ void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx);
 // vkd_grad_set in place of vkd_grad_accumulate.
 vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t);
 void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
+// A parameter's persistent gradient buffer, when an op's backward may add its
+// gradient straight into it (old + g in the op's own epilogue, instead of writing
+// g and adding it afterwards): t is a parameter that this graph reads in one op
+// only, so the graph's gradient of t is that one op's. NULL: write a graph tensor
+// and call vkd_grad_accumulate as usual.
+vkd_tensor *vkd_grad_param_target(vkd_graph *g, const vkd_tensor *t);
 int vkd_tensor_needs_grad(const vkd_tensor *t);
 
 // Device address of a tensor (valid after its memory is assigned).

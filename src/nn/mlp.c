@@ -89,9 +89,8 @@ vkd_tensor *vkd_mlp_forward(vkd_graph *g, vkd_model *m, vkd_tensor *x, vkd_tenso
     for (int i = 0; i < p->depth; i++) {
         vkd_tensor *t = p->norm ? vkd_layernorm(g, h, P("blocks.%d.norm.weight", i), P("blocks.%d.norm.bias", i), 1e-5f) : h;
         t = vkd_linear(g, t, P("blocks.%d.fc1.weight", i), P("blocks.%d.fc1.bias", i));
-        t = vkd_add(g, t, vkd_linear(g, e, P("blocks.%d.emb.weight", i), P("blocks.%d.emb.bias", i)));
-        t = vkd_linear(g, vkd_silu(g, t), P("blocks.%d.fc2.weight", i), P("blocks.%d.fc2.bias", i));
-        h = vkd_add(g, h, t);
+        t = vkd_linear_add(g, e, P("blocks.%d.emb.weight", i), P("blocks.%d.emb.bias", i), t);
+        h = vkd_linear_add(g, vkd_silu(g, t), P("blocks.%d.fc2.weight", i), P("blocks.%d.fc2.bias", i), h);
     }
     if (p->norm) h = vkd_layernorm(g, h, P("out_norm.weight"), P("out_norm.bias"), 1e-5f);
     h = vkd_silu(g, h);

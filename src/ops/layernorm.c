@@ -11,14 +11,19 @@ typedef struct {
     int32_t x_first, t1_first, t2_first, dy_first;  // texel views (set at compile)
 } ln_push;
 
+// add (flags bit2): MODE 1 writes b + dx, b being x's gradient so far; MODE 2 adds dw
+// and db into w and b (persistent gradients).
 static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                       vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, float eps) {
+                       vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, float eps, int add) {
     uint64_t cols = (uint64_t)x->shape[x->ndim - 1], rows = x->numel / cols;
-    ln_push pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols, .flags = (w ? 1u : 0u) | (b ? 2u : 0u), .eps = eps};
+    ln_push pc = {.rows = (uint32_t)rows,
+                  .cols = (uint32_t)cols,
+                  .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (add ? 4u : 0u),
+                  .eps = eps};
     vkd_arg args[7];
     int na = 0;
     // MODE 2 writes dw and db into the w and b slots.
-    vkd_access wb = mode == 2 ? VKD_W : VKD_R;
+    vkd_access wb = mode == 2 ? (add ? VKD_RW : VKD_W) : VKD_R;
     // On a CPU device every operand that is read goes through a texel view
     // (bindings as in the shader); a read through an address is a lane loop there.
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, x, mode == 2 ? mean : w ? w : x, mode == 2 ? rstd : b ? b : x,
@@ -33,7 +38,7 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (y) LN_ARG(y, VKD_W, y, -1, x_first);
     LN_ARG(x, VKD_R, x, 0, x_first);
     if (w) LN_ARG(w, wb, w, mode == 2 ? -1 : 1, t1_first);
-    if (b) LN_ARG(b, wb, b, mode == 0 ? 2 : -1, t2_first);
+    if (b) LN_ARG(b, wb, b, mode != 2 ? 2 : -1, t2_first);
     LN_ARG(mean, mode == 0 ? VKD_W : VKD_R, mean, mode == 2 ? 1 : -1, t1_first);
     LN_ARG(rstd, mode == 0 ? VKD_W : VKD_R, rstd, mode == 2 ? 2 : -1, t2_first);
     if (dy) LN_ARG(dy, VKD_R, dy, 3, dy_first);
@@ -49,15 +54,20 @@ static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *mean = e->saved[0], *rstd = e->saved[1];
     float eps = e->attr.f[0];
     if (vkd_tensor_needs_grad(x)) {
-        vkd_tensor *dx = vkd_graph_tensor_like(g, "layernorm_bwd", x);
-        if (dx && !ln_dispatch(g, "layernorm_bwd", 1, dx, x, w, NULL, mean, rstd, dy, eps))
-            vkd_grad_accumulate(g, x, dx);
+        // old + dx in the pass itself when x has a gradient already (a residual stream)
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "layernorm_bwd", x), *old = vkd_grad_pending(g, x);
+        if (dx && !ln_dispatch(g, "layernorm_bwd", 1, dx, x, w, old, mean, rstd, dy, eps, old != NULL))
+            vkd_grad_set(g, x, dx);
     }
     int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
-    if (need_w || need_b) {
+    vkd_tensor *pw = need_w ? vkd_grad_param_target(g, w) : NULL, *pb = need_b ? vkd_grad_param_target(g, b) : NULL;
+    if (pw && (pb || !need_b)) {
+        // straight into the persistent gradients: pgrad + dw, the bits of the add it saves
+        ln_dispatch(g, "layernorm_bwd_wb", 2, NULL, x, pw, pb, mean, rstd, dy, eps, 1);
+    } else if (need_w || need_b) {
         vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "layernorm_bwd_w", w) : NULL;
         vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "layernorm_bwd_b", b) : NULL;
-        if (!ln_dispatch(g, "layernorm_bwd_wb", 2, NULL, x, dw, db, mean, rstd, dy, eps)) {
+        if (!ln_dispatch(g, "layernorm_bwd_wb", 2, NULL, x, dw, db, mean, rstd, dy, eps, 0)) {
             if (dw) vkd_grad_accumulate(g, w, dw);
             if (db) vkd_grad_accumulate(g, b, db);
         }
@@ -76,7 +86,7 @@ vkd_tensor *vkd_layernorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor
     vkd_tensor *y = vkd_graph_tensor_like(g, "layernorm", x);
     vkd_tensor *mean = vkd_graph_tensor(g, "layernorm_mean", 1, &rows);
     vkd_tensor *rstd = vkd_graph_tensor(g, "layernorm_rstd", 1, &rows);
-    if (!y || !mean || !rstd || ln_dispatch(g, "layernorm", 0, y, x, w, b, mean, rstd, NULL, eps)) return NULL;
+    if (!y || !mean || !rstd || ln_dispatch(g, "layernorm", 0, y, x, w, b, mean, rstd, NULL, eps, 0)) return NULL;
     vkd_tensor *in[3] = {x, w, b};
     vkd_tape_entry *e = vkd_tape_push(g, ln_backward, y, in, 3);
     if (e) {

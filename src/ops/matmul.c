@@ -12,9 +12,10 @@ typedef struct {
     uint32_t sA, sB, sC;
     float alpha;
     int32_t a_first, b_first;  // texel views (set at compile)
+    VkDeviceAddress R;
 } matmul_push;
 
-enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4 };
+enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8 };
 
 // Tile sizes (specialization constants 2..6 of matmul.comp: BM, BN, WG, TM,
 // TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The GPU tile favours occupancy
@@ -48,10 +49,11 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N) {
 
 enum { SHARED_A = 1, SHARED_B = 2 };  // the operand is 2-D and used by every batch
 
-// C (batch, M, N) = op(A) op(B) [+ bias] [+ C].
+// C (batch, M, N) = op(A) op(B) [+ bias] [+ C] [+ R]. R (shaped as C) is a residual or a
+// gradient already summed: adding it in the GEMM's epilogue saves an add's pass over C.
 static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
-                           vkd_tensor *bias, int bias_rows, int accumulate, uint32_t batch, uint32_t M, uint32_t N,
-                           uint32_t K, int ta, int tb, int shared) {
+                           vkd_tensor *bias, int bias_rows, int accumulate, vkd_tensor *R, uint32_t batch, uint32_t M,
+                           uint32_t N, uint32_t K, int ta, int tb, int shared) {
     matmul_push pc = {.M = M,
                       .N = N,
                       .K = K,
@@ -60,16 +62,17 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
                       .ldb = tb ? K : N,
                       .ldc = N,
                       .flags = (bias ? MM_BIAS : 0) | (bias && bias_rows ? MM_BIAS_ROWS : 0) |
-                               (accumulate ? MM_ACCUMULATE : 0),
+                               (accumulate ? MM_ACCUMULATE : 0) | (R ? MM_RESIDUAL : 0),
                       .sA = (shared & SHARED_A) ? 0 : M * K,
                       .sB = (shared & SHARED_B) ? 0 : K * N,
                       .sC = M * N,
                       .alpha = 1.0f};
-    vkd_arg args[4] = {{offsetof(matmul_push, C), accumulate ? VKD_RW : VKD_W, C},
+    vkd_arg args[5] = {{offsetof(matmul_push, C), accumulate ? VKD_RW : VKD_W, C},
                        {offsetof(matmul_push, A), VKD_R, A},
                        {offsetof(matmul_push, B), VKD_R, B}};
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
+    if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
     mm_tile t = pick_tile(g->ctx, M, N);
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
@@ -116,9 +119,9 @@ static void matmul_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dC) {
     if (vkd_tensor_needs_grad(a)) {
         // d op(A) = dC op(B)^T; stored transposed when ta: op(B) dC^T
         vkd_tensor *da = vkd_graph_tensor_like(g, "matmul_bwd_a", a);
-        int r = ta ? matmul_dispatch(g, "matmul_bwd_a", da, b, dC, NULL, 0, 0, s.batch, s.K, s.M, s.N, tb, 1,
+        int r = ta ? matmul_dispatch(g, "matmul_bwd_a", da, b, dC, NULL, 0, 0, NULL, s.batch, s.K, s.M, s.N, tb, 1,
                                      s.bcast_b ? SHARED_A : 0)
-                   : matmul_dispatch(g, "matmul_bwd_a", da, dC, b, NULL, 0, 0, s.batch, s.M, s.K, s.N, 0, !tb,
+                   : matmul_dispatch(g, "matmul_bwd_a", da, dC, b, NULL, 0, 0, NULL, s.batch, s.M, s.K, s.N, 0, !tb,
                                      s.bcast_b ? SHARED_B : 0);
         if (!r) vkd_grad_accumulate(g, a, da);
     }
@@ -127,16 +130,16 @@ static void matmul_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dC) {
         vkd_tensor *db;
         if (!s.bcast_b) {
             db = vkd_graph_tensor_like(g, "matmul_bwd_b", b);
-            if (tb) matmul_dispatch(g, "matmul_bwd_b", db, dC, a, NULL, 0, 0, s.batch, s.N, s.K, s.M, 1, ta, 0);
-            else matmul_dispatch(g, "matmul_bwd_b", db, a, dC, NULL, 0, 0, s.batch, s.K, s.N, s.M, !ta, 0, 0);
+            if (tb) matmul_dispatch(g, "matmul_bwd_b", db, dC, a, NULL, 0, 0, NULL, s.batch, s.N, s.K, s.M, 1, ta, 0);
+            else matmul_dispatch(g, "matmul_bwd_b", db, a, dC, NULL, 0, 0, NULL, s.batch, s.K, s.N, s.M, !ta, 0, 0);
         } else {
             // Shared B: per-batch products accumulated over the batch into one tensor.
             db = vkd_graph_tensor_like(g, "matmul_bwd_b", b);
             int64_t sh[3] = {s.batch, b->shape[0], b->shape[1]};
             vkd_tensor *per = vkd_graph_tensor(g, "matmul_bwd_b", 3, sh);
             if (!per) return;
-            if (tb) matmul_dispatch(g, "matmul_bwd_b", per, dC, a, NULL, 0, 0, s.batch, s.N, s.K, s.M, 1, ta, 0);
-            else matmul_dispatch(g, "matmul_bwd_b", per, a, dC, NULL, 0, 0, s.batch, s.K, s.N, s.M, !ta, 0, 0);
+            if (tb) matmul_dispatch(g, "matmul_bwd_b", per, dC, a, NULL, 0, 0, NULL, s.batch, s.N, s.K, s.M, 1, ta, 0);
+            else matmul_dispatch(g, "matmul_bwd_b", per, a, dC, NULL, 0, 0, NULL, s.batch, s.K, s.N, s.M, !ta, 0, 0);
             vkd_reduce_cols_dispatch(g, "matmul_bwd_b_sum", db, per, 1, s.batch, b->numel, 1.0f);
         }
         if (!vkd_graph_failed(g)) vkd_grad_accumulate(g, b, db);
@@ -149,7 +152,7 @@ vkd_tensor *vkd_matmul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int ta, int t
     if (mm_shapes(g, a, b, ta, tb, &s)) return NULL;
     int64_t sh[3] = {s.batch, s.M, s.N};
     vkd_tensor *c = a->ndim == 3 ? vkd_graph_tensor(g, "matmul", 3, sh) : vkd_graph_tensor(g, "matmul", 2, sh + 1);
-    if (!c || matmul_dispatch(g, "matmul", c, a, b, NULL, 0, 0, s.batch, s.M, s.N, s.K, ta, tb,
+    if (!c || matmul_dispatch(g, "matmul", c, a, b, NULL, 0, 0, NULL, s.batch, s.M, s.N, s.K, ta, tb,
                               s.bcast_b ? SHARED_B : 0))
         return NULL;
     vkd_tensor *in[2] = {a, b};
@@ -158,18 +161,28 @@ vkd_tensor *vkd_matmul(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int ta, int t
     return c;
 }
 
-// y (rows, out) = x (rows, in) w^T + bias; backward: dx = dy w, dw = dy^T x, db = sum_rows dy.
+// y (rows, out) = x (rows, in) w^T + bias [+ r]; backward: dx = dy w, dw = dy^T x,
+// db = sum_rows dy, dr = dy. When x already has a gradient from another use (a
+// residual stream), the dx GEMM adds it in its epilogue instead of an add after it:
+// old + dx either way, the same bits. Likewise dw goes straight into w's persistent
+// gradient (accumulate) when w has no other use in the graph.
 static void linear_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
-    vkd_tensor *x = e->in[0], *w = e->in[1], *bias = e->in[2];
+    vkd_tensor *x = e->in[0], *w = e->in[1], *bias = e->in[2], *r = e->nin > 3 ? e->in[3] : NULL;
     uint32_t out = (uint32_t)w->shape[0], in = (uint32_t)w->shape[1], rows = (uint32_t)(x->numel / in);
     if (vkd_tensor_needs_grad(x)) {
+        vkd_tensor *old = vkd_grad_pending(g, x);
         vkd_tensor *dx = vkd_graph_tensor_like(g, "linear_bwd_x", x);
-        if (dx && !matmul_dispatch(g, "linear_bwd_x", dx, dy, w, NULL, 0, 0, 1, rows, in, out, 0, 0, 0))
-            vkd_grad_accumulate(g, x, dx);
+        if (dx && !matmul_dispatch(g, "linear_bwd_x", dx, dy, w, NULL, 0, 0, old, 1, rows, in, out, 0, 0, 0)) {
+            if (old) vkd_grad_set(g, x, dx);
+            else vkd_grad_accumulate(g, x, dx);
+        }
     }
-    if (vkd_tensor_needs_grad(w)) {
+    vkd_tensor *pg = vkd_grad_param_target(g, w);
+    if (pg) {
+        matmul_dispatch(g, "linear_bwd_w", pg, dy, x, NULL, 0, 1, NULL, 1, out, in, rows, 1, 0, 0);
+    } else if (vkd_tensor_needs_grad(w)) {
         vkd_tensor *dw = vkd_graph_tensor_like(g, "linear_bwd_w", w);
-        if (dw && !matmul_dispatch(g, "linear_bwd_w", dw, dy, x, NULL, 0, 0, 1, out, in, rows, 1, 0, 0))
+        if (dw && !matmul_dispatch(g, "linear_bwd_w", dw, dy, x, NULL, 0, 0, NULL, 1, out, in, rows, 1, 0, 0))
             vkd_grad_accumulate(g, w, dw);
     }
     if (bias && vkd_tensor_needs_grad(bias)) {
@@ -177,15 +190,17 @@ static void linear_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (db && !vkd_reduce_cols_dispatch(g, "linear_bwd_b", db, dy, 1, rows, out, 1.0f))
             vkd_grad_accumulate(g, bias, db);
     }
+    if (r && vkd_tensor_needs_grad(r)) vkd_grad_accumulate(g, r, dy);
 }
 
-vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias) {
-    if (!vkd_op_ok(g, 2, x, w)) return NULL;
+static vkd_tensor *linear_op(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias,
+                             vkd_tensor *r) {
+    if (!vkd_op_ok(g, 2, x, w) || (r && !vkd_op_ok(g, 1, r))) return NULL;
     char sx[64], sw[64];
     vkd_shape_str(x, sx, sizeof sx);
     vkd_shape_str(w, sw, sizeof sw);
     if (w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1] || (bias && bias->numel != w->shape[0])) {
-        vkd_graph_fail(g, "linear: input '%s' %s does not fit weight '%s' %s (out, in)%s", x->name, sx, w->name, sw,
+        vkd_graph_fail(g, "%s: input '%s' %s does not fit weight '%s' %s (out, in)%s", name, x->name, sx, w->name, sw,
                        bias && bias->numel != w->shape[0] ? " and its bias" : "");
         return NULL;
     }
@@ -193,9 +208,24 @@ vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b
     int64_t sh[VKD_MAX_DIMS];
     for (int i = 0; i < x->ndim; i++) sh[i] = x->shape[i];
     sh[x->ndim - 1] = out;
-    vkd_tensor *y = vkd_graph_tensor(g, "linear", x->ndim, sh);
-    if (!y || matmul_dispatch(g, "linear", y, x, w, bias, 0, 0, 1, rows, out, in, 0, 1, 0)) return NULL;
-    vkd_tensor *inp[3] = {x, w, bias};
-    vkd_tape_push(g, linear_backward, y, inp, 3);
+    vkd_tensor *y = vkd_graph_tensor(g, name, x->ndim, sh);
+    if (y && r && !vkd_same_shape(r, y)) {
+        char sr[64], sy[64];
+        vkd_shape_str(r, sr, sizeof sr);
+        vkd_shape_str(y, sy, sizeof sy);
+        vkd_graph_fail(g, "%s: residual '%s' %s is not shaped as the output %s", name, r->name, sr, sy);
+        return NULL;
+    }
+    if (!y || matmul_dispatch(g, name, y, x, w, bias, 0, 0, r, 1, rows, out, in, 0, 1, 0)) return NULL;
+    vkd_tensor *inp[4] = {x, w, bias, r};
+    vkd_tape_push(g, linear_backward, y, inp, r ? 4 : 3);
     return y;
+}
+
+vkd_tensor *vkd_linear(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias) {
+    return linear_op(g, "linear", x, w, bias, NULL);
+}
+
+vkd_tensor *vkd_linear_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *r) {
+    return r ? linear_op(g, "linear_add", x, w, bias, r) : vkd_linear(g, x, w, bias);
 }

@@ -342,6 +342,9 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
         return NULL;
     }
     ctx->validation = validation;
+    // lavapipe reads LP_NUM_THREADS when it creates its screen (while enumerating devices);
+    // 0 runs a dispatch's workgroups on the thread that submits it.
+    if (o.small_dispatches) setenv("LP_NUM_THREADS", "0", 0);
     VkResult r = create_instance(validation, ctx, &ctx->instance);
     if (r != VK_SUCCESS) {
         snprintf(err, errlen, "no Vulkan driver: vkCreateInstance failed (%s); install a GPU driver or mesa-vulkan-drivers",
