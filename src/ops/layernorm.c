@@ -61,7 +61,7 @@ static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     }
     int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
     vkd_tensor *pw = need_w ? vkd_grad_param_target(g, w) : NULL, *pb = need_b ? vkd_grad_param_target(g, b) : NULL;
-    if (pw && (pb || !need_b)) {
+    if ((need_w || need_b) && (pw || !need_w) && (pb || !need_b)) {
         // straight into the persistent gradients: pgrad + dw, the bits of the add it saves
         ln_dispatch(g, "layernorm_bwd_wb", 2, NULL, x, pw, pb, mean, rstd, dy, eps, 1);
     } else if (need_w || need_b) {

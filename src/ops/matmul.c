@@ -172,10 +172,8 @@ static void linear_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *old = vkd_grad_pending(g, x);
         vkd_tensor *dx = vkd_graph_tensor_like(g, "linear_bwd_x", x);
-        if (dx && !matmul_dispatch(g, "linear_bwd_x", dx, dy, w, NULL, 0, 0, old, 1, rows, in, out, 0, 0, 0)) {
-            if (old) vkd_grad_set(g, x, dx);
-            else vkd_grad_accumulate(g, x, dx);
-        }
+        if (dx && !matmul_dispatch(g, "linear_bwd_x", dx, dy, w, NULL, 0, 0, old, 1, rows, in, out, 0, 0, 0))
+            vkd_grad_set(g, x, dx);  // old + dx, or dx alone
     }
     vkd_tensor *pg = vkd_grad_param_target(g, w);
     if (pg) {
