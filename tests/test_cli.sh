@@ -123,6 +123,19 @@ if "$bin" distill "$tmp/gmm.json" --out "$tmp/init" --init-from "$tmp/run/checkp
 else
     fail=$((fail + 1)); echo "FAIL distill --init-from"; cat "$tmp/err"
 fi
+# generator_weights: G (and its EMA) start from a given student, F as 'init' says. With
+# lr_g = 0 the run's student must be those weights, bit for bit.
+sed 's#^{"method": "sid",#{"method": "sid", "generator_weights": "'"$tmp"'/run/student.safetensors", "lr_g": 0,#' "$tmp/gmm.json" >"$tmp/gw.json"
+if "$bin" distill "$tmp/gw.json" --out "$tmp/gw" >"$tmp/out" 2>"$tmp/err" &&
+    "$bin" export --model "$src/models/mlp_2d.json" --weights "$tmp/run/student.safetensors" -o "$tmp/gw_a.safetensors" >"$tmp/out" 2>"$tmp/err" &&
+    "$bin" export --model "$src/models/mlp_2d.json" --weights "$tmp/gw/student.safetensors" -o "$tmp/gw_b.safetensors" >"$tmp/out" 2>"$tmp/err" &&
+    cmp -s "$tmp/gw_a.safetensors" "$tmp/gw_b.safetensors"; then
+    pass=$((pass + 1)); echo "ok   distill generator_weights: the generator starts from the given student (lr_g 0 keeps it bit for bit)"
+else
+    fail=$((fail + 1)); echo "FAIL distill generator_weights"; cat "$tmp/err"
+fi
+sed 's#^{"method": "sid",#{"method": "sid", "generator_weights": "'"$tmp"'/nosuch_g.safetensors",#' "$tmp/gmm.json" >"$tmp/gw2.json"
+expect "distill: generator_weights a missing file" 1 "nosuch_g.safetensors: cannot open" -- "$bin" distill "$tmp/gw2.json" --out "$tmp/gw2"
 expect "distill: --init-from a missing file" 1 "nosuch.safetensors" -- "$bin" distill "$tmp/gmm.json" --out "$tmp/init2" --init-from "$tmp/nosuch.safetensors"
 expect "distill: --init-from without a value" 2 "--init-from needs a value" -- "$bin" distill "$tmp/gmm.json" --init-from
 

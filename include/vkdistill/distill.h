@@ -115,6 +115,7 @@ typedef struct {
     char teacher_gmm[1024];                            // an exact mixture teacher (GMM config)
     char student[1024];                    // the student's model config (default: the teacher's)
     int init_from_teacher;                 // G and F start from the teacher's weights
+    char generator_weights[1024];          // "": G starts as init says; else from these weights (a student to fine-tune)
     int batch, fake_steps, fake_warmup;    // fake_warmup: fake-only steps before the first iteration
     int64_t steps;
     double lr_g, lr_f, beta1, beta2, eps, weight_decay, warmup, grad_clip, ema_halflife_kimg;

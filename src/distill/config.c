@@ -125,6 +125,8 @@ int vkd_distiller_cfg_load(const char *path, vkd_distiller_cfg *d, char *err, si
     static const char *const inits[] = {"teacher", "random", NULL};
     const char *in = vkd_cfg_str(c, "init", 0, d->teacher_gmm[0] ? "random" : "teacher", inits);
     d->init_from_teacher = in && strcmp(in, "teacher") == 0;
+    const char *gw = vkd_cfg_str(c, "generator_weights", 0, NULL, NULL);
+    if (gw) vkd_resolve_path(path, gw, d->generator_weights, sizeof d->generator_weights);
     parse_objective(c, d);
     parse_schedule(c, d);
     vkd_cfg *ds = vkd_cfg_obj(c, "dataset", 0);

@@ -55,6 +55,8 @@ static int create_networks(vkd_distiller *d, char *err, size_t errlen) {
     if (c->init_from_teacher &&
         (vkd_model_copy_weights(d->G, d->tm, err, errlen) || vkd_model_copy_weights(d->F, d->tm, err, errlen)))
         return -1;
+    // A student to fine-tune (e.g. with the GAN term): G and its EMA start from it, F as 'init' says.
+    if (c->generator_weights[0] && vkd_model_load(d->G, c->generator_weights, err, errlen)) return -1;
     if (vkd_model_copy_weights(d->E, d->G, err, errlen)) return -1;
     d->Fv = vkd_model_frozen_view(d->F);
     d->dG.model = d->G, d->dF.model = d->F, d->dFv.model = d->Fv, d->dE.model = d->E;
