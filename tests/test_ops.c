@@ -383,46 +383,53 @@ static void test_sum_squares(vkd_ctx *ctx, int n) {
     vkd_tensor_free(X);
 }
 
-// clip > 0: gradients scaled to a global norm of at most clip (over two tensors).
+// clip > 0: gradients scaled to a global norm of at most clip over two tensors: p
+// (N) and q, long enough that its sum of squares goes through partial sums.
 // N: more than one workgroup when a CPU device updates 8 elements (or vec4s) per
 // invocation; 2600 is whole vec4s (the vec4 walk on texel devices), 2602 is not.
 static void test_adam(vkd_ctx *ctx, int decoupled, float clip, int N) {
-    enum { NMAX = 2602, STEPS = 3 };
-    static double p[NMAX], g[NMAX], m[NMAX], v[NMAX];
+    enum { NMAX = 2602, NQ = 33000, STEPS = 3 };
+    static double p[NMAX + NQ], g[NMAX + NQ], m[NMAX + NQ], v[NMAX + NQ];
+    static float f[NMAX + NQ];
+    int NT = N + NQ;
     memset(m, 0, sizeof m), memset(v, 0, sizeof v);
-    t_fill(p, N, -1, 1);
-    vkd_tensor *P = t_tensor(ctx, "p", 1, (int64_t[]){N}, p, VKD_PARAM);
+    t_fill(p, NT, -1, 1);
+    vkd_tensor *ps[2] = {t_tensor(ctx, "p", 1, (int64_t[]){N}, p, VKD_PARAM),
+                         t_tensor(ctx, "q", 1, (int64_t[]){NQ}, p + N, VKD_PARAM)};
     vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f, .decoupled = decoupled,
                         .grad_clip = clip};
-    vkd_adam *opt = vkd_adam_new(ctx, &P, 1, &cfg);
+    vkd_adam *opt = vkd_adam_new(ctx, ps, 2, &cfg);
     vkd_graph *gr = vkd_graph_new(ctx, "adam");
     vkd_adam_record(gr, opt);
     CHECK(vkd_graph_compile(gr) == 0, "compile: %s", vkd_graph_error(gr));
     for (int t = 1; t <= STEPS; t++) {
-        t_fill(g, N, -1, 1);
-        static float f[NMAX];
-        for (int i = 0; i < N; i++) f[i] = (float)g[i], g[i] = f[i];
-        vkd_tensor_upload(vkd_tensor_grad(P), f);
+        t_fill(g, NT, -1, 1);
+        for (int i = 0; i < NT; i++) f[i] = (float)g[i], g[i] = f[i];
+        vkd_tensor_upload(vkd_tensor_grad(ps[0]), f);
+        vkd_tensor_upload(vkd_tensor_grad(ps[1]), f + N);
         vkd_adam_set_step(opt, 1e-2f, t);
         CHECK(vkd_graph_run(gr) == 0, "run: %s", vkd_graph_error(gr));
         if (clip > 0) {
             double n2 = 0;
-            for (int i = 0; i < N; i++) n2 += g[i] * g[i];
+            for (int i = 0; i < NT; i++) n2 += g[i] * g[i];
             double sc = fmin(1.0, clip / (sqrt(n2) + 1e-6));
             CHECK(fabs(vkd_adam_grad_norm(opt) - sqrt(n2)) < 1e-4 * sqrt(n2), "grad norm %g vs %g",
                   vkd_adam_grad_norm(opt), sqrt(n2));
-            for (int i = 0; i < N; i++) g[i] *= sc;
+            for (int i = 0; i < NT; i++) g[i] *= sc;
         }
-        ref_adam_step(p, m, v, g, N, (double)1e-2f, (double)0.9f, (double)0.99f, (double)1e-8f, (double)0.1f,
+        ref_adam_step(p, m, v, g, NT, (double)1e-2f, (double)0.9f, (double)0.99f, (double)1e-8f, (double)0.1f,
                       decoupled, t);
     }
-    printf("%s%s, %d parameters, %d steps\n", decoupled ? "adamw" : "adam", clip > 0 ? " with gradient clipping" : "", N, STEPS);
-    compare("parameters", P, p, 1e-5);
-    static double zero[NMAX];
-    compare("gradient zeroed after the step", vkd_tensor_grad(P), zero, 0.0 + 1e-30);
+    printf("%s%s, %d + %d parameters, %d steps\n", decoupled ? "adamw" : "adam", clip > 0 ? " with gradient clipping" : "",
+           N, (int)NQ, STEPS);
+    compare("parameters p", ps[0], p, 1e-5);
+    compare("parameters q", ps[1], p + N, 1e-5);
+    static double zero[NMAX + NQ];
+    compare("gradient zeroed after the step", vkd_tensor_grad(ps[0]), zero, 0.0 + 1e-30);
+    compare("gradient zeroed after the step", vkd_tensor_grad(ps[1]), zero, 0.0 + 1e-30);
     vkd_graph_free(gr);
     vkd_adam_free(opt);
-    vkd_tensor_free(P);
+    vkd_tensor_free(ps[0]), vkd_tensor_free(ps[1]);
 }
 
 // A NaN anywhere in the gradients skips the whole update and clears the gradient.

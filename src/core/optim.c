@@ -13,6 +13,8 @@ struct vkd_adam {
     vkd_tensor **p, **m, **v;
     vkd_tensor *hyper;  // [lr, t]
     vkd_tensor *gnorm;  // host-visible: the last step's squared global gradient norm
+    vkd_tensor *norms;  // [n]: each gradient's squared norm, summed into gnorm
+    vkd_tensor **slot;  // one-element views of norms
     vkd_adam_cfg cfg;
 };
 
@@ -40,10 +42,12 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
     o->p = calloc(nparams, sizeof *o->p);
     o->m = calloc(nparams, sizeof *o->m);
     o->v = calloc(nparams, sizeof *o->v);
-    int64_t two = 2;
+    o->slot = calloc(nparams, sizeof *o->slot);
+    int64_t two = 2, np = nparams > 0 ? nparams : 1;
     o->hyper = vkd_tensor_new(ctx, "adam.hyper", 1, &two, VKD_HOST);
     o->gnorm = vkd_tensor_new(ctx, "adam.grad_norm2", 1, (int64_t[]){1}, VKD_HOST);
-    if (!o->hyper || !o->gnorm) goto fail;
+    o->norms = vkd_tensor_new(ctx, "adam.grad_norms2", 1, &np, 0);
+    if (!o->hyper || !o->gnorm || !o->norms) goto fail;
     for (int i = 0; i < nparams; i++) {
         if (!params[i]->pgrad) {
             vkd_set_error(ctx, "adam: tensor '%s' is not a trainable parameter", params[i]->name);
@@ -55,8 +59,12 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
         o->m[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
         snprintf(name, sizeof name, "%s.adam_v", params[i]->name);
         o->v[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
+        if ((o->slot[i] = vkd_tensor_alias(o->norms))) {
+            o->slot[i]->ndim = 1, o->slot[i]->numel = o->slot[i]->shape[0] = 1;
+            o->slot[i]->view_off = (uint64_t)i * 4;
+        }
         o->n = i + 1;
-        if (!o->m[i] || !o->v[i]) goto fail;
+        if (!o->m[i] || !o->v[i] || !o->slot[i]) goto fail;
     }
     return o;
 fail:
@@ -66,10 +74,11 @@ fail:
 
 void vkd_adam_free(vkd_adam *o) {
     if (!o) return;
-    for (int i = 0; i < o->n; i++) vkd_tensor_free(o->m[i]), vkd_tensor_free(o->v[i]);
+    for (int i = 0; i < o->n; i++) vkd_tensor_free(o->m[i]), vkd_tensor_free(o->v[i]), vkd_tensor_free(o->slot[i]);
+    vkd_tensor_free(o->norms);
     vkd_tensor_free(o->hyper);
     vkd_tensor_free(o->gnorm);
-    free(o->p), free(o->m), free(o->v);
+    free(o->p), free(o->m), free(o->v), free(o->slot);
     free(o);
 }
 
@@ -93,14 +102,14 @@ float vkd_adam_grad_norm(const vkd_adam *o) {
 
 // The squared global norm of all gradients, recorded as part of the step and
 // copied to a host-visible scalar: the shader clips with it and the host logs it.
+// Each gradient's sum of squares goes to its own slot of one vector (disjoint
+// writes: no barrier between them), then one sum over the slots; a chain of
+// scalar adds cost a dispatch and a barrier per parameter tensor.
 static vkd_tensor *global_norm2(vkd_graph *g, vkd_adam *o) {
-    vkd_tensor *total = NULL;
-    for (int i = 0; i < o->n; i++) {
-        vkd_tensor *gr = o->p[i]->pgrad;
-        vkd_tensor *s = vkd_sum_squares(g, gr);
-        total = total ? vkd_add(g, total, s) : s;
-    }
-    return total;
+    if (!o->n) return NULL;
+    for (int i = 0; i < o->n; i++)
+        if (vkd_sum_squares_to(g, o->p[i]->pgrad, o->slot[i])) return NULL;
+    return vkd_sum(g, o->norms, 0);
 }
 
 int vkd_adam_record(vkd_graph *g, vkd_adam *o) {

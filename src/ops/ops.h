@@ -38,6 +38,9 @@ int vkd_vec4_ok(int n, ...);
 uint32_t vkd_elems_per_invocation(const vkd_graph *g);
 // sum(x * x) over all of x (a scalar), no gradient: vkd_sum(vkd_mul(x, x))'s bits in one pass.
 vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x);
+// The same sum written into y, one element of a tensor the caller holds (e.g. a
+// slot of a persistent vector: many norms written with no barrier between them).
+int vkd_sum_squares_to(vkd_graph *g, vkd_tensor *x, vkd_tensor *y);
 // Element-wise broadcast: y = alpha * (a OP b[(i/inner)%bc]) * (s ? s[0] : 1)
 enum { VKD_EW_ADD = 0, VKD_EW_SUB = 1, VKD_EW_MUL = 2, VKD_EW_BCAST = 3 };
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,

@@ -50,9 +50,11 @@ int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
 
 // A sum of n elements in one value: one workgroup per chunk, then one over the
 // partial sums, so long rows still use the whole device (and stay deterministic).
-static vkd_tensor *reduce_all_f(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, int square, float alpha) {
+// y: the one-element output, or NULL for a new graph tensor.
+static vkd_tensor *reduce_all_f(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, int square, float alpha,
+                                vkd_tensor *y) {
     int64_t one = 1;
-    vkd_tensor *y = vkd_graph_tensor(g, name, 1, &one);
+    if (!y) y = vkd_graph_tensor(g, name, 1, &one);
     if (!y) return NULL;
     uint64_t n = x->numel, chunk = 16384;
     if (n <= 2 * chunk) return reduce_rows(g, name, y, x, x2, square, 1, n, alpha) ? NULL : y;
@@ -63,14 +65,23 @@ static vkd_tensor *reduce_all_f(vkd_graph *g, const char *name, vkd_tensor *x, v
 }
 
 static vkd_tensor *reduce_all(vkd_graph *g, const char *name, vkd_tensor *x, vkd_tensor *x2, float alpha) {
-    return reduce_all_f(g, name, x, x2, 0, alpha);
+    return reduce_all_f(g, name, x, x2, 0, alpha, NULL);
 }
 
 // The same sums and order as vkd_sum(vkd_mul(x, x)), so the same bits, with
 // one pass over x and no squared copy; no gradient (the optimizers' norms).
 vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x) {
     if (!vkd_op_ok(g, 1, x)) return NULL;
-    return reduce_all_f(g, "sum_squares", x, NULL, 1, 1.0f);
+    return reduce_all_f(g, "sum_squares", x, NULL, 1, 1.0f, NULL);
+}
+
+int vkd_sum_squares_to(vkd_graph *g, vkd_tensor *x, vkd_tensor *y) {
+    if (!vkd_op_ok(g, 2, x, y)) return -1;
+    if (y->numel != 1) {
+        vkd_graph_fail(g, "sum_squares of '%s': the output '%s' must hold one element", x->name, y->name);
+        return -1;
+    }
+    return reduce_all_f(g, "sum_squares", x, NULL, 1, 1.0f, y) ? 0 : -1;
 }
 
 static void reduce_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
