@@ -31,6 +31,7 @@ check_student() {
     fi
 }
 check_student student one-step --one-step 2.5
+check_student student_sid "SiD-only one-step" --one-step 2.5
 check_student student_2step two-step --student-sigmas 2.5,1.5
 if "$bin" sample --model "$m/fmnist32_teacher.json" --weights "$m/fmnist32_teacher.safetensors" --n 8 --steps 4 \
     --seed 3 --npz "$tmp/t.npz" >"$tmp/out" 2>"$tmp/err" &&
