@@ -158,6 +158,9 @@ int vkd_tensor_needs_grad(const vkd_tensor *t);
 // Device address of a tensor (valid after its memory is assigned).
 VkDeviceAddress vkd_tensor_addr(const vkd_tensor *t);
 const vkd_tensor *vkd_tensor_root(const vkd_tensor *t);
+// A frozen alias of elements [off, off + numel(shape)) of persistent tensor t,
+// shaped `shape` (free with vkd_tensor_free; t must outlive it). NULL when out of range.
+vkd_tensor *vkd_tensor_view(vkd_tensor *t, int64_t off, int ndim, const int64_t *shape);
 int vkd_same_shape(const vkd_tensor *a, const vkd_tensor *b);
 void vkd_shape_str(const vkd_tensor *t, char *buf, size_t n);
 

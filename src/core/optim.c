@@ -59,10 +59,7 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
         o->m[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
         snprintf(name, sizeof name, "%s.adam_v", params[i]->name);
         o->v[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
-        if ((o->slot[i] = vkd_tensor_alias(o->norms))) {
-            o->slot[i]->ndim = 1, o->slot[i]->numel = o->slot[i]->shape[0] = 1;
-            o->slot[i]->view_off = (uint64_t)i * 4;
-        }
+        o->slot[i] = vkd_tensor_view(o->norms, i, 1, (int64_t[]){1});
         o->n = i + 1;
         if (!o->m[i] || !o->v[i] || !o->slot[i]) goto fail;
     }

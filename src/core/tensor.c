@@ -65,6 +65,18 @@ vkd_tensor *vkd_tensor_alias(vkd_tensor *t) {
     return a;
 }
 
+vkd_tensor *vkd_tensor_view(vkd_tensor *t, int64_t off, int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    if (off < 0 || off + n > t->numel || ndim < 1 || ndim > VKD_MAX_DIMS) return NULL;
+    vkd_tensor *v = vkd_tensor_alias(t);
+    if (!v) return NULL;
+    v->ndim = ndim, v->numel = n;
+    memcpy(v->shape, shape, (size_t)ndim * sizeof *shape);
+    v->view_off += (uint64_t)off * 4;
+    return v;
+}
+
 void vkd_tensor_free(vkd_tensor *t) {
     if (!t || t->graph) return;  // graph tensors die with their graph
     if (t->base) {  // an alias owns no memory

@@ -35,10 +35,8 @@ vkd_grad_sync *vkd_grad_sync_new(vkd_ctx *ctx, vkd_tensor **params, int n) {
     if (!(s->staging = vkd_tensor_new(ctx, "grad_staging", 1, &total, VKD_HOST))) goto fail;
     int64_t off = 0;
     for (int i = 0; i < n; i++) {
-        vkd_tensor *v = vkd_tensor_alias(s->staging), *gr = s->grad[i];
-        v->ndim = gr->ndim, v->numel = gr->numel;
-        memcpy(v->shape, gr->shape, sizeof v->shape);
-        v->view_off = (uint64_t)off * 4;
+        vkd_tensor *gr = s->grad[i], *v = vkd_tensor_view(s->staging, off, gr->ndim, gr->shape);
+        if (!v) goto fail;
         snprintf(v->name, sizeof v->name, "%.50s.staged", gr->name);
         s->view[i] = v;
         s->n = i + 1;
