@@ -265,6 +265,22 @@ if [ -f "$tmp/teach/teacher.safetensors" ] &&
 else
     fail=$((fail + 1)); echo "FAIL sample --student-sigmas"; cat "$tmp/err"
 fi
+# --batch cuts n into batches without changing an image: sample i's noise and class depend on
+# (seed, i) only (a teacher with churn noise, and a two-step student).
+if [ -f "$tmp/teach/teacher.safetensors" ] &&
+    for b in 1000 3; do
+        "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" --n 7 --batch $b \
+            --steps 3 --churn 5 --seed 5 --npz "$tmp/bt$b.npz" >"$tmp/out" 2>>"$tmp/err" &&
+        "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" --n 7 --batch $b \
+            --student-sigmas 2.5,0.5 --seed 5 --npz "$tmp/bs$b.npz" >"$tmp/out" 2>>"$tmp/err" || break
+    done &&
+    cmp -s "$tmp/bt1000.npz" "$tmp/bt3.npz" && cmp -s "$tmp/bs1000.npz" "$tmp/bs3.npz" &&
+    ! cmp -s "$tmp/bt3.npz" "$tmp/bs3.npz"; then
+    pass=$((pass + 1)); echo "ok   sample --batch 3 writes the samples one batch does"
+else
+    fail=$((fail + 1)); echo "FAIL sample --batch"; cat "$tmp/err"
+fi
+expect "sample: --batch 0" 2 "--batch" -- "$bin" sample --model "$src/models/unet_tiny.json" --weights x --batch 0 -o "$tmp/x.png"
 # export: F16 weights sample what the F32 ones do (up to half precision); montage lines up sets.
 if [ -f "$tmp/teach/teacher.safetensors" ] &&
     "$bin" export --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" -o "$tmp/t16.safetensors" \

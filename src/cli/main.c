@@ -19,7 +19,7 @@ static const struct {
               "         distill or train-teacher config: img/s, ms per phase, dispatches, peak memory, top ops\n"},
     {"train-teacher", "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"},
     {"distill", "  distill CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   one-step distillation (DMD2, SiM, SiD, Diff-Instruct)\n"},
-    {"sample", "  sample --model CONFIG --weights W [--n N] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
+    {"sample", "  sample --model CONFIG --weights W [--n N] [--batch B] [--seed S] [--class K] [--steps N] [--sampler heun|euler]\n"
                "         [--guidance W] [--churn S] [--one-step SIGMA | --student-sigmas S0,S1,..] (-o GRID.png | --npz FILE)\n"
                "         [--individual DIR] [--gmm MIX.json]   (vector students: .npz, and with -o a 2-D scatter)\n"},
     {"montage", "  montage A.npz [B.npz ...] -o OUT.png [--cols N] [--rows N]   sample sets side by side (same seed: image for image)\n"},

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "train/progress.h"
 #include "vkdistill/data.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/distill.h"
 #include "vkdistill/eval.h"
 
@@ -57,12 +58,82 @@ static int write_points(vkd_ctx *ctx, const char *png, const char *npz, const ch
     return rc;
 }
 
+// What one batch of samples needs to know (the command line, parsed).
+typedef struct {
+    int nd, K, cls, nstudent;
+    int64_t xs[4];  // one batch's sample shape: xs[0] is set per batch
+    float student_sigmas[8];
+    vkd_sampler_cfg sc;  // a teacher's sampler (nstudent == 0)
+    uint64_t seed;
+    vkd_progress *pr;  // sampler steps (teacher) or images (student) done
+    int64_t pr_base;
+} sample_job;
+
 // The sampler's steps on a progress bar (a few hundred teacher samples take minutes on a CPU).
-static void sample_progress(void *user, int step, int steps) { vkd_progress_update(user, step, 1, NULL); }
+static void sample_progress(void *user, int step, int steps) {
+    sample_job *j = user;
+    (void)steps;
+    vkd_progress_update(j->pr, j->pr_base + step, 1, NULL);
+}
+
+// Rows [row0, row0 + b) of the n samples into h (b per-sample blocks). The noise of sample i is
+// rows i of the whole draw (vkd_rand_set_row_offset), and its class is i % K, so the images do
+// not depend on how n is cut into batches; a batch bounds the device memory (a 10,000-image
+// teacher run in one batch needs ~18 GB on a CPU device). *compile_s: a student's graph
+// compilation time (timed apart from the rate).
+static int sample_rows(vkd_ctx *ctx, vkd_denoiser *den, sample_job *j, int64_t row0, int64_t b, float *h,
+                       double *compile_s, char *err, size_t errlen) {
+    int rc = -1;
+    j->xs[0] = b;
+    vkd_tensor *out = vkd_tensor_new(ctx, "samples", j->nd + 1, j->xs, 0), *labels = NULL;
+    vkd_graph *g = NULL;
+    if (!out) {
+        snprintf(err, errlen, "a batch of %lld samples: %s (try a smaller --batch)", (long long)b, vkd_ctx_error(ctx));
+        return -1;
+    }
+    if (j->K) {
+        labels = vkd_tensor_new(ctx, "labels", 2, (int64_t[]){b, j->K}, 0);
+        float *lh = calloc((size_t)b * j->K, sizeof *lh);
+        for (int64_t i = 0; i < b; i++) lh[(size_t)i * j->K + (j->cls >= 0 ? j->cls : (row0 + i) % j->K)] = 1.0f;
+        vkd_tensor_upload(labels, lh);
+        free(lh);
+    }
+    vkd_rand_set_row_offset(row0);
+    if (j->nstudent) {
+        // A one- or few-step generator: x = D(sigma_0 z; sigma_0), then re-noised to each next
+        // sigma and denoised again; z ~ N(0, I) from (seed, stream 0).
+        double t0 = vkd_now();
+        g = vkd_graph_new(ctx, "student");
+        vkd_tensor *zz = vkd_rand_normal(g, j->nd + 1, j->xs, j->seed, 0, NULL);
+        vkd_graph_set_grad_enabled(g, 0);
+        vkd_tensor *x = vkd_generator_rollout(g, den, zz, labels, j->student_sigmas, j->nstudent - 1, j->seed, 100, NULL);
+        vkd_copy(g, out, x);
+        // Recording and compiling (shader compilation, on a CPU driver most of a small run)
+        // are timed apart, so the rate once compiled can be compared with a sampler's.
+        int bad = vkd_graph_compile(g);
+        *compile_s += vkd_now() - t0;
+        if (bad || vkd_graph_run(g)) {
+            snprintf(err, errlen, "%s", vkd_graph_error(g));
+            goto out;
+        }
+        vkd_progress_update(j->pr, j->pr_base + b, 1, NULL);
+    } else {
+        j->sc.progress = sample_progress, j->sc.progress_user = j;
+        if (vkd_sample(den, &j->sc, b, labels, j->seed, out, err, errlen)) goto out;
+    }
+    vkd_tensor_download(out, h);
+    rc = 0;
+out:
+    vkd_rand_set_row_offset(0);
+    vkd_graph_free(g);
+    vkd_tensor_free(out);
+    vkd_tensor_free(labels);
+    return rc;
+}
 
 int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     const char *model = NULL, *weights = NULL, *outpng = NULL, *indiv = NULL, *npz = NULL, *gmm_path = NULL;
-    int n = 64, cls = -1, steps = 18;
+    int n = 64, cls = -1, steps = 18, batch = 1000;
     long long seed = 0;
     double guidance = 1.0, churn = 0.0, one_step = 0.0;
     float student_sigmas[8];
@@ -82,6 +153,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         else if (strcmp(a, "--npz") == 0) npz = v, i++;
         else if (strcmp(a, "--gmm") == 0) gmm_path = v, i++;
         else if (strcmp(a, "--n") == 0) { long long x; if (vkd_cli_int("sample", a, v, 1, 10000000, &x)) return 2; n = (int)x, i++; }
+        else if (strcmp(a, "--batch") == 0) { long long x; if (vkd_cli_int("sample", a, v, 1, 10000000, &x)) return 2; batch = (int)x, i++; }
         else if (strcmp(a, "--seed") == 0) { if (vkd_cli_int("sample", a, v, 0, (1LL << 62), &seed)) return 2; i++; }
         else if (strcmp(a, "--class") == 0) { long long x; if (vkd_cli_int("sample", a, v, 0, 1 << 20, &x)) return 2; cls = (int)x, i++; }
         else if (strcmp(a, "--steps") == 0) { long long x; if (vkd_cli_int("sample", a, v, 1, 100000, &x)) return 2; steps = (int)x, i++; }
@@ -127,8 +199,6 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     if (!ctx) return 1;
     char err[2600];
     int rc = 1;
-    vkd_tensor *out = NULL, *labels = NULL;
-    vkd_graph *g = NULL;
     float *h = NULL;
     vkd_model *m = vkd_model_create(ctx, model, 0, 0, err, sizeof err);
     if (!m || vkd_model_load(m, weights, err, sizeof err)) goto fail;
@@ -149,52 +219,36 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         snprintf(err, sizeof err, "--class %d: the model has %d classes (0..%d)", cls, K, K - 1);
         goto fail;
     }
-    out = vkd_tensor_new(ctx, "samples", nd + 1, xs, 0);
-    if (K) {
-        labels = vkd_tensor_new(ctx, "labels", 2, (int64_t[]){n, K}, 0);
-        float *lh = calloc((size_t)n * K, sizeof *lh);
-        for (int i = 0; i < n; i++) lh[(size_t)i * K + (cls >= 0 ? cls : i % K)] = 1.0f;
-        vkd_tensor_upload(labels, lh);
-        free(lh);
-    }
+    sample_job job = {.nd = nd, .K = K, .cls = cls, .nstudent = nstudent, .seed = (uint64_t)seed};
+    memcpy(job.xs, xs, sizeof xs);
+    memcpy(job.student_sigmas, student_sigmas, sizeof student_sigmas);
+    if (one_step > 0 && !nstudent) job.student_sigmas[job.nstudent++] = (float)one_step;
+    nstudent = job.nstudent;
+    job.sc = vkd_sampler_defaults();
+    job.sc.kind = kind;
+    job.sc.steps = steps;
+    job.sc.guidance = guidance;
+    job.sc.s_churn = churn;
+    if (churn > 0) job.sc.s_min = 0.05, job.sc.s_max = 50, job.sc.s_noise = 1.003;  // EDM's CIFAR-10 stochastic settings
     vkd_denoiser den = {.model = m};
-    double t0 = vkd_now(), t_compiled = 0;
-    if (one_step > 0 && !nstudent) student_sigmas[nstudent++] = (float)one_step;
-    if (nstudent) {
-        // A one- or few-step generator: x = D(sigma_0 z; sigma_0), then re-noised to each next
-        // sigma and denoised again; z ~ N(0, I) from (seed, stream 0).
-        g = vkd_graph_new(ctx, "student");
-        vkd_tensor *zz = vkd_rand_normal(g, nd + 1, xs, (uint64_t)seed, 0, NULL);
-        vkd_graph_set_grad_enabled(g, 0);
-        vkd_tensor *x = vkd_generator_rollout(g, &den, zz, labels, student_sigmas, nstudent - 1, (uint64_t)seed, 100, NULL);
-        vkd_copy(g, out, x);
-        // Recording and compiling (shader compilation, on a CPU driver most of a small run)
-        // are timed apart, so the rate once compiled can be compared with a sampler's.
-        if (vkd_graph_compile(g)) {
-            snprintf(err, sizeof err, "%s", vkd_graph_error(g));
+    int64_t per = 1;
+    for (int i = 1; i <= nd; i++) per *= xs[i];
+    h = malloc((size_t)n * per * sizeof *h);
+    int nbatch = (n + batch - 1) / batch;
+    vkd_progress pr;
+    job.pr = &pr;
+    int64_t total = nstudent ? n : (int64_t)steps * nbatch;  // images (student) or sampler steps (teacher)
+    vkd_progress_begin(&pr, "sample", nstudent ? "img" : "step", 0, total);
+    double t0 = vkd_now(), compile_s = 0;
+    for (int k = 0; k < nbatch; k++) {
+        int64_t row0 = (int64_t)k * batch, b = n - row0 < batch ? n - row0 : batch;
+        job.pr_base = nstudent ? row0 : (int64_t)k * steps;
+        if (sample_rows(ctx, &den, &job, row0, b, h + (size_t)row0 * per, &compile_s, err, sizeof err)) {
+            vkd_progress_end(&pr, job.pr_base, 1, NULL);
             goto fail;
         }
-        t_compiled = vkd_now();
-        if (vkd_graph_run(g)) {
-            snprintf(err, sizeof err, "%s", vkd_graph_error(g));
-            goto fail;
-        }
-    } else {
-        vkd_sampler_cfg sc = vkd_sampler_defaults();
-        sc.kind = kind;
-        sc.steps = steps;
-        sc.guidance = guidance;
-        sc.s_churn = churn;
-        if (churn > 0) sc.s_min = 0.05, sc.s_max = 50, sc.s_noise = 1.003;  // EDM's CIFAR-10 stochastic settings
-        vkd_progress pr;
-        vkd_progress_begin(&pr, "sample", "step", 0, steps);
-        sc.progress = sample_progress, sc.progress_user = &pr;
-        int r1 = vkd_sample(&den, &sc, n, labels, (uint64_t)seed, out, err, sizeof err);
-        vkd_progress_end(&pr, r1 ? 0 : steps, 1, NULL);
-        if (r1) goto fail;
     }
-    h = malloc(vkd_tensor_numel(out) * sizeof *h);
-    vkd_tensor_download(out, h);
+    vkd_progress_end(&pr, total, 1, NULL);
     // The rate is the generation alone (graph recording included; device start-up and the model
     // load are not): what one-step sampling saves against the teacher's steps.
     double secs = vkd_now() - t0;
@@ -204,10 +258,10 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
                      nstudent ? (nstudent == 1 ? "one step" : "few-step student")
                               : (kind == VKD_SAMPLER_HEUN ? "Heun" : "Euler"),
                      nfe, nfe == 1 ? "" : "s", secs, n / (secs > 0 ? secs : 1e-9));
-    if (t_compiled > 0 && k > 0 && (size_t)k < sizeof how) {
-        double run = vkd_now() - t_compiled;
+    if (nstudent && k > 0 && (size_t)k < sizeof how) {
+        double run = secs - compile_s;
         snprintf(how + k, sizeof how - (size_t)k, "; %.2f s of it compiling, %.1f img/s once compiled",
-                 t_compiled - t0, n / (run > 0 ? run : 1e-9));
+                 compile_s, n / (run > 0 ? run : 1e-9));
     }
     if (nd == 1) {
         if (write_points(ctx, outpng, npz, gmm_path, h, n, (int)s[0], err, sizeof err)) goto fail;
@@ -238,11 +292,10 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         goto fail;
     if (indiv && png_ok) {
         mkdir(indiv, 0755);
-        size_t per = (size_t)(s[0] * s[1] * s[2]);
         for (int i = 0; i < n; i++) {
             char p[1024];
             snprintf(p, sizeof p, "%s/%06d.png", indiv, i);
-            if (vkd_write_png(p, h + per * i, (int)s[0], (int)s[1], (int)s[2], err, sizeof err)) goto fail;
+            if (vkd_write_png(p, h + (size_t)per * i, (int)s[0], (int)s[1], (int)s[2], err, sizeof err)) goto fail;
         }
     }
     fprintf(stderr, "vkdistill: wrote %s (%d samples, seed %lld; %s)\n", outpng ? outpng : npz, n, seed, how);
@@ -252,9 +305,6 @@ fail:
     fprintf(stderr, "vkdistill: %s\n", err);
 done:
     free(h);
-    vkd_graph_free(g);
-    vkd_tensor_free(out);
-    vkd_tensor_free(labels);
     vkd_model_free(m);
     return vkd_cli_close(ctx, rc);
 }
