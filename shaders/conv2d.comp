@@ -43,6 +43,10 @@
 // dead per-k load of A in the inner loop cost as much as the live code.
 // 7 TEXEL (1: A and B are read through the texel views of set 0, bindings 0
 // and 1, whose first elements are a_first and b_first; see src/vk/texel.c).
+// 8 ADD (mode 0): then add add[b*cout + g*M + m], a per-sample channel bias (a UNet block's
+// embedding), read through texel binding 2 (add_first) when TEXEL is 1: the pass over y that a
+// separate add would make is saved. A constant, not a flag: llvmpipe would run the fetch of a
+// branch not taken under a mask, ~5% of a convolution without the add.
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -54,15 +58,18 @@ layout(constant_id = 4) const uint WM = 1;
 layout(constant_id = 5) const uint SG = 1;
 layout(constant_id = 6) const uint L = 8;
 layout(constant_id = 7) const uint TEXEL = 0;
+layout(constant_id = 8) const uint ADD = 0;
 
 layout(push_constant) uniform PC {
-    FBuf A; FBuf B; FBuf C; FBuf bias;
+    FBuf A; FBuf B; FBuf C; FBuf bias; FBuf add;
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
-    int a_first, b_first;
+    int a_first, b_first, add_first;
 } pc;
+layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
 float loadA(int i) { return TEXEL != 0u ? texelFetch(vkd_tex0, i + pc.a_first).r : pc.A.v[i]; }
 float loadB(int i) { return TEXEL != 0u ? texelFetch(vkd_tex1, i + pc.b_first).r : pc.B.v[i]; }
+float loadAdd(int i) { return TEXEL != 0u ? texelFetch(vkd_tex2, i + pc.add_first).r : pc.add.v[i]; }
 
 const uint WN = gl_WorkGroupSize.x / (L * WM);
 const uint BM = WM * TM;
@@ -130,8 +137,8 @@ void main() {
     const int m0 = int(gl_WorkGroupID.y * BM + gm * TM);
     const int n0 = int(gl_WorkGroupID.x * BN + gn * L * TN);
 
-    // Per column: its image origin (ycol, xcol), its B offset and its C offset.
-    int ycol[TN], xcol[TN], bofs[TN], cofs[TN];
+    // Per column: its image origin (ycol, xcol), its B offset, its C offset and (mode 0) its sample.
+    int ycol[TN], xcol[TN], bofs[TN], cofs[TN], ncol[TN];
     [[unroll]] for (uint j = 0; j < TN; j++) {
         const int n = min(n0 + int(j * L + lane), N - 1);
         const int c0n = n % E0n, q = n / E0n, c1n = q % E1n, c2n = q / E1n;
@@ -139,6 +146,7 @@ void main() {
         xcol[j] = X0n + c0n * XSn;
         bofs[j] = B0 + c2n * SB2 + ycol[j] * SBY + xcol[j];
         cofs[j] = C0 + c2n * SC2 + c1n * SC1 + c0n * SC0;
+        ncol[j] = c2n * pc.cout + g * M;
     }
     int arow[TM];
     [[unroll]] for (uint i = 0; i < TM; i++) arow[i] = min(m0 + int(i), M - 1) * AM + A0;
@@ -202,13 +210,20 @@ void main() {
         }
     }
 
-    const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
+    const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u, has_add = ADD != 0u && MODE == 0u;
     [[unroll]] for (uint i = 0; i < TM; i++) {
         const int m = m0 + int(i);
         if (m < M) {
             const float bm = has_bias ? pc.bias.v[g * M + m] : 0.0;
             [[unroll]] for (uint j = 0; j < TN; j++) {
-                if (n0 + int(j * L + lane) < N) pc.C.v[cofs[j] + m * SCM] = acc[i][j] + bm;
+                if (n0 + int(j * L + lane) < N) {
+                    // (conv + bias) + add: the two roundings of a conv followed by an add. Not
+                    // `precise`: glslang would mark the whole fma chain behind v, and llvmpipe ran
+                    // every mode of this shader ~1.8x slower (sums alone are never contracted).
+                    float v = acc[i][j] + bm;
+                    if (has_add) v = v + loadAdd(ncol[j] + m);
+                    pc.C.v[cofs[j] + m * SCM] = v;
+                }
             }
         }
     }

@@ -159,6 +159,11 @@ int vkd_copy(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Ho = (H + 2*pad_h - kh)/stride + 1, Wo = (W + 2*pad_w - kw)/stride + 1.
 vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
                        int groups);
+// conv2d(x, w, bias) + add, add (N, Cout) or (N, Cout, 1, 1) broadcast over the pixels (a UNet
+// block's embedding): the add happens in the convolution's store, with the bits of a separate
+// vkd_add after it, and saves that pass over y.
+vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
+                           int pad_h, int pad_w, int groups);
 // conv_transpose2d (output_padding 0): x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), bias (Cout) or NULL
 // -> y (N, Cout, (H-1)*stride - 2*pad_h + kh, (W-1)*stride - 2*pad_w + kw).
 vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h,

@@ -315,7 +315,9 @@ static vkd_tensor *filter_for(vkd_model *m, vkd_unet *u, int c, int up) {
 }
 
 // EDM Conv2d.forward (non-fused): resample first, then the k x k convolution with padding k/2.
-static vkd_tensor *conv(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x, int kernel, int up, int down) {
+// add (may be NULL): a per-sample channel bias (N, Cout, 1, 1) added in the convolution's store.
+static vkd_tensor *conv_add(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x, int kernel, int up, int down,
+                            vkd_tensor *add) {
     vkd_unet *u = m->unet;
     if (up || down) {
         int c = (int)vkd_tensor_dim(x, 1);
@@ -324,8 +326,12 @@ static vkd_tensor *conv(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x
         else if (up) x = vkd_conv_transpose2d(g, x, filter_for(m, u, c, 1), NULL, 2, fpad, fpad, c);
         else x = vkd_conv2d(g, x, filter_for(m, u, c, 0), NULL, 2, fpad, fpad, c);
     }
-    if (kernel) x = vkd_conv2d(g, x, P("model.%s.weight", p), P("model.%s.bias", p), 1, kernel / 2, kernel / 2, 1);
+    if (kernel) x = vkd_conv2d_add(g, x, P("model.%s.weight", p), P("model.%s.bias", p), add, 1, kernel / 2, kernel / 2, 1);
     return x;
+}
+
+static vkd_tensor *conv(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x, int kernel, int up, int down) {
+    return conv_add(g, m, p, x, kernel, up, down, NULL);
 }
 
 static vkd_tensor *groupnorm(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x) {
@@ -344,11 +350,12 @@ static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd
     vkd_tensor *orig = x;
     // SUB reuses one buffer: one SUB per statement (argument order is unspecified in C).
     vkd_tensor *h = groupnorm_silu(g, m, SUB("norm0"), x);
-    x = conv(g, m, SUB("conv0"), h, 3, nd->up, nd->down);
     vkd_tensor *params = vkd_linear(g, emb, P("model.%s.affine.weight", nd->name), P("model.%s.affine.bias", nd->name));
     int64_t n = vkd_tensor_dim(emb, 0);
     params = vkd_reshape(g, params, 4, (int64_t[]){n, nd->cout, 1, 1});
-    x = groupnorm_silu(g, m, SUB("norm1"), vkd_add(g, x, params));
+    // conv0(h) + params, the add in the convolution's store (no pass of its own)
+    x = conv_add(g, m, SUB("conv0"), h, 3, nd->up, nd->down, params);
+    x = groupnorm_silu(g, m, SUB("norm1"), x);
     x = conv(g, m, SUB("conv1"), vkd_model_dropout(g, m, x, m->unet->dropout), 3, 0, 0);
     vkd_tensor *s = nd->has_skip ? conv(g, m, SUB("skip"), orig, 1, nd->up, nd->down) : orig;
     x = vkd_add_scaled(g, x, s, SKIP_SCALE);

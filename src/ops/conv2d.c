@@ -13,9 +13,9 @@
 enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEIGHT = 2 };
 
 typedef struct {
-    VkDeviceAddress A, B, C, bias;
+    VkDeviceAddress A, B, C, bias, add;
     int32_t nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
-    int32_t a_first, b_first;  // texel views: where A and B start (set at compile)
+    int32_t a_first, b_first, add_first;  // texel views: where A, B and add start (set at compile)
 } conv_push;
 
 // The convolution in conv2d terms: x (nb, cin, h, w), w (cout, cin/groups, kh, kw) -> (nb, cout, ho, wo).
@@ -73,8 +73,9 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
 }
 
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
+// add (MODE 0, may be NULL): nb x cout values added per sample and channel after the bias.
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
-                         vkd_tensor *bias, const conv_geom *c, int splits, int kchunk) {
+                         vkd_tensor *bias, vkd_tensor *add, const conv_geom *c, int splits, int kchunk) {
     int G = c->groups, s = c->stride;
     int64_t M, N;
     uint32_t gz;
@@ -89,18 +90,23 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     conv_push pc = {.nb = c->nb, .cin = c->cin, .cout = c->cout, .h = c->h, .w = c->w, .ho = c->ho, .wo = c->wo,
                     .kh = c->kh, .kw = c->kw, .stride = s, .ph = c->ph, .pw = c->pw, .groups = G,
                     .flags = bias ? 1 : 0, .kchunk = kchunk};
-    vkd_arg args[4] = {{offsetof(conv_push, C), VKD_W, C},
+    vkd_arg args[5] = {{offsetof(conv_push, C), VKD_W, C},
                        {offsetof(conv_push, A), VKD_R, A},
                        {offsetof(conv_push, B), VKD_R, B}};
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(conv_push, bias), VKD_R, bias};
+    int add_arg = na;
+    if (add) args[na++] = (vkd_arg){offsetof(conv_push, add), VKD_R, add};
     conv_tile t = pick_tile(g->ctx, M, N);
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
-    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
-    vkd_texel tx[2] = {{1, 0, offsetof(conv_push, a_first), 0}, {2, 1, offsetof(conv_push, b_first), 0}};
-    uint32_t spec[8] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel};
-    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 8, vkd_ceil_div((uint64_t)N, bn),
-                                    vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, texel ? 2 : 0);
+    uint32_t texel = (uint32_t)(add ? vkd_texel_ok(g, 3, A, B, add) : vkd_texel_ok(g, 2, A, B));
+    vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), 0},
+                       {2, 1, offsetof(conv_push, b_first), 0},
+                       {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
+    uint32_t spec[9] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add != NULL};
+    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 9, vkd_ceil_div((uint64_t)N, bn),
+                                    vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
+                                    texel ? (add ? 3 : 2) : 0);
 }
 
 // dw (cout, cin/groups, kh, kw) = sum over (b, oy, ox) of dy x. The sum over
@@ -130,10 +136,10 @@ static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *
     splits = (K + kchunk - 1) / kchunk;
     vkd_tensor *dw = vkd_graph_tensor_like(g, name, like);
     if (!dw) return NULL;
-    if (splits == 1) return conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, c, 1, (int)kchunk) ? NULL : dw;
+    if (splits == 1) return conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, NULL, c, 1, (int)kchunk) ? NULL : dw;
     int64_t sh[2] = {splits, like->numel};
     vkd_tensor *part = vkd_graph_tensor(g, name, 2, sh);
-    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, c, (int)splits, (int)kchunk) ||
+    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk) ||
         vkd_reduce_cols_dispatch(g, name, dw, part, 1, (uint64_t)splits, (uint64_t)like->numel, 1.0f))
         return NULL;
     return dw;
@@ -164,13 +170,14 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
     if (db) vkd_grad_accumulate(g, bias, db);
 }
 
-// y = conv(x, w) + b:  dx = conv^T(dy, w), dw = sum dy x, db = sum dy.
+// y = conv(x, w) + b [+ add]:  dx = conv^T(dy, w), dw = sum dy x, db = sum dy,
+// d add = dy summed over the pixels (as an add's backward sums it).
 static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1];
     conv_geom c = geom_of(e, 0);
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
-        if (dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dx, w, dy, NULL, &c, 1, 0))
+        if (dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dx, w, dy, NULL, NULL, &c, 1, 0))
             vkd_grad_accumulate(g, x, dx);
     }
     if (vkd_tensor_needs_grad(w)) {
@@ -178,6 +185,11 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (dw) vkd_grad_accumulate(g, w, dw);
     }
     bias_grad(g, e->in[2], dy);
+    vkd_tensor *add = e->nin > 3 ? e->in[3] : NULL;
+    if (add && vkd_tensor_needs_grad(add)) {
+        vkd_tensor *da = vkd_reduce_broadcast(g, dy, (uint64_t)(c.ho * c.wo), (uint64_t)c.nb * c.cout, add);
+        if (da) vkd_grad_accumulate(g, add, da);
+    }
 }
 
 // y = conv^T(x, w) + b is the data gradient of conv(., w) at dy = x, so
@@ -188,7 +200,7 @@ static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tenso
     conv_geom c = geom_of(e, 1);
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv_transpose2d_bwd_data", x);
-        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, &c, 1, 0))
+        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0))
             vkd_grad_accumulate(g, x, dx);
     }
     if (vkd_tensor_needs_grad(w)) {
@@ -266,25 +278,37 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
 }
 
 static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                      vkd_tensor *bias, const conv_geom *c) {
-    vkd_tensor *in[3] = {x, w, bias};
-    vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, 3);
+                      vkd_tensor *bias, vkd_tensor *add, const conv_geom *c) {
+    vkd_tensor *in[4] = {x, w, bias, add};
+    vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, add ? 4 : 3);
     if (!e) return;
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
     e->attr.i[ATTR_GROUPS] = c->groups;
 }
 
-vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
-                       int groups) {
-    if (!vkd_op_ok(g, 2, x, w)) return NULL;
+vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
+                           int pad_h, int pad_w, int groups) {
+    if (!vkd_op_ok(g, 2, x, w) || (add && !vkd_op_ok(g, 1, add))) return NULL;
     conv_geom c;
     if (conv_check(g, "conv2d", x, w, bias, stride, pad_h, pad_w, groups, 0, &c)) return NULL;
+    if (add && (add->numel != (int64_t)c.nb * c.cout || add->shape[0] != c.nb)) {
+        char sa[64];
+        vkd_shape_str(add, sa, sizeof sa);
+        vkd_graph_fail(g, "conv2d: add '%s' %s must hold one value per sample and output channel (%d, %d)", add->name,
+                       sa, c.nb, c.cout);
+        return NULL;
+    }
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
     vkd_tensor *y = vkd_graph_tensor(g, "conv2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, &c, 1, 0)) return NULL;
-    push_tape(g, conv2d_backward, y, x, w, bias, &c);
+    if (!y || conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, add, &c, 1, 0)) return NULL;
+    push_tape(g, conv2d_backward, y, x, w, bias, add, &c);
     return y;
+}
+
+vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
+                       int groups) {
+    return vkd_conv2d_add(g, x, w, bias, NULL, stride, pad_h, pad_w, groups);
 }
 
 vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h,
@@ -295,7 +319,7 @@ vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd
     // y is (nb, cout/groups * groups, (H-1)*stride - 2*pad_h + kh, ...): the input side of the convolution
     int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
     vkd_tensor *y = vkd_graph_tensor(g, "conv_transpose2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, &c, 1, 0)) return NULL;
-    push_tape(g, conv_transpose2d_backward, y, x, w, bias, &c);
+    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0)) return NULL;
+    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c);
     return y;
 }
