@@ -47,6 +47,9 @@
 // embedding), read through texel binding 2 (add_first) when TEXEL is 1: the pass over y that a
 // separate add would make is saved. A constant, not a flag: llvmpipe would run the fetch of a
 // branch not taken under a mask, ~5% of a convolution without the add.
+// 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
+// (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
+// (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -59,6 +62,7 @@ layout(constant_id = 5) const uint SG = 1;
 layout(constant_id = 6) const uint L = 8;
 layout(constant_id = 7) const uint TEXEL = 0;
 layout(constant_id = 8) const uint ADD = 0;
+layout(constant_id = 9) const uint UP = 0;
 
 layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias; FBuf add;
@@ -91,6 +95,7 @@ void main() {
     const int G = pc.groups, s = pc.stride;
     const int Cig = pc.cin / G, Cog = pc.cout / G;
     const int HW = pc.h * pc.w, P = pc.ho * pc.wo, KK = pc.kh * pc.kw;
+    const int HWB = UP != 0u ? (pc.h / 2) * (pc.w / 2) : HW, WBrow = UP != 0u ? pc.w / 2 : pc.w;  // x's planes
     const int z = int(gl_WorkGroupID.z);
 
     int g, M, N, kbeg, kend, E1k, E0k, E1n, E0n;
@@ -102,7 +107,7 @@ void main() {
         M = Cog, N = pc.nb * P, kbeg = 0, kend = Cig * KK;
         E1k = pc.kh, E0k = pc.kw, E1n = pc.ho, E0n = pc.wo;
         AM = kend, A0 = g * Cog * kend, SA2 = KK, SA1 = pc.kw, SA0 = 1;
-        B0 = g * Cig * HW, SB2 = pc.cin * HW, SK2 = HW, SBY = pc.w, HB = pc.h, WB = pc.w;
+        B0 = g * Cig * HWB, SB2 = pc.cin * HWB, SK2 = HWB, SBY = WBrow, HB = pc.h, WB = pc.w;
         Y0n = -pc.ph, YSn = s, X0n = -pc.pw, XSn = s, YK = 1, XK = 1;
         C0 = g * Cog * P, SC2 = pc.cout * P, SC1 = pc.wo, SC0 = 1, SCM = P;
     } else if (MODE == 1u) {
@@ -127,7 +132,7 @@ void main() {
         M = Cog, N = Cig * KK, kbeg = split * pc.kchunk, kend = min(pc.nb * P, kbeg + pc.kchunk);
         E1k = pc.ho, E0k = pc.wo, E1n = pc.kh, E0n = pc.kw;
         AM = P, A0 = g * Cog * P, SA2 = pc.cout * P, SA1 = pc.wo, SA0 = 1;
-        B0 = g * Cig * HW, SB2 = HW, SK2 = pc.cin * HW, SBY = pc.w, HB = pc.h, WB = pc.w;
+        B0 = g * Cig * HWB, SB2 = HWB, SK2 = pc.cin * HWB, SBY = WBrow, HB = pc.h, WB = pc.w;
         Y0n = -pc.ph, YSn = 1, X0n = -pc.pw, XSn = 1, YK = s, XK = s;
         C0 = (split * pc.cout + g * Cog) * N, SC2 = KK, SC1 = pc.kw, SC0 = 1, SCM = N;
     }
@@ -144,7 +149,7 @@ void main() {
         const int c0n = n % E0n, q = n / E0n, c1n = q % E1n, c2n = q / E1n;
         ycol[j] = Y0n + c1n * YSn;
         xcol[j] = X0n + c0n * XSn;
-        bofs[j] = B0 + c2n * SB2 + ycol[j] * SBY + xcol[j];
+        bofs[j] = B0 + c2n * SB2 + (UP != 0u ? 0 : ycol[j] * SBY + xcol[j]);
         cofs[j] = C0 + c2n * SC2 + c1n * SC1 + c0n * SC0;
         ncol[j] = c2n * pc.cout + g * M;
     }
@@ -182,11 +187,13 @@ void main() {
         }
         [[unroll]] for (uint kk = 0; kk < L; kk++) {
             const bool kv = k0 + int(kk) < kend;
-            const int ky = c1k * YK, kx = c0k * XK, kofs = c2k * SK2 + ky * SBY + kx;
+            const int ky = c1k * YK, kx = c0k * XK, kofs = c2k * SK2 + (UP != 0u ? 0 : ky * SBY + kx);
             float bv[TN];
             [[unroll]] for (uint j = 0; j < TN; j++) {
-                const bool ok = kv && uint(ycol[j] + ky) < uint(HB) && uint(xcol[j] + kx) < uint(WB);
-                const float v = loadB(ok ? bofs[j] + kofs : 0);
+                const int yy = ycol[j] + ky, xx = xcol[j] + kx;
+                const bool ok = kv && uint(yy) < uint(HB) && uint(xx) < uint(WB);
+                const int bi = bofs[j] + kofs + (UP != 0u ? (yy >> 1) * SBY + (xx >> 1) : 0);
+                const float v = loadB(ok ? bi : 0);
                 bv[j] = ok ? v : 0.0;
             }
             [[unroll]] for (uint i = 0; i < TM; i++) {

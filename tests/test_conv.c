@@ -123,18 +123,21 @@ static void test_split_replay(vkd_ctx *ctx) {
     free(x), free(w), free(u), free(dw);
 }
 
-// conv2d_add (the per-sample channel add in the convolution's store) against conv2d then add:
-// y and every gradient (x, w, bias, add) bit for bit, and the add's gradient against the
-// double reference (u summed over the pixels).
-static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s) {
-    printf("conv2d_add %d->%d, %dx%d, N=%d, against conv2d + add\n", s.cin, s.cout, s.h, s.w, s.n);
-    int ho, wo;
+// conv2d_add (the per-sample channel add in the convolution's store) against conv2d then add,
+// and with up, conv2d_up (a 2x nearest upsampling read inside the convolution) against
+// upsample2x, conv2d and add: y and every gradient (x, w, bias, add) bit for bit, and the add's
+// gradient against the double reference (u summed over the pixels). s is the convolution's shape
+// (for up, the upsampled input's: x itself is (n, cin, h/2, w/2)).
+static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
+    printf("conv2d_%s %d->%d, %dx%d, N=%d, against %sconv2d + add\n", up ? "up" : "add", s.cin, s.cout, s.h, s.w, s.n,
+           up ? "upsample2x + " : "");
+    int ho, wo, f = up ? 2 : 1;
     ref_conv2d_out(&s, &ho, &wo);
-    long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin / s.groups * s.kh * s.kw;
+    long nx = (long)s.n * s.cin * (s.h / f) * (s.w / f), nw = (long)s.cout * s.cin / s.groups * s.kh * s.kw;
     long ny = (long)s.n * s.cout * ho * wo, na = (long)s.n * s.cout;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *a = malloc(na * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(a, na, -1, 1), t_fill(u, ny, -1, 1);
-    vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+    vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h / f, s.w / f}, x, 0);
     vkd_tensor *W = t_tensor(ctx, "w", 4, (int64_t[]){s.cout, s.cin / s.groups, s.kh, s.kw}, w, 0);
     vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0);
     vkd_tensor *A = t_tensor(ctx, "add", 4, (int64_t[]){s.n, s.cout, 1, 1}, a, 0);
@@ -145,8 +148,9 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s) {
     long len[5] = {ny, nx, nw, s.cout, na};
     for (int v = 0; v < 2; v++) {
         vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add" : "conv_add");
-        vkd_tensor *Y = v ? vkd_add(g, vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups), A)
-                          : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
+        vkd_tensor *Y = v    ? vkd_add(g, vkd_conv2d(g, up ? vkd_upsample2x(g, X) : X, W, B, s.stride, s.ph, s.pw, s.groups), A)
+                        : up ? vkd_conv2d_up(g, X, W, B, A, s.ph)
+                             : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
         CHECK(Y != NULL, "conv2d_add: %s", vkd_graph_error(g));
         if (Y) {
             vkd_graph_keep(g, Y);
@@ -163,13 +167,14 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s) {
     }
     static const char *what[5] = {"y", "dx", "dw", "db", "d add"};
     for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)
-        CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_add: %s differs from conv2d + add", what[i]);
+        CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_%s: %s differs from the unfused ops",
+              up ? "up" : "add", what[i]);
     if (got[0][4]) {
         double *ref = calloc(na, 8), e = 0;
         for (long i = 0; i < ny; i++) ref[i / (ho * wo)] += u[i];
         for (long i = 0; i < na; i++) e = fmax(e, fabs(got[0][4][i] - ref[i]) / (1 + fabs(ref[i])));
         CHECK(e < TOL, "d add: max error %.3g", e);
-        printf("  bit for bit as conv2d + add; d add max err %.2e\n", e);
+        printf("  bit for bit as the unfused ops; d add max err %.2e\n", e);
         free(ref);
     }
     for (int v = 0; v < 2; v++)
@@ -247,9 +252,13 @@ int main(void) {
     run_case(ctx, "conv_transpose2d 4x4 stride 2 pad 1, 48->32, 5x6", 1,
              (ref_conv_shape){2, 48, 5, 6, 32, 4, 4, 2, 1, 1, 1}, ALL);
     test_split_replay(ctx);
-    // the UNet block's first convolution: 3x3, one tile and many tiles per sample, ragged
-    test_conv_add(ctx, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1});
-    test_conv_add(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1});
+    // the UNet block's first convolution: 3x3, one tile and many tiles per sample, ragged; in an
+    // up block the upsampling inside it (3x3, and the 1x1 skip)
+    test_conv_add(ctx, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1}, 0);
+    test_conv_add(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1}, 0);
+    test_conv_add(ctx, (ref_conv_shape){3, 6, 8, 10, 10, 3, 3, 1, 1, 1, 1}, 1);
+    test_conv_add(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1}, 1);
+    test_conv_add(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1}, 1);
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

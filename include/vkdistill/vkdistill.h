@@ -164,6 +164,10 @@ vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b
 // vkd_add after it, and saves that pass over y.
 vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
                            int pad_h, int pad_w, int groups);
+// conv2d(upsample2x(x), w, bias, stride 1, padding pad) [+ add]: x (N, Cin, H, W) is read through
+// the nearest 2x upsampling inside the convolution, so the (N, Cin, 2H, 2W) tensor is never
+// written; the values and gradients are those of vkd_upsample2x then vkd_conv2d_add, bit for bit.
+vkd_tensor *vkd_conv2d_up(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int pad);
 // conv_transpose2d (output_padding 0): x (N, Cin, H, W), w (Cin, Cout/groups, kh, kw), bias (Cout) or NULL
 // -> y (N, Cout, (H-1)*stride - 2*pad_h + kh, (W-1)*stride - 2*pad_w + kw).
 vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h,

@@ -319,6 +319,8 @@ static vkd_tensor *filter_for(vkd_model *m, vkd_unet *u, int c, int up) {
 static vkd_tensor *conv_add(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x, int kernel, int up, int down,
                             vkd_tensor *add) {
     vkd_unet *u = m->unet;
+    if (up && kernel && u->nfilter == 2)  // [1,1] upsampling read inside the convolution: nothing written for it
+        return vkd_conv2d_up(g, x, P("model.%s.weight", p), P("model.%s.bias", p), add, kernel / 2);
     if (up || down) {
         int c = (int)vkd_tensor_dim(x, 1);
         int fpad = (u->nfilter - 1) / 2;

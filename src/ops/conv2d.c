@@ -19,8 +19,9 @@ typedef struct {
 } conv_push;
 
 // The convolution in conv2d terms: x (nb, cin, h, w), w (cout, cin/groups, kh, kw) -> (nb, cout, ho, wo).
+// up: the input is a stored x (nb, cin, h/2, w/2) read through a 2x nearest upsampling.
 typedef struct {
-    int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups;
+    int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, up;
 } conv_geom;
 
 // Register tile TM x TN per lane, WM lane groups along M, lane groups of
@@ -103,8 +104,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), 0},
                        {2, 1, offsetof(conv_push, b_first), 0},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
-    uint32_t spec[9] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add != NULL};
-    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 9, vkd_ceil_div((uint64_t)N, bn),
+    // the upsampled read is B's, which is x in the forward and the weight gradient
+    uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
+    uint32_t spec[10] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add != NULL, up};
+    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 10, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }
@@ -145,16 +148,17 @@ static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *
     return dw;
 }
 
-enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS };
+enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS, ATTR_UP };
 
 static conv_geom geom_of(vkd_tape_entry *e, int transposed) {
     const vkd_tensor *x = e->in[0], *w = e->in[1];
     conv_geom c = {.nb = (int)x->shape[0], .kh = (int)w->shape[2], .kw = (int)w->shape[3],
                    .stride = e->attr.i[ATTR_STRIDE], .ph = e->attr.i[ATTR_PH], .pw = e->attr.i[ATTR_PW],
-                   .groups = e->attr.i[ATTR_GROUPS]};
+                   .groups = e->attr.i[ATTR_GROUPS], .up = e->attr.i[ATTR_UP]};
     const vkd_tensor *y = e->out;
     if (!transposed) {
-        c.cin = (int)x->shape[1], c.h = (int)x->shape[2], c.w = (int)x->shape[3];
+        int f = c.up ? 2 : 1;
+        c.cin = (int)x->shape[1], c.h = f * (int)x->shape[2], c.w = f * (int)x->shape[3];
         c.cout = (int)y->shape[1], c.ho = (int)y->shape[2], c.wo = (int)y->shape[3];
     } else {
         c.cin = (int)y->shape[1], c.h = (int)y->shape[2], c.w = (int)y->shape[3];
@@ -175,9 +179,17 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
 static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1];
     conv_geom c = geom_of(e, 0);
-    if (vkd_tensor_needs_grad(x)) {
+    if (vkd_tensor_needs_grad(x) && !c.up) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
         if (dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dx, w, dy, NULL, NULL, &c, 1, 0))
+            vkd_grad_accumulate(g, x, dx);
+    } else if (vkd_tensor_needs_grad(x)) {
+        // the gradient of the upsampled input, then its 2x2 sums (the upsampling's backward)
+        int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
+        vkd_tensor *dxu = vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh);
+        vkd_tensor *dx = vkd_graph_tensor_like(g, "upsample2x_bwd", x);
+        if (dxu && dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, &c, 1, 0) &&
+            !vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu))
             vkd_grad_accumulate(g, x, dx);
     }
     if (vkd_tensor_needs_grad(w)) {
@@ -213,7 +225,7 @@ static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tenso
 // Shape checks common to both ops. For conv2d: x is the convolution input;
 // for conv_transpose2d: x is its output side (nb, cout, ho, wo).
 static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const vkd_tensor *w, const vkd_tensor *bias,
-                      int stride, int ph, int pw, int groups, int transposed, conv_geom *c) {
+                      int stride, int ph, int pw, int groups, int transposed, int up, conv_geom *c) {
     char sx[64], sw[64];
     vkd_shape_str(x, sx, sizeof sx);
     vkd_shape_str(w, sw, sizeof sw);
@@ -226,7 +238,7 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
                        op, stride, ph, pw, groups);
         return -1;
     }
-    int64_t nb = x->shape[0], cx = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t nb = x->shape[0], cx = x->shape[1], H = (up ? 2 : 1) * x->shape[2], W = (up ? 2 : 1) * x->shape[3];
     int64_t kh = w->shape[2], kw = w->shape[3];
     int64_t cout, cin, h, wd, ho, wo;
     if (!transposed) {
@@ -273,7 +285,7 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
     }
     *c = (conv_geom){.nb = (int)nb, .cin = (int)cin, .cout = (int)cout, .h = (int)h, .w = (int)wd, .ho = (int)ho,
                      .wo = (int)wo, .kh = (int)kh, .kw = (int)kw, .stride = stride, .ph = ph, .pw = pw,
-                     .groups = groups};
+                     .groups = groups, .up = up};
     return 0;
 }
 
@@ -283,14 +295,14 @@ static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tenso
     vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, add ? 4 : 3);
     if (!e) return;
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
-    e->attr.i[ATTR_GROUPS] = c->groups;
+    e->attr.i[ATTR_GROUPS] = c->groups, e->attr.i[ATTR_UP] = c->up;
 }
 
-vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
-                           int pad_h, int pad_w, int groups) {
+static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add,
+                                int stride, int pad_h, int pad_w, int groups, int up) {
     if (!vkd_op_ok(g, 2, x, w) || (add && !vkd_op_ok(g, 1, add))) return NULL;
     conv_geom c;
-    if (conv_check(g, "conv2d", x, w, bias, stride, pad_h, pad_w, groups, 0, &c)) return NULL;
+    if (conv_check(g, "conv2d", x, w, bias, stride, pad_h, pad_w, groups, 0, up, &c)) return NULL;
     if (add && (add->numel != (int64_t)c.nb * c.cout || add->shape[0] != c.nb)) {
         char sa[64];
         vkd_shape_str(add, sa, sizeof sa);
@@ -306,16 +318,25 @@ vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tenso
     return y;
 }
 
+vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
+                           int pad_h, int pad_w, int groups) {
+    return conv2d_fused(g, x, w, bias, add, stride, pad_h, pad_w, groups, 0);
+}
+
+vkd_tensor *vkd_conv2d_up(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int pad) {
+    return conv2d_fused(g, x, w, bias, add, 1, pad, pad, 1, 1);
+}
+
 vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
                        int groups) {
-    return vkd_conv2d_add(g, x, w, bias, NULL, stride, pad_h, pad_w, groups);
+    return conv2d_fused(g, x, w, bias, NULL, stride, pad_h, pad_w, groups, 0);
 }
 
 vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h,
                                  int pad_w, int groups) {
     if (!vkd_op_ok(g, 2, x, w)) return NULL;
     conv_geom c;
-    if (conv_check(g, "conv_transpose2d", x, w, bias, stride, pad_h, pad_w, groups, 1, &c)) return NULL;
+    if (conv_check(g, "conv_transpose2d", x, w, bias, stride, pad_h, pad_w, groups, 1, 0, &c)) return NULL;
     // y is (nb, cout/groups * groups, (H-1)*stride - 2*pad_h + kh, ...): the input side of the convolution
     int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
     vkd_tensor *y = vkd_graph_tensor(g, "conv_transpose2d", 4, sh);

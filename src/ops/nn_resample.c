@@ -26,6 +26,10 @@ static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
                                     texel ? 1 : 0);
 }
 
+int vkd_sum2x2_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x) {
+    return rs_dispatch(g, name, RS_DOWN, y, x, 1.0f);
+}
+
 static void upsample_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0];
     vkd_tensor *dx = vkd_graph_tensor_like(g, "upsample2x_bwd", x);

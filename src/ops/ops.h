@@ -52,6 +52,8 @@ int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
 int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
                              uint64_t inner, float alpha);
 // db[j] = sum over i with (i/inner)%bc == j of x[i], for x of n elements.
+// y (N, C, H, W) = the sums of x's (N, C, 2H, 2W) 2x2 blocks: nearest 2x upsampling's backward.
+int vkd_sum2x2_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x);
 vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, uint64_t bc, const vkd_tensor *like);
 
 #endif
