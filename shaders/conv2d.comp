@@ -43,10 +43,11 @@
 // dead per-k load of A in the inner loop cost as much as the live code.
 // 7 TEXEL (1: A and B are read through the texel views of set 0, bindings 0
 // and 1, whose first elements are a_first and b_first; see src/vk/texel.c).
-// 8 ADD (mode 0): then add add[b*cout + g*M + m], a per-sample channel bias (a UNet block's
-// embedding), read through texel binding 2 (add_first) when TEXEL is 1: the pass over y that a
-// separate add would make is saved. A constant, not a flag: llvmpipe would run the fetch of a
-// branch not taken under a mask, ~5% of a convolution without the add.
+// 8 ADD (mode 0), read through texel binding 2 (add_first) when TEXEL is 1, so the pass over y
+// that a separate add would make is saved. 1: then add add[b*cout + g*M + m], a per-sample
+// channel bias (a UNet block's embedding). 2: y = (conv + bias + add) * scale, add shaped as y
+// (EDM's residual with its skip scale). A constant, not a flag: llvmpipe would run the fetch of
+// a branch not taken under a mask, ~5% of a convolution without the add.
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
@@ -68,6 +69,7 @@ layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias; FBuf add;
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
     int a_first, b_first, add_first;
+    float scale;  // ADD 2
 } pc;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
@@ -217,19 +219,23 @@ void main() {
         }
     }
 
-    const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u, has_add = ADD != 0u && MODE == 0u;
+    const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
+    const bool chan_add = ADD == 1u && MODE == 0u, res_add = ADD == 2u && MODE == 0u;
     [[unroll]] for (uint i = 0; i < TM; i++) {
         const int m = m0 + int(i);
         if (m < M) {
             const float bm = has_bias ? pc.bias.v[g * M + m] : 0.0;
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 if (n0 + int(j * L + lane) < N) {
-                    // (conv + bias) + add: the two roundings of a conv followed by an add. Not
-                    // `precise`: glslang would mark the whole fma chain behind v, and llvmpipe ran
-                    // every mode of this shader ~1.8x slower (sums alone are never contracted).
+                    // (conv + bias) + add [then * scale]: the roundings of a conv followed by an
+                    // add (and vkd_add_scaled's scale). Not `precise`: glslang would mark the whole
+                    // fma chain behind v, and llvmpipe ran every mode of this shader ~1.8x slower
+                    // (a sum followed by a product is never contracted).
+                    const int ci = cofs[j] + m * SCM;
                     float v = acc[i][j] + bm;
-                    if (has_add) v = v + loadAdd(ncol[j] + m);
-                    pc.C.v[cofs[j] + m * SCM] = v;
+                    if (chan_add) v = v + loadAdd(ncol[j] + m);
+                    if (res_add) v = (v + loadAdd(ci)) * pc.scale;
+                    pc.C.v[ci] = v;
                 }
             }
         }

@@ -192,6 +192,70 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
     vkd_tensor_free(X2), vkd_tensor_free(W2), vkd_tensor_free(A2);
 }
 
+// (conv2d(x, w, b) + r) * s in the convolution's store against vkd_conv2d then vkd_add_scaled:
+// y and every gradient bit for bit, d r against the double reference.
+static void test_conv_res(vkd_ctx *ctx, ref_conv_shape s) {
+    const float scale = 0.70710678f;
+    printf("conv2d_res %d->%d, %dx%d, stride %d, N=%d, against conv2d + add_scaled\n", s.cin, s.cout, s.h, s.w,
+           s.stride, s.n);
+    int ho, wo;
+    ref_conv2d_out(&s, &ho, &wo);
+    long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin / s.groups * s.kh * s.kw;
+    long ny = (long)s.n * s.cout * ho * wo;
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *r = malloc(ny * 8), *u = malloc(ny * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(r, ny, -1, 1), t_fill(u, ny, -1, 1);
+    int64_t ys[4] = {s.n, s.cout, ho, wo};
+    vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+    vkd_tensor *W = t_tensor(ctx, "w", 4, (int64_t[]){s.cout, s.cin / s.groups, s.kh, s.kw}, w, 0);
+    vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0);
+    vkd_tensor *R = t_tensor(ctx, "r", 4, ys, r, 0);
+    vkd_tensor *U = t_tensor(ctx, "u", 4, ys, u, 0);
+    vkd_tensor *in[4] = {X, W, B, R};
+    for (int i = 0; i < 4; i++) vkd_tensor_set_requires_grad(in[i], 1);
+    float *got[2][5] = {{0}};
+    long len[5] = {ny, nx, nw, s.cout, ny};
+    for (int v = 0; v < 2; v++) {
+        vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add_scaled" : "conv_res");
+        vkd_tensor *Y = v ? vkd_add_scaled(g, vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups), R, scale)
+                          : vkd_conv2d_res(g, X, W, B, R, scale, s.stride, s.ph, s.pw, s.groups);
+        CHECK(Y != NULL, "conv2d_res: %s", vkd_graph_error(g));
+        if (Y) {
+            vkd_graph_keep(g, Y);
+            CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0, "backward: %s", vkd_graph_error(g));
+            CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+            for (int i = 0; i < 5; i++) {
+                const vkd_tensor *t = i ? vkd_graph_grad(g, in[i - 1]) : Y;
+                got[v][i] = malloc(len[i] * 4);
+                if (t) vkd_tensor_download(t, got[v][i]);
+                else memset(got[v][i], 0xff, len[i] * 4);
+            }
+        }
+        vkd_graph_free(g);
+    }
+    static const char *what[5] = {"y", "dx", "dw", "db", "d res"};
+    for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)
+        CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_res: %s differs from the unfused ops", what[i]);
+    if (got[0][4]) {
+        double e = 0;
+        for (long i = 0; i < ny; i++) e = fmax(e, fabs(got[0][4][i] - u[i] * scale) / (1 + fabs(u[i])));
+        CHECK(e < TOL, "d res: max error %.3g", e);
+        printf("  bit for bit as the unfused ops; d res max err %.2e\n", e);
+    }
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < 5; i++) free(got[v][i]);
+    vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(R), vkd_tensor_free(U);
+    free(x), free(w), free(b), free(r), free(u);
+    // a residual not shaped as the output is refused by name
+    vkd_graph *g = vkd_graph_new(ctx, "conv_res_error");
+    vkd_tensor *X2 = vkd_tensor_new(ctx, "x", 4, (int64_t[]){2, 3, 4, 4}, 0);
+    vkd_tensor *W2 = vkd_tensor_new(ctx, "w", 4, (int64_t[]){5, 3, 3, 3}, 0);
+    vkd_tensor *R2 = vkd_tensor_new(ctx, "skip", 4, (int64_t[]){2, 5, 4, 3}, 0);
+    const char *err = vkd_conv2d_res(g, X2, W2, NULL, R2, 0.5f, 1, 1, 1, 1) ? NULL : vkd_graph_error(g);
+    CHECK(err && strstr(err, "'skip'"), "conv2d_res with a (2, 5, 4, 3) residual: got '%s'", err ? err : "(no error)");
+    vkd_graph_free(g);
+    vkd_tensor_free(X2), vkd_tensor_free(W2), vkd_tensor_free(R2);
+}
+
 static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const int64_t *xs, const int64_t *ws,
                          int64_t nbias, int stride, int ph, int pw, int groups, const char *needle) {
     vkd_graph *g = vkd_graph_new(ctx, "errors");
@@ -259,6 +323,10 @@ int main(void) {
     test_conv_add(ctx, (ref_conv_shape){3, 6, 8, 10, 10, 3, 3, 1, 1, 1, 1}, 1);
     test_conv_add(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1}, 1);
     test_conv_add(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1}, 1);
+    test_conv_res(ctx, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1});
+    test_conv_res(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1});
+    test_conv_res(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1});
+    test_conv_res(ctx, (ref_conv_shape){2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 2});
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

@@ -164,6 +164,10 @@ vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b
 // vkd_add after it, and saves that pass over y.
 vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
                            int pad_h, int pad_w, int groups);
+// (conv2d(x, w, bias) + res) * scale, res shaped as the output: EDM's residual connection with
+// its skip scale, added in the convolution's store with the bits of vkd_add_scaled after it.
+vkd_tensor *vkd_conv2d_res(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *res, float scale,
+                           int stride, int pad_h, int pad_w, int groups);
 // conv2d(upsample2x(x), w, bias, stride 1, padding pad) [+ add]: x (N, Cin, H, W) is read through
 // the nearest 2x upsampling inside the convolution, so the (N, Cin, 2H, 2W) tensor is never
 // written; the values and gradients are those of vkd_upsample2x then vkd_conv2d_add, bit for bit.

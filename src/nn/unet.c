@@ -336,6 +336,14 @@ static vkd_tensor *conv(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x
     return conv_add(g, m, p, x, kernel, up, down, NULL);
 }
 
+// (conv(x) + res) * skip_scale for a k x k convolution without resampling (padding k/2): EDM's
+// residual connection, with the bits of conv then vkd_add_scaled and no pass of its own.
+static vkd_tensor *conv_res(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x, vkd_tensor *res) {
+    vkd_tensor *w = P("model.%s.weight", p);
+    int pad = w ? (int)vkd_tensor_dim(w, 2) / 2 : 0;
+    return vkd_conv2d_res(g, x, w, P("model.%s.bias", p), res, SKIP_SCALE, 1, pad, pad, 1);
+}
+
 static vkd_tensor *groupnorm(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x) {
     int c = (int)vkd_tensor_dim(x, 1);
     return vkd_groupnorm(g, x, P("model.%s.weight", p), P("model.%s.bias", p), groups_for(c), 1e-6f);
@@ -357,15 +365,15 @@ static vkd_tensor *block_forward(vkd_graph *g, vkd_model *m, const unet_node *nd
     params = vkd_reshape(g, params, 4, (int64_t[]){n, nd->cout, 1, 1});
     // conv0(h) + params, the add in the convolution's store (no pass of its own)
     x = conv_add(g, m, SUB("conv0"), h, 3, nd->up, nd->down, params);
-    x = groupnorm_silu(g, m, SUB("norm1"), x);
-    x = conv(g, m, SUB("conv1"), vkd_model_dropout(g, m, x, m->unet->dropout), 3, 0, 0);
+    x = vkd_model_dropout(g, m, groupnorm_silu(g, m, SUB("norm1"), x), m->unet->dropout);
     vkd_tensor *s = nd->has_skip ? conv(g, m, SUB("skip"), orig, 1, nd->up, nd->down) : orig;
-    x = vkd_add_scaled(g, x, s, SKIP_SCALE);
+    // (conv1(x) + s) * skip_scale, the residual added in the convolution's store
+    x = conv_res(g, m, SUB("conv1"), x, s);
     if (nd->attention) {
         vkd_tensor *hn = groupnorm(g, m, SUB("norm2"), x);
         vkd_tensor *qkv = conv(g, m, SUB("qkv"), hn, 1, 0, 0);
         vkd_tensor *a = vkd_attention_edm(g, qkv, 1);
-        x = vkd_add_scaled(g, conv(g, m, SUB("proj"), a, 1, 0, 0), x, SKIP_SCALE);
+        x = conv_res(g, m, SUB("proj"), a, x);
     }
 #undef SUB
     return x;

@@ -16,7 +16,18 @@ typedef struct {
     VkDeviceAddress A, B, C, bias, add;
     int32_t nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
     int32_t a_first, b_first, add_first;  // texel views: where A, B and add start (set at compile)
+    float scale;                          // ADD_RESIDUAL
 } conv_push;
+
+// What the forward's store adds after the bias (shader constant 8, ADD):
+//   ADD_CHANNEL   y = conv + bias + add, add (nb, cout[, 1, 1]): a UNet block's embedding
+//   ADD_RESIDUAL  y = (conv + bias + add) * scale, add shaped as y: EDM's residual and skip scale
+enum { ADD_NONE = 0, ADD_CHANNEL = 1, ADD_RESIDUAL = 2 };
+typedef struct {
+    vkd_tensor *t;  // NULL: nothing added
+    int kind;
+    float scale;
+} conv_add;
 
 // The convolution in conv2d terms: x (nb, cin, h, w), w (cout, cin/groups, kh, kw) -> (nb, cout, ho, wo).
 // up: the input is a stored x (nb, cin, h/2, w/2) read through a 2x nearest upsampling.
@@ -74,9 +85,10 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
 }
 
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
-// add (MODE 0, may be NULL): nb x cout values added per sample and channel after the bias.
+// ad (MODE 0, may be NULL): what the store adds after the bias.
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
-                         vkd_tensor *bias, vkd_tensor *add, const conv_geom *c, int splits, int kchunk) {
+                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk) {
+    vkd_tensor *add = ad ? ad->t : NULL;
     int G = c->groups, s = c->stride;
     int64_t M, N;
     uint32_t gz;
@@ -90,7 +102,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     }
     conv_push pc = {.nb = c->nb, .cin = c->cin, .cout = c->cout, .h = c->h, .w = c->w, .ho = c->ho, .wo = c->wo,
                     .kh = c->kh, .kw = c->kw, .stride = s, .ph = c->ph, .pw = c->pw, .groups = G,
-                    .flags = bias ? 1 : 0, .kchunk = kchunk};
+                    .flags = bias ? 1 : 0, .kchunk = kchunk, .scale = add ? ad->scale : 1.0f};
     vkd_arg args[5] = {{offsetof(conv_push, C), VKD_W, C},
                        {offsetof(conv_push, A), VKD_R, A},
                        {offsetof(conv_push, B), VKD_R, B}};
@@ -106,7 +118,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
-    uint32_t spec[10] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add != NULL, up};
+    uint32_t spec[10] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add ? (uint32_t)ad->kind : 0, up};
     return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 10, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
@@ -148,7 +160,7 @@ static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *
     return dw;
 }
 
-enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS, ATTR_UP };
+enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS, ATTR_UP, ATTR_ADD, ATTR_SCALE };  // ATTR_SCALE: attr.f
 
 static conv_geom geom_of(vkd_tape_entry *e, int transposed) {
     const vkd_tensor *x = e->in[0], *w = e->in[1];
@@ -176,9 +188,17 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
 
 // y = conv(x, w) + b [+ add]:  dx = conv^T(dy, w), dw = sum dy x, db = sum dy,
 // d add = dy summed over the pixels (as an add's backward sums it).
+// y = (conv(x, w) + b + res) * s: d res = dy * s, and the convolution's gradients at dy * s
+// (vkd_add_scaled's backward, one tensor for both).
 static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
-    vkd_tensor *x = e->in[0], *w = e->in[1];
+    vkd_tensor *x = e->in[0], *w = e->in[1], *add = e->nin > 3 ? e->in[3] : NULL;
     conv_geom c = geom_of(e, 0);
+    if (add && e->attr.i[ATTR_ADD] == ADD_RESIDUAL) {
+        dy = vkd_scale(g, dy, e->attr.f[ATTR_SCALE]);
+        if (!dy) return;
+        if (vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, dy);
+        add = NULL;
+    }
     if (vkd_tensor_needs_grad(x) && !c.up) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
         if (dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dx, w, dy, NULL, NULL, &c, 1, 0))
@@ -197,7 +217,6 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (dw) vkd_grad_accumulate(g, w, dw);
     }
     bias_grad(g, e->in[2], dy);
-    vkd_tensor *add = e->nin > 3 ? e->in[3] : NULL;
     if (add && vkd_tensor_needs_grad(add)) {
         vkd_tensor *da = vkd_reduce_broadcast(g, dy, (uint64_t)(c.ho * c.wo), (uint64_t)c.nb * c.cout, add);
         if (da) vkd_grad_accumulate(g, add, da);
@@ -290,41 +309,64 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
 }
 
 static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                      vkd_tensor *bias, vkd_tensor *add, const conv_geom *c) {
-    vkd_tensor *in[4] = {x, w, bias, add};
+                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c) {
+    vkd_tensor *add = ad ? ad->t : NULL, *in[4] = {x, w, bias, add};
     vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, add ? 4 : 3);
     if (!e) return;
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
     e->attr.i[ATTR_GROUPS] = c->groups, e->attr.i[ATTR_UP] = c->up;
+    e->attr.i[ATTR_ADD] = add ? ad->kind : ADD_NONE, e->attr.f[ATTR_SCALE] = add ? ad->scale : 1.0f;
 }
 
-static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add,
+// The add must be one value per sample and output channel (ADD_CHANNEL) or shaped as y (ADD_RESIDUAL).
+static int add_check(vkd_graph *g, const conv_add *ad, const conv_geom *c) {
+    const vkd_tensor *a = ad->t;
+    int ok = ad->kind == ADD_CHANNEL
+                 ? a->numel == (int64_t)c->nb * c->cout && a->shape[0] == c->nb
+                 : a->ndim == 4 && a->shape[0] == c->nb && a->shape[1] == c->cout && a->shape[2] == c->ho &&
+                       a->shape[3] == c->wo;
+    if (ok) return 0;
+    char sa[64];
+    vkd_shape_str(a, sa, sizeof sa);
+    if (ad->kind == ADD_CHANNEL)
+        vkd_graph_fail(g, "conv2d: add '%s' %s must hold one value per sample and output channel (%d, %d)", a->name,
+                       sa, c->nb, c->cout);
+    else
+        vkd_graph_fail(g, "conv2d: residual '%s' %s must have the output's shape (%d, %d, %d, %d)", a->name, sa,
+                       c->nb, c->cout, c->ho, c->wo);
+    return -1;
+}
+
+static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, const conv_add *ad,
                                 int stride, int pad_h, int pad_w, int groups, int up) {
-    if (!vkd_op_ok(g, 2, x, w) || (add && !vkd_op_ok(g, 1, add))) return NULL;
+    if (ad && !ad->t) ad = NULL;
+    if (!vkd_op_ok(g, 2, x, w) || (ad && !vkd_op_ok(g, 1, ad->t))) return NULL;
     conv_geom c;
     if (conv_check(g, "conv2d", x, w, bias, stride, pad_h, pad_w, groups, 0, up, &c)) return NULL;
-    if (add && (add->numel != (int64_t)c.nb * c.cout || add->shape[0] != c.nb)) {
-        char sa[64];
-        vkd_shape_str(add, sa, sizeof sa);
-        vkd_graph_fail(g, "conv2d: add '%s' %s must hold one value per sample and output channel (%d, %d)", add->name,
-                       sa, c.nb, c.cout);
-        return NULL;
-    }
+    if (ad && add_check(g, ad, &c)) return NULL;
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
-    vkd_tensor *y = vkd_graph_tensor(g, "conv2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, add, &c, 1, 0)) return NULL;
-    push_tape(g, conv2d_backward, y, x, w, bias, add, &c);
+    vkd_tensor *y = vkd_graph_tensor(g, ad && ad->kind == ADD_RESIDUAL ? "conv2d_res" : "conv2d", 4, sh);
+    if (!y || conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, &c, 1, 0)) return NULL;
+    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c);
     return y;
 }
 
 vkd_tensor *vkd_conv2d_add(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int stride,
                            int pad_h, int pad_w, int groups) {
-    return conv2d_fused(g, x, w, bias, add, stride, pad_h, pad_w, groups, 0);
+    conv_add ad = {add, ADD_CHANNEL, 1.0f};
+    return conv2d_fused(g, x, w, bias, &ad, stride, pad_h, pad_w, groups, 0);
+}
+
+vkd_tensor *vkd_conv2d_res(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *res, float scale,
+                           int stride, int pad_h, int pad_w, int groups) {
+    conv_add ad = {res, ADD_RESIDUAL, scale};
+    return conv2d_fused(g, x, w, bias, &ad, stride, pad_h, pad_w, groups, 0);
 }
 
 vkd_tensor *vkd_conv2d_up(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, vkd_tensor *add, int pad) {
-    return conv2d_fused(g, x, w, bias, add, 1, pad, pad, 1, 1);
+    conv_add ad = {add, ADD_CHANNEL, 1.0f};
+    return conv2d_fused(g, x, w, bias, &ad, 1, pad, pad, 1, 1);
 }
 
 vkd_tensor *vkd_conv2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, int stride, int pad_h, int pad_w,
