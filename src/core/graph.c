@@ -53,14 +53,62 @@ int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const
     return vkd_graph_dispatch_texel(g, name, shader, spec, nspec, gx, gy, gz, push, push_size, args, nargs, NULL, 0);
 }
 
+static int can_add(vkd_graph *g, const char *name) {
+    if (vkd_graph_failed(g)) return 0;
+    if (g->compiled) {
+        vkd_graph_fail(g, "%s: graph '%s' is already compiled; ops can no longer be added", name, g->name);
+        return 0;
+    }
+    return 1;
+}
+
+// A zeroed node at the end of the list, its args checked and copied (NULL on failure).
+static vkd_dispatch *new_node(vkd_graph *g, const char *name, const vkd_arg *args, int nargs) {
+    if (g->ndisp == g->capdisp) {
+        g->capdisp = g->capdisp ? 2 * g->capdisp : 64;
+        g->disp = realloc(g->disp, g->capdisp * sizeof *g->disp);
+    }
+    vkd_dispatch *d = &g->disp[g->ndisp];
+    memset(d, 0, sizeof *d);
+    d->name = name;
+    d->nargs = nargs;
+    for (int i = 0; i < nargs; i++) {
+        if (!args[i].t) {
+            vkd_graph_fail(g, "internal: %s given a NULL tensor", name);
+            return NULL;
+        }
+        vkd_tensor *r = (vkd_tensor *)vkd_tensor_root(args[i].t);
+        if (r->graph && r->graph != g) {
+            vkd_graph_fail(g, "%s: tensor '%s' belongs to another graph", name, r->name);
+            return NULL;
+        }
+        d->args[i] = args[i];
+    }
+    return d;
+}
+
+int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, vkd_tensor *src, const vkd_copy_rows *c) {
+    if (!can_add(g, name)) return -1;
+    if (c->rows == 0 || c->len == 0) return 0;
+    uint64_t dend = c->dst_off + (c->rows - 1) * c->dst_stride + c->len;
+    uint64_t send = c->src_off + (c->rows - 1) * c->src_stride + c->len;
+    if (!dst || !src || dend > (uint64_t)dst->numel || send > (uint64_t)src->numel) {
+        vkd_graph_fail(g, "internal: %s copies outside its tensors", name);
+        return -1;
+    }
+    vkd_arg args[2] = {{0, VKD_W, dst}, {0, VKD_R, src}};
+    vkd_dispatch *d = new_node(g, name, args, 2);
+    if (!d) return -1;
+    d->copy = *c;
+    g->ncopies++;
+    g->ndisp++;
+    return 0;
+}
+
 int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
                              uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
                              const vkd_arg *args, int nargs, const vkd_texel *texel, int ntexel) {
-    if (vkd_graph_failed(g)) return -1;
-    if (g->compiled) {
-        vkd_graph_fail(g, "%s: graph '%s' is already compiled; ops can no longer be added", name, g->name);
-        return -1;
-    }
+    if (!can_add(g, name)) return -1;
     if (push_size > VKD_PUSH_MAX || nargs > VKD_MAX_ARGS || ntexel > VKD_TEXEL_BINDINGS) {
         vkd_graph_fail(g, "internal: %s push block too large", name);
         return -1;
@@ -77,30 +125,12 @@ int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader,
         vkd_graph_fail(g, "%s", vkd_ctx_error(g->ctx));
         return -1;
     }
-    if (g->ndisp == g->capdisp) {
-        g->capdisp = g->capdisp ? 2 * g->capdisp : 64;
-        g->disp = realloc(g->disp, g->capdisp * sizeof *g->disp);
-    }
-    vkd_dispatch *d = &g->disp[g->ndisp];
-    memset(d, 0, sizeof *d);
-    d->name = name;
+    vkd_dispatch *d = new_node(g, name, args, nargs);
+    if (!d) return -1;
     d->pipe = p;
     d->groups[0] = gx, d->groups[1] = gy, d->groups[2] = gz;
     memcpy(d->push, push, push_size);
     d->push_size = push_size;
-    d->nargs = nargs;
-    for (int i = 0; i < nargs; i++) {
-        if (!args[i].t) {
-            vkd_graph_fail(g, "internal: %s given a NULL tensor", name);
-            return -1;
-        }
-        vkd_tensor *r = (vkd_tensor *)vkd_tensor_root(args[i].t);
-        if (r->graph && r->graph != g) {
-            vkd_graph_fail(g, "%s: tensor '%s' belongs to another graph", name, r->name);
-            return -1;
-        }
-        d->args[i] = args[i];
-    }
     for (int i = 0; i < ntexel; i++) {
         if (texel[i].arg >= nargs || texel[i].binding >= VKD_TEXEL_BINDINGS || (uint32_t)texel[i].first_at + 4 > push_size) {
             vkd_graph_fail(g, "internal: %s texel operand %d out of range", name, i);
@@ -221,6 +251,36 @@ static int overlaps(range x, const range *list, int n) {
     return 0;
 }
 
+// Between two nodes that touch the same memory. A graph with copy nodes also orders the
+// transfer stage; one without keeps the plain compute-to-compute barrier.
+static void node_barrier(const vkd_graph *g, VkCommandBuffer cb) {
+    if (!g->ncopies) {
+        vkd_cmd_barrier(cb);
+        return;
+    }
+    VkPipelineStageFlags st = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                          .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+                          .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cb, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
+}
+
+// A copy node: one region per row (one in all when both sides are contiguous).
+static void record_copy(VkCommandBuffer cb, const vkd_dispatch *d) {
+    range dst = arg_range(&d->args[0]), src = arg_range(&d->args[1]);
+    const vkd_copy_rows *c = &d->copy;
+    int whole = c->rows == 1 || (c->dst_stride == c->len && c->src_stride == c->len);
+    uint64_t n = whole ? 1 : c->rows, len = whole ? c->rows * c->len : c->len;
+    VkBufferCopy *reg = malloc(n * sizeof *reg);
+    for (uint64_t r = 0; r < n; r++)
+        reg[r] = (VkBufferCopy){.srcOffset = src.lo + (c->src_off + r * c->src_stride) * 4,
+                                .dstOffset = dst.lo + (c->dst_off + r * c->dst_stride) * 4,
+                                .size = len * 4};
+    vkCmdCopyBuffer(cb, src.b->buf, dst.b->buf, (uint32_t)n, reg);
+    free(reg);
+}
+
 // Descriptor sets for the dispatches with texel operands (NULL entries for
 // the others); bound right before their dispatch.
 static VkDescriptorSet *texel_sets(vkd_graph *g) {
@@ -329,11 +389,13 @@ int vkd_graph_compile(vkd_graph *g) {
     vkBeginCommandBuffer(g->cmd, &bi);
     VkCommandBuffer cb = g->cmd;
     // Everything before this step (transfers, earlier steps) is visible to it.
+    VkPipelineStageFlags stages =
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | (g->ncopies ? VK_PIPELINE_STAGE_TRANSFER_BIT : 0);
     VkMemoryBarrier start = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                              .srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT,
-                             .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
-    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &start, 0,
-                         NULL, 0, NULL);
+                             .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                              (g->ncopies ? VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT : 0)};
+    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, stages, 0, 1, &start, 0, NULL, 0, NULL);
     // Every shader may read set 0; until a dispatch binds its own, the placeholder.
     vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &ctx->texel_dummy, 0, NULL);
     if (g->qpool) {
@@ -354,7 +416,7 @@ int vkd_graph_compile(vkd_graph *g) {
             if ((d->args[a].access & VKD_W) && (overlaps(x, wr, nwr) || overlaps(x, rd, nrd))) hazard = 1;
         }
         if (hazard || g->qpool) {  // profiling serializes so each timestamp brackets one dispatch
-            vkd_cmd_barrier(cb);
+            node_barrier(g, cb);
             g->nbarriers++;
             nrd = nwr = 0;
         }
@@ -362,8 +424,14 @@ int vkd_graph_compile(vkd_graph *g) {
             range x = arg_range(&d->args[a]);
             if (d->args[a].access & VKD_R) rd[nrd++] = x;
             if (d->args[a].access & VKD_W) wr[nwr++] = x;
+            if (!d->pipe) continue;
             VkDeviceAddress addr = vkd_tensor_addr(d->args[a].t);
             memcpy(d->push + d->args[a].at, &addr, sizeof addr);
+        }
+        if (!d->pipe) {
+            record_copy(cb, d);
+            if (g->qpool) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->qpool, i + 1);
+            continue;
         }
         if (d->pipe->pipe != bound) {
             vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe->pipe);
@@ -380,10 +448,10 @@ int vkd_graph_compile(vkd_graph *g) {
     free(sets);
     // Results are visible to downloads and to the host after the step.
     VkMemoryBarrier end = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | (g->ncopies ? VK_ACCESS_TRANSFER_WRITE_BIT : 0),
                            .dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_HOST_READ_BIT |
                                             VK_ACCESS_MEMORY_READ_BIT};
-    vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+    vkCmdPipelineBarrier(cb, stages,
                          VK_PIPELINE_STAGE_ALL_COMMANDS_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &end, 0, NULL, 0,
                          NULL);
     VkResult r = vkEndCommandBuffer(cb);

@@ -4,6 +4,7 @@
 // of a slice). Every dispatch writes every element of its output, so no
 // output is ever partly undefined.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops/layout.h"
@@ -89,6 +90,16 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
                                     texel ? na - 1 : 0);
 }
 
+// On a CPU device a slice or a concat is a buffer copy per row: lavapipe's copy is a memcpy,
+// the shader's stores a loop over the lanes (a concat of the teacher's decoder, batch 64:
+// see the README). GPUs keep the shader: one dispatch instead of a copy region per row.
+// VKD_COPY=0 / 1 overrides (the tests run the shader path on lavapipe too).
+static int rows_by_copy(const vkd_graph *g) {
+    const char *env = getenv("VKD_COPY");
+    if (env && *env) return atoi(env) != 0;
+    return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+}
+
 static const float ONES[3] = {1.0f, 1.0f, 1.0f};
 
 // The tape keeps a permutation in one int: 4 bits per axis.
@@ -151,6 +162,11 @@ static int slice_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_ten
                           int64_t len) {
     int64_t outer, inner, L = x->shape[axis];
     around(x, axis, &outer, &inner);
+    if (rows_by_copy(g)) {
+        vkd_copy_rows c = {.rows = (uint64_t)outer, .len = (uint64_t)(len * inner), .dst_stride = (uint64_t)(len * inner),
+                           .src_off = (uint64_t)(start * inner), .src_stride = (uint64_t)(L * inner)};
+        return vkd_graph_copy(g, name, y, x, &c);
+    }
     int64_t sh[3] = {outer, len, inner}, xs[3] = {L * inner, inner, 1};
     vkd_tensor *src[3] = {x, NULL, NULL};
     return gather_dispatch(g, name, y, src, 3, sh, xs, start * inner, -1, ONES);
@@ -219,7 +235,14 @@ vkd_tensor *vkd_concat(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int axis) {
     vkd_tensor *y = vkd_graph_tensor(g, "concat", a->ndim, sh);
     if (!y || !fits(g, "concat", y)) return NULL;
     around(y, ax, &outer, &inner);
-    if (band_dispatch(g, "concat", y, a, b, outer, sh[ax], inner, 0, a->shape[ax])) return NULL;
+    if (rows_by_copy(g)) {
+        uint64_t la = (uint64_t)(a->shape[ax] * inner), lb = (uint64_t)(b->shape[ax] * inner);
+        vkd_copy_rows ca = {.rows = (uint64_t)outer, .len = la, .dst_stride = la + lb, .src_stride = la};
+        vkd_copy_rows cb = {.rows = (uint64_t)outer, .len = lb, .dst_off = la, .dst_stride = la + lb, .src_stride = lb};
+        if (vkd_graph_copy(g, "concat", y, a, &ca) || vkd_graph_copy(g, "concat", y, b, &cb)) return NULL;
+    } else if (band_dispatch(g, "concat", y, a, b, outer, sh[ax], inner, 0, a->shape[ax])) {
+        return NULL;
+    }
     vkd_tensor *in[2] = {a, b};
     vkd_tape_entry *e = vkd_tape_push(g, concat_backward, y, in, 2);
     if (e) e->attr.i[0] = ax;
