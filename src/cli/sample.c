@@ -69,6 +69,10 @@ typedef struct {
     int64_t pr_base;
 } sample_job;
 
+// Sample i's class: --class when given, else i % K (0 for an unconditional model). The one rule
+// for the batches' one-hot labels and the npz's label array.
+static int class_of(int64_t i, int K, int cls) { return !K ? 0 : cls >= 0 ? cls : (int)(i % K); }
+
 // The sampler's steps on a progress bar (a few hundred teacher samples take minutes on a CPU).
 static void sample_progress(void *user, int step, int steps) {
     sample_job *j = user;
@@ -94,7 +98,7 @@ static int sample_rows(vkd_ctx *ctx, vkd_denoiser *den, sample_job *j, int64_t r
     if (j->K) {
         labels = vkd_tensor_new(ctx, "labels", 2, (int64_t[]){b, j->K}, 0);
         float *lh = calloc((size_t)b * j->K, sizeof *lh);
-        for (int64_t i = 0; i < b; i++) lh[(size_t)i * j->K + (j->cls >= 0 ? j->cls : (row0 + i) % j->K)] = 1.0f;
+        for (int64_t i = 0; i < b; i++) lh[(size_t)i * j->K + class_of(row0 + i, j->K, j->cls)] = 1.0f;
         vkd_tensor_upload(labels, lh);
         free(lh);
     }
@@ -278,7 +282,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         // "samples" (N, C, H, W) float32 in [-1, 1], and the class of each sample when conditional.
         int64_t ls[1] = {n};
         int64_t *cl = malloc(sizeof(int64_t) * n);
-        for (int i = 0; i < n; i++) cl[i] = K ? (cls >= 0 ? cls : i % K) : 0;
+        for (int i = 0; i < n; i++) cl[i] = class_of(i, K, cls);
         vkd_npy_array arr[2] = {{"samples", VKD_NPY_F32, nd + 1, xs, h}, {"labels", VKD_NPY_I64, 1, ls, cl}};
         int r2 = vkd_npz_write(npz, arr, K ? 2 : 1, 0, err, sizeof err);
         free(cl);

@@ -186,6 +186,18 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
     if (db) vkd_grad_accumulate(g, bias, db);
 }
 
+// x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
+// gradient of the upsampled image, then its 2x2 sums (the upsampling's backward).
+static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c) {
+    int64_t sh[4] = {c->nb, c->cin, c->h, c->w};
+    vkd_tensor *dxu = c->up ? vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh) : NULL;
+    vkd_tensor *dx = vkd_graph_tensor_like(g, c->up ? "upsample2x_bwd" : "conv2d_bwd_data", x);
+    if (!c->up) dxu = dx;
+    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0)) return;
+    if (c->up && vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu)) return;
+    vkd_grad_accumulate(g, x, dx);
+}
+
 // y = conv(x, w) + b [+ add]:  dx = conv^T(dy, w), dw = sum dy x, db = sum dy,
 // d add = dy summed over the pixels (as an add's backward sums it).
 // y = (conv(x, w) + b + res) * s: d res = dy * s, and the convolution's gradients at dy * s
@@ -199,19 +211,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, dy);
         add = NULL;
     }
-    if (vkd_tensor_needs_grad(x) && !c.up) {
-        vkd_tensor *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
-        if (dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dx, w, dy, NULL, NULL, &c, 1, 0))
-            vkd_grad_accumulate(g, x, dx);
-    } else if (vkd_tensor_needs_grad(x)) {
-        // the gradient of the upsampled input, then its 2x2 sums (the upsampling's backward)
-        int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
-        vkd_tensor *dxu = vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh);
-        vkd_tensor *dx = vkd_graph_tensor_like(g, "upsample2x_bwd", x);
-        if (dxu && dx && !conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, &c, 1, 0) &&
-            !vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu))
-            vkd_grad_accumulate(g, x, dx);
-    }
+    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
     if (vkd_tensor_needs_grad(w)) {
         vkd_tensor *dw = conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
         if (dw) vkd_grad_accumulate(g, w, dw);
