@@ -177,6 +177,44 @@ static void test_memory_plan(vkd_ctx *ctx) {
     vkd_tensor_free(X);
 }
 
+// Copy nodes between dispatches (what slices and concats record on a CPU device): a shader
+// writes, a copy reads it and writes rows, a shader reads those; replayed with new inputs.
+// The validation layer's synchronization checks see each hazard in both directions, and the
+// memory plan may reuse the copied-from buffer for the last write (a read-then-write hazard).
+static void test_copy_nodes(vkd_ctx *ctx) {
+    enum { R = 4, C = 6, LO = 2, LEN = 3 };
+    double x[R * C];
+    vkd_tensor *X = vkd_tensor_new(ctx, "x", 2, (int64_t[]){R, C}, 0);
+    vkd_graph *g = vkd_graph_new(ctx, "copies");
+    vkd_tensor *y1 = vkd_scale(g, X, 2.0f), *c = vkd_graph_tensor(g, "cols", 2, (int64_t[]){R, LEN});
+    vkd_copy_rows rows = {.rows = R, .len = LEN, .dst_stride = LEN, .src_off = LO, .src_stride = C};
+    CHECK(vkd_graph_copy(g, "cols", c, y1, &rows) == 0, "copy: %s", vkd_graph_error(g));
+    vkd_tensor *y2 = vkd_scale(g, c, 3.0f);
+    vkd_graph_keep(g, y2);
+    for (int run = 0; run < 3; run++) {
+        t_fill(x, R * C, -1 - run, 1 + run);
+        float xf[R * C];
+        for (int i = 0; i < R * C; i++) xf[i] = (float)x[i];
+        vkd_tensor_upload(X, xf);
+        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+        double *got = t_download(y2), ref[R * LEN];
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < LEN; j++) ref[r * LEN + j] = 6.0 * (float)x[r * C + LO + j];
+        CHECK(t_relerr(got, ref, R * LEN) < 1e-6, "copy node, run %d: wrong rows", run);
+        free(got);
+    }
+    printf("copy nodes: %d nodes, %d barriers, 3 replays right\n", g->ndisp, g->nbarriers);
+    vkd_graph_free(g);
+    // a copy past the end of a tensor is refused
+    g = vkd_graph_new(ctx, "copy_error");
+    y1 = vkd_scale(g, X, 1.0f), c = vkd_graph_tensor(g, "cols", 2, (int64_t[]){R, LEN});
+    rows.src_off = C - 1;
+    CHECK(vkd_graph_copy(g, "cols", c, y1, &rows) != 0 && strstr(vkd_graph_error(g), "outside"),
+          "a copy past the end: %s", vkd_graph_error(g));
+    vkd_graph_free(g);
+    vkd_tensor_free(X);
+}
+
 static void test_errors(vkd_ctx *ctx) {
     vkd_tensor *a = vkd_tensor_new(ctx, "a", 2, (int64_t[]){3, 4}, 0);
     vkd_tensor *b = vkd_tensor_new(ctx, "b", 2, (int64_t[]){5, 6}, 0);
@@ -224,6 +262,7 @@ int main(void) {
     test_replay_equals_rerecord(ctx);
     test_frozen(ctx);
     test_memory_plan(ctx);
+    test_copy_nodes(ctx);
     test_errors(ctx);
     return t_close(ctx);
 }
