@@ -128,6 +128,25 @@ static void test_split_replay(vkd_ctx *ctx) {
 // upsample2x, conv2d and add: y and every gradient (x, w, bias, add) bit for bit, and the add's
 // gradient against the double reference (u summed over the pixels). s is the convolution's shape
 // (for up, the upsampled input's: x itself is (n, cin, h/2, w/2)).
+// Runs g with the loss sum(Y * U) and downloads Y and the gradients of in[0..3] into got[0..4]
+// (len[i] floats each; all bits set where a gradient is missing), then frees g.
+static void run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tensor *const in[4], const long len[5],
+                           float *got[5], const char *op) {
+    CHECK(Y != NULL, "%s: %s", op, vkd_graph_error(g));
+    if (Y) {
+        vkd_graph_keep(g, Y);
+        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0, "backward: %s", vkd_graph_error(g));
+        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+        for (int i = 0; i < 5; i++) {
+            const vkd_tensor *t = i ? vkd_graph_grad(g, in[i - 1]) : Y;
+            got[i] = malloc(len[i] * 4);
+            if (t) vkd_tensor_download(t, got[i]);
+            else memset(got[i], 0xff, len[i] * 4);
+        }
+    }
+    vkd_graph_free(g);
+}
+
 static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
     printf("conv2d_%s %d->%d, %dx%d, N=%d, against %sconv2d + add\n", up ? "up" : "add", s.cin, s.cout, s.h, s.w, s.n,
            up ? "upsample2x + " : "");
@@ -151,19 +170,7 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
         vkd_tensor *Y = v    ? vkd_add(g, vkd_conv2d(g, up ? vkd_upsample2x(g, X) : X, W, B, s.stride, s.ph, s.pw, s.groups), A)
                         : up ? vkd_conv2d_up(g, X, W, B, A, s.ph)
                              : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
-        CHECK(Y != NULL, "conv2d_add: %s", vkd_graph_error(g));
-        if (Y) {
-            vkd_graph_keep(g, Y);
-            CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0, "backward: %s", vkd_graph_error(g));
-            CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
-            for (int i = 0; i < 5; i++) {
-                const vkd_tensor *t = i ? vkd_graph_grad(g, in[i - 1]) : Y;
-                got[v][i] = malloc(len[i] * 4);
-                if (t) vkd_tensor_download(t, got[v][i]);
-                else memset(got[v][i], 0xff, len[i] * 4);
-            }
-        }
-        vkd_graph_free(g);
+        run_fused_case(g, Y, U, in, len, got[v], up ? "conv2d_up" : "conv2d_add");
     }
     static const char *what[5] = {"y", "dx", "dw", "db", "d add"};
     for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)
@@ -218,19 +225,7 @@ static void test_conv_res(vkd_ctx *ctx, ref_conv_shape s) {
         vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add_scaled" : "conv_res");
         vkd_tensor *Y = v ? vkd_add_scaled(g, vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups), R, scale)
                           : vkd_conv2d_res(g, X, W, B, R, scale, s.stride, s.ph, s.pw, s.groups);
-        CHECK(Y != NULL, "conv2d_res: %s", vkd_graph_error(g));
-        if (Y) {
-            vkd_graph_keep(g, Y);
-            CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0, "backward: %s", vkd_graph_error(g));
-            CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
-            for (int i = 0; i < 5; i++) {
-                const vkd_tensor *t = i ? vkd_graph_grad(g, in[i - 1]) : Y;
-                got[v][i] = malloc(len[i] * 4);
-                if (t) vkd_tensor_download(t, got[v][i]);
-                else memset(got[v][i], 0xff, len[i] * 4);
-            }
-        }
-        vkd_graph_free(g);
+        run_fused_case(g, Y, U, in, len, got[v], "conv2d_res");
     }
     static const char *what[5] = {"y", "dx", "dw", "db", "d res"};
     for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)
