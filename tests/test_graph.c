@@ -188,7 +188,7 @@ static void test_copy_nodes(vkd_ctx *ctx) {
     vkd_graph *g = vkd_graph_new(ctx, "copies");
     vkd_tensor *y1 = vkd_scale(g, X, 2.0f), *c = vkd_graph_tensor(g, "cols", 2, (int64_t[]){R, LEN});
     vkd_copy_rows rows = {.rows = R, .len = LEN, .dst_stride = LEN, .src_off = LO, .src_stride = C};
-    CHECK(vkd_graph_copy(g, "cols", c, y1, &rows) == 0, "copy: %s", vkd_graph_error(g));
+    CHECK(vkd_graph_copy(g, "cols", c, 1, &y1, &rows) == 0, "copy: %s", vkd_graph_error(g));
     vkd_tensor *y2 = vkd_scale(g, c, 3.0f);
     vkd_graph_keep(g, y2);
     for (int run = 0; run < 3; run++) {
@@ -209,7 +209,7 @@ static void test_copy_nodes(vkd_ctx *ctx) {
     g = vkd_graph_new(ctx, "copy_error");
     y1 = vkd_scale(g, X, 1.0f), c = vkd_graph_tensor(g, "cols", 2, (int64_t[]){R, LEN});
     rows.src_off = C - 1;
-    CHECK(vkd_graph_copy(g, "cols", c, y1, &rows) != 0 && strstr(vkd_graph_error(g), "outside"),
+    CHECK(vkd_graph_copy(g, "cols", c, 1, &y1, &rows) != 0 && strstr(vkd_graph_error(g), "outside"),
           "a copy past the end: %s", vkd_graph_error(g));
     vkd_graph_free(g);
     vkd_tensor_free(X);

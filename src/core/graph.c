@@ -87,19 +87,28 @@ static vkd_dispatch *new_node(vkd_graph *g, const char *name, const vkd_arg *arg
     return d;
 }
 
-int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, vkd_tensor *src, const vkd_copy_rows *c) {
+int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, int nparts, vkd_tensor *const *src,
+                   const vkd_copy_rows *rows) {
     if (!can_add(g, name)) return -1;
-    if (c->rows == 0 || c->len == 0) return 0;
-    uint64_t dend = c->dst_off + (c->rows - 1) * c->dst_stride + c->len;
-    uint64_t send = c->src_off + (c->rows - 1) * c->src_stride + c->len;
-    if (!dst || !src || dend > (uint64_t)dst->numel || send > (uint64_t)src->numel) {
-        vkd_graph_fail(g, "internal: %s copies outside its tensors", name);
+    if (nparts < 1 || nparts > VKD_COPY_PARTS || !dst) {
+        vkd_graph_fail(g, "internal: %s copies %d parts", name, nparts);
         return -1;
     }
-    vkd_arg args[2] = {{0, VKD_W, dst}, {0, VKD_R, src}};
-    vkd_dispatch *d = new_node(g, name, args, 2);
+    vkd_arg args[1 + VKD_COPY_PARTS] = {{0, VKD_W, dst}};
+    for (int p = 0; p < nparts; p++) {
+        const vkd_copy_rows *c = &rows[p];
+        uint64_t dend = c->dst_off + (c->rows - 1) * c->dst_stride + c->len;
+        uint64_t send = c->src_off + (c->rows - 1) * c->src_stride + c->len;
+        if (c->rows == 0 || c->len == 0 || !src[p] || dend > (uint64_t)dst->numel || send > (uint64_t)src[p]->numel) {
+            vkd_graph_fail(g, "internal: %s copies outside its tensors", name);
+            return -1;
+        }
+        args[1 + p] = (vkd_arg){0, VKD_R, src[p]};
+    }
+    vkd_dispatch *d = new_node(g, name, args, 1 + nparts);
     if (!d) return -1;
-    d->copy = *c;
+    d->ncopy = nparts;
+    memcpy(d->copy, rows, nparts * sizeof *rows);
     g->ncopies++;
     g->ndisp++;
     return 0;
@@ -266,19 +275,22 @@ static void node_barrier(const vkd_graph *g, VkCommandBuffer cb) {
     vkCmdPipelineBarrier(cb, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
-// A copy node: one region per row (one in all when both sides are contiguous).
+// A copy node: per part, one region per row (one in all when both sides are contiguous).
 static void record_copy(VkCommandBuffer cb, const vkd_dispatch *d) {
-    range dst = arg_range(&d->args[0]), src = arg_range(&d->args[1]);
-    const vkd_copy_rows *c = &d->copy;
-    int whole = c->rows == 1 || (c->dst_stride == c->len && c->src_stride == c->len);
-    uint64_t n = whole ? 1 : c->rows, len = whole ? c->rows * c->len : c->len;
-    VkBufferCopy *reg = malloc(n * sizeof *reg);
-    for (uint64_t r = 0; r < n; r++)
-        reg[r] = (VkBufferCopy){.srcOffset = src.lo + (c->src_off + r * c->src_stride) * 4,
-                                .dstOffset = dst.lo + (c->dst_off + r * c->dst_stride) * 4,
-                                .size = len * 4};
-    vkCmdCopyBuffer(cb, src.b->buf, dst.b->buf, (uint32_t)n, reg);
-    free(reg);
+    range dst = arg_range(&d->args[0]);
+    for (int p = 0; p < d->ncopy; p++) {
+        range src = arg_range(&d->args[1 + p]);
+        const vkd_copy_rows *c = &d->copy[p];
+        int whole = c->rows == 1 || (c->dst_stride == c->len && c->src_stride == c->len);
+        uint64_t n = whole ? 1 : c->rows, len = whole ? c->rows * c->len : c->len;
+        VkBufferCopy *reg = malloc(n * sizeof *reg);
+        for (uint64_t r = 0; r < n; r++)
+            reg[r] = (VkBufferCopy){.srcOffset = src.lo + (c->src_off + r * c->src_stride) * 4,
+                                    .dstOffset = dst.lo + (c->dst_off + r * c->dst_stride) * 4,
+                                    .size = len * 4};
+        vkCmdCopyBuffer(cb, src.b->buf, dst.b->buf, (uint32_t)n, reg);
+        free(reg);
+    }
 }
 
 // Descriptor sets for the dispatches with texel operands (NULL entries for

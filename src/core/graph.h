@@ -57,6 +57,7 @@ typedef struct {
     uint64_t rows, len, dst_off, dst_stride, src_off, src_stride;
 } vkd_copy_rows;
 
+#define VKD_COPY_PARTS 2  // sources of one copy node (a concat's two)
 #define VKD_MAX_ARGS 10
 typedef struct {
     const char *name;  // for VKD_PROFILE
@@ -68,8 +69,9 @@ typedef struct {
     vkd_arg args[VKD_MAX_ARGS];
     int ntexel;
     vkd_texel texel[VKD_TEXEL_BINDINGS];
-    // pipe NULL: a buffer copy instead (vkd_graph_copy), args[0] written, args[1] read
-    vkd_copy_rows copy;
+    // pipe NULL: buffer copies instead (vkd_graph_copy): args[0] written, args[1 + p] read by part p
+    int ncopy;
+    vkd_copy_rows copy[VKD_COPY_PARTS];
 } vkd_dispatch;
 
 typedef struct vkd_tape_entry vkd_tape_entry;
@@ -145,9 +147,11 @@ int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const
 int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
                              uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
                              const vkd_arg *args, int nargs, const vkd_texel *texel, int ntexel);
-// Records a strided buffer copy (vkCmdCopyBuffer) as a node of the graph: exact, and on
-// lavapipe a memcpy rather than a shader's per-lane stores.
-int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, vkd_tensor *src, const vkd_copy_rows *c);
+// Records strided buffer copies (vkCmdCopyBuffer) from nparts sources into disjoint parts of dst
+// as one node of the graph (no barrier between the parts): exact, and on lavapipe a memcpy
+// rather than a shader's per-lane stores.
+int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, int nparts, vkd_tensor *const *src,
+                   const vkd_copy_rows *rows);
 // Records a tape entry if grad is enabled and any input requires grad; sets
 // out->requires_grad accordingly. Returns the entry (to fill saved/attr) or NULL.
 vkd_tape_entry *vkd_tape_push(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *out, vkd_tensor **in, int nin);

@@ -165,7 +165,7 @@ static int slice_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_ten
     if (rows_by_copy(g)) {
         vkd_copy_rows c = {.rows = (uint64_t)outer, .len = (uint64_t)(len * inner), .dst_stride = (uint64_t)(len * inner),
                            .src_off = (uint64_t)(start * inner), .src_stride = (uint64_t)(L * inner)};
-        return vkd_graph_copy(g, name, y, x, &c);
+        return vkd_graph_copy(g, name, y, 1, &x, &c);
     }
     int64_t sh[3] = {outer, len, inner}, xs[3] = {L * inner, inner, 1};
     vkd_tensor *src[3] = {x, NULL, NULL};
@@ -237,9 +237,11 @@ vkd_tensor *vkd_concat(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int axis) {
     around(y, ax, &outer, &inner);
     if (rows_by_copy(g)) {
         uint64_t la = (uint64_t)(a->shape[ax] * inner), lb = (uint64_t)(b->shape[ax] * inner);
-        vkd_copy_rows ca = {.rows = (uint64_t)outer, .len = la, .dst_stride = la + lb, .src_stride = la};
-        vkd_copy_rows cb = {.rows = (uint64_t)outer, .len = lb, .dst_off = la, .dst_stride = la + lb, .src_stride = lb};
-        if (vkd_graph_copy(g, "concat", y, a, &ca) || vkd_graph_copy(g, "concat", y, b, &cb)) return NULL;
+        // one node: the two parts write disjoint rows of y, so no barrier between them
+        vkd_copy_rows rows[2] = {{.rows = (uint64_t)outer, .len = la, .dst_stride = la + lb, .src_stride = la},
+                                 {.rows = (uint64_t)outer, .len = lb, .dst_off = la, .dst_stride = la + lb, .src_stride = lb}};
+        vkd_tensor *src[2] = {a, b};
+        if (vkd_graph_copy(g, "concat", y, 2, src, rows)) return NULL;
     } else if (band_dispatch(g, "concat", y, a, b, outer, sh[ax], inner, 0, a->shape[ax])) {
         return NULL;
     }
