@@ -20,6 +20,10 @@ layout(constant_id = 2) const uint PER = 1;    // elements per invocation
 // p, g, m, v are fetched 4 at a time through R32G32B32A32 views (one gather on
 // llvmpipe instead of four); the same arithmetic per component.
 layout(constant_id = 3) const uint VEC4 = 0;
+// MULTI = 1 (VEC4 = 0): p, g, m, v span whole memory blocks and the workgroup
+// updates one chunk of one tensor (src/ops/multi.c): table[8 * workgroup] holds
+// the chunk's length, then (after the tuple index) the offsets of p, g, m, v.
+layout(constant_id = 4) const uint MULTI = 0;
 
 layout(push_constant) uniform PC {
     FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper; FBuf gnorm2;
@@ -28,7 +32,10 @@ layout(push_constant) uniform PC {
     uint flags;
     float clip;
     int p_first, g_first, m_first, v_first;
+    UBuf table;  // MULTI
 } pc;
+
+uint op = 0u, og = 0u, om = 0u, ov = 0u;  // MULTI: the chunk's offsets into the spans
 
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
@@ -42,16 +49,16 @@ VKD_LOADER(ld_v, vkd_tex3, pc.v, pc.v_first)
 // computed once for all of them, which matters on a CPU device where every
 // load, even of one shared value, is a loop over the lanes.
 void adam_one(uint i, float lr, float gscale, float bc1, float bc2) {
-    float p = ld_p(i), g = ld_g(i) * gscale;
+    float p = ld_p(op + i), g = ld_g(og + i) * gscale;
     if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
-    float m = pc.b1 * ld_m(i) + (1.0 - pc.b1) * g;
-    float v = pc.b2 * ld_v(i) + (1.0 - pc.b2) * g * g;
+    float m = pc.b1 * ld_m(om + i) + (1.0 - pc.b1) * g;
+    float v = pc.b2 * ld_v(ov + i) + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
-    pc.m.v[i] = m;
-    pc.v.v[i] = v;
-    pc.p.v[i] = p;
-    if ((pc.flags & 2u) != 0u) pc.g.v[i] = 0.0;
+    pc.m.v[om + i] = m;
+    pc.v.v[ov + i] = v;
+    pc.p.v[op + i] = p;
+    if ((pc.flags & 2u) != 0u) pc.g.v[og + i] = 0.0;
 }
 
 // adam_one on the 4 elements of vec4 q.
@@ -69,8 +76,14 @@ void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
 }
 
 void main() {
-    const uint N = VEC4 != 0u ? pc.n / 4u : pc.n;  // in vec4s or in floats
+    uint N = VEC4 != 0u ? pc.n / 4u : pc.n;  // in vec4s or in floats
     uint i0 = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
+    if (MULTI != 0u) {  // the chunk is this workgroup's PER * WG elements at most
+        const uint c = flat_group() * 8u;
+        N = pc.table.v[c], op = pc.table.v[c + 2u], og = pc.table.v[c + 3u];
+        om = pc.table.v[c + 4u], ov = pc.table.v[c + 5u];
+        i0 = gl_LocalInvocationID.x;
+    }
     if (i0 >= N) return;
     float lr = pc.hyper.v[0], t = pc.hyper.v[1], gscale = 1.0;
     if ((pc.flags & 4u) != 0u) {
@@ -80,7 +93,7 @@ void main() {
                 uint i = i0 + j * gl_WorkGroupSize.x;
                 if (i < N && (pc.flags & 2u) != 0u) {
                     if (VEC4 != 0u) vkd_store4(pc.g, 4u * i, vec4(0.0));
-                    else pc.g.v[i] = 0.0;
+                    else pc.g.v[og + i] = 0.0;
                 }
             }
             return;

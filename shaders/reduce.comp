@@ -17,6 +17,10 @@ layout(constant_id = 2) const uint SQDIFF = 0;
 // subgroupAdd instead of a barrier tree (see groupnorm.comp for why).
 layout(constant_id = 3) const uint SGRED = 0;
 layout(constant_id = 4) const uint TEXEL = 0;  // x, x2 through texel bindings 0, 1
+// MULTI = 1 (MODE_ROWS): row r is a whole tensor inside x, a span of a memory block
+// (src/ops/multi.c): table[8 r] = its length, the output index, its offset in x. The
+// same walk as a row of its own, so a tensor's sum has the bits of its own dispatch.
+layout(constant_id = 5) const uint MULTI = 0;
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
 layout(push_constant) uniform PC {
@@ -24,6 +28,7 @@ layout(push_constant) uniform PC {
     uint rows, cols, inner, nbound;
     float alpha;
     int x_first, x2_first;
+    UBuf table;  // MULTI
 } pc;
 
 shared float part[gl_WorkGroupSize.x];
@@ -42,13 +47,17 @@ void main() {
     if (MODE == MODE_ROWS) {
         uint r = flat_group();
         if (r >= pc.rows) return;  // uniform over the workgroup
-        uint base = r * pc.cols;
+        uint base = r * pc.cols, cols = pc.cols, bound = pc.nbound, dst = r;
+        if (MULTI != 0u) {
+            cols = pc.table.v[8u * r], dst = pc.table.v[8u * r + 1u], base = pc.table.v[8u * r + 2u];
+            bound = base + cols;
+        }
         float acc = 0.0;
-        for (uint c = gl_LocalInvocationID.x; c < pc.cols && base + c < pc.nbound; c += gl_WorkGroupSize.x)
+        for (uint c = gl_LocalInvocationID.x; c < cols && base + c < bound; c += gl_WorkGroupSize.x)
             acc += f(base + c);
         if (SGRED != 0u) {
             acc = subgroupAdd(acc);
-            if (gl_LocalInvocationID.x == 0) pc.y.v[r] = pc.alpha * acc;
+            if (gl_LocalInvocationID.x == 0) pc.y.v[dst] = pc.alpha * acc;
             return;
         }
         part[gl_LocalInvocationID.x] = acc;
@@ -57,7 +66,7 @@ void main() {
             if (gl_LocalInvocationID.x < s) part[gl_LocalInvocationID.x] += part[gl_LocalInvocationID.x + s];
             barrier();
         }
-        if (gl_LocalInvocationID.x == 0) pc.y.v[r] = pc.alpha * part[0];
+        if (gl_LocalInvocationID.x == 0) pc.y.v[dst] = pc.alpha * part[0];
     } else {
         uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
         if (i >= pc.rows * pc.inner) return;

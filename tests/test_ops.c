@@ -463,6 +463,70 @@ static void test_nan_guard(vkd_ctx *ctx) {
     vkd_tensor_free(Q);
 }
 
+// One multi-tensor dispatch per pass (VKD_MULTI, the default) against one dispatch per
+// tensor (VKD_MULTI=0): Adam with clipping, the gradients' norm and EMA over tensors of
+// ragged sizes (one longer than a norm's single row, one of a single element) give the
+// same bits, in fewer dispatches.
+static void test_multi_bits(vkd_ctx *ctx) {
+    enum { NT = 4, STEPS = 2 };
+    static const int64_t sizes[NT] = {2602, 33000, 1, 300};
+    static double init[NT][33000];
+    static float grads[NT][33000];
+    for (int i = 0; i < NT; i++) {
+        t_fill(init[i], sizes[i], -1, 1);
+        for (int64_t j = 0; j < sizes[i]; j++) grads[i][j] = (float)(t_uniform() * 2 - 1);
+    }
+    vkd_tensor *ps[2][NT], *es[2][NT];
+    vkd_adam *opt[2];
+    vkd_graph *gr[2];
+    vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f, .decoupled = 1,
+                        .grad_clip = 2.0f};
+    for (int m = 0; m < 2; m++) {
+        setenv("VKD_MULTI", m ? "1" : "0", 1);
+        for (int i = 0; i < NT; i++) {
+            ps[m][i] = t_tensor(ctx, "p", 1, &sizes[i], init[i], VKD_PARAM);
+            es[m][i] = t_tensor(ctx, "e", 1, &sizes[i], init[i], 0);
+        }
+        opt[m] = vkd_adam_new(ctx, ps[m], NT, &cfg);
+        gr[m] = vkd_graph_new(ctx, m ? "adam_multi" : "adam_each");
+        vkd_adam_record(gr[m], opt[m]);
+        vkd_ema_record(gr[m], es[m], ps[m], NT, 0.9f);
+        CHECK(vkd_graph_compile(gr[m]) == 0, "compile: %s", vkd_graph_error(gr[m]));
+    }
+    unsetenv("VKD_MULTI");
+    CHECK(gr[1]->ndisp < gr[0]->ndisp, "multi-tensor passes: %d dispatches, one per tensor: %d", gr[1]->ndisp,
+          gr[0]->ndisp);
+    for (int t = 1; t <= STEPS; t++)
+        for (int m = 0; m < 2; m++) {
+            for (int i = 0; i < NT; i++) vkd_tensor_upload(vkd_tensor_grad(ps[m][i]), grads[i]);
+            vkd_adam_set_step(opt[m], 1e-2f, t);
+            CHECK(vkd_graph_run(gr[m]) == 0, "run: %s", vkd_graph_error(gr[m]));
+        }
+    float n0 = vkd_adam_grad_norm(opt[0]), n1 = vkd_adam_grad_norm(opt[1]);
+    CHECK(memcmp(&n0, &n1, sizeof n0) == 0, "grad norm %.9g (multi) vs %.9g", n1, n0);
+    int same = 1;
+    for (int i = 0; i < NT; i++) {
+        vkd_tensor *a[4], *b[4];
+        a[0] = ps[0][i], b[0] = ps[1][i], a[1] = es[0][i], b[1] = es[1][i];
+        vkd_adam_state(opt[0], i, &a[2], &a[3]);
+        vkd_adam_state(opt[1], i, &b[2], &b[3]);
+        for (int k = 0; k < 4; k++) {
+            float *x = malloc(sizeof(float) * (size_t)sizes[i]), *y = malloc(sizeof(float) * (size_t)sizes[i]);
+            vkd_tensor_download(a[k], x), vkd_tensor_download(b[k], y);
+            same &= memcmp(x, y, sizeof(float) * (size_t)sizes[i]) == 0;
+            free(x), free(y);
+        }
+    }
+    CHECK(same, "multi-tensor Adam / EMA differ from the per-tensor passes");
+    printf("multi-tensor adam + ema over %d tensors: %d dispatches against %d, bit for bit\n", NT, gr[1]->ndisp,
+           gr[0]->ndisp);
+    for (int m = 0; m < 2; m++) {
+        vkd_graph_free(gr[m]);
+        vkd_adam_free(opt[m]);
+        for (int i = 0; i < NT; i++) vkd_tensor_free(ps[m][i]), vkd_tensor_free(es[m][i]);
+    }
+}
+
 static void test_ema(vkd_ctx *ctx) {
     enum { N = 2600 };  // as in test_adam
     static double p[N], e[N];
@@ -550,5 +614,6 @@ int main(void) {
     test_adam(ctx, 1, 2.0f, 2602);
     test_nan_guard(ctx);
     test_ema(ctx);
+    test_multi_bits(ctx);
     return t_close(ctx);
 }

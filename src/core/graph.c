@@ -53,6 +53,12 @@ int vkd_graph_dispatch(vkd_graph *g, const char *name, const char *shader, const
     return vkd_graph_dispatch_texel(g, name, shader, spec, nspec, gx, gy, gz, push, push_size, args, nargs, NULL, 0);
 }
 
+void vkd_graph_own(vkd_graph *g, vkd_tensor *t) {
+    if (!t) return;
+    g->owned = realloc(g->owned, (size_t)(g->nowned + 1) * sizeof *g->owned);
+    g->owned[g->nowned++] = t;
+}
+
 static int can_add(vkd_graph *g, const char *name) {
     if (vkd_graph_failed(g)) return 0;
     if (g->compiled) {
@@ -545,6 +551,8 @@ void vkd_graph_free(vkd_graph *g) {
     for (int a = 0; a < g->narena; a++) vkd_block_destroy(ctx, g->arena[a]);
     for (int i = 0; i < g->ntensors; i++) free(g->tensors[i]);
     free(g->tensors);
+    for (int i = 0; i < g->nowned; i++) vkd_tensor_free(g->owned[i]);
+    free(g->owned);
     free(g->disp);
     free(g->tape);
     free(g->prof_ns);

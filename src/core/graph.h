@@ -120,6 +120,9 @@ struct vkd_graph {
     VkDescriptorPool texel_pool;
     VkBufferView *texel_views;
     int ntexel_views;
+    // persistent tensors that only this graph's dispatches use (vkd_graph_own)
+    vkd_tensor **owned;
+    int nowned;
     // profiling (VKD_PROFILE=1)
     VkQueryPool qpool;
     double *prof_ns;  // per dispatch, summed over runs
@@ -134,6 +137,8 @@ int vkd_graph_arena_count(const vkd_graph *g);
 void vkd_graph_fail(vkd_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int vkd_graph_failed(const vkd_graph *g);
 
+// Hands persistent tensor t (a span, a constant table) to g, which frees it with itself.
+void vkd_graph_own(vkd_graph *g, vkd_tensor *t);
 // A new graph-owned tensor (memory assigned at compile).
 vkd_tensor *vkd_graph_tensor(vkd_graph *g, const char *name, int ndim, const int64_t *shape);
 vkd_tensor *vkd_graph_tensor_like(vkd_graph *g, const char *name, const vkd_tensor *like);
@@ -177,6 +182,12 @@ const vkd_tensor *vkd_tensor_root(const vkd_tensor *t);
 // A frozen alias of elements [off, off + numel(shape)) of persistent tensor t,
 // shaped `shape` (free with vkd_tensor_free; t must outlive it). NULL when out of range.
 vkd_tensor *vkd_tensor_view(vkd_tensor *t, int64_t off, int ndim, const int64_t *shape);
+// A 1-D tensor over the whole persistent block that holds persistent tensor t: one
+// operand through which a dispatch reaches many tensors (src/ops/multi.c). It owns
+// no memory; free it with vkd_tensor_free before the block goes. NULL if t is not persistent.
+vkd_tensor *vkd_tensor_span(const vkd_tensor *t);
+// Where persistent tensor t starts in its block, in elements (its offset in vkd_tensor_span(t)).
+uint64_t vkd_tensor_block_elem(const vkd_tensor *t);
 int vkd_same_shape(const vkd_tensor *a, const vkd_tensor *b);
 void vkd_shape_str(const vkd_tensor *t, char *buf, size_t n);
 

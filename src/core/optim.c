@@ -10,7 +10,7 @@
 struct vkd_adam {
     vkd_ctx *ctx;
     int n;
-    vkd_tensor **p, **m, **v;
+    vkd_tensor **p, **g, **m, **v;  // g: the parameters' gradients
     vkd_tensor *hyper;  // [lr, t]
     vkd_tensor *gnorm;  // host-visible: the last step's squared global gradient norm
     vkd_tensor *norms;  // [n]: each gradient's squared norm, summed into gnorm
@@ -25,6 +25,7 @@ typedef struct {
     uint32_t flags;
     float clip;
     int32_t p_first, g_first, m_first, v_first;  // texel views (set at compile)
+    VkDeviceAddress table;                        // MULTI (src/ops/multi.c)
 } adam_push;
 
 typedef struct {
@@ -33,6 +34,7 @@ typedef struct {
     float beta;
     uint32_t flags;
     int32_t e_first, p_first;  // texel views (set at compile)
+    VkDeviceAddress table;     // MULTI (src/ops/multi.c)
 } ema_push;
 
 vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd_adam_cfg *cfg) {
@@ -40,6 +42,7 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
     o->ctx = ctx;
     o->cfg = *cfg;
     o->p = calloc(nparams, sizeof *o->p);
+    o->g = calloc(nparams, sizeof *o->g);
     o->m = calloc(nparams, sizeof *o->m);
     o->v = calloc(nparams, sizeof *o->v);
     o->slot = calloc(nparams, sizeof *o->slot);
@@ -55,6 +58,7 @@ vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd
         }
         char name[96];
         o->p[i] = params[i];
+        o->g[i] = params[i]->pgrad;
         snprintf(name, sizeof name, "%s.adam_m", params[i]->name);
         o->m[i] = vkd_tensor_new(ctx, name, params[i]->ndim, params[i]->shape, 0);
         snprintf(name, sizeof name, "%s.adam_v", params[i]->name);
@@ -75,7 +79,7 @@ void vkd_adam_free(vkd_adam *o) {
     vkd_tensor_free(o->norms);
     vkd_tensor_free(o->hyper);
     vkd_tensor_free(o->gnorm);
-    free(o->p), free(o->m), free(o->v), free(o->slot);
+    free(o->p), free(o->g), free(o->m), free(o->v), free(o->slot);
     free(o);
 }
 
@@ -103,46 +107,77 @@ float vkd_adam_grad_norm(const vkd_adam *o) {
 // writes: no barrier between them), then one sum over the slots; a chain of
 // scalar adds cost a dispatch and a barrier per parameter tensor.
 static vkd_tensor *global_norm2(vkd_graph *g, vkd_adam *o) {
-    if (!o->n) return NULL;
-    for (int i = 0; i < o->n; i++)
-        if (vkd_sum_squares_to(g, o->p[i]->pgrad, o->slot[i])) return NULL;
+    if (!o->n || vkd_sum_squares_each(g, o->g, o->slot, o->n, o->norms)) return NULL;
     return vkd_sum(g, o->norms, 0);
+}
+
+static adam_push adam_push_of(const vkd_adam *o, uint32_t n, int clipped) {
+    return (adam_push){.n = n,
+                       .b1 = o->cfg.beta1,
+                       .b2 = o->cfg.beta2,
+                       .eps = o->cfg.eps,
+                       .wd = o->cfg.weight_decay,
+                       .flags = (o->cfg.decoupled ? 1u : 0u) | 2u | (clipped ? 4u : 0u),
+                       .clip = o->cfg.grad_clip};
+}
+
+// One dispatch per parameter tensor.
+static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
+    vkd_tensor *p = o->p[i];
+    adam_push pc = adam_push_of(o, (uint32_t)p->numel, n2 != NULL);
+    vkd_arg args[6] = {{offsetof(adam_push, p), VKD_RW, p},
+                       {offsetof(adam_push, g), VKD_RW, p->pgrad},
+                       {offsetof(adam_push, m), VKD_RW, o->m[i]},
+                       {offsetof(adam_push, v), VKD_RW, o->v[i]},
+                       {offsetof(adam_push, hyper), VKD_R, o->hyper},
+                       {offsetof(adam_push, gnorm2), VKD_R, n2}};
+    // p, g, m, v through texel views on a CPU device (a load there is a loop over lanes otherwise)
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
+    // and 4 at a time through vec4 views when the tensors hold whole vec4s
+    uint8_t vec4 = texel && vkd_vec4_ok(4, p, p->pgrad, o->m[i], o->v[i]);
+    vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), vec4},
+                       {1, 1, offsetof(adam_push, g_first), vec4},
+                       {2, 2, offsetof(adam_push, m_first), vec4},
+                       {3, 3, offsetof(adam_push, v_first), vec4}};
+    uint32_t per = vkd_elems_per_invocation(g);
+    uint32_t spec[4] = {VKD_WG, texel, per, vec4}, gx, gy;
+    uint64_t units = vec4 ? p->numel / 4 : p->numel;
+    vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
+    vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 4, gx, gy, 1, &pc, sizeof pc, args,
+                             n2 ? 6 : 5, tx, texel ? 4 : 0);
+}
+
+// One dispatch for the tensors of a multi-tensor group, a workgroup per chunk.
+static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tensor *n2) {
+    adam_push pc = adam_push_of(o, 0, n2 != NULL);
+    vkd_arg args[7] = {{offsetof(adam_push, p), VKD_RW, mg->span[0]},
+                       {offsetof(adam_push, g), VKD_RW, mg->span[1]},
+                       {offsetof(adam_push, m), VKD_RW, mg->span[2]},
+                       {offsetof(adam_push, v), VKD_RW, mg->span[3]},
+                       {offsetof(adam_push, hyper), VKD_R, o->hyper},
+                       {offsetof(adam_push, table), VKD_R, mg->table},
+                       {offsetof(adam_push, gnorm2), VKD_R, n2}};
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, mg->span[0], mg->span[1], mg->span[2], mg->span[3]);
+    vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), 0},
+                       {1, 1, offsetof(adam_push, g_first), 0},
+                       {2, 2, offsetof(adam_push, m_first), 0},
+                       {3, 3, offsetof(adam_push, v_first), 0}};
+    uint32_t spec[5] = {VKD_WG, texel, vkd_elems_per_invocation(g), 0, 1}, gx, gy;
+    vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
+    vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 5, gx, gy, 1, &pc, sizeof pc, args,
+                             n2 ? 7 : 6, tx, texel ? 4 : 0);
 }
 
 int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
     int guard = o->cfg.grad_clip > 0 || o->cfg.skip_nonfinite;
     vkd_tensor *n2 = guard ? global_norm2(g, o) : NULL;
     if (n2) vkd_copy(g, o->gnorm, n2);
-    for (int i = 0; i < o->n && !vkd_graph_failed(g); i++) {
-        vkd_tensor *p = o->p[i];
-        adam_push pc = {.n = (uint32_t)p->numel,
-                        .b1 = o->cfg.beta1,
-                        .b2 = o->cfg.beta2,
-                        .eps = o->cfg.eps,
-                        .wd = o->cfg.weight_decay,
-                        .flags = (o->cfg.decoupled ? 1u : 0u) | 2u | (n2 ? 4u : 0u),
-                        .clip = o->cfg.grad_clip};
-        vkd_arg args[6] = {{offsetof(adam_push, p), VKD_RW, p},
-                           {offsetof(adam_push, g), VKD_RW, p->pgrad},
-                           {offsetof(adam_push, m), VKD_RW, o->m[i]},
-                           {offsetof(adam_push, v), VKD_RW, o->v[i]},
-                           {offsetof(adam_push, hyper), VKD_R, o->hyper},
-                           {offsetof(adam_push, gnorm2), VKD_R, n2}};
-        // p, g, m, v through texel views on a CPU device (a load there is a loop over lanes otherwise)
-        uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
-        // and 4 at a time through vec4 views when the tensors hold whole vec4s
-        uint8_t vec4 = texel && vkd_vec4_ok(4, p, p->pgrad, o->m[i], o->v[i]);
-        vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), vec4},
-                           {1, 1, offsetof(adam_push, g_first), vec4},
-                           {2, 2, offsetof(adam_push, m_first), vec4},
-                           {3, 3, offsetof(adam_push, v_first), vec4}};
-        uint32_t per = vkd_elems_per_invocation(g);
-        uint32_t spec[4] = {VKD_WG, texel, per, vec4}, gx, gy;
-        uint64_t units = vec4 ? p->numel / 4 : p->numel;
-        vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 4, gx, gy, 1, &pc, sizeof pc,
-                                 args, n2 ? 6 : 5, tx, texel ? 4 : 0);
-    }
+    vkd_multi mg[VKD_MULTI_GROUPS];
+    vkd_tensor **const roles[4] = {o->p, o->g, o->m, o->v};
+    // a workgroup's chunk: what the per-tensor shader gives one workgroup
+    int ng = vkd_multi_plan(g, 4, roles, o->n, NULL, (uint64_t)VKD_WG * vkd_elems_per_invocation(g), mg);
+    for (int k = 0; k < ng; k++) adam_group(g, o, &mg[k], n2);
+    for (int i = 0; ng == 0 && i < o->n && !vkd_graph_failed(g); i++) adam_one_tensor(g, o, i, n2);
     return vkd_graph_failed(g) ? -1 : 0;
 }
 
@@ -156,23 +191,44 @@ int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, f
     return vkd_ema_record_t(g, ema, params, n, beta, NULL);
 }
 
+static void ema_one_tensor(vkd_graph *g, vkd_tensor *e, vkd_tensor *p, float beta, vkd_tensor *beta_t) {
+    ema_push pc = {.n = (uint32_t)e->numel, .beta = beta, .flags = beta_t ? 1u : 0u};
+    vkd_arg args[3] = {{offsetof(ema_push, e), VKD_RW, e},
+                       {offsetof(ema_push, p), VKD_R, p},
+                       {offsetof(ema_push, beta_t), VKD_R, beta_t}};
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, e, p);
+    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), 0}, {1, 1, offsetof(ema_push, p_first), 0}};
+    uint32_t per = vkd_elems_per_invocation(g);
+    uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
+    vkd_grid_1d((e->numel + per - 1) / per, VKD_WG, &gx, &gy);
+    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 3, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
+                             texel ? 2 : 0);
+}
+
+static void ema_group(vkd_graph *g, const vkd_multi *mg, float beta, vkd_tensor *beta_t) {
+    ema_push pc = {.beta = beta, .flags = beta_t ? 1u : 0u};
+    vkd_arg args[4] = {{offsetof(ema_push, e), VKD_RW, mg->span[0]},
+                       {offsetof(ema_push, p), VKD_R, mg->span[1]},
+                       {offsetof(ema_push, table), VKD_R, mg->table},
+                       {offsetof(ema_push, beta_t), VKD_R, beta_t}};
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, mg->span[0], mg->span[1]);
+    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), 0}, {1, 1, offsetof(ema_push, p_first), 0}};
+    uint32_t spec[4] = {VKD_WG, texel, vkd_elems_per_invocation(g), 1}, gx, gy;
+    vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
+    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 4, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx,
+                             texel ? 2 : 0);
+}
+
 int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta, vkd_tensor *beta_t) {
-    for (int i = 0; i < n && !vkd_graph_failed(g); i++) {
+    for (int i = 0; i < n; i++)
         if (ema[i]->numel != params[i]->numel) {
             vkd_graph_fail(g, "ema: '%s' and '%s' differ in size", ema[i]->name, params[i]->name);
             return -1;
         }
-        ema_push pc = {.n = (uint32_t)ema[i]->numel, .beta = beta, .flags = beta_t ? 1u : 0u};
-        vkd_arg args[3] = {{offsetof(ema_push, e), VKD_RW, ema[i]},
-                           {offsetof(ema_push, p), VKD_R, params[i]},
-                           {offsetof(ema_push, beta_t), VKD_R, beta_t}};
-        uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, ema[i], params[i]);
-        vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), 0}, {1, 1, offsetof(ema_push, p_first), 0}};
-        uint32_t per = vkd_elems_per_invocation(g);
-        uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
-        vkd_grid_1d((ema[i]->numel + per - 1) / per, VKD_WG, &gx, &gy);
-        vkd_graph_dispatch_texel(g, "ema", "ema", spec, 3, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
-                                 texel ? 2 : 0);
-    }
+    vkd_multi mg[VKD_MULTI_GROUPS];
+    vkd_tensor **const roles[2] = {ema, params};
+    int ng = vkd_multi_plan(g, 2, roles, n, NULL, (uint64_t)VKD_WG * vkd_elems_per_invocation(g), mg);
+    for (int k = 0; k < ng; k++) ema_group(g, &mg[k], beta, beta_t);
+    for (int i = 0; ng == 0 && i < n && !vkd_graph_failed(g); i++) ema_one_tensor(g, ema[i], params[i], beta, beta_t);
     return vkd_graph_failed(g) ? -1 : 0;
 }

@@ -77,9 +77,30 @@ vkd_tensor *vkd_tensor_view(vkd_tensor *t, int64_t off, int ndim, const int64_t 
     return v;
 }
 
+enum { SPAN = 1 << 8 };  // flags: a vkd_tensor_span (owns no memory)
+
+vkd_tensor *vkd_tensor_span(const vkd_tensor *t) {
+    const vkd_tensor *r = vkd_tensor_root(t);
+    if (r->graph || !r->mem.block) return NULL;
+    vkd_tensor *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->ctx = t->ctx;
+    snprintf(s->name, sizeof s->name, "span of %.40s", t->name);
+    s->ndim = 1;
+    s->numel = s->shape[0] = (int64_t)(r->mem.block->size / 4);
+    s->flags = SPAN | (r->flags & VKD_HOST);
+    s->mem = (vkd_alloc){r->mem.block, 0};
+    return s;
+}
+
+uint64_t vkd_tensor_block_elem(const vkd_tensor *t) {
+    const vkd_tensor *r = vkd_tensor_root(t);
+    return (r->mem.off + t->view_off) / 4;
+}
+
 void vkd_tensor_free(vkd_tensor *t) {
     if (!t || t->graph) return;  // graph tensors die with their graph
-    if (t->base) {  // an alias owns no memory
+    if (t->base || (t->flags & SPAN)) {  // an alias or a span owns no memory
         free(t);
         return;
     }

@@ -22,6 +22,23 @@ void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
 // shader's row_group() is the row, x walks it, so index divisions are per
 // workgroup); otherwise flat over all elements (returns 0). g3 = {x, y, z}.
 uint32_t vkd_grid_rows(const vkd_graph *g, uint64_t nrows, uint64_t len, uint32_t *wg, uint32_t g3[3]);
+// Passes over many tensors in one dispatch (src/ops/multi.c): Adam, EMA and the
+// gradients' norms walk a model's parameter tensors in one dispatch per pass instead of
+// one per tensor. A group holds the tuples (one tensor per role) whose roles lie in the
+// same memory blocks; its table has VKD_MULTI_STRIDE uints per chunk (one workgroup):
+// n, out (the tuple's index), then each role's offset in its span, in elements.
+enum { VKD_MULTI_ROLES = 4, VKD_MULTI_STRIDE = 8, VKD_MULTI_GROUPS = 8 };
+typedef struct {
+    vkd_tensor *span[VKD_MULTI_ROLES];  // each role's block as one tensor (owned by the graph)
+    vkd_tensor *table;                  // (owned by the graph)
+    uint32_t nchunks;
+} vkd_multi;
+// Groups tuples i < n (roles[r][i], r < nroles; persistent tensors, same numel within a
+// tuple; skip[i] != 0 leaves one out) into at most VKD_MULTI_GROUPS groups, cut into chunks
+// of `chunk` elements (0: one chunk per tuple). Returns the number of groups (0: nothing
+// to do, or VKD_MULTI=0 asks for one dispatch per tensor), -1 when the graph failed.
+int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip, uint64_t chunk,
+                   vkd_multi *groups);
 // Checks the inputs of an op: non-NULL and the graph has no error yet.
 int vkd_op_ok(vkd_graph *g, int n, ...);
 // 1 when the device reads operands through texel views (src/vk/texel.c) and
@@ -41,6 +58,10 @@ vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x);
 // The same sum written into y, one element of a tensor the caller holds (e.g. a
 // slot of a persistent vector: many norms written with no barrier between them).
 int vkd_sum_squares_to(vkd_graph *g, vkd_tensor *x, vkd_tensor *y);
+// Each xs[i]'s sum of squares into slots[i], the one-element view y[i] of y (n elements),
+// with vkd_sum_squares_to's bits: the tensors it sums in one row (up to 32768 elements)
+// as rows of multi-tensor dispatches (src/ops/multi.c), the longer ones one by one.
+int vkd_sum_squares_each(vkd_graph *g, vkd_tensor **xs, vkd_tensor **slots, int n, vkd_tensor *y);
 // Element-wise broadcast: y = alpha * (a OP b[(i/inner)%bc]) * (s ? s[0] : 1)
 enum { VKD_EW_ADD = 0, VKD_EW_SUB = 1, VKD_EW_MUL = 2, VKD_EW_BCAST = 3 };
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,

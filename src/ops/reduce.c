@@ -1,6 +1,8 @@
 // Sum and mean (over the last axis or everything) and the mean-squared error,
 // with their backward. Shader: shaders/reduce.comp; the backward broadcasts
 // with shaders/eltwise.comp.
+#include <stdlib.h>
+
 #include "ops/ops.h"
 
 typedef struct {
@@ -8,6 +10,7 @@ typedef struct {
     uint32_t rows, cols, inner, nbound;
     float alpha;
     int32_t x_first, x2_first;  // texel views (set at compile)
+    VkDeviceAddress table;      // MULTI: the rows' table (src/ops/multi.c)
 } reduce_push;
 
 // square: f(v) = v^2 (x2 unused).
@@ -73,6 +76,39 @@ static vkd_tensor *reduce_all(vkd_graph *g, const char *name, vkd_tensor *x, vkd
 vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x) {
     if (!vkd_op_ok(g, 1, x)) return NULL;
     return reduce_all_f(g, "sum_squares", x, NULL, 1, 1.0f, NULL);
+}
+
+// Rows of one multi-tensor group: row r is a whole tensor inside the span x, summed by
+// the walk of a row of its own (square: f(v) = v^2) into y[out].
+static int reduce_rows_multi(vkd_graph *g, const char *name, vkd_tensor *y, const vkd_multi *m) {
+    reduce_push pc = {.rows = m->nchunks, .inner = 1, .alpha = 1.0f};
+    vkd_tensor *x = m->span[0];
+    vkd_arg args[3] = {{offsetof(reduce_push, y), VKD_W, y},
+                       {offsetof(reduce_push, x), VKD_R, x},
+                       {offsetof(reduce_push, table), VKD_R, m->table}};
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
+    vkd_texel tx = {1, 0, offsetof(reduce_push, x_first), 0};
+    uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
+    uint32_t spec[6] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, 2u, sgred, texel, 1u}, gx, gy;
+    vkd_grid_1d(m->nchunks, 1, &gx, &gy);
+    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 6, gx, gy, 1, &pc, sizeof pc, args, 3, &tx,
+                                    texel ? 1 : 0);
+}
+
+int vkd_sum_squares_each(vkd_graph *g, vkd_tensor **xs, vkd_tensor **slots, int n, vkd_tensor *y) {
+    // the tensors that reduce_all_f sums in one row go together; longer ones take its partial sums
+    uint8_t *own = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!own) return -1;
+    for (int i = 0; i < n; i++) own[i] = xs[i]->numel > 2 * 16384;
+    vkd_multi m[VKD_MULTI_GROUPS];
+    vkd_tensor **const roles[1] = {xs};
+    int ng = vkd_multi_plan(g, 1, roles, n, own, 0, m);
+    for (int i = 0; i < n && ng >= 0; i++)
+        if ((ng == 0 || own[i]) && vkd_sum_squares_to(g, xs[i], slots[i])) ng = -1;
+    for (int k = 0; k < ng; k++)
+        if (reduce_rows_multi(g, "sum_squares", y, &m[k])) ng = -1;
+    free(own);
+    return ng < 0 ? -1 : 0;
 }
 
 int vkd_sum_squares_to(vkd_graph *g, vkd_tensor *x, vkd_tensor *y) {
