@@ -46,7 +46,8 @@
 // 8 ADD (mode 0), read through texel binding 2 (add_first) when TEXEL is 1, so the pass over y
 // that a separate add would make is saved. 1: then add add[b*cout + g*M + m], a per-sample
 // channel bias (a UNet block's embedding). 2: y = (conv + bias + add) * scale, add shaped as y
-// (EDM's residual with its skip scale). A constant, not a flag: llvmpipe would run the fetch of
+// (EDM's residual with its skip scale). 3 (mode 2): C += the sum, a weight gradient added into a
+// parameter's persistent gradient (old + dw: the bits of an add after it). A constant, not a flag: llvmpipe would run the fetch of
 // a branch not taken under a mask, ~5% of a convolution without the add.
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
@@ -221,6 +222,7 @@ void main() {
 
     const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
     const bool chan_add = ADD == 1u && MODE == 0u, res_add = ADD == 2u && MODE == 0u;
+    const bool accum = ADD == 3u && MODE == 2u;
     [[unroll]] for (uint i = 0; i < TM; i++) {
         const int m = m0 + int(i);
         if (m < M) {
@@ -235,6 +237,7 @@ void main() {
                     float v = acc[i][j] + bm;
                     if (chan_add) v = v + loadAdd(ncol[j] + m);
                     if (res_add) v = (v + loadAdd(ci)) * pc.scale;
+                    if (accum) v = pc.C.v[ci] + v;
                     pc.C.v[ci] = v;
                 }
             }

@@ -21,6 +21,9 @@ layout(constant_id = 4) const uint TEXEL = 0;  // x, x2 through texel bindings 0
 // (src/ops/multi.c): table[8 r] = its length, the output index, its offset in x. The
 // same walk as a row of its own, so a tensor's sum has the bits of its own dispatch.
 layout(constant_id = 5) const uint MULTI = 0;
+// ACCUM = 1 (MODE_COLS): y += the sum (a parameter's gradient added into its persistent
+// buffer by the pass that makes it: old + g, the bits of an add after it).
+layout(constant_id = 6) const uint ACCUM = 0;
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
 layout(push_constant) uniform PC {
@@ -73,6 +76,11 @@ void main() {
         uint o = i / pc.inner, j = i % pc.inner;
         float acc = 0.0;
         for (uint r = 0; r < pc.cols; r++) acc += f((o * pc.cols + r) * pc.inner + j);
-        pc.y.v[i] = pc.alpha * acc;
+        if (ACCUM != 0u) {
+            precise float s = pc.y.v[i] + pc.alpha * acc;
+            pc.y.v[i] = s;
+        } else {
+            pc.y.v[i] = pc.alpha * acc;
+        }
     }
 }

@@ -123,6 +123,60 @@ static void test_split_replay(vkd_ctx *ctx) {
     free(x), free(w), free(u), free(dw);
 }
 
+// Parameters read by one convolution get their weight and bias gradients added by the
+// gradient passes themselves into the persistent buffers (no grad_accumulate pass): the
+// result must be old + the gradient of the same graph built on plain tensors, bit for bit,
+// for a weight gradient in one piece and one in chunks, and for conv_transpose2d.
+static void test_param_grads(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s) {
+    printf("%s: gradients added into parameters\n", name);
+    int ho, wo;
+    if (transposed) ref_conv_transpose2d_out(&s, &ho, &wo);
+    else ref_conv2d_out(&s, &ho, &wo);
+    long nx = (long)s.n * s.cin * s.h * s.w, ny = (long)s.n * s.cout * ho * wo;
+    int64_t wsh[4] = {transposed ? s.cin : s.cout, transposed ? s.cout / s.groups : s.cin / s.groups, s.kh, s.kw};
+    long nw = (long)(wsh[0] * wsh[1] * wsh[2] * wsh[3]), len[2] = {nw, s.cout};
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
+    float *old[2] = {malloc(nw * 4), malloc(s.cout * 4)}, *got[2][2];
+    for (int k = 0; k < 2; k++)
+        for (long i = 0; i < len[k]; i++) old[k][i] = (float)(t_uniform() - 0.5);
+    for (int param = 0; param < 2; param++) {
+        vkd_graph *g = vkd_graph_new(ctx, name);
+        vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+        vkd_tensor *W = t_tensor(ctx, "w", 4, wsh, w, param ? VKD_PARAM : 0);
+        vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, param ? VKD_PARAM : 0);
+        vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, ho, wo}, u, 0);
+        vkd_tensor_set_requires_grad(W, 1), vkd_tensor_set_requires_grad(B, 1);
+        if (param) vkd_tensor_upload(vkd_tensor_grad(W), old[0]), vkd_tensor_upload(vkd_tensor_grad(B), old[1]);
+        vkd_tensor *Y = transposed ? vkd_conv_transpose2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups)
+                                   : vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups);
+        CHECK(Y && vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0 && vkd_graph_run(g) == 0, "%s: %s",
+              name, vkd_graph_error(g));
+        if (param)
+            CHECK(count_dispatches(g, "grad_accumulate") == 0, "%d grad_accumulate passes for parameters read once",
+                  count_dispatches(g, "grad_accumulate"));
+        vkd_tensor *t[2] = {W, B};
+        for (int k = 0; k < 2; k++) {
+            const vkd_tensor *d = param ? vkd_tensor_grad(t[k]) : vkd_graph_grad(g, t[k]);
+            got[param][k] = malloc(len[k] * 4);
+            if (d) vkd_tensor_download(d, got[param][k]);
+            else memset(got[param][k], 0xff, len[k] * 4);
+        }
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(U);
+    }
+    for (int k = 0; k < 2; k++) {
+        int same = 1;
+        for (long i = 0; i < len[k]; i++) {
+            float want = old[k][i] + got[0][k][i];
+            same &= memcmp(&want, &got[1][k][i], 4) == 0;
+        }
+        CHECK(same, "%s: the parameter's %s gradient is not old + the graph's, bit for bit", name, k ? "bias" : "weight");
+        free(got[0][k]), free(got[1][k]), free(old[k]);
+    }
+    free(x), free(w), free(b), free(u);
+}
+
 // conv2d_add (the per-sample channel add in the convolution's store) against conv2d then add,
 // and with up, conv2d_up (a 2x nearest upsampling read inside the convolution) against
 // upsample2x, conv2d and add: y and every gradient (x, w, bias, add) bit for bit, and the add's
@@ -311,6 +365,11 @@ int main(void) {
     run_case(ctx, "conv_transpose2d 4x4 stride 2 pad 1, 48->32, 5x6", 1,
              (ref_conv_shape){2, 48, 5, 6, 32, 4, 4, 2, 1, 1, 1}, ALL);
     test_split_replay(ctx);
+    test_param_grads(ctx, "conv2d 3x3 pad 1, 6->10, 5x7", 0, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1});
+    test_param_grads(ctx, "conv2d 1x1, 1->1, 32x32 (weight gradient in chunks)", 0,
+                     (ref_conv_shape){2, 1, 32, 32, 1, 1, 1, 1, 0, 0, 1});
+    test_param_grads(ctx, "conv_transpose2d 4x4 stride 2 pad 1, 6->4, 5x6", 1,
+                     (ref_conv_shape){2, 6, 5, 6, 4, 4, 4, 2, 1, 1, 1});
     // the UNet block's first convolution: 3x3, one tile and many tiles per sample, ragged; in an
     // up block the upsampling inside it (3x3, and the 1x1 skip)
     test_conv_add(ctx, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1}, 0);

@@ -6,6 +6,7 @@
 //
 // Each differentiable case builds L = sum(w * op(inputs)) with a random
 // upstream weight w, runs forward + backward once, and compares y and dL/d(every input).
+#include "core/graph.h"
 #include "harness.h"
 #include "ref_nn.h"
 
@@ -164,6 +165,44 @@ static void test_groupnorm_accumulate(vkd_ctx *ctx, int N, int C, int H, int W, 
     vkd_graph_free(g1), vkd_graph_free(g2);
     vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
     free(x), free(u), free(w), free(b), free(a), free(d), free(uf);
+}
+
+// Weight and bias that are parameters read by this norm only: their gradients are added
+// into the persistent buffers by the sums over the samples (no grad_accumulate pass), so
+// the buffers hold old + the gradient the same graph gives plain tensors, bit for bit.
+static void test_groupnorm_param_grads(vkd_ctx *ctx, int N, int C, int H, int W, int groups) {
+    printf("groupnorm+silu (%d,%d,%d,%d) groups %d: w, b gradients added into parameters\n", N, C, H, W, groups);
+    long n = (long)N * C * H * W;
+    int64_t shape[4] = {N, C, H, W};
+    double *x = dalloc(n), *u = dalloc(n), *w = dalloc(C), *b = dalloc(C);
+    t_fill(x, n, -2, 3), t_fill(u, n, -1, 1), t_fill(w, C, 0.5, 1.5), t_fill(b, C, -1, 1);
+    float *old = malloc(2 * C * 4), *got[2] = {malloc(2 * C * 4), malloc(2 * C * 4)};
+    for (long i = 0; i < 2 * C; i++) old[i] = (float)(t_uniform() - 0.5);
+    for (int param = 0; param < 2; param++) {
+        vkd_tensor *X = t_tensor(ctx, "x", 4, shape, x, 0), *U = t_tensor(ctx, "u", 4, shape, u, 0);
+        vkd_tensor *Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, param ? VKD_PARAM : 0);
+        vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, param ? VKD_PARAM : 0);
+        vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(Wt, 1), vkd_tensor_set_requires_grad(B, 1);
+        if (param) vkd_tensor_upload(vkd_tensor_grad(Wt), old), vkd_tensor_upload(vkd_tensor_grad(B), old + C);
+        vkd_graph *g = vkd_graph_new(ctx, "groupnorm param grads");
+        vkd_tensor *y = vkd_groupnorm_silu(g, X, Wt, B, groups, 1e-6f);
+        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, y, U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
+              vkd_graph_error(g));
+        int acc = 0;
+        for (int i = 0; i < g->ndisp; i++) acc += strcmp(g->disp[i].name, "grad_accumulate") == 0;
+        if (param) CHECK(acc == 0, "%d grad_accumulate passes for parameters read once", acc);
+        vkd_tensor_download(param ? vkd_tensor_grad(Wt) : vkd_graph_grad(g, Wt), got[param]);
+        vkd_tensor_download(param ? vkd_tensor_grad(B) : vkd_graph_grad(g, B), got[param] + C);
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
+    }
+    long bad = 0;
+    for (long i = 0; i < 2 * C; i++) {
+        float want = old[i] + got[0][i];
+        bad += memcmp(&want, &got[1][i], 4) != 0;
+    }
+    CHECK(bad == 0, "%ld of %d parameter gradients differ from old + the graph's", bad, 2 * C);
+    free(x), free(u), free(w), free(b), free(old), free(got[0]), free(got[1]);
 }
 
 static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
@@ -407,6 +446,7 @@ int main(void) {
     test_groupnorm_accumulate(ctx, 2, 4, 3, 3, 2, 1);    // flat walk
     test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 0); // channel-major walk, dw/db in the same pass
     test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 1);
+    test_groupnorm_param_grads(ctx, 2, 64, 16, 16, 32);  // channel-major walk: w, b summed over the samples
     test_resample(ctx, 1, 2, 3, 3, 5);
     test_resample(ctx, 1, 1, 2, 1, 1);
     test_resample(ctx, 0, 2, 3, 4, 6);

@@ -22,7 +22,8 @@ typedef struct {
 // What the forward's store adds after the bias (shader constant 8, ADD):
 //   ADD_CHANNEL   y = conv + bias + add, add (nb, cout[, 1, 1]): a UNet block's embedding
 //   ADD_RESIDUAL  y = (conv + bias + add) * scale, add shaped as y: EDM's residual and skip scale
-enum { ADD_NONE = 0, ADD_CHANNEL = 1, ADD_RESIDUAL = 2 };
+//   ADD_ACCUM     (weight gradient) C += the sum: into a parameter's persistent gradient
+enum { ADD_NONE = 0, ADD_CHANNEL = 1, ADD_RESIDUAL = 2, ADD_ACCUM = 3 };
 typedef struct {
     vkd_tensor *t;  // NULL: nothing added
     int kind;
@@ -89,7 +90,7 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
                          vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk) {
     vkd_tensor *add = ad ? ad->t : NULL;
-    int G = c->groups, s = c->stride;
+    int accum = ad && ad->kind == ADD_ACCUM, G = c->groups, s = c->stride;
     int64_t M, N;
     uint32_t gz;
     if (mode == CONV_FWD) {
@@ -103,7 +104,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     conv_push pc = {.nb = c->nb, .cin = c->cin, .cout = c->cout, .h = c->h, .w = c->w, .ho = c->ho, .wo = c->wo,
                     .kh = c->kh, .kw = c->kw, .stride = s, .ph = c->ph, .pw = c->pw, .groups = G,
                     .flags = bias ? 1 : 0, .kchunk = kchunk, .scale = add ? ad->scale : 1.0f};
-    vkd_arg args[5] = {{offsetof(conv_push, C), VKD_W, C},
+    vkd_arg args[5] = {{offsetof(conv_push, C), accum ? VKD_RW : VKD_W, C},
                        {offsetof(conv_push, A), VKD_R, A},
                        {offsetof(conv_push, B), VKD_R, B}};
     int na = 3;
@@ -118,17 +119,19 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
-    uint32_t spec[10] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add ? (uint32_t)ad->kind : 0, up};
+    uint32_t spec[10] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up};
     return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 10, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }
 
-// dw (cout, cin/groups, kh, kw) = sum over (b, oy, ox) of dy x. The sum over
-// the batch and pixels is cut into fixed chunks when the output alone gives
-// too few workgroups; the chunks' partial results are summed in a fixed order.
-static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_tensor *x,
-                                    const vkd_tensor *like, const conv_geom *c) {
+// dw (cout, cin/groups, kh, kw) = sum over (b, oy, ox) of dy x, added into w's gradient.
+// The sum over the batch and pixels is cut into fixed chunks when the output alone gives
+// too few workgroups; the chunks' partial results are summed in a fixed order. When w
+// is a parameter only this op reads, the last pass adds straight into its persistent
+// gradient (old + dw: the bits of the add it saves).
+static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_tensor *x, vkd_tensor *w,
+                            const conv_geom *c) {
     int cpu = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     int64_t M = c->cout / c->groups, N = (int64_t)(c->cin / c->groups) * c->kh * c->kw;
     int64_t K = (int64_t)c->nb * c->ho * c->wo;
@@ -145,19 +148,24 @@ static vkd_tensor *conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *
     int64_t max_z = g->ctx->f.max_wg_count[2] / (uint64_t)c->groups;
     if (splits > max_splits) splits = max_splits;
     if (splits > max_z) splits = max_z;
-    if (splits > INT32_MAX / like->numel) splits = INT32_MAX / like->numel;  // the slices are int-indexed
+    if (splits > INT32_MAX / w->numel) splits = INT32_MAX / w->numel;  // the slices are int-indexed
     if (splits < 1) splits = 1;
     int64_t kchunk = ((K + splits - 1) / splits + 7) / 8 * 8;
     splits = (K + kchunk - 1) / kchunk;
-    vkd_tensor *dw = vkd_graph_tensor_like(g, name, like);
-    if (!dw) return NULL;
-    if (splits == 1) return conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, NULL, c, 1, (int)kchunk) ? NULL : dw;
-    int64_t sh[2] = {splits, like->numel};
+    if (splits == 1) {
+        vkd_tensor *pg = vkd_grad_param_target(g, w);
+        vkd_tensor *dw = pg ? pg : vkd_graph_tensor_like(g, name, w);
+        conv_add acc = {NULL, ADD_ACCUM, 1.0f};
+        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk))
+            return -1;
+        if (!pg) vkd_grad_accumulate(g, w, dw);
+        return 0;
+    }
+    int64_t sh[2] = {splits, w->numel};
     vkd_tensor *part = vkd_graph_tensor(g, name, 2, sh);
-    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk) ||
-        vkd_reduce_cols_dispatch(g, name, dw, part, 1, (uint64_t)splits, (uint64_t)like->numel, 1.0f))
-        return NULL;
-    return dw;
+    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk))
+        return -1;
+    return vkd_grad_from_cols(g, name, w, part, (uint64_t)splits);
 }
 
 enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS, ATTR_UP, ATTR_ADD, ATTR_SCALE };  // ATTR_SCALE: attr.f
@@ -179,9 +187,18 @@ static conv_geom geom_of(vkd_tape_entry *e, int transposed) {
     return c;
 }
 
+// db = dy summed over the pixels (rows), then over the batch: the second sum adds
+// straight into a parameter's gradient (vkd_grad_from_cols), vkd_reduce_broadcast's bits.
 static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
     if (!bias || !vkd_tensor_needs_grad(bias)) return;
-    uint64_t inner = (uint64_t)(dy->shape[2] * dy->shape[3]);
+    uint64_t inner = (uint64_t)(dy->shape[2] * dy->shape[3]), nb = (uint64_t)dy->shape[0];
+    uint64_t rows = nb * (uint64_t)dy->shape[1];
+    if (inner > 1 && nb > 1) {
+        vkd_tensor *t = vkd_graph_tensor(g, "reduce_bcast", 1, (int64_t[]){(int64_t)rows});
+        if (t && !vkd_reduce_rows_dispatch(g, "reduce_bcast", t, dy, NULL, rows, inner, 1.0f))
+            vkd_grad_from_cols(g, "reduce_bcast", bias, t, nb);
+        return;
+    }
     vkd_tensor *db = vkd_reduce_broadcast(g, dy, inner, (uint64_t)dy->shape[1], bias);
     if (db) vkd_grad_accumulate(g, bias, db);
 }
@@ -212,10 +229,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         add = NULL;
     }
     if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
-    if (vkd_tensor_needs_grad(w)) {
-        vkd_tensor *dw = conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
-        if (dw) vkd_grad_accumulate(g, w, dw);
-    }
+    if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
     bias_grad(g, e->in[2], dy);
     if (add && vkd_tensor_needs_grad(add)) {
         vkd_tensor *da = vkd_reduce_broadcast(g, dy, (uint64_t)(c.ho * c.wo), (uint64_t)c.nb * c.cout, add);
@@ -234,10 +248,7 @@ static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tenso
         if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0))
             vkd_grad_accumulate(g, x, dx);
     }
-    if (vkd_tensor_needs_grad(w)) {
-        vkd_tensor *dw = conv_weight_grad(g, "conv_transpose2d_bwd_weight", x, dy, w, &c);
-        if (dw) vkd_grad_accumulate(g, w, dw);
-    }
+    if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv_transpose2d_bwd_weight", x, dy, w, &c);
     bias_grad(g, e->in[2], dy);
 }
 

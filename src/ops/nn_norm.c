@@ -79,10 +79,7 @@ static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
     vkd_tensor *p[2] = {pw, pb}, *t[2] = {w, b};
     for (int i = 0; i < 2; i++) {
         if (!p[i]) continue;
-        vkd_tensor *d = vkd_graph_tensor_like(g, "groupnorm_bwd_wb", t[i]);
-        if (!d || vkd_reduce_cols_dispatch(g, "groupnorm_bwd_wb", d, p[i], 1, (uint64_t)N, (uint64_t)C, 1.0f))
-            return -1;
-        vkd_grad_accumulate(g, t[i], d);
+        if (vkd_grad_from_cols(g, "groupnorm_bwd_wb", t[i], p[i], (uint64_t)N)) return -1;
     }
     return 0;
 }

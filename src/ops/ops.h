@@ -58,6 +58,11 @@ vkd_tensor *vkd_sum_squares(vkd_graph *g, vkd_tensor *x);
 // The same sum written into y, one element of a tensor the caller holds (e.g. a
 // slot of a persistent vector: many norms written with no barrier between them).
 int vkd_sum_squares_to(vkd_graph *g, vkd_tensor *x, vkd_tensor *y);
+// t's gradient from x viewed as (R, numel(t)), summed over R in a fixed order (a
+// weight gradient's partial slices, per-sample terms): when t is a parameter that only
+// this op reads, added by the sum's own store into t's persistent gradient (old + sum,
+// the bits of the add it replaces), else a graph tensor handed to vkd_grad_accumulate.
+int vkd_grad_from_cols(vkd_graph *g, const char *name, vkd_tensor *t, vkd_tensor *x, uint64_t R);
 // Each xs[i]'s sum of squares into slots[i], the one-element view y[i] of y (n elements),
 // with vkd_sum_squares_to's bits: the tensors it sums in one row (up to 32768 elements)
 // as rows of multi-tensor dispatches (src/ops/multi.c), the longer ones one by one.

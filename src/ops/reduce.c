@@ -39,16 +39,32 @@ int vkd_reduce_rows_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
     return reduce_rows(g, name, y, x, x2, 0, rows, cols, alpha);
 }
 
-int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
-                             uint64_t inner, float alpha) {
+static int reduce_cols(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
+                       uint64_t inner, float alpha, int accum) {
     reduce_push pc = {.rows = (uint32_t)outer, .cols = (uint32_t)R, .inner = (uint32_t)inner,
                       .nbound = (uint32_t)x->numel, .alpha = alpha};
-    vkd_arg args[2] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
+    vkd_arg args[2] = {{offsetof(reduce_push, y), accum ? VKD_RW : VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
     vkd_texel tx = {1, 0, offsetof(reduce_push, x_first), 0};
-    uint32_t spec[5] = {VKD_WG, 1, 0, 0, texel}, gx, gy;
+    uint32_t spec[7] = {VKD_WG, 1, 0, 0, texel, 0, 1}, gx, gy;
     vkd_grid_1d(outer * inner, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, &tx, texel ? 1 : 0);
+    return vkd_graph_dispatch_texel(g, name, "reduce", spec, accum ? 7 : 5, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
+                                    texel ? 1 : 0);
+}
+
+int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, uint64_t outer, uint64_t R,
+                             uint64_t inner, float alpha) {
+    return reduce_cols(g, name, y, x, outer, R, inner, alpha, 0);
+}
+
+int vkd_grad_from_cols(vkd_graph *g, const char *name, vkd_tensor *t, vkd_tensor *x, uint64_t R) {
+    uint64_t inner = (uint64_t)t->numel;
+    vkd_tensor *pg = vkd_grad_param_target(g, t);
+    if (pg) return reduce_cols(g, name, pg, x, 1, R, inner, 1.0f, 1);
+    vkd_tensor *d = vkd_graph_tensor_like(g, name, t);
+    if (!d || reduce_cols(g, name, d, x, 1, R, inner, 1.0f, 0)) return -1;
+    vkd_grad_accumulate(g, t, d);
+    return 0;
 }
 
 // A sum of n elements in one value: one workgroup per chunk, then one over the
