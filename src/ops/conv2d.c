@@ -146,6 +146,11 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
     int64_t splits = base >= target ? 1 : (int64_t)vkd_ceil_div(target, base);
     int64_t max_splits = (int64_t)vkd_ceil_div((uint64_t)K, min_chunk);
     int64_t max_z = g->ctx->f.max_wg_count[2] / (uint64_t)c->groups;
+    // lavapipe's threads take the workgroups one at a time: with few of them an odd count leaves
+    // a thread idle for the last round (3 workgroups on 2 threads take 2 rounds, 6 halves take 3
+    // half-rounds), so few workgroups are split to a multiple of the threads
+    if (cpu && base * (uint64_t)splits < 8 * (uint64_t)target)
+        while ((base * (uint64_t)splits) % target) splits++;
     if (splits > max_splits) splits = max_splits;
     if (splits > max_z) splits = max_z;
     if (splits > INT32_MAX / w->numel) splits = INT32_MAX / w->numel;  // the slices are int-indexed
