@@ -41,7 +41,7 @@ static int group_of(vkd_graph *g, int nroles, vkd_tensor **const *roles, int i, 
             same &= groups[k].span[r]->mem.block == vkd_tensor_root(roles[r][i])->mem.block;
         if (same) return k;
     }
-    if (*ng == VKD_MULTI_GROUPS) return -1;
+    if (*ng == VKD_MULTI_GROUPS) return -1;  // full
     vkd_multi *m = &groups[*ng];
     for (int r = 0; r < nroles; r++) {
         m->span[r] = vkd_tensor_span(roles[r][i]);
@@ -85,8 +85,13 @@ int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, c
         if ((skip && skip[i]) || roles[0][i]->numel == 0) continue;
         if (check_tuple(g, nroles, roles, i)) rc = -1;
         int k = rc ? -1 : group_of(g, nroles, roles, i, groups, &ng);
-        if (k < 0 && rc == 0) vkd_graph_fail(g, "multi-tensor pass: tensors spread over more than %d memory blocks",
-                                             VKD_MULTI_GROUPS), rc = -1;
+        if (k < 0 && rc == 0) {
+            // more block combinations than groups (a large model over many blocks): the caller
+            // falls back to one dispatch per tensor
+            for (int j = 0; j < VKD_MULTI_GROUPS; j++) free(tabs[j].rows);
+            memset(groups, 0, VKD_MULTI_GROUPS * sizeof *groups);
+            return 0;
+        }
         if (rc == 0 && add_tuple(&tabs[k], nroles, roles, i, chunk)) vkd_graph_fail(g, "out of host memory"), rc = -1;
     }
     for (int k = 0; k < ng && rc == 0; k++) {

@@ -35,8 +35,9 @@ typedef struct {
 } vkd_multi;
 // Groups tuples i < n (roles[r][i], r < nroles; persistent tensors, same numel within a
 // tuple; skip[i] != 0 leaves one out) into at most VKD_MULTI_GROUPS groups, cut into chunks
-// of `chunk` elements (0: one chunk per tuple). Returns the number of groups (0: nothing
-// to do, or VKD_MULTI=0 asks for one dispatch per tensor), -1 when the graph failed.
+// of `chunk` elements (0: one chunk per tuple). Returns the number of groups; 0: dispatch
+// per tensor instead (nothing to do, VKD_MULTI=0, or more block combinations than groups);
+// -1 when the graph failed.
 int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip, uint64_t chunk,
                    vkd_multi *groups);
 // Checks the inputs of an op: non-NULL and the graph has no error yet.
