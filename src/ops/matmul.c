@@ -183,11 +183,7 @@ static void linear_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (dw && !matmul_dispatch(g, "linear_bwd_w", dw, dy, x, NULL, 0, 0, NULL, 1, out, in, rows, 1, 0, 0))
             vkd_grad_accumulate(g, w, dw);
     }
-    if (bias && vkd_tensor_needs_grad(bias)) {
-        vkd_tensor *db = vkd_graph_tensor_like(g, "linear_bwd_b", bias);
-        if (db && !vkd_reduce_cols_dispatch(g, "linear_bwd_b", db, dy, 1, rows, out, 1.0f))
-            vkd_grad_accumulate(g, bias, db);
-    }
+    if (bias && vkd_tensor_needs_grad(bias)) vkd_grad_from_cols(g, "linear_bwd_b", bias, dy, rows);
     if (r && vkd_tensor_needs_grad(r)) vkd_grad_accumulate(g, r, dy);
 }
 
