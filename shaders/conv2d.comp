@@ -46,9 +46,10 @@
 // 8 ADD (mode 0), read through texel binding 2 (add_first) when TEXEL is 1, so the pass over y
 // that a separate add would make is saved. 1: then add add[b*cout + g*M + m], a per-sample
 // channel bias (a UNet block's embedding). 2: y = (conv + bias + add) * scale, add shaped as y
-// (EDM's residual with its skip scale). 3 (mode 2): C += the sum, a weight gradient added into a
-// parameter's persistent gradient (old + dw: the bits of an add after it). A constant, not a flag: llvmpipe would run the fetch of
-// a branch not taken under a mask, ~5% of a convolution without the add.
+// (EDM's residual with its skip scale). 3 (mode 2): C += the sum, a weight gradient added into
+// a parameter's persistent gradient (old + dw: the bits of an add after it). A constant, not a
+// flag: llvmpipe would run the fetch of a branch not taken under a mask, ~5% of a convolution
+// without the add.
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.

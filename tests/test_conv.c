@@ -182,6 +182,23 @@ static void test_param_grads(vkd_ctx *ctx, const char *name, int transposed, ref
 // upsample2x, conv2d and add: y and every gradient (x, w, bias, add) bit for bit, and the add's
 // gradient against the double reference (u summed over the pixels). s is the convolution's shape
 // (for up, the upsampled input's: x itself is (n, cin, h/2, w/2)).
+// A fused convolution of x (2, 3, 4, 4) with w (5, 3, 3, 3) given an operand of the wrong
+// shape (res 0: conv2d_add's per-sample add, 1: conv2d_res's residual) is refused, naming it.
+static void expect_fused_error(vkd_ctx *ctx, int res, int ndim, const int64_t *shape, const char *name) {
+    vkd_graph *g = vkd_graph_new(ctx, res ? "conv_res_error" : "conv_add_error");
+    vkd_tensor *X = vkd_tensor_new(ctx, "x", 4, (int64_t[]){2, 3, 4, 4}, 0);
+    vkd_tensor *W = vkd_tensor_new(ctx, "w", 4, (int64_t[]){5, 3, 3, 3}, 0);
+    vkd_tensor *E = vkd_tensor_new(ctx, name, ndim, shape, 0);
+    vkd_tensor *y = res ? vkd_conv2d_res(g, X, W, NULL, E, 0.5f, 1, 1, 1, 1) : vkd_conv2d_add(g, X, W, NULL, E, 1, 1, 1, 1);
+    const char *err = y ? NULL : vkd_graph_error(g);
+    char needle[72];
+    snprintf(needle, sizeof needle, "'%s'", name);
+    CHECK(err && strstr(err, needle), "%s with a wrongly shaped '%s': got '%s'", res ? "conv2d_res" : "conv2d_add", name,
+          err ? err : "(no error)");
+    vkd_graph_free(g);
+    vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(E);
+}
+
 // Runs g with the loss sum(Y * U) and downloads Y and the gradients of in[0..3] into got[0..4]
 // (len[i] floats each; all bits set where a gradient is missing), then frees g.
 static void run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tensor *const in[4], const long len[5],
@@ -243,14 +260,7 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
     vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(A), vkd_tensor_free(U);
     free(x), free(w), free(b), free(a), free(u);
     // an add that is not one value per sample and channel is refused by name
-    vkd_graph *g = vkd_graph_new(ctx, "conv_add_error");
-    vkd_tensor *X2 = vkd_tensor_new(ctx, "x", 4, (int64_t[]){2, 3, 4, 4}, 0);
-    vkd_tensor *W2 = vkd_tensor_new(ctx, "w", 4, (int64_t[]){5, 3, 3, 3}, 0);
-    vkd_tensor *A2 = vkd_tensor_new(ctx, "emb", 2, (int64_t[]){2, 3}, 0);
-    const char *err = vkd_conv2d_add(g, X2, W2, NULL, A2, 1, 1, 1, 1) ? NULL : vkd_graph_error(g);
-    CHECK(err && strstr(err, "'emb'"), "conv2d_add with a (2, 3) add: got '%s'", err ? err : "(no error)");
-    vkd_graph_free(g);
-    vkd_tensor_free(X2), vkd_tensor_free(W2), vkd_tensor_free(A2);
+    expect_fused_error(ctx, 0, 2, (int64_t[]){2, 3}, "emb");
 }
 
 // (conv2d(x, w, b) + r) * s in the convolution's store against vkd_conv2d then vkd_add_scaled:
@@ -295,14 +305,7 @@ static void test_conv_res(vkd_ctx *ctx, ref_conv_shape s) {
     vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(R), vkd_tensor_free(U);
     free(x), free(w), free(b), free(r), free(u);
     // a residual not shaped as the output is refused by name
-    vkd_graph *g = vkd_graph_new(ctx, "conv_res_error");
-    vkd_tensor *X2 = vkd_tensor_new(ctx, "x", 4, (int64_t[]){2, 3, 4, 4}, 0);
-    vkd_tensor *W2 = vkd_tensor_new(ctx, "w", 4, (int64_t[]){5, 3, 3, 3}, 0);
-    vkd_tensor *R2 = vkd_tensor_new(ctx, "skip", 4, (int64_t[]){2, 5, 4, 3}, 0);
-    const char *err = vkd_conv2d_res(g, X2, W2, NULL, R2, 0.5f, 1, 1, 1, 1) ? NULL : vkd_graph_error(g);
-    CHECK(err && strstr(err, "'skip'"), "conv2d_res with a (2, 5, 4, 3) residual: got '%s'", err ? err : "(no error)");
-    vkd_graph_free(g);
-    vkd_tensor_free(X2), vkd_tensor_free(W2), vkd_tensor_free(R2);
+    expect_fused_error(ctx, 1, 4, (int64_t[]){2, 5, 4, 3}, "skip");
 }
 
 static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const int64_t *xs, const int64_t *ws,

@@ -192,20 +192,9 @@ static conv_geom geom_of(vkd_tape_entry *e, int transposed) {
     return c;
 }
 
-// db = dy summed over the pixels (rows), then over the batch: the second sum adds
-// straight into a parameter's gradient (vkd_grad_from_cols), vkd_reduce_broadcast's bits.
 static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
-    if (!bias || !vkd_tensor_needs_grad(bias)) return;
-    uint64_t inner = (uint64_t)(dy->shape[2] * dy->shape[3]), nb = (uint64_t)dy->shape[0];
-    uint64_t rows = nb * (uint64_t)dy->shape[1];
-    if (inner > 1 && nb > 1) {
-        vkd_tensor *t = vkd_graph_tensor(g, "reduce_bcast", 1, (int64_t[]){(int64_t)rows});
-        if (t && !vkd_reduce_rows_dispatch(g, "reduce_bcast", t, dy, NULL, rows, inner, 1.0f))
-            vkd_grad_from_cols(g, "reduce_bcast", bias, t, nb);
-        return;
-    }
-    vkd_tensor *db = vkd_reduce_broadcast(g, dy, inner, (uint64_t)dy->shape[1], bias);
-    if (db) vkd_grad_accumulate(g, bias, db);
+    if (bias && vkd_tensor_needs_grad(bias))
+        vkd_grad_from_broadcast(g, bias, dy, (uint64_t)(dy->shape[2] * dy->shape[3]), (uint64_t)dy->shape[1]);
 }
 
 // x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
@@ -236,10 +225,8 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
     bias_grad(g, e->in[2], dy);
-    if (add && vkd_tensor_needs_grad(add)) {
-        vkd_tensor *da = vkd_reduce_broadcast(g, dy, (uint64_t)(c.ho * c.wo), (uint64_t)c.nb * c.cout, add);
-        if (da) vkd_grad_accumulate(g, add, da);
-    }
+    if (add && vkd_tensor_needs_grad(add))
+        vkd_grad_from_broadcast(g, add, dy, (uint64_t)(c.ho * c.wo), (uint64_t)c.nb * c.cout);
 }
 
 // y = conv^T(x, w) + b is the data gradient of conv(., w) at dy = x, so

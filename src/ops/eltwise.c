@@ -140,14 +140,18 @@ bad:
     return -1;
 }
 
+// The first of a broadcast's sums: x's rows of `inner` summed (outer * bc values), or x
+// itself when inner is 1.
+static vkd_tensor *bcast_rows(vkd_graph *g, vkd_tensor *x, uint64_t inner, uint64_t rows) {
+    if (inner <= 1) return x;
+    vkd_tensor *t = vkd_graph_tensor(g, "reduce_bcast", 1, (int64_t[]){(int64_t)rows});
+    return t && !vkd_reduce_rows_dispatch(g, "reduce_bcast", t, x, NULL, rows, inner, 1.0f) ? t : NULL;
+}
+
 vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, uint64_t bc, const vkd_tensor *like) {
     uint64_t outer = x->numel / (inner * bc);
-    vkd_tensor *t = x;
-    if (inner > 1) {
-        int64_t sh[1] = {(int64_t)(outer * bc)};
-        t = vkd_graph_tensor(g, "reduce_bcast", 1, sh);
-        if (!t || vkd_reduce_rows_dispatch(g, "reduce_bcast", t, x, NULL, outer * bc, inner, 1.0f)) return NULL;
-    }
+    vkd_tensor *t = bcast_rows(g, x, inner, outer * bc);
+    if (!t) return NULL;
     if (outer > 1) {
         int64_t sh[1] = {(int64_t)bc};
         vkd_tensor *u = vkd_graph_tensor(g, "reduce_bcast", 1, sh);
@@ -155,6 +159,18 @@ vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, ui
         t = u;
     }
     return vkd_reshape(g, t, like->ndim, like->shape);
+}
+
+int vkd_grad_from_broadcast(vkd_graph *g, vkd_tensor *t, vkd_tensor *x, uint64_t inner, uint64_t bc) {
+    uint64_t outer = x->numel / (inner * bc);
+    if (outer > 1 && (uint64_t)t->numel == bc) {
+        vkd_tensor *rows = bcast_rows(g, x, inner, outer * bc);
+        return rows ? vkd_grad_from_cols(g, "reduce_bcast", t, rows, outer) : -1;
+    }
+    vkd_tensor *d = vkd_reduce_broadcast(g, x, inner, bc, t);
+    if (!d) return -1;
+    vkd_grad_accumulate(g, t, d);
+    return 0;
 }
 
 static void binary_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
@@ -177,9 +193,11 @@ static void binary_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
             src = vkd_graph_tensor_like(g, "mul_bwd_b", a);
             if (!src || vkd_eltwise_dispatch(g, "mul_bwd_b", VKD_EW_MUL, src, dy, a, NULL, 1, a->numel, 1.0f)) return;
         }
-        vkd_tensor *db = vkd_reduce_broadcast(g, src, inner, bc, b);
-        if (op == VKD_EW_SUB) db = vkd_scale(g, db, -1.0f);
-        vkd_grad_accumulate(g, b, db);
+        if (op != VKD_EW_SUB) {
+            vkd_grad_from_broadcast(g, b, src, inner, bc);
+            return;
+        }
+        vkd_grad_accumulate(g, b, vkd_scale(g, vkd_reduce_broadcast(g, src, inner, bc, b), -1.0f));
     }
 }
 

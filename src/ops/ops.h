@@ -82,5 +82,9 @@ int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
 // y (N, C, H, W) = the sums of x's (N, C, 2H, 2W) 2x2 blocks: nearest 2x upsampling's backward.
 int vkd_sum2x2_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x);
 vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, uint64_t bc, const vkd_tensor *like);
+// t's gradient from x, summed over the axes t is broadcast along (t holds bc of x's axes,
+// inner after them): vkd_reduce_broadcast's sums, the last one adding straight into t's
+// persistent gradient when t is a parameter only this op reads (vkd_grad_from_cols).
+int vkd_grad_from_broadcast(vkd_graph *g, vkd_tensor *t, vkd_tensor *x, uint64_t inner, uint64_t bc);
 
 #endif
