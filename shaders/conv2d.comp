@@ -53,6 +53,7 @@
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
+// 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -82,6 +83,8 @@ float loadAdd(int i) { return TEXEL != 0u ? texelFetch(vkd_tex2, i + pc.add_firs
 const uint WN = gl_WorkGroupSize.x / (L * WM);
 const uint BM = WM * TM;
 const uint BN = WN * L * TN;
+layout(constant_id = 10) const uint RM = 4;
+layout(constant_id = 11) const uint RN = 2;
 
 void main() {
     const bool sgOK = SG != 0u;
@@ -189,27 +192,30 @@ void main() {
                 av[i] = kin ? v : 0.0;
             }
         }
+        // Two phases per chunk of L k's: first every operand of the chunk (the gathers, which
+        // llvmpipe emits as calls that clobber every vector register), then the multiply-adds
+        // in RM x RN register blocks, each walking the L k's, so a block's accumulators stay in
+        // registers for the chunk instead of being spilled and reloaded at every k. Each
+        // accumulator still sums k = 0..K-1 in order: the same bits as one k at a time.
+        float ak[L][TM], bk[L][TN];
         [[unroll]] for (uint kk = 0; kk < L; kk++) {
             const bool kv = k0 + int(kk) < kend;
             const int ky = c1k * YK, kx = c0k * XK, kofs = c2k * SK2 + (UP != 0u ? 0 : ky * SBY + kx);
-            float bv[TN];
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 const int yy = ycol[j] + ky, xx = xcol[j] + kx;
                 const bool ok = kv && uint(yy) < uint(HB) && uint(xx) < uint(WB);
                 const int bi = bofs[j] + kofs + (UP != 0u ? (yy >> 1) * SBY + (xx >> 1) : 0);
                 const float v = loadB(ok ? bi : 0);
-                bv[j] = ok ? v : 0.0;
+                bk[kk][j] = ok ? v : 0.0;
             }
             [[unroll]] for (uint i = 0; i < TM; i++) {
-                float a;
                 if (sgOK) {
-                    a = subgroupShuffle(av[i], gbase + kk);
+                    ak[kk][i] = subgroupShuffle(av[i], gbase + kk);
                 } else {
                     // Portable fallback (subgroup size not a multiple of 8): load A per k.
-                    a = 0.0;
-                    if (kv) a = loadA(arow[i] + c2k * SA2 + c1k * SA1 + c0k * SA0);
+                    ak[kk][i] = 0.0;
+                    if (kv) ak[kk][i] = loadA(arow[i] + c2k * SA2 + c1k * SA1 + c0k * SA0);
                 }
-                [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
             }
             c0k++;
             const bool w0 = c0k == E0k;
@@ -219,6 +225,13 @@ void main() {
             c1k = w1 ? 0 : c1k;
             c2k += w1 ? 1 : 0;
         }
+        [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)
+            [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)
+                [[unroll]] for (uint kk = 0; kk < L; kk++)
+                    [[unroll]] for (uint i = 0; i < RM; i++)
+                        [[unroll]] for (uint j = 0; j < RN; j++)
+                            acc[ib * RM + i][jb * RN + j] =
+                                fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j]);
     }
 
     const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
