@@ -316,6 +316,17 @@ if "$bin" info --list >"$tmp/out" 2>"$tmp/err" && grep -q "^0: " "$tmp/out"; the
 else
     fail=$((fail + 1)); echo "FAIL info --list"; cat "$tmp/err"
 fi
+# lavapipe's vector width: 512 bits on a CPU with AVX-512 (vkd_cpu_driver_env), and a width the
+# user sets in LP_NATIVE_VECTOR_WIDTH is kept.
+lp_width() { env "$@" "$bin" info 2>/dev/null | sed -n 's/^device: *llvmpipe (.*, \([0-9]*\) bits).*/\1/p'; }
+if [ -n "$(lp_width)" ]; then
+    w=$(lp_width -u LP_NATIVE_VECTOR_WIDTH) w128=$(lp_width LP_NATIVE_VECTOR_WIDTH=128)
+    if [ "$w128" = 128 ] && { ! grep -qw avx512f /proc/cpuinfo || [ "$w" = 512 ]; }; then
+        pass=$((pass + 1)); echo "ok   lavapipe width: $w bits by default, 128 when asked"
+    else
+        fail=$((fail + 1)); echo "FAIL lavapipe width: $w bits by default, $w128 when 128 was asked"
+    fi
+fi
 if VKD_VALIDATION=1 "$bin" selfcheck >"$tmp/out" 2>"$tmp/err" && grep -q "selfcheck: ok" "$tmp/out"; then
     pass=$((pass + 1)); echo "ok   selfcheck under validation"
 else

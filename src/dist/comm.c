@@ -4,6 +4,7 @@
 // deadline: a rank that died (or hangs) turns into one line and an exit on the
 // others instead of a job that waits forever.
 #include "vkdistill/dist.h"
+#include "vk/vk.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ int vkd_comm_vulkan_device_count(void) {
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .apiVersion = VK_API_VERSION_1_2};
     VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
     VkInstance inst;
+    vkd_cpu_driver_env();
     if (vkCreateInstance(&ci, NULL, &inst) != VK_SUCCESS) return 0;
     uint32_t n = 0;
     if (vkEnumeratePhysicalDevices(inst, &n, NULL) != VK_SUCCESS) n = 0;

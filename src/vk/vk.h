@@ -96,6 +96,8 @@ struct vkd_ctx {
 
 void vkd_set_error(vkd_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *vkd_result_str(VkResult r);
+// Sets up a CPU driver's environment (lavapipe's vector width) before the first Vulkan instance.
+void vkd_cpu_driver_env(void);
 
 // memory.c
 vkd_block *vkd_block_create(vkd_ctx *ctx, uint64_t size, int host, const char *what);
