@@ -177,11 +177,6 @@ static void test_param_grads(vkd_ctx *ctx, const char *name, int transposed, ref
     free(x), free(w), free(b), free(u);
 }
 
-// conv2d_add (the per-sample channel add in the convolution's store) against conv2d then add,
-// and with up, conv2d_up (a 2x nearest upsampling read inside the convolution) against
-// upsample2x, conv2d and add: y and every gradient (x, w, bias, add) bit for bit, and the add's
-// gradient against the double reference (u summed over the pixels). s is the convolution's shape
-// (for up, the upsampled input's: x itself is (n, cin, h/2, w/2)).
 // A fused convolution of x (2, 3, 4, 4) with w (5, 3, 3, 3) given an operand of the wrong
 // shape (res 0: conv2d_add's per-sample add, 1: conv2d_res's residual) is refused, naming it.
 static void expect_fused_error(vkd_ctx *ctx, int res, int ndim, const int64_t *shape, const char *name) {
@@ -218,6 +213,11 @@ static void run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tenso
     vkd_graph_free(g);
 }
 
+// conv2d_add (the per-sample channel add in the convolution's store) against conv2d then add,
+// and with up, conv2d_up (a 2x nearest upsampling read inside the convolution) against
+// upsample2x, conv2d and add: y and every gradient (x, w, bias, add) bit for bit, and the add's
+// gradient against the double reference (u summed over the pixels). s is the convolution's shape
+// (for up, the upsampled input's: x itself is (n, cin, h/2, w/2)).
 static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
     printf("conv2d_%s %d->%d, %dx%d, N=%d, against %sconv2d + add\n", up ? "up" : "add", s.cin, s.cout, s.h, s.w, s.n,
            up ? "upsample2x + " : "");
