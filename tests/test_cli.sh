@@ -280,6 +280,21 @@ if [ -f "$tmp/teach/teacher.safetensors" ] &&
 else
     fail=$((fail + 1)); echo "FAIL sample --batch"; cat "$tmp/err"
 fi
+# A graph's pipelines are created together, one thread a core unless VKD_COMPILE_THREADS says:
+# one thread and more threads than cores write the samples the default wrote; a count that is
+# not a positive integer is one line.
+if [ -f "$tmp/s.npz" ] &&
+    for t in 1 5; do
+        VKD_COMPILE_THREADS=$t "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" \
+            --n 4 --steps 3 --class 7 --npz "$tmp/ct$t.npz" >"$tmp/out" 2>"$tmp/err" && cmp -s "$tmp/s.npz" "$tmp/ct$t.npz" || break
+    done; then
+    pass=$((pass + 1)); echo "ok   VKD_COMPILE_THREADS=1 and 5 sample what the default did"
+else
+    fail=$((fail + 1)); echo "FAIL VKD_COMPILE_THREADS=1 / 5"; cat "$tmp/err"
+fi
+[ -f "$tmp/s.npz" ] && expect "VKD_COMPILE_THREADS not a number" 1 "VKD_COMPILE_THREADS='two': expects a positive integer" -- \
+    env VKD_COMPILE_THREADS=two "$bin" sample --model "$tmp/teach/teacher.json" --weights "$tmp/teach/teacher.safetensors" \
+    --n 4 --steps 3 -o "$tmp/x.png"
 expect "sample: --batch 0" 2 "--batch" -- "$bin" sample --model "$src/models/unet_tiny.json" --weights x --batch 0 -o "$tmp/x.png"
 # export: F16 weights sample what the F32 ones do (up to half precision); montage lines up sets.
 if [ -f "$tmp/teach/teacher.safetensors" ] &&
@@ -346,8 +361,9 @@ r = json.loads(open(sys.argv[1]).read())
 assert r['bench'] == 'step' and r['kind'] == 'distill' and r['method'] == 'sid' and r['batch'] == 32, r
 assert r['img_per_s'] > 0 and r['ms_fake_phase'] > 0 and r['ms_generator_phase'] > 0 and r['dispatches_per_iter'] > 0, r
 assert r['top_ops'] and all(o['ms'] >= 0 and o['calls'] > 0 for o in r['top_ops']), r
+assert r['pipelines'] > 0 and r['s_pipeline_create'] > 0, r
 " "$tmp/out"; then
-    pass=$((pass + 1)); echo "ok   bench step prints one JSON line (img/s, phases, dispatches, top ops)"
+    pass=$((pass + 1)); echo "ok   bench step prints one JSON line (img/s, phases, dispatches, pipelines, top ops)"
 else
     fail=$((fail + 1)); echo "FAIL bench step"; cat "$tmp/out" "$tmp/err"
 fi

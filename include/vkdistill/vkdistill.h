@@ -51,6 +51,10 @@ int vkd_list_devices(FILE *f, char *err, size_t errlen);
 // Bytes of device memory currently allocated by this context, and the peak.
 uint64_t vkd_ctx_mem_current(const vkd_ctx *ctx);
 uint64_t vkd_ctx_mem_peak(const vkd_ctx *ctx);
+// Compute pipelines created so far and the wall-clock seconds spent creating them
+// (the driver's compiler; a graph's pipelines are created together, one thread a core,
+// VKD_COMPILE_THREADS to set the count).
+void vkd_ctx_pipeline_stats(const vkd_ctx *ctx, int *created, double *seconds);
 
 // ---------------------------------------------------------------- tensors
 enum {

@@ -181,6 +181,9 @@ int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv) {
     if (!ctx) return 1;
     step_result r = {0};
     int rc = measure(ctx, &c, (int)warmup, (int)iters, 0, &r, err, sizeof err);
+    int npipe;
+    double pipe_s;
+    vkd_ctx_pipeline_stats(ctx, &npipe, &pipe_s);  // before the profiled graphs, which reuse them
     int ranks = vkd_comm_size();
     if (!rc && profile && ranks == 1) {
         setenv("VKD_PROFILE", "1", 1);  // read when a graph is compiled
@@ -204,11 +207,12 @@ int vkd_cli_bench_step(vkd_cli *cli, int argc, char **argv) {
     }
     printf("{\"bench\":\"step\",\"config\":\"%s\",\"kind\":\"%s\",\"method\":\"%s\",\"device\":\"%s\",\"batch\":%d,"
            "\"fake_steps\":%d,\"iters\":%lld,\"ms_per_iter\":%.3f,\"img_per_s\":%.2f,\"ms_fake_phase\":%.3f,"
-           "\"ms_generator_phase\":%.3f,\"dispatches_per_iter\":%d,\"barriers_per_iter\":%d,\"peak_mib\":%.1f%s,\"top_ops\":[",
+           "\"ms_generator_phase\":%.3f,\"dispatches_per_iter\":%d,\"barriers_per_iter\":%d,\"peak_mib\":%.1f,"
+           "\"pipelines\":%d,\"s_pipeline_create\":%.3f%s,\"top_ops\":[",
            config, c.distill ? "distill" : "teacher", c.distill ? vkd_method_name(c.dc.m.method) : "edm",
            vkd_ctx_device_name(ctx), batch, c.distill ? c.dc.fake_steps : 0, iters, r.ms_iter, batch / r.ms_iter * 1e3,
            c.distill ? r.ms_phase[0] / c.dc.fake_steps : 0.0, c.distill ? r.ms_phase[1] : r.ms_phase[0], r.dispatches,
-           r.barriers, r.peak_mib, c.random_teacher ? ",\"teacher_weights\":\"random\"" : "");
+           r.barriers, r.peak_mib, npipe, pipe_s, c.random_teacher ? ",\"teacher_weights\":\"random\"" : "");
     for (int i = 0; i < r.ntop; i++)
         printf("%s{\"op\":\"%s\",\"ms\":%.3f,\"calls\":%d,\"pct\":%.1f}", i ? "," : "", r.top[i].name, r.top[i].ms,
                r.top[i].calls, 100 * r.top[i].ms / (r.prof_ms > 0 ? r.prof_ms : 1));

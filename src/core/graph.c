@@ -366,6 +366,10 @@ int vkd_graph_compile(vkd_graph *g) {
     if (g->compiled) return 0;
     if (vkd_graph_failed(g)) return -1;
     vkd_ctx *ctx = g->ctx;
+    if (vkd_pipelines_create(ctx)) {
+        vkd_graph_fail(g, "%s", vkd_ctx_error(ctx));
+        return -1;
+    }
     uint64_t limit = g->arena_limit ? g->arena_limit : ctx->f.max_alloc;
     const char *env = getenv("VKD_ARENA_LIMIT");
     if (!g->arena_limit && env && strtoull(env, NULL, 10) > 0) limit = strtoull(env, NULL, 10);

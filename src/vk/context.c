@@ -35,7 +35,7 @@ void vkd_set_error(vkd_ctx *ctx, const char *fmt, ...) {
 }
 
 const char *vkd_ctx_error(const vkd_ctx *ctx) { return ctx->err; }
-int vkd_ctx_validation_messages(const vkd_ctx *ctx) { return ctx->validation_messages; }
+int vkd_ctx_validation_messages(const vkd_ctx *ctx) { return atomic_load(&ctx->validation_messages); }
 const char *vkd_ctx_device_name(const vkd_ctx *ctx) { return ctx->f.name; }
 uint64_t vkd_ctx_mem_current(const vkd_ctx *ctx) { return ctx->mem_current; }
 uint64_t vkd_ctx_mem_peak(const vkd_ctx *ctx) { return ctx->mem_peak; }
@@ -64,7 +64,7 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_cb(VkDebugUtilsMessageSeverityFlagBi
     // The loader itself reports through the same channel (e.g. about ICDs of
     // other vendors it cannot load); only the validation layer's messages count.
     if (data->pMessageIdName && strncmp(data->pMessageIdName, "Loader", 6) == 0) return VK_FALSE;
-    ctx->validation_messages++;
+    atomic_fetch_add(&ctx->validation_messages, 1);
     fprintf(stderr, "vkdistill: validation %s: %s\n",
             (sev & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning",
             data->pMessage ? data->pMessage : "(no message)");
@@ -497,7 +497,7 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
         return NULL;
     }
     vkd_pipeline_cache_open(ctx);
-    if (vkd_texel_init(ctx)) {
+    if (vkd_compile_threads_init(ctx) || vkd_texel_init(ctx)) {
         snprintf(err, errlen, "%s", ctx->err);
         vkd_ctx_destroy(ctx);
         return NULL;

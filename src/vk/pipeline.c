@@ -1,11 +1,15 @@
-// Compute pipelines, created on first use from the embedded SPIR-V and a set of
-// specialization constants (constant_id i = spec[i]); a VkPipelineCache is kept
-// on disk so that later runs skip the driver's compiler.
+// Compute pipelines, recorded on first use from the embedded SPIR-V and a set of
+// specialization constants (constant_id i = spec[i]) and created together, on
+// several threads, when a graph is compiled; a VkPipelineCache is kept on disk so
+// that later runs skip the driver's compiler where the driver keeps one.
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vk/shader_registry.h"
@@ -32,42 +36,120 @@ vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t 
                       VKD_MAX_SPEC);
         return NULL;
     }
-    VkShaderModuleCreateInfo smci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                     .codeSize = blob->size,
-                                     .pCode = blob->code};
-    VkShaderModule mod;
-    VkResult r = vkCreateShaderModule(ctx->device, &smci, NULL, &mod);
-    if (r != VK_SUCCESS) {
-        vkd_set_error(ctx, "creating shader module '%s' failed: %s", shader, vkd_result_str(r));
-        return NULL;
-    }
-    VkSpecializationMapEntry map[VKD_MAX_SPEC];
-    for (int i = 0; i < nspec; i++) map[i] = (VkSpecializationMapEntry){(uint32_t)i, (uint32_t)(i * 4), 4};
-    VkSpecializationInfo si = {.mapEntryCount = (uint32_t)nspec,
-                               .pMapEntries = map,
-                               .dataSize = nspec * sizeof(uint32_t),
-                               .pData = spec};
-    VkComputePipelineCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-                                      .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
-                                                .stage = VK_SHADER_STAGE_COMPUTE_BIT,
-                                                .module = mod,
-                                                .pName = "main",
-                                                .pSpecializationInfo = nspec ? &si : NULL},
-                                      .layout = ctx->layout};
     vkd_pipeline *p = calloc(1, sizeof *p);
-    r = vkCreateComputePipelines(ctx->device, ctx->cache, 1, &ci, NULL, &p->pipe);
-    vkDestroyShaderModule(ctx->device, mod, NULL);
-    if (r != VK_SUCCESS) {
-        vkd_set_error(ctx, "creating pipeline '%s' failed: %s", shader, vkd_result_str(r));
-        free(p);
+    if (!p) {
+        vkd_set_error(ctx, "out of host memory recording pipeline '%s'", shader);
         return NULL;
     }
     snprintf(p->shader, sizeof p->shader, "%s", shader);
+    p->blob = blob;
     p->nspec = nspec;
     if (nspec) memcpy(p->spec, spec, nspec * sizeof *spec);
     p->next = ctx->pipelines;
     ctx->pipelines = p;
     return p;
+}
+
+// One pipeline; called from several threads at once (vkCreateComputePipelines and
+// the pipeline cache are thread-safe; each call has its own shader module).
+static VkResult create_one(vkd_ctx *ctx, vkd_pipeline *p) {
+    VkShaderModuleCreateInfo smci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
+                                     .codeSize = p->blob->size,
+                                     .pCode = p->blob->code};
+    VkShaderModule mod;
+    VkResult r = vkCreateShaderModule(ctx->device, &smci, NULL, &mod);
+    if (r != VK_SUCCESS) return r;
+    VkSpecializationMapEntry map[VKD_MAX_SPEC];
+    for (int i = 0; i < p->nspec; i++) map[i] = (VkSpecializationMapEntry){(uint32_t)i, (uint32_t)(i * 4), 4};
+    VkSpecializationInfo si = {.mapEntryCount = (uint32_t)p->nspec,
+                               .pMapEntries = map,
+                               .dataSize = p->nspec * sizeof(uint32_t),
+                               .pData = p->spec};
+    VkComputePipelineCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+                                      .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
+                                                .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                                                .module = mod,
+                                                .pName = "main",
+                                                .pSpecializationInfo = p->nspec ? &si : NULL},
+                                      .layout = ctx->layout};
+    r = vkCreateComputePipelines(ctx->device, ctx->cache, 1, &ci, NULL, &p->pipe);
+    vkDestroyShaderModule(ctx->device, mod, NULL);
+    return r;
+}
+
+typedef struct {
+    vkd_ctx *ctx;
+    vkd_pipeline **todo;
+    int n;
+    atomic_int next;
+} create_work;
+
+static void *create_worker(void *arg) {
+    create_work *w = arg;
+    for (int i; (i = atomic_fetch_add(&w->next, 1)) < w->n;) w->todo[i]->result = create_one(w->ctx, w->todo[i]);
+    return NULL;
+}
+
+int vkd_compile_threads_init(vkd_ctx *ctx) {
+    const char *env = getenv("VKD_COMPILE_THREADS");
+    long n;
+    if (env && *env) {
+        char *end;
+        n = strtol(env, &end, 10);
+        if (*end || n < 1) {
+            vkd_set_error(ctx, "VKD_COMPILE_THREADS='%s': expects a positive integer (threads creating pipelines)",
+                          env);
+            return -1;
+        }
+    } else {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    }
+    ctx->compile_threads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
+    return 0;
+}
+
+int vkd_pipelines_create(vkd_ctx *ctx) {
+    int n = 0;
+    for (vkd_pipeline *p = ctx->pipelines; p; p = p->next) n += !p->pipe;
+    if (!n) return 0;
+    int nt = ctx->compile_threads > 0 ? ctx->compile_threads : 1;
+    create_work w = {ctx, malloc(n * sizeof *w.todo), 0, 0};
+    if (!w.todo) {
+        vkd_set_error(ctx, "out of host memory creating %d pipelines", n);
+        return -1;
+    }
+    // In the order they were asked for (the list is newest first).
+    for (vkd_pipeline *p = ctx->pipelines; p; p = p->next)
+        if (!p->pipe) w.todo[n - 1 - w.n++] = p;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (nt > n) nt = n;
+    pthread_t th[16];
+    int started = 0;
+    for (; started < nt - 1; started++)
+        if (pthread_create(&th[started], NULL, create_worker, &w)) break;
+    create_worker(&w);  // this thread works too; fewer threads if some could not start
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ctx->pipeline_seconds += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    int rc = 0;
+    for (int i = 0; i < w.n; i++) {
+        vkd_pipeline *p = w.todo[i];
+        if (p->result == VK_SUCCESS) {
+            ctx->pipelines_created++;
+        } else if (!rc) {
+            vkd_set_error(ctx, "creating pipeline '%s' failed: %s", p->shader, vkd_result_str(p->result));
+            rc = -1;
+        }
+        if (p->result != VK_SUCCESS) p->pipe = VK_NULL_HANDLE;
+    }
+    free(w.todo);
+    return rc;
+}
+
+void vkd_ctx_pipeline_stats(const vkd_ctx *ctx, int *created, double *seconds) {
+    if (created) *created = ctx->pipelines_created;
+    if (seconds) *seconds = ctx->pipeline_seconds;
 }
 
 void vkd_pipelines_destroy(vkd_ctx *ctx) {

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
+typedef struct vkd_shader_blob {
     const char *name;
     const uint32_t *code;
     size_t size;  // bytes

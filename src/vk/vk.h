@@ -2,6 +2,7 @@
 #define VKD_VK_H
 // The Vulkan layer: device choice, features, memory blocks, pipelines,
 // one-shot command submission. Nothing above src/core calls Vulkan directly.
+#include <stdatomic.h>
 #include <vulkan/vulkan.h>
 
 #include "vkdistill/vkdistill.h"
@@ -54,11 +55,16 @@ typedef struct {
 
 // ---------------------------------------------------------------- pipelines
 #define VKD_MAX_SPEC 12
+// A pipeline is recorded when a graph first asks for it and created with the
+// others of its graph at compile (vkd_pipelines_create): pipe is VK_NULL_HANDLE
+// until then.
 typedef struct vkd_pipeline {
     char shader[32];
     int nspec;
     uint32_t spec[VKD_MAX_SPEC];
+    const struct vkd_shader_blob *blob;
     VkPipeline pipe;
+    VkResult result;  // of its creation
     struct vkd_pipeline *next;
 } vkd_pipeline;
 
@@ -83,9 +89,12 @@ struct vkd_ctx {
     VkPipelineCache cache;
     char cache_path[1024];
     vkd_pipeline *pipelines;
+    int compile_threads;       // vkd_compile_threads_init
+    int pipelines_created;     // vkd_ctx_pipeline_stats
+    double pipeline_seconds;
     vkd_features f;
     int validation;
-    int validation_messages;
+    atomic_int validation_messages;  // counted by the messenger, on any thread creating pipelines
     char err[512];
 
     vkd_block *dev_blocks, *host_blocks;
@@ -121,7 +130,17 @@ VkBufferView vkd_texel_view(vkd_ctx *ctx, struct vkd_block *b, uint64_t off, uin
                             uint32_t *first);
 
 // pipeline.c
+// The pipeline of a shader and its specialization constants, recorded but not yet
+// created when new; NULL (and the context's error) for an unknown shader.
 vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t *spec, int nspec);
+// Creates every recorded pipeline not yet created, on several threads: drivers
+// compile at creation (lavapipe runs NIR over the unrolled tiles, ~0.1 s a
+// convolution), so one thread per core cuts a run's start. 0, or -1 and the
+// context's error naming the first pipeline that failed.
+int vkd_pipelines_create(vkd_ctx *ctx);
+// How many threads create pipelines: VKD_COMPILE_THREADS, else one per online core
+// (at most 16). -1 and the context's error when the variable is not a positive integer.
+int vkd_compile_threads_init(vkd_ctx *ctx);
 int vkd_pipeline_cache_open(vkd_ctx *ctx);
 void vkd_pipeline_cache_save(vkd_ctx *ctx);
 void vkd_pipelines_destroy(vkd_ctx *ctx);
