@@ -50,10 +50,16 @@ typedef struct {
 // (llvmpipe emits mul + add, and accumulators beyond the registers spill),
 // times the lane groups the padded M x N needs. Measured at 16x64x16x16 3x3
 // (fwd, CPU time): 16x4 97 ms, 32x8 55, 64x8 49, 32x16 46, 64x16 38; the
-// model predicts the same order and ratios within 5%. TM*TN is capped at 1024
-// and TN at 16: 32x32 measured slower than 32x16 and 64x32 took minutes for
-// LLVM to compile. On GPUs 16 lane groups per workgroup and TM = 8 keep
-// occupancy up; small M (grouped and depthwise convolutions) shrink TM.
+// model predicts the same order and ratios within 5%. TM*TN is capped at 256
+// and TN at 16. The tile is unrolled, and every process compiles it again
+// (lavapipe keeps no pipeline cache; Mesa's disk cache skips only LLVM): NIR
+// costs ~0.6 ms an accumulator, a 48x16 tile 0.5 s, and LLVM, the first time,
+// seconds. With 256 instead of 1024, whole training iterations (32x32 SiD and
+// the teacher's) measured the same within the noise, pipeline creation 35-40%
+// and a cold first run 30-55% shorter; only the forward at 64 channels and
+// 16x16 or 8x8 lost 5-20% in tests/bench_conv. 64x32 took LLVM minutes.
+// On GPUs 16 lane groups per workgroup and TM = 8 keep occupancy up; small M
+// (grouped and depthwise convolutions) shrink TM.
 static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
     int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     conv_tile t;
@@ -73,7 +79,7 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
         for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
             for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
                 uint32_t tm = tms[i], tn = tns[j];
-                if (tm * tn > 1024 || (tm > 8 && tm % t.l)) continue;
+                if (tm * tn > 256 || (tm > 8 && tm % t.l)) continue;
                 double groups = (double)vkd_ceil_div((uint64_t)M, tm) * vkd_ceil_div((uint64_t)N, (uint64_t)t.l * tn);
                 double cost = groups * (load * (tn + tm / 8.0) + 2.5 * tm * tn);
                 if (best < 0 || cost < best) best = cost, t.tm = tm, t.tn = tn;
