@@ -91,6 +91,10 @@ layout(constant_id = 7) const uint SG = 1;
 // bindings 0 and 1 (on llvmpipe a gather instead of a scalar loop over lanes;
 // see src/vk/texel.c).
 layout(constant_id = 8) const uint TEXEL = 0;
+// constant_id 9 RM, 10 RN: the register block of the multiply-add phase (RM divides TM, RN
+// divides TN).
+layout(constant_id = 9) const uint RM = 4;
+layout(constant_id = 10) const uint RN = 2;
 layout(set = 0, binding = 0) uniform samplerBuffer texA;
 layout(set = 0, binding = 1) uniform samplerBuffer texB;
 float ldA(uint i) { return TEXEL != 0u ? texelFetch(texA, int(i) + pc.a_first).r : pc.A.v[i]; }
@@ -160,18 +164,27 @@ void main() {
                     }
                 }
             }
+            // Two phases, as in conv2d.comp: first every operand of the chunk (the texel
+            // gathers are calls on llvmpipe, which clobber the vector registers), then the
+            // multiply-adds in RM x RN register blocks, each walking the chunk's k's. Each
+            // accumulator still sums k in order: the same bits as one k at a time.
+            float ak[L][TM], bk[L][TN];
             [[unroll]] for (uint kk = 0; kk < L; kk++) {
                 const uint k = min(k0 + kk, K - 1u);   // A is zero for k >= K
-                float bv[TN];
                 [[unroll]] for (uint j = 0; j < TN; j++)
-                    bv[j] = (TB == 0) ? ldB(boff + k * ldb + ncol[j])
-                                      : ldB(boff + ncol[j] * ldb + k);
-                [[unroll]] for (uint i = 0; i < TM; i++) {
-                    const float a = (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
-                                              : subgroupShuffle(avT[kk][i / L], gbase + (i % L));
-                    [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = fma(a, bv[j], acc[i][j]);
-                }
+                    bk[kk][j] = (TB == 0) ? ldB(boff + k * ldb + ncol[j])
+                                          : ldB(boff + ncol[j] * ldb + k);
+                [[unroll]] for (uint i = 0; i < TM; i++)
+                    ak[kk][i] = (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
+                                          : subgroupShuffle(avT[kk][i / L], gbase + (i % L));
             }
+            [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)
+                [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)
+                    [[unroll]] for (uint kk = 0; kk < L; kk++)
+                        [[unroll]] for (uint i = 0; i < RM; i++)
+                            [[unroll]] for (uint j = 0; j < RN; j++)
+                                acc[ib * RM + i][jb * RN + j] =
+                                    fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j]);
         }
     } else {
         // Portable fallback (subgroup size not a multiple of 8): load A directly.
