@@ -234,27 +234,39 @@ void main() {
                                 fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j]);
     }
 
+    // The epilogue tests the bounds once per column, not per element: rows past M read and
+    // write row M - 1 instead, whose values they equal (their A rows, bias and added values
+    // were clamped to it too), so the invocation only writes row M - 1's own result there
+    // again. Why: a test per element put hundreds of branches into the unrolled tile, and
+    // NIR's optimizer (run by lavapipe for every pipeline created) spent ~15-25% of the
+    // shader's creation time on them. A lane group wholly past M has nothing of its own.
+    if (m0 >= M) return;
     const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
     const bool chan_add = ADD == 1u && MODE == 0u, res_add = ADD == 2u && MODE == 0u;
     const bool accum = ADD == 3u && MODE == 2u;
-    [[unroll]] for (uint i = 0; i < TM; i++) {
-        const int m = m0 + int(i);
-        if (m < M) {
-            const float bm = has_bias ? pc.bias.v[g * M + m] : 0.0;
-            [[unroll]] for (uint j = 0; j < TN; j++) {
-                if (n0 + int(j * L + lane) < N) {
-                    // (conv + bias) + add [then * scale]: the roundings of a conv followed by an
-                    // add (and vkd_add_scaled's scale). Not `precise`: glslang would mark the whole
-                    // fma chain behind v, and llvmpipe ran every mode of this shader ~1.8x slower
-                    // (a sum followed by a product is never contracted).
-                    const int ci = cofs[j] + m * SCM;
-                    float v = acc[i][j] + bm;
-                    if (chan_add) v = v + loadAdd(ncol[j] + m);
-                    if (res_add) v = (v + loadAdd(ci)) * pc.scale;
-                    if (accum) v = pc.C.v[ci] + v;
-                    pc.C.v[ci] = v;
-                }
+    int mrow[TM];
+    float bm[TM];
+    [[unroll]] for (uint i = 0; i < TM; i++) mrow[i] = min(m0 + int(i), M - 1), bm[i] = 0.0;
+    if (has_bias) {
+        [[unroll]] for (uint i = 0; i < TM; i++) bm[i] = pc.bias.v[g * M + mrow[i]];
+    }
+    [[unroll]] for (uint j = 0; j < TN; j++) {
+        if (n0 + int(j * L + lane) < N) {
+            // The column's values first, then its stores: a clamped row must read C (accum)
+            // before row M - 1's store changes it.
+            float v[TM];
+            [[unroll]] for (uint i = 0; i < TM; i++) {
+                // (conv + bias) + add [then * scale]: the roundings of a conv followed by an
+                // add (and vkd_add_scaled's scale). Not `precise`: glslang would mark the whole
+                // fma chain behind v, and llvmpipe ran every mode of this shader ~1.8x slower
+                // (a sum followed by a product is never contracted).
+                const int ci = cofs[j] + mrow[i] * SCM;
+                v[i] = acc[i][j] + bm[i];
+                if (chan_add) v[i] = v[i] + loadAdd(ncol[j] + mrow[i]);
+                if (res_add) v[i] = (v[i] + loadAdd(ci)) * pc.scale;
+                if (accum) v[i] = pc.C.v[ci] + v[i];
             }
+            [[unroll]] for (uint i = 0; i < TM; i++) pc.C.v[cofs[j] + mrow[i] * SCM] = v[i];
         }
     }
 }
