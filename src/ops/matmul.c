@@ -24,20 +24,25 @@ enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8 };
 // k step, (TN + TM/8) loads of 8 lanes at ~16 cycles each plus TM*TN FMAs at
 // ~2.5, times the lane groups the padded M x N needs; two lane groups per
 // workgroup. TM*TN stays <= 256: larger tiles of this shader took LLVM many
-// seconds to compile.
+// seconds to compile. And <= 128 for GEMMs of fewer than 2^18 outputs (all
+// batches): there a tile of 256 bought no measured speed (the GMM's MLP
+// iteration 36-39 ms either way) while lavapipe's NIR spends about twice as
+// long creating its pipeline (~0.15 s of CPU each, in every process: the GMM
+// run's GEMM variants took 1.2-2.1 s to create instead of 0.76 s).
 typedef struct {
     uint32_t bm, bn, wg, tm, tn, rm, rn;
 } mm_tile;
 
-static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N) {
+static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t batch) {
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){64, 64, 128, 8, 4, 4, 2};
     static const uint32_t tms[] = {8, 16, 24, 32, 48, 64}, tns[] = {1, 2, 4, 8, 16};
     uint32_t tm = 24, tn = 4;
     double load = ctx->texel ? 8 * 6.4 : 8 * 16.0;  // one load of 8 lanes, as in conv2d.c
     double best = -1;
+    uint32_t cap = (uint64_t)M * N * batch >= (1u << 18) ? 256 : 128;
     for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
         for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
-            if (tms[i] * tns[j] > 256) continue;
+            if (tms[i] * tns[j] > cap) continue;
             double groups = (double)vkd_ceil_div(M, tms[i]) * vkd_ceil_div(N, 8u * tns[j]);
             double cost = groups * (load * (tns[j] + tms[i] / 8.0) + 2.5 * tms[i] * tns[j]);
             if (best < 0 || cost < best) best = cost, tm = tms[i], tn = tns[j];
@@ -78,7 +83,7 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
     if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
-    mm_tile t = pick_tile(g->ctx, M, N);
+    mm_tile t = pick_tile(g->ctx, M, N, batch);
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
     vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), 0}, {2, 1, offsetof(matmul_push, b_first), 0}};
