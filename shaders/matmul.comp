@@ -209,8 +209,8 @@ void main() {
     // the invocation only writes row M - 1's own result there again (all loads come
     // before the first store, so an accumulate reads the old C). Why: a test per element
     // put hundreds of branches into the unrolled tile; without them lavapipe creates the
-    // pipeline ~10-20% faster (NIR's optimizer, run for every pipeline) and runs the
-    // GMM's small GEMMs ~10% faster (fewer execution-mask updates).
+    // pipeline ~10% faster (NIR's optimizer, run for every pipeline) and runs the GMM's
+    // small GEMMs ~10% faster (fewer execution-mask updates).
     if (m0 >= M) return;  // a lane group wholly below C: nothing of its own to write
     const uint coff = b * pc.sC;
     const uint ldc = pc.ldc, flags = pc.flags;

@@ -90,7 +90,7 @@ fi
 # From here on the validation layer runs without its synchronization checks (as the parity
 # tests do): the hazards of the rank exchange (gradients read back, reduced, written before
 # the optimizer) were checked by (1), (2) and bench step above under ctest's VKD_VALIDATION=1,
-# and the UNet graphs by their own tests; the checks took a third of this test's time.
+# and the UNet graphs by their own tests; the checks took over a quarter of this test's CPU time.
 [ "${VKD_VALIDATION:-0}" = 1 ] && export VKD_VALIDATION=core
 expect() {  # expect NAME PATTERN -- CMD...: a non-zero exit and PATTERN on stderr
     name=$1 pat=$2
