@@ -95,14 +95,16 @@ static int has_device_ext(VkPhysicalDevice pd, const char *name) {
 }
 
 // lavapipe compiles every shader for 8 lanes (256 bits) unless LP_NATIVE_VECTOR_WIDTH says
-// otherwise, also on CPUs with AVX-512. There, 16 lanes made convolutions 15-20% and the GEMM
-// shader ~2x cheaper (measured on AMD EPYC Zen 4, README "Performance"), so on such CPUs ask for
-// 512 bits unless the user chose a width. gallivm reads the variable once per process, when
-// the first Vulkan instance loads lavapipe, so this runs before every vkCreateInstance; other
-// drivers ignore it.
+// otherwise, also on CPUs with AVX-512. On AMD's (Zen 4), 16 lanes made convolutions 15-20% and
+// the GEMM shader ~2x cheaper; on an Intel Xeon with AVX-512 and AMX they made whole training
+// iterations 20-27% slower (README "Performance"). So ask for 512 bits on AMD CPUs with
+// AVX-512 only, unless the user chose a width. gallivm reads the variable once per process,
+// when the first Vulkan instance loads lavapipe, so this runs before every vkCreateInstance;
+// other drivers ignore it.
 void vkd_cpu_driver_env(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_supports("avx512f"))
+    __builtin_cpu_init();
+    if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f"))
         setenv("LP_NATIVE_VECTOR_WIDTH", "512", 0);
 #endif
 }
