@@ -16,13 +16,15 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint TEXEL = 0;  // p, g, m, v read through texel bindings 0..3
 layout(constant_id = 2) const uint PER = 1;    // elements per invocation
-// VEC4 = 1 (with TEXEL; n a multiple of 4): the element index counts vec4s and
-// p, g, m, v are fetched 4 at a time through R32G32B32A32 views (one gather on
-// llvmpipe instead of four); the same arithmetic per component.
+// VEC4 = 1 (with TEXEL): the element index counts vec4s and p, g, m, v are
+// fetched 4 at a time through R32G32B32A32 views (one gather on llvmpipe
+// instead of four); the same arithmetic per component. One tensor: n is a
+// multiple of 4. MULTI: the offsets are, and a chunk's last n % 4 elements are
+// updated one by one through the buffers.
 layout(constant_id = 3) const uint VEC4 = 0;
-// MULTI = 1 (VEC4 = 0): p, g, m, v span whole memory blocks and the workgroup
-// updates one chunk of one tensor (src/ops/multi.c): table[8 * workgroup] holds
-// the chunk's length, then (after the tuple index) the offsets of p, g, m, v.
+// MULTI = 1: p, g, m, v span whole memory blocks and the workgroup updates one
+// chunk of one tensor (src/ops/multi.c): table[8 * workgroup] holds the
+// chunk's length, then (after the tuple index) the offsets of p, g, m, v.
 layout(constant_id = 4) const uint MULTI = 0;
 
 layout(push_constant) uniform PC {
@@ -39,10 +41,13 @@ uint op = 0u, og = 0u, om = 0u, ov = 0u;  // MULTI: the chunk's offsets into the
 
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
-VKD_LOADER(ld_p, vkd_tex0, pc.p, pc.p_first)
-VKD_LOADER(ld_g, vkd_tex1, pc.g, pc.g_first)
-VKD_LOADER(ld_m, vkd_tex2, pc.m, pc.m_first)
-VKD_LOADER(ld_v, vkd_tex3, pc.v, pc.v_first)
+// Scalar loads: through the texel views unless those are vec4 views (then the
+// one-by-one tail of a chunk reads the buffers).
+const bool TEX1 = TEXEL != 0u && VEC4 == 0u;
+float ld_p(uint i) { return TEX1 ? texelFetch(vkd_tex0, int(i) + pc.p_first).r : pc.p.v[i]; }
+float ld_g(uint i) { return TEX1 ? texelFetch(vkd_tex1, int(i) + pc.g_first).r : pc.g.v[i]; }
+float ld_m(uint i) { return TEX1 ? texelFetch(vkd_tex2, int(i) + pc.m_first).r : pc.m.v[i]; }
+float ld_v(uint i) { return TEX1 ? texelFetch(vkd_tex3, int(i) + pc.v_first).r : pc.v.v[i]; }
 
 // One invocation updates PER elements, WG apart (coalesced on a GPU): the
 // step's scalars (lr, t, the norm, the bias corrections) are loaded and
@@ -61,41 +66,46 @@ void adam_one(uint i, float lr, float gscale, float bc1, float bc2) {
     if ((pc.flags & 2u) != 0u) pc.g.v[og + i] = 0.0;
 }
 
-// adam_one on the 4 elements of vec4 q.
+// adam_one on the 4 elements of vec4 q (of the chunk, MULTI).
 void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
-    vec4 p = texelFetch(vkd_tex0, int(q) + pc.p_first), g = texelFetch(vkd_tex1, int(q) + pc.g_first) * gscale;
+    vec4 p = texelFetch(vkd_tex0, int(op / 4u + q) + pc.p_first);
+    vec4 g = texelFetch(vkd_tex1, int(og / 4u + q) + pc.g_first) * gscale;
     if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
-    vec4 m = pc.b1 * texelFetch(vkd_tex2, int(q) + pc.m_first) + (1.0 - pc.b1) * g;
-    vec4 v = pc.b2 * texelFetch(vkd_tex3, int(q) + pc.v_first) + (1.0 - pc.b2) * g * g;
+    vec4 m = pc.b1 * texelFetch(vkd_tex2, int(om / 4u + q) + pc.m_first) + (1.0 - pc.b1) * g;
+    vec4 v = pc.b2 * texelFetch(vkd_tex3, int(ov / 4u + q) + pc.v_first) + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
-    vkd_store4(pc.m, 4u * q, m);
-    vkd_store4(pc.v, 4u * q, v);
-    vkd_store4(pc.p, 4u * q, p);
-    if ((pc.flags & 2u) != 0u) vkd_store4(pc.g, 4u * q, vec4(0.0));
+    vkd_store4(pc.m, om + 4u * q, m);
+    vkd_store4(pc.v, ov + 4u * q, v);
+    vkd_store4(pc.p, op + 4u * q, p);
+    if ((pc.flags & 2u) != 0u) vkd_store4(pc.g, og + 4u * q, vec4(0.0));
 }
 
 void main() {
-    uint N = VEC4 != 0u ? pc.n / 4u : pc.n;  // in vec4s or in floats
+    uint n = pc.n;  // elements
     uint i0 = flat_group() * gl_WorkGroupSize.x * PER + gl_LocalInvocationID.x;
-    if (MULTI != 0u) {  // the chunk is this workgroup's PER * WG elements at most
+    if (MULTI != 0u) {  // the chunk is this workgroup's PER * WG units at most
         const uint c = flat_group() * 8u;
-        N = pc.table.v[c], op = pc.table.v[c + 2u], og = pc.table.v[c + 3u];
+        n = pc.table.v[c], op = pc.table.v[c + 2u], og = pc.table.v[c + 3u];
         om = pc.table.v[c + 4u], ov = pc.table.v[c + 5u];
         i0 = gl_LocalInvocationID.x;
     }
-    if (i0 >= N) return;
+    const uint N = VEC4 != 0u ? n / 4u : n;           // units: vec4s or floats
+    const uint tail = VEC4 != 0u ? n - 4u * N : 0u;   // MULTI, VEC4: the last n % 4 floats
+    if (i0 >= N && i0 >= tail) return;
     float lr = pc.hyper.v[0], t = pc.hyper.v[1], gscale = 1.0;
     if ((pc.flags & 4u) != 0u) {
         float n2 = pc.gnorm2.v[0];
         if (isnan(n2) || isinf(n2)) {  // a non-finite gradient anywhere: skip the step everywhere
+            if ((pc.flags & 2u) == 0u) return;
             [[unroll]] for (uint j = 0; j < PER; j++) {
                 uint i = i0 + j * gl_WorkGroupSize.x;
-                if (i < N && (pc.flags & 2u) != 0u) {
-                    if (VEC4 != 0u) vkd_store4(pc.g, 4u * i, vec4(0.0));
+                if (i < N) {
+                    if (VEC4 != 0u) vkd_store4(pc.g, og + 4u * i, vec4(0.0));
                     else pc.g.v[og + i] = 0.0;
                 }
             }
+            if (i0 < tail) pc.g.v[og + 4u * N + i0] = 0.0;
             return;
         }
         if (pc.clip > 0.0) gscale = min(1.0, pc.clip / (sqrt(n2) + 1e-6));
@@ -108,4 +118,5 @@ void main() {
             else adam_one(i, lr, gscale, bc1, bc2);
         }
     }
+    if (i0 < tail) adam_one(4u * N + i0, lr, gscale, bc1, bc2);
 }

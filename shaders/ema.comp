@@ -9,6 +9,10 @@ layout(constant_id = 2) const uint PER = 1;    // elements per invocation, WG ap
 // MULTI = 1: e and p span whole memory blocks, the workgroup updates one chunk (as adam.comp):
 // table[8 * workgroup] holds its length, then (after the tuple index) the offsets of e and p.
 layout(constant_id = 3) const uint MULTI = 0;
+// VEC4 = 1 (with TEXEL): 4 elements at a time through R32G32B32A32 views, as adam.comp's
+// VEC4 (one tensor: n a multiple of 4; MULTI: 4-aligned offsets, a chunk's last n % 4
+// elements one by one through the buffers); the same arithmetic per component.
+layout(constant_id = 4) const uint VEC4 = 0;
 
 // beta is the push constant, or beta_t[0] when flags bit0 is set (a schedule
 // written by the host between replays, e.g. EDM's EMA ramp-up).
@@ -21,8 +25,9 @@ layout(push_constant) uniform PC {
     UBuf table;  // MULTI
 } pc;
 
-VKD_LOADER(ld_e, vkd_tex0, pc.e, pc.e_first)
-VKD_LOADER(ld_p, vkd_tex1, pc.p, pc.p_first)
+const bool TEX1 = TEXEL != 0u && VEC4 == 0u;  // scalar loads through the texel views
+float ld_e(uint i) { return TEX1 ? texelFetch(vkd_tex0, int(i) + pc.e_first).r : pc.e.v[i]; }
+float ld_p(uint i) { return TEX1 ? texelFetch(vkd_tex1, int(i) + pc.p_first).r : pc.p.v[i]; }
 
 void main() {
     uint n = pc.n, oe = 0u, op = 0u;
@@ -32,10 +37,24 @@ void main() {
         n = pc.table.v[c], oe = pc.table.v[c + 2u], op = pc.table.v[c + 3u];
         i0 = gl_LocalInvocationID.x;
     }
-    if (i0 >= n) return;
+    const uint N = VEC4 != 0u ? n / 4u : n;          // units: vec4s or floats
+    const uint tail = VEC4 != 0u ? n - 4u * N : 0u;  // MULTI, VEC4: the last n % 4 floats
+    if (i0 >= N && i0 >= tail) return;
     float b = (pc.flags & 1u) != 0u ? pc.beta_t.v[0] : pc.beta;
     [[unroll]] for (uint j = 0; j < PER; j++) {
         uint i = i0 + j * gl_WorkGroupSize.x;
-        if (i < n) pc.e.v[oe + i] = b * ld_e(oe + i) + (1.0 - b) * ld_p(op + i);
+        if (i < N) {
+            if (VEC4 != 0u) {
+                vec4 e = texelFetch(vkd_tex0, int(oe / 4u + i) + pc.e_first);
+                vec4 p = texelFetch(vkd_tex1, int(op / 4u + i) + pc.p_first);
+                vkd_store4(pc.e, oe + 4u * i, b * e + (1.0 - b) * p);
+            } else {
+                pc.e.v[oe + i] = b * ld_e(oe + i) + (1.0 - b) * ld_p(op + i);
+            }
+        }
+    }
+    if (i0 < tail) {
+        uint i = 4u * N + i0;
+        pc.e.v[oe + i] = b * ld_e(oe + i) + (1.0 - b) * ld_p(op + i);
     }
 }

@@ -147,8 +147,9 @@ static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
                              n2 ? 6 : 5, tx, texel ? 4 : 0);
 }
 
-// One dispatch for the tensors of a multi-tensor group, a workgroup per chunk.
-static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tensor *n2) {
+// One dispatch for the tensors of a multi-tensor group, a workgroup per chunk;
+// vec4: 4 elements at a time (vkd_multi_vec4).
+static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tensor *n2, int vec4) {
     adam_push pc = adam_push_of(o, 0, n2 != NULL);
     vkd_arg args[7] = {{offsetof(adam_push, p), VKD_RW, mg->span[0]},
                        {offsetof(adam_push, g), VKD_RW, mg->span[1]},
@@ -158,11 +159,12 @@ static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tenso
                        {offsetof(adam_push, table), VKD_R, mg->table},
                        {offsetof(adam_push, gnorm2), VKD_R, n2}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, mg->span[0], mg->span[1], mg->span[2], mg->span[3]);
-    vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), 0},
-                       {1, 1, offsetof(adam_push, g_first), 0},
-                       {2, 2, offsetof(adam_push, m_first), 0},
-                       {3, 3, offsetof(adam_push, v_first), 0}};
-    uint32_t spec[5] = {VKD_WG, texel, vkd_elems_per_invocation(g), 0, 1}, gx, gy;
+    if (vec4 && !texel) vkd_graph_fail(g, "internal: adam: vec4 chunks without texel views");
+    vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), (uint8_t)vec4},
+                       {1, 1, offsetof(adam_push, g_first), (uint8_t)vec4},
+                       {2, 2, offsetof(adam_push, m_first), (uint8_t)vec4},
+                       {3, 3, offsetof(adam_push, v_first), (uint8_t)vec4}};
+    uint32_t spec[5] = {VKD_WG, texel, vkd_elems_per_invocation(g), (uint32_t)vec4, 1}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
     vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 5, gx, gy, 1, &pc, sizeof pc, args,
                              n2 ? 7 : 6, tx, texel ? 4 : 0);
@@ -174,9 +176,12 @@ int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
     if (n2) vkd_copy(g, o->gnorm, n2);
     vkd_multi mg[VKD_MULTI_GROUPS];
     vkd_tensor **const roles[4] = {o->p, o->g, o->m, o->v};
-    // a workgroup's chunk: what the per-tensor shader gives one workgroup
-    int ng = vkd_multi_plan(g, 4, roles, o->n, NULL, (uint64_t)VKD_WG * vkd_elems_per_invocation(g), mg);
-    for (int k = 0; k < ng; k++) adam_group(g, o, &mg[k], n2);
+    // a workgroup's chunk: what the per-tensor shader gives one workgroup, in floats or in
+    // vec4s (on lavapipe one vec4 gather costs about what one float's does)
+    int vec4 = vkd_multi_vec4(g, 4, roles, o->n, NULL);
+    uint64_t chunk = (uint64_t)VKD_WG * vkd_elems_per_invocation(g) * (vec4 ? 4 : 1);
+    int ng = vkd_multi_plan(g, 4, roles, o->n, NULL, chunk, mg);
+    for (int k = 0; k < ng; k++) adam_group(g, o, &mg[k], n2, vec4);
     for (int i = 0; ng == 0 && i < o->n && !vkd_graph_failed(g); i++) adam_one_tensor(g, o, i, n2);
     return vkd_graph_failed(g) ? -1 : 0;
 }
@@ -197,25 +202,29 @@ static void ema_one_tensor(vkd_graph *g, vkd_tensor *e, vkd_tensor *p, float bet
                        {offsetof(ema_push, p), VKD_R, p},
                        {offsetof(ema_push, beta_t), VKD_R, beta_t}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, e, p);
-    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), 0}, {1, 1, offsetof(ema_push, p_first), 0}};
+    uint8_t vec4 = texel && vkd_vec4_ok(2, e, p);  // 4 at a time when both hold whole vec4s
+    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), vec4}, {1, 1, offsetof(ema_push, p_first), vec4}};
     uint32_t per = vkd_elems_per_invocation(g);
-    uint32_t spec[3] = {VKD_WG, texel, per}, gx, gy;
-    vkd_grid_1d((e->numel + per - 1) / per, VKD_WG, &gx, &gy);
-    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 3, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
+    uint32_t spec[5] = {VKD_WG, texel, per, 0, vec4}, gx, gy;
+    uint64_t units = vec4 ? e->numel / 4 : e->numel;
+    vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
+    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 5, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
                              texel ? 2 : 0);
 }
 
-static void ema_group(vkd_graph *g, const vkd_multi *mg, float beta, vkd_tensor *beta_t) {
+static void ema_group(vkd_graph *g, const vkd_multi *mg, float beta, vkd_tensor *beta_t, int vec4) {
     ema_push pc = {.beta = beta, .flags = beta_t ? 1u : 0u};
     vkd_arg args[4] = {{offsetof(ema_push, e), VKD_RW, mg->span[0]},
                        {offsetof(ema_push, p), VKD_R, mg->span[1]},
                        {offsetof(ema_push, table), VKD_R, mg->table},
                        {offsetof(ema_push, beta_t), VKD_R, beta_t}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, mg->span[0], mg->span[1]);
-    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), 0}, {1, 1, offsetof(ema_push, p_first), 0}};
-    uint32_t spec[4] = {VKD_WG, texel, vkd_elems_per_invocation(g), 1}, gx, gy;
+    if (vec4 && !texel) vkd_graph_fail(g, "internal: ema: vec4 chunks without texel views");
+    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), (uint8_t)vec4},
+                       {1, 1, offsetof(ema_push, p_first), (uint8_t)vec4}};
+    uint32_t spec[5] = {VKD_WG, texel, vkd_elems_per_invocation(g), 1, (uint32_t)vec4}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
-    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 4, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx,
+    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 5, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx,
                              texel ? 2 : 0);
 }
 
@@ -227,8 +236,10 @@ int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n,
         }
     vkd_multi mg[VKD_MULTI_GROUPS];
     vkd_tensor **const roles[2] = {ema, params};
-    int ng = vkd_multi_plan(g, 2, roles, n, NULL, (uint64_t)VKD_WG * vkd_elems_per_invocation(g), mg);
-    for (int k = 0; k < ng; k++) ema_group(g, &mg[k], beta, beta_t);
+    int vec4 = vkd_multi_vec4(g, 2, roles, n, NULL);
+    uint64_t chunk = (uint64_t)VKD_WG * vkd_elems_per_invocation(g) * (vec4 ? 4 : 1);
+    int ng = vkd_multi_plan(g, 2, roles, n, NULL, chunk, mg);
+    for (int k = 0; k < ng; k++) ema_group(g, &mg[k], beta, beta_t, vec4);
     for (int i = 0; ng == 0 && i < n && !vkd_graph_failed(g); i++) ema_one_tensor(g, ema[i], params[i], beta, beta_t);
     return vkd_graph_failed(g) ? -1 : 0;
 }

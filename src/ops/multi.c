@@ -75,6 +75,21 @@ static int check_tuple(vkd_graph *g, int nroles, vkd_tensor **const *roles, int 
     return 0;
 }
 
+int vkd_multi_vec4(const vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip) {
+    const vkd_ctx *ctx = g->ctx;
+    if (!ctx->texel || !vkd_vec4_ok(0)) return 0;
+    for (int i = 0; i < n; i++) {
+        if (skip && skip[i]) continue;
+        for (int r = 0; r < nroles; r++) {
+            const vkd_tensor *t = roles[r][i], *root = t ? vkd_tensor_root(t) : NULL;
+            if (!t || !root->mem.block || vkd_tensor_block_elem(t) % 4) return 0;
+            // the span's texel view, as vkd_texel_ok sees it
+            if (root->mem.block->size / 4 + ctx->f.texel_align / 4 + 1 > ctx->f.max_texel_elements) return 0;
+        }
+    }
+    return 1;
+}
+
 int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip, uint64_t chunk,
                    vkd_multi *groups) {
     memset(groups, 0, VKD_MULTI_GROUPS * sizeof *groups);

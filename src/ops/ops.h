@@ -40,6 +40,10 @@ typedef struct {
 // -1 when the graph failed.
 int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip, uint64_t chunk,
                    vkd_multi *groups);
+// 1 when a multi-tensor pass over these tuples can read 4 elements at a time: the device
+// reads through texel views (a CPU device), every tensor starts on a vec4 in its block and
+// the blocks fit a texel view (the shader then walks chunks of 4 * chunk elements).
+int vkd_multi_vec4(const vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip);
 // Checks the inputs of an op: non-NULL and the graph has no error yet.
 int vkd_op_ok(vkd_graph *g, int n, ...);
 // 1 when the device reads operands through texel views (src/vk/texel.c) and
