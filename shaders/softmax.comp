@@ -1,5 +1,6 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 // Softmax over the last axis, one workgroup per row, fp32 throughout.
 //   forward:  y = exp(x - max) / sum
 //   backward (BWD): y = dx = p * (dy - sum(dy * p)), with x holding p (the forward output)
@@ -7,15 +8,27 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint BWD = 0;
+// SGRED = 1: the workgroup is one subgroup and reduces with subgroupMax/Add
+// (the host sets it on a CPU device, as for the norms, src/ops/ops.h). The
+// shared-memory tree below costs 8 barriers per reduction, each a switch of
+// every subgroup on lavapipe: attention's 256-column rows took ~40 us each.
+layout(constant_id = 2) const uint SGRED = 0;
+// TEXEL = 1 (CPU devices): x read through texel binding 0, dy through 1.
+layout(constant_id = 3) const uint TEXEL = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
     uint rows, cols;
+    int x_first, dy_first;
 } pc;
+
+VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
+VKD_LOADER(ld_dy, vkd_tex1, pc.dy, pc.dy_first)
 
 shared float red[gl_WorkGroupSize.x];
 
 float wg_reduce(float v, bool is_max) {
+    if (SGRED != 0u) return is_max ? subgroupMax(v) : subgroupAdd(v);
     uint t = gl_LocalInvocationID.x;
     red[t] = v;
     barrier();
@@ -34,17 +47,17 @@ void main() {
     uint base = row * pc.cols, t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
     if (BWD == 0u) {
         float m = -3.4028235e38;
-        for (uint c = t; c < pc.cols; c += W) m = max(m, pc.x.v[base + c]);
+        for (uint c = t; c < pc.cols; c += W) m = max(m, ld_x(base + c));
         m = wg_reduce(m, true);
         float s = 0.0;
-        for (uint c = t; c < pc.cols; c += W) s += exp(pc.x.v[base + c] - m);
+        for (uint c = t; c < pc.cols; c += W) s += exp(ld_x(base + c) - m);
         s = wg_reduce(s, false);
         float inv = 1.0 / s;
-        for (uint c = t; c < pc.cols; c += W) pc.y.v[base + c] = exp(pc.x.v[base + c] - m) * inv;
+        for (uint c = t; c < pc.cols; c += W) pc.y.v[base + c] = exp(ld_x(base + c) - m) * inv;
     } else {
         float d = 0.0;
-        for (uint c = t; c < pc.cols; c += W) d += pc.dy.v[base + c] * pc.x.v[base + c];
+        for (uint c = t; c < pc.cols; c += W) d += ld_dy(base + c) * ld_x(base + c);
         d = wg_reduce(d, false);
-        for (uint c = t; c < pc.cols; c += W) pc.y.v[base + c] = pc.x.v[base + c] * (pc.dy.v[base + c] - d);
+        for (uint c = t; c < pc.cols; c += W) pc.y.v[base + c] = ld_x(base + c) * (ld_dy(base + c) - d);
     }
 }

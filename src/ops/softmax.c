@@ -4,6 +4,7 @@
 typedef struct {
     VkDeviceAddress y, x, dy;
     uint32_t rows, cols;
+    int32_t x_first, dy_first;  // texel views (set at compile)
 } softmax_push;
 
 static int softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy) {
@@ -12,10 +13,16 @@ static int softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor 
     vkd_arg args[3] = {{offsetof(softmax_push, y), VKD_W, y}, {offsetof(softmax_push, x), VKD_R, x}};
     int na = 2;
     if (dy) args[na++] = (vkd_arg){offsetof(softmax_push, dy), VKD_R, dy};
-    uint32_t wg = cols <= 64 ? 64 : VKD_WG;  // short rows: do not leave most of a workgroup idle
-    uint32_t spec[2] = {wg, (uint32_t)bwd}, gx, gy;
+    // On a CPU device: one subgroup per row, operands through texel views (as the norms)
+    uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, x, dy ? dy : x);
+    vkd_texel tx[2] = {{1, 0, offsetof(softmax_push, x_first), 0}, {2, 1, offsetof(softmax_push, dy_first), 0}};
+    // short rows: do not leave most of a workgroup idle
+    uint32_t wg = sgred ? g->ctx->f.subgroup_size : cols <= 64 ? 64 : VKD_WG;
+    uint32_t spec[4] = {wg, (uint32_t)bwd, sgred, texel}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "softmax", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    return vkd_graph_dispatch_texel(g, name, "softmax", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx,
+                                    texel ? (dy ? 2 : 1) : 0);
 }
 
 // dx = p * (dy - sum(dy * p)); the saved output p is all the backward needs.
