@@ -16,26 +16,53 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 const uint GATHER = 0, BAND = 1;
-layout(constant_id = 2) const uint TEXEL = 0;  // BAND: x0, x1 through texel bindings 0, 1
-// ROWS = 1 (BAND): one (o, c) row of y per workgroup row (row_group()), r along
-// x: the divisions and the choice of source are per workgroup, not per lane.
+layout(constant_id = 2) const uint TEXEL = 0;  // x0, x1 (, x2) through texel bindings 0, 1 (, 2)
+// ROWS = 1: one row of y per workgroup row (row_group()), r along x: the
+// divisions and the choice of source are per workgroup, not per lane. BAND:
+// an (o, c) row; GATHER: y's innermost axis (not the selecting one).
 layout(constant_id = 3) const uint ROWS = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x0; FBuf x1; FBuf x2;
-    uint n, off, ndim, sel;
+    uint n, off;
+    uint dims;    // GATHER: ndim | sel << 8
     uint absent;  // bit s: source s is absent (reads as 0)
     float a0, a1, a2;
     uint shape[6];  // y's dims, outermost first (BAND: outer, Y, inner)
     uint xs[6];     // source stride of each of y's dims (the sel dim: unused)
     uint lo, hi;
-    int x0_first, x1_first;
+    int x0_first, x1_first, x2_first;
 } pc;
 
+layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 VKD_LOADER(ld_x0, vkd_tex0, pc.x0, pc.x0_first)
 VKD_LOADER(ld_x1, vkd_tex1, pc.x1, pc.x1_first)
+VKD_LOADER(ld_x2, vkd_tex2, pc.x2, pc.x2_first)
+
+// GATHER: alpha_s * x_s[src], or 0 when source s is absent.
+float gather_src(uint s, uint src) {
+    if (((pc.absent >> s) & 1u) != 0u) return 0.0;
+    if (s == 0u) return pc.a0 * ld_x0(src);
+    if (s == 1u) return pc.a1 * ld_x1(src);
+    return pc.a2 * ld_x2(src);
+}
 
 void main() {
+    if (MODE == GATHER && ROWS != 0u) {
+        uint last = (pc.dims & 0xffu) - 1u, sel = pc.dims >> 8, inner = pc.shape[last];
+        uint row = row_group(), r = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+        if (r >= inner || row >= pc.n / inner) return;
+        uint rem = row, src = pc.off, s = 0;
+        for (int k = int(last) - 1; k >= 0; k--) {
+            uint e = pc.shape[k];
+            uint idx = rem % e;
+            rem /= e;
+            if (uint(k) == sel) s = idx;
+            else src += idx * pc.xs[k];
+        }
+        pc.y.v[row * inner + r] = gather_src(s, src + r * pc.xs[last]);
+        return;
+    }
     if (MODE == BAND && ROWS != 0u) {
         uint inner = pc.shape[2], Y = pc.shape[1];
         uint oc = row_group(), r = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
@@ -68,19 +95,13 @@ void main() {
         pc.y.v[i] = v;
         return;
     }
-    uint rem = i, src = pc.off, s = 0;
-    for (int k = int(pc.ndim) - 1; k >= 0; k--) {
+    uint ndim = pc.dims & 0xffu, sel = pc.dims >> 8, rem = i, src = pc.off, s = 0;
+    for (int k = int(ndim) - 1; k >= 0; k--) {
         uint e = pc.shape[k];
         uint idx = rem % e;
         rem /= e;
-        if (uint(k) == pc.sel) s = idx;
+        if (uint(k) == sel) s = idx;
         else src += idx * pc.xs[k];
     }
-    float v = 0.0;
-    if (((pc.absent >> s) & 1u) == 0u) {
-        if (s == 0u) v = pc.a0 * pc.x0.v[src];
-        else if (s == 1u) v = pc.a1 * pc.x1.v[src];
-        else v = pc.a2 * pc.x2.v[src];
-    }
-    pc.y.v[i] = v;
+    pc.y.v[i] = gather_src(s, src);
 }

@@ -263,6 +263,9 @@ int main(void) {
     test_attention_edm(ctx, 2, 8, 3, 3, 2);
     test_attention_dit(ctx, 2, 5, 8, 2);
     test_attention_dit(ctx, 2, 5, 8, 1);
+    // rows of 16 or more: on a CPU device the splits and their gradient run as row launches
+    test_attention_edm(ctx, 2, 8, 4, 5, 2);
+    test_attention_dit(ctx, 2, 3, 32, 1);
     test_no_grad(ctx);
     printf("error messages\n");
     expect_error(ctx, "permute repeats an axis", 0, "each of its 3 axes once");

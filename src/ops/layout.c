@@ -11,13 +11,14 @@
 
 typedef struct {
     VkDeviceAddress y, x0, x1, x2;
-    uint32_t n, off, ndim, sel;
+    uint32_t n, off;
+    uint32_t dims;  // GATHER: ndim | sel << 8 (sel 0xffffff: none)
     uint32_t absent;
     float a0, a1, a2;
     uint32_t shape[6];
     uint32_t xs[6];
     uint32_t lo, hi;
-    int32_t x0_first, x1_first;  // BAND texel views (set at compile)
+    int32_t x0_first, x1_first, x2_first;  // texel views (set at compile)
 } layout_push;
 
 enum { L_GATHER = 0, L_BAND = 1 };
@@ -56,18 +57,32 @@ static int gather_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_te
         m++;
     }
     if (m == 0) pc.shape[m] = 1, pc.xs[m] = 0, m = 1;
-    pc.ndim = (uint32_t)m;
-    pc.sel = msel < 0 ? 0xffffffffu : (uint32_t)msel;
+    pc.dims = (uint32_t)m | (msel < 0 ? 0xffffffu : (uint32_t)msel) << 8;
     vkd_arg args[4] = {{offsetof(layout_push, y), VKD_W, y}};
-    int na = 1, nsrc = sel < 0 ? 1 : 3;
+    vkd_texel tx[3];
+    int na = 1, nsrc = sel < 0 ? 1 : 3, nt = 0;
     static const uint16_t at[3] = {offsetof(layout_push, x0), offsetof(layout_push, x1), offsetof(layout_push, x2)};
+    static const uint16_t first[3] = {offsetof(layout_push, x0_first), offsetof(layout_push, x1_first),
+                                      offsetof(layout_push, x2_first)};
+    uint32_t texel = 1;
     for (int s = 0; s < nsrc; s++) {
-        if (src[s]) args[na++] = (vkd_arg){at[s], VKD_R, src[s]};
-        else pc.absent |= 1u << s;
+        if (src[s]) {
+            texel &= (uint32_t)vkd_texel_ok(g, 1, src[s]);
+            tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)s, first[s], 0};
+            args[na++] = (vkd_arg){at[s], VKD_R, src[s]};
+        } else {
+            pc.absent |= 1u << s;
+        }
     }
-    uint32_t spec[2] = {VKD_WG, L_GATHER}, gx, gy;
-    vkd_grid_1d(y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch(g, name, "layout", spec, 2, gx, gy, 1, &pc, sizeof pc, args, na);
+    // On a CPU device: a row launch along the innermost axis when it is not the selecting
+    // one, so the index divisions and the choice of source are per workgroup (the attention
+    // split took ~15 ns an element with them per lane), and loads through texel views.
+    uint32_t wg, g3[3], rows = 0;
+    if ((int)m - 1 != msel) rows = vkd_grid_rows(g, y->numel / pc.shape[m - 1], pc.shape[m - 1], &wg, g3);
+    if (!rows) wg = VKD_WG, g3[2] = 1, vkd_grid_1d(y->numel, VKD_WG, &g3[0], &g3[1]);
+    uint32_t spec[4] = {wg, L_GATHER, texel, rows};
+    return vkd_graph_dispatch_texel(g, name, "layout", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, na, tx,
+                                    texel ? nt : 0);
 }
 
 // y (outer, Y, inner): x0 (outer, hi-lo, inner) in [lo, hi) of the middle
