@@ -7,8 +7,9 @@
 //               (upsample forward alpha 1; avgpool backward alpha 1/4)
 // MODE 1, down: y (P, H, W) = alpha * sum of the 2x2 block of x (P, 2H, 2W)
 //               (avgpool forward alpha 1/4; upsample backward alpha 1)
-// H, W are the output's. ROWS = 1: one row (p, h) of y per workgroup row
-// (row_group()), w along x, so no index division per element.
+// H, W are the output's. ROWS = 1: rows (p, h) of y per workgroup row
+// (row_group() * rpw + k, k < rpw, one after the other), w along x, so no index
+// division per element, and several short rows per workgroup.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -22,22 +23,12 @@ layout(push_constant) uniform PC {
     uint n, H, W;
     float alpha;
     int x_first;
+    uint rpw;  // ROWS: rows per workgroup
 } pc;
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
 
-void main() {
-    uint i, w, h, p;
-    if (ROWS != 0u) {
-        uint row = row_group();
-        w = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-        if (w >= pc.W || row >= pc.n / pc.W) return;
-        h = row % pc.H, p = row / pc.H, i = row * pc.W + w;
-    } else {
-        i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-        if (i >= pc.n) return;
-        w = i % pc.W, h = (i / pc.W) % pc.H, p = i / (pc.W * pc.H);
-    }
+void one(uint i, uint w, uint h, uint p) {
     if (MODE == 0u) {
         uint Wi = pc.W / 2u, Hi = pc.H / 2u;
         pc.y.v[i] = pc.alpha * ld_x((p * Hi + h / 2u) * Wi + w / 2u);
@@ -45,4 +36,17 @@ void main() {
         uint Wi = pc.W * 2u, r = (p * pc.H * 2u + h * 2u) * Wi + w * 2u;
         pc.y.v[i] = pc.alpha * ((ld_x(r) + ld_x(r + 1u)) + (ld_x(r + Wi) + ld_x(r + Wi + 1u)));
     }
+}
+
+void main() {
+    if (ROWS != 0u) {
+        uint w = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x, rows = pc.n / pc.W;
+        if (w >= pc.W) return;
+        for (uint k = 0u, row = row_group() * pc.rpw; k < pc.rpw && row < rows; k++, row++)
+            one(row * pc.W + w, w, row % pc.H, row / pc.H);
+        return;
+    }
+    uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (i >= pc.n) return;
+    one(i, i % pc.W, (i / pc.W) % pc.H, i / (pc.W * pc.H));
 }

@@ -12,8 +12,8 @@
 typedef struct {
     VkDeviceAddress y, x0, x1, x2;
     uint32_t n, off;
-    uint32_t dims;  // GATHER: ndim | sel << 8 (sel 0xffffff: none)
-    uint32_t absent;
+    uint32_t dims;  // ndim | sel << 8 (GATHER; 0xff: none) | absent << 16 (bit s: source s reads as 0)
+    uint32_t rpw;   // row launches: rows per workgroup
     float a0, a1, a2;
     uint32_t shape[6];
     uint32_t xs[6];
@@ -57,7 +57,7 @@ static int gather_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_te
         m++;
     }
     if (m == 0) pc.shape[m] = 1, pc.xs[m] = 0, m = 1;
-    pc.dims = (uint32_t)m | (msel < 0 ? 0xffffffu : (uint32_t)msel) << 8;
+    pc.dims = (uint32_t)m | (msel < 0 ? 0xffu : (uint32_t)msel) << 8;
     vkd_arg args[4] = {{offsetof(layout_push, y), VKD_W, y}};
     vkd_texel tx[3];
     int na = 1, nsrc = sel < 0 ? 1 : 3, nt = 0;
@@ -71,14 +71,14 @@ static int gather_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_te
             tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)s, first[s], 0};
             args[na++] = (vkd_arg){at[s], VKD_R, src[s]};
         } else {
-            pc.absent |= 1u << s;
+            pc.dims |= 1u << (16 + s);
         }
     }
     // On a CPU device: a row launch along the innermost axis when it is not the selecting
     // one, so the index divisions and the choice of source are per workgroup (the attention
     // split took ~15 ns an element with them per lane), and loads through texel views.
     uint32_t wg, g3[3], rows = 0;
-    if ((int)m - 1 != msel) rows = vkd_grid_rows(g, y->numel / pc.shape[m - 1], pc.shape[m - 1], &wg, g3);
+    if ((int)m - 1 != msel) rows = vkd_grid_rows(g, y->numel / pc.shape[m - 1], pc.shape[m - 1], &wg, g3, &pc.rpw);
     if (!rows) wg = VKD_WG, g3[2] = 1, vkd_grid_1d(y->numel, VKD_WG, &g3[0], &g3[1]);
     uint32_t spec[4] = {wg, L_GATHER, texel, rows};
     return vkd_graph_dispatch_texel(g, name, "layout", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, na, tx,
@@ -90,7 +90,7 @@ static int gather_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_te
 static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x0, vkd_tensor *x1,
                          int64_t outer, int64_t Y, int64_t inner, int64_t lo, int64_t hi) {
     layout_push pc = {.n = (uint32_t)y->numel,
-                      .absent = x1 ? 0u : 2u,
+                      .dims = x1 ? 0u : 2u << 16,
                       .shape = {(uint32_t)outer, (uint32_t)Y, (uint32_t)inner},
                       .lo = (uint32_t)lo,
                       .hi = (uint32_t)hi};
@@ -99,7 +99,7 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
     if (x1) args[na++] = (vkd_arg){offsetof(layout_push, x1), VKD_R, x1};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, x1 ? 2 : 1, x0, x1);
     vkd_texel tx[2] = {{1, 0, offsetof(layout_push, x0_first), 0}, {2, 1, offsetof(layout_push, x1_first), 0}};
-    uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)(outer * Y), (uint64_t)inner, &wg, g3);  // a row per (o, c)
+    uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)(outer * Y), (uint64_t)inner, &wg, g3, &pc.rpw);  // (o, c) rows
     uint32_t spec[4] = {wg, L_BAND, texel, rows};
     return vkd_graph_dispatch_texel(g, name, "layout", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, na, tx,
                                     texel ? na - 1 : 0);

@@ -10,6 +10,7 @@ typedef struct {
     uint32_t n, H, W;
     float alpha;
     int32_t x_first;  // texel view (set at compile)
+    uint32_t rpw;     // rows per workgroup (row launches)
 } rs_push;
 
 enum { RS_UP = 0, RS_DOWN = 1 };
@@ -20,7 +21,7 @@ static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     vkd_arg args[2] = {{offsetof(rs_push, y), VKD_W, y}, {offsetof(rs_push, x), VKD_R, x}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
     vkd_texel tx = {1, 0, offsetof(rs_push, x_first), 0};
-    uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)y->numel / pc.W, pc.W, &wg, g3);  // a row per output row
+    uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)y->numel / pc.W, pc.W, &wg, g3, &pc.rpw);  // output rows
     uint32_t spec[4] = {wg, mode, texel, rows};
     return vkd_graph_dispatch_texel(g, name, "resample", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, 2, &tx,
                                     texel ? 1 : 0);

@@ -18,10 +18,13 @@ int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
 // The launch of an element-wise shader over nrows rows of len elements. On a
-// CPU device with rows of at least 16 it is a row launch (returns 1; the
-// shader's row_group() is the row, x walks it, so index divisions are per
-// workgroup); otherwise flat over all elements (returns 0). g3 = {x, y, z}.
-uint32_t vkd_grid_rows(const vkd_graph *g, uint64_t nrows, uint64_t len, uint32_t *wg, uint32_t g3[3]);
+// CPU device with rows of at least 16 it is a row launch (returns 1): x walks a
+// row, and workgroup row row_group() takes rows row_group() * rpw + k, k < rpw,
+// one after the other (index divisions per row, not per lane; rpw makes a
+// workgroup's share ~512 elements, since on lavapipe a workgroup of one short
+// row cost more than its elements); otherwise flat over all elements (returns
+// 0, rpw 1). g3 = {x, y, z}.
+uint32_t vkd_grid_rows(const vkd_graph *g, uint64_t nrows, uint64_t len, uint32_t *wg, uint32_t g3[3], uint32_t *rpw);
 // Passes over many tensors in one dispatch (src/ops/multi.c): Adam, EMA and the
 // gradients' norms walk a model's parameter tensors in one dispatch per pass instead of
 // one per tensor. A group holds the tuples (one tensor per role) whose roles lie in the
