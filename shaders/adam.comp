@@ -43,11 +43,10 @@ layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
 // Scalar loads: through the texel views unless those are vec4 views (then the
 // one-by-one tail of a chunk reads the buffers).
-const bool TEX1 = TEXEL != 0u && VEC4 == 0u;
-float ld_p(uint i) { return TEX1 ? texelFetch(vkd_tex0, int(i) + pc.p_first).r : pc.p.v[i]; }
-float ld_g(uint i) { return TEX1 ? texelFetch(vkd_tex1, int(i) + pc.g_first).r : pc.g.v[i]; }
-float ld_m(uint i) { return TEX1 ? texelFetch(vkd_tex2, int(i) + pc.m_first).r : pc.m.v[i]; }
-float ld_v(uint i) { return TEX1 ? texelFetch(vkd_tex3, int(i) + pc.v_first).r : pc.v.v[i]; }
+VKD_LOADER_IF(ld_p, vkd_tex0, pc.p, pc.p_first, TEXEL != 0u && VEC4 == 0u)
+VKD_LOADER_IF(ld_g, vkd_tex1, pc.g, pc.g_first, TEXEL != 0u && VEC4 == 0u)
+VKD_LOADER_IF(ld_m, vkd_tex2, pc.m, pc.m_first, TEXEL != 0u && VEC4 == 0u)
+VKD_LOADER_IF(ld_v, vkd_tex3, pc.v, pc.v_first, TEXEL != 0u && VEC4 == 0u)
 
 // One invocation updates PER elements, WG apart (coalesced on a GPU): the
 // step's scalars (lr, t, the norm, the bias corrections) are loaded and

@@ -22,8 +22,11 @@ layout(set = 0, binding = 0) uniform samplerBuffer vkd_tex0;
 layout(set = 0, binding = 1) uniform samplerBuffer vkd_tex1;
 // fn(i): element i of an operand, through texel binding `tex` (its first element at
 // push field `first`) when the shader's TEXEL constant is 1, else through `buf`.
-#define VKD_LOADER(fn, tex, buf, first) \
-    float fn(uint i) { return TEXEL != 0u ? texelFetch(tex, int(i) + (first)).r : (buf).v[i]; }
+// VKD_LOADER_IF: through the texel binding when `cond` holds (a shader whose views
+// may be vec4 views reads single elements through `buf` then).
+#define VKD_LOADER_IF(fn, tex, buf, first, cond) \
+    float fn(uint i) { return (cond) ? texelFetch(tex, int(i) + (first)).r : (buf).v[i]; }
+#define VKD_LOADER(fn, tex, buf, first) VKD_LOADER_IF(fn, tex, buf, first, TEXEL != 0u)
 
 // Row launches: workgroups along x cover one row, the row index comes from
 // y and z (so it is the same for the whole workgroup and its divisions are

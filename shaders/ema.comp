@@ -25,9 +25,9 @@ layout(push_constant) uniform PC {
     UBuf table;  // MULTI
 } pc;
 
-const bool TEX1 = TEXEL != 0u && VEC4 == 0u;  // scalar loads through the texel views
-float ld_e(uint i) { return TEX1 ? texelFetch(vkd_tex0, int(i) + pc.e_first).r : pc.e.v[i]; }
-float ld_p(uint i) { return TEX1 ? texelFetch(vkd_tex1, int(i) + pc.p_first).r : pc.p.v[i]; }
+// single elements through the texel views unless those are vec4 views
+VKD_LOADER_IF(ld_e, vkd_tex0, pc.e, pc.e_first, TEXEL != 0u && VEC4 == 0u)
+VKD_LOADER_IF(ld_p, vkd_tex1, pc.p, pc.p_first, TEXEL != 0u && VEC4 == 0u)
 
 void main() {
     uint n = pc.n, oe = 0u, op = 0u;
