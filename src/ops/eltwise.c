@@ -50,6 +50,11 @@ int vkd_op_ok(vkd_graph *g, int n, ...) {
     return ok;
 }
 
+int vkd_texel_fits(const vkd_ctx *ctx, uint64_t numel) {
+    // + the elements before the tensor in its aligned view
+    return numel + ctx->f.texel_align / 4 + 1 <= ctx->f.max_texel_elements;
+}
+
 int vkd_texel_ok(const vkd_graph *g, int n, ...) {
     const vkd_ctx *ctx = g->ctx;
     if (!ctx->texel) return 0;
@@ -58,8 +63,7 @@ int vkd_texel_ok(const vkd_graph *g, int n, ...) {
     int ok = 1;
     for (int i = 0; i < n; i++) {
         const vkd_tensor *t = va_arg(ap, const vkd_tensor *);
-        // + the elements before the tensor in its aligned view
-        ok &= t && (uint64_t)t->numel + ctx->f.texel_align / 4 + 1 <= ctx->f.max_texel_elements;
+        ok &= t && vkd_texel_fits(ctx, (uint64_t)t->numel);
     }
     va_end(ap);
     return ok;

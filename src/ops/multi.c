@@ -83,8 +83,7 @@ int vkd_multi_vec4(const vkd_graph *g, int nroles, vkd_tensor **const *roles, in
         for (int r = 0; r < nroles; r++) {
             const vkd_tensor *t = roles[r][i], *root = t ? vkd_tensor_root(t) : NULL;
             if (!t || !root->mem.block || vkd_tensor_block_elem(t) % 4) return 0;
-            // the span's texel view, as vkd_texel_ok sees it
-            if (root->mem.block->size / 4 + ctx->f.texel_align / 4 + 1 > ctx->f.max_texel_elements) return 0;
+            if (!vkd_texel_fits(ctx, root->mem.block->size / 4)) return 0;  // the span's view
         }
     }
     return 1;

@@ -53,6 +53,8 @@ int vkd_op_ok(vkd_graph *g, int n, ...);
 // every tensor given fits in one view; then an op dispatches with
 // vkd_graph_dispatch_texel and sets its shader's TEXEL constant.
 int vkd_texel_ok(const vkd_graph *g, int n, ...);
+// 1 when a tensor of numel floats fits one texel view (the rule vkd_texel_ok applies).
+int vkd_texel_fits(const vkd_ctx *ctx, uint64_t numel);
 // 1 when every tensor given (NULLs skipped) holds whole vec4s from a 16-byte
 // boundary (allocations are VKD_ALIGN-aligned; a view may start anywhere), so a
 // texel op may read it through a vec4 view (vkd_texel.vec4). VKD_VEC4=0 says no.

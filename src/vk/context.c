@@ -103,7 +103,6 @@ static int has_device_ext(VkPhysicalDevice pd, const char *name) {
 // other drivers ignore it.
 void vkd_cpu_driver_env(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
     if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f"))
         setenv("LP_NATIVE_VECTOR_WIDTH", "512", 0);
 #endif
