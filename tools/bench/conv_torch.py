@@ -8,33 +8,11 @@ available, else the CPU on all cores. Run with Debian's interpreter:
 import argparse
 import json
 import os
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def best_time(fn, sync):
-    """Best of 3 timings of a repetition count grown until one takes >= 0.2 s, per call."""
-    fn()  # warm-up
-    sync()
-    reps = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        sync()
-        if time.perf_counter() - t0 >= 0.2:
-            break
-        reps *= 2
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best / reps
+from gemm_torch import best_time  # the same timing loop (this script's folder is on sys.path)
 
 
 def main():

@@ -11,31 +11,37 @@ import time
 import torch
 
 
-def bench(m, n, k, ta, tb, dev, min_time=1.0):
+def best_time(fn, sync):
+    """Seconds per call of fn: the best of 3 timings of a repetition count grown until one
+    timing takes >= 0.2 s, after a warm-up call (also used by conv_torch.py)."""
+    fn()  # warm-up
+    sync()
+    reps = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync()
+        if time.perf_counter() - t0 >= 0.2:
+            break
+        reps *= 2
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best / reps
+
+
+def bench(m, n, k, ta, tb, dev):
     a = torch.randn((k, m) if ta else (m, k), device=dev)
     b = torch.randn((n, k) if tb else (k, n), device=dev)
     a_ = a.t() if ta else a
     b_ = b.t() if tb else b
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-    torch.matmul(a_, b_)  # warm-up
-    sync()
-    reps, best = 1, float("inf")
-    while True:  # grow the repetition count until one timing takes >= 0.2 s
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            torch.matmul(a_, b_)
-        sync()
-        dt = time.perf_counter() - t0
-        if dt >= 0.2:
-            break
-        reps *= 2
-    for _ in range(3):
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            torch.matmul(a_, b_)
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best / reps
+    return best_time(lambda: torch.matmul(a_, b_), sync)
 
 
 def main():
