@@ -88,10 +88,11 @@ void main() {
             vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(i) + pc.dy_first) : vec4(0.0);
             r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
         }
-        vkd_store4(pc.y, 4u * i, r);
+        vkd_store4(pc.y, 4u * i, vkd_keep(r));  // VEC4: CPU devices only
         return;
     }
     if (i >= pc.n) return;
     if (OP == FILL) { pc.y.v[i] = pc.alpha; return; }
-    pc.y.v[i] = apply(ld_x(i), OP >= 16u ? ld_dy(i) : 0.0);
+    float r = apply(ld_x(i), OP >= 16u ? ld_dy(i) : 0.0);
+    pc.y.v[i] = TEXEL != 0u ? vkd_keep(r) : r;
 }
