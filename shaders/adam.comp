@@ -74,7 +74,7 @@ void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
     vec4 m = pc.b1 * texelFetch(vkd_tex2, int(om / 4u + q) + pc.m_first) + (1.0 - pc.b1) * g;
     vec4 v = pc.b2 * texelFetch(vkd_tex3, int(ov / 4u + q) + pc.v_first) + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
-    p = vkd_keep(p), m = vkd_keep(m), v = vkd_keep(v);  // (adam_four runs on CPU devices only)
+    p = vkd_keep(p), m = vkd_keep(m), v = vkd_keep(v);  // (adam_four is a texel path)
     vkd_store4(pc.m, om + 4u * q, m);
     vkd_store4(pc.v, ov + 4u * q, v);
     vkd_store4(pc.p, op + 4u * q, p);

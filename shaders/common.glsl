@@ -17,18 +17,16 @@ void vkd_store4(FBuf b, uint e, vec4 x) {
 // is a loop over the lanes, and LLVM moves a chain of arithmetic that only feeds a store into
 // that loop, one lane at a time: Adam's update ran there as scalar divides, with its operand
 // vectors spilled to the stack on every lane. A loop whose trip count is a dispatch size (>= 1,
-// unknown to the compiler) hides where x comes from, so the chain stays whole vectors. Only
-// for CPU devices (a shader's TEXEL path); a GPU has no lane loop.
-vec4 vkd_keep(vec4 x) {
-    vec4 r = vec4(0.0);
-    for (uint i = 0u; i < gl_NumWorkGroups.z; i++) r = x;
-    return r;
-}
-float vkd_keep(float x) {
-    float r = 0.0;
-    for (uint i = 0u; i < gl_NumWorkGroups.z; i++) r = x;
-    return r;
-}
+// unknown to the compiler) hides where x comes from, so the chain stays whole vectors. Used
+// on the texel paths only (the CPU-device default); a GPU has no lane loop.
+#define VKD_KEEP(T)                                                  \
+    T vkd_keep(T x) {                                                \
+        T r = T(0.0);                                                \
+        for (uint i = 0u; i < gl_NumWorkGroups.z; i++) r = x;        \
+        return r;                                                    \
+    }
+VKD_KEEP(float)
+VKD_KEEP(vec4)
 
 // Large 1-D launches use a 2-D grid of workgroups (x is limited to 65535 on
 // some devices); this is the flat workgroup index.

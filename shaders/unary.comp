@@ -88,7 +88,7 @@ void main() {
             vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(i) + pc.dy_first) : vec4(0.0);
             r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
         }
-        vkd_store4(pc.y, 4u * i, vkd_keep(r));  // VEC4: CPU devices only
+        vkd_store4(pc.y, 4u * i, vkd_keep(r));  // (VEC4 is a texel path)
         return;
     }
     if (i >= pc.n) return;
