@@ -142,6 +142,8 @@ void vkd_graph_own(vkd_graph *g, vkd_tensor *t);
 // A new graph-owned tensor (memory assigned at compile).
 vkd_tensor *vkd_graph_tensor(vkd_graph *g, const char *name, int ndim, const int64_t *shape);
 vkd_tensor *vkd_graph_tensor_like(vkd_graph *g, const char *name, const vkd_tensor *like);
+// n elements of x from element off, sharing x's memory; no gradient flows through it.
+vkd_tensor *vkd_graph_view(vkd_graph *g, vkd_tensor *x, int64_t off, int64_t n);
 // Records one dispatch. push holds the op's push constants; each arg patches
 // the device address of a tensor into push at arg.at and declares the access
 // (for liveness and barriers). spec: specialization constants 0..nspec-1.

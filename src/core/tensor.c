@@ -188,6 +188,23 @@ vkd_tensor *vkd_graph_tensor_like(vkd_graph *g, const char *name, const vkd_tens
     return vkd_graph_tensor(g, name, like->ndim, like->shape);
 }
 
+// A 1-D window of n elements of x from element off, in x's memory, with no gradient of its
+// own: for ops that read or write strided parts of a tensor (the EDM attention's q, k, v).
+vkd_tensor *vkd_graph_view(vkd_graph *g, vkd_tensor *x, int64_t off, int64_t n) {
+    if (!x || vkd_graph_failed(g)) return NULL;
+    if (off < 0 || n < 1 || off + n > x->numel) {
+        vkd_graph_fail(g, "internal: view [%lld, %lld) of '%s' (%lld elements)", (long long)off,
+                       (long long)(off + n), x->name, (long long)x->numel);
+        return NULL;
+    }
+    vkd_tensor *v = vkd_graph_tensor(g, x->name, 1, (int64_t[]){n});
+    if (!v) return NULL;
+    v->base = x->base ? x->base : x;
+    v->view_off = x->view_off + (uint64_t)off * 4;
+    v->flags = x->flags & VKD_HOST;
+    return v;
+}
+
 static void reshape_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_grad_accumulate(g, e->in[0], vkd_reshape(g, dy, e->in[0]->ndim, e->in[0]->shape));
 }

@@ -1,8 +1,9 @@
-// Multi-head self-attention composed from batched matmul (transpose flags),
-// softmax and the layout ops, so its backward is theirs. The EDM and DiT
-// entry points take the fused qkv projection as their models produce it and
-// split it with one gather per part (the softmax scale folded into that
-// gather), and the split's backward re-interleaves dq, dk, dv in one pass.
+// Multi-head self-attention from batched matmul (transpose flags) and softmax.
+// The EDM and DiT entry points take the fused qkv projection as their models
+// produce it. EDM's reads q, k, v in place as strided GEMM operands and has a
+// backward of its own that writes dq, dk, dv into one dqkv; DiT's splits qkv
+// with one gather per part (the softmax scale folded into that gather) and the
+// split's backward re-interleaves dq, dk, dv in one pass.
 #include <math.h>
 #include <stdio.h>
 
@@ -40,10 +41,52 @@ vkd_tensor *vkd_attention(vkd_graph *g, vkd_tensor *q, vkd_tensor *k, vkd_tensor
     return attend(g, q, k, v, 0, scale);
 }
 
-// EDM UNetBlock: qkv (N, 3C, H, W) viewed as (N*heads, c, 3, H*W), c = C/heads,
-// so channel (h*c + i)*3 + {0,1,2} is q, k, v of channel i of head h. q, k, v
-// stay channel-major (B, c, HW): w = softmax(q^T k / sqrt(c)) needs q
-// transposed (ta), and a = v w^T (tb) is (B, c, HW) = (N, C, H, W) already.
+// EDM UNetBlock: qkv (N, 3C, H, W) viewed as (B, c, 3, T), B = N*heads, c = C/heads,
+// T = H*W, so channel (h*c + i)*3 + {0,1,2} is q, k, v of channel i of head h. q, k, v stay
+// channel-major (B, c, T) and are read in place: part s of batch b is the c rows of T that
+// start at element (3 b c + s) T, 3T apart. So the GEMMs take them as strided operands
+// and nothing is split or re-interleaved (on lavapipe that gather and its backward were
+// ~5% of a unet_fmnist step). s = alpha q^T k, alpha = 1/sqrt(c) in the scores' epilogue
+// (EDM scales k; for c a power of 4 alpha is a power of two and the bits are the same);
+// p = softmax(s) over keys; a = v p^T is (B, c, T) = (N, C, H, W).
+typedef struct {
+    vkd_tensor *part[3];  // q, k, v: views of qkv (or of its gradient) from part s's first row
+    uint32_t B, c, T;
+} edm_qkv;
+
+static edm_qkv edm_parts(vkd_graph *g, vkd_tensor *x, uint32_t B, uint32_t c, uint32_t T) {
+    edm_qkv v = {.B = B, .c = c, .T = T};
+    for (int s = 0; s < 3; s++) v.part[s] = vkd_graph_view(g, x, (int64_t)s * T, x->numel - (int64_t)s * T);
+    return v;
+}
+
+static vkd_mm_view edm_part(const edm_qkv *v, int s) {
+    return (vkd_mm_view){v->part[s], 3 * v->T, 3 * v->c * v->T};
+}
+
+// x (B, c, 3, T) is qkv; saved[0] p (B, T, T); attr.f[0] alpha. The gradient of a = v p^T
+// and of s = alpha q^T k, each GEMM as the matmul's own backward would record it, with
+// dq, dk, dv written into their rows of one dqkv.
+static void attention_edm_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *da) {
+    vkd_tensor *x = e->in[0], *p = e->saved[0];
+    float alpha = e->attr.f[0];
+    uint32_t B = (uint32_t)x->shape[0], c = (uint32_t)x->shape[1], T = (uint32_t)x->shape[3];
+    vkd_tensor *dx = vkd_graph_tensor_like(g, "attention_bwd", x);
+    vkd_tensor *dp = vkd_graph_tensor(g, "attention_bwd_p", 3, (int64_t[]){B, T, T});
+    vkd_tensor *ds = vkd_graph_tensor(g, "softmax_bwd", 3, (int64_t[]){B, T, T});
+    if (!dx || !dp || !ds) return;
+    edm_qkv in = edm_parts(g, x, B, c, T), d = edm_parts(g, dx, B, c, T);
+    vkd_mm_view vda = {da, T, c * T}, vp = {p, T, T * T}, vdp = {dp, T, T * T}, vds = {ds, T, T * T};
+    // dv = da p, dp = da^T v
+    vkd_matmul_view_dispatch(g, "attention_bwd_v", edm_part(&d, 2), vda, vp, B, c, T, T, 0, 0, 1.0f);
+    vkd_matmul_view_dispatch(g, "attention_bwd_p", vdp, vda, edm_part(&in, 2), B, T, T, c, 1, 0, 1.0f);
+    vkd_softmax_dispatch(g, "softmax_bwd", 1, ds, p, dp);
+    // dq = alpha k ds^T, dk = alpha q ds
+    vkd_matmul_view_dispatch(g, "attention_bwd_q", edm_part(&d, 0), edm_part(&in, 1), vds, B, c, T, T, 0, 1, alpha);
+    vkd_matmul_view_dispatch(g, "attention_bwd_k", edm_part(&d, 1), edm_part(&in, 0), vds, B, c, T, T, 0, 0, alpha);
+    if (!vkd_graph_failed(g)) vkd_grad_accumulate(g, x, dx);
+}
+
 vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads) {
     if (!vkd_op_ok(g, 1, qkv)) return NULL;
     char sx[64];
@@ -54,15 +97,23 @@ vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads) {
         return NULL;
     }
     int64_t N = qkv->shape[0], C = qkv->shape[1] / 3, H = qkv->shape[2], W = qkv->shape[3], c = C / heads;
-    int64_t view[4] = {N * heads, c, 3, H * W};
-    static const int perm[4] = {2, 0, 1, 3};
-    // EDM divides k by sqrt(c) (AttentionOp); doing it in the split is free.
-    float alpha[3] = {1.0f, (float)(1.0 / sqrt((double)c)), 1.0f};
-    vkd_tensor *part[3];
-    if (vkd_split3(g, vkd_reshape(g, qkv, 4, view), perm, alpha, part)) return NULL;
-    vkd_tensor *a = attend(g, part[0], part[1], part[2], 1, 1.0f);  // (N*heads, c, HW)
-    int64_t out[4] = {N, C, H, W};
-    return vkd_reshape(g, a, 4, out);
+    uint32_t B = (uint32_t)(N * heads), T = (uint32_t)(H * W);
+    vkd_tensor *x = vkd_reshape(g, qkv, 4, (int64_t[]){B, c, 3, T});
+    vkd_tensor *s = vkd_graph_tensor(g, "attention_scores", 3, (int64_t[]){B, T, T});
+    vkd_tensor *p = vkd_graph_tensor(g, "softmax", 3, (int64_t[]){B, T, T});
+    vkd_tensor *a = vkd_graph_tensor(g, "attention", 3, (int64_t[]){B, c, T});
+    if (!x || !s || !p || !a) return NULL;
+    float alpha = (float)(1.0 / sqrt((double)c));
+    edm_qkv in = edm_parts(g, x, B, (uint32_t)c, T);
+    if (vkd_matmul_view_dispatch(g, "attention_scores", (vkd_mm_view){s, T, T * T}, edm_part(&in, 0),
+                                 edm_part(&in, 1), B, T, T, (uint32_t)c, 1, 0, alpha) ||
+        vkd_softmax_dispatch(g, "softmax", 0, p, s, NULL) ||
+        vkd_matmul_view_dispatch(g, "attention_out", (vkd_mm_view){a, T, (uint32_t)c * T}, edm_part(&in, 2),
+                                 (vkd_mm_view){p, T, T * T}, B, (uint32_t)c, T, T, 0, 1, 1.0f))
+        return NULL;
+    vkd_tape_entry *e = vkd_tape_push(g, attention_edm_backward, a, &x, 1);
+    if (e) e->saved[0] = p, e->attr.f[0] = alpha;
+    return vkd_reshape(g, a, 4, (int64_t[]){N, C, H, W});
 }
 
 // DiT / timm Attention: qkv (N, T, 3D) viewed as (N, T, 3, heads, dh) and

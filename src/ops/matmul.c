@@ -59,6 +59,24 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t ba
 
 enum { SHARED_A = 1, SHARED_B = 2 };  // the operand is 2-D and used by every batch
 
+// Records the GEMM that pc describes (its sizes, strides, flags and alpha set).
+static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
+                     vkd_tensor *bias, vkd_tensor *R, int ta, int tb) {
+    vkd_arg args[5] = {{offsetof(matmul_push, C), (pc->flags & MM_ACCUMULATE) ? VKD_RW : VKD_W, C},
+                       {offsetof(matmul_push, A), VKD_R, A},
+                       {offsetof(matmul_push, B), VKD_R, B}};
+    int na = 3;
+    if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
+    if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
+    mm_tile t = pick_tile(g->ctx, pc->M, pc->N, pc->batch);
+    uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
+    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), 0}, {2, 1, offsetof(matmul_push, b_first), 0}};
+    uint32_t spec[11] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn};
+    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 11, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
+                                    pc->batch, pc, sizeof *pc, args, na, tx, texel ? 2 : 0);
+}
+
 // C (batch, M, N) = op(A) op(B) [+ bias] [+ C] [+ R]. R (shaped as C) is a residual or a
 // gradient already summed: adding it in the GEMM's epilogue saves an add's pass over C.
 static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
@@ -77,19 +95,16 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
                       .sB = (shared & SHARED_B) ? 0 : K * N,
                       .sC = M * N,
                       .alpha = 1.0f};
-    vkd_arg args[5] = {{offsetof(matmul_push, C), accumulate ? VKD_RW : VKD_W, C},
-                       {offsetof(matmul_push, A), VKD_R, A},
-                       {offsetof(matmul_push, B), VKD_R, B}};
-    int na = 3;
-    if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
-    if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
-    mm_tile t = pick_tile(g->ctx, M, N, batch);
-    uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
-    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
-    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), 0}, {2, 1, offsetof(matmul_push, b_first), 0}};
-    uint32_t spec[11] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn};
-    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 11, vkd_ceil_div(N, t.bn), vkd_ceil_div(M, t.bm), batch,
-                                    &pc, sizeof pc, args, na, tx, texel ? 2 : 0);
+    return mm_record(g, name, &pc, C, A, B, bias, R, ta, tb);
+}
+
+int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
+                             uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha) {
+    matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
+                      .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
+                      .sA = A.stride, .sB = B.stride, .sC = C.stride,
+                      .alpha = alpha};
+    return mm_record(g, name, &pc, C.t, A.t, B.t, NULL, NULL, ta, tb);
 }
 
 // Shapes of a matmul: a is (B?, M, K) or stored (B?, K, M) when ta; b is

@@ -47,6 +47,18 @@ int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, c
 // reads through texel views (a CPU device), every tensor starts on a vec4 in its block and
 // the blocks fit a texel view (the shader then walks chunks of 4 * chunk elements).
 int vkd_multi_vec4(const vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, const uint8_t *skip);
+// A batched GEMM over strided operands: C_b = alpha op(A_b) op(B_b), b < batch, where each
+// operand's element (r, c) of batch b is t[b * stride + r * ld + c] (elements, from where
+// the tensor starts; a view places it). The attention reads q, k, v straight out of qkv.
+typedef struct {
+    vkd_tensor *t;
+    uint32_t ld, stride;
+} vkd_mm_view;
+int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
+                             uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha);
+// Softmax over the last axis of x into y (bwd = 0), or its backward dx = y * (dy - sum(dy * y))
+// into y from the saved output x and dy (bwd = 1).
+int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy);
 // Checks the inputs of an op: non-NULL and the graph has no error yet.
 int vkd_op_ok(vkd_graph *g, int n, ...);
 // 1 when the device reads operands through texel views (src/vk/texel.c) and

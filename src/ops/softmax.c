@@ -7,7 +7,7 @@ typedef struct {
     int32_t x_first, dy_first;  // texel views (set at compile)
 } softmax_push;
 
-static int softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy) {
+int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy) {
     uint64_t cols = (uint64_t)x->shape[x->ndim - 1], rows = x->numel / cols;
     softmax_push pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols};
     vkd_arg args[3] = {{offsetof(softmax_push, y), VKD_W, y}, {offsetof(softmax_push, x), VKD_R, x}};
@@ -28,13 +28,13 @@ static int softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor 
 // dx = p * (dy - sum(dy * p)); the saved output p is all the backward needs.
 static void softmax_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *dx = vkd_graph_tensor_like(g, "softmax_bwd", e->in[0]);
-    if (dx && !softmax_dispatch(g, "softmax_bwd", 1, dx, e->out, dy)) vkd_grad_accumulate(g, e->in[0], dx);
+    if (dx && !vkd_softmax_dispatch(g, "softmax_bwd", 1, dx, e->out, dy)) vkd_grad_accumulate(g, e->in[0], dx);
 }
 
 vkd_tensor *vkd_softmax(vkd_graph *g, vkd_tensor *x) {
     if (!vkd_op_ok(g, 1, x)) return NULL;
     vkd_tensor *y = vkd_graph_tensor_like(g, "softmax", x);
-    if (!y || softmax_dispatch(g, "softmax", 0, y, x, NULL)) return NULL;
+    if (!y || vkd_softmax_dispatch(g, "softmax", 0, y, x, NULL)) return NULL;
     vkd_tape_push(g, softmax_backward, y, &x, 1);
     return y;
 }
