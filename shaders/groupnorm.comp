@@ -40,6 +40,11 @@ layout(constant_id = 3) const uint ACT = 0;
 // per-lane load is a scalar loop and a vector udiv eight scalar ones).
 layout(constant_id = 4) const uint CMAJOR = 0;
 layout(constant_id = 5) const uint TEXEL = 0;  // x, dy through texel bindings 0, 1
+// VEC4 = 1 (host: TEXEL, CMAJOR, S a multiple of 4 with S/4 >= the workgroup, modes 0 and 1):
+// x and dy are vec4 texel views and an invocation takes 4 consecutive elements, one
+// gather instead of four on llvmpipe (where the fetches were most of the pass). Single
+// elements (the forward's shift) then come through the buffer address.
+layout(constant_id = 6) const uint VEC4 = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy; FBuf dw; FBuf db; FBuf old;
@@ -48,8 +53,12 @@ layout(push_constant) uniform PC {
     int x_first, dy_first;
 } pc;
 
-VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
-VKD_LOADER(ld_dy, vkd_tex1, pc.dy, pc.dy_first)
+VKD_LOADER_IF(ld_x, vkd_tex0, pc.x, pc.x_first, TEXEL != 0u && VEC4 == 0u)
+VKD_LOADER_IF(ld_dy, vkd_tex1, pc.dy, pc.dy_first, TEXEL != 0u && VEC4 == 0u)
+// VEC4: elements 4*q .. 4*q+3
+vec4 ld_x4(uint q) { return texelFetch(vkd_tex0, int(q) + pc.x_first); }
+vec4 ld_dy4(uint q) { return texelFetch(vkd_tex1, int(q) + pc.dy_first); }
+float hsum(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
 
 shared float red[gl_WorkGroupSize.x];
 shared float red2[gl_WorkGroupSize.x];
@@ -97,6 +106,14 @@ float dz_of(float dy, float xh, float w, float b) {
 
 float act(float z) { return ACT == 0u ? z : z / (1.0 + exp(-z)); }
 
+vec4 dz_of(vec4 dy, vec4 xh, float w, float b) {
+    if (ACT == 0u) return dy;
+    vec4 z = xh * w + b, s = 1.0 / (1.0 + exp(-z));
+    return dy * s * (1.0 + z * (1.0 - s));
+}
+
+vec4 act(vec4 z) { return ACT == 0u ? z : z / (1.0 + exp(-z)); }
+
 // MODE 0, one row: statistics in one pass over x (sums of x - x[0], which keeps
 // the cancellation of sum(d^2) - sum(d)^2/L small for data far from zero), then
 // the normalization.
@@ -105,7 +122,13 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
     float inv_n = 1.0 / float(L);
     float k = ld_x(base);
     vec2 s = vec2(0.0);
-    for (uint e = t; e < L; e += W) { float d = ld_x(base + e) - k; s += vec2(d, d * d); }
+    if (VEC4 != 0u) {
+        vec4 s1 = vec4(0.0), s2 = vec4(0.0);
+        for (uint q = t; q < L / 4u; q += W) { vec4 d = ld_x4(base / 4u + q) - k; s1 += d; s2 += d * d; }
+        s = vec2(hsum(s1), hsum(s2));
+    } else {
+        for (uint e = t; e < L; e += W) { float d = ld_x(base + e) - k; s += vec2(d, d * d); }
+    }
     s = wg_sum2(s) * inv_n;
     float mu = k + s.x;
     float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps);
@@ -113,6 +136,12 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
         for (uint cc = 0; cc < cpg; cc++) {
             uint c = c0 + cc, cb = base + cc * pc.S;
             float a = rs * wc(c), o = bc(c) - mu * a;
+            if (VEC4 != 0u) {
+                // vkd_keep: the SiLU stays vector code ahead of the stores (in the backward's
+                // stores it measured no gain)
+                for (uint q = t; q < pc.S / 4u; q += W) vkd_store4(pc.y, cb + 4u * q, vkd_keep(act(ld_x4(cb / 4u + q) * a + o)));
+                continue;
+            }
             for (uint e = t; e < pc.S; e += W) pc.y.v[cb + e] = act(ld_x(cb + e) * a + o);
         }
     } else {
@@ -133,6 +162,15 @@ void store_dx(uint i, float dx) {
     }
 }
 
+void store_dx(uint i, vec4 dx) {
+    if ((pc.flags & 16u) != 0u) {
+        precise vec4 s = vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]) + dx;
+        vkd_store4(pc.y, i, s);
+    } else {
+        vkd_store4(pc.y, i, dx);
+    }
+}
+
 // MODE 1, one row.
 void input_grad_row(uint row, uint t, uint W, uint cpg) {
     uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
@@ -146,7 +184,16 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
             uint c = c0 + cc, cb = base + cc * pc.S;
             float w = wc(c), b = bc(c);
             vec2 pw = vec2(0.0);
-            for (uint e = t; e < pc.S; e += W) {
+            if (VEC4 != 0u) {
+                vec4 ag = vec4(0.0), agx = vec4(0.0), pdx = vec4(0.0), pd = vec4(0.0);
+                for (uint q = t; q < pc.S / 4u; q += W) {
+                    vec4 xh = (ld_x4(cb / 4u + q) - mu) * rs, dz = dz_of(ld_dy4(cb / 4u + q), xh, w, b), g = dz * w;
+                    ag += g, agx += g * xh, pdx += dz * xh, pd += dz;
+                }
+                acc += vec2(hsum(ag), hsum(agx));
+                pw = vec2(hsum(pdx), hsum(pd));
+            }
+            for (uint e = t; VEC4 == 0u && e < pc.S; e += W) {
                 float xh = (ld_x(cb + e) - mu) * rs, dz = dz_of(ld_dy(cb + e), xh, w, b), g = dz * w;
                 acc += vec2(g, g * xh);
                 pw += vec2(dz * xh, dz);
@@ -171,7 +218,12 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
         for (uint cc = 0; cc < cpg; cc++) {
             uint c = c0 + cc, cb = base + cc * pc.S;
             float w = wc(c), b = bc(c);
-            for (uint e = t; e < pc.S; e += W) {
+            for (uint q = t; VEC4 != 0u && q < pc.S / 4u; q += W) {
+                vec4 xh = (ld_x4(cb / 4u + q) - mu) * rs, g = dz_of(ld_dy4(cb / 4u + q), xh, w, b) * w;
+                precise vec4 dx = rs * (g - acc.x - xh * acc.y);
+                store_dx(cb + 4u * q, dx);
+            }
+            for (uint e = t; VEC4 == 0u && e < pc.S; e += W) {
                 float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
                 precise float dx = rs * (g - acc.x - xh * acc.y);
                 store_dx(cb + e, dx);

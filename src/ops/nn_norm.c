@@ -47,22 +47,24 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     vkd_texel tx[2];
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
+    uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx), wg = gn_wg(g, x, at->groups, mode);
+    // vec4 walks of the channels (modes 0 and 1): S in whole vec4s, a workgroup's worth of them
+    uint8_t vec4 = texel && mode != 2 && S % 4 == 0 && S / 4 >= wg && vkd_vec4_ok(4, x, dy, y, old);
     if (y) args[na++] = (vkd_arg){offsetof(gn_push, y), VKD_W, y};
-    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(gn_push, x_first), 0};
+    if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(gn_push, x_first), vec4};
     args[na++] = (vkd_arg){offsetof(gn_push, x), VKD_R, x};
     if (w) args[na++] = (vkd_arg){offsetof(gn_push, w), VKD_R, w};
     if (b) args[na++] = (vkd_arg){offsetof(gn_push, b), VKD_R, b};
     args[na++] = (vkd_arg){offsetof(gn_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
     args[na++] = (vkd_arg){offsetof(gn_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
-    if (dy && texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(gn_push, dy_first), 0};
+    if (dy && texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(gn_push, dy_first), vec4};
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
     if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), VKD_W, dw};
     if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), VKD_W, db};
     if (old) args[na++] = (vkd_arg){offsetof(gn_push, old), VKD_R, old};
-    uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx), wg = gn_wg(g, x, at->groups, mode);
-    uint32_t spec[6] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel}, gx, gy;
+    uint32_t spec[7] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel, vec4}, gx, gy;
     vkd_grid_1d(mode == 2 ? C : N * (uint64_t)at->groups, 1, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "groupnorm", spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    return vkd_graph_dispatch_texel(g, name, "groupnorm", spec, 7, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // dx and the per-sample terms of dw, db (N, C) in one pass (the channel-major
