@@ -100,6 +100,7 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
 
 int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
                              uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha) {
+    if (vkd_graph_failed(g) || !C.t || !A.t || !B.t) return -1;
     matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
                       .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
                       .sA = A.stride, .sB = B.stride, .sC = C.stride,
