@@ -99,10 +99,12 @@ vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads) {
     int64_t N = qkv->shape[0], C = qkv->shape[1] / 3, H = qkv->shape[2], W = qkv->shape[3], c = C / heads;
     uint32_t B = (uint32_t)(N * heads), T = (uint32_t)(H * W);
     vkd_tensor *x = vkd_reshape(g, qkv, 4, (int64_t[]){B, c, 3, T});
-    vkd_tensor *s = vkd_graph_tensor(g, "attention_scores", 3, (int64_t[]){B, T, T});
-    vkd_tensor *p = vkd_graph_tensor(g, "softmax", 3, (int64_t[]){B, T, T});
+    // p is written over s: each element is read by the invocation that writes it, after the
+    // row's sums, and only p is kept for the backward (the scores' (B, T, T) buffer is the
+    // largest activation of an attention block).
+    vkd_tensor *s = vkd_graph_tensor(g, "attention_scores", 3, (int64_t[]){B, T, T}), *p = s;
     vkd_tensor *a = vkd_graph_tensor(g, "attention", 3, (int64_t[]){B, c, T});
-    if (!x || !s || !p || !a) return NULL;
+    if (!x || !s || !a) return NULL;
     float alpha = (float)(1.0 / sqrt((double)c));
     edm_qkv in = edm_parts(g, x, B, (uint32_t)c, T);
     if (vkd_matmul_view_dispatch(g, "attention_scores", (vkd_mm_view){s, T, T * T}, edm_part(&in, 0),
