@@ -54,7 +54,13 @@
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
 // 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
-// flags: bit0 add bias[g*M + m] (modes 0 and 1).
+// 12 AV4 (host: TEXEL, SG, L and TM multiples of 4; mode 0, or mode 1 with flags bit1, with K
+// a multiple of 4, or mode 2 with ho*wo one): A is a vec4 texel view and each lane of a group loads whole quads of k,
+// TM/4 of them, for the rows of one residue mod 4, instead of TM single elements (on
+// llvmpipe a fetch of 16 lanes costs about the same for one float as for four).
+// flags: bit0 add bias[g*M + m] (modes 0 and 1); bit1 (mode 1, stride 1, one group): A is w
+// transposed to (cin, cout, kh, kw), so A(ci, (co, t, t')) = A[ci * cout*KK + co*KK + t*kw + t'].
+// (12 AV4 with TM, L multiples of 4 and mode 1 reads those rows in quads of k.)
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -85,6 +91,8 @@ const uint BM = WM * TM;
 const uint BN = WN * L * TN;
 layout(constant_id = 10) const uint RM = 4;
 layout(constant_id = 11) const uint RN = 2;
+layout(constant_id = 12) const uint AV4 = 0;
+vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 
 void main() {
     const bool sgOK = SG != 0u;
@@ -133,6 +141,7 @@ void main() {
         B0 = g * Cog * P, SB2 = pc.cout * P, SK2 = P, SBY = pc.wo, HB = pc.ho, WB = pc.wo;
         Y0n = (iyf + pc.ph - ry) / s, YSn = 1, X0n = (ixf + pc.pw - rx) / s, XSn = 1, YK = -1, XK = -1;
         C0 = g * Cig * HW + iyf * pc.w + ixf, SC2 = pc.cin * HW, SC1 = s * pc.w, SC0 = s, SCM = HW;
+        if ((pc.flags & 2) != 0) AM = kend, A0 = 0, SA2 = KK, SA1 = pc.kw, SA0 = 1;
     } else {
         const int splits = int(gl_NumWorkGroups.z) / G, split = z % splits;
         g = z / splits;
@@ -177,7 +186,19 @@ void main() {
     for (int k0 = kbeg; k0 < kend; k0 += int(L)) {
         // A(m0+i, k0+lane), zero beyond kend. MODE 0 rows are contiguous in k.
         float av[TM];
-        if (sgOK) {
+        // AV4: lane (r * Q + q) of a group holds the quad k0 + 4q .. k0 + 4q + 3 of rows
+        // m0 + r + 4j (Q = L/4 quads a chunk); zero past kend, where whole quads end.
+        const uint Q = L / 4u;
+        vec4 av4[TM >= 4u ? TM / 4u : 1u];
+        if (AV4 != 0u) {
+            const uint q = lane % Q, r = lane / Q;
+            const int ka = k0 + int(4u * q), kc = ka < kend ? ka : k0;
+            const int aofs = MODE == 2u ? (kc / P) * SA2 + kc % P : kc;
+            [[unroll]] for (uint j = 0; j < TM / 4u; j++) {
+                const vec4 v = loadA4(min(m0 + int(r + 4u * j), M - 1) * AM + A0 + aofs);
+                av4[j] = ka < kend ? v : vec4(0.0);
+            }
+        } else if (sgOK) {
             const int ka = min(k0 + int(lane), kend - 1);
             const bool kin = k0 + int(lane) < kend;
             int aofs;
@@ -209,7 +230,9 @@ void main() {
                 bk[kk][j] = ok ? v : 0.0;
             }
             [[unroll]] for (uint i = 0; i < TM; i++) {
-                if (sgOK) {
+                if (AV4 != 0u) {
+                    ak[kk][i] = subgroupShuffle(av4[i / 4u][kk % 4u], gbase + (i % 4u) * Q + kk / 4u);
+                } else if (sgOK) {
                     ak[kk][i] = subgroupShuffle(av[i], gbase + kk);
                 } else {
                     // Portable fallback (subgroup size not a multiple of 8): load A per k.
