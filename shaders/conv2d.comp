@@ -54,13 +54,11 @@
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
 // 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
-// 12 AV4 (host: TEXEL, SG, L and TM multiples of 4; mode 0, or mode 1 with flags bit1, with K
-// a multiple of 4, or mode 2 with ho*wo one): A is a vec4 texel view and each lane of a group loads whole quads of k,
-// TM/4 of them, for the rows of one residue mod 4, instead of TM single elements (on
-// llvmpipe a fetch of 16 lanes costs about the same for one float as for four).
-// flags: bit0 add bias[g*M + m] (modes 0 and 1); bit1 (mode 1, stride 1, one group): A is w
-// transposed to (cin, cout, kh, kw), so A(ci, (co, t, t')) = A[ci * cout*KK + co*KK + t*kw + t'].
-// (12 AV4 with TM, L multiples of 4 and mode 1 reads those rows in quads of k.)
+// 12 AV4 (host: TEXEL, SG, L and TM multiples of 4; mode 2 with ho*wo a multiple of 4, as the
+// host uses it; mode 0 with K one would read the same way): A is a vec4 texel view and each
+// lane of a group loads whole quads of k, TM/4 of them, for the rows of one residue mod 4,
+// instead of TM single elements, and computes its quad's offset once a chunk.
+// flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -141,7 +139,6 @@ void main() {
         B0 = g * Cog * P, SB2 = pc.cout * P, SK2 = P, SBY = pc.wo, HB = pc.ho, WB = pc.wo;
         Y0n = (iyf + pc.ph - ry) / s, YSn = 1, X0n = (ixf + pc.pw - rx) / s, XSn = 1, YK = -1, XK = -1;
         C0 = g * Cig * HW + iyf * pc.w + ixf, SC2 = pc.cin * HW, SC1 = s * pc.w, SC0 = s, SCM = HW;
-        if ((pc.flags & 2) != 0) AM = kend, A0 = 0, SA2 = KK, SA1 = pc.kw, SA0 = 1;
     } else {
         const int splits = int(gl_NumWorkGroups.z) / G, split = z % splits;
         g = z / splits;

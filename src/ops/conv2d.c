@@ -11,9 +11,6 @@
 #include "ops/ops.h"
 
 enum { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEIGHT = 2 };
-// The data gradient (shader mode 1, flags bit1) with A = w transposed to (cin, cout, kh, kw):
-// stride 1, one group, so row ci of A is contiguous in k = (co, ky, kx) and read in quads.
-enum { CONV_BWD_DATA_T = 3 };
 
 typedef struct {
     VkDeviceAddress A, B, C, bias, add;
@@ -105,8 +102,7 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
                          vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk) {
     vkd_tensor *add = ad ? ad->t : NULL;
-    int accum = ad && ad->kind == ADD_ACCUM, G = c->groups, s = c->stride, a_t = mode == CONV_BWD_DATA_T;
-    if (a_t) mode = CONV_BWD_DATA;
+    int accum = ad && ad->kind == ADD_ACCUM, G = c->groups, s = c->stride;
     int64_t M, N;
     uint32_t gz;
     if (mode == CONV_FWD) {
@@ -119,7 +115,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     }
     conv_push pc = {.nb = c->nb, .cin = c->cin, .cout = c->cout, .h = c->h, .w = c->w, .ho = c->ho, .wo = c->wo,
                     .kh = c->kh, .kw = c->kw, .stride = s, .ph = c->ph, .pw = c->pw, .groups = G,
-                    .flags = (bias ? 1 : 0) | (a_t ? 2 : 0), .kchunk = kchunk, .scale = add ? ad->scale : 1.0f};
+                    .flags = bias ? 1 : 0, .kchunk = kchunk, .scale = add ? ad->scale : 1.0f};
     vkd_arg args[5] = {{offsetof(conv_push, C), accum ? VKD_RW : VKD_W, C},
                        {offsetof(conv_push, A), VKD_R, A},
                        {offsetof(conv_push, B), VKD_R, B}};
@@ -130,12 +126,14 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     conv_tile t = pick_tile(g->ctx, M, N);
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint32_t texel = (uint32_t)(add ? vkd_texel_ok(g, 3, A, B, add) : vkd_texel_ok(g, 2, A, B));
-    // A in quads of k (shader constant 12): its rows are contiguous in k by whole quads
-    int64_t K = mode == CONV_FWD ? (int64_t)(c->cin / G) * c->kh * c->kw : (int64_t)(c->cout / G) * c->kh * c->kw;
+    // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
+    // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE): the weight gradients took
+    // 344-353 against 394-415 ms a step. The forward's A (the weights) read the same way gained
+    // nothing (387-411 against 406-452 ms), and the data gradient's only with a transposed copy
+    // of w whose dispatches cost what it gained (372 + 34 against 400-409 ms): not used.
     int64_t P = (int64_t)c->ho * c->wo;
-    uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) &&
-                  (((mode == CONV_FWD || a_t) && K % 4 == 0) ||
-                   (mode == CONV_BWD_WEIGHT && P % 4 == 0 && kchunk % 4 == 0));
+    uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) && mode == CONV_BWD_WEIGHT &&
+                  P % 4 == 0 && kchunk % 4 == 0;
     vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), av4},
                        {2, 1, offsetof(conv_push, b_first), 0},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
@@ -227,16 +225,7 @@ static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tenso
     vkd_tensor *dxu = c->up ? vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh) : NULL;
     vkd_tensor *dx = vkd_graph_tensor_like(g, c->up ? "upsample2x_bwd" : "conv2d_bwd_data", x);
     if (!c->up) dxu = dx;
-    // On a CPU device with texel views: w transposed first (a small copy), so the GEMM reads A
-    // in quads of k (see conv_dispatch); there a gather costs about as much for 4 floats as for 1.
-    int mode = CONV_BWD_DATA;
-    if (g->ctx->texel && c->stride == 1 && c->groups == 1 && (c->cout * c->kh * c->kw) % 4 == 0 &&
-        vkd_vec4_ok(0)) {
-        static const int perm[4] = {1, 0, 2, 3};
-        w = vkd_permute(g, w, 4, perm);
-        mode = CONV_BWD_DATA_T;
-    }
-    if (!w || !dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", mode, dxu, w, dy, NULL, NULL, c, 1, 0)) return;
+    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0)) return;
     if (c->up && vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu)) return;
     vkd_grad_accumulate(g, x, dx);
 }
