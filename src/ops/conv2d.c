@@ -127,10 +127,11 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint32_t texel = (uint32_t)(add ? vkd_texel_ok(g, 3, A, B, add) : vkd_texel_ok(g, 2, A, B));
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
-    // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE): the weight gradients took
-    // 344-353 against 394-415 ms a step. The forward's A (the weights) read the same way gained
-    // nothing (387-411 against 406-452 ms), and the data gradient's only with a transposed copy
-    // of w whose dispatches cost what it gained (372 + 34 against 400-409 ms): not used.
+    // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
+    // weight gradients took 344-391 against 368-428 ms a step (~8% less, near the noise). The
+    // forward's A (the weights) read the same way gained nothing (387-465 against 377-476 ms),
+    // and the data gradient's only with a transposed copy of w whose dispatches cost what it
+    // gained (372 + 34 against 400-409 ms): neither is used.
     int64_t P = (int64_t)c->ho * c->wo;
     uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) && mode == CONV_BWD_WEIGHT &&
                   P % 4 == 0 && kchunk % 4 == 0;
