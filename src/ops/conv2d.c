@@ -246,9 +246,18 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     }
     if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
-    bias_grad(g, e->in[2], dy);
-    if (add && vkd_tensor_needs_grad(add))
-        vkd_grad_from_broadcast(g, add, dy, (uint64_t)(c.ho * c.wo), (uint64_t)c.nb * c.cout);
+    vkd_tensor *bias = e->in[2];
+    uint64_t P = (uint64_t)(c.ho * c.wo);
+    if (add && vkd_tensor_needs_grad(add) && bias && vkd_tensor_needs_grad(bias) && c.nb > 1) {
+        // The embedding's gradient is dy's sums over the pixels, (nb, cout); the bias's is those
+        // summed over the samples: one pass over dy for both (the same sums as two passes).
+        vkd_tensor *rows = vkd_reduce_broadcast(g, dy, P, (uint64_t)c.nb * c.cout, add);
+        if (!rows || vkd_grad_from_cols(g, "reduce_bcast", bias, rows, (uint64_t)c.nb)) return;
+        vkd_grad_accumulate(g, add, rows);
+        return;
+    }
+    bias_grad(g, bias, dy);
+    if (add && vkd_tensor_needs_grad(add)) vkd_grad_from_broadcast(g, add, dy, P, (uint64_t)c.nb * c.cout);
 }
 
 // y = conv^T(x, w) + b is the data gradient of conv(., w) at dy = x, so
