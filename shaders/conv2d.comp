@@ -54,10 +54,10 @@
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
 // 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
-// 12 AV4 (host: TEXEL, SG, L and TM multiples of 4; mode 2 with ho*wo a multiple of 4, as the
-// host uses it; mode 0 with K one would read the same way): A is a vec4 texel view and each
-// lane of a group loads whole quads of k, TM/4 of them, for the rows of one residue mod 4,
-// instead of TM single elements, and computes its quad's offset once a chunk.
+// 12 AV4 (mode 2 only; host: TEXEL, SG, L and TM multiples of 4, ho*wo a multiple of 4): A = dy
+// is a vec4 texel view and each lane of a group loads whole quads of k, TM/4 of them, for the
+// rows of one residue mod 4, instead of TM single elements, and computes its quad's offset
+// once a chunk.
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -190,7 +190,7 @@ void main() {
         if (AV4 != 0u) {
             const uint q = lane % Q, r = lane / Q;
             const int ka = k0 + int(4u * q), kc = ka < kend ? ka : k0;
-            const int aofs = MODE == 2u ? (kc / P) * SA2 + kc % P : kc;
+            const int aofs = (kc / P) * SA2 + kc % P;  // sample, then pixel: a quad stays in one plane
             [[unroll]] for (uint j = 0; j < TM / 4u; j++) {
                 const vec4 v = loadA4(min(m0 + int(r + 4u * j), M - 1) * AM + A0 + aofs);
                 av4[j] = ka < kend ? v : vec4(0.0);

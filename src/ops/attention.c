@@ -51,11 +51,11 @@ vkd_tensor *vkd_attention(vkd_graph *g, vkd_tensor *q, vkd_tensor *k, vkd_tensor
 // p = softmax(s) over keys; a = v p^T is (B, c, T) = (N, C, H, W).
 typedef struct {
     vkd_tensor *part[3];  // q, k, v: views of qkv (or of its gradient) from part s's first row
-    uint32_t B, c, T;
+    uint32_t c, T;
 } edm_qkv;
 
-static edm_qkv edm_parts(vkd_graph *g, vkd_tensor *x, uint32_t B, uint32_t c, uint32_t T) {
-    edm_qkv v = {.B = B, .c = c, .T = T};
+static edm_qkv edm_parts(vkd_graph *g, vkd_tensor *x, uint32_t c, uint32_t T) {
+    edm_qkv v = {.c = c, .T = T};
     for (int s = 0; s < 3; s++) v.part[s] = vkd_graph_view(g, x, (int64_t)s * T, x->numel - (int64_t)s * T);
     return v;
 }
@@ -75,7 +75,7 @@ static void attention_edm_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *
     vkd_tensor *dp = vkd_graph_tensor(g, "attention_bwd_p", 3, (int64_t[]){B, T, T});
     vkd_tensor *ds = vkd_graph_tensor(g, "softmax_bwd", 3, (int64_t[]){B, T, T});
     if (!dx || !dp || !ds) return;
-    edm_qkv in = edm_parts(g, x, B, c, T), d = edm_parts(g, dx, B, c, T);
+    edm_qkv in = edm_parts(g, x, c, T), d = edm_parts(g, dx, c, T);
     vkd_mm_view vda = {da, T, c * T}, vp = {p, T, T * T}, vdp = {dp, T, T * T}, vds = {ds, T, T * T};
     // dv = da p, dp = da^T v
     vkd_matmul_view_dispatch(g, "attention_bwd_v", edm_part(&d, 2), vda, vp, B, c, T, T, 0, 0, 1.0f);
@@ -106,7 +106,7 @@ vkd_tensor *vkd_attention_edm(vkd_graph *g, vkd_tensor *qkv, int heads) {
     vkd_tensor *a = vkd_graph_tensor(g, "attention", 3, (int64_t[]){B, c, T});
     if (!x || !s || !a) return NULL;
     float alpha = (float)(1.0 / sqrt((double)c));
-    edm_qkv in = edm_parts(g, x, B, (uint32_t)c, T);
+    edm_qkv in = edm_parts(g, x, (uint32_t)c, T);
     if (vkd_matmul_view_dispatch(g, "attention_scores", (vkd_mm_view){s, T, T * T}, edm_part(&in, 0),
                                  edm_part(&in, 1), B, T, T, (uint32_t)c, 1, 0, alpha) ||
         vkd_softmax_dispatch(g, "softmax", 0, p, s, NULL) ||

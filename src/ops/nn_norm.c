@@ -48,8 +48,9 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
     uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx), wg = gn_wg(g, x, at->groups, mode);
-    // vec4 walks of the channels (modes 0 and 1): S in whole vec4s, a workgroup's worth of them
-    uint8_t vec4 = texel && mode != 2 && S % 4 == 0 && S / 4 >= wg && vkd_vec4_ok(4, x, dy, y, old);
+    // vec4 walks of the channels (modes 0 and 1): S in whole vec4s, a workgroup's worth of them;
+    // only the fetched operands need vec4 views (stores and old's loads are per element)
+    uint8_t vec4 = texel && mode != 2 && S % 4 == 0 && S / 4 >= wg && vkd_vec4_ok(2, x, dy);
     if (y) args[na++] = (vkd_arg){offsetof(gn_push, y), VKD_W, y};
     if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 0, offsetof(gn_push, x_first), vec4};
     args[na++] = (vkd_arg){offsetof(gn_push, x), VKD_R, x};
