@@ -26,6 +26,12 @@ layout(constant_id = 3) const uint VEC4 = 0;
 // chunk of one tensor (src/ops/multi.c): table[8 * workgroup] holds the
 // chunk's length, then (after the tuple index) the offsets of p, g, m, v.
 layout(constant_id = 4) const uint MULTI = 0;
+// FLAGS: pc.flags as a constant (the host passes both), TAIL: 0 when no chunk of a MULTI
+// VEC4 pass has a tail. llvmpipe runs the body of an `if` it cannot prove dead under a
+// mask: the tail's scalar update, and the non-finite step's zeroing, ran their lane loops
+// in every invocation.
+layout(constant_id = 5) const uint FLAGS = 0;
+layout(constant_id = 6) const uint TAIL = 1;
 
 layout(push_constant) uniform PC {
     FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper; FBuf gnorm2;
@@ -52,33 +58,38 @@ VKD_LOADER_IF(ld_v, vkd_tex3, pc.v, pc.v_first, TEXEL != 0u && VEC4 == 0u)
 // step's scalars (lr, t, the norm, the bias corrections) are loaded and
 // computed once for all of them, which matters on a CPU device where every
 // load, even of one shared value, is a loop over the lanes.
-void adam_one(uint i, float lr, float gscale, float bc1, float bc2) {
-    float p = ld_p(op + i), g = ld_g(og + i) * gscale;
-    if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
+// skip: the step is skipped (a non-finite norm): p, m and v are written back as they were.
+void adam_one(uint i, float lr, float gscale, float bc1, float bc2, bool skip) {
+    const float p0 = ld_p(op + i), m0 = ld_m(om + i), v0 = ld_v(ov + i);
+    float p = p0, g = ld_g(og + i) * gscale;
+    if ((FLAGS & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
-    float m = pc.b1 * ld_m(om + i) + (1.0 - pc.b1) * g;
-    float v = pc.b2 * ld_v(ov + i) + (1.0 - pc.b2) * g * g;
+    float m = pc.b1 * m0 + (1.0 - pc.b1) * g;
+    float v = pc.b2 * v0 + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
-    pc.m.v[om + i] = m;
-    pc.v.v[ov + i] = v;
-    pc.p.v[op + i] = p;
-    if ((pc.flags & 2u) != 0u) pc.g.v[og + i] = 0.0;
+    pc.m.v[om + i] = skip ? m0 : m;
+    pc.v.v[ov + i] = skip ? v0 : v;
+    pc.p.v[op + i] = skip ? p0 : p;
+    if ((FLAGS & 2u) != 0u) pc.g.v[og + i] = 0.0;
 }
 
 // adam_one on the 4 elements of vec4 q (of the chunk, MULTI).
-void adam_four(uint q, float lr, float gscale, float bc1, float bc2) {
-    vec4 p = texelFetch(vkd_tex0, int(op / 4u + q) + pc.p_first);
-    vec4 g = texelFetch(vkd_tex1, int(og / 4u + q) + pc.g_first) * gscale;
-    if ((pc.flags & 1u) != 0u) p *= 1.0 - lr * pc.wd;
+void adam_four(uint q, float lr, float gscale, float bc1, float bc2, bool skip) {
+    const vec4 p0 = texelFetch(vkd_tex0, int(op / 4u + q) + pc.p_first);
+    const vec4 m0 = texelFetch(vkd_tex2, int(om / 4u + q) + pc.m_first);
+    const vec4 v0 = texelFetch(vkd_tex3, int(ov / 4u + q) + pc.v_first);
+    vec4 p = p0, g = texelFetch(vkd_tex1, int(og / 4u + q) + pc.g_first) * gscale;
+    if ((FLAGS & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
-    vec4 m = pc.b1 * texelFetch(vkd_tex2, int(om / 4u + q) + pc.m_first) + (1.0 - pc.b1) * g;
-    vec4 v = pc.b2 * texelFetch(vkd_tex3, int(ov / 4u + q) + pc.v_first) + (1.0 - pc.b2) * g * g;
+    vec4 m = pc.b1 * m0 + (1.0 - pc.b1) * g;
+    vec4 v = pc.b2 * v0 + (1.0 - pc.b2) * g * g;
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
+    p = skip ? p0 : p, m = skip ? m0 : m, v = skip ? v0 : v;
     p = vkd_keep(p), m = vkd_keep(m), v = vkd_keep(v);  // (adam_four is a texel path)
     vkd_store4(pc.m, om + 4u * q, m);
     vkd_store4(pc.v, ov + 4u * q, v);
     vkd_store4(pc.p, op + 4u * q, p);
-    if ((pc.flags & 2u) != 0u) vkd_store4(pc.g, og + 4u * q, vec4(0.0));
+    if ((FLAGS & 2u) != 0u) vkd_store4(pc.g, og + 4u * q, vec4(0.0));
 }
 
 void main() {
@@ -94,29 +105,22 @@ void main() {
     const uint tail = VEC4 != 0u ? n - 4u * N : 0u;   // MULTI, VEC4: the last n % 4 floats
     if (i0 >= N && i0 >= tail) return;
     float lr = pc.hyper.v[0], t = pc.hyper.v[1], gscale = 1.0;
-    if ((pc.flags & 4u) != 0u) {
+    // A non-finite norm skips the step everywhere (the NaN guard; the gradient is still
+    // zeroed): selected per element rather than branched, since llvmpipe would run the
+    // branch's stores under a mask in every step.
+    bool skip = false;
+    if ((FLAGS & 4u) != 0u) {
         float n2 = pc.gnorm2.v[0];
-        if (isnan(n2) || isinf(n2)) {  // a non-finite gradient anywhere: skip the step everywhere
-            if ((pc.flags & 2u) == 0u) return;
-            [[unroll]] for (uint j = 0; j < PER; j++) {
-                uint i = i0 + j * gl_WorkGroupSize.x;
-                if (i < N) {
-                    if (VEC4 != 0u) vkd_store4(pc.g, og + 4u * i, vec4(0.0));
-                    else pc.g.v[og + i] = 0.0;
-                }
-            }
-            if (i0 < tail) pc.g.v[og + 4u * N + i0] = 0.0;
-            return;
-        }
-        if (pc.clip > 0.0) gscale = min(1.0, pc.clip / (sqrt(n2) + 1e-6));
+        skip = isnan(n2) || isinf(n2);
+        if (pc.clip > 0.0 && !skip) gscale = min(1.0, pc.clip / (sqrt(n2) + 1e-6));
     }
     float bc1 = 1.0 - pow(pc.b1, t), bc2 = 1.0 - pow(pc.b2, t);
     [[unroll]] for (uint j = 0; j < PER; j++) {
         uint i = i0 + j * gl_WorkGroupSize.x;
         if (i < N) {
-            if (VEC4 != 0u) adam_four(i, lr, gscale, bc1, bc2);
-            else adam_one(i, lr, gscale, bc1, bc2);
+            if (VEC4 != 0u) adam_four(i, lr, gscale, bc1, bc2, skip);
+            else adam_one(i, lr, gscale, bc1, bc2, skip);
         }
     }
-    if (i0 < tail) adam_one(4u * N + i0, lr, gscale, bc1, bc2);
+    if (TAIL != 0u && i0 < tail) adam_one(4u * N + i0, lr, gscale, bc1, bc2, skip);
 }

@@ -13,6 +13,9 @@ layout(constant_id = 3) const uint MULTI = 0;
 // VEC4 (one tensor: n a multiple of 4; MULTI: 4-aligned offsets, a chunk's last n % 4
 // elements one by one through the buffers); the same arithmetic per component.
 layout(constant_id = 4) const uint VEC4 = 0;
+// TAIL: 0 when no chunk of a MULTI VEC4 pass has a tail (llvmpipe would run the tail's lane
+// loops, under a mask, in every invocation).
+layout(constant_id = 5) const uint TAIL = 1;
 
 // beta is the push constant, or beta_t[0] when flags bit0 is set (a schedule
 // written by the host between replays, e.g. EDM's EMA ramp-up).
@@ -53,7 +56,7 @@ void main() {
             }
         }
     }
-    if (i0 < tail) {
+    if (TAIL != 0u && i0 < tail) {
         uint i = 4u * N + i0;
         pc.e.v[oe + i] = b * ld_e(oe + i) + (1.0 - b) * ld_p(op + i);
     }

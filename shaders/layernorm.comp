@@ -26,6 +26,11 @@ layout(constant_id = 2) const uint SGRED = 0;
 // TEXEL = 1 (CPU devices): the operands read through texel bindings, x at 0,
 // w at 1 and b (or old) at 2 (MODE 0, 1), mean at 1 and rstd at 2 (MODE 2), dy at 3.
 layout(constant_id = 3) const uint TEXEL = 0;
+// FLAGS: pc.flags as a constant (the host passes both). llvmpipe runs an `if` it cannot prove
+// dead under a mask, so a runtime bit 2 ran the dx pass's second gather and store for every
+// element of a layer norm without it.
+layout(constant_id = 4) const uint FLAGS = 0;
+layout(constant_id = 5) const uint RPW = 1;  // MODE 0, 1: rows a workgroup
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
@@ -59,29 +64,11 @@ float wg_sum(float v) {
     return r;
 }
 
-void main() {
-    bool has_w = (pc.flags & 1u) != 0u, has_b = (pc.flags & 2u) != 0u;
+// One row of MODE 0 or 1 (the whole workgroup).
+void ln_row(uint row) {
+    bool has_w = (FLAGS & 1u) != 0u;
+    bool has_b = (FLAGS & 2u) != 0u;
     uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
-    if (MODE == 2u) {
-        uint c = flat_group() * W + t;
-        if (c >= pc.cols) return;
-        float dw = 0.0, db = 0.0;
-        for (uint r = 0; r < pc.rows; r++) {
-            float g = ld_dy(r * pc.cols + c);
-            dw += g * (ld_x(r * pc.cols + c) - ld_mean(r)) * ld_rstd(r);
-            db += g;
-        }
-        if ((pc.flags & 4u) != 0u) {
-            if (has_w) { precise float s = pc.w.v[c] + dw; pc.w.v[c] = s; }
-            if (has_b) { precise float s = pc.b.v[c] + db; pc.b.v[c] = s; }
-        } else {
-            if (has_w) pc.w.v[c] = dw;
-            if (has_b) pc.b.v[c] = db;
-        }
-        return;
-    }
-    uint row = flat_group();
-    if (row >= pc.rows) return;
     uint base = row * pc.cols;
     float inv_n = 1.0 / float(pc.cols);
     if (MODE == 0u) {
@@ -113,12 +100,42 @@ void main() {
             float g = ld_dy(base + c) * (has_w ? ld_w(c) : 1.0);
             float xh = (ld_x(base + c) - mu) * rs;
             precise float dx = rs * (g - sg - xh * sgx);
-            if ((pc.flags & 4u) != 0u) {
+            if ((FLAGS & 4u) != 0u) {
                 precise float s = ld_b(base + c) + dx;
                 pc.y.v[base + c] = s;
             } else {
                 pc.y.v[base + c] = dx;
             }
         }
+    }
+}
+
+void main() {
+    bool has_w = (FLAGS & 1u) != 0u, has_b = (FLAGS & 2u) != 0u;
+    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
+    if (MODE == 2u) {
+        uint c = flat_group() * W + t;
+        if (c >= pc.cols) return;
+        float dw = 0.0, db = 0.0;
+        for (uint r = 0; r < pc.rows; r++) {
+            float g = ld_dy(r * pc.cols + c);
+            dw += g * (ld_x(r * pc.cols + c) - ld_mean(r)) * ld_rstd(r);
+            db += g;
+        }
+        if ((FLAGS & 4u) != 0u) {
+            if (has_w) { precise float s = pc.w.v[c] + dw; pc.w.v[c] = s; }
+            if (has_b) { precise float s = pc.b.v[c] + db; pc.b.v[c] = s; }
+        } else {
+            if (has_w) pc.w.v[c] = dw;
+            if (has_b) pc.b.v[c] = db;
+        }
+        return;
+    }
+    // RPW rows a workgroup, one after the other: on lavapipe every workgroup costs a task of
+    // its own, which for rows of a few hundred elements cost more than the row.
+    for (uint r = 0u; r < RPW; r++) {
+        const uint row = flat_group() * RPW + r;
+        if (row >= pc.rows) return;
+        ln_row(row);
     }
 }

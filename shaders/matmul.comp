@@ -96,6 +96,10 @@ layout(constant_id = 8) const uint TEXEL = 0;
 // divides TN).
 layout(constant_id = 9) const uint RM = 4;
 layout(constant_id = 10) const uint RN = 2;
+// constant_id 11 FLAGS: pc.flags as a constant. llvmpipe runs the body of an `if` it cannot
+// prove dead under a mask, so a runtime flag still ran the accumulate's and the residual's
+// per-lane load loops (2 TM TN of them) in every GEMM that had neither.
+layout(constant_id = 11) const uint FLAGS = 0;
 layout(set = 0, binding = 0) uniform samplerBuffer texA;
 layout(set = 0, binding = 1) uniform samplerBuffer texB;
 float ldA(uint i) { return TEXEL != 0u ? texelFetch(texA, int(i) + pc.a_first).r : pc.A.v[i]; }
@@ -213,7 +217,7 @@ void main() {
     // small GEMMs ~10% faster (fewer execution-mask updates).
     if (m0 >= M) return;  // a lane group wholly below C: nothing of its own to write
     const uint coff = b * pc.sC;
-    const uint ldc = pc.ldc, flags = pc.flags;
+    const uint ldc = pc.ldc, flags = FLAGS;
     uint crow[TM];
     [[unroll]] for (uint i = 0; i < TM; i++) crow[i] = coff + arow[i] * ldc;
     [[unroll]] for (uint i = 0; i < TM; i++)

@@ -45,9 +45,15 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
 #undef LN_ARG
     uint32_t sgred = mode != 2 && vkd_norm_subgroup_reduce(g->ctx);
     uint32_t wg = mode == 2 ? 64 : sgred ? g->ctx->f.subgroup_size : (cols <= 64 ? 64 : VKD_WG);
-    uint32_t spec[4] = {wg, mode, sgred, texel}, gx, gy;
-    vkd_grid_1d(mode == 2 ? cols : rows, mode == 2 ? wg : 1, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "layernorm", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    // Rows a workgroup (MODE 0, 1): on a CPU device each workgroup is a task of its own, whose
+    // cost was more than a row of ~100 elements; at least 16 workgroups stay for the threads.
+    // A power of 2, so few pipelines.
+    uint32_t rpw = 1;
+    if (mode != 2 && g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
+        while (rpw < 32 && rows / (2 * rpw) >= 16) rpw *= 2;
+    uint32_t spec[6] = {wg, mode, sgred, texel, pc.flags, rpw}, gx, gy;
+    vkd_grid_1d(mode == 2 ? cols : rows, mode == 2 ? wg : rpw, &gx, &gy);
+    return vkd_graph_dispatch_texel(g, name, "layernorm", spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {

@@ -72,8 +72,8 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
     vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), 0}, {2, 1, offsetof(matmul_push, b_first), 0}};
-    uint32_t spec[11] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn};
-    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 11, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
+    uint32_t spec[12] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags};
+    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 12, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
                                     pc->batch, pc, sizeof *pc, args, na, tx, texel ? 2 : 0);
 }
 

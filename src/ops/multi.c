@@ -107,6 +107,7 @@ int vkd_multi_plan(vkd_graph *g, int nroles, vkd_tensor **const *roles, int n, c
             return 0;
         }
         if (rc == 0 && add_tuple(&tabs[k], nroles, roles, i, chunk)) vkd_graph_fail(g, "out of host memory"), rc = -1;
+        if (rc == 0 && roles[0][i]->numel % 4) groups[k].ragged = 1;
     }
     for (int k = 0; k < ng && rc == 0; k++) {
         int64_t len = (int64_t)(tabs[k].n * VKD_MULTI_STRIDE);

@@ -35,6 +35,7 @@ typedef struct {
     vkd_tensor *span[VKD_MULTI_ROLES];  // each role's block as one tensor (owned by the graph)
     vkd_tensor *table;                  // (owned by the graph)
     uint32_t nchunks;
+    uint8_t ragged;  // some tuple's size is not a multiple of 4 (a vec4 walk has a tail)
 } vkd_multi;
 // Groups tuples i < n (roles[r][i], r < nroles; persistent tensors, same numel within a
 // tuple; skip[i] != 0 leaves one out) into at most VKD_MULTI_GROUPS groups, cut into chunks
