@@ -58,6 +58,8 @@
 // is a vec4 texel view and each lane of a group loads whole quads of k, TM/4 of them, for the
 // rows of one residue mod 4, instead of TM single elements, and computes its quad's offset
 // once a chunk.
+// 13 SHIFT (modes 0 and 1, CPU devices): the kernel's width when B's taps are read as windows
+// of consecutive pixels (the walk in main that it selects says how).
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -90,6 +92,7 @@ const uint BN = WN * L * TN;
 layout(constant_id = 10) const uint RM = 4;
 layout(constant_id = 11) const uint RN = 2;
 layout(constant_id = 12) const uint AV4 = 0;
+layout(constant_id = 13) const uint SHIFT = 0;
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 
 void main() {
@@ -180,7 +183,76 @@ void main() {
         c1k = (kbeg / E0k) % E1k;
         c2k = kbeg / (E0k * E1k);
     }
-    for (int k0 = kbeg; k0 < kend; k0 += int(L)) {
+    // SHIFT = KW, the kernel's width (modes 0 and 1 at stride 1 with ho = h and wo = w, no UP;
+    // host: P a multiple of L*TN). A lane group's L*TN columns are then consecutive pixels of one
+    // plane, and the KW taps of one (channel, tap row) of k read, between them, one window of
+    // L*TN + KW - 1 consecutive elements: TN + 1 gathers a row of taps instead of KW*TN, each tap
+    // picked out of two window vectors with shuffles (constant permutations on llvmpipe, where a
+    // gather is ~50 instructions). k walks rows r = (channel c2, tap row c1) of KW taps, k = r*KW
+    // + kx, in the order of the plain walk, so every sum has the same terms in the same order.
+    // A chunk is RW rows (RW*KW k's); lane l holds A(m, k0 + t*L + l), t < NT, for the chunk.
+    if (SHIFT != 0u) {
+        const uint KW = SHIFT > 0u ? SHIFT : 1u;
+        // a chunk: RW rows of taps, held in NT A values a lane (8 rows measured no faster at 512
+        // bits, and LLVM took ~2 s longer to compile each pipeline)
+        const uint RW = 4u, NT = (RW * KW + L - 1u) / L;
+        const uint FL = MODE == 1u ? 1u : 0u;  // the data gradient's taps walk the window backwards
+        const int rows = kend / int(KW);
+        // The group's first column: its sample's plane, and its window's first element (this lane's).
+        const int nq = min(n0, N - 1), PQ = E1n * E0n;
+        const int planeB = B0 + (nq / PQ) * SB2;
+        const int wbase = planeB + nq % PQ + Y0n * SBY + X0n - int(FL * (KW - 1u)) + int(lane);
+        bool colok[TN][KW];
+        [[unroll]] for (uint j = 0; j < TN; j++)
+            [[unroll]] for (uint kx = 0; kx < KW; kx++) colok[j][kx] = uint(xcol[j] + int(kx) * XK) < uint(WB);
+        int c1r = 0, c2r = 0;  // the next row's tap row and channel, counted
+        for (int k0 = 0; k0 < kend; k0 += int(RW * KW)) {
+            float av[NT][TM];
+            [[unroll]] for (uint t = 0; t < NT; t++) {
+                const int kt = k0 + int(t * L + lane), ka = min(kt, kend - 1);
+                int aofs = ka;
+                if (MODE == 1u) {
+                    const int q = ka / E0k;
+                    aofs = (q / E1k) * SA2 + (q % E1k) * SA1 + (ka % E0k) * SA0;
+                }
+                [[unroll]] for (uint i = 0; i < TM; i++) {
+                    const float v = loadA(arow[i] + aofs);
+                    av[t][i] = kt < kend ? v : 0.0;
+                }
+            }
+            float ak[RW * KW][TM], bk[RW * KW][TN];
+            [[unroll]] for (uint r = 0; r < RW; r++) {
+                const bool rv = k0 / int(KW) + int(r) < rows;
+                const int c2 = rv ? c2r : 0, ky = (rv ? c1r : 0) * YK;
+                // window reads stay in the row's plane (what they read outside a valid tap is unused)
+                const int lo = planeB + c2 * SK2, hi = lo + HB * WB - 1, rofs = c2 * SK2 + ky * SBY;
+                float win[TN + 1];
+                [[unroll]] for (uint j = 0; j <= TN; j++) win[j] = loadB(clamp(wbase + rofs + int(j * L), lo, hi));
+                [[unroll]] for (uint kx = 0; kx < KW; kx++) {
+                    const uint sl = FL != 0u ? KW - 1u - kx : kx, src = gbase + (lane + sl) % L;
+                    [[unroll]] for (uint j = 0; j < TN; j++) {
+                        const float a = subgroupShuffle(win[j], src), b = subgroupShuffle(win[j + 1u], src);
+                        const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
+                        bk[r * KW + kx][j] = ok ? (lane + sl < L ? a : b) : 0.0;
+                    }
+                    [[unroll]] for (uint i = 0; i < TM; i++)
+                        ak[r * KW + kx][i] = subgroupShuffle(av[(r * KW + kx) / L][i], gbase + (r * KW + kx) % L);
+                }
+                c1r++;
+                const bool w1 = c1r == E1k;
+                c1r = w1 ? 0 : c1r;
+                c2r += w1 ? 1 : 0;
+            }
+            [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)
+                [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)
+                    [[unroll]] for (uint kk = 0; kk < RW * KW; kk++)
+                        [[unroll]] for (uint i = 0; i < RM; i++)
+                            [[unroll]] for (uint j = 0; j < RN; j++)
+                                acc[ib * RM + i][jb * RN + j] =
+                                    fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j]);
+        }
+    }
+    for (int k0 = kbeg; SHIFT == 0u && k0 < kend; k0 += int(L)) {
         // A(m0+i, k0+lane), zero beyond kend. MODE 0 rows are contiguous in k.
         float av[TM];
         // AV4: lane (r * Q + q) of a group holds the quad k0 + 4q .. k0 + 4q + 3 of rows

@@ -323,6 +323,54 @@ static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const i
     if (B) vkd_tensor_free(B);
 }
 
+// A 3x3 stride-1 convolution on a CPU device reads its taps as windows of a plane
+// (VKD_CONV_WINDOW, the default there): the forward and the input gradient must be the plain
+// walk's bits (the same products summed in the same order).
+static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s) {
+    printf("%s: window walk against the plain walk, bit for bit\n", name);
+    int ho, wo;
+    if (transposed) ref_conv_transpose2d_out(&s, &ho, &wo);
+    else ref_conv2d_out(&s, &ho, &wo);
+    long nx = (long)s.n * s.cin * s.h * s.w, ny = (long)s.n * s.cout * ho * wo;
+    int64_t wsh[4] = {transposed ? s.cin : s.cout, transposed ? s.cout / s.groups : s.cin / s.groups, s.kh, s.kw};
+    long nw = (long)(wsh[0] * wsh[1] * wsh[2] * wsh[3]);
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
+    float *out[2][2];
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_CONV_WINDOW", pass ? "0" : "1", 1);
+        out[pass][0] = calloc(ny, 4), out[pass][1] = calloc(nx, 4);
+        vkd_graph *g = vkd_graph_new(ctx, name);
+        vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+        vkd_tensor *W = t_tensor(ctx, "w", 4, wsh, w, 0);
+        vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0);
+        vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, ho, wo}, u, 0);
+        vkd_tensor_set_requires_grad(X, 1);
+        vkd_tensor *Y = transposed ? vkd_conv_transpose2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups)
+                                   : vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups);
+        if (Y) vkd_graph_keep(g, Y);
+        int ok = Y && vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0 && vkd_graph_run(g) == 0;
+        CHECK(ok, "%s: %s", name, vkd_graph_error(g));
+        // on a CPU device reading texel views the first pass reads the forward's and the input
+        // gradient's taps as windows
+        int windows = 0;
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            windows += pp && !strcmp(pp->shader, "conv2d") && pp->nspec > 13 && pp->spec[13] != 0;
+        }
+        int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
+        CHECK(windows == (pass == 0 && cpu ? 2 : 0), "%s: %d window walks in pass %d", name, windows, pass);
+        if (ok) vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]);
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(U);
+    }
+    unsetenv("VKD_CONV_WINDOW");
+    CHECK(memcmp(out[0][0], out[1][0], ny * 4) == 0, "%s: the forward differs", name);
+    CHECK(memcmp(out[0][1], out[1][1], nx * 4) == 0, "%s: the input gradient differs", name);
+    for (int p = 0; p < 2; p++) free(out[p][0]), free(out[p][1]);
+    free(x), free(w), free(b), free(u);
+}
+
 int main(void) {
     vkd_ctx *ctx = t_open();
     const int ALL = GRAD_W | GRAD_B | HAS_B;
@@ -384,6 +432,9 @@ int main(void) {
     test_conv_res(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 2});
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1});
+    test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2});
+    test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1});
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

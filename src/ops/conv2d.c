@@ -6,6 +6,7 @@
 // its output back to its input, so both ops describe themselves by that
 // convolution's geometry and share the three shaders).
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "ops/ops.h"
@@ -39,8 +40,9 @@ typedef struct {
 // Register tile TM x TN per lane, WM lane groups along M, lane groups of
 // L invocations, workgroup of wg invocations (shader constants 0..6); the
 // multiply-adds walk the tile in RM x RN blocks (constants 10, 11).
+// shift (constant 13): the kernel's width when the B walk reads rows of taps as windows.
 typedef struct {
-    uint32_t wg, tm, tn, wm, sg, l, rm, rn;
+    uint32_t wg, tm, tn, wm, sg, l, rm, rn, shift;
 } conv_tile;
 
 // On lavapipe every buffer load is a scalar loop over the 8 lanes (~16 cycles
@@ -60,9 +62,17 @@ typedef struct {
 // 16x16 or 8x8 lost 5-20% in tests/bench_conv. 64x32 took LLVM minutes.
 // On GPUs 16 lane groups per workgroup and TM = 8 keep occupancy up; small M
 // (grouped and depthwise convolutions) shrink TM.
-static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
+// window: the plane size P when a 3x3 convolution's taps can be read as windows
+// (conv_window), else 0; the tile then reads them so when its lane groups cover whole runs of
+// a plane (P % (L*TN) == 0, shader constant 13). The model is not told: charged at (TN + 1)/3
+// B loads a k it chose smaller tiles (TN 4 or 8 with TM 16 or 32) that measured slower than
+// the plain model's 32 x 8, and so did capping the window walk's tiles at 128 accumulators
+// (its unrolled chunk is 3 times the plain walk's): at 16, 64->64, 16x16 the forward ran at
+// 56-60 against 72 GFLOP/s, the data gradient at 49-55 against 68-71.
+static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t window) {
     int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     conv_tile t;
+    t.shift = 0;
     // Lane groups exchange A through subgroupShuffle: they need shuffles and a
     // subgroup of at least 4 lanes (llvmpipe at 128 bits has 4).
     uint32_t sgs = ctx->f.subgroup_size;
@@ -85,6 +95,8 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
                 if (best < 0 || cost < best) best = cost, t.tm = tm, t.tn = tn;
             }
     }
+    // the window walk when the tile's lane groups cover whole runs of a plane
+    if (window > 0 && t.sg && window % ((int64_t)t.l * t.tn) == 0) t.shift = 3;
     // 4 x 2 blocks: 8 accumulators and 6 operands, in the 16 registers of AVX2. 8 x 1 to 4 x 4
     // measured the same (one lavapipe thread, 32x32 and 16x16 convolutions, within +-10% noise).
     t.rm = 4, t.rn = 2;
@@ -95,6 +107,20 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N) {
     while (t.wm * 2 <= lanes && t.wm < mt) t.wm *= 2;
     t.wg = t.l * lanes;
     return t;
+}
+
+// The plane size P = ho*wo when the forward or data gradient of this convolution can read its
+// taps as windows (shader constant 13): a 3x3 kernel at stride 1 with the output the input's
+// size, x not read through an upsampling, on a CPU device (where a gather costs ~50
+// instructions and the shuffles that replace it a few) whose operands are texel views (the
+// caller's test: through buffer addresses, the walk's lane loops took LLVM ~10 s a pipeline
+// to compile in test_conv_bda). Else 0.
+static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
+    const char *env = getenv("VKD_CONV_WINDOW");  // 0: the plain walk (benchmarks, tests)
+    if (env && *env && atoi(env) == 0) return 0;
+    if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || (mode != CONV_FWD && mode != CONV_BWD_DATA)) return 0;
+    if (c->stride != 1 || c->kw != 3 || c->ho != c->h || c->wo != c->w || (c->up && mode == CONV_FWD)) return 0;
+    return (int64_t)c->ho * c->wo;
 }
 
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
@@ -123,9 +149,9 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     if (bias) args[na++] = (vkd_arg){offsetof(conv_push, bias), VKD_R, bias};
     int add_arg = na;
     if (add) args[na++] = (vkd_arg){offsetof(conv_push, add), VKD_R, add};
-    conv_tile t = pick_tile(g->ctx, M, N);
-    uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint32_t texel = (uint32_t)(add ? vkd_texel_ok(g, 3, A, B, add) : vkd_texel_ok(g, 2, A, B));
+    conv_tile t = pick_tile(g->ctx, M, N, texel ? conv_window(g->ctx, mode, c) : 0);
+    uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
     // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
     // weight gradients took 344-391 against 368-428 ms a step (~8% less, near the noise). The
@@ -140,9 +166,9 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
-    uint32_t spec[13] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
-                         t.rm, t.rn, av4};
-    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 13, vkd_ceil_div((uint64_t)N, bn),
+    uint32_t spec[15] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
+                         t.rm, t.rn, av4, t.shift};
+    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 14, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }
@@ -157,7 +183,7 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
     int cpu = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     int64_t M = c->cout / c->groups, N = (int64_t)(c->cin / c->groups) * c->kh * c->kw;
     int64_t K = (int64_t)c->nb * c->ho * c->wo;
-    conv_tile t = pick_tile(g->ctx, M, N);
+    conv_tile t = pick_tile(g->ctx, M, N, 0);
     uint64_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint64_t base = vkd_ceil_div((uint64_t)N, bn) * vkd_ceil_div((uint64_t)M, bm) * (uint64_t)c->groups;
     // On a CPU device (lavapipe runs a workgroup per core thread) enough
