@@ -31,17 +31,33 @@ static int count_dispatches(const vkd_graph *g, const char *substr) {
     return n;
 }
 
+// The sizes of a case: output (ho, wo), element counts of x, y and w, and w's shape.
+typedef struct {
+    int ho, wo;
+    long nx, ny, nw;
+    int64_t wsh[4];
+} conv_sizes;
+
+static conv_sizes sizes_of(ref_conv_shape s, int transposed) {
+    conv_sizes z;
+    if (transposed) ref_conv_transpose2d_out(&s, &z.ho, &z.wo);
+    else ref_conv2d_out(&s, &z.ho, &z.wo);
+    z.nx = (long)s.n * s.cin * s.h * s.w, z.ny = (long)s.n * s.cout * z.ho * z.wo;
+    z.wsh[0] = transposed ? s.cin : s.cout, z.wsh[1] = transposed ? s.cout / s.groups : s.cin / s.groups;
+    z.wsh[2] = s.kh, z.wsh[3] = s.kw;
+    z.nw = (long)(z.wsh[0] * z.wsh[1] * z.wsh[2] * z.wsh[3]);
+    return z;
+}
+
 enum { GRAD_W = 1, GRAD_B = 2, HAS_B = 4 };
 
 // s: the reference shape (input (n, cin, h, w), cout output channels).
 static void run_case(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s, int flags) {
     printf("%s%s\n", name, (flags & GRAD_W) ? "" : " (frozen weight)");
-    int ho, wo;
-    if (transposed) ref_conv_transpose2d_out(&s, &ho, &wo);
-    else ref_conv2d_out(&s, &ho, &wo);
-    long nx = (long)s.n * s.cin * s.h * s.w, ny = (long)s.n * s.cout * ho * wo;
-    int64_t wsh[4] = {transposed ? s.cin : s.cout, transposed ? s.cout / s.groups : s.cin / s.groups, s.kh, s.kw};
-    long nw = (long)(wsh[0] * wsh[1] * wsh[2] * wsh[3]);
+    conv_sizes z = sizes_of(s, transposed);
+    int ho = z.ho, wo = z.wo;
+    long nx = z.nx, ny = z.ny, nw = z.nw;
+    const int64_t *wsh = z.wsh;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     double *y = malloc(ny * 8), *dx = malloc(nx * 8), *dw = malloc(nw * 8), *db = malloc(s.cout * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
@@ -129,12 +145,10 @@ static void test_split_replay(vkd_ctx *ctx) {
 // for a weight gradient in one piece and one in chunks, and for conv_transpose2d.
 static void test_param_grads(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s) {
     printf("%s: gradients added into parameters\n", name);
-    int ho, wo;
-    if (transposed) ref_conv_transpose2d_out(&s, &ho, &wo);
-    else ref_conv2d_out(&s, &ho, &wo);
-    long nx = (long)s.n * s.cin * s.h * s.w, ny = (long)s.n * s.cout * ho * wo;
-    int64_t wsh[4] = {transposed ? s.cin : s.cout, transposed ? s.cout / s.groups : s.cin / s.groups, s.kh, s.kw};
-    long nw = (long)(wsh[0] * wsh[1] * wsh[2] * wsh[3]), len[2] = {nw, s.cout};
+    conv_sizes z = sizes_of(s, transposed);
+    int ho = z.ho, wo = z.wo;
+    long nx = z.nx, ny = z.ny, nw = z.nw, len[2] = {nw, s.cout};
+    const int64_t *wsh = z.wsh;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
     float *old[2] = {malloc(nw * 4), malloc(s.cout * 4)}, *got[2][2];
@@ -328,12 +342,10 @@ static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const i
 // walk's bits (the same products summed in the same order).
 static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s) {
     printf("%s: window walk against the plain walk, bit for bit\n", name);
-    int ho, wo;
-    if (transposed) ref_conv_transpose2d_out(&s, &ho, &wo);
-    else ref_conv2d_out(&s, &ho, &wo);
-    long nx = (long)s.n * s.cin * s.h * s.w, ny = (long)s.n * s.cout * ho * wo;
-    int64_t wsh[4] = {transposed ? s.cin : s.cout, transposed ? s.cout / s.groups : s.cin / s.groups, s.kh, s.kw};
-    long nw = (long)(wsh[0] * wsh[1] * wsh[2] * wsh[3]);
+    conv_sizes z = sizes_of(s, transposed);
+    int ho = z.ho, wo = z.wo;
+    long nx = z.nx, ny = z.ny, nw = z.nw;
+    const int64_t *wsh = z.wsh;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
     float *out[2][2];
