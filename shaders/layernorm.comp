@@ -131,8 +131,8 @@ void main() {
         }
         return;
     }
-    // RPW rows a workgroup, one after the other: on lavapipe every workgroup costs a task of
-    // its own, which for rows of a few hundred elements cost more than the row.
+    // RPW rows a workgroup, one after the other (on lavapipe every workgroup is a task of its
+    // own; see src/ops/layernorm.c).
     for (uint r = 0u; r < RPW; r++) {
         const uint row = flat_group() * RPW + r;
         if (row >= pc.rows) return;
