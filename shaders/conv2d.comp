@@ -95,6 +95,25 @@ layout(constant_id = 12) const uint AV4 = 0;
 layout(constant_id = 13) const uint SHIFT = 0;
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 
+// A's offset of k within a row (digits (c2, c1, c0) of k = (c2 * E1k + c1) * E0k + c0): MODE 0
+// rows are contiguous in k.
+int a_kofs(int ka, int E1k, int E0k, int SA2, int SA1, int SA0) {
+    if (MODE == 0u) return ka;
+    const int q = ka / E0k;
+    return (q / E1k) * SA2 + (q % E1k) * SA1 + (ka % E0k) * SA0;
+}
+
+// The multiply-adds of a chunk of KN k's (operands ak[KN][TM], bk[KN][TN]) in RM x RN register
+// blocks, each walking the chunk's k's in order (see the plain walk's two phases in main).
+#define CHUNK_FMA(KN)                                                                                     \
+    [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)                                                      \
+        [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)                                                  \
+            [[unroll]] for (uint kk = 0; kk < (KN); kk++)                                                 \
+                [[unroll]] for (uint i = 0; i < RM; i++)                                                  \
+                    [[unroll]] for (uint j = 0; j < RN; j++)                                              \
+                        acc[ib * RM + i][jb * RN + j] =                                                   \
+                            fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j])
+
 void main() {
     const bool sgOK = SG != 0u;
     uint lane, lg;
@@ -210,11 +229,7 @@ void main() {
             float av[NT][TM];
             [[unroll]] for (uint t = 0; t < NT; t++) {
                 const int kt = k0 + int(t * L + lane), ka = min(kt, kend - 1);
-                int aofs = ka;
-                if (MODE == 1u) {
-                    const int q = ka / E0k;
-                    aofs = (q / E1k) * SA2 + (q % E1k) * SA1 + (ka % E0k) * SA0;
-                }
+                const int aofs = a_kofs(ka, E1k, E0k, SA2, SA1, SA0);
                 [[unroll]] for (uint i = 0; i < TM; i++) {
                     const float v = loadA(arow[i] + aofs);
                     av[t][i] = kt < kend ? v : 0.0;
@@ -243,13 +258,7 @@ void main() {
                 c1r = w1 ? 0 : c1r;
                 c2r += w1 ? 1 : 0;
             }
-            [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)
-                [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)
-                    [[unroll]] for (uint kk = 0; kk < RW * KW; kk++)
-                        [[unroll]] for (uint i = 0; i < RM; i++)
-                            [[unroll]] for (uint j = 0; j < RN; j++)
-                                acc[ib * RM + i][jb * RN + j] =
-                                    fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j]);
+            CHUNK_FMA(RW * KW);
         }
     }
     for (int k0 = kbeg; SHIFT == 0u && k0 < kend; k0 += int(L)) {
@@ -270,13 +279,7 @@ void main() {
         } else if (sgOK) {
             const int ka = min(k0 + int(lane), kend - 1);
             const bool kin = k0 + int(lane) < kend;
-            int aofs;
-            if (MODE == 0u) {
-                aofs = ka;
-            } else {
-                const int q = ka / E0k;
-                aofs = (q / E1k) * SA2 + (q % E1k) * SA1 + (ka % E0k) * SA0;
-            }
+            const int aofs = a_kofs(ka, E1k, E0k, SA2, SA1, SA0);
             [[unroll]] for (uint i = 0; i < TM; i++) {
                 const float v = loadA(arow[i] + aofs);
                 av[i] = kin ? v : 0.0;
@@ -317,13 +320,7 @@ void main() {
             c1k = w1 ? 0 : c1k;
             c2k += w1 ? 1 : 0;
         }
-        [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)
-            [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)
-                [[unroll]] for (uint kk = 0; kk < L; kk++)
-                    [[unroll]] for (uint i = 0; i < RM; i++)
-                        [[unroll]] for (uint j = 0; j < RN; j++)
-                            acc[ib * RM + i][jb * RN + j] =
-                                fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j]);
+        CHUNK_FMA(L);
     }
 
     // The epilogue tests the bounds once per column, not per element: rows past M read and
