@@ -54,12 +54,14 @@
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
 // 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
-// 12 AV4 (mode 2 only; host: TEXEL, SG, L and TM multiples of 4, ho*wo a multiple of 4): A = dy
-// is a vec4 texel view and each lane of a group loads whole quads of k, TM/4 of them, for the
-// rows of one residue mod 4, instead of TM single elements, and computes its quad's offset
-// once a chunk.
-// 13 SHIFT (modes 0 and 1, CPU devices): the kernel's width when B's taps are read as windows
-// of consecutive pixels (the walk in main that it selects says how).
+// 12 AV4 (host: TEXEL, SG, L multiple of 4): A is a vec4 texel view read in quads of k. Mode 2
+// (TM a multiple of 4, ho*wo a multiple of 4): A = dy, and each lane of a group loads whole
+// quads, TM/4 of them, for the rows of one residue mod 4, instead of TM single elements, and
+// computes its quad's offset once a chunk. Mode 0 with SHIFT (rows of w whole quads): the
+// window walk's chunk of A, see there.
+// 13 SHIFT (CPU devices): the kernel's width when B's taps are read as windows. Modes 0 and 1:
+// windows of consecutive pixels (the walk in main that it selects says how); mode 2: x's rows
+// as quads (see the plain walk).
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -94,6 +96,7 @@ layout(constant_id = 11) const uint RN = 2;
 layout(constant_id = 12) const uint AV4 = 0;
 layout(constant_id = 13) const uint SHIFT = 0;
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
+vec4 loadB4(int q) { return texelFetch(vkd_tex1, q + pc.b_first); }       // quad q of B
 
 // A's offset of k within a row (digits (c2, c1, c0) of k = (c2 * E1k + c1) * E0k + c0): MODE 0
 // rows are contiguous in k.
@@ -210,7 +213,7 @@ void main() {
     // gather is ~50 instructions). k walks rows r = (channel c2, tap row c1) of KW taps, k = r*KW
     // + kx, in the order of the plain walk, so every sum has the same terms in the same order.
     // A chunk is RW rows (RW*KW k's); lane l holds A(m, k0 + t*L + l), t < NT, for the chunk.
-    if (SHIFT != 0u) {
+    if (SHIFT != 0u && MODE != 2u) {
         const uint KW = SHIFT > 0u ? SHIFT : 1u;
         // a chunk: RW rows of taps, held in NT A values a lane (8 rows measured no faster at 512
         // bits, and LLVM took ~2 s longer to compile each pipeline)
@@ -225,14 +228,27 @@ void main() {
         [[unroll]] for (uint j = 0; j < TN; j++)
             [[unroll]] for (uint kx = 0; kx < KW; kx++) colok[j][kx] = uint(xcol[j] + int(kx) * XK) < uint(WB);
         int c1r = 0, c2r = 0;  // the next row's tap row and channel, counted
+        // AV4 (MODE 0; host: rows of A hold whole quads): the chunk's TM x RW*KW block of A is
+        // QR quads a row, TM*QR quads in all, and lane l fetches quads p = u*L + l, u < NQ (row
+        // p / QR, quad p % QR): NQ vec4 fetches a lane instead of TM*NT scalar ones.
+        const uint QR = RW * KW / 4u, NQ = (TM * QR + L - 1u) / L;
         for (int k0 = 0; k0 < kend; k0 += int(RW * KW)) {
-            float av[NT][TM];
-            [[unroll]] for (uint t = 0; t < NT; t++) {
-                const int kt = k0 + int(t * L + lane), ka = min(kt, kend - 1);
-                const int aofs = a_kofs(ka, E1k, E0k, SA2, SA1, SA0);
-                [[unroll]] for (uint i = 0; i < TM; i++) {
-                    const float v = loadA(arow[i] + aofs);
-                    av[t][i] = kt < kend ? v : 0.0;
+            float av[AV4 != 0u ? 1u : NT][TM];
+            vec4 aq[AV4 != 0u ? NQ : 1u];
+            if (AV4 != 0u) {
+                [[unroll]] for (uint u = 0; u < NQ; u++) {
+                    const int p = int(u * L + lane), kq = k0 + (p % int(QR)) * 4;
+                    const vec4 v = loadA4(min(m0 + p / int(QR), M - 1) * AM + A0 + min(kq, kend - 4));
+                    aq[u] = kq < kend ? v : vec4(0.0);
+                }
+            } else {
+                [[unroll]] for (uint t = 0; t < NT; t++) {
+                    const int kt = k0 + int(t * L + lane), ka = min(kt, kend - 1);
+                    const int aofs = a_kofs(ka, E1k, E0k, SA2, SA1, SA0);
+                    [[unroll]] for (uint i = 0; i < TM; i++) {
+                        const float v = loadA(arow[i] + aofs);
+                        av[t][i] = kt < kend ? v : 0.0;
+                    }
                 }
             }
             float ak[RW * KW][TM], bk[RW * KW][TN];
@@ -250,8 +266,12 @@ void main() {
                         const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
                         bk[r * KW + kx][j] = ok ? (lane + sl < L ? a : b) : 0.0;
                     }
-                    [[unroll]] for (uint i = 0; i < TM; i++)
-                        ak[r * KW + kx][i] = subgroupShuffle(av[(r * KW + kx) / L][i], gbase + (r * KW + kx) % L);
+                    const uint kk = r * KW + kx;
+                    [[unroll]] for (uint i = 0; i < TM; i++) {
+                        const uint p = i * QR + kk / 4u;
+                        ak[kk][i] = AV4 != 0u ? subgroupShuffle(aq[p / L][kk % 4u], gbase + p % L)
+                                              : subgroupShuffle(av[kk / L][i], gbase + kk % L);
+                    }
                 }
                 c1r++;
                 const bool w1 = c1r == E1k;
@@ -261,7 +281,7 @@ void main() {
             CHUNK_FMA(RW * KW);
         }
     }
-    for (int k0 = kbeg; SHIFT == 0u && k0 < kend; k0 += int(L)) {
+    for (int k0 = kbeg; (SHIFT == 0u || MODE == 2u) && k0 < kend; k0 += int(L)) {
         // A(m0+i, k0+lane), zero beyond kend. MODE 0 rows are contiguous in k.
         float av[TM];
         // AV4: lane (r * Q + q) of a group holds the quad k0 + 4q .. k0 + 4q + 3 of rows
@@ -291,10 +311,36 @@ void main() {
         // registers for the chunk instead of being spilled and reloaded at every k. Each
         // accumulator still sums k = 0..K-1 in order: the same bits as one k at a time.
         float ak[L][TM], bk[L][TN];
+        // SHIFT in MODE 2 (host: stride 1, a 3-wide kernel with pw = 1, wo = w a multiple of L,
+        // chunks of whole L's, B a vec4 view, no UP): the chunk's k's are the pixels ox0 ..
+        // ox0 + L - 1 of one row, so column j's L values of B are the consecutive elements
+        // d .. d + L - 1 (d = kx - 1 = xcol[j]) from the row's element ox0: L/4 + 1 quads, not
+        // L gathers (on lavapipe a vec4 fetch costs about what a scalar one does).
+        const bool bquad = MODE == 2u && SHIFT != 0u;
+        if (bquad) {
+            const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
+            const int krow = (k0 / P) * SK2 + oy * SBY + ox0, qhi = pc.nb * pc.cin * HWB / 4 - 1;
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                const int d = xcol[j], yy = ycol[j] + oy, q = (bofs[j] - d + krow) >> 2;
+                // e[p]: the row's element ox0 + p - 1, p = 0 .. L + 1
+                float e[L + 2u];
+                const vec4 qx = loadB4(clamp(q + (d < 0 ? -1 : int(L / 4u)), 0, qhi));
+                e[0] = qx.w, e[L + 1u] = qx.x;
+                [[unroll]] for (uint t = 0; t < L / 4u; t++) {
+                    const vec4 v = loadB4(clamp(q + int(t), 0, qhi));
+                    e[4u * t + 1u] = v.x, e[4u * t + 2u] = v.y, e[4u * t + 3u] = v.z, e[4u * t + 4u] = v.w;
+                }
+                const bool rok = uint(yy) < uint(HB);
+                [[unroll]] for (uint kk = 0; kk < L; kk++) {
+                    const bool ok = rok && k0 + int(kk) < kend && uint(ox0 + int(kk) + d) < uint(WB);
+                    bk[kk][j] = ok ? (d < 0 ? e[kk] : d == 0 ? e[kk + 1u] : e[kk + 2u]) : 0.0;
+                }
+            }
+        }
         [[unroll]] for (uint kk = 0; kk < L; kk++) {
             const bool kv = k0 + int(kk) < kend;
             const int ky = c1k * YK, kx = c0k * XK, kofs = c2k * SK2 + (UP != 0u ? 0 : ky * SBY + kx);
-            [[unroll]] for (uint j = 0; j < TN; j++) {
+            [[unroll]] for (uint j = 0; j < TN && !bquad; j++) {
                 const int yy = ycol[j] + ky, xx = xcol[j] + kx;
                 const bool ok = kv && uint(yy) < uint(HB) && uint(xx) < uint(WB);
                 const int bi = bofs[j] + kofs + (UP != 0u ? (yy >> 1) * SBY + (xx >> 1) : 0);

@@ -341,45 +341,49 @@ static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const i
 // (VKD_CONV_WINDOW, the default there): the forward and the input gradient must be the plain
 // walk's bits (the same products summed in the same order).
 static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s) {
-    printf("%s: window walk against the plain walk, bit for bit\n", name);
+    printf("%s: window walks against the plain walk, bit for bit\n", name);
     conv_sizes z = sizes_of(s, transposed);
     int ho = z.ho, wo = z.wo;
     long nx = z.nx, ny = z.ny, nw = z.nw;
     const int64_t *wsh = z.wsh;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
-    float *out[2][2];
+    float *out[2][3];
     for (int pass = 0; pass < 2; pass++) {
         setenv("VKD_CONV_WINDOW", pass ? "0" : "1", 1);
-        out[pass][0] = calloc(ny, 4), out[pass][1] = calloc(nx, 4);
+        out[pass][0] = calloc(ny, 4), out[pass][1] = calloc(nx, 4), out[pass][2] = calloc(nw, 4);
         vkd_graph *g = vkd_graph_new(ctx, name);
         vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
         vkd_tensor *W = t_tensor(ctx, "w", 4, wsh, w, 0);
         vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0);
         vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, ho, wo}, u, 0);
         vkd_tensor_set_requires_grad(X, 1);
+        vkd_tensor_set_requires_grad(W, 1);
         vkd_tensor *Y = transposed ? vkd_conv_transpose2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups)
                                    : vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups);
         if (Y) vkd_graph_keep(g, Y);
         int ok = Y && vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0 && vkd_graph_run(g) == 0;
         CHECK(ok, "%s: %s", name, vkd_graph_error(g));
         // on a CPU device reading texel views the first pass reads the forward's and the input
-        // gradient's taps as windows
+        // gradient's taps as windows, and the weight gradient's rows of x as quads
         int windows = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             windows += pp && !strcmp(pp->shader, "conv2d") && pp->nspec > 13 && pp->spec[13] != 0;
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
-        CHECK(windows == (pass == 0 && cpu ? 2 : 0), "%s: %d window walks in pass %d", name, windows, pass);
-        if (ok) vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]);
+        CHECK(windows == (pass == 0 && cpu ? 3 : 0), "%s: %d window walks in pass %d", name, windows, pass);
+        if (ok)
+            vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]),
+                vkd_tensor_download(vkd_graph_grad(g, W), out[pass][2]);
         vkd_graph_free(g);
         vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(U);
     }
     unsetenv("VKD_CONV_WINDOW");
     CHECK(memcmp(out[0][0], out[1][0], ny * 4) == 0, "%s: the forward differs", name);
     CHECK(memcmp(out[0][1], out[1][1], nx * 4) == 0, "%s: the input gradient differs", name);
-    for (int p = 0; p < 2; p++) free(out[p][0]), free(out[p][1]);
+    CHECK(memcmp(out[0][2], out[1][2], nw * 4) == 0, "%s: the weight gradient differs", name);
+    for (int p = 0; p < 2; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
     free(x), free(w), free(b), free(u);
 }
 

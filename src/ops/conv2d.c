@@ -109,18 +109,28 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
     return t;
 }
 
-// The plane size P = ho*wo when the forward or data gradient of this convolution can read its
-// taps as windows (shader constant 13): a 3x3 kernel at stride 1 with the output the input's
-// size, x not read through an upsampling, on a CPU device (where a gather costs ~50
-// instructions and the shuffles that replace it a few) whose operands are texel views (the
-// caller's test: through buffer addresses, the walk's lane loops took LLVM ~10 s a pipeline
-// to compile in test_conv_bda). Else 0.
+// The plane size P = ho*wo when this convolution's GEMM can read its taps as windows (shader
+// constant 13): a 3x3 kernel at stride 1 with the output the input's size, x not read through
+// an upsampling, on a CPU device (where a gather costs ~50 instructions and the shuffles that
+// replace it a few) whose operands are texel views (the caller's test: through buffer
+// addresses, the walk's lane loops took LLVM ~10 s a pipeline to compile in test_conv_bda).
+// Else 0. The forward and the data gradient then read windows of pixels; the weight gradient
+// reads x's rows as quads when weight_window also holds.
 static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
     const char *env = getenv("VKD_CONV_WINDOW");  // 0: the plain walk (benchmarks, tests)
     if (env && *env && atoi(env) == 0) return 0;
-    if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || (mode != CONV_FWD && mode != CONV_BWD_DATA)) return 0;
-    if (c->stride != 1 || c->kw != 3 || c->ho != c->h || c->wo != c->w || (c->up && mode == CONV_FWD)) return 0;
+    if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 0;
+    if (c->stride != 1 || c->kw != 3 || c->ho != c->h || c->wo != c->w || (c->up && mode != CONV_BWD_DATA)) return 0;
     return (int64_t)c->ho * c->wo;
+}
+
+// The weight gradient's window walk (constant 13 in MODE 2): a chunk's L k's are a run of one
+// row of x when rows and the split's chunks hold whole runs, and x is read as quads (a vec4
+// view) instead of a gather per k. At 16, 64->64, 16x16 the weight gradient went from 50-59 to
+// 65-76 GFLOP/s (best of 20 replays, three alternating pairs), at 32->32, 32x32 from 45-53 to
+// 47-60.
+static int weight_window(const conv_geom *c, const conv_tile *t, int64_t window, int64_t kchunk, vkd_tensor *x) {
+    return window > 0 && t->sg && c->w % t->l == 0 && kchunk % t->l == 0 && vkd_vec4_ok(1, x);
 }
 
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
@@ -150,19 +160,27 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     int add_arg = na;
     if (add) args[na++] = (vkd_arg){offsetof(conv_push, add), VKD_R, add};
     uint32_t texel = (uint32_t)(add ? vkd_texel_ok(g, 3, A, B, add) : vkd_texel_ok(g, 2, A, B));
-    conv_tile t = pick_tile(g->ctx, M, N, texel ? conv_window(g->ctx, mode, c) : 0);
+    int64_t window = texel ? conv_window(g->ctx, mode, c) : 0;
+    conv_tile t = pick_tile(g->ctx, M, N, mode != CONV_BWD_WEIGHT ? window : 0);
+    uint8_t bquad = mode == CONV_BWD_WEIGHT && weight_window(c, &t, window, kchunk, B);
+    if (bquad) t.shift = 3;
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
     // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
     // weight gradients took 344-391 against 368-428 ms a step (~8% less, near the noise). The
-    // forward's A (the weights) read the same way gained nothing (387-465 against 377-476 ms),
-    // and the data gradient's only with a transposed copy of w whose dispatches cost what it
-    // gained (372 + 34 against 400-409 ms): neither is used.
+    // forward's A (the weights) read the same way in the plain walk gained nothing (387-465
+    // against 377-476 ms), but does in the window walk (shader: AV4 there), whose scalar A
+    // gathers, TM*NT a lane a chunk, were the forward's largest load: 16, 64->64, 16x16 went
+    // from 72-81 to 81-91 GFLOP/s (best of 20 replays, three alternating pairs). The data
+    // gradient's A only with a transposed copy of w whose dispatches cost what it gained (372
+    // + 34 against 400-409 ms): not used.
     int64_t P = (int64_t)c->ho * c->wo;
     uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) && mode == CONV_BWD_WEIGHT &&
                   P % 4 == 0 && kchunk % 4 == 0;
+    if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A))
+        av4 = 1;
     vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), av4},
-                       {2, 1, offsetof(conv_push, b_first), 0},
+                       {2, 1, offsetof(conv_push, b_first), bquad},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
