@@ -2,16 +2,31 @@
 // passed in push constants (no descriptor sets, no binding-range limits).
 #extension GL_EXT_buffer_reference : require
 #extension GL_EXT_control_flow_attributes : enable
+#ifdef VKD_WIDE_STORES
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
 
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer FBuf { float v[]; };
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer UBuf { uint v[]; };
 
-// Elements e..e+3 of b from a vec4, as four scalar stores: shaders that read
-// vec4s through texel views write this way (a vec4 store measured no faster
-// on llvmpipe, and FBuf is only 4-byte aligned).
+// Elements e..e+3 of b from a vec4: shaders that read vec4s through texel views write this way.
+// On llvmpipe every store is a loop over the lanes, one per component, and a vec4 store is four
+// of them (measured no faster than four scalar stores). VKD_WIDE_STORES (the <family>_wide
+// variants, chosen on CPU devices with shaderInt64; host: e a multiple of 4, b on 16 bytes)
+// writes the quad as two 64-bit stores, two lane loops instead of four: Adam's step at 131072
+// parameters went from 4.9-5.9 to 3.9-4.3 ns a parameter (tests/bench_optim).
+#ifdef VKD_WIDE_STORES
+layout(buffer_reference, std430, buffer_reference_align = 8) buffer DBuf { uint64_t v[]; };
+void vkd_store4(FBuf b, uint e, vec4 x) {
+    DBuf d = DBuf(uint64_t(b));
+    d.v[e >> 1] = packUint2x32(uvec2(floatBitsToUint(x.x), floatBitsToUint(x.y)));
+    d.v[(e >> 1) + 1u] = packUint2x32(uvec2(floatBitsToUint(x.z), floatBitsToUint(x.w)));
+}
+#else
 void vkd_store4(FBuf b, uint e, vec4 x) {
     b.v[e] = x.x, b.v[e + 1u] = x.y, b.v[e + 2u] = x.z, b.v[e + 3u] = x.w;
 }
+#endif
 
 // vkd_keep(x) is x, computed as a vector before the stores that use it. On llvmpipe a store
 // is a loop over the lanes, and LLVM moves a chain of arithmetic that only feeds a store into

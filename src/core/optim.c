@@ -143,7 +143,8 @@ static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
     uint32_t spec[7] = {VKD_WG, texel, per, vec4, 0, pc.flags, 0}, gx, gy;
     uint64_t units = vec4 ? p->numel / 4 : p->numel;
     vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
-    vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 7, gx, gy, 1, &pc, sizeof pc, args,
+    const char *shader = vkd_store_variant(g, vec4, "adam", "adam_wide");
+    vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args,
                              n2 ? 6 : 5, tx, texel ? 4 : 0);
 }
 
@@ -166,7 +167,8 @@ static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tenso
                        {3, 3, offsetof(adam_push, v_first), (uint8_t)vec4}};
     uint32_t spec[7] = {VKD_WG, texel, vkd_elems_per_invocation(g), (uint32_t)vec4, 1, pc.flags, mg->ragged}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
-    vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", "adam", spec, 7, gx, gy, 1, &pc, sizeof pc, args,
+    const char *shader = vkd_store_variant(g, vec4, "adam", "adam_wide");
+    vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args,
                              n2 ? 7 : 6, tx, texel ? 4 : 0);
 }
 
@@ -208,7 +210,8 @@ static void ema_one_tensor(vkd_graph *g, vkd_tensor *e, vkd_tensor *p, float bet
     uint32_t spec[6] = {VKD_WG, texel, per, 0, vec4, 0}, gx, gy;
     uint64_t units = vec4 ? e->numel / 4 : e->numel;
     vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
-    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
+    const char *shader = vkd_store_variant(g, vec4, "ema", "ema_wide");
+    vkd_graph_dispatch_texel(g, "ema", shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
                              texel ? 2 : 0);
 }
 
@@ -224,7 +227,8 @@ static void ema_group(vkd_graph *g, const vkd_multi *mg, float beta, vkd_tensor 
                        {1, 1, offsetof(ema_push, p_first), (uint8_t)vec4}};
     uint32_t spec[6] = {VKD_WG, texel, vkd_elems_per_invocation(g), 1, (uint32_t)vec4, mg->ragged}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
-    vkd_graph_dispatch_texel(g, "ema", "ema", spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx,
+    const char *shader = vkd_store_variant(g, vec4, "ema", "ema_wide");
+    vkd_graph_dispatch_texel(g, "ema", shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx,
                              texel ? 2 : 0);
 }
 

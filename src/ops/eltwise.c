@@ -86,6 +86,12 @@ int vkd_vec4_ok(int n, ...) {
     return ok;
 }
 
+const char *vkd_store_variant(const vkd_graph *g, int vec4, const char *family, const char *wide) {
+    const char *env = getenv("VKD_WIDE_STORES");  // 0: four scalar stores a quad (benchmarks, tests)
+    int ok = vec4 && g->ctx->texel && g->ctx->f.int64 && !(env && *env && atoi(env) == 0);
+    return ok ? wide : family;
+}
+
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
                          vkd_tensor *s, uint64_t inner, uint64_t bc, float alpha) {
     if (y->numel > UINT32_MAX) {
@@ -114,7 +120,8 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
     uint32_t spec[5] = {VKD_WG, (uint32_t)op, bmode, texel, vec4}, gx, gy;
     vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "eltwise", spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    const char *shader = vkd_store_variant(g, (int)vec4, "eltwise", "eltwise_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // b right-aligned to a (numpy); its non-1 axes must be one contiguous run equal

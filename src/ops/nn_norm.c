@@ -65,7 +65,8 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (old) args[na++] = (vkd_arg){offsetof(gn_push, old), VKD_R, old};
     uint32_t spec[7] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel, vec4}, gx, gy;
     vkd_grid_1d(mode == 2 ? C : N * (uint64_t)at->groups, 1, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "groupnorm", spec, 7, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    const char *shader = vkd_store_variant(g, vec4, "groupnorm", "groupnorm_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // dx and the per-sample terms of dw, db (N, C) in one pass (the channel-major

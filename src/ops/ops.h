@@ -72,6 +72,10 @@ int vkd_texel_fits(const vkd_ctx *ctx, uint64_t numel);
 // boundary (allocations are VKD_ALIGN-aligned; a view may start anywhere), so a
 // texel op may read it through a vec4 view (vkd_texel.vec4). VKD_VEC4=0 says no.
 int vkd_vec4_ok(int n, ...);
+// The shader to dispatch for a family whose vec4 texel walk writes through vkd_store4: its
+// _wide variant `wide` (two 64-bit stores a quad, shaders/common.glsl) when vec4 is set and the
+// device reads texel views and has shaderInt64, else `family`. VKD_WIDE_STORES=0 says no.
+const char *vkd_store_variant(const vkd_graph *g, int vec4, const char *family, const char *wide);
 // Elements per invocation for per-element update shaders (Adam, EMA): several
 // on a CPU device, where each load of the step's shared scalars is a loop over
 // the lanes and is worth doing once for many elements; 1 on a GPU.

@@ -32,7 +32,8 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     }
     uint32_t spec[4] = {VKD_WG, op, texel, vec4}, gx, gy;
     vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "unary", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    const char *shader = vkd_store_variant(g, vec4, "unary", "unary_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd", "softplus_bwd"};
