@@ -100,8 +100,23 @@ layout(constant_id = 10) const uint RN = 2;
 // prove dead under a mask, so a runtime flag still ran the accumulate's and the residual's
 // per-lane load loops (2 TM TN of them) in every GEMM that had neither.
 layout(constant_id = 11) const uint FLAGS = 0;
+// constant_id 12 AQ (TA = 0), 13 BQ (TB = 1): A's rows, B's columns read as quads of k through
+// vec4 texel views (host: TEXEL, SG, K, the leading dimension and the batch stride multiples
+// of 4). On llvmpipe a vec4 fetch costs about what a scalar gather does: a chunk's 8 k's of a
+// row of A are 2 fetches among the group (TM/4 a lane instead of TM), a lane's column of B 2
+// fetches instead of 8. Quads past K (whole ones, K being a multiple of 4) read the last quad
+// of the row and use its k = K - 1, as the scalar walk's clamped index does: the same bits.
+// constant_id 14 CQ (TB = 0; host: TEXEL, SG, TN, N, ldb and sB multiples of 4): B's rows are
+// read as quads of columns, so lane l owns the quads n0 + 4L*h + 4l .. +3 (h < TN/4) instead of
+// the columns n0 + L*j + l: a k's TN values of B are TN/4 fetches instead of TN gathers. Only
+// which lane holds which column changes, not any sum: the same bits.
+layout(constant_id = 12) const uint AQ = 0;
+layout(constant_id = 13) const uint BQ = 0;
+layout(constant_id = 14) const uint CQ = 0;
 layout(set = 0, binding = 0) uniform samplerBuffer texA;
 layout(set = 0, binding = 1) uniform samplerBuffer texB;
+vec4 ldA4(uint q) { return texelFetch(texA, int(q) + pc.a_first); }  // quad q of A's view
+vec4 ldB4(uint q) { return texelFetch(texB, int(q) + pc.b_first); }
 float ldA(uint i) { return TEXEL != 0u ? texelFetch(texA, int(i) + pc.a_first).r : pc.A.v[i]; }
 float ldB(uint i) { return TEXEL != 0u ? texelFetch(texB, int(i) + pc.b_first).r : pc.B.v[i]; }
 // constant_id 4 is the workgroup size (local_size_x, default 32); it is not
@@ -136,8 +151,11 @@ void main() {
     const uint aoff = b * pc.sA, boff = b * pc.sB;
 
     // Clamped indices: loads always stay in bounds, results are masked at the store.
-    uint ncol[TN];
-    [[unroll]] for (uint j = 0; j < TN; j++) ncol[j] = min(n0 + j * L + lane, N - 1u);
+    uint ncol[TN], nraw[TN];  // clamped and unclamped
+    [[unroll]] for (uint j = 0; j < TN; j++) {
+        nraw[j] = CQ != 0u ? n0 + (j / 4u) * 4u * L + 4u * lane + j % 4u : n0 + j * L + lane;
+        ncol[j] = min(nraw[j], N - 1u);
+    }
     uint arow[TM];     // TA=0 / fallback: row of A for register row i (uniform across lanes)
     [[unroll]] for (uint i = 0; i < TM; i++) arow[i] = min(m0 + i, M - 1u);
     uint arowT[TMC];   // TA=1: lane l holds row m0 + 8c + l
@@ -152,7 +170,18 @@ void main() {
             // 8x8 block of A spread over the lane group (zero beyond K).
             float av[TM];        // TA=0: lane l holds A(m0+i, k0+l)
             float avT[L][TMC];   // TA=1: lane l holds A(m0+8c+l, k0+kk)
-            if (TA == 0) {
+            // AQ: the chunk's TM x 8 block of A is 2*TM quads; lane l holds quads p = 8u + l,
+            // u < NQA (row p / 2, k0 + 4 (p % 2)), zero past K.
+            const uint NQA = (2u * TM + L - 1u) / L;
+            vec4 aq[AQ != 0u ? NQA : 1u];
+            if (AQ != 0u) {
+                [[unroll]] for (uint u = 0; u < NQA; u++) {
+                    const uint p = u * L + lane, kq = k0 + 4u * (p % 2u);
+                    const uint row = min(m0 + p / 2u, M - 1u);
+                    const vec4 x = ldA4((aoff + row * lda + min(kq, K - 4u)) / 4u);
+                    aq[u] = kq < K ? x : vec4(0.0);
+                }
+            } else if (TA == 0) {
                 const uint ka = min(k0 + lane, K - 1u);
                 const bool kin = (k0 + lane) < K;
                 [[unroll]] for (uint i = 0; i < TM; i++) {
@@ -174,14 +203,30 @@ void main() {
             // multiply-adds in RM x RN register blocks, each walking the chunk's k's. Each
             // accumulator still sums k in order: the same bits as one k at a time.
             float ak[L][TM], bk[L][TN];
+            if (BQ != 0u) {  // column j's k0 .. k0+7: quads h = 0, 1 (past K: the row's last k)
+                [[unroll]] for (uint j = 0; j < TN; j++)
+                    [[unroll]] for (uint h = 0; h < L / 4u; h++) {
+                        const vec4 x = ldB4((boff + ncol[j] * ldb + min(k0 + 4u * h, K - 4u)) / 4u);
+                        const bool kin = k0 + 4u * h < K;
+                        [[unroll]] for (uint c = 0; c < 4u; c++) bk[4u * h + c][j] = kin ? x[c] : x.w;
+                    }
+            }
             [[unroll]] for (uint kk = 0; kk < L; kk++) {
                 const uint k = min(k0 + kk, K - 1u);   // A is zero for k >= K
-                [[unroll]] for (uint j = 0; j < TN; j++)
+                // CQ: quad h of row k (a quad past N reads the row's last; its columns are not stored)
+                [[unroll]] for (uint h = 0; h < (CQ != 0u ? TN / 4u : 0u); h++) {
+                    const vec4 x = ldB4((boff + k * ldb + min(n0 + 4u * (h * L + lane), N - 4u)) / 4u);
+                    [[unroll]] for (uint c = 0; c < 4u; c++) bk[kk][4u * h + c] = x[c];
+                }
+                [[unroll]] for (uint j = 0; j < TN && BQ == 0u && CQ == 0u; j++)
                     bk[kk][j] = (TB == 0) ? ldB(boff + k * ldb + ncol[j])
                                           : ldB(boff + ncol[j] * ldb + k);
-                [[unroll]] for (uint i = 0; i < TM; i++)
-                    ak[kk][i] = (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
+                [[unroll]] for (uint i = 0; i < TM; i++) {
+                    const uint p = 2u * i + kk / 4u;  // AQ: the quad holding A(m0+i, k0+kk)
+                    ak[kk][i] = AQ != 0u  ? subgroupShuffle(aq[p / L][kk % 4u], gbase + p % L)
+                              : (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
                                           : subgroupShuffle(avT[kk][i / L], gbase + (i % L));
+                }
             }
             [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)
                 [[unroll]] for (uint jb = 0; jb < TN / RN; jb++)
@@ -243,7 +288,7 @@ void main() {
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.R.v[crow[i] + ncol[j]];
     }
     [[unroll]] for (uint j = 0; j < TN; j++) {
-        if (n0 + j * L + lane < N) {
+        if (nraw[j] < N) {
             [[unroll]] for (uint i = 0; i < TM; i++) pc.C.v[crow[i] + ncol[j]] = acc[i][j];
         }
     }

@@ -7,6 +7,7 @@
 // runs forward + backward once, and compares y and dL/d(every input).
 #include "harness.h"
 #include "ref_ops.h"
+#include "core/graph.h"  // the dispatches' specialization constants (test_matmul_quads_bits)
 #include "ops/ops.h"  // vkd_sum_squares (internal: the optimizers use it)
 
 // Tolerance for fp32 device results against the double reference, relative to
@@ -87,6 +88,63 @@ static void test_matmul(vkd_ctx *ctx, int batch, int shared_b, int M, int N, int
     compare_grad(&c, "dB", B, db);
     free(a), free(b), free(y), free(da), free(db);
     end(&c);
+}
+
+// The GEMM's quad walks (matmul.comp constants 12-14, CPU devices with texel views) against the
+// scalar walk (VKD_MM_QUADS=0), bit for bit: a linear layer (forward TB = 1, its input gradient
+// TB = 0, its weight gradient TA = 1) and batched matmuls, with M, N and K ragged to the tiles.
+static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K, int ta, int tb) {
+    printf("matmul quads b%d %dx%dx%d ta%d tb%d, and a linear layer: against the scalar walk, bit for bit\n", batch,
+           M, N, K, ta, tb);
+    long na = (long)batch * M * K, nb = (long)batch * K * N, nc = (long)batch * M * N;
+    double *a = malloc(na * 8), *b = malloc(nb * 8), *bias = malloc(N * 8), *u = malloc(nc * 8);
+    t_fill(a, na, -1, 1), t_fill(b, nb, -1, 1), t_fill(bias, N, -1, 1), t_fill(u, nc, -1, 1);
+    float *out[2][5];
+    int quads[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_MM_QUADS", pass ? "0" : "1", 1);
+        vkd_graph *g = vkd_graph_new(ctx, "matmul_quads");
+        int64_t sa[3] = {batch, ta ? K : M, ta ? M : K}, sb[3] = {batch, tb ? N : K, tb ? K : N};
+        vkd_tensor *A = t_tensor(ctx, "A", 3, sa, a, 0), *B = t_tensor(ctx, "B", 3, sb, b, 0);
+        // the linear layer: x (batch*M, K), w (N, K)
+        vkd_tensor *X = t_tensor(ctx, "x", 2, (int64_t[]){(int64_t)batch * M, K}, a, 0);
+        vkd_tensor *W = t_tensor(ctx, "w", 2, (int64_t[]){N, K}, b, 0);
+        vkd_tensor *Bi = t_tensor(ctx, "b", 1, (int64_t[]){N}, bias, 0);
+        vkd_tensor *U = t_tensor(ctx, "u", 3, (int64_t[]){batch, M, N}, u, 0);
+        vkd_tensor *all[4] = {A, B, X, W};
+        for (int i = 0; i < 4; i++) vkd_tensor_set_requires_grad(all[i], 1);
+        vkd_tensor *C = vkd_matmul(g, A, B, ta, tb);
+        vkd_tensor *Y = vkd_linear(g, X, W, Bi);
+        vkd_tensor *Yr = Y ? vkd_reshape(g, Y, 3, (int64_t[]){batch, M, N}) : NULL;
+        if (C) vkd_graph_keep(g, C);
+        vkd_tensor *loss = C && Yr ? vkd_add(g, vkd_sum(g, vkd_mul(g, C, U), 0), vkd_sum(g, vkd_mul(g, Yr, U), 0)) : NULL;
+        int ok = loss && vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0;
+        CHECK(ok, "matmul quads: %s", vkd_graph_error(g));
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            quads[pass] += pp && !strcmp(pp->shader, "matmul") && pp->nspec > 14 &&
+                           (pp->spec[12] || pp->spec[13] || pp->spec[14]);
+        }
+        vkd_tensor *res[5] = {C, vkd_graph_grad(g, A), vkd_graph_grad(g, B), vkd_graph_grad(g, X), vkd_graph_grad(g, W)};
+        for (int k = 0; k < 5; k++) {
+            out[pass][k] = calloc((size_t)res[k]->numel, 4);
+            if (ok) vkd_tensor_download(res[k], out[pass][k]);
+        }
+        vkd_graph_free(g);
+        for (int i = 0; i < 4; i++) vkd_tensor_free(all[i]);
+        vkd_tensor_free(Bi), vkd_tensor_free(U);
+    }
+    unsetenv("VKD_MM_QUADS");
+    int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel && ctx->f.subgroup_size % 8 == 0;
+    CHECK(!cpu || quads[0] > 0, "no GEMM took a quad walk");
+    CHECK(quads[1] == 0, "VKD_MM_QUADS=0: %d GEMMs took a quad walk", quads[1]);
+    long n[5] = {nc, na, nb, na, (long)N * K};
+    static const char *what[5] = {"C", "dA", "dB", "the linear's dx", "the linear's dw"};
+    for (int k = 0; k < 5; k++) CHECK(memcmp(out[0][k], out[1][k], n[k] * 4) == 0, "%s differs", what[k]);
+    printf("  %d GEMMs took quad walks\n", quads[0]);
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 5; k++) free(out[p][k]);
+    free(a), free(b), free(bias), free(u);
 }
 
 static void test_linear(vkd_ctx *ctx) {
@@ -569,6 +627,12 @@ int main(void) {
         }
     test_matmul(ctx, 1, 0, 67, 45, 33, 0, 0);  // several tiles with ragged edges
     test_matmul(ctx, 1, 0, 1, 1, 1, 0, 0);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            test_matmul(ctx, 2, 0, 37, 44, 36, ta, tb);  // K, N and the leading dimensions in quads
+            test_matmul_quads_bits(ctx, 2, 37, 44, 36, ta, tb);
+        }
+    test_matmul_quads_bits(ctx, 1, 128, 128, 128, 0, 1);
     test_linear(ctx);
     test_linear_add(ctx);
     int64_t nchw[4] = {2, 3, 4, 5};

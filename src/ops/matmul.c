@@ -2,6 +2,7 @@
 // The backward is two more GEMMs expressed through the transpose flags, so
 // no transposed copies are ever made.
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "ops/ops.h"
 
@@ -57,6 +58,12 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t ba
     return (mm_tile){along_m ? 2 * tm : tm, along_m ? 8 * tn : 16 * tn, 16, tm, tn, rm, rn};
 }
 
+// VKD_MM_QUADS=0: the scalar walk of A and B (benchmarks, tests)
+static int quads_off(void) {
+    const char *env = getenv("VKD_MM_QUADS");
+    return env && *env && atoi(env) == 0;
+}
+
 enum { SHARED_A = 1, SHARED_B = 2 };  // the operand is 2-D and used by every batch
 
 // Records the GEMM that pc describes (its sizes, strides, flags and alpha set).
@@ -71,9 +78,17 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     mm_tile t = pick_tile(g->ctx, pc->M, pc->N, pc->batch);
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
-    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), 0}, {2, 1, offsetof(matmul_push, b_first), 0}};
-    uint32_t spec[12] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags};
-    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 12, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
+    // quads of k (shader constants 12, 13): A's rows (TA = 0) and B's columns (TB = 1) are
+    // contiguous in k; K, the leading dimension and the batch stride in whole quads
+    int quads = texel && sg && pc->K % 4 == 0 && !quads_off();
+    uint8_t aq = quads && !ta && pc->lda % 4 == 0 && pc->sA % 4 == 0 && vkd_vec4_ok(1, A);
+    uint8_t bq = quads && tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
+    uint8_t cq = texel && sg && !tb && t.tn % 4 == 0 && pc->N % 4 == 0 && pc->ldb % 4 == 0 && pc->sB % 4 == 0 &&
+                 vkd_vec4_ok(1, B) && !quads_off();
+    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || cq}};
+    uint32_t spec[15] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
+                         aq, bq, cq};
+    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 15, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
                                     pc->batch, pc, sizeof *pc, args, na, tx, texel ? 2 : 0);
 }
 
