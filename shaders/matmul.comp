@@ -68,6 +68,15 @@
 #extension GL_EXT_control_flow_attributes : require
 
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer FBuf { float v[]; };
+// matmul_wide (VKD_WIDE_STORES; host: CQ, shaderInt64, C's rows and batches in whole quads from
+// 16 bytes): a lane's quad of adjacent columns is stored as two 64-bit values, two of
+// llvmpipe's per-lane store loops instead of four (see vkd_store4 in common.glsl). The
+// epilogue's stores were most of a small GEMM's cost beyond its multiply-adds: 128x128x128
+// took ~38 us more than its k's account for on one thread.
+#ifdef VKD_WIDE_STORES
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+layout(buffer_reference, std430, buffer_reference_align = 8) buffer DBuf { uint64_t v[]; };
+#endif
 layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;  // device addresses; bias may be invalid when flags bit0 is 0
     uint M, N, K, batch;
@@ -287,6 +296,22 @@ void main() {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.R.v[crow[i] + ncol[j]];
     }
+#ifdef VKD_WIDE_STORES
+    if (CQ != 0u) {
+        DBuf d = DBuf(uint64_t(pc.C));
+        [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+            if (nraw[4u * h] < N) {  // N is whole quads
+                [[unroll]] for (uint i = 0; i < TM; i++) {
+                    const uint e = (crow[i] + nraw[4u * h]) >> 1;
+                    d.v[e] = packUint2x32(uvec2(floatBitsToUint(acc[i][4u * h]), floatBitsToUint(acc[i][4u * h + 1u])));
+                    d.v[e + 1u] =
+                        packUint2x32(uvec2(floatBitsToUint(acc[i][4u * h + 2u]), floatBitsToUint(acc[i][4u * h + 3u])));
+                }
+            }
+        }
+        return;
+    }
+#endif
     [[unroll]] for (uint j = 0; j < TN; j++) {
         if (nraw[j] < N) {
             [[unroll]] for (uint i = 0; i < TM; i++) pc.C.v[crow[i] + ncol[j]] = acc[i][j];

@@ -88,7 +88,10 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || cq}};
     uint32_t spec[15] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
                          aq, bq, cq};
-    return vkd_graph_dispatch_texel(g, name, "matmul", spec, 15, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
+    // C's quads stored as 64-bit pairs (matmul_wide) where a lane holds adjacent columns
+    int wide_c = cq && pc->ldc % 4 == 0 && pc->sC % 4 == 0 && vkd_vec4_ok(1, C);
+    const char *shader = vkd_store_variant(g, wide_c, "matmul", "matmul_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 15, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
                                     pc->batch, pc, sizeof *pc, args, na, tx, texel ? 2 : 0);
 }
 
