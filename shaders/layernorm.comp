@@ -31,6 +31,11 @@ layout(constant_id = 3) const uint TEXEL = 0;
 // element of a layer norm without it.
 layout(constant_id = 4) const uint FLAGS = 0;
 layout(constant_id = 5) const uint RPW = 1;  // MODE 0, 1: rows a workgroup
+// VEC4 = 1 (MODE 0, 1; host: TEXEL, cols a multiple of 4, every operand read a vec4 view from 16
+// bytes): a row is walked in quads, a quarter of the loop's trips and of its texel fetches (on
+// llvmpipe a vec4 fetch costs about what a scalar one does). The sums then run in another
+// order (each lane's quads, then the subgroup's): other bits than the scalar walk's.
+layout(constant_id = 6) const uint VEC4 = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
@@ -47,6 +52,12 @@ VKD_LOADER(ld_b, vkd_tex2, pc.b, pc.t2_first)
 VKD_LOADER(ld_mean, vkd_tex1, pc.mean, pc.t1_first)
 VKD_LOADER(ld_rstd, vkd_tex2, pc.rstd, pc.t2_first)
 VKD_LOADER(ld_dy, vkd_tex3, pc.dy, pc.dy_first)
+
+vec4 ld_x4(uint q) { return texelFetch(vkd_tex0, int(q) + pc.x_first); }
+vec4 ld_w4(uint q) { return texelFetch(vkd_tex1, int(q) + pc.t1_first); }
+vec4 ld_b4(uint q) { return texelFetch(vkd_tex2, int(q) + pc.t2_first); }
+vec4 ld_dy4(uint q) { return texelFetch(vkd_tex3, int(q) + pc.dy_first); }
+float hsum(vec4 v) { return (v.x + v.y) + (v.z + v.w); }
 
 shared float red[gl_WorkGroupSize.x];
 
@@ -110,6 +121,51 @@ void ln_row(uint row) {
     }
 }
 
+// ln_row in quads (VEC4): q walks the row's cols / 4 quads.
+void ln_row4(uint row) {
+    bool has_w = (FLAGS & 1u) != 0u;
+    bool has_b = (FLAGS & 2u) != 0u;
+    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
+    uint base = row * pc.cols, nq = pc.cols / 4u, bq = base / 4u;
+    float inv_n = 1.0 / float(pc.cols);
+    if (MODE == 0u) {
+        vec4 s = vec4(0.0);
+        for (uint q = t; q < nq; q += W) s += ld_x4(bq + q);
+        float mu = wg_sum(hsum(s)) * inv_n;
+        vec4 d2 = vec4(0.0);
+        for (uint q = t; q < nq; q += W) { vec4 d = ld_x4(bq + q) - mu; d2 += d * d; }
+        float rs = inversesqrt(wg_sum(hsum(d2)) * inv_n + pc.eps);
+        for (uint q = t; q < nq; q += W) {
+            vec4 v = (ld_x4(bq + q) - mu) * rs;
+            if (has_w) v *= ld_w4(q);
+            if (has_b) v += ld_b4(q);
+            vkd_store4(pc.y, base + 4u * q, vkd_keep(v));
+        }
+        if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+    } else {
+        float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+        vec4 sg = vec4(0.0), sgx = vec4(0.0);
+        for (uint q = t; q < nq; q += W) {
+            vec4 g = ld_dy4(bq + q) * (has_w ? ld_w4(q) : vec4(1.0));
+            vec4 xh = (ld_x4(bq + q) - mu) * rs;
+            sg += g;
+            sgx += g * xh;
+        }
+        float mg = wg_sum(hsum(sg)) * inv_n, mgx = wg_sum(hsum(sgx)) * inv_n;
+        for (uint q = t; q < nq; q += W) {
+            vec4 g = ld_dy4(bq + q) * (has_w ? ld_w4(q) : vec4(1.0));
+            vec4 xh = (ld_x4(bq + q) - mu) * rs;
+            precise vec4 dx = rs * (g - mg - xh * mgx);
+            if ((FLAGS & 4u) != 0u) {
+                precise vec4 s = ld_b4(bq + q) + dx;
+                vkd_store4(pc.y, base + 4u * q, vkd_keep(s));
+            } else {
+                vkd_store4(pc.y, base + 4u * q, vkd_keep(dx));
+            }
+        }
+    }
+}
+
 void main() {
     bool has_w = (FLAGS & 1u) != 0u, has_b = (FLAGS & 2u) != 0u;
     uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
@@ -136,6 +192,7 @@ void main() {
     for (uint r = 0u; r < RPW; r++) {
         const uint row = flat_group() * RPW + r;
         if (row >= pc.rows) return;
-        ln_row(row);
+        if (VEC4 != 0u) ln_row4(row);
+        else ln_row(row);
     }
 }

@@ -668,6 +668,7 @@ int main(void) {
     test_layernorm(ctx, 5, 7, 0, 0);
     test_layernorm(ctx, 4, 300, 1, 0);
     test_layernorm(ctx, 6, 40, 1, 1);
+    test_layernorm(ctx, 3, 128, 0, 1);  // quads without w and b, old + dx
     test_mse(ctx, 37);
     test_mse(ctx, 40000);
     test_sum_squares(ctx, 1000);

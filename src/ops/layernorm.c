@@ -28,11 +28,13 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     // (bindings as in the shader); a read through an address is a lane loop there.
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, x, mode == 2 ? mean : w ? w : x, mode == 2 ? rstd : b ? b : x,
                                             dy ? dy : x);
+    // rows in quads (MODE 0, 1): every operand read is a vec4 view
+    uint8_t vec4 = texel && mode != 2 && cols % 4 == 0 && vkd_vec4_ok(4, x, w, b, dy);
     vkd_texel tx[4];
     int nt = 0;
 #define LN_ARG(field, acc, t, bind, first)                                                            \
     do {                                                                                              \
-        if (texel && (bind) >= 0) tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)(bind), offsetof(ln_push, first), 0}; \
+        if (texel && (bind) >= 0) tx[nt++] = (vkd_texel){(uint8_t)na, (uint8_t)(bind), offsetof(ln_push, first), vec4}; \
         args[na++] = (vkd_arg){offsetof(ln_push, field), acc, t};                                     \
     } while (0)
     if (y) LN_ARG(y, VKD_W, y, -1, x_first);
@@ -51,9 +53,10 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     uint32_t rpw = 1;
     if (mode != 2 && g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU)
         while (rpw < 32 && rows / (2 * rpw) >= 16) rpw *= 2;
-    uint32_t spec[6] = {wg, mode, sgred, texel, pc.flags, rpw}, gx, gy;
+    uint32_t spec[7] = {wg, mode, sgred, texel, pc.flags, rpw, vec4}, gx, gy;
     vkd_grid_1d(mode == 2 ? cols : rows, mode == 2 ? wg : rpw, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "layernorm", spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    const char *shader = vkd_store_variant(g, vec4, "layernorm", "layernorm_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static void ln_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
