@@ -85,6 +85,7 @@ layout(push_constant) uniform PC {
     float alpha;
     int a_first, b_first;               // TEXEL: where A and B start in their texel views
     FBuf R;                             // flags bit3: a residual added to the result, indexed as C
+    int r_first, c_first;               // EQ: where R and C start in their texel views
 } pc;
 
 layout(constant_id = 0) const uint TA = 0;
@@ -115,13 +116,22 @@ layout(constant_id = 11) const uint FLAGS = 0;
 // row of A are 2 fetches among the group (TM/4 a lane instead of TM), a lane's column of B 2
 // fetches instead of 8. Quads past K (whole ones, K being a multiple of 4) read the last quad
 // of the row and use its k = K - 1, as the scalar walk's clamped index does: the same bits.
-// constant_id 14 CQ (TB = 0; host: TEXEL, SG, TN, N, ldb and sB multiples of 4): B's rows are
-// read as quads of columns, so lane l owns the quads n0 + 4L*h + 4l .. +3 (h < TN/4) instead of
-// the columns n0 + L*j + l: a k's TN values of B are TN/4 fetches instead of TN gathers. Only
-// which lane holds which column changes, not any sum: the same bits.
+// constant_id 14 CQ (host: TEXEL, SG, TN and N multiples of 4): lane l owns the quads of columns
+// n0 + 4L*h + 4l .. +3 (h < TN/4) instead of the columns n0 + L*j + l. With TB = 0 (host: ldb
+// and sB multiples of 4, B a vec4 view) B's rows are then read as quads of columns, a k's TN
+// values of B TN/4 fetches instead of TN gathers; with either TB the epilogue can store a quad
+// as two 64-bit values (matmul_wide) and read C and R as quads (EQ). Only which lane holds which
+// column changes, not any sum: the same bits.
 layout(constant_id = 12) const uint AQ = 0;
 layout(constant_id = 13) const uint BQ = 0;
 layout(constant_id = 14) const uint CQ = 0;
+// constant_id 15 EQ (with CQ; host: C's and R's rows and batches in whole quads from 16 bytes):
+// the epilogue reads the accumulate's C and the residual R as quads of a lane's columns through
+// the vec4 texel views of bindings 3 and 2, one fetch a quad, instead of a per-lane load loop
+// an element (a linear layer with a residual took about twice the time of one without).
+layout(constant_id = 15) const uint EQ = 0;
+layout(set = 0, binding = 2) uniform samplerBuffer texR;
+layout(set = 0, binding = 3) uniform samplerBuffer texC;
 layout(set = 0, binding = 0) uniform samplerBuffer texA;
 layout(set = 0, binding = 1) uniform samplerBuffer texB;
 vec4 ldA4(uint q) { return texelFetch(texA, int(q) + pc.a_first); }  // quad q of A's view
@@ -223,11 +233,11 @@ void main() {
             [[unroll]] for (uint kk = 0; kk < L; kk++) {
                 const uint k = min(k0 + kk, K - 1u);   // A is zero for k >= K
                 // CQ: quad h of row k (a quad past N reads the row's last; its columns are not stored)
-                [[unroll]] for (uint h = 0; h < (CQ != 0u ? TN / 4u : 0u); h++) {
+                [[unroll]] for (uint h = 0; h < (CQ != 0u && TB == 0u ? TN / 4u : 0u); h++) {
                     const vec4 x = ldB4((boff + k * ldb + min(n0 + 4u * (h * L + lane), N - 4u)) / 4u);
                     [[unroll]] for (uint c = 0; c < 4u; c++) bk[kk][4u * h + c] = x[c];
                 }
-                [[unroll]] for (uint j = 0; j < TN && BQ == 0u && CQ == 0u; j++)
+                [[unroll]] for (uint j = 0; j < TN && BQ == 0u && (CQ == 0u || TB != 0u); j++)
                     bk[kk][j] = (TB == 0) ? ldB(boff + k * ldb + ncol[j])
                                           : ldB(boff + ncol[j] * ldb + k);
                 [[unroll]] for (uint i = 0; i < TM; i++) {
@@ -288,11 +298,23 @@ void main() {
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += bi;
         }
     }
-    if ((flags & 2u) != 0u) {
+    if ((flags & 2u) != 0u && EQ != 0u) {
+        [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+                const vec4 c = texelFetch(texC, int((crow[i] + ncol[4u * h]) / 4u) + pc.c_first);
+                [[unroll]] for (uint e = 0; e < 4u; e++) acc[i][4u * h + e] += c[e];
+            }
+    } else if ((flags & 2u) != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.C.v[crow[i] + ncol[j]];
     }
-    if ((flags & 8u) != 0u) {
+    if ((flags & 8u) != 0u && EQ != 0u) {
+        [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+                const vec4 r = texelFetch(texR, int((crow[i] + ncol[4u * h]) / 4u) + pc.r_first);
+                [[unroll]] for (uint e = 0; e < 4u; e++) acc[i][4u * h + e] += r[e];
+            }
+    } else if ((flags & 8u) != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.R.v[crow[i] + ncol[j]];
     }

@@ -94,13 +94,13 @@ static void test_matmul(vkd_ctx *ctx, int batch, int shared_b, int M, int N, int
 // scalar walk (VKD_MM_QUADS=0), bit for bit: a linear layer (forward TB = 1, its input gradient
 // TB = 0, its weight gradient TA = 1) and batched matmuls, with M, N and K ragged to the tiles.
 static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K, int ta, int tb) {
-    printf("matmul quads b%d %dx%dx%d ta%d tb%d, and a linear layer: against the scalar walk, bit for bit\n", batch,
+    printf("matmul quads b%d %dx%dx%d ta%d tb%d, and two linear layers: against the scalar walk, bit for bit\n", batch,
            M, N, K, ta, tb);
     long na = (long)batch * M * K, nb = (long)batch * K * N, nc = (long)batch * M * N;
     double *a = malloc(na * 8), *b = malloc(nb * 8), *bias = malloc(N * 8), *u = malloc(nc * 8);
     t_fill(a, na, -1, 1), t_fill(b, nb, -1, 1), t_fill(bias, N, -1, 1), t_fill(u, nc, -1, 1);
     float *out[2][5];
-    int quads[2] = {0, 0};
+    int quads[2] = {0, 0}, epilogue = 0;
     for (int pass = 0; pass < 2; pass++) {
         setenv("VKD_MM_QUADS", pass ? "0" : "1", 1);
         vkd_graph *g = vkd_graph_new(ctx, "matmul_quads");
@@ -115,15 +115,19 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
         for (int i = 0; i < 4; i++) vkd_tensor_set_requires_grad(all[i], 1);
         vkd_tensor *C = vkd_matmul(g, A, B, ta, tb);
         vkd_tensor *Y = vkd_linear(g, X, W, Bi);
-        vkd_tensor *Yr = Y ? vkd_reshape(g, Y, 3, (int64_t[]){batch, M, N}) : NULL;
+        // and a second linear layer adding Y as its residual (the epilogue's reads of R and, for
+        // x's gradient, of the accumulated C)
+        vkd_tensor *Z = Y ? vkd_linear_add(g, X, W, Bi, Y) : NULL;
+        vkd_tensor *Yr = Z ? vkd_reshape(g, Z, 3, (int64_t[]){batch, M, N}) : NULL;
         if (C) vkd_graph_keep(g, C);
         vkd_tensor *loss = C && Yr ? vkd_add(g, vkd_sum(g, vkd_mul(g, C, U), 0), vkd_sum(g, vkd_mul(g, Yr, U), 0)) : NULL;
         int ok = loss && vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0;
         CHECK(ok, "matmul quads: %s", vkd_graph_error(g));
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
-            quads[pass] += pp && !strcmp(pp->shader, "matmul") && pp->nspec > 14 &&
+            quads[pass] += pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 14 &&
                            (pp->spec[12] || pp->spec[13] || pp->spec[14]);
+            epilogue += pass == 0 && pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 15 && pp->spec[15];
         }
         vkd_tensor *res[5] = {C, vkd_graph_grad(g, A), vkd_graph_grad(g, B), vkd_graph_grad(g, X), vkd_graph_grad(g, W)};
         for (int k = 0; k < 5; k++) {
@@ -138,10 +142,12 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
     int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel && ctx->f.subgroup_size % 8 == 0;
     CHECK(!cpu || quads[0] > 0, "no GEMM took a quad walk");
     CHECK(quads[1] == 0, "VKD_MM_QUADS=0: %d GEMMs took a quad walk", quads[1]);
+    // 128 columns: the tiles' lanes own whole quads of them, so the residual is read in quads
+    CHECK(!cpu || N % 128 || epilogue > 0, "no GEMM read R or C as quads");
     long n[5] = {nc, na, nb, na, (long)N * K};
     static const char *what[5] = {"C", "dA", "dB", "the linear's dx", "the linear's dw"};
     for (int k = 0; k < 5; k++) CHECK(memcmp(out[0][k], out[1][k], n[k] * 4) == 0, "%s differs", what[k]);
-    printf("  %d GEMMs took quad walks\n", quads[0]);
+    printf("  %d GEMMs took quad walks, %d read R or C as quads\n", quads[0], epilogue);
     for (int p = 0; p < 2; p++)
         for (int k = 0; k < 5; k++) free(out[p][k]);
     free(a), free(b), free(bias), free(u);

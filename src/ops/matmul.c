@@ -14,6 +14,7 @@ typedef struct {
     float alpha;
     int32_t a_first, b_first;  // texel views (set at compile)
     VkDeviceAddress R;
+    int32_t r_first, c_first;  // EQ: texel views of R and C
 } matmul_push;
 
 enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8 };
@@ -83,16 +84,23 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     int quads = texel && sg && pc->K % 4 == 0 && !quads_off();
     uint8_t aq = quads && !ta && pc->lda % 4 == 0 && pc->sA % 4 == 0 && vkd_vec4_ok(1, A);
     uint8_t bq = quads && tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
-    uint8_t cq = texel && sg && !tb && t.tn % 4 == 0 && pc->N % 4 == 0 && pc->ldb % 4 == 0 && pc->sB % 4 == 0 &&
-                 vkd_vec4_ok(1, B) && !quads_off();
-    vkd_texel tx[2] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || cq}};
-    uint32_t spec[15] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
-                         aq, bq, cq};
+    // lanes owning quads of columns (constant 14); with TB = 0 B's rows are then read as quads
+    int b_rows = !tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
+    uint8_t cq = texel && sg && t.tn % 4 == 0 && pc->N % 4 == 0 && (tb || b_rows) && !quads_off();
+    vkd_texel tx[4] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || (cq && !tb)}};
+    int nt = texel ? 2 : 0;
+    // the epilogue's reads of R and of the accumulate's C as quads (constant 15)
+    int c_quads = cq && pc->ldc % 4 == 0 && pc->sC % 4 == 0 && vkd_vec4_ok(1, C);
+    uint8_t eq = c_quads && (pc->flags & (MM_ACCUMULATE | MM_RESIDUAL)) && (!R || vkd_vec4_ok(1, R)) &&
+                 vkd_texel_ok(g, 1, C) && (!R || vkd_texel_ok(g, 1, R));
+    if (eq && R) tx[nt++] = (vkd_texel){(uint8_t)(na - 1), 2, offsetof(matmul_push, r_first), 1};
+    if (eq && (pc->flags & MM_ACCUMULATE)) tx[nt++] = (vkd_texel){0, 3, offsetof(matmul_push, c_first), 1};
+    uint32_t spec[16] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
+                         aq, bq, cq, eq};
     // C's quads stored as 64-bit pairs (matmul_wide) where a lane holds adjacent columns
-    int wide_c = cq && pc->ldc % 4 == 0 && pc->sC % 4 == 0 && vkd_vec4_ok(1, C);
-    const char *shader = vkd_store_variant(g, wide_c, "matmul", "matmul_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 15, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
-                                    pc->batch, pc, sizeof *pc, args, na, tx, texel ? 2 : 0);
+    const char *shader = vkd_store_variant(g, c_quads, "matmul", "matmul_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 16, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
+                                    pc->batch, pc, sizeof *pc, args, na, tx, nt);
 }
 
 // C (batch, M, N) = op(A) op(B) [+ bias] [+ C] [+ R]. R (shaped as C) is a residual or a
