@@ -671,6 +671,7 @@ int main(void) {
     test_reduce(ctx, 1, 50000, 0, 1);  // chunked two-pass path
     test_softmax(ctx, 5, 7);
     test_softmax(ctx, 3, 300);
+    test_softmax(ctx, 4, 20);  // quads, fewer than the lanes
     test_layernorm(ctx, 5, 7, 0, 0);
     test_layernorm(ctx, 4, 300, 1, 0);
     test_layernorm(ctx, 6, 40, 1, 1);

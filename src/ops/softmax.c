@@ -16,12 +16,14 @@ int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y,
     // On a CPU device: one subgroup per row, operands through texel views (as the norms)
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, x, dy ? dy : x);
-    vkd_texel tx[2] = {{1, 0, offsetof(softmax_push, x_first), 0}, {2, 1, offsetof(softmax_push, dy_first), 0}};
+    uint8_t vec4 = texel && cols % 4 == 0 && vkd_vec4_ok(3, y, x, dy);  // rows in quads
+    vkd_texel tx[2] = {{1, 0, offsetof(softmax_push, x_first), vec4}, {2, 1, offsetof(softmax_push, dy_first), vec4}};
     // short rows: do not leave most of a workgroup idle
     uint32_t wg = sgred ? g->ctx->f.subgroup_size : cols <= 64 ? 64 : VKD_WG;
-    uint32_t spec[4] = {wg, (uint32_t)bwd, sgred, texel}, gx, gy;
+    uint32_t spec[5] = {wg, (uint32_t)bwd, sgred, texel, vec4}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "softmax", spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx,
+    const char *shader = vkd_store_variant(g, vec4, "softmax", "softmax_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx,
                                     texel ? (dy ? 2 : 1) : 0);
 }
 
