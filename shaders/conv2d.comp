@@ -385,20 +385,51 @@ void main() {
     if (has_bias) {
         [[unroll]] for (uint i = 0; i < TM; i++) bm[i] = pc.bias.v[g * M + mrow[i]];
     }
+    // (conv + bias) + add [then * scale]: the roundings of a conv followed by an add (and
+    // vkd_add_scaled's scale). Not `precise`: glslang would mark the whole fma chain behind v,
+    // and llvmpipe ran every mode of this shader ~1.8x slower (a sum followed by a product is
+    // never contracted).
+#define EPILOGUE_VALUE(i, j, ci)                                                      \
+    (res_add ? (acc[i][j] + bm[i] + loadAdd(ci)) * pc.scale                           \
+             : chan_add ? acc[i][j] + bm[i] + loadAdd(ncol[j] + mrow[i]) : acc[i][j] + bm[i])
+#ifdef VKD_WIDE_STORES
+    // conv2d_wide (the window walk of modes 0 and 1; host: L = 8, TN a multiple of 4, C whole
+    // quads from 16 bytes): the group's L*TN columns are consecutive elements of one plane of
+    // C, so lane l stores the quads 4l .. 4l+3 (+ 4L h) of them as two 64-bit values, two of
+    // llvmpipe's per-lane store loops instead of four. Column 4L h + 4l + c is acc's column
+    // j = 4h + l/2 of lane 4 (l % 2) + c: picked with shuffles (constant permutations there).
+    if (SHIFT != 0u && MODE != 2u) {
+        DBuf d = DBuf(uint64_t(pc.C));
+        const int q0 = cofs[0] - int(lane) + 4 * int(lane);  // this lane's first quad
+        [[unroll]] for (uint i = 0; i < TM; i++) {
+            float v[TN];
+            [[unroll]] for (uint j = 0; j < TN; j++) v[j] = EPILOGUE_VALUE(i, j, cofs[j] + mrow[i] * SCM);
+            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+                float q[4];
+                [[unroll]] for (uint c = 0; c < 4u; c++) {
+                    const uint src = gbase + 4u * (lane % 2u) + c;
+                    q[c] = subgroupShuffle(v[4u * h], src);
+                    [[unroll]] for (uint jj = 1; jj < 4u; jj++) {
+                        const float t = subgroupShuffle(v[4u * h + jj], src);
+                        q[c] = lane / 2u == jj ? t : q[c];
+                    }
+                }
+                const uint e = uint(q0 + int(4u * L * h) + mrow[i] * SCM) >> 1;
+                d.v[e] = packUint2x32(uvec2(floatBitsToUint(q[0]), floatBitsToUint(q[1])));
+                d.v[e + 1u] = packUint2x32(uvec2(floatBitsToUint(q[2]), floatBitsToUint(q[3])));
+            }
+        }
+        return;
+    }
+#endif
     [[unroll]] for (uint j = 0; j < TN; j++) {
         if (n0 + int(j * L + lane) < N) {
             // The column's values first, then its stores: a clamped row must read C (accum)
             // before row M - 1's store changes it.
             float v[TM];
             [[unroll]] for (uint i = 0; i < TM; i++) {
-                // (conv + bias) + add [then * scale]: the roundings of a conv followed by an
-                // add (and vkd_add_scaled's scale). Not `precise`: glslang would mark the whole
-                // fma chain behind v, and llvmpipe ran every mode of this shader ~1.8x slower
-                // (a sum followed by a product is never contracted).
                 const int ci = cofs[j] + mrow[i] * SCM;
-                v[i] = acc[i][j] + bm[i];
-                if (chan_add) v[i] = v[i] + loadAdd(ncol[j] + mrow[i]);
-                if (res_add) v[i] = (v[i] + loadAdd(ci)) * pc.scale;
+                v[i] = EPILOGUE_VALUE(i, j, ci);
                 if (accum) v[i] = pc.C.v[ci] + v[i];
             }
             [[unroll]] for (uint i = 0; i < TM; i++) pc.C.v[cofs[j] + mrow[i] * SCM] = v[i];

@@ -349,6 +349,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
     float *out[2][3];
+    int wide = 0;  // dispatches storing quads as 64-bit pairs (conv2d_wide)
     for (int pass = 0; pass < 2; pass++) {
         setenv("VKD_CONV_WINDOW", pass ? "0" : "1", 1);
         out[pass][0] = calloc(ny, 4), out[pass][1] = calloc(nx, 4), out[pass][2] = calloc(nw, 4);
@@ -369,7 +370,8 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         int windows = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
-            windows += pp && !strcmp(pp->shader, "conv2d") && pp->nspec > 13 && pp->spec[13] != 0;
+            windows += pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
+            wide += pp && !strcmp(pp->shader, "conv2d_wide");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
         CHECK(windows == (pass == 0 && cpu ? 3 : 0), "%s: %d window walks in pass %d", name, windows, pass);
@@ -383,6 +385,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     CHECK(memcmp(out[0][0], out[1][0], ny * 4) == 0, "%s: the forward differs", name);
     CHECK(memcmp(out[0][1], out[1][1], nx * 4) == 0, "%s: the input gradient differs", name);
     CHECK(memcmp(out[0][2], out[1][2], nw * 4) == 0, "%s: the weight gradient differs", name);
+    printf("  %d of them stored quads as 64-bit pairs\n", wide);
     for (int p = 0; p < 2; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
     free(x), free(w), free(b), free(u);
 }

@@ -186,7 +186,11 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
     uint32_t spec[14] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
                          t.rm, t.rn, av4, t.shift};
-    return vkd_graph_dispatch_texel(g, name, "conv2d", spec, 14, vkd_ceil_div((uint64_t)N, bn),
+    // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
+    // is written for lane groups of 8)
+    int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
+    const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 14, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }
