@@ -401,6 +401,9 @@ void main() {
     if (SHIFT != 0u && MODE != 2u) {
         DBuf d = DBuf(uint64_t(pc.C));
         const int q0 = cofs[0] - int(lane) + 4 * int(lane);  // this lane's first quad
+        // A lane group past a ragged grid edge holds clamped columns: it takes part in the
+        // shuffles (its subgroup's other group may be inside) but stores nothing.
+        const bool inside = n0 < N;
         [[unroll]] for (uint i = 0; i < TM; i++) {
             float v[TN];
             [[unroll]] for (uint j = 0; j < TN; j++) v[j] = EPILOGUE_VALUE(i, j, cofs[j] + mrow[i] * SCM);
@@ -415,6 +418,7 @@ void main() {
                     }
                 }
                 const uint e = uint(q0 + int(4u * L * h) + mrow[i] * SCM) >> 1;
+                if (!inside) continue;
                 d.v[e] = packUint2x32(uvec2(floatBitsToUint(q[0]), floatBitsToUint(q[1])));
                 d.v[e + 1u] = packUint2x32(uvec2(floatBitsToUint(q[2]), floatBitsToUint(q[3])));
             }
