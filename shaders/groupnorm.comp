@@ -46,12 +46,17 @@ layout(constant_id = 5) const uint TEXEL = 0;  // x, dy through texel bindings 0
 // backward of a unet_fmnist step went from 166-201 to 96-102 ms). Single elements (the
 // forward's shift) then come through the buffer address.
 layout(constant_id = 6) const uint VEC4 = 0;
+// OLD4 = 1 (host: VEC4 and old holds whole vec4s from 16 bytes): MODE 1's old comes through
+// vec4 texel binding 2 instead of four buffer-address loads a quad, each a loop over the lanes
+// on llvmpipe.
+layout(constant_id = 7) const uint OLD4 = 0;
+layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy; FBuf dw; FBuf db; FBuf old;
     uint N, C, S, groups, flags;
     float eps;
-    int x_first, dy_first;
+    int x_first, dy_first, old_first;
 } pc;
 
 VKD_LOADER_IF(ld_x, vkd_tex0, pc.x, pc.x_first, TEXEL != 0u && VEC4 == 0u)
@@ -165,7 +170,9 @@ void store_dx(uint i, float dx) {
 
 void store_dx(uint i, vec4 dx) {
     if ((pc.flags & 16u) != 0u) {
-        precise vec4 s = vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]) + dx;
+        const vec4 o = OLD4 != 0u ? texelFetch(vkd_tex2, int(i / 4u) + pc.old_first)
+                                  : vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]);
+        precise vec4 s = o + dx;
         vkd_store4(pc.y, i, s);
     } else {
         vkd_store4(pc.y, i, dx);

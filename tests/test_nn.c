@@ -162,6 +162,15 @@ static void test_groupnorm_accumulate(vkd_ctx *ctx, int N, int C, int H, int W, 
     }
     CHECK(bad == 0, "%ld of %ld gradients differ from old + dx", bad, n);
     printf("  %-44s %ld of %ld differ\n", "bits against old + dx", bad, n);
+    // the vec4 walk (texel views, S a multiple of 4 and at least 4 workgroups) reads old in vec4s too
+    int old4 = 0, vec4 = 0;
+    for (int i = 0; i < g1->ndisp; i++) {
+        const vkd_pipeline *pp = g1->disp[i].pipe;
+        if (!pp || strncmp(pp->shader, "groupnorm", 9) || pp->nspec < 8 || pp->spec[1] != 1) continue;
+        vec4 += pp->spec[6] != 0, old4 += pp->spec[7] != 0;
+    }
+    CHECK(old4 == vec4, "old read in vec4s by %d of %d vec4 input-gradient walks", old4, vec4);
+    printf("  %-44s %d of %d\n", "vec4 input-gradient walks reading old in vec4s", old4, vec4);
     vkd_graph_free(g1), vkd_graph_free(g2);
     vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
     free(x), free(u), free(w), free(b), free(a), free(d), free(uf);
