@@ -35,6 +35,8 @@ layout(constant_id = 5) const uint RPW = 1;  // MODE 0, 1: rows a workgroup
 // bytes): a row is walked in quads, a quarter of the loop's trips and of its texel fetches (on
 // llvmpipe a vec4 fetch costs about what a scalar one does). The sums then run in another
 // order (each lane's quads, then the subgroup's): other bits than the scalar walk's.
+// In MODE 2 (host: x and dy vec4 views, w and b on 16 bytes) an invocation sums 4 adjacent
+// columns; each still sums its rows in order: the scalar walk's bits.
 layout(constant_id = 6) const uint VEC4 = 0;
 
 layout(push_constant) uniform PC {
@@ -166,9 +168,39 @@ void ln_row4(uint row) {
     }
 }
 
+// MODE 2 with VEC4: columns 4q .. 4q+3.
+void param_grads4(uint q, bool has_w, bool has_b) {
+    const uint c = 4u * q;
+    if (c >= pc.cols) return;
+    vec4 dw = vec4(0.0), db = vec4(0.0);
+    for (uint r = 0; r < pc.rows; r++) {
+        const uint e = (r * pc.cols + c) / 4u;
+        vec4 g = ld_dy4(e);
+        dw += g * (ld_x4(e) - ld_mean(r)) * ld_rstd(r);
+        db += g;
+    }
+    if ((FLAGS & 4u) != 0u) {
+        if (has_w) {
+            precise vec4 s = vec4(pc.w.v[c], pc.w.v[c + 1u], pc.w.v[c + 2u], pc.w.v[c + 3u]) + dw;
+            vkd_store4(pc.w, c, vkd_keep(s));
+        }
+        if (has_b) {
+            precise vec4 s = vec4(pc.b.v[c], pc.b.v[c + 1u], pc.b.v[c + 2u], pc.b.v[c + 3u]) + db;
+            vkd_store4(pc.b, c, vkd_keep(s));
+        }
+    } else {
+        if (has_w) vkd_store4(pc.w, c, vkd_keep(dw));
+        if (has_b) vkd_store4(pc.b, c, vkd_keep(db));
+    }
+}
+
 void main() {
     bool has_w = (FLAGS & 1u) != 0u, has_b = (FLAGS & 2u) != 0u;
     uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
+    if (MODE == 2u && VEC4 != 0u) {
+        param_grads4(flat_group() * W + t, has_w, has_b);
+        return;
+    }
     if (MODE == 2u) {
         uint c = flat_group() * W + t;
         if (c >= pc.cols) return;

@@ -24,6 +24,11 @@ layout(constant_id = 5) const uint MULTI = 0;
 // ACCUM = 1 (MODE_COLS): y += the sum (a parameter's gradient added into its persistent
 // buffer by the pass that makes it: old + g, the bits of an add after it).
 layout(constant_id = 6) const uint ACCUM = 0;
+// VEC4 = 1 (MODE_COLS, SQDIFF 0; host: TEXEL, inner a multiple of 4, x and y vec4 views from
+// 16 bytes): an invocation sums 4 adjacent outputs, reading x's rows as quads (on llvmpipe a
+// vec4 fetch costs about what a scalar one does) and, with ACCUM, y's old values through
+// texel binding 1. Each output still sums its rows in order: the scalar walk's bits.
+layout(constant_id = 7) const uint VEC4 = 0;
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
 layout(push_constant) uniform PC {
@@ -70,6 +75,18 @@ void main() {
             barrier();
         }
         if (gl_LocalInvocationID.x == 0) pc.y.v[dst] = pc.alpha * part[0];
+    } else if (VEC4 != 0u) {
+        uint q = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x, i = 4u * q;
+        if (i >= pc.rows * pc.inner) return;
+        uint o = i / pc.inner, j = i % pc.inner;
+        vec4 acc = vec4(0.0);
+        for (uint r = 0; r < pc.cols; r++) acc += texelFetch(vkd_tex0, int(((o * pc.cols + r) * pc.inner + j) / 4u) + pc.x_first);
+        if (ACCUM != 0u) {
+            precise vec4 s = texelFetch(vkd_tex1, int(q) + pc.x2_first) + pc.alpha * acc;
+            vkd_store4(pc.y, i, vkd_keep(s));
+        } else {
+            vkd_store4(pc.y, i, vkd_keep(pc.alpha * acc));
+        }
     } else {
         uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
         if (i >= pc.rows * pc.inner) return;

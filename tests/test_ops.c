@@ -153,6 +153,64 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
     free(a), free(b), free(bias), free(u);
 }
 
+// A linear layer's bias gradient (a column sum of dy) and a layer norm's dw and db, into plain
+// tensors and added into parameters' persistent gradients: the quad walks (4 columns an
+// invocation, CPU devices) against the scalar ones (VKD_COL_QUADS=0), bit for bit.
+static void test_col_quads_bits(vkd_ctx *ctx, int rows, int cols) {
+    printf("bias and layer norm parameter gradients, %d rows of %d: quad walks against scalar walks, bit for bit\n",
+           rows, cols);
+    const int K = 8;
+    long nx = (long)rows * K, nu = (long)rows * cols;
+    double *x = malloc(nx * 8), *w = malloc((long)cols * K * 8), *b = malloc(cols * 8), *u = malloc(nu * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, (long)cols * K, -1, 1), t_fill(b, cols, -1, 1), t_fill(u, nu, -1, 1);
+    float *old = malloc(cols * 4), *got[2][6];
+    for (int i = 0; i < cols; i++) old[i] = (float)(t_uniform() - 0.5);
+    int quads[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_COL_QUADS", pass ? "0" : "1", 1);
+        vkd_graph *g = vkd_graph_new(ctx, "column sums in quads");
+        vkd_tensor *X = t_tensor(ctx, "x", 2, (int64_t[]){rows, K}, x, 0);
+        vkd_tensor *W = t_tensor(ctx, "w", 2, (int64_t[]){cols, K}, w, 0);
+        vkd_tensor *U = t_tensor(ctx, "u", 2, (int64_t[]){rows, cols}, u, 0);
+        // plain tensors (t[0..2]) and parameters (t[3..5]): a bias, a norm's weight and bias
+        vkd_tensor *t[6];
+        for (int k = 0; k < 6; k++) {
+            t[k] = t_tensor(ctx, "t", 1, (int64_t[]){cols}, b, k >= 3 ? VKD_PARAM : 0);
+            vkd_tensor_set_requires_grad(t[k], 1);
+            if (k >= 3) vkd_tensor_upload(vkd_tensor_grad(t[k]), old);
+        }
+        vkd_tensor *y = vkd_add(g, vkd_linear(g, X, W, t[0]), vkd_linear(g, X, W, t[3]));
+        vkd_tensor *z = vkd_add(g, vkd_layernorm(g, y, t[1], t[2], 1e-5f), vkd_layernorm(g, y, t[4], t[5], 1e-5f));
+        int ok = vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, z, U), 0)) == 0 && vkd_graph_run(g) == 0;
+        CHECK(ok, "column sums in quads: %s", vkd_graph_error(g));
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            if (!pp || pp->nspec < 7) continue;
+            quads[pass] += !strncmp(pp->shader, "reduce", 6) && pp->nspec > 7 && pp->spec[7];
+            quads[pass] += !strncmp(pp->shader, "layernorm", 9) && pp->spec[1] == 2 && pp->spec[6];
+        }
+        for (int k = 0; k < 6; k++) {
+            got[pass][k] = calloc(cols, 4);
+            if (ok) vkd_tensor_download(k >= 3 ? vkd_tensor_grad(t[k]) : vkd_graph_grad(g, t[k]), got[pass][k]);
+        }
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(U);
+        for (int k = 0; k < 6; k++) vkd_tensor_free(t[k]);
+    }
+    unsetenv("VKD_COL_QUADS");
+    int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
+    // two bias sums and two norms' dw/db passes
+    CHECK(quads[0] == (cpu && cols % 4 == 0 ? 4 : 0), "%d column sums walked in quads", quads[0]);
+    CHECK(quads[1] == 0, "VKD_COL_QUADS=0: %d column sums walked in quads", quads[1]);
+    static const char *what[6] = {"bias", "norm weight", "norm bias", "param bias", "param norm weight",
+                                  "param norm bias"};
+    for (int k = 0; k < 6; k++) CHECK(!memcmp(got[0][k], got[1][k], cols * 4), "the %s's gradient differs", what[k]);
+    printf("  %d column sums walked in quads\n", quads[0]);
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 6; k++) free(got[p][k]);
+    free(x), free(w), free(b), free(u), free(old);
+}
+
 static void test_linear(vkd_ctx *ctx) {
     enum { B0 = 2, B1 = 5, IN = 9, OUT = 7 };
     cas c = begin(ctx, "linear");
@@ -639,6 +697,9 @@ int main(void) {
             test_matmul_quads_bits(ctx, 2, 37, 44, 36, ta, tb);
         }
     test_matmul_quads_bits(ctx, 1, 128, 128, 128, 0, 1);
+    test_col_quads_bits(ctx, 37, 44);
+    test_col_quads_bits(ctx, 128, 128);  // the GMM MLP's
+    test_col_quads_bits(ctx, 5, 38);     // columns not in quads: the scalar walks
     test_linear(ctx);
     test_linear_add(ctx);
     int64_t nchw[4] = {2, 3, 4, 5};

@@ -86,6 +86,11 @@ int vkd_vec4_ok(int n, ...) {
     return ok;
 }
 
+int vkd_col_quads_ok(void) {
+    const char *env = getenv("VKD_COL_QUADS");
+    return !(env && *env && atoi(env) == 0);
+}
+
 const char *vkd_store_variant(const vkd_graph *g, int vec4, const char *family, const char *wide) {
     const char *env = getenv("VKD_WIDE_STORES");  // 0: four scalar stores a quad (benchmarks, tests)
     int ok = vec4 && g->ctx->texel && g->ctx->f.int64 && !(env && *env && atoi(env) == 0);
