@@ -117,8 +117,7 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
 // Else 0. The forward and the data gradient then read windows of pixels; the weight gradient
 // reads x's rows as quads when weight_window also holds.
 static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
-    const char *env = getenv("VKD_CONV_WINDOW");  // 0: the plain walk (benchmarks, tests)
-    if (env && *env && atoi(env) == 0) return 0;
+    if (vkd_env_off("VKD_CONV_WINDOW")) return 0;  // the plain walk (benchmarks, tests)
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 0;
     if (c->stride != 1 || c->kw != 3 || c->ho != c->h || c->wo != c->w || (c->up && mode != CONV_BWD_DATA)) return 0;
     return (int64_t)c->ho * c->wo;

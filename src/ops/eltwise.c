@@ -73,9 +73,13 @@ uint32_t vkd_elems_per_invocation(const vkd_graph *g) {
     return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU ? 8u : 1u;
 }
 
+int vkd_env_off(const char *name) {
+    const char *env = getenv(name);
+    return env && *env && atoi(env) == 0;
+}
+
 int vkd_vec4_ok(int n, ...) {
-    const char *env = getenv("VKD_VEC4");  // 0: the scalar walk everywhere (benchmarks, tests)
-    int ok = !(env && *env && atoi(env) == 0);
+    int ok = !vkd_env_off("VKD_VEC4");  // the scalar walk everywhere (benchmarks, tests)
     va_list ap;
     va_start(ap, n);
     for (int i = 0; i < n; i++) {
@@ -86,14 +90,9 @@ int vkd_vec4_ok(int n, ...) {
     return ok;
 }
 
-int vkd_col_quads_ok(void) {
-    const char *env = getenv("VKD_COL_QUADS");
-    return !(env && *env && atoi(env) == 0);
-}
-
 const char *vkd_store_variant(const vkd_graph *g, int vec4, const char *family, const char *wide) {
-    const char *env = getenv("VKD_WIDE_STORES");  // 0: four scalar stores a quad (benchmarks, tests)
-    int ok = vec4 && g->ctx->texel && g->ctx->f.int64 && !(env && *env && atoi(env) == 0);
+    // VKD_WIDE_STORES=0: four scalar stores a quad (benchmarks, tests)
+    int ok = vec4 && g->ctx->texel && g->ctx->f.int64 && !vkd_env_off("VKD_WIDE_STORES");
     return ok ? wide : family;
 }
 

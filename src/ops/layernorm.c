@@ -31,7 +31,7 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     // rows in quads (MODE 0, 1): every operand read is a vec4 view. MODE 2 sums quads of
     // columns: x and dy vec4 views (mean and rstd stay scalar), w and b written as quads. At
     // the GMM MLP's 128 rows of 128 MODE 2 went from 74-95 to 23-36 us a call (VKD_PROFILE).
-    uint8_t vec4 = texel && cols % 4 == 0 && vkd_vec4_ok(4, x, w, b, dy) && (mode != 2 || vkd_col_quads_ok());
+    uint8_t vec4 = texel && cols % 4 == 0 && vkd_vec4_ok(4, x, w, b, dy) && (mode != 2 || !vkd_env_off("VKD_COL_QUADS"));
     vkd_texel tx[4];
     int nt = 0;
 #define LN_ARG(field, acc, t, bind, first, v4)                                                        \

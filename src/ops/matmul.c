@@ -60,10 +60,7 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t ba
 }
 
 // VKD_MM_QUADS=0: the scalar walk of A and B (benchmarks, tests)
-static int quads_off(void) {
-    const char *env = getenv("VKD_MM_QUADS");
-    return env && *env && atoi(env) == 0;
-}
+static int quads_off(void) { return vkd_env_off("VKD_MM_QUADS"); }
 
 enum { SHARED_A = 1, SHARED_B = 2 };  // the operand is 2-D and used by every batch
 

@@ -13,8 +13,7 @@
 #include "ops/ops.h"
 
 static int multi_wanted(void) {
-    const char *env = getenv("VKD_MULTI");  // 0: one dispatch per tensor (tests compare the two)
-    return !(env && *env && atoi(env) == 0);
+    return !vkd_env_off("VKD_MULTI");  // 0: one dispatch per tensor (tests compare the two)
 }
 
 typedef struct {

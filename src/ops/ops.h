@@ -72,9 +72,9 @@ int vkd_texel_fits(const vkd_ctx *ctx, uint64_t numel);
 // boundary (allocations are VKD_ALIGN-aligned; a view may start anywhere), so a
 // texel op may read it through a vec4 view (vkd_texel.vec4). VKD_VEC4=0 says no.
 int vkd_vec4_ok(int n, ...);
-// 1 unless VKD_COL_QUADS=0: column sums (a bias gradient, layer norm's dw and db) may walk
-// quads of columns, 4 outputs an invocation (same bits; the switch is for tests, benchmarks).
-int vkd_col_quads_ok(void);
+// 1 when the environment variable `name` is set to 0: the switch that turns an optimized
+// path off (VKD_VEC4, VKD_WIDE_STORES, VKD_MM_QUADS, VKD_COL_QUADS, ...) for tests and benchmarks.
+int vkd_env_off(const char *name);
 // The shader to dispatch for a family whose vec4 texel walk writes through vkd_store4: its
 // _wide variant `wide` (two 64-bit stores a quad, shaders/common.glsl) when vec4 is set and the
 // device reads texel views and has shaderInt64, else `family`. VKD_WIDE_STORES=0 says no.

@@ -48,7 +48,7 @@ static int reduce_cols(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor
     // quads of outputs (the shader's VEC4): x's rows and y (and y's old values) whole vec4s. The
     // GMM MLP's bias gradients (128 rows of 128) went from 28 to 11 us a call (VKD_PROFILE).
     uint8_t vec4 = texel && inner % 4 == 0 && vkd_vec4_ok(2, x, y) && (!accum || vkd_texel_ok(g, 1, y)) &&
-                   vkd_col_quads_ok();
+                   !vkd_env_off("VKD_COL_QUADS");  // 0: one column an invocation
     vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first), vec4}, {0, 1, offsetof(reduce_push, x2_first), 1}};
     uint32_t spec[8] = {VKD_WG, 1, 0, 0, texel, 0, (uint32_t)accum, vec4}, gx, gy;
     vkd_grid_1d(vec4 ? outer * inner / 4 : outer * inner, VKD_WG, &gx, &gy);
