@@ -1,6 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 // Layer norm over the last axis (biased variance, as PyTorch), forward and backward.
 // MODE 0, forward (one workgroup per row):
 //   y = (x - mean) * rstd * w + b; writes mean and rstd (rows) for the backward.
@@ -38,7 +39,6 @@ layout(constant_id = 5) const uint RPW = 1;  // MODE 0, 1: rows a workgroup
 // In MODE 2 (host: x and dy vec4 views, w and b on 16 bytes) an invocation sums 4 adjacent
 // columns; each still sums its rows in order: the scalar walk's bits.
 layout(constant_id = 6) const uint VEC4 = 0;
-
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
     uint rows, cols, flags;
@@ -77,8 +77,30 @@ float wg_sum(float v) {
     return r;
 }
 
+// ROWSTATS = 1 (MODE 0, 1; host: SGRED, 1 < RPW <= the workgroup's size): lane r holds the
+// mean and rstd of the workgroup's row r. The forward stores them in one pass after its rows and
+// the input gradient loads them in one before: two of llvmpipe's per-lane store (or load) loops
+// a workgroup instead of two a row, where a row of 128 has only four loops of y to store.
+layout(constant_id = 7) const uint ROWSTATS = 0;
+float st_mu = 0.0, st_rs = 0.0;  // ROWSTATS: lane r's row r of the workgroup
+
+// The statistics of row `row`, the r-th of its workgroup (MODE 0 keeps them, MODE 1 reads them).
+void put_stats(uint row, uint r, float mu, float rs) {
+    if (ROWSTATS != 0u) {
+        if (gl_LocalInvocationID.x == r) st_mu = mu, st_rs = rs;
+    } else if (gl_LocalInvocationID.x == 0u) {
+        pc.mean.v[row] = mu;
+        pc.rstd.v[row] = rs;
+    }
+}
+vec2 get_stats(uint row, uint r) {
+    if (ROWSTATS != 0u) return vec2(subgroupShuffle(st_mu, r), subgroupShuffle(st_rs, r));
+    return vec2(pc.mean.v[row], pc.rstd.v[row]);
+}
+
+
 // One row of MODE 0 or 1 (the whole workgroup).
-void ln_row(uint row) {
+void ln_row(uint row, uint r) {
     bool has_w = (FLAGS & 1u) != 0u;
     bool has_b = (FLAGS & 2u) != 0u;
     uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
@@ -97,9 +119,10 @@ void ln_row(uint row) {
             if (has_b) v += ld_b(c);
             pc.y.v[base + c] = v;
         }
-        if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+        put_stats(row, r, mu, rs);
     } else {
-        float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+        const vec2 st = get_stats(row, r);
+        const float mu = st.x, rs = st.y;
         float sg = 0.0, sgx = 0.0;
         for (uint c = t; c < pc.cols; c += W) {
             float g = ld_dy(base + c) * (has_w ? ld_w(c) : 1.0);
@@ -124,7 +147,7 @@ void ln_row(uint row) {
 }
 
 // ln_row in quads (VEC4): q walks the row's cols / 4 quads.
-void ln_row4(uint row) {
+void ln_row4(uint row, uint r) {
     bool has_w = (FLAGS & 1u) != 0u;
     bool has_b = (FLAGS & 2u) != 0u;
     uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
@@ -143,9 +166,10 @@ void ln_row4(uint row) {
             if (has_b) v += ld_b4(q);
             vkd_store4(pc.y, base + 4u * q, vkd_keep(v));
         }
-        if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+        put_stats(row, r, mu, rs);
     } else {
-        float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+        const vec2 st = get_stats(row, r);
+        const float mu = st.x, rs = st.y;
         vec4 sg = vec4(0.0), sgx = vec4(0.0);
         for (uint q = t; q < nq; q += W) {
             vec4 g = ld_dy4(bq + q) * (has_w ? ld_w4(q) : vec4(1.0));
@@ -221,10 +245,19 @@ void main() {
     }
     // RPW rows a workgroup, one after the other (on lavapipe every workgroup is a task of its
     // own; see src/ops/layernorm.c).
+    const uint row0 = flat_group() * RPW;
+    if (ROWSTATS != 0u && MODE == 1u && t < RPW) {
+        const uint row = min(row0 + t, pc.rows - 1u);
+        st_mu = pc.mean.v[row], st_rs = pc.rstd.v[row];
+    }
     for (uint r = 0u; r < RPW; r++) {
-        const uint row = flat_group() * RPW + r;
-        if (row >= pc.rows) return;
-        if (VEC4 != 0u) ln_row4(row);
-        else ln_row(row);
+        const uint row = row0 + r;
+        if (row >= pc.rows) break;
+        if (VEC4 != 0u) ln_row4(row, r);
+        else ln_row(row, r);
+    }
+    if (ROWSTATS != 0u && MODE == 0u && t < RPW && row0 + t < pc.rows) {
+        pc.mean.v[row0 + t] = st_mu;
+        pc.rstd.v[row0 + t] = st_rs;
     }
 }
