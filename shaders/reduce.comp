@@ -28,6 +28,10 @@ layout(constant_id = 6) const uint ACCUM = 0;
 // 16 bytes): an invocation sums 4 adjacent outputs, reading x's rows as quads (on llvmpipe a
 // vec4 fetch costs about what a scalar one does) and, with ACCUM, y's old values through
 // texel binding 1. Each output still sums its rows in order: the scalar walk's bits.
+// In MODE_ROWS (SQDIFF 0 or 2; host: TEXEL, a row's start on 16 bytes, x a vec4 view) a lane
+// walks the row in quads, a quarter of the trips and of the fetches, then the row's last
+// len % 4 elements one per lane through the buffer. Another order than the scalar walk: other
+// bits, the same for a tensor summed alone and inside a multi-tensor group (sum_squares).
 layout(constant_id = 7) const uint VEC4 = 0;
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
@@ -43,6 +47,18 @@ shared float part[gl_WorkGroupSize.x];
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
 VKD_LOADER(ld_x2, vkd_tex1, pc.x2, pc.x2_first)
+
+// f on a quad of x (VEC4, MODE_ROWS) and on one element read from the buffer (a row's tail).
+vec4 f4(uint q) {
+    vec4 v = texelFetch(vkd_tex0, int(q) + pc.x_first);
+    if (SQDIFF == 2u) { precise vec4 s = v * v; v = s; }
+    return v;
+}
+float f_buf(uint k) {
+    float v = pc.x.v[k];
+    if (SQDIFF == 2u) { precise float s = v * v; v = s; }
+    return v;
+}
 
 float f(uint k) {
     float v = ld_x(k);
@@ -61,8 +77,17 @@ void main() {
             bound = base + cols;
         }
         float acc = 0.0;
-        for (uint c = gl_LocalInvocationID.x; c < cols && base + c < bound; c += gl_WorkGroupSize.x)
-            acc += f(base + c);
+        if (VEC4 != 0u && SQDIFF != 1u) {
+            const uint len = bound > base ? min(cols, bound - base) : 0u, nq = len / 4u;
+            vec4 a4 = vec4(0.0);
+            for (uint q = gl_LocalInvocationID.x; q < nq; q += gl_WorkGroupSize.x) a4 += f4(base / 4u + q);
+            acc = (a4.x + a4.y) + (a4.z + a4.w);
+            const uint c = 4u * nq + gl_LocalInvocationID.x;
+            if (c < len) acc += f_buf(base + c);
+        } else {
+            for (uint c = gl_LocalInvocationID.x; c < cols && base + c < bound; c += gl_WorkGroupSize.x)
+                acc += f(base + c);
+        }
         if (SGRED != 0u) {
             acc = subgroupAdd(acc);
             if (gl_LocalInvocationID.x == 0) pc.y.v[dst] = pc.alpha * acc;

@@ -186,7 +186,7 @@ static void test_col_quads_bits(vkd_ctx *ctx, int rows, int cols) {
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             if (!pp || pp->nspec < 7) continue;
-            quads[pass] += !strncmp(pp->shader, "reduce", 6) && pp->nspec > 7 && pp->spec[7];
+            quads[pass] += !strncmp(pp->shader, "reduce", 6) && pp->spec[1] == 1 && pp->nspec > 7 && pp->spec[7];
             quads[pass] += !strncmp(pp->shader, "layernorm", 9) && pp->spec[1] == 2 && pp->spec[6];
         }
         for (int k = 0; k < 6; k++) {
@@ -451,6 +451,16 @@ static void test_layernorm(vkd_ctx *ctx, int rows, int cols, int affine, int res
     printf("%s\n", name);
     compare("y", Y, y, TOL);
     compare_grad(&c, residual ? "dx (old + dx in the norm's pass)" : "dx", X, dx);
+    int rowstats = 0;  // passes keeping their rows' mean and rstd in lanes (layernorm.comp's ROWSTATS)
+    for (int i = 0; i < c.g->ndisp; i++) {
+        const vkd_pipeline *pp = c.g->disp[i].pipe;
+        rowstats += pp && !strncmp(pp->shader, "layernorm", 9) && pp->nspec > 7 && pp->spec[7];
+    }
+    int rpw = 1;  // rows a workgroup on CPU devices, as src/ops/layernorm.c picks them
+    while (rpw < 32 && rows / (2 * rpw) >= 16) rpw *= 2;
+    int want = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && vkd_norm_subgroup_reduce(ctx) && rpw > 1 &&
+               rpw <= (int)ctx->f.subgroup_size && !vkd_env_off("VKD_ROWSTATS");
+    CHECK(rowstats == (want ? 2 : 0), "%s: %d passes with the rows' statistics in lanes", name, rowstats);
     if (affine && residual) {
         CHECK(vkd_graph_run(c.g) == 0, "second run: %s", vkd_graph_error(c.g));
         for (int i = 0; i < cols; i++) dw[i] *= 2, db[i] *= 2;
@@ -499,7 +509,15 @@ static void test_sum_squares(vkd_ctx *ctx, int n) {
     for (int i = 0; i < n; i++) ref += (double)(float)x[i] * (float)x[i];
     CHECK(da[0] == db[0], "sum_squares %.9g vs sum(mul) %.9g (n = %d)", da[0], db[0], n);
     CHECK(fabs(da[0] - ref) <= 1e-5 * ref, "sum_squares %.9g vs double %.9g (n = %d)", da[0], ref, n);
-    printf("sum_squares of %d: %.9g, the bits of sum(mul(x, x)); double reference %.9g\n", n, da[0], ref);
+    int quads = 0;  // row sums walked in quads (reduce.comp's VEC4 in MODE_ROWS): CPU texel devices
+    for (int i = 0; i < g->ndisp; i++) {
+        const vkd_pipeline *pp = g->disp[i].pipe;
+        quads += pp && !strncmp(pp->shader, "reduce", 6) && pp->nspec > 7 && pp->spec[1] == 0 && pp->spec[7];
+    }
+    CHECK(!quads == !(ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel && !vkd_env_off("VKD_ROW_QUADS")),
+          "sum_squares of %d: %d row sums walked in quads", n, quads);
+    printf("sum_squares of %d: %.9g, the bits of sum(mul(x, x)), %d row sums in quads; double reference %.9g\n", n,
+           da[0], quads, ref);
     free(da), free(db), free(x);
     vkd_graph_free(g);
     vkd_tensor_free(X);
@@ -588,10 +606,12 @@ static void test_nan_guard(vkd_ctx *ctx) {
 // One multi-tensor dispatch per pass (VKD_MULTI, the default) against one dispatch per
 // tensor (VKD_MULTI=0): Adam with clipping, the gradients' norm and EMA over tensors of
 // ragged sizes (one longer than a norm's single row, one of a single element) give the
-// same bits, in fewer dispatches.
-static void test_multi_bits(vkd_ctx *ctx) {
+// same bits, in fewer dispatches. ragged = 0: every size whole quads. On texel devices the norms'
+// sums walk quads (reduce.comp's VEC4 rows) and a ragged tensor's last n % 4 elements one by one,
+// in the multi-tensor pass as in its own.
+static void test_multi_bits(vkd_ctx *ctx, int ragged) {
     enum { NT = 4, STEPS = 2 };
-    static const int64_t sizes[NT] = {2602, 33000, 1, 300};
+    const int64_t sizes[NT] = {ragged ? 2602 : 2600, 33000, ragged ? 1 : 4, 300};
     static double init[NT][33000];
     static float grads[NT][33000];
     for (int i = 0; i < NT; i++) {
@@ -640,8 +660,8 @@ static void test_multi_bits(vkd_ctx *ctx) {
         }
     }
     CHECK(same, "multi-tensor Adam / EMA differ from the per-tensor passes");
-    printf("multi-tensor adam + ema over %d tensors: %d dispatches against %d, bit for bit\n", NT, gr[1]->ndisp,
-           gr[0]->ndisp);
+    printf("multi-tensor adam + ema over %d tensors (%s): %d dispatches against %d, bit for bit\n", NT,
+           ragged ? "ragged" : "whole quads", gr[1]->ndisp, gr[0]->ndisp);
     for (int m = 0; m < 2; m++) {
         vkd_graph_free(gr[m]);
         vkd_adam_free(opt[m]);
@@ -737,16 +757,21 @@ int main(void) {
     test_layernorm(ctx, 4, 300, 1, 0);
     test_layernorm(ctx, 6, 40, 1, 1);
     test_layernorm(ctx, 3, 128, 0, 1);  // quads without w and b, old + dx
+    test_layernorm(ctx, 70, 64, 1, 1);   // on CPU devices 4 rows a workgroup, the last one 2 (ROWSTATS)
+    test_layernorm(ctx, 128, 36, 1, 0);  // 8 rows a workgroup
     test_mse(ctx, 37);
     test_mse(ctx, 40000);
     test_sum_squares(ctx, 1000);
+    test_sum_squares(ctx, 1001);   // the row's last element after its quads
     test_sum_squares(ctx, 40000);  // in chunks, then over the partial sums
+    test_sum_squares(ctx, 40002);  // the last chunk ragged
     test_adam(ctx, 0, 0.0f, 2600);
     test_adam(ctx, 1, 0.0f, 2600);
     test_adam(ctx, 1, 2.0f, 2600);
     test_adam(ctx, 1, 2.0f, 2602);
     test_nan_guard(ctx);
     test_ema(ctx);
-    test_multi_bits(ctx);
+    test_multi_bits(ctx, 1);
+    test_multi_bits(ctx, 0);
     return t_close(ctx);
 }

@@ -321,7 +321,7 @@ static VkDescriptorSet *texel_sets(vkd_graph *g) {
         for (int k = 0; k < d->ntexel && r == VK_SUCCESS; k++) {
             const vkd_tensor *t = d->args[d->texel[k].arg].t, *root = vkd_tensor_root(t);
             uint32_t first;
-            if (d->texel[k].vec4 && ((root->mem.off + t->view_off) % 16 || t->numel % 4)) {
+            if (d->texel[k].vec4 && ((root->mem.off + t->view_off) % 16 || (t->numel % 4 && d->texel[k].vec4 != 2))) {
                 vkd_set_error(ctx, "internal: %s reads '%s' in vec4s but it is not 16-byte aligned whole vec4s", d->name,
                               t->name);
                 r = VK_ERROR_UNKNOWN;

@@ -44,7 +44,9 @@ typedef struct {
 // set 0; the element of the view where the tensor starts is patched into the
 // push block as an int32 at byte first_at.
 // vec4 = 1: an R32G32B32A32 view (the shader fetches 4 elements at once; the
-// tensor starts on 16 bytes and has whole vec4s), `first` in vec4s.
+// tensor starts on 16 bytes and has whole vec4s), `first` in vec4s. vec4 = 2: the same,
+// but the size need not be whole vec4s: the shader fetches only the whole ones and reads
+// the last n % 4 elements through the buffer (row sums, reduce.comp).
 typedef struct {
     uint8_t arg, binding;
     uint16_t first_at;

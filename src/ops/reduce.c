@@ -14,6 +14,14 @@ typedef struct {
 } reduce_push;
 
 // square: f(v) = v^2 (x2 unused).
+// Rows walked in quads (reduce.comp's VEC4 in MODE_ROWS) where x can be read as a vec4 view and
+// every row starts on a quad. The GMM iteration's two gradient norms (sum_squares of 0.15 M
+// parameters each) went from 164-194 to 54-65 us (VKD_PROFILE); VKD_ROW_QUADS=0 walks elements.
+// Only whole quads are fetched, so x's size need not be one (n % 4 elements go through the buffer).
+static uint32_t row_quads(int ok, vkd_tensor *x) {
+    return ok && x->view_off % 16 == 0 && !vkd_env_off("VKD_VEC4") && !vkd_env_off("VKD_ROW_QUADS");
+}
+
 static int reduce_rows(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2, int square,
                        uint64_t rows, uint64_t cols, float alpha) {
     if (cols <= 64 && rows > 1 && !x2 && !square) {
@@ -26,11 +34,14 @@ static int reduce_rows(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor
     int na = 2;
     if (x2) args[na++] = (vkd_arg){offsetof(reduce_push, x2), VKD_R, x2};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, x2 ? 2 : 1, x, x2);
-    vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first), 0}, {2, 1, offsetof(reduce_push, x2_first), 0}};
+    uint32_t vec4 = row_quads(texel && !x2 && (rows == 1 || cols % 4 == 0), x);
+    vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first), (uint8_t)(vec4 ? 2 : 0)},
+                       {2, 1, offsetof(reduce_push, x2_first), 0}};
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
-    uint32_t spec[5] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, square ? 2u : x2 ? 1u : 0u, sgred, texel}, gx, gy;
+    uint32_t spec[8] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, square ? 2u : x2 ? 1u : 0u, sgred, texel, 0, 0, vec4},
+             gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx,
+    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 8, gx, gy, 1, &pc, sizeof pc, args, na, tx,
                                     texel ? na - 1 : 0);
 }
 
@@ -108,11 +119,12 @@ static int reduce_rows_multi(vkd_graph *g, const char *name, vkd_tensor *y, cons
                        {offsetof(reduce_push, x), VKD_R, x},
                        {offsetof(reduce_push, table), VKD_R, m->table}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
-    vkd_texel tx = {1, 0, offsetof(reduce_push, x_first), 0};
+    uint32_t vec4 = row_quads(texel, x);  // the tensors' offsets in the span are quads (multi.c)
+    vkd_texel tx = {1, 0, offsetof(reduce_push, x_first), (uint8_t)(vec4 ? 2 : 0)};
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
-    uint32_t spec[6] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, 2u, sgred, texel, 1u}, gx, gy;
+    uint32_t spec[8] = {sgred ? g->ctx->f.subgroup_size : VKD_WG, 0, 2u, sgred, texel, 1u, 0, vec4}, gx, gy;
     vkd_grid_1d(m->nchunks, 1, &gx, &gy);
-    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 6, gx, gy, 1, &pc, sizeof pc, args, 3, &tx,
+    return vkd_graph_dispatch_texel(g, name, "reduce", spec, 8, gx, gy, 1, &pc, sizeof pc, args, 3, &tx,
                                     texel ? 1 : 0);
 }
 
