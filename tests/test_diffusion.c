@@ -5,6 +5,7 @@
 #include "harness.h"
 #include "ref_gmm.h"
 #include "vkdistill/diffusion.h"
+#include "core/graph.h"  // the dispatches' specialization constants (the small-mixture path)
 
 #ifndef VKD_SOURCE_DIR
 #define VKD_SOURCE_DIR "."
@@ -113,6 +114,14 @@ static void test_gmm_device(vkd_ctx *ctx, const char *what, const mix *m, long n
     vkd_graph_keep(g, Y);
     CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0, "backward: %s", vkd_graph_error(g));
     CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    int small = 0;  // passes on gmm.comp's one-invocation-a-sample path (KC: K <= 32, d <= 16)
+    for (int i = 0; i < g->ndisp; i++) {
+        const vkd_pipeline *pp = g->disp[i].pipe;
+        small += pp && !strcmp(pp->shader, "gmm") && pp->nspec > 3 && pp->spec[3] == (uint32_t)m->K;
+    }
+    const char *env = getenv("VKD_GMM_SMALL");
+    CHECK(small == (m->d <= 16 && !(env && !strcmp(env, "0")) ? 2 : 0), "%s: %d passes on the small-mixture path",
+          what, small);
     ref_gmm_denoise(D, NULL, x, sigma, n, m->K, m->d, m->w, m->mu, m->s);
     ref_gmm_denoise_vjp(dx, u, x, sigma, n, m->K, m->d, m->w, m->mu, m->s);
     double *gD = t_download(Y), *gdx = t_download(vkd_graph_grad(g, X));

@@ -244,8 +244,23 @@ static uint32_t lanes_for(int64_t d) {
     return t;
 }
 
+// A sample an invocation with K as a constant (gmm.comp's KC) for points of a few dimensions: the
+// 2-D ring of 8 modes at batch 128 went from 124-136 (D) and 146-164 (dx) to 24-29 and 33-38 us a pass
+// (VKD_PROFILE). VKD_GMM_SMALL=0: the general path.
+static int small_mix(int K, int64_t d) { return K <= 32 && d <= 16 && !vkd_env_off("VKD_GMM_SMALL"); }
+
 static int gmm_dispatch(vkd_graph *g, int mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *sigma, vkd_tensor *mu,
                         vkd_tensor *par, vkd_tensor *u, int64_t n, int K, int64_t d) {
+    if (small_mix(K, d)) {
+        gmm_push pc = {.n = (uint32_t)n, .K = (uint32_t)K, .d = (uint32_t)d};
+        vkd_arg args[6] = {{offsetof(gmm_push, x), VKD_R, x},   {offsetof(gmm_push, sigma), VKD_R, sigma},
+                           {offsetof(gmm_push, mu), VKD_R, mu}, {offsetof(gmm_push, par), VKD_R, par},
+                           {offsetof(gmm_push, y), VKD_W, y},   {offsetof(gmm_push, u), VKD_R, u}};
+        uint32_t spec[4] = {GMM_WG, 1, (uint32_t)mode, (uint32_t)K}, gx, gy;
+        vkd_grid_1d((uint64_t)n, GMM_WG, &gx, &gy);
+        return vkd_graph_dispatch(g, mode ? "gmm_denoise_bwd" : "gmm_denoise", "gmm", spec, 4, gx, gy, 1, &pc,
+                                  sizeof pc, args, mode ? 6 : 5);
+    }
     uint32_t T = lanes_for(d);
     int64_t sshape[1] = {n * T * 2 * K};
     vkd_tensor *scr = vkd_graph_tensor(g, "gmm_scratch", 1, sshape);
