@@ -39,6 +39,7 @@ layout(constant_id = 5) const uint RPW = 1;  // MODE 0, 1: rows a workgroup
 // In MODE 2 (host: x and dy vec4 views, w and b on 16 bytes) an invocation sums 4 adjacent
 // columns; each still sums its rows in order: the scalar walk's bits.
 layout(constant_id = 6) const uint VEC4 = 0;
+
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy;
     uint rows, cols, flags;
@@ -97,7 +98,6 @@ vec2 get_stats(uint row, uint r) {
     if (ROWSTATS != 0u) return vec2(subgroupShuffle(st_mu, r), subgroupShuffle(st_rs, r));
     return vec2(pc.mean.v[row], pc.rstd.v[row]);
 }
-
 
 // One row of MODE 0 or 1 (the whole workgroup).
 void ln_row(uint row, uint r) {
