@@ -40,6 +40,32 @@ layout(push_constant) uniform PC {
 
 shared vec2 red[2][gl_WorkGroupSize.x];  // double-buffered so a read never races the next write
 
+// The formulas both paths share (the same expressions, so the same bits).
+// |x - mu_k|^2 and (MODE 1) u . m_k over the elements i0, i0 + step, ... of sample xo.
+vec2 dist_terms(uint k, uint xo, uint i0, uint step, float s2) {
+    const uint d = pc.d;
+    const float sk2 = pc.par.v[2u * k + 1u], a = sk2 / (sk2 + s2);
+    vec2 acc = vec2(0.0);
+    for (uint i = i0; i < d; i += step) {
+        float mui = pc.mu.v[k * d + i];
+        float e = pc.x.v[xo + i] - mui;
+        acc.x += e * e;
+        if (MODE == 1u) acc.y += pc.u.v[xo + i] * (mui + a * e);
+    }
+    return acc;
+}
+float log_density(uint k, float q, float s2) {
+    const float v = pc.par.v[2u * k + 1u] + s2;
+    return pc.par.v[2u * k] - 0.5 * float(pc.d) * log(v) - 0.5 * q / v;
+}
+// Component k's share of element i (responsibility r, c = u . m_k): added (MODE 0) or
+// subtracted (MODE 1) by the caller.
+float out_term(uint k, uint i, float xi, float r, float c, float cbar, float s2) {
+    const float sk2 = pc.par.v[2u * k + 1u], v = sk2 + s2;
+    const float e = xi - pc.mu.v[k * pc.d + i];
+    return MODE == 0u ? r * (pc.mu.v[k * pc.d + i] + (sk2 / v) * e) : r * (c - cbar) * e / v;
+}
+
 void main_small() {
     const uint smp = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (smp >= pc.n) return;
@@ -47,15 +73,8 @@ void main_small() {
     const float sig = pc.sigma.v[smp], s2 = sig * sig;
     float lp[KC > 0u ? KC : 1u], cc[KC > 0u ? KC : 1u], m = -3.4e38;
     [[unroll]] for (uint k = 0; k < KC; k++) {
-        float sk2 = pc.par.v[2u * k + 1u], v = sk2 + s2, a = sk2 / v;
-        vec2 acc = vec2(0.0);
-        for (uint i = 0; i < d; i++) {
-            float mui = pc.mu.v[k * d + i];
-            float e = pc.x.v[xo + i] - mui;
-            acc.x += e * e;
-            if (MODE == 1u) acc.y += pc.u.v[xo + i] * (mui + a * e);
-        }
-        lp[k] = pc.par.v[2u * k] - 0.5 * float(d) * log(v) - 0.5 * acc.x / v;
+        const vec2 acc = dist_terms(k, xo, 0u, 1u, s2);
+        lp[k] = log_density(k, acc.x, s2);
         cc[k] = acc.y;
         m = max(m, lp[k]);
     }
@@ -75,10 +94,8 @@ void main_small() {
         float xi = pc.x.v[xo + i];
         float acc = 0.0;
         [[unroll]] for (uint k = 0; k < KC; k++) {
-            float sk2 = pc.par.v[2u * k + 1u], v = sk2 + s2;
-            float e = xi - pc.mu.v[k * d + i];
-            if (MODE == 0u) acc += lp[k] * (pc.mu.v[k * d + i] + (sk2 / v) * e);
-            else acc -= lp[k] * (cc[k] - cbar) * e / v;
+            const float t = out_term(k, i, xi, lp[k], cc[k], cbar, s2);
+            acc = MODE == 0u ? acc + t : acc - t;
         }
         pc.y.v[xo + i] = MODE == 0u ? acc : abar * pc.u.v[xo + i] + acc;
     }
@@ -100,17 +117,7 @@ void main() {
     // Pass 1: squared distances (and u . m_k) per component.
     for (uint k = 0; k < K; k++) {
         uint b = k & 1u;
-        float sk2 = pc.par.v[2u * k + 1u], v = sk2 + s2, a = sk2 / v;
-        vec2 acc = vec2(0.0);
-        if (valid) {
-            for (uint i = lane; i < d; i += T) {
-                float mui = pc.mu.v[k * d + i];
-                float e = pc.x.v[xo + i] - mui;
-                acc.x += e * e;
-                if (MODE == 1u) acc.y += pc.u.v[xo + i] * (mui + a * e);
-            }
-        }
-        red[b][lid] = acc;
+        red[b][lid] = valid ? dist_terms(k, xo, lane, T, s2) : vec2(0.0);
         barrier();
         [[unroll]] for (uint off = T / 2u; off > 0u; off >>= 1) {
             if (lane < off) red[b][lid] += red[b][lid + off];
@@ -118,7 +125,7 @@ void main() {
         }
         vec2 t = red[b][grp * T];
         if (valid) {
-            float lp = pc.par.v[2u * k] - 0.5 * float(d) * log(v) - 0.5 * t.x / v;
+            float lp = log_density(k, t.x, s2);
             pc.scr.v[so + k] = lp;
             pc.scr.v[so + K + k] = t.y;
             m = max(m, lp);
@@ -142,11 +149,8 @@ void main() {
         float xi = pc.x.v[xo + i];
         float acc = 0.0;
         for (uint k = 0; k < K; k++) {
-            float r = pc.scr.v[so + k];
-            float sk2 = pc.par.v[2u * k + 1u], v = sk2 + s2;
-            float e = xi - pc.mu.v[k * d + i];
-            if (MODE == 0u) acc += r * (pc.mu.v[k * d + i] + (sk2 / v) * e);
-            else acc -= r * (pc.scr.v[so + K + k] - cbar) * e / v;
+            const float t = out_term(k, i, xi, pc.scr.v[so + k], MODE == 1u ? pc.scr.v[so + K + k] : 0.0, cbar, s2);
+            acc = MODE == 0u ? acc + t : acc - t;
         }
         pc.y.v[xo + i] = MODE == 0u ? acc : abar * pc.u.v[xo + i] + acc;
     }
