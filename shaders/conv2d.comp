@@ -61,7 +61,7 @@
 // window walk's chunk of A, see there.
 // 13 SHIFT (CPU devices): the kernel's width when B's taps are read as windows. Modes 0 and 1:
 // windows of consecutive pixels (the walk in main that it selects says how); mode 2: x's rows
-// as quads (see the plain walk).
+// as quads (see the plain walk), 3-wide kernels with padding 1 and 1x1 kernels without.
 // flags: bit0 add bias[g*M + m] (modes 0 and 1).
 #include "common.glsl"
 
@@ -311,11 +311,12 @@ void main() {
         // registers for the chunk instead of being spilled and reloaded at every k. Each
         // accumulator still sums k = 0..K-1 in order: the same bits as one k at a time.
         float ak[L][TM], bk[L][TN];
-        // SHIFT in MODE 2 (host: stride 1, a 3-wide kernel with pw = 1, wo = w a multiple of L,
-        // chunks of whole L's, B a vec4 view, no UP): the chunk's k's are the pixels ox0 ..
-        // ox0 + L - 1 of one row, so column j's L values of B are the consecutive elements
-        // d .. d + L - 1 (d = kx - 1 = xcol[j]) from the row's element ox0: L/4 + 1 quads, not
-        // L gathers (on lavapipe a vec4 fetch costs about what a scalar one does).
+        // SHIFT in MODE 2 (host: stride 1, a 3-wide kernel with pw = 1 or a 1x1 kernel without
+        // padding, wo = w a multiple of L, chunks of whole L's, B a vec4 view, no UP): the
+        // chunk's k's are the pixels ox0 .. ox0 + L - 1 of one row, so column j's L values of B
+        // are the consecutive elements d .. d + L - 1 (d = kx - pw = xcol[j]) from the row's
+        // element ox0: L/4 + 1 quads (L/4 for a 1x1 kernel, d = 0), not L gathers (on lavapipe
+        // a vec4 fetch costs about what a scalar one does).
         const bool bquad = MODE == 2u && SHIFT != 0u;
         if (bquad) {
             const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
@@ -324,7 +325,8 @@ void main() {
                 const int d = xcol[j], yy = ycol[j] + oy, q = (bofs[j] - d + krow) >> 2;
                 // e[p]: the row's element ox0 + p - 1, p = 0 .. L + 1
                 float e[L + 2u];
-                const vec4 qx = loadB4(clamp(q + (d < 0 ? -1 : int(L / 4u)), 0, qhi));
+                // (a 1x1 kernel, SHIFT = 1, reads no element beyond the run)
+                const vec4 qx = SHIFT != 1u ? loadB4(clamp(q + (d < 0 ? -1 : int(L / 4u)), 0, qhi)) : vec4(0.0);
                 e[0] = qx.w, e[L + 1u] = qx.x;
                 [[unroll]] for (uint t = 0; t < L / 4u; t++) {
                     const vec4 v = loadB4(clamp(q + int(t), 0, qhi));

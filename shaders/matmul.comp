@@ -1,6 +1,8 @@
 #version 450
 // ---------------------------------------------------------------------------
 // fp32 GEMM / batched GEMM:  C_b = alpha * op(A_b) * op(B_b) [+ bias] [+ C_b] [+ R_b]
+//   (flags bit4: C_b = (op(A_b) * op(B_b) [+ bias] [+ C_b] [+ R_b]) * alpha, a 1x1
+//   convolution's (conv + bias + res) * scale, see src/ops/conv2d.c)
 //
 // Specialization constants (host must pass BM, BN and the local size it uses
 // to compute the grid  vkCmdDispatch(ceil(N/BN), ceil(M/BM), batch)):
@@ -80,7 +82,8 @@ layout(buffer_reference, std430, buffer_reference_align = 8) buffer DBuf { uint6
 layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;  // device addresses; bias may be invalid when flags bit0 is 0
     uint M, N, K, batch;
-    uint lda, ldb, ldc, flags;          // flags: bit0 add bias, bit1 accumulate, bit2 bias indexed by row
+    uint lda, ldb, ldc, flags;          // flags: bit0 add bias, bit1 accumulate, bit2 bias indexed by row,
+                                        // bit4 alpha after the adds
     uint sA, sB, sC;                    // batch strides in elements; 0 = shared by all batches
     float alpha;
     int a_first, b_first;               // TEXEL: where A and B start in their texel views
@@ -271,7 +274,7 @@ void main() {
     }
 
     // Epilogue: alpha, optional bias (per column or per row), optional accumulate and
-    // residual, in that order. Each flag is tested once for the whole register tile, and
+    // residual, in that order (flags bit4: alpha last). Each flag is tested once for the whole register tile, and
     // the bounds once per column: rows past M read and write row M - 1 instead, whose
     // values they equal (their A rows, bias and C / R loads were all clamped to it), so
     // the invocation only writes row M - 1's own result there again (all loads come
@@ -284,7 +287,8 @@ void main() {
     const uint ldc = pc.ldc, flags = FLAGS;
     uint crow[TM];
     [[unroll]] for (uint i = 0; i < TM; i++) crow[i] = coff + arow[i] * ldc;
-    [[unroll]] for (uint i = 0; i < TM; i++)
+    const bool alpha_last = (flags & 16u) != 0u;
+    [[unroll]] for (uint i = 0; i < TM && !alpha_last; i++)
         [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] *= pc.alpha;
     if ((flags & 5u) == 1u) {  // bias per column, loaded once per column of the tile
         [[unroll]] for (uint j = 0; j < TN; j++) {
@@ -318,6 +322,8 @@ void main() {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.R.v[crow[i] + ncol[j]];
     }
+    [[unroll]] for (uint i = 0; i < TM && alpha_last; i++)
+        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] *= pc.alpha;
 #ifdef VKD_WIDE_STORES
     if (CQ != 0u) {
         DBuf d = DBuf(uint64_t(pc.C));

@@ -390,6 +390,72 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     free(x), free(w), free(b), free(u);
 }
 
+// A 1x1 convolution at stride 1 on a CPU device runs its forward and input gradient as batched
+// GEMMs (shaders/matmul.comp, VKD_CONV_GEMM) and reads x's pixels as quads in its weight
+// gradient (VKD_CONV_WINDOW): every result must be the convolution shader's plain walk's bits,
+// the residual's (conv + bias + res) * scale included.
+static void test_pointwise_bits(vkd_ctx *ctx, const char *name, ref_conv_shape s, float scale) {
+    printf("%s: GEMMs and quads against the convolution shader's plain walk, bit for bit\n", name);
+    conv_sizes z = sizes_of(s, 0);
+    long nx = z.nx, ny = z.ny, nw = z.nw;
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8),
+           *r = malloc(ny * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1), t_fill(r, ny, -1, 1);
+    float *out[2][4];
+    int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_CONV_GEMM", pass ? "0" : "1", 1);
+        setenv("VKD_CONV_WINDOW", pass ? "0" : "1", 1);
+        for (int k = 0; k < 4; k++) out[pass][k] = calloc(k == 1 ? nx : k == 2 ? nw : ny, 4);
+        vkd_graph *g = vkd_graph_new(ctx, name);
+        vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+        vkd_tensor *W = t_tensor(ctx, "w", 4, z.wsh, w, 0);
+        vkd_tensor *B = t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0);
+        vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, z.ho, z.wo}, u, 0);
+        vkd_tensor *R = t_tensor(ctx, "r", 4, (int64_t[]){s.n, s.cout, z.ho, z.wo}, r, 0);
+        vkd_tensor_set_requires_grad(X, 1);
+        vkd_tensor_set_requires_grad(W, 1);
+        vkd_tensor_set_requires_grad(R, 1);
+        vkd_tensor *Y = scale != 1.0f ? vkd_conv2d_res(g, X, W, B, R, scale, 1, 0, 0, 1) : vkd_conv2d(g, X, W, B, 1, 0, 0, 1);
+        if (Y) vkd_graph_keep(g, Y);
+        // x has a second use, recorded after the convolution: its gradient is pending when the
+        // convolution's input gradient is computed, which the GEMM then adds in its epilogue
+        vkd_tensor *loss = vkd_add(g, vkd_sum(g, vkd_mul(g, Y, U), 0), vkd_sum(g, vkd_mul(g, X, X), 0));
+        int ok = Y && vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0;
+        CHECK(ok, "%s: %s", name, vkd_graph_error(g));
+        int gemms = 0, quads = 0, fused_old = 0;
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            int gemm = pp && !strncmp(pp->shader, "matmul", 6) && !strncmp(g->disp[i].name, "conv2d", 6);
+            gemms += gemm;
+            fused_old += gemm && !strcmp(g->disp[i].name, "conv2d_bwd_data") && (pp->spec[11] & 8u);
+            quads += pp && !strcmp(pp->shader, "conv2d") && pp->nspec > 13 && pp->spec[1] == 2 && pp->spec[13] == 1;
+        }
+        CHECK(gemms == (pass == 0 && cpu ? 2 : 0), "%s: %d GEMMs in pass %d", name, gemms, pass);
+        CHECK(fused_old == (pass == 0 && cpu ? 1 : 0), "%s: the input gradient GEMM added x's other gradient %d times",
+              name, fused_old);
+        // the weight gradient reads x's rows as quads where they hold whole runs of 8 pixels
+        int runs = s.w % 8 == 0 && ctx->texel;
+        CHECK(quads == (pass == 0 && cpu && runs ? 1 : 0), "%s: %d weight gradients in quads in pass %d", name, quads, pass);
+        if (ok) {
+            vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]);
+            vkd_tensor_download(vkd_graph_grad(g, W), out[pass][2]);
+            if (scale != 1.0f) vkd_tensor_download(vkd_graph_grad(g, R), out[pass][3]);
+        }
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(U), vkd_tensor_free(R);
+    }
+    unsetenv("VKD_CONV_GEMM");
+    unsetenv("VKD_CONV_WINDOW");
+    CHECK(memcmp(out[0][0], out[1][0], ny * 4) == 0, "%s: the forward differs", name);
+    CHECK(memcmp(out[0][1], out[1][1], nx * 4) == 0, "%s: the input gradient differs", name);
+    CHECK(memcmp(out[0][2], out[1][2], nw * 4) == 0, "%s: the weight gradient differs", name);
+    CHECK(memcmp(out[0][3], out[1][3], ny * 4) == 0, "%s: the residual's gradient differs", name);
+    for (int p = 0; p < 2; p++)
+        for (int k = 0; k < 4; k++) free(out[p][k]);
+    free(x), free(w), free(b), free(u), free(r);
+}
+
 int main(void) {
     vkd_ctx *ctx = t_open();
     const int ALL = GRAD_W | GRAD_B | HAS_B;
@@ -456,6 +522,13 @@ int main(void) {
     // batch 3 at 8x8: the grid's last workgroup holds lane groups past N (ddpmpp's 8x8 blocks)
     test_window_bits(ctx, "conv2d 3x3 pad 1, 32->32, 8x8, batch 3", 0, (ref_conv_shape){3, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1});
     test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1});
+    // 1x1: whole quads of pixels; ragged M and N with rows of 12 (no weight-gradient quads); the
+    // residual with EDM's skip scale (the GEMM's scale after its adds)
+    test_pointwise_bits(ctx, "conv2d 1x1, 24->40, 16x16", (ref_conv_shape){2, 24, 16, 16, 40, 1, 1, 1, 0, 0, 1}, 1.0f);
+    test_pointwise_bits(ctx, "conv2d 1x1, 13->37, 12x10, batch 3", (ref_conv_shape){3, 13, 12, 10, 37, 1, 1, 1, 0, 0, 1},
+                        1.0f);
+    test_pointwise_bits(ctx, "conv2d 1x1 + residual * 0.7071, 16->24, 8x8", (ref_conv_shape){2, 16, 8, 8, 24, 1, 1, 1, 0, 0, 1},
+                        0.70710678f);
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

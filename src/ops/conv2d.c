@@ -116,9 +116,13 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
 // addresses, the walk's lane loops took LLVM ~10 s a pipeline to compile in test_conv_bda).
 // Else 0. The forward and the data gradient then read windows of pixels; the weight gradient
 // reads x's rows as quads when weight_window also holds.
+static int pointwise(const conv_geom *c);
+
 static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
     if (vkd_env_off("VKD_CONV_WINDOW")) return 0;  // the plain walk (benchmarks, tests)
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 0;
+    // a 1x1 kernel's weight gradient: a chunk's k's are consecutive pixels of x, read as quads
+    if (mode == CONV_BWD_WEIGHT && pointwise(c)) return (int64_t)c->ho * c->wo;
     if (c->stride != 1 || c->kw != 3 || c->ho != c->h || c->wo != c->w || (c->up && mode != CONV_BWD_DATA)) return 0;
     return (int64_t)c->ho * c->wo;
 }
@@ -130,6 +134,44 @@ static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
 // 47-60.
 static int weight_window(const conv_geom *c, const conv_tile *t, int64_t window, int64_t kchunk, vkd_tensor *x) {
     return window > 0 && t->sg && c->w % t->l == 0 && kchunk % t->l == 0 && vkd_vec4_ok(1, x);
+}
+
+// A 1x1 convolution at stride 1 without padding, groups or upsampling: per sample a GEMM,
+// y_b (cout, P) = w (cout, cin) x_b (cin, P), and its data gradient dx_b = w^T dy_b.
+static int pointwise(const conv_geom *c) {
+    return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->ph == 0 && c->pw == 0 && c->groups == 1 && !c->up;
+}
+
+// On CPU devices the forward and the data gradient of a pointwise convolution run as batched
+// GEMMs (shaders/matmul.comp) over views of x, w and y: lanes own quads of pixels there, so a
+// k's B values are TN/4 vec4 fetches instead of TN gathers, and w's rows quads of k. In a
+// unet_fmnist step (batch 16) the 1x1 convolutions (skips, attention's qkv and projection) ran
+// at 15-45 GFLOP/s in the convolution shader, whose plain walk gathers B; as GEMMs at 37-71
+// (see the README). Same k order, same epilogue order: the same bits. GPUs keep the
+// convolution shader (not measured there). VKD_CONV_GEMM=0 turns it off.
+static int pointwise_gemm(const vkd_graph *g, const conv_geom *c) {
+    return pointwise(c) && g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && !vkd_env_off("VKD_CONV_GEMM");
+}
+
+// y (nb, cout, P) = (w x_b + bias [+ res]) * scale, one GEMM a sample (batch = nb, w shared).
+static int pointwise_forward(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_tensor *x, vkd_tensor *bias,
+                             const conv_add *ad, const conv_geom *c) {
+    uint32_t P = (uint32_t)c->ho * (uint32_t)c->wo, ci = (uint32_t)c->cin, co = (uint32_t)c->cout;
+    vkd_mm_epilogue ep = {bias, ad ? ad->t : NULL, ad ? ad->scale : 1.0f};
+    return vkd_matmul_view_epilogue_dispatch(g, "conv2d", (vkd_mm_view){y, P, co * P}, (vkd_mm_view){w, ci, 0},
+                                             (vkd_mm_view){x, P, ci * P}, (uint32_t)c->nb, co, P, ci, 0, 0, &ep);
+}
+
+// dx (nb, cin, P) = w^T dy_b [+ old]: w stored (cout, cin) is A transposed. old, the gradient x
+// already has from another use, is added in the epilogue instead of by an add's pass after it
+// (old + dx either way, the same bits).
+static int pointwise_data_grad(vkd_graph *g, vkd_tensor *dx, vkd_tensor *w, vkd_tensor *dy, vkd_tensor *old,
+                               const conv_geom *c) {
+    uint32_t P = (uint32_t)c->h * (uint32_t)c->w, ci = (uint32_t)c->cin, co = (uint32_t)c->cout;
+    vkd_mm_epilogue ep = {NULL, old, 1.0f};
+    return vkd_matmul_view_epilogue_dispatch(g, "conv2d_bwd_data", (vkd_mm_view){dx, P, ci * P},
+                                             (vkd_mm_view){w, ci, 0}, (vkd_mm_view){dy, P, co * P},
+                                             (uint32_t)c->nb, ci, P, co, 1, 0, &ep);
 }
 
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
@@ -162,7 +204,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     int64_t window = texel ? conv_window(g->ctx, mode, c) : 0;
     conv_tile t = pick_tile(g->ctx, M, N, mode != CONV_BWD_WEIGHT ? window : 0);
     uint8_t bquad = mode == CONV_BWD_WEIGHT && weight_window(c, &t, window, kchunk, B);
-    if (bquad) t.shift = 3;
+    if (bquad) t.shift = (uint32_t)c->kw;
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
     // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
@@ -269,6 +311,11 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
 // x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
 // gradient of the upsampled image, then its 2x2 sums (the upsampling's backward).
 static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c) {
+    if (pointwise_gemm(g, c)) {
+        vkd_tensor *old = vkd_grad_pending(g, x), *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
+        if (dx && !pointwise_data_grad(g, dx, w, dy, old, c)) vkd_grad_set(g, x, dx);
+        return;
+    }
     int64_t sh[4] = {c->nb, c->cin, c->h, c->w};
     vkd_tensor *dxu = c->up ? vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh) : NULL;
     vkd_tensor *dx = vkd_graph_tensor_like(g, c->up ? "upsample2x_bwd" : "conv2d_bwd_data", x);
@@ -428,7 +475,12 @@ static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
     vkd_tensor *y = vkd_graph_tensor(g, ad && ad->kind == ADD_RESIDUAL ? "conv2d_res" : "conv2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, &c, 1, 0)) return NULL;
+    if (!y) return NULL;
+    // the GEMM's epilogue adds a residual, not a per-sample channel value
+    if (pointwise_gemm(g, &c) && (!ad || ad->kind == ADD_RESIDUAL) ? pointwise_forward(g, y, w, x, bias, ad, &c)
+                                                                    : conv_dispatch(g, "conv2d", CONV_FWD, y, w, x,
+                                                                                    bias, ad, &c, 1, 0))
+        return NULL;
     push_tape(g, conv2d_backward, y, x, w, bias, ad, &c);
     return y;
 }

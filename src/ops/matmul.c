@@ -17,7 +17,7 @@ typedef struct {
     int32_t r_first, c_first;  // EQ: texel views of R and C
 } matmul_push;
 
-enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8 };
+enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8, MM_ALPHA_LAST = 16 };
 
 // Tile sizes (specialization constants 2..6 of matmul.comp: BM, BN, WG, TM,
 // TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The GPU tile favours occupancy
@@ -129,6 +129,19 @@ int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_
                       .sA = A.stride, .sB = B.stride, .sC = C.stride,
                       .alpha = alpha};
     return mm_record(g, name, &pc, C.t, A.t, B.t, NULL, NULL, ta, tb);
+}
+
+int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
+                                      uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb,
+                                      const vkd_mm_epilogue *ep) {
+    if (vkd_graph_failed(g) || !C.t || !A.t || !B.t) return -1;
+    matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
+                      .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
+                      .sA = A.stride, .sB = B.stride, .sC = C.stride,
+                      .flags = (ep->bias_rows ? MM_BIAS | MM_BIAS_ROWS : 0) | (ep->R ? MM_RESIDUAL : 0) |
+                               (ep->scale != 1.0f ? MM_ALPHA_LAST : 0),
+                      .alpha = ep->scale};
+    return mm_record(g, name, &pc, C.t, A.t, B.t, ep->bias_rows, ep->R, ta, tb);
 }
 
 // Shapes of a matmul: a is (B?, M, K) or stored (B?, K, M) when ta; b is
