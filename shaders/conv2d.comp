@@ -217,7 +217,8 @@ void main() {
         const uint KW = SHIFT > 0u ? SHIFT : 1u;
         // a chunk: RW rows of taps, held in NT A values a lane (8 rows measured no faster at 512
         // bits, and LLVM took ~2 s longer to compile each pipeline)
-        const uint RW = 4u, NT = (RW * KW + L - 1u) / L;
+        // (the data gradient reading A in quads: one output channel's 3 tap rows, see AV4 below)
+        const uint RW = MODE == 1u && AV4 != 0u ? 3u : 4u, NT = (RW * KW + L - 1u) / L;
         const uint FL = MODE == 1u ? 1u : 0u;  // the data gradient's taps walk the window backwards
         const int rows = kend / int(KW);
         // The group's first column: its sample's plane, and its window's first element (this lane's).
@@ -231,11 +232,20 @@ void main() {
         // AV4 (MODE 0; host: rows of A hold whole quads): the chunk's TM x RW*KW block of A is
         // QR quads a row, TM*QR quads in all, and lane l fetches quads p = u*L + l, u < NQ (row
         // p / QR, quad p % QR): NQ vec4 fetches a lane instead of TM*NT scalar ones.
-        const uint QR = RW * KW / 4u, NQ = (TM * QR + L - 1u) / L;
+        // AV4 in MODE 1 (host: a 3x3 kernel, Cig and TM multiples of 4, M a multiple of TM): a
+        // chunk is the 9 taps of one output channel co, and A(m0 + i, k0 + kk) = w[co][m0 + i][kk]
+        // is element 9i + kk of a contiguous TM x 9 block: TM*9/4 quads, fetched the same way,
+        // instead of TM*NT scalar gathers of w's strided rows (the data gradient's largest load).
+        const uint QR = RW * KW / 4u, QB = MODE == 1u ? TM * RW * KW / 4u : TM * QR, NQ = (QB + L - 1u) / L;
+        // a lane group wholly past M reads the last block (it stores nothing)
+        const int mblk = min(m0, M - int(TM));
         for (int k0 = 0; k0 < kend; k0 += int(RW * KW)) {
             float av[AV4 != 0u ? 1u : NT][TM];
             vec4 aq[AV4 != 0u ? NQ : 1u];
-            if (AV4 != 0u) {
+            if (AV4 != 0u && MODE == 1u) {
+                const int blk = A0 + (k0 / int(RW * KW)) * SA2 + mblk * AM;
+                [[unroll]] for (uint u = 0; u < NQ; u++) aq[u] = loadA4(blk + 4 * min(int(u * L + lane), int(QB) - 1));
+            } else if (AV4 != 0u) {
                 [[unroll]] for (uint u = 0; u < NQ; u++) {
                     const int p = int(u * L + lane), kq = k0 + (p % int(QR)) * 4;
                     const vec4 v = loadA4(min(m0 + p / int(QR), M - 1) * AM + A0 + min(kq, kend - 4));
@@ -268,8 +278,8 @@ void main() {
                     }
                     const uint kk = r * KW + kx;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
-                        const uint p = i * QR + kk / 4u;
-                        ak[kk][i] = AV4 != 0u ? subgroupShuffle(aq[p / L][kk % 4u], gbase + p % L)
+                        const uint e = i * RW * KW + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
+                        ak[kk][i] = AV4 != 0u ? subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L)
                                               : subgroupShuffle(av[kk / L][i], gbase + kk % L);
                     }
                 }

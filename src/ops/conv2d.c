@@ -220,6 +220,12 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
                   P % 4 == 0 && kchunk % 4 == 0;
     if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A))
         av4 = 1;
+    // The data gradient's window walk reads w in quads too: a chunk is one output channel's 3x3
+    // taps, and the tile's rows (input channels) of it are a contiguous block of w (shader: AV4
+    // in MODE 1). Needs whole tiles of rows, so a block never reaches past w.
+    if (mode == CONV_BWD_DATA && t.shift && t.l % 4 == 0 && c->kh == 3 && c->kw == 3 && (c->cin / G) % 4 == 0 &&
+        t.tm % 4 == 0 && M % t.tm == 0 && vkd_vec4_ok(1, A) && !vkd_env_off("VKD_CONV_DATA_QUADS"))
+        av4 = 1;
     vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), av4},
                        {2, 1, offsetof(conv_push, b_first), bquad},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
