@@ -95,6 +95,14 @@ layout(constant_id = 10) const uint RM = 4;
 layout(constant_id = 11) const uint RN = 2;
 layout(constant_id = 12) const uint AV4 = 0;
 layout(constant_id = 13) const uint SHIFT = 0;
+// 14 TAPS (MODE 2 with SHIFT = 3; host: a 3x3 kernel with padding 1, TN = 9): lane l of a group
+// owns the 9 taps of one input channel, columns n0 + 9l + t, instead of columns L apart. Its 72
+// values of B a chunk are then 3 rows of x, one per tap row, each read once as quads and shared
+// by the row's 3 taps (the tap's shift a constant): 9 vec4 fetches a chunk instead of 3 a column
+// (27), and no per-column choice of the shift.
+layout(constant_id = 14) const uint TAPS = 0;
+// column j of this lane: n0 + col_of(j)
+uint col_of(uint j, uint lane) { return TAPS != 0u ? lane * TN + j : j * L + lane; }
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 vec4 loadB4(int q) { return texelFetch(vkd_tex1, q + pc.b_first); }       // quad q of B
 
@@ -183,7 +191,7 @@ void main() {
     // Per column: its image origin (ycol, xcol), its B offset, its C offset and (mode 0) its sample.
     int ycol[TN], xcol[TN], bofs[TN], cofs[TN], ncol[TN];
     [[unroll]] for (uint j = 0; j < TN; j++) {
-        const int n = min(n0 + int(j * L + lane), N - 1);
+        const int n = min(n0 + int(col_of(j, lane)), N - 1);
         const int c0n = n % E0n, q = n / E0n, c1n = q % E1n, c2n = q / E1n;
         ycol[j] = Y0n + c1n * YSn;
         xcol[j] = X0n + c0n * XSn;
@@ -328,7 +336,29 @@ void main() {
         // element ox0: L/4 + 1 quads (L/4 for a 1x1 kernel, d = 0), not L gathers (on lavapipe
         // a vec4 fetch costs about what a scalar one does).
         const bool bquad = MODE == 2u && SHIFT != 0u;
-        if (bquad) {
+        if (bquad && TAPS != 0u) {
+            // this lane's channel's 3 rows of x at the chunk's pixels: for tap row ky, e[p] is the
+            // element ox0 + p - 1 of row oy + ky - 1, p = 0 .. L + 1 (tap (ky, kx) reads e[kk + kx])
+            const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
+            const int krow = (k0 / P) * SK2 + oy * SBY + ox0, qhi = pc.nb * pc.cin * HWB / 4 - 1;
+            const int base = bofs[0] - xcol[0] - ycol[0] * SBY;  // the channel's plane (column 0 is tap (0, 0))
+            [[unroll]] for (uint ky = 0; ky < 3u; ky++) {
+                const int yy = oy + int(ky) - 1, q = (base + (int(ky) - 1) * SBY + krow) >> 2;
+                float e[L + 2u];
+                e[0] = loadB4(clamp(q - 1, 0, qhi)).w;
+                e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, qhi)).x;
+                [[unroll]] for (uint t = 0; t < L / 4u; t++) {
+                    const vec4 v = loadB4(clamp(q + int(t), 0, qhi));
+                    e[4u * t + 1u] = v.x, e[4u * t + 2u] = v.y, e[4u * t + 3u] = v.z, e[4u * t + 4u] = v.w;
+                }
+                const bool rok = uint(yy) < uint(HB);
+                [[unroll]] for (uint kx = 0; kx < 3u; kx++)
+                    [[unroll]] for (uint kk = 0; kk < L; kk++) {
+                        const bool ok = rok && k0 + int(kk) < kend && uint(ox0 + int(kk + kx) - 1) < uint(WB);
+                        bk[kk][3u * ky + kx] = ok ? e[kk + kx] : 0.0;
+                    }
+            }
+        } else if (bquad) {
             const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
             const int krow = (k0 / P) * SK2 + oy * SBY + ox0, qhi = pc.nb * pc.cin * HWB / 4 - 1;
             [[unroll]] for (uint j = 0; j < TN; j++) {
@@ -439,7 +469,7 @@ void main() {
     }
 #endif
     [[unroll]] for (uint j = 0; j < TN; j++) {
-        if (n0 + int(j * L + lane) < N) {
+        if (n0 + int(col_of(j, lane)) < N) {
             // The column's values first, then its stores: a clamped row must read C (accum)
             // before row M - 1's store changes it.
             float v[TM];

@@ -342,7 +342,10 @@ static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const i
 // walk's bits (the same products summed in the same order).
 // data_quads: 1 when the data gradient's window walk should read w in quads (a 3x3 kernel, input
 // channels a multiple of 4 and of the tile's rows).
-static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s, int data_quads) {
+// whole_taps: 1 when the weight gradient's lanes should own whole input channels (TAPS: a 3x3
+// kernel with padding 1, at least 16 output channels).
+static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s, int data_quads,
+                             int whole_taps) {
     printf("%s: window walks against the plain walk, bit for bit\n", name);
     conv_sizes z = sizes_of(s, transposed);
     int ho = z.ho, wo = z.wo;
@@ -370,19 +373,22 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(ok, "%s: %s", name, vkd_graph_error(g));
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
-        int windows = 0, dq = 0;
+        int windows = 0, dq = 0, taps = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
             windows += win;
             // the convolution's data gradient (a transposed convolution's forward) in MODE 1
             dq += win && pp->spec[1] == 1 && pp->spec[12] != 0;
+            taps += win && pp->spec[1] == 2 && pp->nspec > 14 && pp->spec[14] != 0;
             wide += pp && !strcmp(pp->shader, "conv2d_wide");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
         CHECK(windows == (pass == 0 && cpu ? 3 : 0), "%s: %d window walks in pass %d", name, windows, pass);
         CHECK(dq == (pass == 0 && cpu ? data_quads : 0), "%s: %d data-gradient walks reading w in quads in pass %d",
               name, dq, pass);
+        CHECK(taps == (pass == 0 && cpu ? whole_taps : 0), "%s: %d weight gradients walking whole channels in pass %d",
+              name, taps, pass);
         if (ok)
             vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]),
                 vkd_tensor_download(vkd_graph_grad(g, W), out[pass][2]);
@@ -526,15 +532,16 @@ int main(void) {
     test_conv_res(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 2});
-    test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1}, 1);
-    test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1);
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
+    test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1, 0);
     // batch 3 at 8x8: the grid's last workgroup holds lane groups past N (ddpmpp's 8x8 blocks)
-    test_window_bits(ctx, "conv2d 3x3 pad 1, 32->32, 8x8, batch 3", 0, (ref_conv_shape){3, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1}, 1);
-    test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1}, 1);
-    test_window_bits(ctx, "conv2d 3x3 pad 1, 64->32, 16x16", 0, (ref_conv_shape){2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1}, 1);
-    // the data gradient's w in quads needs whole tiles of input channels (36) and a multiple of 4 (70)
-    test_window_bits(ctx, "conv2d 3x3 pad 1, 36->16, 16x16", 0, (ref_conv_shape){2, 36, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0);
-    test_window_bits(ctx, "conv2d 3x3 pad 1, 70->16, 16x16", 0, (ref_conv_shape){2, 70, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0);
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 32->32, 8x8, batch 3", 0, (ref_conv_shape){3, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1}, 1, 1);
+    test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1}, 1, 1);
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 64->32, 16x16", 0, (ref_conv_shape){2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1}, 1, 1);
+    // the data gradient's w in quads needs whole tiles of input channels (36) and a multiple of 4 (70);
+    // the weight gradient's whole channels: ragged in N (36, 70 channels) and, above, in M (40 = 16 + 16 + 8)
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 36->16, 16x16", 0, (ref_conv_shape){2, 36, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0, 1);
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 70->16, 16x16", 0, (ref_conv_shape){2, 70, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0, 1);
     // 1x1: whole quads of pixels; ragged M and N with rows of 12 (no weight-gradient quads); the
     // residual with EDM's skip scale (the GEMM's scale after its adds)
     test_pointwise_bits(ctx, "conv2d 1x1, 24->40, 16x16", (ref_conv_shape){2, 24, 16, 16, 40, 1, 1, 1, 0, 0, 1}, 1.0f);

@@ -136,6 +136,24 @@ static int weight_window(const conv_geom *c, const conv_tile *t, int64_t window,
     return window > 0 && t->sg && c->w % t->l == 0 && kchunk % t->l == 0 && vkd_vec4_ok(1, x);
 }
 
+// The 3x3 weight gradient's walk by whole channels (shader constant 14, TAPS): lane l owns the 9
+// taps of one input channel, so the 3 rows of x a chunk reads serve 3 taps each (12 vec4
+// fetches a chunk for 72 values of B, where the column walk took 24 for 64). For at least 16
+// output channels (M); fewer keep the column walk's narrow tiles. tests/bench_conv, best of 10,
+// two rounds: at 16, 32->32, 32x32 59-61 -> 85-90 GFLOP/s; 64->64, 16x16 73-77 -> 73-94;
+// 128->64, 16x16 70-82 -> 93-98; 64->64, 8x8 66-67 -> 68-94. VKD_CONV_TAPS=0 turns it off.
+static int taps_walk(const conv_geom *c, int64_t M) {
+    return c->kh == 3 && c->kw == 3 && c->ph == 1 && c->pw == 1 && M >= 16 && !vkd_env_off("VKD_CONV_TAPS");
+}
+
+// Its tile: 9 columns a lane (multiply-adds in 4 x 3 blocks) and 32 rows (16 where M is not a
+// multiple of 32: a ragged tile of 32 wastes more than 16 rows lose; 16 measured 3-15% below 32
+// on the shapes above, 24 far below both).
+static void taps_tile(conv_tile *t, int64_t M) {
+    t->tn = 9, t->rn = 3, t->tm = M % 32 == 0 ? 32 : 16, t->rm = 4;
+    t->wm = vkd_ceil_div((uint64_t)M, t->tm) >= 2 ? 2 : 1;
+}
+
 // A 1x1 convolution at stride 1 without padding, groups or upsampling: per sample a GEMM,
 // y_b (cout, P) = w (cout, cin) x_b (cin, P), and its data gradient dx_b = w^T dy_b.
 static int pointwise(const conv_geom *c) {
@@ -205,6 +223,8 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     conv_tile t = pick_tile(g->ctx, M, N, mode != CONV_BWD_WEIGHT ? window : 0);
     uint8_t bquad = mode == CONV_BWD_WEIGHT && weight_window(c, &t, window, kchunk, B);
     if (bquad) t.shift = (uint32_t)c->kw;
+    uint32_t taps = bquad && taps_walk(c, M);
+    if (taps) taps_tile(&t, M);
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
     // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
@@ -231,13 +251,13 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
-    uint32_t spec[14] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
-                         t.rm, t.rn, av4, t.shift};
+    uint32_t spec[15] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
+                         t.rm, t.rn, av4, t.shift, taps};
     // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
     // is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
     const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 14, vkd_ceil_div((uint64_t)N, bn),
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 15, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }
