@@ -101,8 +101,17 @@ layout(constant_id = 13) const uint SHIFT = 0;
 // by the row's 3 taps (the tap's shift a constant): 9 vec4 fetches a chunk instead of 3 a column
 // (27), and no per-column choice of the shift.
 layout(constant_id = 14) const uint TAPS = 0;
+// 15 QWIN (modes 0 and 1 with SHIFT = 3; host: TN a multiple of 4, B a vec4 view, rows of whole
+// quads): lane l owns quads of consecutive pixels, columns n0 + 4L h + 4l + c (c < 4), instead of
+// columns L apart. A row of taps is then read as TN/4 quads a lane (the window's elements left
+// and right of a lane's quad come from its neighbours by shuffles, the group's two ends from one
+// more quad), not TN + 1 gathers, and each tap picks its 4 values out of 6 with constant indices.
+// The epilogue stores a lane's quads as they are (two 64-bit stores), without the transposition.
+layout(constant_id = 15) const uint QWIN = 0;
 // column j of this lane: n0 + col_of(j)
-uint col_of(uint j, uint lane) { return TAPS != 0u ? lane * TN + j : j * L + lane; }
+uint col_of(uint j, uint lane) {
+    return TAPS != 0u ? lane * TN + j : QWIN != 0u ? (j / 4u) * 4u * L + 4u * lane + j % 4u : j * L + lane;
+}
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 vec4 loadB4(int q) { return texelFetch(vkd_tex1, q + pc.b_first); }       // quad q of B
 
@@ -275,15 +284,44 @@ void main() {
                 const int c2 = rv ? c2r : 0, ky = (rv ? c1r : 0) * YK;
                 // window reads stay in the row's plane (what they read outside a valid tap is unused)
                 const int lo = planeB + c2 * SK2, hi = lo + HB * WB - 1, rofs = c2 * SK2 + ky * SBY;
-                float win[TN + 1];
-                [[unroll]] for (uint j = 0; j <= TN; j++) win[j] = loadB(clamp(wbase + rofs + int(j * L), lo, hi));
-                [[unroll]] for (uint kx = 0; kx < KW; kx++) {
-                    const uint sl = FL != 0u ? KW - 1u - kx : kx, src = gbase + (lane + sl) % L;
-                    [[unroll]] for (uint j = 0; j < TN; j++) {
-                        const float a = subgroupShuffle(win[j], src), b = subgroupShuffle(win[j + 1u], src);
-                        const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
-                        bk[r * KW + kx][j] = ok ? (lane + sl < L ? a : b) : 0.0;
+                if (QWIN != 0u) {
+                    // The window starts one element before a quad boundary (host: x's planes and rows
+                    // whole quads, n0 a multiple of 4L): qb is its first whole quad, and the element
+                    // at shift sl of column 4h + c is element c + sl of (left, quad h, right).
+                    const int qb = (wbase - int(lane) + rofs + 1) >> 2, qlo = lo >> 2, qhi = hi >> 2;
+                    vec4 q[TN >= 4u ? TN / 4u : 1u];  // (a constant array size must be at least 1)
+                    [[unroll]] for (uint h = 0; h < TN / 4u; h++) q[h] = loadB4(clamp(qb + int(h * L + lane), qlo, qhi));
+                    // the group's two ends: lane 0 fetches the quad before it, the others the one after
+                    const vec4 ends = loadB4(clamp(lane == 0u ? qb - 1 : qb + int(TN / 4u * L), qlo, qhi));
+                    const float endL = subgroupShuffle(ends.w, gbase), endR = subgroupShuffle(ends.x, gbase + 1u);
+                    [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+                        const float lw = subgroupShuffle(q[h].w, gbase + (lane + L - 1u) % L);
+                        const float lp = h > 0u ? subgroupShuffle(q[h > 0u ? h - 1u : 0u].w, gbase + L - 1u) : endL;
+                        const float rx = subgroupShuffle(q[h].x, gbase + (lane + 1u) % L);
+                        const float rn = h + 1u < TN / 4u ? subgroupShuffle(q[min(h + 1u, TN / 4u - 1u)].x, gbase) : endR;
+                        const float e6[6] = {lane == 0u ? lp : lw, q[h].x, q[h].y, q[h].z, q[h].w, lane == L - 1u ? rn : rx};
+                        [[unroll]] for (uint kx = 0; kx < KW; kx++) {
+                            const uint sl = FL != 0u ? KW - 1u - kx : kx;
+                            [[unroll]] for (uint c = 0; c < 4u; c++) {
+                                const uint j = 4u * h + c;
+                                const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
+                                bk[r * KW + kx][j] = ok ? e6[c + sl] : 0.0;
+                            }
+                        }
                     }
+                } else {
+                    float win[TN + 1];
+                    [[unroll]] for (uint j = 0; j <= TN; j++) win[j] = loadB(clamp(wbase + rofs + int(j * L), lo, hi));
+                    [[unroll]] for (uint kx = 0; kx < KW; kx++) {
+                        const uint sl = FL != 0u ? KW - 1u - kx : kx, src = gbase + (lane + sl) % L;
+                        [[unroll]] for (uint j = 0; j < TN; j++) {
+                            const float a = subgroupShuffle(win[j], src), b = subgroupShuffle(win[j + 1u], src);
+                            const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
+                            bk[r * KW + kx][j] = ok ? (lane + sl < L ? a : b) : 0.0;
+                        }
+                    }
+                }
+                [[unroll]] for (uint kx = 0; kx < KW; kx++) {
                     const uint kk = r * KW + kx;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint e = i * RW * KW + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
@@ -440,6 +478,20 @@ void main() {
     // C, so lane l stores the quads 4l .. 4l+3 (+ 4L h) of them as two 64-bit values, two of
     // llvmpipe's per-lane store loops instead of four. Column 4L h + 4l + c is acc's column
     // j = 4h + l/2 of lane 4 (l % 2) + c: picked with shuffles (constant permutations there).
+    if (SHIFT != 0u && MODE != 2u && QWIN != 0u) {
+        // a lane's columns 4h .. 4h + 3 are consecutive elements of C from a quad boundary
+        DBuf d = DBuf(uint64_t(pc.C));
+        if (n0 >= N) return;  // a lane group past the grid's ragged edge holds clamped columns
+        [[unroll]] for (uint i = 0; i < TM; i++)
+            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+                float v[4];
+                [[unroll]] for (uint c = 0; c < 4u; c++) v[c] = EPILOGUE_VALUE(i, 4u * h + c, cofs[4u * h + c] + mrow[i] * SCM);
+                const uint e = uint(cofs[4u * h] + mrow[i] * SCM) >> 1;
+                d.v[e] = packUint2x32(uvec2(floatBitsToUint(v[0]), floatBitsToUint(v[1])));
+                d.v[e + 1u] = packUint2x32(uvec2(floatBitsToUint(v[2]), floatBitsToUint(v[3])));
+            }
+        return;
+    }
     if (SHIFT != 0u && MODE != 2u) {
         DBuf d = DBuf(uint64_t(pc.C));
         const int q0 = cofs[0] - int(lane) + 4 * int(lane);  // this lane's first quad

@@ -373,7 +373,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(ok, "%s: %s", name, vkd_graph_error(g));
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
-        int windows = 0, dq = 0, taps = 0;
+        int windows = 0, dq = 0, taps = 0, qwin = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
@@ -381,6 +381,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
             // the convolution's data gradient (a transposed convolution's forward) in MODE 1
             dq += win && pp->spec[1] == 1 && pp->spec[12] != 0;
             taps += win && pp->spec[1] == 2 && pp->nspec > 14 && pp->spec[14] != 0;
+            qwin += win && pp->spec[1] != 2 && pp->nspec > 15 && pp->spec[15] != 0;
             wide += pp && !strcmp(pp->shader, "conv2d_wide");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
@@ -389,6 +390,9 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
               name, dq, pass);
         CHECK(taps == (pass == 0 && cpu ? whole_taps : 0), "%s: %d weight gradients walking whole channels in pass %d",
               name, taps, pass);
+        // the forward's and the input gradient's windows read by quads of pixels (rows of whole quads)
+        CHECK(qwin == (pass == 0 && cpu && s.w % 4 == 0 ? 2 : 0), "%s: %d window walks by quads of pixels in pass %d",
+              name, qwin, pass);
         if (ok)
             vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]),
                 vkd_tensor_download(vkd_graph_grad(g, W), out[pass][2]);

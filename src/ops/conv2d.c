@@ -225,6 +225,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     if (bquad) t.shift = (uint32_t)c->kw;
     uint32_t taps = bquad && taps_walk(c, M);
     if (taps) taps_tile(&t, M);
+    // The forward's and the data gradient's window walk by quads of pixels (shader constant 15,
+    // QWIN): rows of x (dy) whole quads, so the window's quads are aligned.
+    uint32_t qwin = t.shift && mode != CONV_BWD_WEIGHT && t.tn % 4 == 0 && c->w % 4 == 0 && vkd_vec4_ok(1, B) &&
+                    !vkd_env_off("VKD_CONV_QWIN");
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
     // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
@@ -247,17 +251,17 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
         t.tm % 4 == 0 && M % t.tm == 0 && vkd_vec4_ok(1, A) && !vkd_env_off("VKD_CONV_DATA_QUADS"))
         av4 = 1;
     vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), av4},
-                       {2, 1, offsetof(conv_push, b_first), bquad},
+                       {2, 1, offsetof(conv_push, b_first), (uint8_t)(bquad || qwin)},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
-    uint32_t spec[15] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
-                         t.rm, t.rn, av4, t.shift, taps};
+    uint32_t spec[16] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
+                         t.rm, t.rn, av4, t.shift, taps, qwin};
     // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
     // is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
     const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 15, vkd_ceil_div((uint64_t)N, bn),
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 16, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }
