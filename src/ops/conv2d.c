@@ -109,6 +109,12 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
     return t;
 }
 
+// A 1x1 convolution at stride 1 without padding, groups or upsampling: per sample a GEMM,
+// y_b (cout, P) = w (cout, cin) x_b (cin, P), and its data gradient dx_b = w^T dy_b.
+static int pointwise(const conv_geom *c) {
+    return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->ph == 0 && c->pw == 0 && c->groups == 1 && !c->up;
+}
+
 // The plane size P = ho*wo when this convolution's GEMM can read its taps as windows (shader
 // constant 13): a 3x3 kernel at stride 1 with the output the input's size, x not read through
 // an upsampling, on a CPU device (where a gather costs ~50 instructions and the shuffles that
@@ -116,8 +122,6 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
 // addresses, the walk's lane loops took LLVM ~10 s a pipeline to compile in test_conv_bda).
 // Else 0. The forward and the data gradient then read windows of pixels; the weight gradient
 // reads x's rows as quads when weight_window also holds.
-static int pointwise(const conv_geom *c);
-
 static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
     if (vkd_env_off("VKD_CONV_WINDOW")) return 0;  // the plain walk (benchmarks, tests)
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 0;
@@ -152,12 +156,6 @@ static int taps_walk(const conv_geom *c, int64_t M) {
 static void taps_tile(conv_tile *t, int64_t M) {
     t->tn = 9, t->rn = 3, t->tm = M % 32 == 0 ? 32 : 16, t->rm = 4;
     t->wm = vkd_ceil_div((uint64_t)M, t->tm) >= 2 ? 2 : 1;
-}
-
-// A 1x1 convolution at stride 1 without padding, groups or upsampling: per sample a GEMM,
-// y_b (cout, P) = w (cout, cin) x_b (cin, P), and its data gradient dx_b = w^T dy_b.
-static int pointwise(const conv_geom *c) {
-    return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->ph == 0 && c->pw == 0 && c->groups == 1 && !c->up;
 }
 
 // On CPU devices the forward and the data gradient of a pointwise convolution run as batched
@@ -495,6 +493,14 @@ static int add_check(vkd_graph *g, const conv_add *ad, const conv_geom *c) {
     return -1;
 }
 
+// The forward: a GEMM for a pointwise convolution on a CPU device (its epilogue adds a residual,
+// not a per-sample channel value), else the convolution shader.
+static int forward_dispatch(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_tensor *x, vkd_tensor *bias,
+                            const conv_add *ad, const conv_geom *c) {
+    if (pointwise_gemm(g, c) && (!ad || ad->kind == ADD_RESIDUAL)) return pointwise_forward(g, y, w, x, bias, ad, c);
+    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0);
+}
+
 static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, const conv_add *ad,
                                 int stride, int pad_h, int pad_w, int groups, int up) {
     if (ad && !ad->t) ad = NULL;
@@ -505,12 +511,7 @@ static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
     vkd_tensor *y = vkd_graph_tensor(g, ad && ad->kind == ADD_RESIDUAL ? "conv2d_res" : "conv2d", 4, sh);
-    if (!y) return NULL;
-    // the GEMM's epilogue adds a residual, not a per-sample channel value
-    if (pointwise_gemm(g, &c) && (!ad || ad->kind == ADD_RESIDUAL) ? pointwise_forward(g, y, w, x, bias, ad, &c)
-                                                                    : conv_dispatch(g, "conv2d", CONV_FWD, y, w, x,
-                                                                                    bias, ad, &c, 1, 0))
-        return NULL;
+    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c)) return NULL;
     push_tape(g, conv2d_backward, y, x, w, bias, ad, &c);
     return y;
 }
