@@ -538,6 +538,8 @@ int main(void) {
     test_conv_res(ctx, (ref_conv_shape){2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 2});
     test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1, 0);
+    // groups with the quad walks: the data gradient's blocks of w and the weight gradient's channels per group
+    test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 32->32, 16x16", 0, (ref_conv_shape){2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 2}, 1, 1);
     // batch 3 at 8x8: the grid's last workgroup holds lane groups past N (ddpmpp's 8x8 blocks)
     test_window_bits(ctx, "conv2d 3x3 pad 1, 32->32, 8x8, batch 3", 0, (ref_conv_shape){3, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1}, 1, 1);
