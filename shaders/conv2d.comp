@@ -114,6 +114,14 @@ uint col_of(uint j, uint lane) {
 }
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 vec4 loadB4(int q) { return texelFetch(vkd_tex1, q + pc.b_first); }       // quad q of B
+// MODE 2's quad walks: e[1 .. L] = the L elements of B from quad q on (a run of one row of x; the
+// elements either side, e[0] and e[L + 1], are the caller's). A macro: glslang matches no
+// function parameter to an array sized by a specialization constant.
+#define RUN_OF_QUADS(e, q, qhi)                                                                    \
+    [[unroll]] for (uint t = 0; t < L / 4u; t++) {                                                 \
+        const vec4 v = loadB4(clamp((q) + int(t), 0, (qhi)));                                      \
+        e[4u * t + 1u] = v.x, e[4u * t + 2u] = v.y, e[4u * t + 3u] = v.z, e[4u * t + 4u] = v.w;   \
+    }
 
 // A's offset of k within a row (digits (c2, c1, c0) of k = (c2 * E1k + c1) * E0k + c0): MODE 0
 // rows are contiguous in k.
@@ -374,21 +382,20 @@ void main() {
         // element ox0: L/4 + 1 quads (L/4 for a 1x1 kernel, d = 0), not L gathers (on lavapipe
         // a vec4 fetch costs about what a scalar one does).
         const bool bquad = MODE == 2u && SHIFT != 0u;
+        // bquad: the chunk's pixels ox0 .. ox0 + L - 1 of row oy, where its run of a row of x starts
+        // (krow) and x's last quad (unused, and compiled out, by the other walks)
+        const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
+        const int krow = (k0 / P) * SK2 + oy * SBY + ox0, qhi = pc.nb * pc.cin * HWB / 4 - 1;
         if (bquad && TAPS != 0u) {
             // this lane's channel's 3 rows of x at the chunk's pixels: for tap row ky, e[p] is the
             // element ox0 + p - 1 of row oy + ky - 1, p = 0 .. L + 1 (tap (ky, kx) reads e[kk + kx])
-            const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
-            const int krow = (k0 / P) * SK2 + oy * SBY + ox0, qhi = pc.nb * pc.cin * HWB / 4 - 1;
             const int base = bofs[0] - xcol[0] - ycol[0] * SBY;  // the channel's plane (column 0 is tap (0, 0))
             [[unroll]] for (uint ky = 0; ky < 3u; ky++) {
                 const int yy = oy + int(ky) - 1, q = (base + (int(ky) - 1) * SBY + krow) >> 2;
                 float e[L + 2u];
                 e[0] = loadB4(clamp(q - 1, 0, qhi)).w;
                 e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, qhi)).x;
-                [[unroll]] for (uint t = 0; t < L / 4u; t++) {
-                    const vec4 v = loadB4(clamp(q + int(t), 0, qhi));
-                    e[4u * t + 1u] = v.x, e[4u * t + 2u] = v.y, e[4u * t + 3u] = v.z, e[4u * t + 4u] = v.w;
-                }
+                RUN_OF_QUADS(e, q, qhi)
                 const bool rok = uint(yy) < uint(HB);
                 [[unroll]] for (uint kx = 0; kx < 3u; kx++)
                     [[unroll]] for (uint kk = 0; kk < L; kk++) {
@@ -397,8 +404,6 @@ void main() {
                     }
             }
         } else if (bquad) {
-            const int pix = k0 % P, oy = pix / pc.wo, ox0 = pix % pc.wo;
-            const int krow = (k0 / P) * SK2 + oy * SBY + ox0, qhi = pc.nb * pc.cin * HWB / 4 - 1;
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 const int d = xcol[j], yy = ycol[j] + oy, q = (bofs[j] - d + krow) >> 2;
                 // e[p]: the row's element ox0 + p - 1, p = 0 .. L + 1
@@ -406,10 +411,7 @@ void main() {
                 // (a 1x1 kernel, SHIFT = 1, reads no element beyond the run)
                 const vec4 qx = SHIFT != 1u ? loadB4(clamp(q + (d < 0 ? -1 : int(L / 4u)), 0, qhi)) : vec4(0.0);
                 e[0] = qx.w, e[L + 1u] = qx.x;
-                [[unroll]] for (uint t = 0; t < L / 4u; t++) {
-                    const vec4 v = loadB4(clamp(q + int(t), 0, qhi));
-                    e[4u * t + 1u] = v.x, e[4u * t + 2u] = v.y, e[4u * t + 3u] = v.z, e[4u * t + 4u] = v.w;
-                }
+                RUN_OF_QUADS(e, q, qhi)
                 const bool rok = uint(yy) < uint(HB);
                 [[unroll]] for (uint kk = 0; kk < L; kk++) {
                     const bool ok = rok && k0 + int(kk) < kend && uint(ox0 + int(kk) + d) < uint(WB);

@@ -121,27 +121,26 @@ static int matmul_dispatch(vkd_graph *g, const char *name, vkd_tensor *C, vkd_te
     return mm_record(g, name, &pc, C, A, B, bias, R, ta, tb);
 }
 
-int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
-                             uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha) {
-    if (vkd_graph_failed(g) || !C.t || !A.t || !B.t) return -1;
-    matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
-                      .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
-                      .sA = A.stride, .sB = B.stride, .sC = C.stride,
-                      .alpha = alpha};
-    return mm_record(g, name, &pc, C.t, A.t, B.t, NULL, NULL, ta, tb);
-}
-
 int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
                                       uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb,
                                       const vkd_mm_epilogue *ep) {
     if (vkd_graph_failed(g) || !C.t || !A.t || !B.t) return -1;
+    // with nothing added after the product, alpha first and alpha last are the same product: the
+    // flag only where it changes the result (and the pipeline)
+    int adds = ep->bias_rows || ep->R;
     matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
                       .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
                       .sA = A.stride, .sB = B.stride, .sC = C.stride,
                       .flags = (ep->bias_rows ? MM_BIAS | MM_BIAS_ROWS : 0) | (ep->R ? MM_RESIDUAL : 0) |
-                               (ep->scale != 1.0f ? MM_ALPHA_LAST : 0),
+                               (adds && ep->scale != 1.0f ? MM_ALPHA_LAST : 0),
                       .alpha = ep->scale};
     return mm_record(g, name, &pc, C.t, A.t, B.t, ep->bias_rows, ep->R, ta, tb);
+}
+
+int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
+                             uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha) {
+    vkd_mm_epilogue ep = {NULL, NULL, alpha};
+    return vkd_matmul_view_epilogue_dispatch(g, name, C, A, B, batch, M, N, K, ta, tb, &ep);
 }
 
 // Shapes of a matmul: a is (B?, M, K) or stored (B?, K, M) when ta; b is
