@@ -50,6 +50,13 @@ layout(constant_id = 6) const uint VEC4 = 0;
 // vec4 texel binding 2 instead of four buffer-address loads a quad, each a loop over the lanes
 // on llvmpipe.
 layout(constant_id = 7) const uint OLD4 = 0;
+// RQ > 0 (host: VEC4, a row of RC channels of S elements with S/4 = RQ * the workgroup, and
+// RC * RQ <= 48, the forward's <= 4): a lane holds its RC * RQ quads of the row (x, and dy in the
+// backward) in registers from the statistics to the pass that uses them, so they are fetched once
+// instead of twice. The quads and every sum are taken in the order of the channel-major walk, but
+// NIR may fold the unrolled arithmetic differently: the bits can differ by rounding (test_nn).
+layout(constant_id = 8) const uint RQ = 0;
+layout(constant_id = 9) const uint RC = 1;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
 layout(push_constant) uniform PC {
@@ -159,6 +166,31 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
     if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
 }
 
+// MODE 0 with RQ, one row: forward_row's sums and normalization over quads held in registers.
+void forward_row_regs(uint row, uint t, uint W) {
+    uint L = RC * pc.S, base = row * L, c0 = (row % pc.groups) * RC;
+    float inv_n = 1.0 / float(L);
+    float k = ld_x(base);
+    vec4 xs[RQ > 0u ? RC * RQ : 1u];  // (a constant array size must be at least 1)
+    vec4 s1 = vec4(0.0), s2 = vec4(0.0);
+    [[unroll]] for (uint i = 0; i < RC * RQ; i++) {
+        // quad i of this lane: channel i / RQ, the lane's (i % RQ)-th quad of it, which is the
+        // row's quad (i / RQ) * RQ * W + t + (i % RQ) * W: the walk of forward_row's first loop
+        xs[i] = ld_x4(base / 4u + (i / RQ) * RQ * W + t + (i % RQ) * W);
+        vec4 d = xs[i] - k;
+        s1 += d, s2 += d * d;
+    }
+    vec2 s = wg_sum2(vec2(hsum(s1), hsum(s2))) * inv_n;
+    float mu = k + s.x;
+    float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps);
+    [[unroll]] for (uint cc = 0; cc < RC; cc++) {
+        uint c = c0 + cc, cb = base + cc * pc.S;
+        float a = rs * wc(c), o = bc(c) - mu * a;
+        [[unroll]] for (uint j = 0; j < RQ; j++) vkd_store4(pc.y, cb + 4u * (t + j * W), vkd_keep(act(xs[cc * RQ + j] * a + o)));
+    }
+    if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+}
+
 void store_dx(uint i, float dx) {
     if ((pc.flags & 16u) != 0u) {
         precise float s = pc.old.v[i] + dx;
@@ -247,6 +279,47 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
     }
 }
 
+// MODE 1 with RQ, one row: input_grad_row's channel-major walk over x's and dy's quads fetched
+// once and held in registers; the dx pass recomputes xh and g from them (input_grad_row's
+// expressions: held xh and g measured no faster, and the raw quads are what its `precise` dx
+// marks exact).
+void input_grad_row_regs(uint row, uint t, uint W) {
+    uint L = RC * pc.S, base = row * L, c0 = (row % pc.groups) * RC, nC = (row / pc.groups) * pc.C;
+    float inv_n = 1.0 / float(L);
+    float mu = pc.mean.v[row], rs = pc.rstd.v[row];
+    bool part = (pc.flags & 12u) != 0u;
+    vec4 xs[RQ > 0u ? RC * RQ : 1u], ds[RQ > 0u ? RC * RQ : 1u];  // (a constant array size must be at least 1)
+    float wv[RC], bv[RC];
+    vec2 acc = vec2(0.0);
+    [[unroll]] for (uint cc = 0; cc < RC; cc++) {
+        uint c = c0 + cc, cb = base + cc * pc.S;
+        float w = wc(c), b = bc(c);
+        wv[cc] = w, bv[cc] = b;
+        vec4 ag = vec4(0.0), agx = vec4(0.0), pdx = vec4(0.0), pd = vec4(0.0);
+        [[unroll]] for (uint j = 0; j < RQ; j++) {
+            uint q = cb / 4u + t + j * W;
+            xs[cc * RQ + j] = ld_x4(q), ds[cc * RQ + j] = ld_dy4(q);
+            vec4 xh = (xs[cc * RQ + j] - mu) * rs, dz = dz_of(ds[cc * RQ + j], xh, w, b), g = dz * w;
+            ag += g, agx += g * xh, pdx += dz * xh, pd += dz;
+        }
+        acc += vec2(hsum(ag), hsum(agx));
+        if (part) {
+            vec2 pw = wg_sum2(vec2(hsum(pdx), hsum(pd)));
+            if (t == 0u) {
+                if ((pc.flags & 4u) != 0u) pc.dw.v[nC + c] = pw.x;
+                if ((pc.flags & 8u) != 0u) pc.db.v[nC + c] = pw.y;
+            }
+        }
+    }
+    acc = wg_sum2(acc) * inv_n;
+    [[unroll]] for (uint cc = 0; cc < RC; cc++)
+        [[unroll]] for (uint j = 0; j < RQ; j++) {
+            vec4 xh = (xs[cc * RQ + j] - mu) * rs, g = dz_of(ds[cc * RQ + j], xh, wv[cc], bv[cc]) * wv[cc];
+            precise vec4 dx = rs * (g - acc.x - xh * acc.y);
+            store_dx(base + cc * pc.S + 4u * (t + j * W), dx);
+        }
+}
+
 // MODE 2, one channel.
 void param_grad_channel(uint c, uint t, uint W, uint cpg) {
     uint grp = c / cpg;
@@ -275,6 +348,9 @@ void main() {
         return;
     }
     if (i >= pc.N * pc.groups) return;
-    if (MODE == 0u) forward_row(i, t, W, cpg);
+    if (RQ != 0u) {
+        if (MODE == 0u) forward_row_regs(i, t, W);
+        else input_grad_row_regs(i, t, W);
+    } else if (MODE == 0u) forward_row(i, t, W, cpg);
     else input_grad_row(i, t, W, cpg);
 }

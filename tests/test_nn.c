@@ -214,6 +214,69 @@ static void test_groupnorm_param_grads(vkd_ctx *ctx, int N, int C, int H, int W,
     free(x), free(u), free(w), free(b), free(old), free(got[0]), free(got[1]);
 }
 
+// A lane's quads of a row held in registers (the shader's RQ; VKD_GN_REGS=0 turns it off):
+// the forward and the input gradient (with x's gradient so far added) against the walk that
+// fetches x and dy twice. The sums take the same terms in the same order, but the unrolled
+// register walk lets NIR fold its arithmetic differently, so the bits may differ (~1e-6
+// relative): within 1e-5 of each output's scale, and the register walk must have run where
+// the host allows it. (Its agreement with the double reference: test_groupnorm's EDM shapes.)
+static void test_groupnorm_regs(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int want_fwd) {
+    printf("groupnorm+silu (%d,%d,%d,%d) groups %d: rows held in registers against fetched twice\n", N, C, H, W,
+           groups);
+    long n = (long)N * C * H * W;
+    int64_t shape[4] = {N, C, H, W};
+    double *x = dalloc(n), *u = dalloc(n), *w = dalloc(C), *b = dalloc(C);
+    t_fill(x, n, -2, 3), t_fill(u, n, -1, 1), t_fill(w, C, 0.5, 1.5), t_fill(b, C, -1, 1);
+    float *got[2][4];
+    int regs[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_GN_REGS", pass ? "1" : "0", 1);
+        vkd_tensor *X = t_tensor(ctx, "x", 4, shape, x, 0), *U = t_tensor(ctx, "u", 4, shape, u, 0);
+        vkd_tensor *Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0), *B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
+        vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(Wt, 1), vkd_tensor_set_requires_grad(B, 1);
+        vkd_graph *g = vkd_graph_new(ctx, "groupnorm regs");
+        vkd_tensor *y = vkd_groupnorm_silu(g, X, Wt, B, groups, 1e-6f);
+        vkd_graph_keep(g, y);
+        vkd_tensor *z = vkd_add(g, y, vkd_scale(g, X, 0.5f));  // x's gradient so far, added by the norm
+        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, z, U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
+              vkd_graph_error(g));
+        vkd_tensor *t[4] = {y, vkd_graph_grad(g, X), vkd_graph_grad(g, Wt), vkd_graph_grad(g, B)};
+        long len[4] = {n, n, C, C};
+        for (int k = 0; k < 4; k++) got[pass][k] = malloc(len[k] * 4), vkd_tensor_download(t[k], got[pass][k]);
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            if (pp && !strncmp(pp->shader, "groupnorm", 9) && pp->nspec >= 10 && pp->spec[8] != 0)
+                regs[pp->spec[1] == 1]++;
+        }
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
+        CHECK(pass || regs[0] + regs[1] == 0, "VKD_GN_REGS=0 still held rows in registers");
+    }
+    unsetenv("VKD_GN_REGS");
+    const char *what[4] = {"y", "dx (old + dx)", "dw", "db"};
+    long len[4] = {n, n, C, C};
+    for (int k = 0; k < 4; k++) {
+        double scale = 0, md = 0;
+        long bad = 0;
+        for (long i = 0; i < len[k]; i++) scale = fmax(scale, fabs(got[0][k][i]));
+        for (long i = 0; i < len[k]; i++) {
+            bad += memcmp(&got[0][k][i], &got[1][k][i], 4) != 0;
+            md = fmax(md, fabs((double)got[0][k][i] - got[1][k][i]) / (scale > 0 ? scale : 1));
+        }
+        CHECK(md <= 1e-5, "%s: the walks differ by %.3g of the scale", what[k], md);
+        printf("  %-44s %ld of %ld bits differ, by at most %.2g of the scale\n", what[k], bad, len[k], md);
+        free(got[0][k]), free(got[1][k]);
+    }
+    // the register walk needs vec4 texel views (CPU devices) and whole quads a lane: the counts are
+    // those of lavapipe's default 16 lanes (the _sg4 and _bda runs check the values only)
+    if (ctx->texel && ctx->f.subgroup_size == 16) {
+        CHECK(regs[1] == 1, "the input gradient held its rows in registers in %d passes", regs[1]);
+        CHECK(regs[0] == want_fwd, "the forward held its rows in registers in %d passes, want %d", regs[0], want_fwd);
+    }
+    printf("  %-44s forward %d, input gradient %d\n", "register walks", regs[0], regs[1]);
+    free(x), free(u), free(w), free(b);
+}
+
 static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
     test_groupnorm_act(ctx, N, C, H, W, groups, affine, replay, 0);
 }
@@ -456,6 +519,8 @@ int main(void) {
     test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 0); // channel-major walk, dw/db in the same pass
     test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 1);
     test_groupnorm_param_grads(ctx, 2, 64, 16, 16, 32);  // channel-major walk: w, b summed over the samples
+    test_groupnorm_regs(ctx, 2, 64, 8, 8, 32, 1);        // 2 channels of 1 quad a lane: forward and backward
+    test_groupnorm_regs(ctx, 2, 96, 32, 32, 32, 0);      // 3 channels of 16 quads a lane: the backward only
     test_resample(ctx, 1, 2, 3, 3, 5);
     test_resample(ctx, 1, 1, 2, 1, 1);
     test_resample(ctx, 0, 2, 3, 4, 6);
