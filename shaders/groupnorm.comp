@@ -280,9 +280,8 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
 }
 
 // MODE 1 with RQ, one row: input_grad_row's channel-major walk over x's and dy's quads fetched
-// once and held in registers; the dx pass recomputes xh and g from them (input_grad_row's
-// expressions: held xh and g measured no faster, and the raw quads are what its `precise` dx
-// marks exact).
+// once and held in registers; the dx pass recomputes xh and g from them with input_grad_row's
+// expressions (the SiLU derivative twice, as there).
 void input_grad_row_regs(uint row, uint t, uint W) {
     uint L = RC * pc.S, base = row * L, c0 = (row % pc.groups) * RC, nC = (row / pc.groups) * pc.C;
     float inv_n = 1.0 / float(L);

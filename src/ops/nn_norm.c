@@ -69,11 +69,11 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (old4) tx[nt++] = (vkd_texel){(uint8_t)na, 2, offsetof(gn_push, old_first), 1};
     if (old) args[na++] = (vkd_arg){offsetof(gn_push, old), VKD_R, old};
     // A lane's quads of a row held in registers (the shader's RQ, RC): x and dy fetched once, not
-    // twice, when each channel is whole quads a lane and the row at most 48 quads a lane (16, 96
-    // channels, 32x32: 2.25-2.27 against 2.85-2.88 ms a call; 64 quads gained as much but took
-    // LLVM 1.2 s longer to compile). The forward at most 4: at 16, the forward of 16, 32
-    // channels, 32x32 measured 680-1020 against 830-1250 us a call; at 2 (64 channels, 8x8)
-    // 290-370 against 240-250.
+    // twice, when each channel is whole quads a lane and the row at most 48 quads a lane (batch
+    // 16, 96 channels, 32x32: 2.19-2.27 ms a call against 2.87-2.90 fetched twice; 64 quads
+    // gained as much but took LLVM 1.2 s longer to compile). The forward at most 4: 16 quads
+    // (32 channels, 32x32) took 830-1250 us a call against 680-1020 fetched twice, 2 quads (64
+    // channels, 8x8) 240-250 against 290-370.
     uint64_t cpg = C / (uint64_t)at->groups, rq = vec4 && (S / 4) % wg == 0 ? S / 4 / wg : 0;
     if (mode == 2 || cpg * rq > (mode == 0 ? 4u : 48u) || vkd_env_off("VKD_GN_REGS")) rq = 0;
     uint32_t spec[10] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel, vec4, old4, (uint32_t)rq,
