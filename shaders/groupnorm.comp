@@ -211,6 +211,16 @@ void store_dx(uint i, vec4 dx) {
     }
 }
 
+// MODE 1 with CMAJOR and flags bit2/bit3: one channel's per-sample terms of dw and db (i = n*C + c),
+// summed over the workgroup.
+void store_param_terms(uint i, uint t, vec2 pw) {
+    pw = wg_sum2(pw);
+    if (t == 0u) {
+        if ((pc.flags & 4u) != 0u) pc.dw.v[i] = pw.x;
+        if ((pc.flags & 8u) != 0u) pc.db.v[i] = pw.y;
+    }
+}
+
 // MODE 1, one row.
 void input_grad_row(uint row, uint t, uint W, uint cpg) {
     uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
@@ -238,13 +248,7 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
                 acc += vec2(g, g * xh);
                 pw += vec2(dz * xh, dz);
             }
-            if (part) {
-                pw = wg_sum2(pw);
-                if (t == 0u) {
-                    if ((pc.flags & 4u) != 0u) pc.dw.v[nC + c] = pw.x;
-                    if ((pc.flags & 8u) != 0u) pc.db.v[nC + c] = pw.y;
-                }
-            }
+            if (part) store_param_terms(nC + c, t, pw);
         }
     } else {
         for (uint e = t; e < L; e += W) {
@@ -302,13 +306,7 @@ void input_grad_row_regs(uint row, uint t, uint W) {
             ag += g, agx += g * xh, pdx += dz * xh, pd += dz;
         }
         acc += vec2(hsum(ag), hsum(agx));
-        if (part) {
-            vec2 pw = wg_sum2(vec2(hsum(pdx), hsum(pd)));
-            if (t == 0u) {
-                if ((pc.flags & 4u) != 0u) pc.dw.v[nC + c] = pw.x;
-                if ((pc.flags & 8u) != 0u) pc.db.v[nC + c] = pw.y;
-            }
-        }
+        if (part) store_param_terms(nC + c, t, vec2(hsum(pdx), hsum(pd)));
     }
     acc = wg_sum2(acc) * inv_n;
     [[unroll]] for (uint cc = 0; cc < RC; cc++)
