@@ -108,6 +108,25 @@ layout(constant_id = 14) const uint TAPS = 0;
 // more quad), not TN + 1 gathers, and each tap picks its 4 values out of 6 with constant indices.
 // The epilogue stores a lane's quads as they are (two 64-bit stores), without the transposition.
 layout(constant_id = 15) const uint QWIN = 0;
+// 16 WINO (QWIN with a 3-wide kernel; host: CPU devices, AV4): each row of taps is applied to a
+// lane's quads as Winograd's F(2, 3), two outputs from four inputs d0..d3 with four products
+// instead of six: m1 = (d0 - d2) g0, m2 = (d1 + d2) (g0 + g1 + g2) / 2, m3 = (d2 - d1) (g0 - g1 +
+// g2) / 2, m4 = (d1 - d3) g2; y0 = m1 + m2 + m3, y1 = m2 - m3 - m4. A is then u, the rows' four
+// factors (shaders/winograd.comp, written before the convolution), read in quads. The m's are
+// linear in the taps, so each is summed over all (channel, tap row) first and transformed once,
+// before the epilogue: acc holds 4 sums a pair of columns (column t*TN/2 + p: term t of pair p)
+// instead of 2. Why: llvmpipe has no fused multiply-add, and the multiply-adds were ~45% of the
+// window walk's time. Not the plain walk's bits (a different sum; test_conv holds it to the
+// double reference).
+layout(constant_id = 16) const uint WINO = 0;
+// MODE 2 (TAPS, AV4): the same for a tap row's 3 taps, from pairs of pixels: Winograd's F(3, 2),
+// o_kx = dy0 d_kx + dy1 d_kx+1 (kx < 3) with the four products m1 = dy0 (d0 - d2), m2 = (dy0 +
+// dy1) / 2 (d1 + d2), m3 = (dy0 - dy1) / 2 (d2 - d1), m4 = dy1 (d1 - d3): o0 = m1 + m2 + m3,
+// o1 = m2 - m3, o2 = m2 + m3 - m4. dy's factors are made from the quads as they are loaded (a
+// quad is two pairs), so no pass writes them; acc's column t*3 + ky holds term t of tap row ky.
+const uint NP = MODE == 2u ? TN / 3u : TN / 2u;  // WINO: pairs of columns (tap rows) a lane
+const uint AN = WINO != 0u ? 4u * NP : TN;        // accumulators a row of the tile
+const uint RNP = NP % RN == 0u ? RN : 1u;  // WINO's register block along the pairs (tap rows)
 // column j of this lane: n0 + col_of(j)
 uint col_of(uint j, uint lane) {
     return TAPS != 0u ? lane * TN + j : QWIN != 0u ? (j / 4u) * 4u * L + 4u * lane + j % 4u : j * L + lane;
@@ -142,6 +161,19 @@ int a_kofs(int ka, int E1k, int E0k, int SA2, int SA1, int SA0) {
                         acc[ib * RM + i][jb * RN + j] =                                                   \
                             fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j])
 
+// WINO: the chunk's RW rows of taps as four products a pair of columns: for term t, row r,
+// acc[m][t*NP + p] += uk[r*4 + t][m] vk[r*4 + t][p], each sum walking the rows in order.
+#define CHUNK_WINO(RW)                                                                                    \
+    [[unroll]] for (uint t = 0; t < 4u; t++)                                                              \
+        [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)                                                  \
+            [[unroll]] for (uint jb = 0; jb < NP / RNP; jb++)                                             \
+                [[unroll]] for (uint r = 0; r < (RW); r++)                                                \
+                    [[unroll]] for (uint i = 0; i < RM; i++)                                              \
+                        [[unroll]] for (uint j = 0; j < RNP; j++)                                         \
+                            acc[ib * RM + i][t * NP + jb * RNP + j] =                                     \
+                                fma(uk[r * 4u + t][ib * RM + i], vk[r * 4u + t][jb * RNP + j],            \
+                                    acc[ib * RM + i][t * NP + jb * RNP + j])
+
 void main() {
     const bool sgOK = SG != 0u;
     uint lane, lg;
@@ -165,11 +197,12 @@ void main() {
     int AM, A0, SA2, SA1, SA0;  // A(m, k) = A[m*AM + A0 + c2k*SA2 + c1k*SA1 + c0k*SA0]
     int B0, SB2, SK2, SBY, HB, WB, Y0n, YSn, X0n, XSn, YK, XK;
     int C0, SC2, SC1, SC0, SCM;  // C(m, n) = C[C0 + c2n*SC2 + c1n*SC1 + c0n*SC0 + m*SCM]
+    const int KWA = WINO != 0u ? 4 : pc.kw;  // A's elements a row of taps (WINO: u's 4 factors)
     if (MODE == 0u) {
         g = z;
         M = Cog, N = pc.nb * P, kbeg = 0, kend = Cig * KK;
         E1k = pc.kh, E0k = pc.kw, E1n = pc.ho, E0n = pc.wo;
-        AM = kend, A0 = g * Cog * kend, SA2 = KK, SA1 = pc.kw, SA0 = 1;
+        AM = Cig * pc.kh * KWA, A0 = g * Cog * AM, SA2 = KK, SA1 = pc.kw, SA0 = 1;
         B0 = g * Cig * HWB, SB2 = pc.cin * HWB, SK2 = HWB, SBY = WBrow, HB = pc.h, WB = pc.w;
         Y0n = -pc.ph, YSn = s, X0n = -pc.pw, XSn = s, YK = 1, XK = 1;
         C0 = g * Cog * P, SC2 = pc.cout * P, SC1 = pc.wo, SC0 = 1, SCM = P;
@@ -185,7 +218,7 @@ void main() {
         const int ntx = rx < pc.kw ? (pc.kw - rx + s - 1) / s : 0;
         M = Cig, N = pc.nb * nu * nv, kbeg = 0, kend = Cog * nty * ntx;
         E1k = nty, E0k = ntx, E1n = nu, E0n = nv;
-        AM = KK, A0 = g * Cog * Cig * KK + ry * pc.kw + rx, SA2 = Cig * KK, SA1 = s * pc.kw, SA0 = s;
+        AM = pc.kh * KWA, A0 = g * Cog * Cig * AM + ry * KWA + rx, SA2 = Cig * AM, SA1 = s * KWA, SA0 = s;
         B0 = g * Cog * P, SB2 = pc.cout * P, SK2 = P, SBY = pc.wo, HB = pc.ho, WB = pc.wo;
         Y0n = (iyf + pc.ph - ry) / s, YSn = 1, X0n = (ixf + pc.pw - rx) / s, XSn = 1, YK = -1, XK = -1;
         C0 = g * Cig * HW + iyf * pc.w + ixf, SC2 = pc.cin * HW, SC1 = s * pc.w, SC0 = s, SCM = HW;
@@ -219,9 +252,9 @@ void main() {
     int arow[TM];
     [[unroll]] for (uint i = 0; i < TM; i++) arow[i] = min(m0 + int(i), M - 1) * AM + A0;
 
-    float acc[TM][TN];
+    float acc[TM][AN];
     [[unroll]] for (uint i = 0; i < TM; i++)
-        [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = 0.0;
+        [[unroll]] for (uint j = 0; j < AN; j++) acc[i][j] = 0.0;
 
     // B's k index walks in order, so its digits are counted, not divided.
     int c0k = 0, c1k = 0, c2k = 0;
@@ -261,7 +294,10 @@ void main() {
         // chunk is the 9 taps of one output channel co, and A(m0 + i, k0 + kk) = w[co][m0 + i][kk]
         // is element 9i + kk of a contiguous TM x 9 block: TM*9/4 quads, fetched the same way,
         // instead of TM*NT scalar gathers of w's strided rows (the data gradient's largest load).
-        const uint QR = RW * KW / 4u, QB = MODE == 1u ? TM * RW * KW / 4u : TM * QR, NQ = (QB + L - 1u) / L;
+        // WINO: a row of taps is u's 4 factors (shaders/winograd.comp), read as one quad
+        const uint KA = WINO != 0u ? 4u : KW;
+        const uint QR = RW * KA / 4u, QB = MODE == 1u ? TM * RW * KA / 4u : TM * QR, NQ = (QB + L - 1u) / L;
+        const int kendA = rows * int(KA);
         // a lane group wholly past M reads the last block (it stores nothing)
         const int mblk = min(m0, M - int(TM));
         for (int k0 = 0; k0 < kend; k0 += int(RW * KW)) {
@@ -272,9 +308,9 @@ void main() {
                 [[unroll]] for (uint u = 0; u < NQ; u++) aq[u] = loadA4(blk + 4 * min(int(u * L + lane), int(QB) - 1));
             } else if (AV4 != 0u) {
                 [[unroll]] for (uint u = 0; u < NQ; u++) {
-                    const int p = int(u * L + lane), kq = k0 + (p % int(QR)) * 4;
-                    const vec4 v = loadA4(min(m0 + p / int(QR), M - 1) * AM + A0 + min(kq, kend - 4));
-                    aq[u] = kq < kend ? v : vec4(0.0);
+                    const int p = int(u * L + lane), kq = (k0 / int(KW)) * int(KA) + (p % int(QR)) * 4;
+                    const vec4 v = loadA4(min(m0 + p / int(QR), M - 1) * AM + A0 + min(kq, kendA - 4));
+                    aq[u] = kq < kendA ? v : vec4(0.0);
                 }
             } else {
                 [[unroll]] for (uint t = 0; t < NT; t++) {
@@ -287,6 +323,8 @@ void main() {
                 }
             }
             float ak[RW * KW][TM], bk[RW * KW][TN];
+            // WINO: the rows' transformed taps (4 a row) and the lane's transformed inputs (4 a pair)
+            float uk[WINO != 0u ? RW * 4u : 1u][TM], vk[WINO != 0u ? RW * 4u : 1u][NP > 0u ? NP : 1u];
             [[unroll]] for (uint r = 0; r < RW; r++) {
                 const bool rv = k0 / int(KW) + int(r) < rows;
                 const int c2 = rv ? c2r : 0, ky = (rv ? c1r : 0) * YK;
@@ -308,12 +346,29 @@ void main() {
                         const float rx = subgroupShuffle(q[h].x, gbase + (lane + 1u) % L);
                         const float rn = h + 1u < TN / 4u ? subgroupShuffle(q[min(h + 1u, TN / 4u - 1u)].x, gbase) : endR;
                         const float e6[6] = {lane == 0u ? lp : lw, q[h].x, q[h].y, q[h].z, q[h].w, lane == L - 1u ? rn : rx};
-                        [[unroll]] for (uint kx = 0; kx < KW; kx++) {
-                            const uint sl = FL != 0u ? KW - 1u - kx : kx;
-                            [[unroll]] for (uint c = 0; c < 4u; c++) {
-                                const uint j = 4u * h + c;
-                                const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
-                                bk[r * KW + kx][j] = ok ? e6[c + sl] : 0.0;
+                        if (WINO != 0u) {
+                            // the quad's row is inside the image, its pixels too; the elements
+                            // either side only where its edge's columns reach them (colok)
+                            const bool rok = rv && uint(ycol[4u * h] + ky) < uint(HB);
+                            float d[6];
+                            d[0] = rok && colok[4u * h][FL != 0u ? KW - 1u : 0u] ? e6[0] : 0.0;
+                            [[unroll]] for (uint c = 1; c < 5u; c++) d[c] = rok ? e6[c] : 0.0;
+                            d[5] = rok && colok[4u * h + 3u][FL != 0u ? 0u : KW - 1u] ? e6[5] : 0.0;
+                            [[unroll]] for (uint pp = 0; pp < 2u; pp++) {
+                                const uint p = 2u * h + pp, o = 2u * pp;  // pair p reads d[o .. o + 3]
+                                vk[r * 4u + 0u][p] = d[o] - d[o + 2u];
+                                vk[r * 4u + 1u][p] = d[o + 1u] + d[o + 2u];
+                                vk[r * 4u + 2u][p] = d[o + 2u] - d[o + 1u];
+                                vk[r * 4u + 3u][p] = d[o + 1u] - d[o + 3u];
+                            }
+                        } else {
+                            [[unroll]] for (uint kx = 0; kx < KW; kx++) {
+                                const uint sl = FL != 0u ? KW - 1u - kx : kx;
+                                [[unroll]] for (uint c = 0; c < 4u; c++) {
+                                    const uint j = 4u * h + c;
+                                    const bool ok = rv && uint(ycol[j] + ky) < uint(HB) && colok[j][kx];
+                                    bk[r * KW + kx][j] = ok ? e6[c + sl] : 0.0;
+                                }
                             }
                         }
                     }
@@ -329,7 +384,7 @@ void main() {
                         }
                     }
                 }
-                [[unroll]] for (uint kx = 0; kx < KW; kx++) {
+                [[unroll]] for (uint kx = 0; kx < KW && WINO == 0u; kx++) {
                     const uint kk = r * KW + kx;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint e = i * RW * KW + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
@@ -337,12 +392,25 @@ void main() {
                                               : subgroupShuffle(av[kk / L][i], gbase + kk % L);
                     }
                 }
+                // WINO: u's factors of the row, the data gradient's first and last swapped (its
+                // window meets the taps reversed, and reversing g swaps exactly those two)
+                [[unroll]] for (uint t = 0; t < 4u && WINO != 0u; t++) {
+                    const uint tf = FL != 0u && (t == 0u || t == 3u) ? 3u - t : t, kk = r * KA + tf;
+                    [[unroll]] for (uint i = 0; i < TM; i++) {
+                        const uint e = i * RW * KA + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
+                        uk[r * 4u + t][i] = subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L);
+                    }
+                }
                 c1r++;
                 const bool w1 = c1r == E1k;
                 c1r = w1 ? 0 : c1r;
                 c2r += w1 ? 1 : 0;
             }
-            CHUNK_FMA(RW * KW);
+            if (WINO != 0u) {
+                CHUNK_WINO(RW);
+            } else {
+                CHUNK_FMA(RW * KW);
+            }
         }
     }
     for (int k0 = kbeg; (SHIFT == 0u || MODE == 2u) && k0 < kend; k0 += int(L)) {
@@ -369,12 +437,24 @@ void main() {
                 av[i] = kin ? v : 0.0;
             }
         }
+        // WINO (mode 2; host: AV4): the quads' two pairs of pixels as dy's factors, (dy0, (dy0 +
+        // dy1) / 2, (dy0 - dy1) / 2, dy1), the first pair's in wa, the second's in wb: made once by
+        // the lane that loaded the quad, not by every lane that uses them
+        const bool wino2 = WINO != 0u && MODE == 2u;
+        vec4 wa[wino2 && TM >= 4u ? TM / 4u : 1u], wb[wino2 && TM >= 4u ? TM / 4u : 1u];
+        [[unroll]] for (uint j = 0; j < TM / 4u && wino2; j++) {
+            const vec4 v = av4[j];
+            wa[j] = vec4(v.x, (v.x + v.y) * 0.5, (v.x - v.y) * 0.5, v.y);
+            wb[j] = vec4(v.z, (v.z + v.w) * 0.5, (v.z - v.w) * 0.5, v.w);
+        }
         // Two phases per chunk of L k's: first every operand of the chunk (the gathers, which
         // llvmpipe emits as calls that clobber every vector register), then the multiply-adds
         // in RM x RN register blocks, each walking the L k's, so a block's accumulators stay in
         // registers for the chunk instead of being spilled and reloaded at every k. Each
         // accumulator still sums k = 0..K-1 in order: the same bits as one k at a time.
         float ak[L][TM], bk[L][TN];
+        // WINO (mode 2): the chunk's L/2 pairs' factors of dy (4 a pair) and of x (4 a pair and tap row)
+        float uk[wino2 ? 2u * L : 1u][TM], vk[wino2 ? 2u * L : 1u][NP > 0u ? NP : 1u];
         // SHIFT in MODE 2 (host: stride 1, a 3-wide kernel with pw = 1 or a 1x1 kernel without
         // padding, wo = w a multiple of L, chunks of whole L's, B a vec4 view, no UP): the
         // chunk's k's are the pixels ox0 .. ox0 + L - 1 of one row, so column j's L values of B
@@ -397,6 +477,18 @@ void main() {
                 e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, qhi)).x;
                 RUN_OF_QUADS(e, q, qhi)
                 const bool rok = uint(yy) < uint(HB);
+                if (wino2) {
+                    // pair p reads d = e[2p .. 2p + 3], each zero outside the image (past kend, dy is)
+                    float d[L + 2u];
+                    [[unroll]] for (uint i = 0; i < L + 2u; i++) d[i] = rok && uint(ox0 + int(i) - 1) < uint(WB) ? e[i] : 0.0;
+                    [[unroll]] for (uint p = 0; p < L / 2u; p++) {
+                        vk[p * 4u + 0u][ky] = d[2u * p] - d[2u * p + 2u];
+                        vk[p * 4u + 1u][ky] = d[2u * p + 1u] + d[2u * p + 2u];
+                        vk[p * 4u + 2u][ky] = d[2u * p + 2u] - d[2u * p + 1u];
+                        vk[p * 4u + 3u][ky] = d[2u * p + 1u] - d[2u * p + 3u];
+                    }
+                    continue;
+                }
                 [[unroll]] for (uint kx = 0; kx < 3u; kx++)
                     [[unroll]] for (uint kk = 0; kk < L; kk++) {
                         const bool ok = rok && k0 + int(kk) < kend && uint(ox0 + int(kk + kx) - 1) < uint(WB);
@@ -448,9 +540,39 @@ void main() {
             c1k = w1 ? 0 : c1k;
             c2k += w1 ? 1 : 0;
         }
-        CHUNK_FMA(L);
+        if (wino2) {
+            // pair p's factors: its quad's lane (as ak's), wa or wb by the pair's half of the quad
+            [[unroll]] for (uint p = 0; p < L / 2u; p++)
+                [[unroll]] for (uint t = 0; t < 4u; t++)
+                    [[unroll]] for (uint i = 0; i < TM; i++) {
+                        const uint src = gbase + (i % 4u) * Q + p / 2u;
+                        uk[p * 4u + t][i] = subgroupShuffle(p % 2u == 0u ? wa[i / 4u][t] : wb[i / 4u][t], src);
+                    }
+            CHUNK_WINO(L / 2u);
+        } else {
+            CHUNK_FMA(L);
+        }
     }
 
+    // WINO: a pair's (mode 2: a tap row's) four sums to its two outputs (three taps), into acc's
+    // first TN columns (the epilogue's)
+    if (WINO != 0u) {
+        [[unroll]] for (uint i = 0; i < TM; i++) {
+            float y[TN];
+            [[unroll]] for (uint p = 0; p < NP; p++) {
+                const float m1 = acc[i][p], m2 = acc[i][NP + p], m3 = acc[i][2u * NP + p], m4 = acc[i][3u * NP + p];
+                if (MODE == 2u) {  // tap row p's three taps
+                    y[3u * p] = m1 + m2 + m3;
+                    y[3u * p + 1u] = m2 - m3;
+                    y[3u * p + 2u] = m2 + m3 - m4;
+                } else {  // pair p's two pixels
+                    y[2u * p] = m1 + m2 + m3;
+                    y[2u * p + 1u] = m2 - m3 - m4;
+                }
+            }
+            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = y[j];
+        }
+    }
     // The epilogue tests the bounds once per column, not per element: rows past M read and
     // write row M - 1 instead, whose values they equal (their A rows, bias and added values
     // were clamped to it too), so the invocation only writes row M - 1's own result there

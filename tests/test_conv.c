@@ -250,6 +250,9 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
     for (int i = 0; i < 4; i++) vkd_tensor_set_requires_grad(in[i], 1);
     float *got[2][5] = {{0}};
     long len[5] = {ny, nx, nw, s.cout, na};
+    // The fused upsampling's forward takes the plain walk, the unfused convolution the window
+    // walk: compared bit for bit without Winograd, whose sums differ (test_window_bits covers it).
+    if (up) setenv("VKD_CONV_WINO", "0", 1);
     for (int v = 0; v < 2; v++) {
         vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add" : "conv_add");
         vkd_tensor *Y = v    ? vkd_add(g, vkd_conv2d(g, up ? vkd_upsample2x(g, X) : X, W, B, s.stride, s.ph, s.pw, s.groups), A)
@@ -257,6 +260,7 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
                              : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
         run_fused_case(g, Y, U, in, len, got[v], up ? "conv2d_up" : "conv2d_add");
     }
+    unsetenv("VKD_CONV_WINO");
     static const char *what[5] = {"y", "dx", "dw", "db", "d add"};
     for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)
         CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_%s: %s differs from the unfused ops",
@@ -338,27 +342,33 @@ static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const i
 }
 
 // A 3x3 stride-1 convolution on a CPU device reads its taps as windows of a plane
-// (VKD_CONV_WINDOW, the default there): the forward and the input gradient must be the plain
-// walk's bits (the same products summed in the same order).
+// (VKD_CONV_WINDOW, the default there): without Winograd (VKD_CONV_WINO=0) the forward and the
+// input gradient must be the plain walk's bits (the same products summed in the same order).
+// With it (the default: the forward and data gradient where rows are whole quads, the weight
+// gradient where its lanes own whole input channels) they are a different sum, held to TOL of the
+// double reference.
 // data_quads: 1 when the data gradient's window walk should read w in quads (a 3x3 kernel, input
 // channels a multiple of 4 and of the tile's rows).
 // whole_taps: 1 when the weight gradient's lanes should own whole input channels (TAPS: a 3x3
 // kernel with padding 1, at least 16 output channels).
 static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s, int data_quads,
                              int whole_taps) {
-    printf("%s: window walks against the plain walk, bit for bit\n", name);
+    printf("%s: window walks against the plain walk, bit for bit, and Winograd's against the reference\n", name);
     conv_sizes z = sizes_of(s, transposed);
     int ho = z.ho, wo = z.wo;
     long nx = z.nx, ny = z.ny, nw = z.nw;
     const int64_t *wsh = z.wsh;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
-    float *out[2][3];
+    float *out[3][3];
     int wide = 0;  // dispatches storing quads as 64-bit pairs (conv2d_wide)
-    for (int pass = 0; pass < 2; pass++) {
+    // pass 0: the default (Winograd where it applies), 1: the window walks without it, 2: the plain walk
+    for (int run = 0; run < 3; run++) {
+        int pass = run == 2;
         setenv("VKD_CONV_WINDOW", pass ? "0" : "1", 1);
         setenv("VKD_CONV_GEMM", pass ? "0" : "1", 1);
-        out[pass][0] = calloc(ny, 4), out[pass][1] = calloc(nx, 4), out[pass][2] = calloc(nw, 4);
+        setenv("VKD_CONV_WINO", run == 0 ? "1" : "0", 1);
+        out[run][0] = calloc(ny, 4), out[run][1] = calloc(nx, 4), out[run][2] = calloc(nw, 4);
         vkd_graph *g = vkd_graph_new(ctx, name);
         vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
         vkd_tensor *W = t_tensor(ctx, "w", 4, wsh, w, 0);
@@ -373,7 +383,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(ok, "%s: %s", name, vkd_graph_error(g));
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
-        int windows = 0, dq = 0, taps = 0, qwin = 0;
+        int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
@@ -382,6 +392,8 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
             dq += win && pp->spec[1] == 1 && pp->spec[12] != 0;
             taps += win && pp->spec[1] == 2 && pp->nspec > 14 && pp->spec[14] != 0;
             qwin += win && pp->spec[1] != 2 && pp->nspec > 15 && pp->spec[15] != 0;
+            wino += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] != 0;
+            wino_w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] != 0;
             wide += pp && !strcmp(pp->shader, "conv2d_wide");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
@@ -393,20 +405,37 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         // the forward's and the input gradient's windows read by quads of pixels (rows of whole quads)
         CHECK(qwin == (pass == 0 && cpu && s.w % 4 == 0 ? 2 : 0), "%s: %d window walks by quads of pixels in pass %d",
               name, qwin, pass);
+        // Winograd in the walks by quads: the forward, and the data gradient where it reads w in quads
+        int nwino = run == 0 && cpu && s.w % 4 == 0 ? 1 + data_quads : 0;
+        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == nwino, "%s: %d Winograd walks (%d transforms) in run %d",
+              name, wino, count_dispatches(g, "winograd_w"), run);
+        // and the weight gradient's over whole input channels (F(3, 2), no transform pass)
+        CHECK(wino_w == (run == 0 && cpu ? whole_taps : 0), "%s: %d Winograd weight gradients in run %d", name, wino_w, run);
         if (ok)
-            vkd_tensor_download(Y, out[pass][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[pass][1]),
-                vkd_tensor_download(vkd_graph_grad(g, W), out[pass][2]);
+            vkd_tensor_download(Y, out[run][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[run][1]),
+                vkd_tensor_download(vkd_graph_grad(g, W), out[run][2]);
         vkd_graph_free(g);
         vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(B), vkd_tensor_free(U);
     }
     unsetenv("VKD_CONV_WINDOW");
     unsetenv("VKD_CONV_GEMM");
-    CHECK(memcmp(out[0][0], out[1][0], ny * 4) == 0, "%s: the forward differs", name);
-    CHECK(memcmp(out[0][1], out[1][1], nx * 4) == 0, "%s: the input gradient differs", name);
-    CHECK(memcmp(out[0][2], out[1][2], nw * 4) == 0, "%s: the weight gradient differs", name);
-    printf("  %d of them stored quads as 64-bit pairs\n", wide);
-    for (int p = 0; p < 2; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
-    free(x), free(w), free(b), free(u);
+    unsetenv("VKD_CONV_WINO");
+    CHECK(memcmp(out[1][0], out[2][0], ny * 4) == 0, "%s: the forward differs", name);
+    CHECK(memcmp(out[1][1], out[2][1], nx * 4) == 0, "%s: the input gradient differs", name);
+    CHECK(memcmp(out[1][2], out[2][2], nw * 4) == 0, "%s: the weight gradient differs", name);
+    double *y = malloc(ny * 8), *dx = malloc(nx * 8), *dw = malloc(nw * 8), *db = malloc(s.cout * 8);
+    if (transposed) ref_conv_transpose2d_fwd(y, x, w, b, &s), ref_conv_transpose2d_bwd(dx, dw, db, u, x, w, &s);
+    else ref_conv2d_fwd(y, x, w, b, &s), ref_conv2d_bwd(dx, dw, db, u, x, w, &s);
+    double ey = 0, edx = 0, edw = 0;
+    for (long i = 0; i < ny; i++) ey = fmax(ey, fabs(out[0][0][i] - y[i]) / (1 + fabs(y[i])));
+    for (long i = 0; i < nx; i++) edx = fmax(edx, fabs(out[0][1][i] - dx[i]) / (1 + fabs(dx[i])));
+    for (long i = 0; i < nw; i++) edw = fmax(edw, fabs(out[0][2][i] - dw[i]) / (1 + fabs(dw[i])));
+    CHECK(ey < TOL && edx < TOL && edw < TOL, "%s: with Winograd y max error %.3g, dx %.3g, dw %.3g (tolerance %.1g)",
+          name, ey, edx, edw, TOL);
+    printf("  %d of them stored quads as 64-bit pairs; with Winograd y max err %.2e, dx %.2e, dw %.2e\n", wide, ey, edx,
+           edw);
+    for (int p = 0; p < 3; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
+    free(x), free(w), free(b), free(u), free(y), free(dx), free(dw), free(db);
 }
 
 // A 1x1 convolution at stride 1 on a CPU device runs its forward and input gradient as batched

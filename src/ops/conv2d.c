@@ -109,6 +109,55 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
     return t;
 }
 
+// Whether the window walk by quads (QWIN) applies each row of 3 taps as Winograd's F(2, 3)
+// (shader constant 16, WINO): four multiplies for two outputs instead of six. CPU devices only:
+// llvmpipe has no fused multiply-add and the walk's multiply-adds were ~45% of its time. The walk
+// reads the transformed weights in quads (AV4), which the data gradient's blocks allow only for
+// 3x3 kernels, input channels a multiple of 4 and whole tiles of rows. The weight gradient's walk
+// over whole input channels (TAPS) takes Winograd's F(3, 2) from dy's quads (its caller: AV4).
+static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, conv_tile *t, int64_t M) {
+    if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || c->kw != 3 || t->l % 4 || vkd_env_off("VKD_CONV_WINO"))
+        return 0;
+    if (mode == CONV_BWD_DATA && !(c->kh == 3 && (c->cin / c->groups) % 4 == 0 && t->tm % 4 == 0 && M % t->tm == 0))
+        return 0;
+    // The gradients' Winograd walks in tiles of 16 rows (whole tiles, as their quads of A need), where
+    // the walks without Winograd are faster at 32. Measured at batch 16: the data gradient at
+    // 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms against 2.89
+    // and 2.59 at 32 rows; the weight gradients of a unet_fmnist step 183-184 ms against 199-202 at
+    // 32 (at 8: 229-233). The forward keeps 32 (2.98 and 2.72 ms against 3.17 and 2.88 at 16).
+    if (mode != CONV_FWD && t->tm > 16 && M % 16 == 0) {
+        t->tm = 16;
+        uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
+        while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
+    }
+    return 1;
+}
+
+typedef struct {
+    uint64_t w, u;
+    uint32_t rows;
+    int32_t w_first;
+} wino_push;
+
+// u (w0, w1, kh, 4) = each row of 3 taps of w (w0, w1, kh, 3) as Winograd F(2, 3)'s four factors
+// (shaders/winograd.comp), recorded before the convolution that reads it; 4 rows an invocation
+// through a vec4 view of w where the rows come in fours.
+static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w) {
+    vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, (int64_t[]){w->shape[0], w->shape[1], w->shape[2], 4});
+    if (!u) return NULL;
+    wino_push pc = {.rows = (uint32_t)(w->numel / 3)};
+    vkd_arg args[2] = {{offsetof(wino_push, u), VKD_W, u}, {offsetof(wino_push, w), VKD_R, w}};
+    uint8_t quads = pc.rows % 4 == 0 && vkd_texel_ok(g, 1, w) && vkd_vec4_ok(2, w, u);
+    vkd_texel tx = {1, 0, offsetof(wino_push, w_first), 1};
+    uint32_t spec[2] = {64, quads}, gx, gy;
+    vkd_grid_1d(quads ? pc.rows / 4 : pc.rows, spec[0], &gx, &gy);
+    const char *shader = vkd_store_variant(g, quads, "winograd", "winograd_wide");
+    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 2, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
+                                    quads)
+               ? NULL
+               : u;
+}
+
 // A 1x1 convolution at stride 1 without padding, groups or upsampling: per sample a GEMM,
 // y_b (cout, P) = w (cout, cin) x_b (cin, P), and its data gradient dx_b = w^T dy_b.
 static int pointwise(const conv_geom *c) {
@@ -227,7 +276,6 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // QWIN): rows of x (dy) whole quads, so the window's quads are aligned.
     uint32_t qwin = t.shift && mode != CONV_BWD_WEIGHT && t.tn % 4 == 0 && c->w % 4 == 0 && vkd_vec4_ok(1, B) &&
                     !vkd_env_off("VKD_CONV_QWIN");
-    uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     // The weight gradient reads A = dy in quads of k (shader constant 12) when its planes hold
     // whole quads. Measured in unet_fmnist (batch 16, VKD_PROFILE, 5 alternating pairs): the
     // weight gradients took 344-391 against 368-428 ms a step (~8% less, near the noise). The
@@ -240,6 +288,16 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     int64_t P = (int64_t)c->ho * c->wo;
     uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) && mode == CONV_BWD_WEIGHT &&
                   P % 4 == 0 && kchunk % 4 == 0;
+    uint32_t wino = (mode == CONV_BWD_WEIGHT ? taps && av4 : qwin) && wino_walk(g->ctx, mode, c, &t, M);
+    if (wino && mode != CONV_BWD_WEIGHT) {
+        // A becomes w's transform, read in quads (AV4)
+        vkd_tensor *u = winograd_weights(g, A);
+        if (!u) return -1;
+        if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B)))
+            A = args[1].t = u, av4 = 1;
+        else
+            wino = 0;
+    }
     if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A))
         av4 = 1;
     // The data gradient's window walk reads w in quads too: a chunk is one output channel's 3x3
@@ -248,18 +306,19 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     if (mode == CONV_BWD_DATA && t.shift && t.l % 4 == 0 && c->kh == 3 && c->kw == 3 && (c->cin / G) % 4 == 0 &&
         t.tm % 4 == 0 && M % t.tm == 0 && vkd_vec4_ok(1, A) && !vkd_env_off("VKD_CONV_DATA_QUADS"))
         av4 = 1;
+    uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), av4},
                        {2, 1, offsetof(conv_push, b_first), (uint8_t)(bquad || qwin)},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
-    uint32_t spec[16] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
-                         t.rm, t.rn, av4, t.shift, taps, qwin};
+    uint32_t spec[17] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
+                         t.rm, t.rn, av4, t.shift, taps, qwin, wino};
     // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
     // is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
     const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 16, vkd_ceil_div((uint64_t)N, bn),
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 17, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
                                     texel ? (add ? 3 : 2) : 0);
 }

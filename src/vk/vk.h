@@ -54,7 +54,7 @@ typedef struct {
 } vkd_alloc;
 
 // ---------------------------------------------------------------- pipelines
-#define VKD_MAX_SPEC 16
+#define VKD_MAX_SPEC 20
 // A pipeline is recorded when a graph first asks for it and created with the
 // others of its graph at compile (vkd_pipelines_create): pipe is VK_NULL_HANDLE
 // until then.
