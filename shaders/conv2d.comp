@@ -478,7 +478,8 @@ void main() {
                 RUN_OF_QUADS(e, q, qhi)
                 const bool rok = uint(yy) < uint(HB);
                 if (wino2) {
-                    // pair p reads d = e[2p .. 2p + 3], each zero outside the image (past kend, dy is)
+                    // pair p reads d = e[2p .. 2p + 3], each zero outside the image (past kend dy
+                    // is zero instead, so x needs no mask there); the direct walk's bk is not made
                     float d[L + 2u];
                     [[unroll]] for (uint i = 0; i < L + 2u; i++) d[i] = rok && uint(ox0 + int(i) - 1) < uint(WB) ? e[i] : 0.0;
                     [[unroll]] for (uint p = 0; p < L / 2u; p++) {
