@@ -522,7 +522,8 @@ void main() {
                 const float v = loadB(ok ? bi : 0);
                 bk[kk][j] = ok ? v : 0.0;
             }
-            [[unroll]] for (uint i = 0; i < TM; i++) {
+            // (WINO in mode 2 takes its operands from wa and wb below, not from ak)
+            [[unroll]] for (uint i = 0; i < TM && !wino2; i++) {
                 if (AV4 != 0u) {
                     ak[kk][i] = subgroupShuffle(av4[i / 4u][kk % 4u], gbase + (i % 4u) * Q + kk / 4u);
                 } else if (sgOK) {

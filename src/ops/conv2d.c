@@ -115,22 +115,22 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
 // reads the transformed weights in quads (AV4), which the data gradient's blocks allow only for
 // 3x3 kernels, input channels a multiple of 4 and whole tiles of rows. The weight gradient's walk
 // over whole input channels (TAPS) takes Winograd's F(3, 2) from dy's quads (its caller: AV4).
-static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, conv_tile *t, int64_t M) {
+static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const conv_tile *t, int64_t M) {
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || c->kw != 3 || t->l % 4 || vkd_env_off("VKD_CONV_WINO"))
         return 0;
-    if (mode == CONV_BWD_DATA && !(c->kh == 3 && (c->cin / c->groups) % 4 == 0 && t->tm % 4 == 0 && M % t->tm == 0))
-        return 0;
-    // The gradients' Winograd walks in tiles of 16 rows (whole tiles, as their quads of A need), where
-    // the walks without Winograd are faster at 32. Measured at batch 16: the data gradient at
-    // 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms against 2.89
-    // and 2.59 at 32 rows; the weight gradients of a unet_fmnist step 183-184 ms against 199-202 at
-    // 32 (at 8: 229-233). The forward keeps 32 (2.98 and 2.72 ms against 3.17 and 2.88 at 16).
-    if (mode != CONV_FWD && t->tm > 16 && M % 16 == 0) {
-        t->tm = 16;
-        uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
-        while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
-    }
-    return 1;
+    return mode != CONV_BWD_DATA || (c->kh == 3 && (c->cin / c->groups) % 4 == 0 && t->tm % 4 == 0 && M % t->tm == 0);
+}
+
+// The gradients' Winograd walks in tiles of 16 rows (whole tiles, as their quads of A need), where
+// the walks without Winograd are faster at 32. Measured at batch 16: the data gradient at
+// 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms against 2.89
+// and 2.59 at 32 rows; the weight gradients of a unet_fmnist step 183-184 ms against 199-202 at
+// 32 (at 8: 229-233). The forward keeps 32 (2.98 and 2.72 ms against 3.17 and 2.88 at 16).
+static void wino_tile(conv_tile *t, int mode, int64_t M) {
+    if (mode == CONV_FWD || t->tm <= 16 || M % 16) return;
+    t->tm = 16;
+    uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
+    while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
 }
 
 typedef struct {
@@ -289,6 +289,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) && mode == CONV_BWD_WEIGHT &&
                   P % 4 == 0 && kchunk % 4 == 0;
     uint32_t wino = (mode == CONV_BWD_WEIGHT ? taps && av4 : qwin) && wino_walk(g->ctx, mode, c, &t, M);
+    if (wino) wino_tile(&t, mode, M);
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4)
         vkd_tensor *u = winograd_weights(g, A);
