@@ -124,8 +124,19 @@ layout(constant_id = 16) const uint WINO = 0;
 // dy1) / 2 (d1 + d2), m3 = (dy0 - dy1) / 2 (d2 - d1), m4 = dy1 (d1 - d3): o0 = m1 + m2 + m3,
 // o1 = m2 - m3, o2 = m2 + m3 - m4. dy's factors are made from the quads as they are loaded (a
 // quad is two pairs), so no pass writes them; acc's column t*3 + ky holds term t of tap row ky.
-const uint NP = MODE == 2u ? TN / 3u : TN / 2u;  // WINO: pairs of columns (tap rows) a lane
-const uint AN = WINO != 0u ? 4u * NP : TN;        // accumulators a row of the tile
+// WINO = 2 (modes 0 and 1; host: input channels even): a lane's quad of pixels is one tile of
+// Winograd's F(4, 3), four outputs from its six window elements d0..d5 with six products instead
+// of twelve. Points 0, +-1, +-1/2 and infinity: in a numpy model of fp32 sums over 630 rows their
+// worst error was a third of the usual 0, +-1, +-2's (3.2e-6 against 8.9e-6 of the scale), and
+// every scaling of d and of the m's is a power of two. The input factors B^T d are d0/4 - 5d2/4 +
+// d4, -(d1 + d2)/4 + d3 + d4, (d1 - d2)/4 - d3 + d4, -(d1 - d3)/2 - d2 + d4, (d1 - d3)/2 - d2 +
+// d4, d1/4 - 5d3/4 + d5; the weights' six (shaders/winograd.comp) are read in quads as u's four
+// are; the outputs are m0 + m1 + m2 + m3 + m4, m1 - m2 + (m3 - m4)/2, m1 + m2 + (m3 + m4)/4,
+// m1 - m2 + (m3 - m4)/8 + m5. A quarter fewer products than F(2, 3), and 6 sums a quad instead
+// of 8. The data gradient's u is made from the reversed rows (its window meets the taps reversed).
+const uint WT = WINO == 2u ? 6u : 4u;  // WINO: terms a tile
+const uint NP = MODE == 2u ? TN / 3u : WINO == 2u ? TN / 4u : TN / 2u;  // WINO: tiles a lane (pairs, quads, tap rows)
+const uint AN = WINO != 0u ? WT * NP : TN;        // accumulators a row of the tile
 const uint RNP = NP % RN == 0u ? RN : 1u;  // WINO's register block along the pairs (tap rows)
 // column j of this lane: n0 + col_of(j)
 uint col_of(uint j, uint lane) {
@@ -161,17 +172,17 @@ int a_kofs(int ka, int E1k, int E0k, int SA2, int SA1, int SA0) {
                         acc[ib * RM + i][jb * RN + j] =                                                   \
                             fma(ak[kk][ib * RM + i], bk[kk][jb * RN + j], acc[ib * RM + i][jb * RN + j])
 
-// WINO: the chunk's RW rows of taps as four products a pair of columns: for term t, row r,
-// acc[m][t*NP + p] += uk[r*4 + t][m] vk[r*4 + t][p], each sum walking the rows in order.
+// WINO: the chunk's RW rows of taps as WT products a tile of columns: for term t, row r,
+// acc[m][t*NP + p] += uk[r*WT + t][m] vk[r*WT + t][p], each sum walking the rows in order.
 #define CHUNK_WINO(RW)                                                                                    \
-    [[unroll]] for (uint t = 0; t < 4u; t++)                                                              \
+    [[unroll]] for (uint t = 0; t < WT; t++)                                                              \
         [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)                                                  \
             [[unroll]] for (uint jb = 0; jb < NP / RNP; jb++)                                             \
                 [[unroll]] for (uint r = 0; r < (RW); r++)                                                \
                     [[unroll]] for (uint i = 0; i < RM; i++)                                              \
                         [[unroll]] for (uint j = 0; j < RNP; j++)                                         \
                             acc[ib * RM + i][t * NP + jb * RNP + j] =                                     \
-                                fma(uk[r * 4u + t][ib * RM + i], vk[r * 4u + t][jb * RNP + j],            \
+                                fma(uk[r * WT + t][ib * RM + i], vk[r * WT + t][jb * RNP + j],            \
                                     acc[ib * RM + i][t * NP + jb * RNP + j])
 
 void main() {
@@ -197,7 +208,7 @@ void main() {
     int AM, A0, SA2, SA1, SA0;  // A(m, k) = A[m*AM + A0 + c2k*SA2 + c1k*SA1 + c0k*SA0]
     int B0, SB2, SK2, SBY, HB, WB, Y0n, YSn, X0n, XSn, YK, XK;
     int C0, SC2, SC1, SC0, SCM;  // C(m, n) = C[C0 + c2n*SC2 + c1n*SC1 + c0n*SC0 + m*SCM]
-    const int KWA = WINO != 0u ? 4 : pc.kw;  // A's elements a row of taps (WINO: u's 4 factors)
+    const int KWA = WINO != 0u ? int(WT) : pc.kw;  // A's elements a row of taps (WINO: u's factors)
     if (MODE == 0u) {
         g = z;
         M = Cog, N = pc.nb * P, kbeg = 0, kend = Cig * KK;
@@ -295,7 +306,7 @@ void main() {
         // is element 9i + kk of a contiguous TM x 9 block: TM*9/4 quads, fetched the same way,
         // instead of TM*NT scalar gathers of w's strided rows (the data gradient's largest load).
         // WINO: a row of taps is u's 4 factors (shaders/winograd.comp), read as one quad
-        const uint KA = WINO != 0u ? 4u : KW;
+        const uint KA = WINO != 0u ? WT : KW;
         const uint QR = RW * KA / 4u, QB = MODE == 1u ? TM * RW * KA / 4u : TM * QR, NQ = (QB + L - 1u) / L;
         const int kendA = rows * int(KA);
         // a lane group wholly past M reads the last block (it stores nothing)
@@ -324,7 +335,7 @@ void main() {
             }
             float ak[RW * KW][TM], bk[RW * KW][TN];
             // WINO: the rows' transformed taps (4 a row) and the lane's transformed inputs (4 a pair)
-            float uk[WINO != 0u ? RW * 4u : 1u][TM], vk[WINO != 0u ? RW * 4u : 1u][NP > 0u ? NP : 1u];
+            float uk[WINO != 0u ? RW * WT : 1u][TM], vk[WINO != 0u ? RW * WT : 1u][NP > 0u ? NP : 1u];
             [[unroll]] for (uint r = 0; r < RW; r++) {
                 const bool rv = k0 / int(KW) + int(r) < rows;
                 const int c2 = rv ? c2r : 0, ky = (rv ? c1r : 0) * YK;
@@ -354,7 +365,16 @@ void main() {
                             d[0] = rok && colok[4u * h][FL != 0u ? KW - 1u : 0u] ? e6[0] : 0.0;
                             [[unroll]] for (uint c = 1; c < 5u; c++) d[c] = rok ? e6[c] : 0.0;
                             d[5] = rok && colok[4u * h + 3u][FL != 0u ? 0u : KW - 1u] ? e6[5] : 0.0;
-                            [[unroll]] for (uint pp = 0; pp < 2u; pp++) {
+                            if (WINO == 2u) {  // the quad's F(4, 3) input factors
+                                const float d12 = d[1] + d[2], e12 = d[1] - d[2], d13 = d[1] - d[3];
+                                vk[r * 6u + 0u][h] = 0.25 * d[0] - 1.25 * d[2] + d[4];
+                                vk[r * 6u + 1u][h] = -0.25 * d12 + d[3] + d[4];
+                                vk[r * 6u + 2u][h] = 0.25 * e12 - d[3] + d[4];
+                                vk[r * 6u + 3u][h] = -0.5 * d13 - d[2] + d[4];
+                                vk[r * 6u + 4u][h] = 0.5 * d13 - d[2] + d[4];
+                                vk[r * 6u + 5u][h] = 0.25 * d[1] - 1.25 * d[3] + d[5];
+                            }
+                            [[unroll]] for (uint pp = 0; pp < (WINO == 2u ? 0u : 2u); pp++) {
                                 const uint p = 2u * h + pp, o = 2u * pp;  // pair p reads d[o .. o + 3]
                                 vk[r * 4u + 0u][p] = d[o] - d[o + 2u];
                                 vk[r * 4u + 1u][p] = d[o + 1u] + d[o + 2u];
@@ -394,11 +414,11 @@ void main() {
                 }
                 // WINO: u's factors of the row, the data gradient's first and last swapped (its
                 // window meets the taps reversed, and reversing g swaps exactly those two)
-                [[unroll]] for (uint t = 0; t < 4u && WINO != 0u; t++) {
-                    const uint tf = FL != 0u && (t == 0u || t == 3u) ? 3u - t : t, kk = r * KA + tf;
+                [[unroll]] for (uint t = 0; t < WT && WINO != 0u; t++) {
+                    const uint tf = WINO == 1u && FL != 0u && (t == 0u || t == 3u) ? 3u - t : t, kk = r * KA + tf;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint e = i * RW * KA + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
-                        uk[r * 4u + t][i] = subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L);
+                        uk[r * WT + t][i] = subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L);
                     }
                 }
                 c1r++;
@@ -563,7 +583,14 @@ void main() {
             float y[TN];
             [[unroll]] for (uint p = 0; p < NP; p++) {
                 const float m1 = acc[i][p], m2 = acc[i][NP + p], m3 = acc[i][2u * NP + p], m4 = acc[i][3u * NP + p];
-                if (MODE == 2u) {  // tap row p's three taps
+                if (WINO == 2u) {  // quad p's four pixels (m1 .. m4 are F(4, 3)'s m0 .. m3)
+                    const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];
+                    const float a = m2 + m3, b = m2 - m3, c = m4 + m5, e = m4 - m5;
+                    y[4u * p] = m1 + a + c;
+                    y[4u * p + 1u] = b + 0.5 * e;
+                    y[4u * p + 2u] = a + 0.25 * c;
+                    y[4u * p + 3u] = b + 0.125 * e + m6;
+                } else if (MODE == 2u) {  // tap row p's three taps
                     y[3u * p] = m1 + m2 + m3;
                     y[3u * p + 1u] = m2 - m3;
                     y[3u * p + 2u] = m2 + m3 - m4;

@@ -24,6 +24,11 @@ layout(constant_id = 3) const uint TEXEL = 0;  // a, b through texel bindings 0,
 // 195-240 us (tests/bench_dispatch). The stores stay scalar (a vec4 store
 // measured no faster).
 layout(constant_id = 4) const uint VEC4 = 0;
+// WHOLE = 1 (VEC4; host: the launch is exactly one invocation a quad): no bounds test. On
+// llvmpipe code after a per-lane test runs under an execution mask, and each store's lane loop
+// then tests the mask lane by lane: a 524,288-element add took ~1.1 ms with the test and ~0.6
+// without (tests/bench_dispatch).
+layout(constant_id = 5) const uint WHOLE = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf a; FBuf b; FBuf s;
@@ -42,15 +47,20 @@ vec4 op4(vec4 a, vec4 b) {
     return b;
 }
 
+// VEC4: quad q
+void quad(uint q) {
+    vec4 bv = BMODE == 1u ? texelFetch(vkd_tex1, int(q) + pc.b_first) : vec4(ld_b(0u));
+    vec4 av = OP == OP_BCAST ? vec4(0.0) : texelFetch(vkd_tex0, int(q) + pc.a_first);
+    vec4 r = op4(av, bv) * pc.alpha;
+    if ((pc.flags & 1u) != 0u) r *= pc.s.v[0];
+    vkd_store4(pc.y, 4u * q, r);
+}
+
 void main() {
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (VEC4 != 0u) {
-        if (i >= pc.n / 4u) return;
-        vec4 bv = BMODE == 1u ? texelFetch(vkd_tex1, int(i) + pc.b_first) : vec4(ld_b(0u));
-        vec4 av = OP == OP_BCAST ? vec4(0.0) : texelFetch(vkd_tex0, int(i) + pc.a_first);
-        vec4 r = op4(av, bv) * pc.alpha;
-        if ((pc.flags & 1u) != 0u) r *= pc.s.v[0];
-        vkd_store4(pc.y, 4u * i, r);
+        if (WHOLE == 0u && i >= pc.n / 4u) return;
+        quad(i);
         return;
     }
     if (i >= pc.n) return;

@@ -14,6 +14,9 @@ layout(constant_id = 2) const uint TEXEL = 0;  // x, dy through texel bindings 0
 // VEC4 = 1 (with TEXEL; n a multiple of 4): an invocation does 4 elements,
 // x and dy fetched as vec4s (one gather on llvmpipe instead of four).
 layout(constant_id = 3) const uint VEC4 = 0;
+// WHOLE = 1 (VEC4; host: the launch is exactly one invocation a quad): no bounds test, as in
+// shaders/eltwise.comp.
+layout(constant_id = 4) const uint WHOLE = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
@@ -78,17 +81,22 @@ float apply(float x, float dy) {
     return r;
 }
 
+// VEC4: quad q
+void quad(uint q) {
+    vec4 r = vec4(pc.alpha);
+    if (OP != FILL) {
+        vec4 x = texelFetch(vkd_tex0, int(q) + pc.x_first);
+        vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(q) + pc.dy_first) : vec4(0.0);
+        r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
+    }
+    vkd_store4(pc.y, 4u * q, vkd_keep(r));  // (VEC4 is a texel path)
+}
+
 void main() {
     uint i = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (VEC4 != 0u) {  // i counts vec4s
-        if (i >= pc.n / 4u) return;
-        vec4 r = vec4(pc.alpha);
-        if (OP != FILL) {
-            vec4 x = texelFetch(vkd_tex0, int(i) + pc.x_first);
-            vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(i) + pc.dy_first) : vec4(0.0);
-            r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
-        }
-        vkd_store4(pc.y, 4u * i, vkd_keep(r));  // (VEC4 is a texel path)
+        if (WHOLE == 0u && i >= pc.n / 4u) return;
+        quad(i);
         return;
     }
     if (i >= pc.n) return;

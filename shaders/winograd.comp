@@ -4,6 +4,10 @@
 // (g0, g1, g2) of w becomes the four factors (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2),
 // w (cout, cin/groups, kh, 3) -> u (cout, cin/groups, kh, 4). The data gradient, whose rows meet
 // the window reversed, reads the same u with the first and last factor swapped.
+// F43 = 1: Winograd F(4, 3)'s six factors instead (conv2d.comp's WINO = 2, points 0, +-1, +-1/2),
+// (4g0, 2/3 (g0 + g1 + g2), 2/3 (g0 - g1 + g2), -2/3 (4g0 + 2g1 + g2), -2/3 (4g0 - 2g1 + g2), g2),
+// u (..., kh, 6); FLIP = 1 makes them from the reversed row (g2, g1, g0), for the data gradient
+// (no permutation of the six turns one row's into the other's).
 // Written once before each convolution that reads it: done in the walk's inner loop instead, the
 // sums and halvings were redone by every lane for every tile and made the walk slower.
 #include "common.glsl"
@@ -13,6 +17,8 @@ layout(local_size_x_id = 0) in;
 // invocation transforms 4 rows, w's 12 elements fetched as 3 quads and u's 16 stored as 4
 // (llvmpipe's per-lane loads and stores, not the arithmetic, are this pass's time).
 layout(constant_id = 1) const uint QUADS = 0;
+layout(constant_id = 2) const uint F43 = 0;
+layout(constant_id = 3) const uint FLIP = 0;
 
 layout(push_constant) uniform PC {
     FBuf w; FBuf u;
@@ -25,10 +31,39 @@ vec4 factors(float g0, float g1, float g2) {
     return vec4(g0, (s02 + g1) * 0.5, (s02 - g1) * 0.5, g2);
 }
 
+// F43: the row's six factors (FLIP: of the reversed row)
+void factors6(float a, float b, float c, out float f[6]) {
+    const float g0 = FLIP != 0u ? c : a, g1 = b, g2 = FLIP != 0u ? a : c;
+    const float s02 = g0 + g2, q = 4.0 * g0 + g2, k = 2.0 / 3.0;
+    f[0] = 4.0 * g0, f[1] = k * (s02 + g1), f[2] = k * (s02 - g1);
+    f[3] = -k * (q + 2.0 * g1), f[4] = -k * (q - 2.0 * g1), f[5] = g2;
+}
+
+// F43 with QUADS: rows 4r .. 4r+3 from w's 12 elements, u's 24 stored as 6 quads
+void main43(uint r) {
+    const int q = 3 * int(r) + pc.w_first;
+    const vec4 a = texelFetch(vkd_tex0, q), b = texelFetch(vkd_tex0, q + 1), c = texelFetch(vkd_tex0, q + 2);
+    float f[24], t[6];
+    factors6(a.x, a.y, a.z, t);
+    [[unroll]] for (uint i = 0; i < 6u; i++) f[i] = t[i];
+    factors6(a.w, b.x, b.y, t);
+    [[unroll]] for (uint i = 0; i < 6u; i++) f[6u + i] = t[i];
+    factors6(b.z, b.w, c.x, t);
+    [[unroll]] for (uint i = 0; i < 6u; i++) f[12u + i] = t[i];
+    factors6(c.y, c.z, c.w, t);
+    [[unroll]] for (uint i = 0; i < 6u; i++) f[18u + i] = t[i];
+    [[unroll]] for (uint k = 0; k < 6u; k++)
+        vkd_store4(pc.u, 24u * r + 4u * k, vkd_keep(vec4(f[4u * k], f[4u * k + 1u], f[4u * k + 2u], f[4u * k + 3u])));
+}
+
 void main() {
     const uint r = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
     if (QUADS != 0u) {
         if (4u * r >= pc.rows) return;
+        if (F43 != 0u) {
+            main43(r);
+            return;
+        }
         const int q = 3 * int(r) + pc.w_first;
         const vec4 a = texelFetch(vkd_tex0, q), b = texelFetch(vkd_tex0, q + 1), c = texelFetch(vkd_tex0, q + 2);
         vkd_store4(pc.u, 16u * r, vkd_keep(factors(a.x, a.y, a.z)));
@@ -38,6 +73,12 @@ void main() {
         return;
     }
     if (r >= pc.rows) return;
+    if (F43 != 0u) {
+        float f[6];
+        factors6(pc.w.v[3u * r], pc.w.v[3u * r + 1u], pc.w.v[3u * r + 2u], f);
+        [[unroll]] for (uint i = 0; i < 6u; i++) pc.u.v[6u * r + i] = f[i];
+        return;
+    }
     const vec4 f = factors(pc.w.v[3u * r], pc.w.v[3u * r + 1u], pc.w.v[3u * r + 2u]);
     pc.u.v[4u * r] = f.x, pc.u.v[4u * r + 1u] = f.y, pc.u.v[4u * r + 2u] = f.z, pc.u.v[4u * r + 3u] = f.w;
 }

@@ -297,6 +297,19 @@ static void test_linear_add(vkd_ctx *ctx) {
 }
 
 // ---------------------------------------------------------------- element-wise
+// Element-wise dispatches launched as exactly one invocation a quad (eltwise.comp's and
+// unary.comp's WHOLE, so without a bounds test).
+static int whole_launches(const vkd_graph *g) {
+    int n = 0;
+    for (int i = 0; i < g->ndisp; i++) {
+        const vkd_pipeline *pp = g->disp[i].pipe;
+        if (!pp) continue;
+        n += !strncmp(pp->shader, "eltwise", 7) && pp->nspec > 5 && pp->spec[5];
+        n += !strncmp(pp->shader, "unary", 5) && pp->nspec > 4 && pp->spec[4];
+    }
+    return n;
+}
+
 static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, const int64_t *as, int nb_dims,
                         const int64_t *bs, long inner, long bc) {
     static const char *names[] = {"add", "sub", "mul", "add_scaled"};  // add_scaled: 0.7 (a + b)
@@ -329,7 +342,10 @@ static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, co
         ref_binary_fwd(y, a, b, n, inner, bc, op == 0 ? REF_ADD : REF_MUL);
         ref_binary_bwd(da, db, c.w, a, b, n, inner, bc, op == 0 ? REF_ADD : REF_MUL);
     }
-    printf("%s\n", name);
+    int whole = whole_launches(c.g);
+    printf("%s (%d launches of one invocation a quad)\n", name, whole);
+    // n in whole workgroups of quads: the forward (and add's backward) take the launch without a bounds test
+    CHECK(!(ctx->texel && n % 1024 == 0 && na_dims == nb_dims) || whole > 0, "%s: no whole launch", name);
     compare("y", Y, y, TOL);
     compare_grad(&c, "da", A, da);
     compare_grad(&c, "db", B, db);
@@ -337,11 +353,12 @@ static void test_binary(vkd_ctx *ctx, const char *label, int op, int na_dims, co
     end(&c);
 }
 
-// 10 x 100: whole vec4s (the vec4 walk on texel devices); 7 x 143: the scalar walk.
+// 10 x 100: whole vec4s (the vec4 walk on texel devices); 7 x 143: the scalar walk; 8 x 128: whole
+// workgroups of quads (the launch without a bounds test).
 static void test_unary_n(vkd_ctx *ctx, const char *name, int op, int rows, int cols) {
-    int N = rows * cols;  // <= 1001
+    int N = rows * cols;  // <= 1024
     cas c = begin(ctx, name);
-    double x[1001], y[1001], dx[1001];
+    double x[1024], y[1024], dx[1024];
     int positive = op == REF_LOG || op == REF_SQRT;
     t_fill(x, N, positive ? 0.05 : -6, 6);
     for (int i = 0; i < N; i++)
@@ -357,7 +374,10 @@ static void test_unary_n(vkd_ctx *ctx, const char *name, int op, int rows, int c
     finish(&c, Y);
     ref_unary_fwd(y, x, N, op);
     ref_unary_bwd(dx, c.w, x, N, op);
-    printf("%s (%d,%d) on [%g, 6]\n", name, rows, cols, positive ? 0.05 : -6.0);
+    int whole = whole_launches(c.g);
+    printf("%s (%d,%d) on [%g, 6], %d launches of one invocation a quad\n", name, rows, cols, positive ? 0.05 : -6.0,
+           whole);
+    CHECK(!(ctx->texel && N % 1024 == 0) || whole >= 2, "%s: the forward and backward were not whole launches", name);
     compare("y", Y, y, TOL);
     compare_grad(&c, "dx", X, dx);
     end(&c);
@@ -728,6 +748,8 @@ int main(void) {
     test_binary(ctx, "same shape", 3, 4, nchw, 4, nchw, 1, 120);
     // 30 elements: not whole vec4s, so the scalar walk on texel devices (120 takes the vec4 one)
     test_binary(ctx, "same shape, 30 elements", 0, 2, (int64_t[]){6, 5}, 2, (int64_t[]){6, 5}, 1, 30);
+    for (int op = 0; op < 4; op++)  // whole workgroups of quads
+        test_binary(ctx, "same shape, 2048 elements", op, 2, (int64_t[]){16, 128}, 2, (int64_t[]){16, 128}, 1, 2048);
     test_binary(ctx, "same shape, 30 elements", 2, 2, (int64_t[]){6, 5}, 2, (int64_t[]){6, 5}, 1, 30);
     for (int op = 0; op < 3; op++) {
         test_binary(ctx, "(2,3,4,5) + (3,1,1) per channel", op, 4, nchw, 3, (int64_t[]){3, 1, 1}, 20, 3);
@@ -740,6 +762,8 @@ int main(void) {
     test_scale(ctx);
     test_unary(ctx, "silu", REF_SILU);
     test_unary_n(ctx, "silu", REF_SILU, 7, 143);
+    test_unary_n(ctx, "silu", REF_SILU, 8, 128);
+    test_unary_n(ctx, "gelu", REF_GELU, 8, 128);
     test_unary(ctx, "gelu", REF_GELU);
     test_unary(ctx, "relu", REF_RELU);
     test_unary(ctx, "exp", REF_EXP);

@@ -121,16 +121,31 @@ static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const con
     return mode != CONV_BWD_DATA || (c->kh == 3 && (c->cin / c->groups) % 4 == 0 && t->tm % 4 == 0 && M % t->tm == 0);
 }
 
-// The gradients' Winograd walks in tiles of 16 rows (whole tiles, as their quads of A need), where
-// the walks without Winograd are faster at 32. Measured at batch 16: the data gradient at
-// 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms against 2.89
-// and 2.59 at 32 rows; the weight gradients of a unet_fmnist step 183-184 ms against 199-202 at
-// 32 (at 8: 229-233). The forward keeps 32 (2.98 and 2.72 ms against 3.17 and 2.88 at 16).
-static void wino_tile(conv_tile *t, int mode, int64_t M) {
-    if (mode == CONV_FWD || t->tm <= 16 || M % 16) return;
-    t->tm = 16;
+// The Winograd walks' tiles. F(2, 3) and F(3, 2): the gradients in 16 rows (whole tiles, as their
+// quads of A need), where the walks without Winograd are faster at 32. Measured at batch 16: the
+// data gradient at 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms
+// against 2.89 and 2.59 at 32 rows; the weight gradients of a unet_fmnist step 183-184 ms against
+// 199-202 at 32 (at 8: 229-233). The forward keeps 32 (2.98 and 2.72 ms against 3.17 and 2.88
+// at 16). F(4, 3) (f43; P the plane, whose runs a lane group's columns must not cross): the
+// forward at 16 x 16 where a plane holds whole runs of 16 quads a lane group, else the planner's
+// tile, and the data gradient at 32 x 8. tests/bench_conv, best of 10, two rounds, forward / data
+// gradient GFLOP/s at 16, 32->32, 32x32 and 16, 64->64, 16x16: 74-82 / 72-81 and 89-99 / 87-97
+// against 80-82 / 76-78 and 88-91 / 79-82 at the forward's 32 x 8 and the gradient's 16 x 8;
+// 16 x 32, 8 x 16, 64 x 8 slower for the forward, 24 x 8, 8 x 16 for the data gradient. At
+// 64->64, 8x8 the forward at 32 x 8 ran at 80-81 against 73-74 at 16 x 8.
+static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
+    if (f43 && mode == CONV_FWD) {
+        if (M % 16 == 0 && P % (16 * (int64_t)t->l) == 0) t->tm = 16, t->tn = 16;
+    } else if (f43) {
+        t->tm = M % 32 == 0 ? 32 : M % 16 == 0 ? 16 : t->tm;
+    } else if (mode != CONV_FWD && t->tm > 16 && M % 16 == 0) {
+        t->tm = 16;
+    }
     uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
+    t->wm = 1;
     while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
+    while (t->tm % t->rm) t->rm /= 2;
+    while (t->tn % t->rn) t->rn /= 2;
 }
 
 typedef struct {
@@ -141,18 +156,20 @@ typedef struct {
 
 // u (w0, w1, kh, 4) = each row of 3 taps of w (w0, w1, kh, 3) as Winograd F(2, 3)'s four factors
 // (shaders/winograd.comp), recorded before the convolution that reads it; 4 rows an invocation
-// through a vec4 view of w where the rows come in fours.
-static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w) {
-    vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, (int64_t[]){w->shape[0], w->shape[1], w->shape[2], 4});
+// through a vec4 view of w where the rows come in fours. f43: F(4, 3)'s six, u (w0, w1, kh, 6),
+// from the reversed rows when flip (the data gradient's).
+static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip) {
+    int64_t sh[4] = {w->shape[0], w->shape[1], w->shape[2], f43 ? 6 : 4};
+    vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, sh);
     if (!u) return NULL;
     wino_push pc = {.rows = (uint32_t)(w->numel / 3)};
     vkd_arg args[2] = {{offsetof(wino_push, u), VKD_W, u}, {offsetof(wino_push, w), VKD_R, w}};
     uint8_t quads = pc.rows % 4 == 0 && vkd_texel_ok(g, 1, w) && vkd_vec4_ok(2, w, u);
     vkd_texel tx = {1, 0, offsetof(wino_push, w_first), 1};
-    uint32_t spec[2] = {64, quads}, gx, gy;
+    uint32_t spec[4] = {64, quads, (uint32_t)f43, (uint32_t)flip}, gx, gy;
     vkd_grid_1d(quads ? pc.rows / 4 : pc.rows, spec[0], &gx, &gy);
     const char *shader = vkd_store_variant(g, quads, "winograd", "winograd_wide");
-    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 2, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
+    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 4, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
                                     quads)
                ? NULL
                : u;
@@ -289,10 +306,14 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     uint8_t av4 = texel && t.sg && t.l % 4 == 0 && t.tm % 4 == 0 && vkd_vec4_ok(1, A) && mode == CONV_BWD_WEIGHT &&
                   P % 4 == 0 && kchunk % 4 == 0;
     uint32_t wino = (mode == CONV_BWD_WEIGHT ? taps && av4 : qwin) && wino_walk(g->ctx, mode, c, &t, M);
-    if (wino) wino_tile(&t, mode, M);
+    // F(4, 3) for the forward and the data gradient (shader: WINO = 2) where u's rows of 6 keep a
+    // tile's rows of A in whole quads: an even number of input channels
+    int f43 = wino && mode != CONV_BWD_WEIGHT && (c->cin / G) % 2 == 0 && !vkd_env_off("VKD_CONV_F43");
+    if (wino) wino_tile(&t, mode, M, P, f43);
+    if (f43) wino = 2;
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4)
-        vkd_tensor *u = winograd_weights(g, A);
+        vkd_tensor *u = winograd_weights(g, A, wino == 2, wino == 2 && mode == CONV_BWD_DATA);
         if (!u) return -1;
         if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B)))
             A = args[1].t = u, av4 = 1;
@@ -324,6 +345,20 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
                                     texel ? (add ? 3 : 2) : 0);
 }
 
+// The tile conv_dispatch will give a weight gradient, for counting its workgroups: the walk by
+// whole channels' (and its Winograd rows) where the geometry allows it, whatever the chunks.
+// Counted with pick_tile's instead, 32->32 and 64->32 at 32x32 (batch 16) were split in two for
+// 2 threads although their 4 and 8 workgroups already kept both busy, and paid a pass summing
+// the halves.
+static conv_tile weight_tile(vkd_graph *g, const conv_geom *c, int64_t M, int64_t N, vkd_tensor *x) {
+    conv_tile t = pick_tile(g->ctx, M, N, 0);
+    int64_t window = vkd_texel_ok(g, 1, x) ? conv_window(g->ctx, CONV_BWD_WEIGHT, c) : 0;
+    if (!weight_window(c, &t, window, t.l, x) || !taps_walk(c, M)) return t;
+    taps_tile(&t, M);
+    if (wino_walk(g->ctx, CONV_BWD_WEIGHT, c, &t, M)) wino_tile(&t, CONV_BWD_WEIGHT, M, 0, 0);
+    return t;
+}
+
 // dw (cout, cin/groups, kh, kw) = sum over (b, oy, ox) of dy x, added into w's gradient.
 // The sum over the batch and pixels is cut into fixed chunks when the output alone gives
 // too few workgroups; the chunks' partial results are summed in a fixed order. When w
@@ -334,7 +369,7 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
     int cpu = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     int64_t M = c->cout / c->groups, N = (int64_t)(c->cin / c->groups) * c->kh * c->kw;
     int64_t K = (int64_t)c->nb * c->ho * c->wo;
-    conv_tile t = pick_tile(g->ctx, M, N, 0);
+    conv_tile t = weight_tile(g, c, M, N, x);
     uint64_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint64_t base = vkd_ceil_div((uint64_t)N, bn) * vkd_ceil_div((uint64_t)M, bm) * (uint64_t)c->groups;
     // On a CPU device (lavapipe runs a workgroup per core thread) enough

@@ -21,6 +21,12 @@ void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy) {
     *gy = (uint32_t)((groups + *gx - 1) / *gx);
 }
 
+// Whether a 1-D launch of gx * gy workgroups of wg covers exactly n invocations (the shaders'
+// WHOLE: no bounds test).
+int vkd_grid_whole(uint64_t n, uint32_t gx, uint32_t gy, uint32_t wg) {
+    return n > 0 && (uint64_t)gx * gy * wg == n && !vkd_env_off("VKD_WHOLE");
+}
+
 uint32_t vkd_grid_rows(const vkd_graph *g, uint64_t nrows, uint64_t len, uint32_t *wg, uint32_t g3[3], uint32_t *rpw) {
     uint32_t rows = g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && len >= 16;
     g3[2] = 1;
@@ -122,10 +128,11 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(eltwise_push, b_first), (uint8_t)(vec4 && bmode == 1)};
     args[na++] = (vkd_arg){offsetof(eltwise_push, b), VKD_R, b};
     if (s) args[na++] = (vkd_arg){offsetof(eltwise_push, s), VKD_R, s};
-    uint32_t spec[5] = {VKD_WG, (uint32_t)op, bmode, texel, vec4}, gx, gy;
+    uint32_t gx, gy;
     vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
+    uint32_t spec[6] = {VKD_WG, (uint32_t)op, bmode, texel, vec4, vec4 && vkd_grid_whole(y->numel / 4, gx, gy, VKD_WG)};
     const char *shader = vkd_store_variant(g, (int)vec4, "eltwise", "eltwise_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // b right-aligned to a (numpy); its non-1 axes must be one contiguous run equal

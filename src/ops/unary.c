@@ -30,10 +30,11 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
         if (texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(unary_push, dy_first), vec4};
         args[na++] = (vkd_arg){offsetof(unary_push, dy), VKD_R, dy};
     }
-    uint32_t spec[4] = {VKD_WG, op, texel, vec4}, gx, gy;
+    uint32_t gx, gy;
     vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
+    uint32_t spec[5] = {VKD_WG, op, texel, vec4, vec4 && vkd_grid_whole(y->numel / 4, gx, gy, VKD_WG)};
     const char *shader = vkd_store_variant(g, vec4, "unary", "unary_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 4, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 static const char *bwd_names[] = {"silu_bwd", "gelu_bwd", "relu_bwd", "", "", "exp_bwd", "log_bwd", "sqrt_bwd", "softplus_bwd"};
