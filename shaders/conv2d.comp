@@ -305,7 +305,7 @@ void main() {
         // chunk is the 9 taps of one output channel co, and A(m0 + i, k0 + kk) = w[co][m0 + i][kk]
         // is element 9i + kk of a contiguous TM x 9 block: TM*9/4 quads, fetched the same way,
         // instead of TM*NT scalar gathers of w's strided rows (the data gradient's largest load).
-        // WINO: a row of taps is u's 4 factors (shaders/winograd.comp), read as one quad
+        // WINO: a row of taps is u's WT factors (shaders/winograd.comp), read in quads
         const uint KA = WINO != 0u ? WT : KW;
         const uint QR = RW * KA / 4u, QB = MODE == 1u ? TM * RW * KA / 4u : TM * QR, NQ = (QB + L - 1u) / L;
         const int kendA = rows * int(KA);
@@ -334,7 +334,7 @@ void main() {
                 }
             }
             float ak[RW * KW][TM], bk[RW * KW][TN];
-            // WINO: the rows' transformed taps (4 a row) and the lane's transformed inputs (4 a pair)
+            // WINO: the rows' transformed taps (WT a row) and the lane's transformed inputs (WT a tile)
             float uk[WINO != 0u ? RW * WT : 1u][TM], vk[WINO != 0u ? RW * WT : 1u][NP > 0u ? NP : 1u];
             [[unroll]] for (uint r = 0; r < RW; r++) {
                 const bool rv = k0 / int(KW) + int(r) < rows;
@@ -412,8 +412,9 @@ void main() {
                                               : subgroupShuffle(av[kk / L][i], gbase + kk % L);
                     }
                 }
-                // WINO: u's factors of the row, the data gradient's first and last swapped (its
-                // window meets the taps reversed, and reversing g swaps exactly those two)
+                // WINO: u's factors of the row, F(2, 3)'s data gradient's first and last swapped (its
+                // window meets the taps reversed, and reversing g swaps exactly those two; F(4, 3)'s
+                // data gradient reads a u made from the reversed rows)
                 [[unroll]] for (uint t = 0; t < WT && WINO != 0u; t++) {
                     const uint tf = WINO == 1u && FL != 0u && (t == 0u || t == 3u) ? 3u - t : t, kk = r * KA + tf;
                     [[unroll]] for (uint i = 0; i < TM; i++) {

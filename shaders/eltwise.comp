@@ -26,7 +26,7 @@ layout(constant_id = 3) const uint TEXEL = 0;  // a, b through texel bindings 0,
 layout(constant_id = 4) const uint VEC4 = 0;
 // WHOLE = 1 (VEC4; host: the launch is exactly one invocation a quad): no bounds test. On
 // llvmpipe code after a per-lane test runs under an execution mask, and each store's lane loop
-// then tests the mask lane by lane: a 524,288-element add took ~1.1 ms with the test and ~0.6
+// then tests the mask lane by lane: a 524,288-element add took ~1.1 ms with the test and ~0.7
 // without (tests/bench_dispatch).
 layout(constant_id = 5) const uint WHOLE = 0;
 
