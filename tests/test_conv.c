@@ -598,6 +598,8 @@ int main(void) {
     // the weight gradient's whole channels: ragged in N (36, 70 channels) and, above, in M (40 = 16 + 16 + 8)
     test_window_bits(ctx, "conv2d 3x3 pad 1, 36->16, 16x16", 0, (ref_conv_shape){2, 36, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 70->16, 16x16", 0, (ref_conv_shape){2, 70, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0, 1);
+    // an odd number of input channels: u's rows of six would not be whole quads, so F(2, 3)
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 3->16, 16x16", 0, (ref_conv_shape){2, 3, 16, 16, 16, 3, 3, 1, 1, 1, 1}, 0, 1);
     // 1x1: whole quads of pixels; ragged M and N with rows of 12 (no weight-gradient quads); the
     // residual with EDM's skip scale (the GEMM's scale after its adds)
     test_pointwise_bits(ctx, "conv2d 1x1, 24->40, 16x16", (ref_conv_shape){2, 24, 16, 16, 40, 1, 1, 1, 0, 0, 1}, 1.0f);
