@@ -17,6 +17,8 @@ static inline int vkd_norm_subgroup_reduce(const vkd_ctx *ctx) {
 int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
+// Whether that grid of workgroups of wg is exactly n invocations: the element-wise shaders' WHOLE
+// (no bounds test; VKD_WHOLE=0 keeps the test).
 int vkd_grid_whole(uint64_t n, uint32_t gx, uint32_t gy, uint32_t wg);
 // The launch of an element-wise shader over nrows rows of len elements. On a
 // CPU device with rows of at least 16 it is a row launch (returns 1): x walks a
