@@ -134,12 +134,28 @@ layout(constant_id = 16) const uint WINO = 0;
 // are; the outputs are m0 + m1 + m2 + m3 + m4, m1 - m2 + (m3 - m4)/2, m1 + m2 + (m3 + m4)/4,
 // m1 - m2 + (m3 - m4)/8 + m5. A quarter fewer products than F(2, 3), and 6 sums a quad instead
 // of 8. The data gradient's u is made from the reversed rows (its window meets the taps reversed).
-const uint WT = WINO == 2u ? 6u : 4u;  // WINO: terms a tile
-const uint NP = MODE == 2u ? TN / 3u : WINO == 2u ? TN / 4u : TN / 2u;  // WINO: tiles a lane (pairs, quads, tap rows)
+// WINO = 3 (modes 0 and 1; host: a 3x3 kernel with padding 1, x's rows 4 to 4L wide and dividing
+// 4L, an even number of rows, TN a multiple of 8): both directions, F(2, 3) down the columns
+// times F(4, 3) along the rows. A lane's quads h = 2p and 2p + 1 are the same 4 columns of two
+// consecutive rows (col_of), one 2 x 4 tile p; a k step is a whole channel, whose 4 x 6 window
+// elements (rows y - 1 .. y + 2) become 24 factors: F(4, 3)'s six along each row, then F(2, 3)'s
+// (r0 - r2, r1 + r2, r2 - r1, r1 - r3) down them. u holds the weights' 24 (shaders/winograd.comp,
+// W2D). 24 products for 8 outputs where the rows of F(4, 3) took 36, and 4 window rows read for
+// 2 output rows instead of 6. The outputs: rows m0 + m1 + m2 and m1 - m2 - m3 of the sums, then
+// F(4, 3)'s epilogue along each. The data gradient (MODE 1) reads the forward's u: its window
+// meets the kernel turned 180 degrees, so it walks its tile's rows (y + 2 .. y - 1) and each row's
+// elements backwards, which is the forward's sum on the reversed window, and reverses the outputs.
+const uint WT = WINO == 3u ? 24u : WINO == 2u ? 6u : 4u;  // WINO: terms a tile
+// WINO: tiles a lane (pairs, quads, 2 x 4 tiles, tap rows)
+const uint NP = MODE == 2u ? TN / 3u : WINO == 3u ? TN / 8u : WINO == 2u ? TN / 4u : TN / 2u;
 const uint AN = WINO != 0u ? WT * NP : TN;        // accumulators a row of the tile
 const uint RNP = NP % RN == 0u ? RN : 1u;  // WINO's register block along the pairs (tap rows)
 // column j of this lane: n0 + col_of(j)
 uint col_of(uint j, uint lane) {
+    if (WINO == 3u) {  // quad h of the lane: tile h / 2, its row h % 2 (rows of pc.w pixels)
+        const uint W = uint(pc.w), qpr = W / 4u, h = j / 4u;
+        return (h / 2u) * 8u * L + (2u * (lane / qpr) + h % 2u) * W + 4u * (lane % qpr) + j % 4u;
+    }
     return TAPS != 0u ? lane * TN + j : QWIN != 0u ? (j / 4u) * 4u * L + 4u * lane + j % 4u : j * L + lane;
 }
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
@@ -282,7 +298,73 @@ void main() {
     // gather is ~50 instructions). k walks rows r = (channel c2, tap row c1) of KW taps, k = r*KW
     // + kx, in the order of the plain walk, so every sum has the same terms in the same order.
     // A chunk is RW rows (RW*KW k's); lane l holds A(m, k0 + t*L + l), t < NT, for the chunk.
-    if (SHIFT != 0u && MODE != 2u) {
+    if (WINO == 3u) {
+        // The group's sample's plane and each tile's first pixel (the group's columns stay in one
+        // plane: host, P a multiple of L*TN). Rows outside the image and the elements left and
+        // right of x's rows are the padding's zeros.
+        const int W = WB, H = HB, PQ = E1n * E0n, nq = min(n0, N - 1), pix0 = nq % PQ, nch = kend / 9;
+        const int planeB = B0 + (nq / PQ) * SB2;
+        const uint NPA = NP > 0u ? NP : 1u;  // (a constant array size must be at least 1)
+        int prow[NPA], pcol[NPA];
+        [[unroll]] for (uint p = 0; p < NP; p++) {
+            const int pix = pix0 + int(col_of(8u * p, lane));
+            prow[p] = pix / W, pcol[p] = pix % W;
+        }
+        // u's 24 factors of (row m, channel c) are 6 quads; the tile's TM x 6 quads a channel are
+        // fetched NQ3 a lane. The data gradient's rows (input channels) of one output channel
+        // are a contiguous block of u.
+        // RC channels a chunk, so each block of accumulators is loaded and stored once for RC *
+        // RM * RNP products (at one channel a chunk the walk ran ~15% below F(4, 3) along the rows;
+        // at the 16 x 16 tile 4 channels measured 82-97 GFLOP/s where 2 gave 92-115)
+        const uint NQ3 = (TM * 6u + L - 1u) / L, RC = 2u;
+        const int mblk = min(m0, M - int(TM));
+        for (int c0 = 0; c0 < nch; c0 += int(RC)) {
+            float vk[RC * 24u][NPA], uk[RC * 24u][TM];
+            [[unroll]] for (uint r = 0; r < RC; r++) {
+                const int c = min(c0 + int(r), nch - 1);
+                const bool cv = c0 + int(r) < nch;
+                vec4 aq[NQ3];
+                [[unroll]] for (uint u = 0; u < NQ3; u++) {
+                    const int p = min(int(u * L + lane), int(TM * 6u) - 1);
+                    const int ofs = MODE == 0u ? (min(m0 + p / 6, M - 1) * nch + c) * 24 + 4 * (p % 6) : (c * M + mblk) * 24 + 4 * p;
+                    aq[u] = loadA4(ofs);
+                }
+                [[unroll]] for (uint p = 0; p < NP; p++) {
+                    float X[4][6];
+                    [[unroll]] for (uint t = 0; t < 4u; t++) {
+                        const int y = MODE == 1u ? prow[p] + 2 - int(t) : prow[p] - 1 + int(t);
+                        const bool rok = cv && uint(y) < uint(H);
+                        const vec4 q = loadB4((planeB + c * SK2 + clamp(y, 0, H - 1) * W + pcol[p]) >> 2);
+                        const float lw = subgroupShuffle(q.w, gbase + (lane + L - 1u) % L);
+                        const float rx = subgroupShuffle(q.x, gbase + (lane + 1u) % L);
+                        const float el = rok && pcol[p] > 0 ? lw : 0.0, er = rok && pcol[p] + 4 < W ? rx : 0.0;
+                        const vec4 e = rok ? (MODE == 1u ? q.wzyx : q) : vec4(0.0);
+                        const float d0 = MODE == 1u ? er : el, d5 = MODE == 1u ? el : er;
+                        const float d1 = e.x, d2 = e.y, d3 = e.z, d4 = e.w;
+                        const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
+                        X[t][0] = 0.25 * d0 - 1.25 * d2 + d4;
+                        X[t][1] = -0.25 * d12 + d3 + d4;
+                        X[t][2] = 0.25 * e12 - d3 + d4;
+                        X[t][3] = -0.5 * d13 - d2 + d4;
+                        X[t][4] = 0.5 * d13 - d2 + d4;
+                        X[t][5] = 0.25 * d1 - 1.25 * d3 + d5;
+                    }
+                    [[unroll]] for (uint x = 0; x < 6u; x++) {
+                        vk[r * 24u + x][p] = X[0][x] - X[2][x];
+                        vk[r * 24u + 6u + x][p] = X[1][x] + X[2][x];
+                        vk[r * 24u + 12u + x][p] = X[2][x] - X[1][x];
+                        vk[r * 24u + 18u + x][p] = X[1][x] - X[3][x];
+                    }
+                }
+                [[unroll]] for (uint t = 0; t < 24u; t++)
+                    [[unroll]] for (uint i = 0; i < TM; i++) {
+                        const uint p = i * 6u + t / 4u;
+                        uk[r * 24u + t][i] = subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
+                    }
+            }
+            CHUNK_WINO(RC);
+        }
+    } else if (SHIFT != 0u && MODE != 2u) {
         const uint KW = SHIFT > 0u ? SHIFT : 1u;
         // a chunk: RW rows of taps, held in NT A values a lane (8 rows measured no faster at 512
         // bits, and LLVM took ~2 s longer to compile each pipeline)
@@ -582,7 +664,24 @@ void main() {
     if (WINO != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++) {
             float y[TN];
-            [[unroll]] for (uint p = 0; p < NP; p++) {
+            [[unroll]] for (uint p = 0; p < NP && WINO == 3u; p++) {  // tile p's rows: quads 2p, 2p + 1
+                float r[2][6];
+                [[unroll]] for (uint x = 0; x < 6u; x++) {
+                    const float s0 = acc[i][x * NP + p], s1 = acc[i][(6u + x) * NP + p];
+                    const float s2 = acc[i][(12u + x) * NP + p], s3 = acc[i][(18u + x) * NP + p];
+                    r[0][x] = s0 + s1 + s2, r[1][x] = s1 - s2 - s3;
+                }
+                [[unroll]] for (uint h = 0; h < 2u; h++) {
+                    const float a = r[h][1] + r[h][2], b = r[h][1] - r[h][2], c = r[h][3] + r[h][4], e = r[h][3] - r[h][4];
+                    const vec4 o = vec4(r[h][0] + a + c, b + 0.5 * e, a + 0.25 * c, b + 0.125 * e + r[h][5]);
+                    // the data gradient walked its rows and columns reversed: its outputs too
+                    const vec4 v = MODE == 1u ? o.wzyx : o;
+                    const uint q = MODE == 1u ? 1u - h : h;
+                    y[8u * p + 4u * q] = v.x, y[8u * p + 4u * q + 1u] = v.y, y[8u * p + 4u * q + 2u] = v.z;
+                    y[8u * p + 4u * q + 3u] = v.w;
+                }
+            }
+            [[unroll]] for (uint p = 0; p < NP && WINO != 3u; p++) {
                 const float m1 = acc[i][p], m2 = acc[i][NP + p], m3 = acc[i][2u * NP + p], m4 = acc[i][3u * NP + p];
                 if (WINO == 2u) {  // quad p's four pixels (m1 .. m4 are F(4, 3)'s m0 .. m3)
                     const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];

@@ -8,6 +8,10 @@
 // (4g0, 2/3 (g0 + g1 + g2), 2/3 (g0 - g1 + g2), -2/3 (4g0 + 2g1 + g2), -2/3 (4g0 - 2g1 + g2), g2),
 // u (..., kh, 6); FLIP = 1 makes them from the reversed row (g2, g1, g0), for the data gradient
 // (no permutation of the six turns one row's into the other's).
+// W2D = 1 (with F43): conv2d.comp's WINO = 3, a 3x3 kernel's 24 factors, u (cout, cin/groups, 24):
+// F(4, 3)'s six of each row r0, r1, r2, then F(2, 3)'s four down them, (r0, (r0 + r1 + r2) / 2,
+// (r0 - r1 + r2) / 2, r2), term s * 6 + x. Never flipped: the data gradient's walk reads the
+// same u with its window reversed.
 // Written once before each convolution that reads it: done in the walk's inner loop instead, the
 // sums and halvings were redone by every lane for every tile and made the walk slower.
 #include "common.glsl"
@@ -19,6 +23,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint QUADS = 0;
 layout(constant_id = 2) const uint F43 = 0;
 layout(constant_id = 3) const uint FLIP = 0;
+layout(constant_id = 4) const uint W2D = 0;
 
 layout(push_constant) uniform PC {
     FBuf w; FBuf u;
@@ -56,8 +61,45 @@ void main43(uint r) {
         vkd_store4(pc.u, 24u * r + 4u * k, vkd_keep(vec4(f[4u * k], f[4u * k + 1u], f[4u * k + 2u], f[4u * k + 3u])));
 }
 
+// W2D: kernel k's 9 taps g (rows of 3) to its 24 factors f
+void factors24(const float g[9], out float f[24]) {
+    float r[3][6];
+    [[unroll]] for (uint ky = 0; ky < 3u; ky++) factors6(g[3u * ky], g[3u * ky + 1u], g[3u * ky + 2u], r[ky]);
+    [[unroll]] for (uint x = 0; x < 6u; x++) {
+        const float s02 = r[0][x] + r[2][x];
+        f[x] = r[0][x], f[6u + x] = (s02 + r[1][x]) * 0.5, f[12u + x] = (s02 - r[1][x]) * 0.5, f[18u + x] = r[2][x];
+    }
+}
+
+// W2D: kernels 4r .. 4r+3 (QUADS: from 9 quads of w, u's 96 stored as 24 quads) or kernel r
+void main2d(uint r) {
+    float g[9], f[24];
+    if (QUADS != 0u) {
+        float e[36];
+        [[unroll]] for (uint q = 0; q < 9u; q++) {
+            const vec4 v = texelFetch(vkd_tex0, 9 * int(r) + int(q) + pc.w_first);
+            e[4u * q] = v.x, e[4u * q + 1u] = v.y, e[4u * q + 2u] = v.z, e[4u * q + 3u] = v.w;
+        }
+        [[unroll]] for (uint k = 0; k < 4u; k++) {
+            [[unroll]] for (uint i = 0; i < 9u; i++) g[i] = e[9u * k + i];
+            factors24(g, f);
+            [[unroll]] for (uint q = 0; q < 6u; q++)
+                vkd_store4(pc.u, 96u * r + 24u * k + 4u * q, vkd_keep(vec4(f[4u * q], f[4u * q + 1u], f[4u * q + 2u], f[4u * q + 3u])));
+        }
+        return;
+    }
+    [[unroll]] for (uint i = 0; i < 9u; i++) g[i] = pc.w.v[9u * r + i];
+    factors24(g, f);
+    [[unroll]] for (uint i = 0; i < 24u; i++) pc.u.v[24u * r + i] = f[i];
+}
+
 void main() {
     const uint r = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+    if (W2D != 0u) {  // rows: kernels (4 an invocation with QUADS)
+        if ((QUADS != 0u ? 4u * r : r) >= pc.rows) return;
+        main2d(r);
+        return;
+    }
     if (QUADS != 0u) {
         if (4u * r >= pc.rows) return;
         if (F43 != 0u) {

@@ -371,18 +371,28 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     const int64_t *wsh = z.wsh;
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
-    float *out[4][3];
+    float *out[5][3];
     int wide = 0;  // dispatches storing quads as 64-bit pairs (conv2d_wide)
-    // the convolution's input channels (a transposed one's output's) even: F(4, 3) in run 0
+    // the convolution's input channels (a transposed one's output's) even: F(4, 3) in runs 0 and 1
     int even = (transposed ? s.cout : s.cin) / s.groups % 2 == 0;
-    // run 0: the default (Winograd where it applies, F(4, 3) where it can), 1: Winograd's F(2, 3),
-    // 2: the window walks without Winograd, 3: the plain walk
-    for (int run = 0; run < 4; run++) {
-        int pass = run == 3, wrun = run <= 1;
+    // F(2, 3) x F(4, 3) in run 0 where the walk's 8L-pixel blocks are whole pairs of rows (L = 8,
+    // or 4 where the subgroup is 4 wide), and for each walk where its rows (M) are whole tiles of 8:
+    // the forward's output channels, the data gradient's input channels (a transposed
+    // convolution's the other way round)
+    int L = ctx->f.subgroup_size == 4 ? 4 : 8;
+    int geo2d = s.kh == 3 && s.ph == 1 && s.pw == 1 && s.groups == 1 && s.h % 2 == 0 && s.w % 4 == 0 &&
+                (4 * L) % s.w == 0 && (s.h * s.w) % (8 * L) == 0;
+    int m_fwd = transposed ? s.cin : s.cout, m_data = transposed ? s.cout : s.cin;
+    // run 0: the default (Winograd where it applies, F(4, 3) where it can, in both directions
+    // where it can), 1: F(4, 3) along the rows only, 2: Winograd's F(2, 3), 3: the window walks
+    // without Winograd, 4: the plain walk
+    for (int run = 0; run < 5; run++) {
+        int pass = run == 4, wrun = run <= 2;
         setenv("VKD_CONV_WINDOW", pass ? "0" : "1", 1);
         setenv("VKD_CONV_GEMM", pass ? "0" : "1", 1);
         setenv("VKD_CONV_WINO", wrun ? "1" : "0", 1);
-        setenv("VKD_CONV_F43", run == 0 ? "1" : "0", 1);
+        setenv("VKD_CONV_F43", run <= 1 ? "1" : "0", 1);
+        setenv("VKD_CONV_W2D", run == 0 ? "1" : "0", 1);
         out[run][0] = calloc(ny, 4), out[run][1] = calloc(nx, 4), out[run][2] = calloc(nw, 4);
         vkd_graph *g = vkd_graph_new(ctx, name);
         vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
@@ -398,7 +408,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(ok, "%s: %s", name, vkd_graph_error(g));
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
-        int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0, f43 = 0;
+        int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0, f43 = 0, w2d = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
@@ -408,7 +418,8 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
             taps += win && pp->spec[1] == 2 && pp->nspec > 14 && pp->spec[14] != 0;
             qwin += win && pp->spec[1] != 2 && pp->nspec > 15 && pp->spec[15] != 0;
             wino += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] != 0;
-            f43 += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] == 2;
+            f43 += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] >= 2;
+            w2d += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] == 3;
             wino_w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] != 0;
             wide += pp && !strcmp(pp->shader, "conv2d_wide");
         }
@@ -423,9 +434,15 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
               name, qwin, pass);
         // Winograd in the walks by quads: the forward, and the data gradient where it reads w in quads
         int nwino = wrun && cpu && s.w % 4 == 0 ? 1 + data_quads : 0;
-        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == nwino, "%s: %d Winograd walks (%d transforms) in run %d",
+        CHECK(f43 == (run <= 1 && even ? nwino : 0), "%s: %d walks as F(4, 3) in run %d", name, f43, run);
+        int fwd2d = run == 0 && even && geo2d && nwino && m_fwd % 8 == 0;
+        int data2d = run == 0 && even && geo2d && nwino && data_quads && m_data % 8 == 0;
+        CHECK(w2d == fwd2d + data2d, "%s: %d walks as F(2, 3) x F(4, 3) in run %d (expected %d)", name, w2d, run,
+              fwd2d + data2d);
+        // a convolution's data gradient reads the 2-D transform its forward made
+        int ntrans = nwino - (fwd2d && data2d && !transposed);
+        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == ntrans, "%s: %d Winograd walks (%d transforms) in run %d",
               name, wino, count_dispatches(g, "winograd_w"), run);
-        CHECK(f43 == (run == 0 && even ? nwino : 0), "%s: %d walks as F(4, 3) in run %d", name, f43, run);
         // and the weight gradient's over whole input channels (F(3, 2), no transform pass)
         CHECK(wino_w == (wrun && cpu ? whole_taps : 0), "%s: %d Winograd weight gradients in run %d", name, wino_w, run);
         if (ok)
@@ -438,24 +455,25 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     unsetenv("VKD_CONV_GEMM");
     unsetenv("VKD_CONV_WINO");
     unsetenv("VKD_CONV_F43");
-    CHECK(memcmp(out[2][0], out[3][0], ny * 4) == 0, "%s: the forward differs", name);
-    CHECK(memcmp(out[2][1], out[3][1], nx * 4) == 0, "%s: the input gradient differs", name);
-    CHECK(memcmp(out[2][2], out[3][2], nw * 4) == 0, "%s: the weight gradient differs", name);
+    unsetenv("VKD_CONV_W2D");
+    CHECK(memcmp(out[3][0], out[4][0], ny * 4) == 0, "%s: the forward differs", name);
+    CHECK(memcmp(out[3][1], out[4][1], nx * 4) == 0, "%s: the input gradient differs", name);
+    CHECK(memcmp(out[3][2], out[4][2], nw * 4) == 0, "%s: the weight gradient differs", name);
     double *y = malloc(ny * 8), *dx = malloc(nx * 8), *dw = malloc(nw * 8), *db = malloc(s.cout * 8);
     if (transposed) ref_conv_transpose2d_fwd(y, x, w, b, &s), ref_conv_transpose2d_bwd(dx, dw, db, u, x, w, &s);
     else ref_conv2d_fwd(y, x, w, b, &s), ref_conv2d_bwd(dx, dw, db, u, x, w, &s);
-    for (int run = 0; run < 2; run++) {
-        double ey = 0, edx = 0, edw = 0, tol = run == 0 && even ? WTOL : TOL;
+    for (int run = 0; run < 3; run++) {
+        double ey = 0, edx = 0, edw = 0, tol = run <= 1 && even ? WTOL : TOL;
         for (long i = 0; i < ny; i++) ey = fmax(ey, fabs(out[run][0][i] - y[i]) / (1 + fabs(y[i])));
         for (long i = 0; i < nx; i++) edx = fmax(edx, fabs(out[run][1][i] - dx[i]) / (1 + fabs(dx[i])));
         for (long i = 0; i < nw; i++) edw = fmax(edw, fabs(out[run][2][i] - dw[i]) / (1 + fabs(dw[i])));
-        const char *how = run == 0 && even ? "F(4, 3)" : "F(2, 3)";
+        const char *how = run == 0 && even && geo2d ? "F(2, 3) x F(4, 3)" : run <= 1 && even ? "F(4, 3)" : "F(2, 3)";
         CHECK(ey < tol && edx < tol && edw < TOL, "%s: with %s y max error %.3g, dx %.3g, dw %.3g (tolerance %.1g)", name,
               how, ey, edx, edw, tol);
         printf("  with %s y max err %.2e, dx %.2e, dw %.2e\n", how, ey, edx, edw);
     }
     printf("  %d of them stored quads as 64-bit pairs\n", wide);
-    for (int p = 0; p < 4; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
+    for (int p = 0; p < 5; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
     free(x), free(w), free(b), free(u), free(y), free(dx), free(dw), free(db);
 }
 
@@ -591,6 +609,7 @@ int main(void) {
     // groups with the quad walks: the data gradient's blocks of w and the weight gradient's channels per group
     test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 32->32, 16x16", 0, (ref_conv_shape){2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 2}, 1, 1);
     // batch 3 at 8x8: the grid's last workgroup holds lane groups past N (ddpmpp's 8x8 blocks)
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 16->16, 32x32", 0, (ref_conv_shape){1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 32->32, 8x8, batch 3", 0, (ref_conv_shape){3, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 64->32, 16x16", 0, (ref_conv_shape){2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1}, 1, 1);

@@ -148,6 +148,32 @@ static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
     while (t->tn % t->rn) t->rn /= 2;
 }
 
+// Winograd in both directions, F(2, 3) down the columns times F(4, 3) along the rows (shader:
+// WINO = 3), where a lane group's 8L-pixel blocks are whole pairs of rows: a 3x3 kernel with
+// padding 1 (conv_window: stride 1, the output the input's size), no groups, rows of 4 to 4L
+// pixels dividing 4L, an even number of them, and M whole tiles of the tile's rows (the data
+// gradient reads its rows of u as one block). Its tile: 16 rows (8 where M is not a multiple of
+// 16), 16 columns (two 2 x 4 tiles a lane) where a plane holds whole runs of 16L pixels, else 8.
+// tests/bench_conv, best of 10, GFLOP/s of the forward and the data gradient at 16, 32->32,
+// 32x32 and at 16, 64->64, 16x16: 92-102 and 109-115 at 16 x 16, against 79-84 and 94-99 at
+// 8 x 16, 75-79 and 87-90 at 16 x 8, 74-79 and 96-98 at 32 x 16; F(4, 3) along the rows
+// measured 81-89 and 92-105 in the same session. At 64->64, 8x8 (16 x 8) 88 against 86-90: the
+// same. VKD_CONV_W2D=0: F(4, 3) along the rows only.
+static int wino2d_tile(conv_tile *t, const conv_geom *c, int64_t M, int64_t P) {
+    const int64_t L = t->l;
+    if (c->kh != 3 || c->ph != 1 || c->pw != 1 || c->groups != 1 || c->w % 4 || (4 * L) % c->w || c->h % 2 ||
+        M % 8 || P % (8 * L) || vkd_env_off("VKD_CONV_W2D"))
+        return 0;
+    t->tm = M % 16 == 0 ? 16 : 8, t->tn = P % (16 * L) == 0 ? 16 : 8;
+    uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
+    t->wm = 1;
+    while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
+    t->rm = 4, t->rn = 2;
+    while (t->tm % t->rm) t->rm /= 2;
+    while (t->tn / 8 % t->rn) t->rn /= 2;
+    return 1;
+}
+
 typedef struct {
     uint64_t w, u;
     uint32_t rows;
@@ -158,18 +184,18 @@ typedef struct {
 // (shaders/winograd.comp), recorded before the convolution that reads it; 4 rows an invocation
 // through a vec4 view of w where the rows come in fours. f43: F(4, 3)'s six, u (w0, w1, kh, 6),
 // from the reversed rows when flip (the data gradient's).
-static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip) {
-    int64_t sh[4] = {w->shape[0], w->shape[1], w->shape[2], f43 ? 6 : 4};
+static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip, int w2d) {
+    int64_t sh[4] = {w->shape[0], w->shape[1], w2d ? 1 : w->shape[2], w2d ? 24 : f43 ? 6 : 4};
     vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, sh);
     if (!u) return NULL;
-    wino_push pc = {.rows = (uint32_t)(w->numel / 3)};
+    wino_push pc = {.rows = (uint32_t)(w->numel / (w2d ? 9 : 3))};
     vkd_arg args[2] = {{offsetof(wino_push, u), VKD_W, u}, {offsetof(wino_push, w), VKD_R, w}};
     uint8_t quads = pc.rows % 4 == 0 && vkd_texel_ok(g, 1, w) && vkd_vec4_ok(2, w, u);
     vkd_texel tx = {1, 0, offsetof(wino_push, w_first), 1};
-    uint32_t spec[4] = {64, quads, (uint32_t)f43, (uint32_t)flip}, gx, gy;
+    uint32_t spec[5] = {64, quads, (uint32_t)f43, (uint32_t)flip, (uint32_t)w2d}, gx, gy;
     vkd_grid_1d(quads ? pc.rows / 4 : pc.rows, spec[0], &gx, &gy);
     const char *shader = vkd_store_variant(g, quads, "winograd", "winograd_wide");
-    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 4, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
+    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
                                     quads)
                ? NULL
                : u;
@@ -259,7 +285,8 @@ static int pointwise_data_grad(vkd_graph *g, vkd_tensor *dx, vkd_tensor *w, vkd_
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
 // ad (MODE 0, may be NULL): what the store adds after the bias.
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
-                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk) {
+                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk,
+                         vkd_tensor **u2d) {
     vkd_tensor *add = ad ? ad->t : NULL;
     int accum = ad && ad->kind == ADD_ACCUM, G = c->groups, s = c->stride;
     int64_t M, N;
@@ -309,15 +336,18 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // F(4, 3) for the forward and the data gradient (shader: WINO = 2) where u's rows of 6 keep a
     // tile's rows of A in whole quads: an even number of input channels
     int f43 = wino && mode != CONV_BWD_WEIGHT && (c->cin / G) % 2 == 0 && !vkd_env_off("VKD_CONV_F43");
-    if (wino) wino_tile(&t, mode, M, P, f43);
-    if (f43) wino = 2;
+    int w2d = f43 && wino2d_tile(&t, c, M, P);
+    if (wino && !w2d) wino_tile(&t, mode, M, P, f43);
+    if (f43) wino = w2d ? 3 : 2;
     if (wino && mode != CONV_BWD_WEIGHT) {
-        // A becomes w's transform, read in quads (AV4)
-        vkd_tensor *u = winograd_weights(g, A, wino == 2, wino == 2 && mode == CONV_BWD_DATA);
+        // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
+        // gradient (its walk reverses the window), so one the forward made is read again there.
+        vkd_tensor *u = w2d && u2d && *u2d ? *u2d : winograd_weights(g, A, wino >= 2, wino == 2 && mode == CONV_BWD_DATA, w2d);
         if (!u) return -1;
-        if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B)))
+        if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B))) {
             A = args[1].t = u, av4 = 1;
-        else
+            if (w2d && u2d) *u2d = u;
+        } else
             wino = 0;
     }
     if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A))
@@ -395,14 +425,14 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
         vkd_tensor *pg = vkd_grad_param_target(g, w);
         vkd_tensor *dw = pg ? pg : vkd_graph_tensor_like(g, name, w);
         conv_add acc = {NULL, ADD_ACCUM, 1.0f};
-        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk))
+        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk, NULL))
             return -1;
         if (!pg) vkd_grad_accumulate(g, w, dw);
         return 0;
     }
     int64_t sh[2] = {splits, w->numel};
     vkd_tensor *part = vkd_graph_tensor(g, name, 2, sh);
-    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk))
+    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk, NULL))
         return -1;
     return vkd_grad_from_cols(g, name, w, part, (uint64_t)splits);
 }
@@ -433,7 +463,9 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
 
 // x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
 // gradient of the upsampled image, then its 2x2 sums (the upsampling's backward).
-static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c) {
+// u: w's 2-D Winograd transform when the forward made one, else NULL.
+static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c,
+                           vkd_tensor *u) {
     if (pointwise_gemm(g, c)) {
         vkd_tensor *old = vkd_grad_pending(g, x), *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
         if (dx && !pointwise_data_grad(g, dx, w, dy, old, c)) vkd_grad_set(g, x, dx);
@@ -443,7 +475,7 @@ static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tenso
     vkd_tensor *dxu = c->up ? vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh) : NULL;
     vkd_tensor *dx = vkd_graph_tensor_like(g, c->up ? "upsample2x_bwd" : "conv2d_bwd_data", x);
     if (!c->up) dxu = dx;
-    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0)) return;
+    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0, &u)) return;
     if (c->up && vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu)) return;
     vkd_grad_accumulate(g, x, dx);
 }
@@ -461,7 +493,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, dy);
         add = NULL;
     }
-    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
+    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c, e->saved[0]);
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
     vkd_tensor *bias = e->in[2];
     uint64_t P = (uint64_t)(c.ho * c.wo);
@@ -485,7 +517,7 @@ static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tenso
     conv_geom c = geom_of(e, 1);
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv_transpose2d_bwd_data", x);
-        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0))
+        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0, NULL))
             vkd_grad_accumulate(g, x, dx);
     }
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv_transpose2d_bwd_weight", x, dy, w, &c);
@@ -559,11 +591,13 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
     return 0;
 }
 
+// u (may be NULL): w's 2-D Winograd transform, kept for the data gradient (saved[0]).
 static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c) {
+                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c, vkd_tensor *u) {
     vkd_tensor *add = ad ? ad->t : NULL, *in[4] = {x, w, bias, add};
     vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, add ? 4 : 3);
     if (!e) return;
+    e->saved[0] = u;
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
     e->attr.i[ATTR_GROUPS] = c->groups, e->attr.i[ATTR_UP] = c->up;
     e->attr.i[ATTR_ADD] = add ? ad->kind : ADD_NONE, e->attr.f[ATTR_SCALE] = add ? ad->scale : 1.0f;
@@ -591,9 +625,9 @@ static int add_check(vkd_graph *g, const conv_add *ad, const conv_geom *c) {
 // The forward: a GEMM for a pointwise convolution on a CPU device (its epilogue adds a residual,
 // not a per-sample channel value), else the convolution shader.
 static int forward_dispatch(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_tensor *x, vkd_tensor *bias,
-                            const conv_add *ad, const conv_geom *c) {
+                            const conv_add *ad, const conv_geom *c, vkd_tensor **u2d) {
     if (pointwise_gemm(g, c) && (!ad || ad->kind == ADD_RESIDUAL)) return pointwise_forward(g, y, w, x, bias, ad, c);
-    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0);
+    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0, u2d);
 }
 
 static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, const conv_add *ad,
@@ -606,8 +640,9 @@ static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
     vkd_tensor *y = vkd_graph_tensor(g, ad && ad->kind == ADD_RESIDUAL ? "conv2d_res" : "conv2d", 4, sh);
-    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c)) return NULL;
-    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c);
+    vkd_tensor *u = NULL;  // w's 2-D Winograd transform, if the forward makes one
+    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c, &u)) return NULL;
+    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c, u);
     return y;
 }
 
@@ -641,7 +676,7 @@ vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd
     // y is (nb, cout/groups * groups, (H-1)*stride - 2*pad_h + kh, ...): the input side of the convolution
     int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
     vkd_tensor *y = vkd_graph_tensor(g, "conv_transpose2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0)) return NULL;
-    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c);
+    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0, NULL)) return NULL;
+    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c, NULL);
     return y;
 }
