@@ -142,9 +142,10 @@ layout(constant_id = 16) const uint WINO = 0;
 // (r0 - r2, r1 + r2, r2 - r1, r1 - r3) down them. u holds the weights' 24 (shaders/winograd.comp,
 // W2D). 24 products for 8 outputs where the rows of F(4, 3) took 36, and 4 window rows read for
 // 2 output rows instead of 6. The outputs: rows m0 + m1 + m2 and m1 - m2 - m3 of the sums, then
-// F(4, 3)'s epilogue along each. The data gradient (MODE 1) reads the forward's u: its window
-// meets the kernel turned 180 degrees, so it walks its tile's rows (y + 2 .. y - 1) and each row's
-// elements backwards, which is the forward's sum on the reversed window, and reverses the outputs.
+// F(4, 3)'s epilogue along each. The data gradient (MODE 1) reads the same u as the forward: its
+// window meets the kernel turned 180 degrees, so it walks its tile's rows (y + 2 .. y - 1) and each
+// row's elements backwards, which is the forward's sum on the reversed window, and reverses the
+// outputs.
 const uint WT = WINO == 3u ? 24u : WINO == 2u ? 6u : 4u;  // WINO: terms a tile
 // WINO: tiles a lane (pairs, quads, 2 x 4 tiles, tap rows)
 const uint NP = MODE == 2u ? TN / 3u : WINO == 3u ? TN / 8u : WINO == 2u ? TN / 4u : TN / 2u;

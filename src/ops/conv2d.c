@@ -285,8 +285,7 @@ static int pointwise_data_grad(vkd_graph *g, vkd_tensor *dx, vkd_tensor *w, vkd_
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
 // ad (MODE 0, may be NULL): what the store adds after the bias.
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
-                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk,
-                         vkd_tensor **u2d) {
+                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk) {
     vkd_tensor *add = ad ? ad->t : NULL;
     int accum = ad && ad->kind == ADD_ACCUM, G = c->groups, s = c->stride;
     int64_t M, N;
@@ -341,13 +340,15 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     if (f43) wino = w2d ? 3 : 2;
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
-        // gradient (its walk reverses the window), so one the forward made is read again there.
-        vkd_tensor *u = w2d && u2d && *u2d ? *u2d : winograd_weights(g, A, wino >= 2, wino == 2 && mode == CONV_BWD_DATA, w2d);
+        // gradient, whose walk reverses the window. Made again there, not kept from the forward:
+        // kept, it saved ~19 ms a unet_fmnist step (batch 16, 57 transforms instead of 109) but
+        // every u then lived from the forward to the backward, and the step's peak memory grew
+        // from 255.5 to 273.5 MiB.
+        vkd_tensor *u = winograd_weights(g, A, wino >= 2, wino == 2 && mode == CONV_BWD_DATA, w2d);
         if (!u) return -1;
-        if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B))) {
+        if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B)))
             A = args[1].t = u, av4 = 1;
-            if (w2d && u2d) *u2d = u;
-        } else
+        else
             wino = 0;
     }
     if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A))
@@ -425,14 +426,14 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
         vkd_tensor *pg = vkd_grad_param_target(g, w);
         vkd_tensor *dw = pg ? pg : vkd_graph_tensor_like(g, name, w);
         conv_add acc = {NULL, ADD_ACCUM, 1.0f};
-        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk, NULL))
+        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk))
             return -1;
         if (!pg) vkd_grad_accumulate(g, w, dw);
         return 0;
     }
     int64_t sh[2] = {splits, w->numel};
     vkd_tensor *part = vkd_graph_tensor(g, name, 2, sh);
-    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk, NULL))
+    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk))
         return -1;
     return vkd_grad_from_cols(g, name, w, part, (uint64_t)splits);
 }
@@ -463,9 +464,7 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
 
 // x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
 // gradient of the upsampled image, then its 2x2 sums (the upsampling's backward).
-// u: w's 2-D Winograd transform when the forward made one, else NULL.
-static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c,
-                           vkd_tensor *u) {
+static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c) {
     if (pointwise_gemm(g, c)) {
         vkd_tensor *old = vkd_grad_pending(g, x), *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
         if (dx && !pointwise_data_grad(g, dx, w, dy, old, c)) vkd_grad_set(g, x, dx);
@@ -475,7 +474,7 @@ static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tenso
     vkd_tensor *dxu = c->up ? vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh) : NULL;
     vkd_tensor *dx = vkd_graph_tensor_like(g, c->up ? "upsample2x_bwd" : "conv2d_bwd_data", x);
     if (!c->up) dxu = dx;
-    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0, &u)) return;
+    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0)) return;
     if (c->up && vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu)) return;
     vkd_grad_accumulate(g, x, dx);
 }
@@ -493,7 +492,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, dy);
         add = NULL;
     }
-    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c, e->saved[0]);
+    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
     vkd_tensor *bias = e->in[2];
     uint64_t P = (uint64_t)(c.ho * c.wo);
@@ -517,7 +516,7 @@ static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tenso
     conv_geom c = geom_of(e, 1);
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv_transpose2d_bwd_data", x);
-        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0, NULL))
+        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0))
             vkd_grad_accumulate(g, x, dx);
     }
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv_transpose2d_bwd_weight", x, dy, w, &c);
@@ -591,13 +590,11 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
     return 0;
 }
 
-// u (may be NULL): w's 2-D Winograd transform, kept for the data gradient (saved[0]).
 static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c, vkd_tensor *u) {
+                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c) {
     vkd_tensor *add = ad ? ad->t : NULL, *in[4] = {x, w, bias, add};
     vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, add ? 4 : 3);
     if (!e) return;
-    e->saved[0] = u;
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
     e->attr.i[ATTR_GROUPS] = c->groups, e->attr.i[ATTR_UP] = c->up;
     e->attr.i[ATTR_ADD] = add ? ad->kind : ADD_NONE, e->attr.f[ATTR_SCALE] = add ? ad->scale : 1.0f;
@@ -625,9 +622,9 @@ static int add_check(vkd_graph *g, const conv_add *ad, const conv_geom *c) {
 // The forward: a GEMM for a pointwise convolution on a CPU device (its epilogue adds a residual,
 // not a per-sample channel value), else the convolution shader.
 static int forward_dispatch(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_tensor *x, vkd_tensor *bias,
-                            const conv_add *ad, const conv_geom *c, vkd_tensor **u2d) {
+                            const conv_add *ad, const conv_geom *c) {
     if (pointwise_gemm(g, c) && (!ad || ad->kind == ADD_RESIDUAL)) return pointwise_forward(g, y, w, x, bias, ad, c);
-    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0, u2d);
+    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0);
 }
 
 static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, const conv_add *ad,
@@ -640,9 +637,8 @@ static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
     vkd_tensor *y = vkd_graph_tensor(g, ad && ad->kind == ADD_RESIDUAL ? "conv2d_res" : "conv2d", 4, sh);
-    vkd_tensor *u = NULL;  // w's 2-D Winograd transform, if the forward makes one
-    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c, &u)) return NULL;
-    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c, u);
+    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c)) return NULL;
+    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c);
     return y;
 }
 
@@ -676,7 +672,7 @@ vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd
     // y is (nb, cout/groups * groups, (H-1)*stride - 2*pad_h + kh, ...): the input side of the convolution
     int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
     vkd_tensor *y = vkd_graph_tensor(g, "conv_transpose2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0, NULL)) return NULL;
-    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c, NULL);
+    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0)) return NULL;
+    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c);
     return y;
 }
