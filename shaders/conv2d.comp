@@ -124,6 +124,13 @@ layout(constant_id = 16) const uint WINO = 0;
 // dy1) / 2 (d1 + d2), m3 = (dy0 - dy1) / 2 (d2 - d1), m4 = dy1 (d1 - d3): o0 = m1 + m2 + m3,
 // o1 = m2 - m3, o2 = m2 + m3 - m4. dy's factors are made from the quads as they are loaded (a
 // quad is two pairs), so no pass writes them; acc's column t*3 + ky holds term t of tap row ky.
+// WINO = 2 in MODE 2 (host: the same walk): F(3, 4) instead, a quad of pixels' dy0..dy3 against
+// its tap row's six window elements d0..d5: o = G^T ((A dy) . (B^T d)) with F(4, 3)'s matrices
+// transposed (the gradient of F(4, 3)'s forward with respect to its taps). A dy is (dy0, dy0 +
+// dy1 + dy2 + dy3, dy0 - dy1 + dy2 - dy3, dy0 + dy1/2 + dy2/4 + dy3/8, dy0 - dy1/2 + dy2/4 -
+// dy3/8, dy3), B^T d the forward's six input factors, and the taps o0 = 4 m0 + 2/3 (m1 + m2) -
+// 8/3 (m3 + m4), o1 = 2/3 (m1 - m2) - 4/3 (m3 - m4), o2 = 2/3 (m1 + m2 - m3 - m4) + m5: six
+// products for a row's 3 taps over 4 pixels where F(3, 2) took eight, 18 sums a row of the tile.
 // WINO = 2 (modes 0 and 1; host: input channels even): a lane's quad of pixels is one tile of
 // Winograd's F(4, 3), four outputs from its six window elements d0..d5 with six products instead
 // of twelve. Points 0, +-1, +-1/2 and infinity: in a numpy model of fp32 sums over 630 rows their
@@ -544,12 +551,21 @@ void main() {
         // WINO (mode 2; host: AV4): the quads' two pairs of pixels as dy's factors, (dy0, (dy0 +
         // dy1) / 2, (dy0 - dy1) / 2, dy1), the first pair's in wa, the second's in wb: made once by
         // the lane that loaded the quad, not by every lane that uses them
+        // WINO = 2 (mode 2): F(3, 4), a quad of dy as the six factors (dy0, dy0 + dy1 + dy2 + dy3,
+        // dy0 - dy1 + dy2 - dy3, dy0 + dy1/2 + dy2/4 + dy3/8, dy0 - dy1/2 + dy2/4 - dy3/8, dy3)
+        // (F(4, 3)'s output transform, transposed), the first four in wa, the last two in wb
         const bool wino2 = WINO != 0u && MODE == 2u;
         vec4 wa[wino2 && TM >= 4u ? TM / 4u : 1u], wb[wino2 && TM >= 4u ? TM / 4u : 1u];
         [[unroll]] for (uint j = 0; j < TM / 4u && wino2; j++) {
             const vec4 v = av4[j];
-            wa[j] = vec4(v.x, (v.x + v.y) * 0.5, (v.x - v.y) * 0.5, v.y);
-            wb[j] = vec4(v.z, (v.z + v.w) * 0.5, (v.z - v.w) * 0.5, v.w);
+            if (WINO == 2u) {
+                const float s02 = v.x + v.z, s13 = v.y + v.w, h = v.x + 0.25 * v.z, k = 0.5 * v.y + 0.125 * v.w;
+                wa[j] = vec4(v.x, s02 + s13, s02 - s13, h + k);
+                wb[j] = vec4(h - k, v.w, 0.0, 0.0);
+            } else {
+                wa[j] = vec4(v.x, (v.x + v.y) * 0.5, (v.x - v.y) * 0.5, v.y);
+                wb[j] = vec4(v.z, (v.z + v.w) * 0.5, (v.z - v.w) * 0.5, v.w);
+            }
         }
         // Two phases per chunk of L k's: first every operand of the chunk (the gathers, which
         // llvmpipe emits as calls that clobber every vector register), then the multiply-adds
@@ -557,8 +573,10 @@ void main() {
         // registers for the chunk instead of being spilled and reloaded at every k. Each
         // accumulator still sums k = 0..K-1 in order: the same bits as one k at a time.
         float ak[L][TM], bk[L][TN];
-        // WINO (mode 2): the chunk's L/2 pairs' factors of dy (4 a pair) and of x (4 a pair and tap row)
-        float uk[wino2 ? 2u * L : 1u][TM], vk[wino2 ? 2u * L : 1u][NP > 0u ? NP : 1u];
+        // WINO (mode 2): the chunk's L/2 pairs' factors of dy (4 a pair) and of x (4 a pair and tap
+        // row); WINO = 2: its L/4 quads' (6 a quad and tap row)
+        const uint NW = WINO == 2u ? 6u * (L / 4u) : 2u * L;
+        float uk[wino2 ? NW : 1u][TM], vk[wino2 ? NW : 1u][NP > 0u ? NP : 1u];
         // SHIFT in MODE 2 (host: stride 1, a 3-wide kernel with pw = 1 or a 1x1 kernel without
         // padding, wo = w a multiple of L, chunks of whole L's, B a vec4 view, no UP): the
         // chunk's k's are the pixels ox0 .. ox0 + L - 1 of one row, so column j's L values of B
@@ -586,7 +604,17 @@ void main() {
                     // is zero instead, so x needs no mask there); the direct walk's bk is not made
                     float d[L + 2u];
                     [[unroll]] for (uint i = 0; i < L + 2u; i++) d[i] = rok && uint(ox0 + int(i) - 1) < uint(WB) ? e[i] : 0.0;
-                    [[unroll]] for (uint p = 0; p < L / 2u; p++) {
+                    [[unroll]] for (uint q = 0; q < (WINO == 2u ? L / 4u : 0u); q++) {  // quad q: d[4q .. 4q + 5]
+                        const uint o = 4u * q;
+                        const float d12 = d[o + 1u] + d[o + 2u], e12 = d[o + 1u] - d[o + 2u], d13 = d[o + 1u] - d[o + 3u];
+                        vk[q * 6u + 0u][ky] = 0.25 * d[o] - 1.25 * d[o + 2u] + d[o + 4u];
+                        vk[q * 6u + 1u][ky] = -0.25 * d12 + d[o + 3u] + d[o + 4u];
+                        vk[q * 6u + 2u][ky] = 0.25 * e12 - d[o + 3u] + d[o + 4u];
+                        vk[q * 6u + 3u][ky] = -0.5 * d13 - d[o + 2u] + d[o + 4u];
+                        vk[q * 6u + 4u][ky] = 0.5 * d13 - d[o + 2u] + d[o + 4u];
+                        vk[q * 6u + 5u][ky] = 0.25 * d[o + 1u] - 1.25 * d[o + 3u] + d[o + 5u];
+                    }
+                    [[unroll]] for (uint p = 0; p < (WINO == 2u ? 0u : L / 2u); p++) {
                         vk[p * 4u + 0u][ky] = d[2u * p] - d[2u * p + 2u];
                         vk[p * 4u + 1u][ky] = d[2u * p + 1u] + d[2u * p + 2u];
                         vk[p * 4u + 2u][ky] = d[2u * p + 2u] - d[2u * p + 1u];
@@ -646,7 +674,16 @@ void main() {
             c1k = w1 ? 0 : c1k;
             c2k += w1 ? 1 : 0;
         }
-        if (wino2) {
+        if (wino2 && WINO == 2u) {
+            // quad q's six factors: its lane (as ak's), wa then wb
+            [[unroll]] for (uint q = 0; q < L / 4u; q++)
+                [[unroll]] for (uint t = 0; t < 6u; t++)
+                    [[unroll]] for (uint i = 0; i < TM; i++) {
+                        const uint src = gbase + (i % 4u) * Q + q;
+                        uk[q * 6u + t][i] = subgroupShuffle(t < 4u ? wa[i / 4u][t] : wb[i / 4u][t - 4u], src);
+                    }
+            CHUNK_WINO(L / 4u);
+        } else if (wino2) {
             // pair p's factors: its quad's lane (as ak's), wa or wb by the pair's half of the quad
             [[unroll]] for (uint p = 0; p < L / 2u; p++)
                 [[unroll]] for (uint t = 0; t < 4u; t++)
@@ -684,7 +721,13 @@ void main() {
             }
             [[unroll]] for (uint p = 0; p < NP && WINO != 3u; p++) {
                 const float m1 = acc[i][p], m2 = acc[i][NP + p], m3 = acc[i][2u * NP + p], m4 = acc[i][3u * NP + p];
-                if (WINO == 2u) {  // quad p's four pixels (m1 .. m4 are F(4, 3)'s m0 .. m3)
+                if (WINO == 2u && MODE == 2u) {  // tap row p's three taps: F(4, 3)'s weight transform, transposed
+                    const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];
+                    const float a = m2 + m3, c = m4 + m5, k = 2.0 / 3.0;
+                    y[3u * p] = 4.0 * m1 + k * a - 4.0 * k * c;
+                    y[3u * p + 1u] = k * (m2 - m3) - 2.0 * k * (m4 - m5);
+                    y[3u * p + 2u] = k * (a - c) + m6;
+                } else if (WINO == 2u) {  // quad p's four pixels (m1 .. m4 are F(4, 3)'s m0 .. m3)
                     const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];
                     const float a = m2 + m3, b = m2 - m3, c = m4 + m5, e = m4 - m5;
                     y[4u * p] = m1 + a + c;

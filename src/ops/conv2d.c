@@ -338,6 +338,12 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     int w2d = f43 && wino2d_tile(&t, c, M, P);
     if (wino && !w2d) wino_tile(&t, mode, M, P, f43);
     if (f43) wino = w2d ? 3 : 2;
+    // The weight gradient as F(3, 4) (shader: WINO = 2 in mode 2): a quad of pixels and a tap row's
+    // 6 window elements give the row's 3 taps from six products, where F(3, 2)'s pairs took eight.
+    // In a unet_fmnist step (batch 16, VKD_PROFILE, five alternating pairs) the weight gradients
+    // took 245-265 ms against 258-277 with F(3, 2); at 32 rows instead of 16 the 32->32, 32x32
+    // one fell from 85 to 52-55 GFLOP/s. VKD_CONV_F34=0: F(3, 2).
+    if (wino && mode == CONV_BWD_WEIGHT && !vkd_env_off("VKD_CONV_F34")) wino = 2;
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
         // gradient, whose walk reverses the window. Made again there, not kept from the forward:
