@@ -121,6 +121,9 @@ static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const con
     return mode != CONV_BWD_DATA || (c->kh == 3 && (c->cin / c->groups) % 4 == 0 && t->tm % 4 == 0 && M % t->tm == 0);
 }
 
+// The weight gradient's Winograd walk as F(3, 4), not F(3, 2) (see conv_dispatch)
+static int f34_on(void) { return !vkd_env_off("VKD_CONV_F34"); }
+
 // The Winograd walks' tiles. F(2, 3) and F(3, 2): the gradients in 16 rows (whole tiles, as their
 // quads of A need), where the walks without Winograd are faster at 32. Measured at batch 16: the
 // data gradient at 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms
@@ -132,10 +135,17 @@ static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const con
 // gradient GFLOP/s at 16, 32->32, 32x32 and 16, 64->64, 16x16: 74-82 / 72-81 and 89-99 / 87-97
 // against 80-82 / 76-78 and 88-91 / 79-82 at the forward's 32 x 8 and the gradient's 16 x 8;
 // 16 x 32, 8 x 16, 64 x 8 slower for the forward, 24 x 8, 8 x 16 for the data gradient. At
-// 64->64, 8x8 the forward at 32 x 8 ran at 80-81 against 73-74 at 16 x 8.
+// 64->64, 8x8 the forward at 32 x 8 ran at 80-81 against 73-74 at 16 x 8. F(3, 4) (the weight
+// gradient with f43 set): 32 rows where M holds two tiles of them, else 16. bench_conv at 64->64,
+// 16x16 and 128->64, 16x16: 103-108 and 105-111 GFLOP/s against 86-95 and 92-95 at 16 rows; the
+// weight gradients of a unet_fmnist step (VKD_PROFILE, six alternating pairs after an outlier)
+// 236-267 ms against 241-263 (means 244 and 252). At 32->32, 32x32 (one tile of 32) 52-55
+// against 85.
 static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
     if (f43 && mode == CONV_FWD) {
         if (M % 16 == 0 && P % (16 * (int64_t)t->l) == 0) t->tm = 16, t->tn = 16;
+    } else if (f43 && mode == CONV_BWD_WEIGHT) {
+        t->tm = M % 64 == 0 ? 32 : M % 16 == 0 ? 16 : t->tm;
     } else if (f43) {
         t->tm = M % 32 == 0 ? 32 : M % 16 == 0 ? 16 : t->tm;
     } else if (mode != CONV_FWD && t->tm > 16 && M % 16 == 0) {
@@ -336,14 +346,15 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // tile's rows of A in whole quads: an even number of input channels
     int f43 = wino && mode != CONV_BWD_WEIGHT && (c->cin / G) % 2 == 0 && !vkd_env_off("VKD_CONV_F43");
     int w2d = f43 && wino2d_tile(&t, c, M, P);
-    if (wino && !w2d) wino_tile(&t, mode, M, P, f43);
+    int f34 = wino && mode == CONV_BWD_WEIGHT && f34_on();
+    if (wino && !w2d) wino_tile(&t, mode, M, P, f43 || f34);
     if (f43) wino = w2d ? 3 : 2;
     // The weight gradient as F(3, 4) (shader: WINO = 2 in mode 2): a quad of pixels and a tap row's
     // 6 window elements give the row's 3 taps from six products, where F(3, 2)'s pairs took eight.
     // In a unet_fmnist step (batch 16, VKD_PROFILE, five alternating pairs) the weight gradients
     // took 245-265 ms against 258-277 with F(3, 2); at 32 rows instead of 16 the 32->32, 32x32
     // one fell from 85 to 52-55 GFLOP/s. VKD_CONV_F34=0: F(3, 2).
-    if (wino && mode == CONV_BWD_WEIGHT && !vkd_env_off("VKD_CONV_F34")) wino = 2;
+    if (f34) wino = 2;
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
         // gradient, whose walk reverses the window. Made again there, not kept from the forward:
@@ -392,7 +403,7 @@ static conv_tile weight_tile(vkd_graph *g, const conv_geom *c, int64_t M, int64_
     int64_t window = vkd_texel_ok(g, 1, x) ? conv_window(g->ctx, CONV_BWD_WEIGHT, c) : 0;
     if (!weight_window(c, &t, window, t.l, x) || !taps_walk(c, M)) return t;
     taps_tile(&t, M);
-    if (wino_walk(g->ctx, CONV_BWD_WEIGHT, c, &t, M)) wino_tile(&t, CONV_BWD_WEIGHT, M, 0, 0);
+    if (wino_walk(g->ctx, CONV_BWD_WEIGHT, c, &t, M)) wino_tile(&t, CONV_BWD_WEIGHT, M, 0, f34_on());
     return t;
 }
 
