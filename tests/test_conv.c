@@ -375,13 +375,14 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     int wide = 0;  // dispatches storing quads as 64-bit pairs (conv2d_wide)
     // the convolution's input channels (a transposed one's output's) even: F(4, 3) in runs 0 and 1
     int even = (transposed ? s.cout : s.cin) / s.groups % 2 == 0;
-    // F(2, 3) x F(4, 3) in run 0 where the walk's 8L-pixel blocks are whole pairs of rows (L = 8,
-    // or 4 where the subgroup is 4 wide), and for each walk where its rows (M) are whole tiles of 8:
+    // F(2, 3) x F(4, 3) in run 0 where the walk's 8L-pixel blocks are whole pairs of rows and the
+    // planes whole runs of 16L pixels (L = 8, or 4 where the subgroup is 4 wide), and for each walk
+    // where its rows (M) are whole tiles of 8:
     // the forward's output channels, the data gradient's input channels (a transposed
     // convolution's the other way round)
     int L = ctx->f.subgroup_size == 4 ? 4 : 8;
     int geo2d = s.kh == 3 && s.ph == 1 && s.pw == 1 && s.groups == 1 && s.h % 2 == 0 && s.w % 4 == 0 &&
-                (4 * L) % s.w == 0 && (s.h * s.w) % (8 * L) == 0;
+                (4 * L) % s.w == 0 && (s.h * s.w) % (16 * L) == 0;
     int m_fwd = transposed ? s.cin : s.cout, m_data = transposed ? s.cout : s.cin;
     // run 0: the default (Winograd where it applies, F(4, 3) where it can, in both directions
     // where it can), 1: F(4, 3) along the rows only, 2: Winograd's F(2, 3), 3: the window walks

@@ -161,20 +161,22 @@ static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
 // Winograd in both directions, F(2, 3) down the columns times F(4, 3) along the rows (shader:
 // WINO = 3), where a lane group's 8L-pixel blocks are whole pairs of rows: a 3x3 kernel with
 // padding 1 (conv_window: stride 1, the output the input's size), no groups, rows of 4 to 4L
-// pixels dividing 4L, an even number of them, and M whole tiles of the tile's rows (the data
-// gradient reads its rows of u as one block). Its tile: 16 rows (8 where M is not a multiple of
-// 16), 16 columns (two 2 x 4 tiles a lane) where a plane holds whole runs of 16L pixels, else 8.
+// pixels dividing 4L, an even number of them, planes of whole runs of 16L pixels, and M whole
+// tiles of the tile's rows (the data gradient reads its rows of u as one block). Its tile: 16
+// rows (8 where M is not a multiple of 16) and 16 columns, two 2 x 4 tiles a lane.
 // tests/bench_conv, best of 10, GFLOP/s of the forward and the data gradient at 16, 32->32,
 // 32x32 and at 16, 64->64, 16x16: 92-102 and 109-115 at 16 x 16, against 79-84 and 94-99 at
 // 8 x 16, 75-79 and 87-90 at 16 x 8, 74-79 and 96-98 at 32 x 16; F(4, 3) along the rows
-// measured 81-89 and 92-105 in the same session. At 64->64, 8x8 (16 x 8) 88 against 86-90: the
-// same. VKD_CONV_W2D=0: F(4, 3) along the rows only.
+// measured 81-89 and 92-105 in the same session. 8x8 planes (64 pixels, one 16 x 8 tile's run)
+// keep F(4, 3) along the rows: at 64->64 the 2-D walk ran at 80-86 (forward) and 82-90 (data
+// gradient) against 86-95 and 86-96, at 128->64 96-103 against 99-107 (best of 20, four pairs).
+// VKD_CONV_W2D=0: F(4, 3) along the rows only.
 static int wino2d_tile(conv_tile *t, const conv_geom *c, int64_t M, int64_t P) {
     const int64_t L = t->l;
     if (c->kh != 3 || c->ph != 1 || c->pw != 1 || c->groups != 1 || c->w % 4 || (4 * L) % c->w || c->h % 2 ||
-        M % 8 || P % (8 * L) || vkd_env_off("VKD_CONV_W2D"))
+        M % 8 || P % (16 * L) || vkd_env_off("VKD_CONV_W2D"))
         return 0;
-    t->tm = M % 16 == 0 ? 16 : 8, t->tn = P % (16 * L) == 0 ? 16 : 8;
+    t->tm = M % 16 == 0 ? 16 : 8, t->tn = 16;
     uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
     t->wm = 1;
     while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
