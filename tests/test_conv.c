@@ -613,10 +613,11 @@ int main(void) {
     test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1, 0);
     // groups with the quad walks: the data gradient's blocks of w and the weight gradient's channels per group
     test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 32->32, 16x16", 0, (ref_conv_shape){2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 2}, 1, 1);
-    // batch 3 at 8x8: the grid's last workgroup holds lane groups past N (ddpmpp's 8x8 blocks)
+    // 32x32 planes: the 2-D walk's lane groups each one whole row pair of 32 pixels
     test_window_bits(ctx, "conv2d 3x3 pad 1, 16->16, 32x32", 0, (ref_conv_shape){1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1}, 1, 1);
     // the 2-D walk at a ragged grid edge: 3 planes of 128 pixels, two lane groups of 128 a workgroup
     test_window_bits(ctx, "conv2d 3x3 pad 1, 16->16, 8x16, batch 3", 0, (ref_conv_shape){3, 16, 8, 16, 16, 3, 3, 1, 1, 1, 1}, 1, 1);
+    // batch 3 at 8x8: the grid's last workgroup holds lane groups past N (ddpmpp's 8x8 blocks)
     test_window_bits(ctx, "conv2d 3x3 pad 1, 32->32, 8x8, batch 3", 0, (ref_conv_shape){3, 32, 8, 8, 32, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv_transpose2d 3x3 pad 1, 16->8, 16x16", 1, (ref_conv_shape){2, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 64->32, 16x16", 0, (ref_conv_shape){2, 64, 16, 16, 32, 3, 3, 1, 1, 1, 1}, 1, 1);

@@ -141,6 +141,16 @@ static int f34_on(void) { return !vkd_env_off("VKD_CONV_F34"); }
 // weight gradients of a unet_fmnist step (VKD_PROFILE, six alternating pairs after an outlier)
 // 236-267 ms against 241-263 (means 244 and 252). At 32->32, 32x32 (one tile of 32) 52-55
 // against 85.
+// After a Winograd walk set its tile's rows and columns: the lane groups along M (up to the
+// workgroup's, no more than M's tiles) and register blocks that divide the tile.
+static void fit_tile(conv_tile *t, int64_t M) {
+    uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
+    t->wm = 1;
+    while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
+    while (t->tm % t->rm) t->rm /= 2;
+    while (t->tn % t->rn) t->rn /= 2;
+}
+
 static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
     if (f43 && mode == CONV_FWD) {
         if (M % 16 == 0 && P % (16 * (int64_t)t->l) == 0) t->tm = 16, t->tn = 16;
@@ -151,11 +161,7 @@ static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
     } else if (mode != CONV_FWD && t->tm > 16 && M % 16 == 0) {
         t->tm = 16;
     }
-    uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
-    t->wm = 1;
-    while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
-    while (t->tm % t->rm) t->rm /= 2;
-    while (t->tn % t->rn) t->rn /= 2;
+    fit_tile(t, M);
 }
 
 // Winograd in both directions, F(2, 3) down the columns times F(4, 3) along the rows (shader:
@@ -176,13 +182,9 @@ static int wino2d_tile(conv_tile *t, const conv_geom *c, int64_t M, int64_t P) {
     if (c->kh != 3 || c->ph != 1 || c->pw != 1 || c->groups != 1 || c->w % 4 || (4 * L) % c->w || c->h % 2 ||
         M % 8 || P % (16 * L) || vkd_env_off("VKD_CONV_W2D"))
         return 0;
-    t->tm = M % 16 == 0 ? 16 : 8, t->tn = 16;
-    uint32_t mt = vkd_ceil_div((uint64_t)M, t->tm), lanes = t->wg / t->l;
-    t->wm = 1;
-    while (t->wm * 2 <= lanes && t->wm < mt) t->wm *= 2;
-    t->rm = 4, t->rn = 2;
-    while (t->tm % t->rm) t->rm /= 2;
-    while (t->tn / 8 % t->rn) t->rn /= 2;
+    // (the shader's register block along the tiles is RN where it divides their count, TN / 8)
+    t->tm = M % 16 == 0 ? 16 : 8, t->tn = 16, t->rm = 4, t->rn = 2;
+    fit_tile(t, M);
     return 1;
 }
 
