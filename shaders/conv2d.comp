@@ -52,7 +52,10 @@
 // without the add.
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
-// (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own.
+// (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own. The plain
+// walk, and the forward's 2-D Winograd walk (WINO = 3), whose quad of an upsampled row is half
+// a quad of x's, and the weight gradient's walk by whole channels (TAPS), whose run of an
+// upsampled row is half as many elements of x's.
 // 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
 // 12 AV4 (host: TEXEL, SG, L multiple of 4): A is a vec4 texel view read in quads of k. Mode 2
 // (TM a multiple of 4, ho*wo a multiple of 4): A = dy, and each lane of a group loads whole
@@ -342,7 +345,11 @@ void main() {
                     [[unroll]] for (uint t = 0; t < 4u; t++) {
                         const int y = MODE == 1u ? prow[p] + 2 - int(t) : prow[p] - 1 + int(t);
                         const bool rok = cv && uint(y) < uint(H);
-                        const vec4 q = loadB4((planeB + c * SK2 + clamp(y, 0, H - 1) * W + pcol[p]) >> 2);
+                        // UP: the upsampled row's quad is source pixels pcol/2, pcol/2 + 1 of row y/2,
+                        // each twice, one half of a source quad (host: source rows and planes whole quads)
+                        const int yc = clamp(y, 0, H - 1), eu = planeB + c * SK2 + (yc >> 1) * (W >> 1) + (pcol[p] >> 1);
+                        const vec4 qs = loadB4((UP != 0u ? eu : planeB + c * SK2 + yc * W + pcol[p]) >> 2);
+                        const vec4 q = UP == 0u ? qs : (eu & 2) != 0 ? qs.zzww : qs.xxyy;
                         const float lw = subgroupShuffle(q.w, gbase + (lane + L - 1u) % L);
                         const float rx = subgroupShuffle(q.x, gbase + (lane + 1u) % L);
                         const float el = rok && pcol[p] > 0 ? lw : 0.0, er = rok && pcol[p] + 4 < W ? rx : 0.0;
@@ -591,13 +598,37 @@ void main() {
         if (bquad && TAPS != 0u) {
             // this lane's channel's 3 rows of x at the chunk's pixels: for tap row ky, e[p] is the
             // element ox0 + p - 1 of row oy + ky - 1, p = 0 .. L + 1 (tap (ky, kx) reads e[kk + kx])
-            const int base = bofs[0] - xcol[0] - ycol[0] * SBY;  // the channel's plane (column 0 is tap (0, 0))
+            // the channel's plane (column 0 is tap (0, 0); UP: bofs holds the plane alone)
+            const int base = UP != 0u ? bofs[0] : bofs[0] - xcol[0] - ycol[0] * SBY;
             [[unroll]] for (uint ky = 0; ky < 3u; ky++) {
                 const int yy = oy + int(ky) - 1, q = (base + (int(ky) - 1) * SBY + krow) >> 2;
                 float e[L + 2u];
-                e[0] = loadB4(clamp(q - 1, 0, qhi)).w;
-                e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, qhi)).x;
-                RUN_OF_QUADS(e, q, qhi)
+                if (UP != 0u) {
+                    // the upsampled row's run is x's row yy/2 from element ox0/2, each element
+                    // twice: L/8 quads of x, and the elements before and after them; at L = 4 half
+                    // a quad, the quad's other half or a neighbour's element either side (host: x's
+                    // rows and planes whole quads)
+                    const int i0 = base + (k0 / P) * SK2 + (clamp(yy, 0, HB - 1) >> 1) * SBY + (ox0 >> 1), qs = i0 >> 2;
+                    if (L >= 8u) {
+                        e[0] = loadB4(clamp(qs - 1, 0, qhi)).w;
+                        e[L + 1u] = loadB4(clamp(qs + int(L / 8u), 0, qhi)).x;
+                        [[unroll]] for (uint t = 0; t < L / 8u; t++) {
+                            const vec4 v = loadB4(clamp(qs + int(t), 0, qhi));
+                            [[unroll]] for (uint c = 0; c < 8u; c++) e[8u * t + 1u + c] = v[c / 2u];
+                        }
+                    } else {
+                        const vec4 v = loadB4(clamp(qs, 0, qhi));
+                        const bool hi = (i0 & 2) != 0;
+                        const vec2 hv = hi ? v.zw : v.xy;
+                        e[0] = hi ? v.y : loadB4(clamp(qs - 1, 0, qhi)).w;
+                        [[unroll]] for (uint c = 0; c < 4u; c++) e[1u + c] = hv[c / 2u];
+                        e[5] = hi ? loadB4(clamp(qs + 1, 0, qhi)).x : v.z;
+                    }
+                } else {
+                    e[0] = loadB4(clamp(q - 1, 0, qhi)).w;
+                    e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, qhi)).x;
+                    RUN_OF_QUADS(e, q, qhi)
+                }
                 const bool rok = uint(yy) < uint(HB);
                 if (wino2) {
                     // pair p reads d = e[2p .. 2p + 3], each zero outside the image (past kend dy

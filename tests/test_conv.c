@@ -218,10 +218,24 @@ static void expect_fused_error(vkd_ctx *ctx, int res, int ndim, const int64_t *s
     vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(E);
 }
 
+// g's walks that read x through an upsampling when fused: forwards as F(2, 3) x F(4, 3) and
+// Winograd weight gradients (shader constants 1 MODE, 16 WINO)
+static int up_walks(const vkd_graph *g) {
+    int n = 0;
+    for (int i = 0; i < g->ndisp; i++) {
+        const vkd_pipeline *pp = g->disp[i].pipe;
+        if (pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 16)
+            n += (pp->spec[1] == 0 && pp->spec[16] == 3) || (pp->spec[1] == 2 && pp->spec[16] != 0);
+    }
+    return n;
+}
+
 // Runs g with the loss sum(Y * U) and downloads Y and the gradients of in[0..3] into got[0..4]
-// (len[i] floats each; all bits set where a gradient is missing), then frees g.
-static void run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tensor *const in[4], const long len[5],
-                           float *got[5], const char *op) {
+// (len[i] floats each; all bits set where a gradient is missing), then frees g. Returns
+// up_walks(g).
+static int run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tensor *const in[4], const long len[5],
+                          float *got[5], const char *op) {
+    int walks = 0;
     CHECK(Y != NULL, "%s: %s", op, vkd_graph_error(g));
     if (Y) {
         vkd_graph_keep(g, Y);
@@ -233,8 +247,10 @@ static void run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tenso
             if (t) vkd_tensor_download(t, got[i]);
             else memset(got[i], 0xff, len[i] * 4);
         }
+        walks = up_walks(g);
     }
     vkd_graph_free(g);
+    return walks;
 }
 
 // conv2d_add (the per-sample channel add in the convolution's store) against conv2d then add,
@@ -260,21 +276,31 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
     for (int i = 0; i < 4; i++) vkd_tensor_set_requires_grad(in[i], 1);
     float *got[2][5] = {{0}};
     long len[5] = {ny, nx, nw, s.cout, na};
-    // The fused upsampling's forward takes the plain walk, the unfused convolution the window
-    // walk: compared bit for bit without Winograd, whose sums differ (test_window_bits covers it).
-    if (up) setenv("VKD_CONV_WINO", "0", 1);
-    for (int v = 0; v < 2; v++) {
-        vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add" : "conv_add");
-        vkd_tensor *Y = v    ? vkd_add(g, vkd_conv2d(g, up ? vkd_upsample2x(g, X) : X, W, B, s.stride, s.ph, s.pw, s.groups), A)
-                        : up ? vkd_conv2d_up(g, X, W, B, A, s.ph)
-                             : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
-        run_fused_case(g, Y, U, in, len, got[v], up ? "conv2d_up" : "conv2d_add");
-    }
-    unsetenv("VKD_CONV_WINO");
     static const char *what[5] = {"y", "dx", "dw", "db", "d add"};
-    for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)
-        CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_%s: %s differs from the unfused ops",
-              up ? "up" : "add", what[i]);
+    // With x's rows whole quads, the fused upsampling's forward walks as F(2, 3) x F(4, 3) and its
+    // weight gradient as F(3, 4) where the unfused convolution's do (the same sums on the same
+    // values), else the plain walk: then compared bit for bit without Winograd (pass 1), whose
+    // sums differ from the plain walk's (test_window_bits).
+    for (int pass = 0; pass < (up ? 2 : 1); pass++) {
+        if (pass) setenv("VKD_CONV_WINO", "0", 1);
+        int walks[2];
+        for (int v = 0; v < 2; v++) {
+            for (int i = 0; i < 5 && pass; i++) free(got[v][i]), got[v][i] = NULL;
+            vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add" : "conv_add");
+            vkd_tensor *Y = v    ? vkd_add(g, vkd_conv2d(g, up ? vkd_upsample2x(g, X) : X, W, B, s.stride, s.ph, s.pw, s.groups), A)
+                            : up ? vkd_conv2d_up(g, X, W, B, A, s.ph)
+                                 : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
+            walks[v] = run_fused_case(g, Y, U, in, len, got[v], up ? "conv2d_up" : "conv2d_add");
+        }
+        unsetenv("VKD_CONV_WINO");
+        int expect = (s.w / 2) % 4 == 0 ? walks[1] : 0, same = up && !pass ? walks[0] == expect : 1;
+        CHECK(same, "conv2d_up: %d Winograd walks through the upsampling, expected %d (unfused: %d)", walks[0],
+              expect, walks[1]);
+        if (up && !pass) printf("  %d Winograd walks through the upsampling (unfused: %d)\n", walks[0], walks[1]);
+        for (int i = 0; i < 5 && got[0][i] && got[1][i] && same; i++)
+            CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_%s: %s differs from the unfused ops (pass %d)",
+                  up ? "up" : "add", what[i], pass);
+    }
     if (got[0][4]) {
         double *ref = calloc(na, 8), e = 0;
         for (long i = 0; i < ny; i++) ref[i / (ho * wo)] += u[i];
@@ -602,11 +628,16 @@ int main(void) {
     // up block the upsampling inside it (3x3, and the 1x1 skip)
     test_conv_add(ctx, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1}, 0);
     test_conv_add(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1}, 0);
+    test_conv_add(ctx, (ref_conv_shape){3, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1}, 0);
     test_conv_add(ctx, (ref_conv_shape){3, 6, 8, 10, 10, 3, 3, 1, 1, 1, 1}, 1);
     test_conv_add(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1}, 1);
+    // (rows of 24 pixels and planes of 144: the forward's plain walk, fused or not, and the weight
+    // gradient as F(3, 4))
+    test_conv_add(ctx, (ref_conv_shape){2, 8, 6, 24, 16, 3, 3, 1, 1, 1, 1}, 1);
     test_conv_add(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1}, 1);
     test_conv_res(ctx, (ref_conv_shape){3, 6, 5, 7, 10, 3, 3, 1, 1, 1, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 16, 16, 16, 24, 3, 3, 1, 1, 1, 1});
+    test_conv_res(ctx, (ref_conv_shape){3, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 2});
     test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
