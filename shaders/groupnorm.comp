@@ -21,7 +21,12 @@
 // on every driver (no contraction of rs * (...) + old into an fma).
 // Every reduction is a fixed per-invocation stride followed by a fixed tree, so
 // a replayed graph is bit-identical.
-// flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2), bit4 add old.
+// MODE 1 with NL (the channels a group; host: CPU devices, CMAJOR): one workgroup a group walks
+// the samples' rows in order and sums their terms of dw and db in its lanes, in the order of the
+// host's separate sum over n; dw[c], db[c] then hold the sums (flags bit5, bit6: added to the
+// old values, a parameter's persistent gradient).
+// flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2), bit4 add old,
+// bit5 dw += (NL), bit6 db += (NL).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -57,6 +62,7 @@ layout(constant_id = 7) const uint OLD4 = 0;
 // NIR may fold the unrolled arithmetic differently: the bits can differ by rounding (test_nn).
 layout(constant_id = 8) const uint RQ = 0;
 layout(constant_id = 9) const uint RC = 1;
+layout(constant_id = 10) const uint NL = 0;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
 layout(push_constant) uniform PC {
@@ -211,10 +217,17 @@ void store_dx(uint i, vec4 dx) {
     }
 }
 
+// NL: the sums over the samples so far of channel cc of the group (dw's, db's terms)
+vec2 nsum[NL > 0u ? NL : 1u];  // (a constant array size must be at least 1)
+
 // MODE 1 with CMAJOR and flags bit2/bit3: one channel's per-sample terms of dw and db (i = n*C + c),
-// summed over the workgroup.
-void store_param_terms(uint i, uint t, vec2 pw) {
+// summed over the workgroup; NL: added to the channel's sums instead (cc: the channel in its group).
+void store_param_terms(uint i, uint cc, uint t, vec2 pw) {
     pw = wg_sum2(pw);
+    if (NL != 0u) {
+        nsum[cc] += pw;
+        return;
+    }
     if (t == 0u) {
         if ((pc.flags & 4u) != 0u) pc.dw.v[i] = pw.x;
         if ((pc.flags & 8u) != 0u) pc.db.v[i] = pw.y;
@@ -248,7 +261,7 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
                 acc += vec2(g, g * xh);
                 pw += vec2(dz * xh, dz);
             }
-            if (part) store_param_terms(nC + c, t, pw);
+            if (part) store_param_terms(nC + c, cc, t, pw);
         }
     } else {
         for (uint e = t; e < L; e += W) {
@@ -306,7 +319,7 @@ void input_grad_row_regs(uint row, uint t, uint W) {
             ag += g, agx += g * xh, pdx += dz * xh, pd += dz;
         }
         acc += vec2(hsum(ag), hsum(agx));
-        if (part) store_param_terms(nC + c, t, vec2(hsum(pdx), hsum(pd)));
+        if (part) store_param_terms(nC + c, cc, t, vec2(hsum(pdx), hsum(pd)));
     }
     acc = wg_sum2(acc) * inv_n;
     [[unroll]] for (uint cc = 0; cc < RC; cc++)
@@ -337,11 +350,37 @@ void param_grad_channel(uint c, uint t, uint W, uint cpg) {
     }
 }
 
+// MODE 1 with NL: group grp's rows, sample by sample, then its channels' sums (as the host's
+// column sum: y = old + sum, precise)
+void input_grad_group(uint grp, uint t, uint W) {
+    [[unroll]] for (uint cc = 0; cc < NL; cc++) nsum[cc] = vec2(0.0);
+    for (uint n = 0; n < pc.N; n++) {
+        if (RQ != 0u) input_grad_row_regs(n * pc.groups + grp, t, W);
+        else input_grad_row(n * pc.groups + grp, t, W, NL);
+    }
+    if (t != 0u) return;
+    [[unroll]] for (uint cc = 0; cc < NL; cc++) {
+        const uint c = grp * NL + cc;
+        if ((pc.flags & 4u) != 0u) {
+            precise float s = (pc.flags & 32u) != 0u ? pc.dw.v[c] + nsum[cc].x : nsum[cc].x;
+            pc.dw.v[c] = s;
+        }
+        if ((pc.flags & 8u) != 0u) {
+            precise float s = (pc.flags & 64u) != 0u ? pc.db.v[c] + nsum[cc].y : nsum[cc].y;
+            pc.db.v[c] = s;
+        }
+    }
+}
+
 void main() {
     uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, cpg = pc.C / pc.groups;
     uint i = flat_group();
     if (MODE == 2u) {
         if (i < pc.C) param_grad_channel(i, t, W, cpg);
+        return;
+    }
+    if (MODE == 1u && NL != 0u) {
+        if (i < pc.groups) input_grad_group(i, t, W);
         return;
     }
     if (i >= pc.N * pc.groups) return;
