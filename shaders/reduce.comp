@@ -1,6 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 // Sums, deterministic (fixed order, no atomics) so replays are bit-identical.
 // MODE_ROWS: one workgroup per row of x viewed as (rows, cols), tree reduction
 //   in shared memory: y[r] = alpha * sum_c f(x[r*cols + c]) over r*cols+c < nbound.
@@ -33,6 +34,14 @@ layout(constant_id = 6) const uint ACCUM = 0;
 // len % 4 elements one per lane through the buffer. Another order than the scalar walk: other
 // bits, the same for a tensor summed alone and inside a multi-tensor group (sum_squares).
 layout(constant_id = 7) const uint VEC4 = 0;
+// NSUM = 1 (MODE_ROWS with SGRED; host: CPU devices): x viewed as (outer, bc = pc.inner, cols), one
+// workgroup a column c walks its rows r = o*bc + c, o = 0 .. outer - 1 in order: each row summed as
+// the host's row pass would (rows of at most 64 by one invocation in order, as its short-row
+// pass; longer ones by the workgroup's walk), written to y[r] when pc.zflags bit0, and the rows'
+// sum over o, in order as the column pass sums them, into z[c] (bit1: added to z's old value, a
+// parameter's persistent gradient). A bias gradient (and a UNet block's embedding gradient) in
+// one dispatch instead of two.
+layout(constant_id = 8) const uint NSUM = 0;
 const uint MODE_ROWS = 0, MODE_COLS = 1;
 
 layout(push_constant) uniform PC {
@@ -41,6 +50,8 @@ layout(push_constant) uniform PC {
     float alpha;
     int x_first, x2_first;
     UBuf table;  // MULTI
+    FBuf z;      // NSUM: the column sums
+    uint zflags;
 } pc;
 
 shared float part[gl_WorkGroupSize.x];
@@ -67,7 +78,57 @@ float f(uint k) {
     return v;
 }
 
+// MODE_ROWS: this invocation's part of the sum of the row at base (cols elements below bound)
+float row_part(uint base, uint cols, uint bound) {
+    float acc = 0.0;
+    if (VEC4 != 0u && SQDIFF != 1u) {
+        const uint len = bound > base ? min(cols, bound - base) : 0u, nq = len / 4u;
+        vec4 a4 = vec4(0.0);
+        for (uint q = gl_LocalInvocationID.x; q < nq; q += gl_WorkGroupSize.x) a4 += f4(base / 4u + q);
+        acc = (a4.x + a4.y) + (a4.z + a4.w);
+        const uint c = 4u * nq + gl_LocalInvocationID.x;
+        if (c < len) acc += f_buf(base + c);
+    } else {
+        for (uint c = gl_LocalInvocationID.x; c < cols && base + c < bound; c += gl_WorkGroupSize.x)
+            acc += f(base + c);
+    }
+    return acc;
+}
+
+// NSUM: column c's rows and their sum (see NSUM)
+void column_of_rows(uint c) {
+    const uint bc = pc.inner, outer = pc.rows / bc, lane = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
+    const bool rows_out = (pc.zflags & 1u) != 0u;
+    float col = 0.0;
+    if (pc.cols <= 64u) {
+        for (uint o0 = 0; o0 < outer; o0 += W) {
+            const uint o = o0 + lane, base = (o * bc + c) * pc.cols;
+            float v = 0.0;
+            for (uint k = 0; o < outer && k < pc.cols; k++) v += f(base + k);
+            v *= pc.alpha;
+            if (rows_out && o < outer) pc.y.v[o * bc + c] = v;
+            for (uint l = 0; l < W && o0 + l < outer; l++) col += subgroupShuffle(v, l);
+        }
+    } else {
+        for (uint o = 0; o < outer; o++) {
+            const uint r = o * bc + c;
+            const float v = pc.alpha * subgroupAdd(row_part(r * pc.cols, pc.cols, pc.nbound));
+            if (rows_out && lane == 0u) pc.y.v[r] = v;
+            col += v;
+        }
+    }
+    if (lane == 0u) {
+        precise float s = (pc.zflags & 2u) != 0u ? pc.z.v[c] + col : col;
+        pc.z.v[c] = s;
+    }
+}
+
 void main() {
+    if (MODE == MODE_ROWS && NSUM != 0u) {
+        const uint c = flat_group();
+        if (c < pc.inner) column_of_rows(c);
+        return;
+    }
     if (MODE == MODE_ROWS) {
         uint r = flat_group();
         if (r >= pc.rows) return;  // uniform over the workgroup
@@ -76,18 +137,7 @@ void main() {
             cols = pc.table.v[8u * r], dst = pc.table.v[8u * r + 1u], base = pc.table.v[8u * r + 2u];
             bound = base + cols;
         }
-        float acc = 0.0;
-        if (VEC4 != 0u && SQDIFF != 1u) {
-            const uint len = bound > base ? min(cols, bound - base) : 0u, nq = len / 4u;
-            vec4 a4 = vec4(0.0);
-            for (uint q = gl_LocalInvocationID.x; q < nq; q += gl_WorkGroupSize.x) a4 += f4(base / 4u + q);
-            acc = (a4.x + a4.y) + (a4.z + a4.w);
-            const uint c = 4u * nq + gl_LocalInvocationID.x;
-            if (c < len) acc += f_buf(base + c);
-        } else {
-            for (uint c = gl_LocalInvocationID.x; c < cols && base + c < bound; c += gl_WorkGroupSize.x)
-                acc += f(base + c);
-        }
+        float acc = row_part(base, cols, bound);
         if (SGRED != 0u) {
             acc = subgroupAdd(acc);
             if (gl_LocalInvocationID.x == 0) pc.y.v[dst] = pc.alpha * acc;

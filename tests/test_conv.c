@@ -219,12 +219,14 @@ static void expect_fused_error(vkd_ctx *ctx, int res, int ndim, const int64_t *s
 }
 
 // g's walks that read x through an upsampling when fused: forwards as F(2, 3) x F(4, 3) and
-// Winograd weight gradients (shader constants 1 MODE, 16 WINO)
-static int up_walks(const vkd_graph *g) {
+// Winograd weight gradients (shader constants 1 MODE, 16 WINO); row_col: g's passes summing
+// rows and their columns together (reduce.comp's NSUM), counted apart.
+static int up_walks(const vkd_graph *g, int row_col) {
     int n = 0;
     for (int i = 0; i < g->ndisp; i++) {
         const vkd_pipeline *pp = g->disp[i].pipe;
-        if (pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 16)
+        if (row_col) n += pp && !strncmp(pp->shader, "reduce", 6) && pp->nspec > 8 && pp->spec[8] != 0;
+        else if (pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 16)
             n += (pp->spec[1] == 0 && pp->spec[16] == 3) || (pp->spec[1] == 2 && pp->spec[16] != 0);
     }
     return n;
@@ -232,9 +234,9 @@ static int up_walks(const vkd_graph *g) {
 
 // Runs g with the loss sum(Y * U) and downloads Y and the gradients of in[0..3] into got[0..4]
 // (len[i] floats each; all bits set where a gradient is missing), then frees g. Returns
-// up_walks(g).
+// up_walks(g, row_col).
 static int run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tensor *const in[4], const long len[5],
-                          float *got[5], const char *op) {
+                          float *got[5], const char *op, int row_col) {
     int walks = 0;
     CHECK(Y != NULL, "%s: %s", op, vkd_graph_error(g));
     if (Y) {
@@ -247,7 +249,7 @@ static int run_fused_case(vkd_graph *g, vkd_tensor *Y, vkd_tensor *U, vkd_tensor
             if (t) vkd_tensor_download(t, got[i]);
             else memset(got[i], 0xff, len[i] * 4);
         }
-        walks = up_walks(g);
+        walks = up_walks(g, row_col);
     }
     vkd_graph_free(g);
     return walks;
@@ -290,7 +292,7 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
             vkd_tensor *Y = v    ? vkd_add(g, vkd_conv2d(g, up ? vkd_upsample2x(g, X) : X, W, B, s.stride, s.ph, s.pw, s.groups), A)
                             : up ? vkd_conv2d_up(g, X, W, B, A, s.ph)
                                  : vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
-            walks[v] = run_fused_case(g, Y, U, in, len, got[v], up ? "conv2d_up" : "conv2d_add");
+            walks[v] = run_fused_case(g, Y, U, in, len, got[v], up ? "conv2d_up" : "conv2d_add", 0);
         }
         unsetenv("VKD_CONV_WINO");
         int expect = (s.w / 2) % 4 == 0 ? walks[1] : 0, same = up && !pass ? walks[0] == expect : 1;
@@ -300,6 +302,28 @@ static void test_conv_add(vkd_ctx *ctx, ref_conv_shape s, int up) {
         for (int i = 0; i < 5 && got[0][i] && got[1][i] && same; i++)
             CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "conv2d_%s: %s differs from the unfused ops (pass %d)",
                   up ? "up" : "add", what[i], pass);
+    }
+    // The bias's and the embedding's gradients from one pass on CPU devices (reduce.comp's NSUM)
+    // against the row pass and the column sum: the same bits
+    if (!up) {
+        float *sep[5] = {0};
+        int rc[2];
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass) setenv("VKD_ROW_COL_SUMS", "0", 1);
+            vkd_graph *g = vkd_graph_new(ctx, "conv_add");
+            vkd_tensor *Y = vkd_conv2d_add(g, X, W, B, A, s.stride, s.ph, s.pw, s.groups);
+            float *tmp[5] = {0};
+            rc[pass] = run_fused_case(g, Y, U, in, len, pass ? sep : tmp, "conv2d_add", 1);
+            for (int i = 0; i < 5; i++) free(tmp[i]);
+        }
+        unsetenv("VKD_ROW_COL_SUMS");
+        const VkSubgroupFeatureFlags need = VK_SUBGROUP_FEATURE_ARITHMETIC_BIT | VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+        int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && (ctx->f.subgroup_ops & need) == need;
+        CHECK(rc[1] == 0 && (rc[0] >= 1 || !cpu), "conv2d_add: %d, %d passes summing rows and columns", rc[0], rc[1]);
+        for (int i = 3; i < 5 && got[0][i] && sep[i]; i++)
+            CHECK(!memcmp(got[0][i], sep[i], len[i] * 4), "conv2d_add: %s in one pass differs from two", what[i]);
+        printf("  %d pass(es) summing rows and columns, the bits of two\n", rc[0]);
+        for (int i = 0; i < 5; i++) free(sep[i]);
     }
     if (got[0][4]) {
         double *ref = calloc(na, 8), e = 0;
@@ -343,7 +367,7 @@ static void test_conv_res(vkd_ctx *ctx, ref_conv_shape s) {
         vkd_graph *g = vkd_graph_new(ctx, v ? "conv_then_add_scaled" : "conv_res");
         vkd_tensor *Y = v ? vkd_add_scaled(g, vkd_conv2d(g, X, W, B, s.stride, s.ph, s.pw, s.groups), R, scale)
                           : vkd_conv2d_res(g, X, W, B, R, scale, s.stride, s.ph, s.pw, s.groups);
-        run_fused_case(g, Y, U, in, len, got[v], "conv2d_res");
+        run_fused_case(g, Y, U, in, len, got[v], "conv2d_res", 0);
     }
     static const char *what[5] = {"y", "dx", "dw", "db", "d res"};
     for (int i = 0; i < 5 && got[0][i] && got[1][i]; i++)

@@ -534,8 +534,9 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     if (add && vkd_tensor_needs_grad(add) && bias && vkd_tensor_needs_grad(bias) && c.nb > 1) {
         // The embedding's gradient is dy's sums over the pixels, (nb, cout); the bias's is those
         // summed over the samples: one pass over dy for both (the same sums as two passes).
-        vkd_tensor *rows = vkd_reduce_broadcast(g, dy, P, (uint64_t)c.nb * c.cout, add);
-        if (!rows || vkd_grad_from_cols(g, "reduce_bcast", bias, rows, (uint64_t)c.nb)) return;
+        vkd_tensor *rows = vkd_graph_tensor(g, "reduce_bcast", add->ndim, add->shape);
+        if (!rows || vkd_grad_from_row_sums(g, "reduce_bcast", bias, dy, P, (uint64_t)c.nb, (uint64_t)c.cout, rows))
+            return;
         vkd_grad_accumulate(g, add, rows);
         return;
     }

@@ -189,10 +189,9 @@ vkd_tensor *vkd_reduce_broadcast(vkd_graph *g, vkd_tensor *x, uint64_t inner, ui
 
 int vkd_grad_from_broadcast(vkd_graph *g, vkd_tensor *t, vkd_tensor *x, uint64_t inner, uint64_t bc) {
     uint64_t outer = x->numel / (inner * bc);
-    if (outer > 1 && (uint64_t)t->numel == bc) {
-        vkd_tensor *rows = bcast_rows(g, x, inner, outer * bc);
-        return rows ? vkd_grad_from_cols(g, "reduce_bcast", t, rows, outer) : -1;
-    }
+    if (outer > 1 && (uint64_t)t->numel == bc && inner > 1)
+        return vkd_grad_from_row_sums(g, "reduce_bcast", t, x, inner, outer, bc, NULL);
+    if (outer > 1 && (uint64_t)t->numel == bc) return vkd_grad_from_cols(g, "reduce_bcast", t, x, outer);
     vkd_tensor *d = vkd_reduce_broadcast(g, x, inner, bc, t);
     if (!d) return -1;
     vkd_grad_accumulate(g, t, d);

@@ -106,6 +106,11 @@ int vkd_sum_squares_to(vkd_graph *g, vkd_tensor *x, vkd_tensor *y);
 // this op reads, added by the sum's own store into t's persistent gradient (old + sum,
 // the bits of the add it replaces), else a graph tensor handed to vkd_grad_accumulate.
 int vkd_grad_from_cols(vkd_graph *g, const char *name, vkd_tensor *t, vkd_tensor *x, uint64_t R);
+// x viewed as (outer, bc, inner): its rows' sums over inner (into rows (outer * bc) when not NULL)
+// and those summed over outer into t's gradient (t has bc elements), the bits of the row pass
+// then vkd_grad_from_cols, in one pass on CPU devices.
+int vkd_grad_from_row_sums(vkd_graph *g, const char *name, vkd_tensor *t, vkd_tensor *x, uint64_t inner,
+                           uint64_t outer, uint64_t bc, vkd_tensor *rows);
 // Each xs[i]'s sum of squares into slots[i], the one-element view y[i] of y (n elements),
 // with vkd_sum_squares_to's bits: the tensors it sums in one row (up to 32768 elements)
 // as rows of multi-tensor dispatches (src/ops/multi.c), the longer ones one by one.
