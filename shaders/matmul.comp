@@ -83,7 +83,7 @@ layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;  // device addresses; bias may be invalid when flags bit0 is 0
     uint M, N, K, batch;
     uint lda, ldb, ldc, flags;          // flags: bit0 add bias, bit1 accumulate, bit2 bias indexed by row,
-                                        // bit4 alpha after the adds
+                                        // bit4 alpha after the adds, bit5 softmax's backward (with bit3)
     uint sA, sB, sC;                    // batch strides in elements; 0 = shared by all batches
     float alpha;
     int a_first, b_first;               // TEXEL: where A and B start in their texel views
@@ -312,7 +312,23 @@ void main() {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.C.v[crow[i] + ncol[j]];
     }
-    if ((flags & 8u) != 0u && EQ != 0u) {
+    // bit5: softmax's backward, C = R * (C - bias[b M + m]) with R the softmax's output p and bias
+    // its rows' sums of dp * p (the caller's D), so ds comes out of dp's GEMM without a pass of its own
+    const bool smb = (flags & 32u) != 0u;
+    if (smb && EQ != 0u) {
+        [[unroll]] for (uint i = 0; i < TM; i++) {
+            const float d = pc.bias.v[b * pc.M + arow[i]];
+            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+                const vec4 r = texelFetch(texR, int((crow[i] + ncol[4u * h]) / 4u) + pc.r_first);
+                [[unroll]] for (uint e = 0; e < 4u; e++) acc[i][4u * h + e] = r[e] * (acc[i][4u * h + e] - d);
+            }
+        }
+    } else if (smb) {
+        [[unroll]] for (uint i = 0; i < TM; i++) {
+            const float d = pc.bias.v[b * pc.M + arow[i]];
+            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = pc.R.v[crow[i] + ncol[j]] * (acc[i][j] - d);
+        }
+    } else if ((flags & 8u) != 0u && EQ != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
                 const vec4 r = texelFetch(texR, int((crow[i] + ncol[4u * h]) / 4u) + pc.r_first);

@@ -8,7 +8,8 @@
 // MODE_COLS: one invocation per output of x viewed as (rows=outer, cols=R, inner):
 //   y[o*inner + j] = alpha * sum_r f(x[(o*R + r)*inner + j]) (coalesced over j).
 // f(v) = v, (v - x2)^2 when SQDIFF = 1 (the mean-squared error), v^2 when
-// SQDIFF = 2 (a gradient's squared norm without a materialized square).
+// SQDIFF = 2 (a gradient's squared norm without a materialized square), v * x2 when SQDIFF = 3
+// (MODE_COLS: attention's rows of dp * p as sums of da * a over the channels).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -25,7 +26,7 @@ layout(constant_id = 5) const uint MULTI = 0;
 // ACCUM = 1 (MODE_COLS): y += the sum (a parameter's gradient added into its persistent
 // buffer by the pass that makes it: old + g, the bits of an add after it).
 layout(constant_id = 6) const uint ACCUM = 0;
-// VEC4 = 1 (MODE_COLS, SQDIFF 0; host: TEXEL, inner a multiple of 4, x and y vec4 views from
+// VEC4 = 1 (MODE_COLS, SQDIFF 0 or 3; host: TEXEL, inner a multiple of 4, x, x2 and y vec4 views from
 // 16 bytes): an invocation sums 4 adjacent outputs, reading x's rows as quads (on llvmpipe a
 // vec4 fetch costs about what a scalar one does) and, with ACCUM, y's old values through
 // texel binding 1. Each output still sums its rows in order: the scalar walk's bits.
@@ -75,6 +76,7 @@ float f(uint k) {
     float v = ld_x(k);
     if (SQDIFF == 1u) { v -= ld_x2(k); v *= v; }
     if (SQDIFF == 2u) { precise float s = v * v; v = s; }  // rounded as a separate multiply would be
+    if (SQDIFF == 3u) v *= ld_x2(k);
     return v;
 }
 
@@ -155,7 +157,11 @@ void main() {
         if (i >= pc.rows * pc.inner) return;
         uint o = i / pc.inner, j = i % pc.inner;
         vec4 acc = vec4(0.0);
-        for (uint r = 0; r < pc.cols; r++) acc += texelFetch(vkd_tex0, int(((o * pc.cols + r) * pc.inner + j) / 4u) + pc.x_first);
+        for (uint r = 0; r < pc.cols; r++) {
+            const int e = int(((o * pc.cols + r) * pc.inner + j) / 4u);
+            const vec4 v = texelFetch(vkd_tex0, e + pc.x_first);
+            acc += SQDIFF == 3u ? v * texelFetch(vkd_tex1, e + pc.x2_first) : v;  // (SQDIFF 3: x2 a vec4 view)
+        }
         if (ACCUM != 0u) {
             precise vec4 s = texelFetch(vkd_tex1, int(q) + pc.x2_first) + pc.alpha * acc;
             vkd_store4(pc.y, i, vkd_keep(s));

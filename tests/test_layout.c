@@ -3,6 +3,7 @@
 // finite differences), forward and every gradient. Each case builds
 // L = sum(w * op(inputs)) with a random upstream weight w, runs forward and
 // backward once, and compares y and dL/d(every input).
+#include "core/graph.h"
 #include "harness.h"
 #include "ref_layout.h"
 
@@ -177,6 +178,14 @@ static void test_attention_edm(vkd_ctx *ctx, int N, int C, int H, int W, int hea
     ref_attention_edm_bwd(dqkv, c.w, qkv, N, C, H * W, heads);
     compare("y", Y, y);
     compare_grad(&c, "dqkv", X, dqkv);
+    // softmax's backward inside dp's GEMM (matmul flag bit5), no pass of its own
+    int smb = 0, sm_pass = 0;
+    for (int i = 0; i < c.g->ndisp; i++) {
+        const vkd_pipeline *pp = c.g->disp[i].pipe;
+        smb += pp && !strcmp(c.g->disp[i].name, "attention_bwd_p") && pp->nspec > 11 && (pp->spec[11] & 32u);
+        sm_pass += !strcmp(c.g->disp[i].name, "softmax_bwd");
+    }
+    CHECK(smb == 1 && sm_pass == 0, "softmax's backward: %d in dp's GEMM, %d passes of its own", smb, sm_pass);
     // Replays are bit-identical (no atomics anywhere in the chain).
     double *y1 = Y ? t_download(Y) : NULL, *g1 = t_download(vkd_graph_grad(c.g, X));
     CHECK(vkd_graph_run(c.g) == 0, "second run: %s", vkd_graph_error(c.g));
@@ -265,6 +274,8 @@ int main(void) {
     test_attention_dit(ctx, 2, 5, 8, 1);
     // rows of 16 or more: on a CPU device the splits and their gradient run as row launches
     test_attention_edm(ctx, 2, 8, 4, 5, 2);
+    // 64 keys: softmax's backward in dp's GEMM epilogue reads p in quads (CPU devices)
+    test_attention_edm(ctx, 2, 16, 8, 8, 2);
     test_attention_dit(ctx, 2, 3, 32, 1);
     test_no_grad(ctx);
     printf("error messages\n");

@@ -17,7 +17,7 @@ typedef struct {
     int32_t r_first, c_first;  // EQ: texel views of R and C
 } matmul_push;
 
-enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8, MM_ALPHA_LAST = 16 };
+enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8, MM_ALPHA_LAST = 16, MM_SOFTMAX_BWD = 32 };
 
 // Tile sizes (specialization constants 2..6 of matmul.comp: BM, BN, WG, TM,
 // TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The GPU tile favours occupancy
@@ -128,18 +128,24 @@ int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_vie
     // with nothing added after the product, alpha first and alpha last are the same product: the
     // flag only where it changes the result (and the pipeline)
     int adds = ep->bias_rows || ep->R;
+    // softmax's backward: R read as the residual is (its quads, constant 15), bias_rows by batch and row
+    uint32_t flags = ep->softmax_bwd ? MM_SOFTMAX_BWD | MM_RESIDUAL
+                                     : (ep->bias_rows ? MM_BIAS | MM_BIAS_ROWS : 0) | (ep->R ? MM_RESIDUAL : 0) |
+                                           (adds && ep->scale != 1.0f ? MM_ALPHA_LAST : 0);
+    if (ep->softmax_bwd && (!ep->bias_rows || !ep->R)) {
+        vkd_graph_fail(g, "%s: softmax's backward needs its output and its rows' sums", name);
+        return -1;
+    }
     matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
                       .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
                       .sA = A.stride, .sB = B.stride, .sC = C.stride,
-                      .flags = (ep->bias_rows ? MM_BIAS | MM_BIAS_ROWS : 0) | (ep->R ? MM_RESIDUAL : 0) |
-                               (adds && ep->scale != 1.0f ? MM_ALPHA_LAST : 0),
-                      .alpha = ep->scale};
+                      .flags = flags, .alpha = ep->scale};
     return mm_record(g, name, &pc, C.t, A.t, B.t, ep->bias_rows, ep->R, ta, tb);
 }
 
 int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
                              uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha) {
-    vkd_mm_epilogue ep = {NULL, NULL, alpha};
+    vkd_mm_epilogue ep = {NULL, NULL, alpha, 0};
     return vkd_matmul_view_epilogue_dispatch(g, name, C, A, B, batch, M, N, K, ta, tb, &ep);
 }
 

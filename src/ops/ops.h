@@ -63,13 +63,19 @@ int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_
 // The same GEMM with an epilogue after the product: + bias[m] (bias_rows), + R_b (indexed as C),
 // then times `scale`: C_b = (op(A_b) op(B_b) + bias + R_b) * scale, the roundings of a
 // convolution's epilogue (a 1x1 convolution as a GEMM, src/ops/conv2d.c).
+// softmax_bwd: instead C_b = R_b * (op(A_b) op(B_b) - bias[b M + m]), softmax's backward with
+// R its output p and bias (batch, M) the rows' sums of dp * p (src/ops/attention.c).
 typedef struct {
     vkd_tensor *bias_rows, *R;
     float scale;
+    int softmax_bwd;
 } vkd_mm_epilogue;
 int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
                                       uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb,
                                       const vkd_mm_epilogue *ep);
+// y (outer, inner) = sums over R of x * x2, both viewed as (outer, R, inner), in order over R.
+int vkd_reduce_cols_product_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
+                                     uint64_t outer, uint64_t R, uint64_t inner);
 // Softmax over the last axis of x into y (bwd = 0), or its backward dx = y * (dy - sum(dy * y))
 // into y from the saved output x and dy (bwd = 1).
 int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy);

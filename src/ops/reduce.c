@@ -75,6 +75,21 @@ int vkd_reduce_cols_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_
     return reduce_cols(g, name, y, x, outer, R, inner, alpha, 0);
 }
 
+int vkd_reduce_cols_product_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tensor *x, vkd_tensor *x2,
+                                     uint64_t outer, uint64_t R, uint64_t inner) {
+    reduce_push pc = {.rows = (uint32_t)outer, .cols = (uint32_t)R, .inner = (uint32_t)inner,
+                      .nbound = (uint32_t)x->numel, .alpha = 1.0f};
+    vkd_arg args[3] = {{offsetof(reduce_push, y), VKD_W, y}, {offsetof(reduce_push, x), VKD_R, x},
+                       {offsetof(reduce_push, x2), VKD_R, x2}};
+    uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, x, x2);
+    uint8_t vec4 = texel && inner % 4 == 0 && vkd_vec4_ok(3, x, x2, y) && !vkd_env_off("VKD_COL_QUADS");
+    vkd_texel tx[2] = {{1, 0, offsetof(reduce_push, x_first), vec4}, {2, 1, offsetof(reduce_push, x2_first), vec4}};
+    uint32_t spec[8] = {VKD_WG, 1, 3, 0, texel, 0, 0, vec4}, gx, gy;
+    vkd_grid_1d(vec4 ? outer * inner / 4 : outer * inner, VKD_WG, &gx, &gy);
+    const char *shader = vkd_store_variant(g, vec4, "reduce", "reduce_wide");
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 8, gx, gy, 1, &pc, sizeof pc, args, 3, tx, texel ? 2 : 0);
+}
+
 // On CPU devices (one subgroup a workgroup): the rows and their column sums in one dispatch
 // (reduce.comp's NSUM), one workgroup a column. In a unet_fmnist step (batch 16) the column
 // sums were 83 of its dispatches, ~86 us each (VKD_PROFILE). VKD_ROW_COL_SUMS=0 turns it off.
