@@ -312,31 +312,25 @@ void main() {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.C.v[crow[i] + ncol[j]];
     }
-    // bit5: softmax's backward, C = R * (C - bias[b M + m]) with R the softmax's output p and bias
-    // its rows' sums of dp * p (the caller's D), so ds comes out of dp's GEMM without a pass of its own
+    // bit3: + R. With bit5, softmax's backward instead: C = R * (C - bias[b M + m]), R the softmax's
+    // output p and bias its rows' sums of dp * p (the caller's D), so ds comes out of dp's GEMM
+    // without a pass of its own. (FLAGS is a constant: each form compiles alone.)
     const bool smb = (flags & 32u) != 0u;
-    if (smb && EQ != 0u) {
+    if ((flags & 8u) != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++) {
-            const float d = pc.bias.v[b * pc.M + arow[i]];
-            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+            const float d = smb ? pc.bias.v[b * pc.M + arow[i]] : 0.0;
+            [[unroll]] for (uint h = 0; h < (EQ != 0u ? TN / 4u : 0u); h++) {
                 const vec4 r = texelFetch(texR, int((crow[i] + ncol[4u * h]) / 4u) + pc.r_first);
-                [[unroll]] for (uint e = 0; e < 4u; e++) acc[i][4u * h + e] = r[e] * (acc[i][4u * h + e] - d);
+                [[unroll]] for (uint e = 0; e < 4u; e++) {
+                    const uint j = 4u * h + e;
+                    acc[i][j] = smb ? r[e] * (acc[i][j] - d) : acc[i][j] + r[e];
+                }
+            }
+            [[unroll]] for (uint j = 0; j < (EQ != 0u ? 0u : TN); j++) {
+                const float r = pc.R.v[crow[i] + ncol[j]];
+                acc[i][j] = smb ? r * (acc[i][j] - d) : acc[i][j] + r;
             }
         }
-    } else if (smb) {
-        [[unroll]] for (uint i = 0; i < TM; i++) {
-            const float d = pc.bias.v[b * pc.M + arow[i]];
-            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] = pc.R.v[crow[i] + ncol[j]] * (acc[i][j] - d);
-        }
-    } else if ((flags & 8u) != 0u && EQ != 0u) {
-        [[unroll]] for (uint i = 0; i < TM; i++)
-            [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
-                const vec4 r = texelFetch(texR, int((crow[i] + ncol[4u * h]) / 4u) + pc.r_first);
-                [[unroll]] for (uint e = 0; e < 4u; e++) acc[i][4u * h + e] += r[e];
-            }
-    } else if ((flags & 8u) != 0u) {
-        [[unroll]] for (uint i = 0; i < TM; i++)
-            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] += pc.R.v[crow[i] + ncol[j]];
     }
     [[unroll]] for (uint i = 0; i < TM && alpha_last; i++)
         [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] *= pc.alpha;
