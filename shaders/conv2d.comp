@@ -53,7 +53,7 @@
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own. The plain
-// walk, and the forward's 2-D Winograd walk (WINO = 3), whose quad of an upsampled row is half
+// walk, and the forward's 2-D Winograd walks (WINO = 3, 4), whose quad of an upsampled row is half
 // a quad of x's, and the weight gradient's walk by whole channels (TAPS), whose run of an
 // upsampled row is half as many elements of x's.
 // 10 RM, 11 RN: the register block of the multiply-add phase (RM divides TM, RN divides TN).
@@ -156,16 +156,24 @@ layout(constant_id = 16) const uint WINO = 0;
 // window meets the kernel turned 180 degrees, so it walks its tile's rows (y + 2 .. y - 1) and each
 // row's elements backwards, which is the forward's sum on the reversed window, and reverses the
 // outputs.
-const uint WT = WINO == 3u ? 24u : WINO == 2u ? 6u : 4u;  // WINO: terms a tile
-// WINO: tiles a lane (pairs, quads, 2 x 4 tiles, tap rows)
-const uint NP = MODE == 2u ? TN / 3u : WINO == 3u ? TN / 8u : WINO == 2u ? TN / 4u : TN / 2u;
+// WINO = 4 (the same host conditions, and x's rows a multiple of 4): F(4, 3) down the columns too, a
+// 4 x 4 tile of quads h = 4p .. 4p + 3 from its 6 x 6 window: 36 products for 16 outputs where WINO =
+// 3 took 48 (the multiply-adds were ~50-60% of its time), and 6 window rows read for 4 output rows
+// instead of 8. u holds the weights' 36 (shaders/winograd.comp, W2D = 2); the column transforms are
+// the rows' (input factors down the window's rows, the epilogue's down the sums' rows). Larger
+// transformed operands, larger roundings: test_conv holds it to the double reference, as WINO = 3.
+const uint WT = WINO == 4u ? 36u : WINO == 3u ? 24u : WINO == 2u ? 6u : 4u;  // WINO: terms a tile
+// 2-D walks (WINO 3, 4): a tile's output rows, its window's rows, the quads of u a (row, channel)
+const uint TR = WINO == 4u ? 4u : 2u, TWR = TR + 2u, QU = WT / 4u;
+// WINO: tiles a lane (pairs, quads, 2 x 4 or 4 x 4 tiles, tap rows)
+const uint NP = MODE == 2u ? TN / 3u : WINO >= 3u ? TN / (4u * TR) : WINO == 2u ? TN / 4u : TN / 2u;
 const uint AN = WINO != 0u ? WT * NP : TN;        // accumulators a row of the tile
 const uint RNP = NP % RN == 0u ? RN : 1u;  // WINO's register block along the pairs (tap rows)
 // column j of this lane: n0 + col_of(j)
 uint col_of(uint j, uint lane) {
-    if (WINO == 3u) {  // quad h of the lane: tile h / 2, its row h % 2 (rows of pc.w pixels)
+    if (WINO >= 3u) {  // quad h of the lane: tile h / TR, its row h % TR (rows of pc.w pixels)
         const uint W = uint(pc.w), qpr = W / 4u, h = j / 4u;
-        return (h / 2u) * 8u * L + (2u * (lane / qpr) + h % 2u) * W + 4u * (lane % qpr) + j % 4u;
+        return (h / TR) * 4u * TR * L + (TR * (lane / qpr) + h % TR) * W + 4u * (lane % qpr) + j % 4u;
     }
     return TAPS != 0u ? lane * TN + j : QWIN != 0u ? (j / 4u) * 4u * L + 4u * lane + j % 4u : j * L + lane;
 }
@@ -309,7 +317,7 @@ void main() {
     // gather is ~50 instructions). k walks rows r = (channel c2, tap row c1) of KW taps, k = r*KW
     // + kx, in the order of the plain walk, so every sum has the same terms in the same order.
     // A chunk is RW rows (RW*KW k's); lane l holds A(m, k0 + t*L + l), t < NT, for the chunk.
-    if (WINO == 3u) {
+    if (WINO >= 3u) {
         // The group's sample's plane and each tile's first pixel (the group's columns stay in one
         // plane: host, P a multiple of L*TN). Rows outside the image and the elements left and
         // right of x's rows are the padding's zeros.
@@ -318,32 +326,33 @@ void main() {
         const uint NPA = NP > 0u ? NP : 1u;  // (a constant array size must be at least 1)
         int prow[NPA], pcol[NPA];
         [[unroll]] for (uint p = 0; p < NP; p++) {
-            const int pix = pix0 + int(col_of(8u * p, lane));
+            const int pix = pix0 + int(col_of(4u * TR * p, lane));
             prow[p] = pix / W, pcol[p] = pix % W;
         }
-        // u's 24 factors of (row m, channel c) are 6 quads; the tile's TM x 6 quads a channel are
+        // u's WT factors of (row m, channel c) are QU quads; the tile's TM x QU quads a channel are
         // fetched NQ3 a lane. The data gradient's rows (input channels) of one output channel
         // are a contiguous block of u.
         // RC channels a chunk, so each block of accumulators is loaded and stored once for RC *
         // RM * RNP products (at one channel a chunk the walk ran ~15% below F(4, 3) along the rows;
         // at the 16 x 16 tile 4 channels measured 82-97 GFLOP/s where 2 gave 92-115)
-        const uint NQ3 = (TM * 6u + L - 1u) / L, RC = 2u;
+        const uint NQ3 = (TM * QU + L - 1u) / L, RC = 2u;
         const int mblk = min(m0, M - int(TM));
         for (int c0 = 0; c0 < nch; c0 += int(RC)) {
-            float vk[RC * 24u][NPA], uk[RC * 24u][TM];
+            float vk[RC * WT][NPA], uk[RC * WT][TM];
             [[unroll]] for (uint r = 0; r < RC; r++) {
                 const int c = min(c0 + int(r), nch - 1);
                 const bool cv = c0 + int(r) < nch;
                 vec4 aq[NQ3];
                 [[unroll]] for (uint u = 0; u < NQ3; u++) {
-                    const int p = min(int(u * L + lane), int(TM * 6u) - 1);
-                    const int ofs = MODE == 0u ? (min(m0 + p / 6, M - 1) * nch + c) * 24 + 4 * (p % 6) : (c * M + mblk) * 24 + 4 * p;
+                    const int p = min(int(u * L + lane), int(TM * QU) - 1);
+                    const int ofs = MODE == 0u ? (min(m0 + p / int(QU), M - 1) * nch + c) * int(WT) + 4 * (p % int(QU))
+                                               : (c * M + mblk) * int(WT) + 4 * p;
                     aq[u] = loadA4(ofs);
                 }
                 [[unroll]] for (uint p = 0; p < NP; p++) {
-                    float X[4][6];
-                    [[unroll]] for (uint t = 0; t < 4u; t++) {
-                        const int y = MODE == 1u ? prow[p] + 2 - int(t) : prow[p] - 1 + int(t);
+                    float X[6][6];  // (rows TWR used: glslang checks constant indices against literal sizes)
+                    [[unroll]] for (uint t = 0; t < TWR; t++) {
+                        const int y = MODE == 1u ? prow[p] + int(TR) - int(t) : prow[p] - 1 + int(t);
                         const bool rok = cv && uint(y) < uint(H);
                         // UP: the upsampled row's quad is source pixels pcol/2, pcol/2 + 1 of row y/2,
                         // each twice, one half of a source quad (host: source rows and planes whole quads)
@@ -364,17 +373,29 @@ void main() {
                         X[t][4] = 0.5 * d13 - d2 + d4;
                         X[t][5] = 0.25 * d1 - 1.25 * d3 + d5;
                     }
-                    [[unroll]] for (uint x = 0; x < 6u; x++) {
-                        vk[r * 24u + x][p] = X[0][x] - X[2][x];
-                        vk[r * 24u + 6u + x][p] = X[1][x] + X[2][x];
-                        vk[r * 24u + 12u + x][p] = X[2][x] - X[1][x];
-                        vk[r * 24u + 18u + x][p] = X[1][x] - X[3][x];
+                    [[unroll]] for (uint x = 0; x < 6u && WINO == 3u; x++) {
+                        vk[r * WT + x][p] = X[0][x] - X[2][x];
+                        vk[r * WT + 6u + x][p] = X[1][x] + X[2][x];
+                        vk[r * WT + 12u + x][p] = X[2][x] - X[1][x];
+                        vk[r * WT + 18u + x][p] = X[1][x] - X[3][x];
+                    }
+                    // WINO = 4: F(4, 3)'s input factors down each column of the row factors
+                    [[unroll]] for (uint x = 0; x < 6u && WINO == 4u; x++) {
+                        const float d0 = X[0][x], d1 = X[1][x], d2 = X[2][x], d3 = X[3][x];
+                        const float d4 = X[4][x], d5 = X[5][x];
+                        const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
+                        vk[r * WT + x][p] = 0.25 * d0 - 1.25 * d2 + d4;
+                        vk[r * WT + 6u + x][p] = -0.25 * d12 + d3 + d4;
+                        vk[r * WT + 12u + x][p] = 0.25 * e12 - d3 + d4;
+                        vk[r * WT + 18u + x][p] = -0.5 * d13 - d2 + d4;
+                        vk[r * WT + 24u + x][p] = 0.5 * d13 - d2 + d4;
+                        vk[r * WT + 30u + x][p] = 0.25 * d1 - 1.25 * d3 + d5;
                     }
                 }
-                [[unroll]] for (uint t = 0; t < 24u; t++)
+                [[unroll]] for (uint t = 0; t < WT; t++)
                     [[unroll]] for (uint i = 0; i < TM; i++) {
-                        const uint p = i * 6u + t / 4u;
-                        uk[r * 24u + t][i] = subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
+                        const uint p = i * QU + t / 4u;
+                        uk[r * WT + t][i] = subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
                     }
             }
             CHUNK_WINO(RC);
@@ -733,24 +754,30 @@ void main() {
     if (WINO != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++) {
             float y[TN];
-            [[unroll]] for (uint p = 0; p < NP && WINO == 3u; p++) {  // tile p's rows: quads 2p, 2p + 1
-                float r[2][6];
+            [[unroll]] for (uint p = 0; p < NP && WINO >= 3u; p++) {  // tile p's rows: quads TR p .. TR p + TR - 1
+                float r[4][6];  // (rows TR used, as X's)
                 [[unroll]] for (uint x = 0; x < 6u; x++) {
                     const float s0 = acc[i][x * NP + p], s1 = acc[i][(6u + x) * NP + p];
                     const float s2 = acc[i][(12u + x) * NP + p], s3 = acc[i][(18u + x) * NP + p];
-                    r[0][x] = s0 + s1 + s2, r[1][x] = s1 - s2 - s3;
+                    if (WINO == 3u) {
+                        r[0][x] = s0 + s1 + s2, r[1][x] = s1 - s2 - s3;
+                    } else {  // F(4, 3)'s outputs down the column (as along the rows below)
+                        const float s4 = acc[i][((24u + x) % WT) * NP + p], s5 = acc[i][((30u + x) % WT) * NP + p];
+                        const float a = s1 + s2, b = s1 - s2, c = s3 + s4, e = s3 - s4;
+                        r[0][x] = s0 + a + c, r[1][x] = b + 0.5 * e, r[2][x] = a + 0.25 * c, r[3][x] = b + 0.125 * e + s5;
+                    }
                 }
-                [[unroll]] for (uint h = 0; h < 2u; h++) {
+                [[unroll]] for (uint h = 0; h < TR; h++) {
                     const float a = r[h][1] + r[h][2], b = r[h][1] - r[h][2], c = r[h][3] + r[h][4], e = r[h][3] - r[h][4];
                     const vec4 o = vec4(r[h][0] + a + c, b + 0.5 * e, a + 0.25 * c, b + 0.125 * e + r[h][5]);
                     // the data gradient walked its rows and columns reversed: its outputs too
                     const vec4 v = MODE == 1u ? o.wzyx : o;
-                    const uint q = MODE == 1u ? 1u - h : h;
-                    y[8u * p + 4u * q] = v.x, y[8u * p + 4u * q + 1u] = v.y, y[8u * p + 4u * q + 2u] = v.z;
-                    y[8u * p + 4u * q + 3u] = v.w;
+                    const uint q = MODE == 1u ? TR - 1u - h : h;
+                    y[4u * TR * p + 4u * q] = v.x, y[4u * TR * p + 4u * q + 1u] = v.y, y[4u * TR * p + 4u * q + 2u] = v.z;
+                    y[4u * TR * p + 4u * q + 3u] = v.w;
                 }
             }
-            [[unroll]] for (uint p = 0; p < NP && WINO != 3u; p++) {
+            [[unroll]] for (uint p = 0; p < NP && WINO < 3u; p++) {
                 const float m1 = acc[i][p], m2 = acc[i][NP + p], m3 = acc[i][2u * NP + p], m4 = acc[i][3u * NP + p];
                 if (WINO == 2u && MODE == 2u) {  // tap row p's three taps: F(4, 3)'s weight transform, transposed
                     const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];

@@ -12,6 +12,8 @@
 // F(4, 3)'s six of each row r0, r1, r2, then F(2, 3)'s four down them, (r0, (r0 + r1 + r2) / 2,
 // (r0 - r1 + r2) / 2, r2), term s * 6 + x. Never flipped: the data gradient's walk reads the
 // same u with its window reversed.
+// W2D = 2: conv2d.comp's WINO = 4, F(4, 3)'s six down the rows' six as well: 36 factors, u (cout,
+// cin/groups, 36), term s * 6 + x.
 // Written once before each convolution that reads it: done in the walk's inner loop instead, the
 // sums and halvings were redone by every lane for every tile and made the walk slower.
 #include "common.glsl"
@@ -61,19 +63,26 @@ void main43(uint r) {
         vkd_store4(pc.u, 24u * r + 4u * k, vkd_keep(vec4(f[4u * k], f[4u * k + 1u], f[4u * k + 2u], f[4u * k + 3u])));
 }
 
-// W2D: kernel k's 9 taps g (rows of 3) to its 24 factors f
-void factors24(const float g[9], out float f[24]) {
+// W2D: kernel k's 9 taps g (rows of 3) to its FW factors f (24: F(2, 3)'s four down the columns,
+// 36: F(4, 3)'s six)
+const uint FW = W2D == 2u ? 36u : 24u;
+void factors2d(const float g[9], out float f[36]) {  // (36: glslang takes no parameter sized by a constant)
     float r[3][6];
     [[unroll]] for (uint ky = 0; ky < 3u; ky++) factors6(g[3u * ky], g[3u * ky + 1u], g[3u * ky + 2u], r[ky]);
-    [[unroll]] for (uint x = 0; x < 6u; x++) {
+    [[unroll]] for (uint x = 0; x < 6u && W2D == 1u; x++) {
         const float s02 = r[0][x] + r[2][x];
         f[x] = r[0][x], f[6u + x] = (s02 + r[1][x]) * 0.5, f[12u + x] = (s02 - r[1][x]) * 0.5, f[18u + x] = r[2][x];
     }
+    [[unroll]] for (uint x = 0; x < 6u && W2D == 2u; x++) {
+        float c[6];
+        factors6(r[0][x], r[1][x], r[2][x], c);  // (never flipped: FLIP is 0 with W2D)
+        [[unroll]] for (uint s = 0; s < 6u; s++) f[6u * s + x] = c[s];
+    }
 }
 
-// W2D: kernels 4r .. 4r+3 (QUADS: from 9 quads of w, u's 96 stored as 24 quads) or kernel r
+// W2D: kernels 4r .. 4r+3 (QUADS: from 9 quads of w, u's 4 FW stored as FW quads) or kernel r
 void main2d(uint r) {
-    float g[9], f[24];
+    float g[9], f[36];
     if (QUADS != 0u) {
         float e[36];
         [[unroll]] for (uint q = 0; q < 9u; q++) {
@@ -82,15 +91,15 @@ void main2d(uint r) {
         }
         [[unroll]] for (uint k = 0; k < 4u; k++) {
             [[unroll]] for (uint i = 0; i < 9u; i++) g[i] = e[9u * k + i];
-            factors24(g, f);
-            [[unroll]] for (uint q = 0; q < 6u; q++)
-                vkd_store4(pc.u, 96u * r + 24u * k + 4u * q, vkd_keep(vec4(f[4u * q], f[4u * q + 1u], f[4u * q + 2u], f[4u * q + 3u])));
+            factors2d(g, f);
+            [[unroll]] for (uint q = 0; q < FW / 4u; q++)
+                vkd_store4(pc.u, 4u * FW * r + FW * k + 4u * q, vkd_keep(vec4(f[4u * q], f[4u * q + 1u], f[4u * q + 2u], f[4u * q + 3u])));
         }
         return;
     }
     [[unroll]] for (uint i = 0; i < 9u; i++) g[i] = pc.w.v[9u * r + i];
-    factors24(g, f);
-    [[unroll]] for (uint i = 0; i < 24u; i++) pc.u.v[24u * r + i] = f[i];
+    factors2d(g, f);
+    [[unroll]] for (uint i = 0; i < FW; i++) pc.u.v[FW * r + i] = f[i];
 }
 
 void main() {

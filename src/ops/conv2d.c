@@ -6,7 +6,6 @@
 // its output back to its input, so both ops describe themselves by that
 // convolution's geometry and share the three shaders).
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include "ops/ops.h"
@@ -176,12 +175,25 @@ static void wino_tile(conv_tile *t, int mode, int64_t M, int64_t P, int f43) {
 // measured 81-89 and 92-105 in the same session. 8x8 planes (64 pixels, one 16 x 8 tile's run)
 // keep F(4, 3) along the rows: at 64->64 the 2-D walk ran at 80-86 (forward) and 82-90 (data
 // gradient) against 86-95 and 86-96, at 128->64 96-103 against 99-107 (best of 20, four pairs).
-// VKD_CONV_W2D=0: F(4, 3) along the rows only.
+// VKD_CONV_W2D=0: F(4, 3) along the rows only; VKD_CONV_W44=0: F(2, 3) down the columns always.
 static int wino2d_tile(conv_tile *t, const conv_geom *c, int64_t M, int64_t P) {
     const int64_t L = t->l;
     if (c->kh != 3 || c->ph != 1 || c->pw != 1 || c->groups != 1 || c->w % 4 || (4 * L) % c->w || c->h % 2 ||
         M % 8 || P % (16 * L) || vkd_env_off("VKD_CONV_W2D"))
         return 0;
+    // F(4, 3) in both directions (shader: WINO = 4) where the rows come in fours and the planes in
+    // whole runs of 32L pixels: two 4 x 4 tiles a lane (TN = 32), 16 rows (8 where M is not a
+    // multiple of 16). tests/bench_conv, best of 20, ms of the forward and the data gradient:
+    // 16, 32->32, 32x32 2.72-2.84 against WINO = 3's 2.82-2.95; 64->64, 16x16 2.30-2.36
+    // against 2.48-2.51; 128->64, 16x16 4.09 and 4.50 against 4.42 and 4.81. Other tiles
+    // measured (TM x TN): 16 x 16 2.81-3.03 and 2.49-2.50 at the first two; 8 x 32 2.82-2.88
+    // and 2.30-2.33; 32 x 32 2.71-2.86 and 2.24-2.32; 16 x 64 2.65-2.73 and 2.48-2.50; with one
+    // channel a chunk instead of two (the shader's RC), 16 x 32 took 2.90-2.95 and 2.44-2.45.
+    if (c->h % 4 == 0 && P % (32 * L) == 0 && !vkd_env_off("VKD_CONV_W44")) {
+        t->tm = M % 16 == 0 ? 16 : 8, t->tn = 32, t->rm = 4, t->rn = 2;
+        fit_tile(t, M);
+        return 2;
+    }
     // (the shader's register block along the tiles is RN where it divides their count, TN / 8)
     t->tm = M % 16 == 0 ? 16 : 8, t->tn = 16, t->rm = 4, t->rn = 2;
     fit_tile(t, M);
@@ -199,7 +211,7 @@ typedef struct {
 // through a vec4 view of w where the rows come in fours. f43: F(4, 3)'s six, u (w0, w1, kh, 6),
 // from the reversed rows when flip (the data gradient's).
 static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip, int w2d) {
-    int64_t sh[4] = {w->shape[0], w->shape[1], w2d ? 1 : w->shape[2], w2d ? 24 : f43 ? 6 : 4};
+    int64_t sh[4] = {w->shape[0], w->shape[1], w2d ? 1 : w->shape[2], w2d == 2 ? 36 : w2d ? 24 : f43 ? 6 : 4};
     vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, sh);
     if (!u) return NULL;
     wino_push pc = {.rows = (uint32_t)(w->numel / (w2d ? 9 : 3))};
@@ -355,7 +367,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // F(4, 3) for the forward and the data gradient (shader: WINO = 2) where u's rows of 6 keep a
     // tile's rows of A in whole quads: an even number of input channels
     int f43 = wino && mode != CONV_BWD_WEIGHT && (c->cin / G) % 2 == 0 && !vkd_env_off("VKD_CONV_F43");
-    int w2d = f43 && wino2d_tile(&t, c, M, P);
+    int w2d = f43 ? wino2d_tile(&t, c, M, P) : 0;  // 1: WINO 3, 2: WINO 4
     // The forward reads through the upsampling in the 2-D walk or the plain one. In a unet_fmnist
     // step (batch 16, warm runs, VKD_PROFILE) the up blocks' 64->64 convolutions at 32x32 and 16x16
     // took 19.3 and 5.1 ms in the plain walk, ~10.9 and ~2.8 in the 2-D walk; their weight
@@ -366,7 +378,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     }
     int f34 = wino && mode == CONV_BWD_WEIGHT && f34_on();
     if (wino && !w2d) wino_tile(&t, mode, M, P, f43 || f34);
-    if (f43) wino = w2d ? 3 : 2;
+    if (f43) wino = w2d ? 2 + w2d : 2;
     // The weight gradient as F(3, 4) (shader: WINO = 2 in mode 2): a quad of pixels and a tap row's
     // 6 window elements give the row's 3 taps from six products, where F(3, 2)'s pairs took eight.
     // In a unet_fmnist step (batch 16, VKD_PROFILE, five alternating pairs) the weight gradients
