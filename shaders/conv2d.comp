@@ -166,12 +166,12 @@ const uint WT = WINO == 4u ? 36u : WINO == 3u ? 24u : WINO == 2u ? 6u : 4u;  // 
 // 2-D walks (WINO 3, 4): a tile's output rows, its window's rows, the quads of u a (row, channel)
 const uint TR = WINO == 4u ? 4u : 2u, TWR = TR + 2u, QU = WT / 4u;
 // WINO: tiles a lane (pairs, quads, 2 x 4 or 4 x 4 tiles, tap rows)
-const uint NP = MODE == 2u ? TN / 3u : WINO >= 3u ? TN / (4u * TR) : WINO == 2u ? TN / 4u : TN / 2u;
+const uint NP = MODE == 2u ? (WINO == 4u ? 1u : TN / 3u) : WINO >= 3u ? TN / (4u * TR) : WINO == 2u ? TN / 4u : TN / 2u;
 const uint AN = WINO != 0u ? WT * NP : TN;        // accumulators a row of the tile
 const uint RNP = NP % RN == 0u ? RN : 1u;  // WINO's register block along the pairs (tap rows)
 // column j of this lane: n0 + col_of(j)
 uint col_of(uint j, uint lane) {
-    if (WINO >= 3u) {  // quad h of the lane: tile h / TR, its row h % TR (rows of pc.w pixels)
+    if (WINO >= 3u && MODE != 2u) {  // quad h of the lane: tile h / TR, its row h % TR (rows of pc.w pixels)
         const uint W = uint(pc.w), qpr = W / 4u, h = j / 4u;
         return (h / TR) * 4u * TR * L + (TR * (lane / qpr) + h % TR) * W + 4u * (lane % qpr) + j % 4u;
     }
@@ -186,6 +186,37 @@ vec4 loadB4(int q) { return texelFetch(vkd_tex1, q + pc.b_first); }       // qua
     [[unroll]] for (uint t = 0; t < L / 4u; t++) {                                                 \
         const vec4 v = loadB4(clamp((q) + int(t), 0, (qhi)));                                      \
         e[4u * t + 1u] = v.x, e[4u * t + 2u] = v.y, e[4u * t + 3u] = v.z, e[4u * t + 4u] = v.w;   \
+    }
+
+// MODE 2's walks by whole channels: e[p] = the element ox0 + p - 1 of row yy of the plane (x's
+// channel in its sample), p = 0 .. L + 1 (rows outside the image read clamped ones: the caller
+// masks them). UP: the upsampled row's run is x's row yy/2 from element ox0/2, each element
+// twice: L/8 quads of x, and the elements before and after them; at L = 4 half a quad, the
+// quad's other half or a neighbour's element either side (host: x's rows and planes whole
+// quads). Else L/4 quads of the row and an element of the quad either side.
+#define X_RUN(e, plane, yy, ox0, qhi)                                                              \
+    if (UP != 0u) {                                                                                \
+        const int i0 = (plane) + (clamp((yy), 0, HB - 1) >> 1) * SBY + ((ox0) >> 1), qs = i0 >> 2; \
+        if (L >= 8u) {                                                                             \
+            e[0] = loadB4(clamp(qs - 1, 0, (qhi))).w;                                              \
+            e[L + 1u] = loadB4(clamp(qs + int(L / 8u), 0, (qhi))).x;                               \
+            [[unroll]] for (uint t = 0; t < L / 8u; t++) {                                         \
+                const vec4 v = loadB4(clamp(qs + int(t), 0, (qhi)));                               \
+                [[unroll]] for (uint c = 0; c < 8u; c++) e[8u * t + 1u + c] = v[c / 2u];           \
+            }                                                                                      \
+        } else {                                                                                   \
+            const vec4 v = loadB4(clamp(qs, 0, (qhi)));                                            \
+            const bool hi = (i0 & 2) != 0;                                                         \
+            const vec2 hv = hi ? v.zw : v.xy;                                                      \
+            e[0] = hi ? v.y : loadB4(clamp(qs - 1, 0, (qhi))).w;                                   \
+            [[unroll]] for (uint c = 0; c < 4u; c++) e[1u + c] = hv[c / 2u];                       \
+            e[5] = hi ? loadB4(clamp(qs + 1, 0, (qhi))).x : v.z;                                   \
+        }                                                                                          \
+    } else {                                                                                       \
+        const int q = ((plane) + (yy) * SBY + (ox0)) >> 2;                                         \
+        e[0] = loadB4(clamp(q - 1, 0, (qhi))).w;                                                   \
+        e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, (qhi))).x;                                    \
+        RUN_OF_QUADS(e, q, (qhi))                                                                  \
     }
 
 // A's offset of k within a row (digits (c2, c1, c0) of k = (c2 * E1k + c1) * E0k + c0): MODE 0
@@ -317,7 +348,7 @@ void main() {
     // gather is ~50 instructions). k walks rows r = (channel c2, tap row c1) of KW taps, k = r*KW
     // + kx, in the order of the plain walk, so every sum has the same terms in the same order.
     // A chunk is RW rows (RW*KW k's); lane l holds A(m, k0 + t*L + l), t < NT, for the chunk.
-    if (WINO >= 3u) {
+    if (WINO >= 3u && MODE != 2u) {
         // The group's sample's plane and each tile's first pixel (the group's columns stay in one
         // plane: host, P a multiple of L*TN). Rows outside the image and the elements left and
         // right of x's rows are the padding's zeros.
@@ -552,7 +583,88 @@ void main() {
             }
         }
     }
-    for (int k0 = kbeg; (SHIFT == 0u || MODE == 2u) && k0 < kend; k0 += int(L)) {
+    // WINO = 4 in MODE 2 (host: the TAPS walk with F(3, 4)'s conditions, x's rows a multiple of 4
+    // and at least 32 wide, the chunks whole bands of 4 rows; UP as there): the weight gradient in
+    // both directions, a 4 x 4 tile of dy against its 6 x 6 window of x: 36 products for the 9 taps
+    // over 16 pixels where F(3, 4) along the rows took 72 (the multiply-adds were ~60-70% of that
+    // walk's time). A chunk is a band
+    // of 4 rows by L pixels, L/4 tiles; lane r*Q + q makes the 36 factors of dy's tile q for rows
+    // m0 + r + 4j (F(3, 4)'s six along each of its 4 rows, then down each column), lane l those of
+    // its channel's window (the forward's input factors along the rows, then down the columns).
+    // Term t = 6 s + x: factor s down, x along. The epilogue turns each row of 6 sums into 3 taps
+    // (F(3, 4)'s, as below), then each column of those.
+    for (int b0 = kbeg; MODE == 2u && WINO == 4u && b0 < kend; b0 += 4 * pc.wo) {
+        const int Q = int(L / 4u), n = b0 / P, oy = (b0 % P) / pc.wo;
+        // this lane's channel's plane in sample n (column 0 is its tap (0, 0); UP: bofs holds the
+        // plane alone), and x's last quad
+        const int plane = (UP != 0u ? bofs[0] : bofs[0] - xcol[0] - ycol[0] * SBY) + n * SK2;
+        const int qhi = pc.nb * pc.cin * HWB / 4 - 1;
+        for (int ox0 = 0; ox0 < pc.wo; ox0 += int(L)) {
+            // dy's tiles: row m0 + r + 4j, quad q = lane % Q of the band's columns ox0 .. ox0 + L - 1
+            const int r = int(lane) / Q, q = int(lane) % Q;
+            float fac[TM >= 4u ? TM / 4u : 1u][36];
+            [[unroll]] for (uint j = 0; j < TM / 4u; j++) {
+                const int arow0 = min(m0 + r + 4 * int(j), M - 1) * AM + A0 + n * SA2 + oy * pc.wo + ox0 + 4 * q;
+                float R[4][6];
+                [[unroll]] for (uint rr = 0; rr < 4u; rr++) {
+                    const vec4 v = loadA4(arow0 + int(rr) * pc.wo);
+                    const float s02 = v.x + v.z, s13 = v.y + v.w, h = v.x + 0.25 * v.z, k = 0.5 * v.y + 0.125 * v.w;
+                    R[rr][0] = v.x, R[rr][1] = s02 + s13, R[rr][2] = s02 - s13, R[rr][3] = h + k, R[rr][4] = h - k;
+                    R[rr][5] = v.w;
+                }
+                [[unroll]] for (uint x = 0; x < 6u; x++) {
+                    const float a0 = R[0][x], a1 = R[1][x], a2 = R[2][x], a3 = R[3][x];
+                    const float s02 = a0 + a2, s13 = a1 + a3, h = a0 + 0.25 * a2, k = 0.5 * a1 + 0.125 * a3;
+                    fac[j][x] = a0, fac[j][6u + x] = s02 + s13, fac[j][12u + x] = s02 - s13;
+                    fac[j][18u + x] = h + k, fac[j][24u + x] = h - k, fac[j][30u + x] = a3;
+                }
+            }
+            // x's window rows oy - 1 .. oy + 4, elements ox0 - 1 .. ox0 + L: each tile's 6 x 6
+            float X[L / 4u][6][6];
+            [[unroll]] for (uint t = 0; t < 6u; t++) {
+                const int yy = oy + int(t) - 1;
+                float e[L + 2u];
+                X_RUN(e, plane, yy, ox0, qhi)
+                const bool rok = uint(yy) < uint(HB);
+                float d[L + 2u];
+                [[unroll]] for (uint i = 0; i < L + 2u; i++) d[i] = rok && uint(ox0 + int(i) - 1) < uint(WB) ? e[i] : 0.0;
+                [[unroll]] for (uint p = 0; p < L / 4u; p++) {
+                    const uint o = 4u * p;
+                    const float d12 = d[o + 1u] + d[o + 2u], e12 = d[o + 1u] - d[o + 2u], d13 = d[o + 1u] - d[o + 3u];
+                    X[p][t][0] = 0.25 * d[o] - 1.25 * d[o + 2u] + d[o + 4u];
+                    X[p][t][1] = -0.25 * d12 + d[o + 3u] + d[o + 4u];
+                    X[p][t][2] = 0.25 * e12 - d[o + 3u] + d[o + 4u];
+                    X[p][t][3] = -0.5 * d13 - d[o + 2u] + d[o + 4u];
+                    X[p][t][4] = 0.5 * d13 - d[o + 2u] + d[o + 4u];
+                    X[p][t][5] = 0.25 * d[o + 1u] - 1.25 * d[o + 3u] + d[o + 5u];
+                }
+            }
+            float vkt[(L / 4u) * 36u];
+            [[unroll]] for (uint p = 0; p < L / 4u; p++) {
+                [[unroll]] for (uint x = 0; x < 6u; x++) {
+                    const float d0 = X[p][0][x], d1 = X[p][1][x], d2 = X[p][2][x], d3 = X[p][3][x];
+                    const float d4 = X[p][4][x], d5 = X[p][5][x];
+                    const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
+                    vkt[p * 36u + x] = 0.25 * d0 - 1.25 * d2 + d4;
+                    vkt[p * 36u + 6u + x] = -0.25 * d12 + d3 + d4;
+                    vkt[p * 36u + 12u + x] = 0.25 * e12 - d3 + d4;
+                    vkt[p * 36u + 18u + x] = -0.5 * d13 - d2 + d4;
+                    vkt[p * 36u + 24u + x] = 0.5 * d13 - d2 + d4;
+                    vkt[p * 36u + 30u + x] = 0.25 * d1 - 1.25 * d3 + d5;
+                }
+            }
+            // dy's factors of each tile from its lanes; each sum walks the chunk's tiles in order
+            float uk[(L / 4u) * 36u][TM], vk[(L / 4u) * 36u][1];
+            [[unroll]] for (uint p = 0; p < L / 4u; p++)
+                [[unroll]] for (uint t = 0; t < 36u; t++) {
+                    vk[p * 36u + t][0] = vkt[p * 36u + t];
+                    [[unroll]] for (uint i = 0; i < TM; i++)
+                        uk[p * 36u + t][i] = subgroupShuffle(fac[i / 4u][t], gbase + (i % 4u) * uint(Q) + p);
+                }
+            CHUNK_WINO(L / 4u);
+        }
+    }
+    for (int k0 = kbeg; (SHIFT == 0u || MODE == 2u) && !(MODE == 2u && WINO == 4u) && k0 < kend; k0 += int(L)) {
         // A(m0+i, k0+lane), zero beyond kend. MODE 0 rows are contiguous in k.
         float av[TM];
         // AV4: lane (r * Q + q) of a group holds the quad k0 + 4q .. k0 + 4q + 3 of rows
@@ -622,34 +734,9 @@ void main() {
             // the channel's plane (column 0 is tap (0, 0); UP: bofs holds the plane alone)
             const int base = UP != 0u ? bofs[0] : bofs[0] - xcol[0] - ycol[0] * SBY;
             [[unroll]] for (uint ky = 0; ky < 3u; ky++) {
-                const int yy = oy + int(ky) - 1, q = (base + (int(ky) - 1) * SBY + krow) >> 2;
+                const int yy = oy + int(ky) - 1;
                 float e[L + 2u];
-                if (UP != 0u) {
-                    // the upsampled row's run is x's row yy/2 from element ox0/2, each element
-                    // twice: L/8 quads of x, and the elements before and after them; at L = 4 half
-                    // a quad, the quad's other half or a neighbour's element either side (host: x's
-                    // rows and planes whole quads)
-                    const int i0 = base + (k0 / P) * SK2 + (clamp(yy, 0, HB - 1) >> 1) * SBY + (ox0 >> 1), qs = i0 >> 2;
-                    if (L >= 8u) {
-                        e[0] = loadB4(clamp(qs - 1, 0, qhi)).w;
-                        e[L + 1u] = loadB4(clamp(qs + int(L / 8u), 0, qhi)).x;
-                        [[unroll]] for (uint t = 0; t < L / 8u; t++) {
-                            const vec4 v = loadB4(clamp(qs + int(t), 0, qhi));
-                            [[unroll]] for (uint c = 0; c < 8u; c++) e[8u * t + 1u + c] = v[c / 2u];
-                        }
-                    } else {
-                        const vec4 v = loadB4(clamp(qs, 0, qhi));
-                        const bool hi = (i0 & 2) != 0;
-                        const vec2 hv = hi ? v.zw : v.xy;
-                        e[0] = hi ? v.y : loadB4(clamp(qs - 1, 0, qhi)).w;
-                        [[unroll]] for (uint c = 0; c < 4u; c++) e[1u + c] = hv[c / 2u];
-                        e[5] = hi ? loadB4(clamp(qs + 1, 0, qhi)).x : v.z;
-                    }
-                } else {
-                    e[0] = loadB4(clamp(q - 1, 0, qhi)).w;
-                    e[L + 1u] = loadB4(clamp(q + int(L / 4u), 0, qhi)).x;
-                    RUN_OF_QUADS(e, q, qhi)
-                }
+                X_RUN(e, base + (k0 / P) * SK2, yy, ox0, qhi)
                 const bool rok = uint(yy) < uint(HB);
                 if (wino2) {
                     // pair p reads d = e[2p .. 2p + 3], each zero outside the image (past kend dy
@@ -754,7 +841,24 @@ void main() {
     if (WINO != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++) {
             float y[TN];
-            [[unroll]] for (uint p = 0; p < NP && WINO >= 3u; p++) {  // tile p's rows: quads TR p .. TR p + TR - 1
+            if (MODE == 2u && WINO == 4u) {  // the 9 taps: F(3, 4)'s outputs along each row of 6 sums, then down
+                float r[6][3];
+                [[unroll]] for (uint s = 0; s < 6u; s++) {
+                    const float m0 = acc[i][6u * s], m1 = acc[i][6u * s + 1u], m2 = acc[i][6u * s + 2u];
+                    const float m3 = acc[i][6u * s + 3u], m4 = acc[i][6u * s + 4u], m5 = acc[i][6u * s + 5u];
+                    const float a = m1 + m2, c = m3 + m4, k = 2.0 / 3.0;
+                    r[s][0] = 4.0 * m0 + k * a - 4.0 * k * c;
+                    r[s][1] = k * (m1 - m2) - 2.0 * k * (m3 - m4);
+                    r[s][2] = k * (a - c) + m5;
+                }
+                [[unroll]] for (uint kx = 0; kx < 3u; kx++) {
+                    const float a = r[1][kx] + r[2][kx], c = r[3][kx] + r[4][kx], k = 2.0 / 3.0;
+                    y[kx] = 4.0 * r[0][kx] + k * a - 4.0 * k * c;
+                    y[3u + kx] = k * (r[1][kx] - r[2][kx]) - 2.0 * k * (r[3][kx] - r[4][kx]);
+                    y[6u + kx] = k * (a - c) + r[5][kx];
+                }
+            }
+            [[unroll]] for (uint p = 0; p < NP && WINO >= 3u && MODE != 2u; p++) {  // tile p's rows: quads TR p .. TR p + TR - 1
                 float r[4][6];  // (rows TR used, as X's)
                 [[unroll]] for (uint x = 0; x < 6u; x++) {
                     const float s0 = acc[i][x * NP + p], s1 = acc[i][(6u + x) * NP + p];

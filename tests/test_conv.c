@@ -430,6 +430,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     float *out[6][3];
     int wide = 0;     // dispatches storing quads as 64-bit pairs (conv2d_wide)
     int walks44 = 0;  // walks as F(4, 3) x F(4, 3) in run 0
+    int walks44w = 0; // weight gradients as F(3, 4) x F(3, 4) in run 0
     // the convolution's input channels (a transposed one's output's) even: F(4, 3) in runs 0 and 1
     int even = (transposed ? s.cout : s.cin) / s.groups % 2 == 0;
     // F(2, 3) x F(4, 3) in runs 0 and 1 where the walk's 8L-pixel blocks are whole pairs of rows
@@ -470,7 +471,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(ok, "%s: %s", name, vkd_graph_error(g));
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
-        int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0, f43 = 0, w2d = 0, w44 = 0, f34 = 0;
+        int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0, f43 = 0, w2d = 0, w44 = 0, f34 = 0, w44w = 0;
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
@@ -484,7 +485,8 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
             w2d += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] == 3;
             w44 += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] == 4;
             wino_w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] != 0;
-            f34 += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] == 2;
+            f34 += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] >= 2;
+            w44w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] == 4;
             wide += pp && !strcmp(pp->shader, "conv2d_wide");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
@@ -510,7 +512,11 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         // and the weight gradient's over whole input channels (F(3, 2), no transform pass)
         CHECK(wino_w == (wrun && cpu ? whole_taps : 0), "%s: %d Winograd weight gradients in run %d", name, wino_w, run);
         CHECK(f34 == (run <= 2 && cpu ? whole_taps : 0), "%s: %d weight gradients as F(3, 4) in run %d", name, f34, run);
-        if (run == 0) walks44 = w44;
+        // in both directions in run 0 where the rows come in fours and are at least 32 wide
+        int n44w = run == 0 && cpu && whole_taps && s.kh == 3 && s.ph == 1 && s.pw == 1 && s.groups == 1 &&
+                   s.stride == 1 && s.h % 4 == 0 && s.w >= 32;
+        CHECK(w44w == n44w, "%s: %d weight gradients as F(3, 4) x F(3, 4) in run %d (expected %d)", name, w44w, run, n44w);
+        if (run == 0) walks44 = w44, walks44w = w44w;
         if (ok)
             vkd_tensor_download(Y, out[run][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[run][1]),
                 vkd_tensor_download(vkd_graph_grad(g, W), out[run][2]);
@@ -533,7 +539,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     for (int run = 0; run < 4; run++) {
         double ey = 0, edx = 0, edw = 0, tol = run == 0 && walks44 ? W44TOL : run <= 2 && even ? WTOL : TOL;
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
-        double tolw = run <= 2 && whole_taps && cpu ? WTOL : TOL;  // F(3, 4), else F(3, 2)
+        double tolw = run == 0 && walks44w ? W44TOL : run <= 2 && whole_taps && cpu ? WTOL : TOL;  // 2-D, F(3, 4), F(3, 2)
         for (long i = 0; i < ny; i++) ey = fmax(ey, fabs(out[run][0][i] - y[i]) / (1 + fabs(y[i])));
         for (long i = 0; i < nx; i++) edx = fmax(edx, fabs(out[run][1][i] - dx[i]) / (1 + fabs(dx[i])));
         for (long i = 0; i < nw; i++) edw = fmax(edw, fabs(out[run][2][i] - dw[i]) / (1 + fabs(dw[i])));
@@ -707,6 +713,12 @@ int main(void) {
                         1.0f);
     test_pointwise_bits(ctx, "conv2d 1x1 + residual * 0.7071, 16->24, 8x8", (ref_conv_shape){2, 16, 8, 8, 24, 1, 1, 1, 0, 0, 1},
                         0.70710678f);
+    // (last, so the cases above keep their random inputs) rows 32 and 64 wide: the weight
+    // gradient as F(3, 4) x F(3, 4), through the upsampling, and over eight blocks of a band of
+    // 4 rows a sample. (The upsampling at 8 lanes: at 4, rows of 32 are too wide for the forward's
+    // 2-D walk, and the fused forward's plain walk has other bits than the unfused one's F(4, 3).)
+    if (ctx->f.subgroup_size >= 8) test_conv_add(ctx, (ref_conv_shape){1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1}, 1);
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 16->40, 4x64, batch 2", 0, (ref_conv_shape){2, 16, 4, 64, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

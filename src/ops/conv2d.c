@@ -123,6 +123,20 @@ static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const con
 // The weight gradient's Winograd walk as F(3, 4), not F(3, 2) (see conv_dispatch)
 static int f34_on(void) { return !vkd_env_off("VKD_CONV_F34"); }
 
+// The weight gradient's geometry for F(3, 4) in both directions (conv_dispatch; shader: WINO = 4 in
+// MODE 2): a 3x3 kernel with padding 1 at stride 1 on a CPU device, no groups, rows in fours and at
+// least 32 wide. Its chunks are whole bands of 4 rows (conv_weight_grad rounds them so).
+// tests/bench_conv, best of 20, ms at 16 rows (the 2-D walk's tile) against F(3, 4) along the rows:
+// 32->32 at 32x32 2.29 against 3.10, 64->32 4.42 against 5.97, 96->32 6.75 against 9.00, 64->64
+// (the row walk at 32 rows) 8.81 against 9.98; but 64->64 at 16x16 2.73 against 2.57, at 8x8
+// 1.04 against 0.80, 128->64 at 16x16 5.46 against 5.27 (at 32 rows 3.03, 1.13, 5.86: its
+// operands outgrow the stack's cache). Its pipelines take LLVM ~1.5 s longer to compile.
+static int wgrad_2d(const vkd_ctx *ctx, const conv_geom *c) {
+    return ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && c->kh == 3 && c->kw == 3 && c->ph == 1 && c->pw == 1 &&
+           c->stride == 1 && c->groups == 1 && c->ho == c->h && c->wo == c->w && c->h % 4 == 0 && c->w >= 32 &&
+           !vkd_env_off("VKD_CONV_W44");
+}
+
 // The Winograd walks' tiles. F(2, 3) and F(3, 2): the gradients in 16 rows (whole tiles, as their
 // quads of A need), where the walks without Winograd are faster at 32. Measured at batch 16: the
 // data gradient at 32->32, 32x32 and 64->64, 16x16 (best of 4 alternating runs) 2.64 and 2.32 ms
@@ -385,6 +399,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // took 245-265 ms against 258-277 with F(3, 2); at 32 rows instead of 16 the 32->32, 32x32
     // one fell from 85 to 52-55 GFLOP/s. VKD_CONV_F34=0: F(3, 2).
     if (f34) wino = 2;
+    if (f34 && wgrad_2d(g->ctx, c) && kchunk % (4 * c->wo) == 0) {
+        wino = 4, t.tm = 16;
+        fit_tile(&t, M);
+    }
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
         // gradient, whose walk reverses the window. Made again there, not kept from the forward:
@@ -434,6 +452,7 @@ static conv_tile weight_tile(vkd_graph *g, const conv_geom *c, int64_t M, int64_
     if (!weight_window(c, &t, window, t.l, x) || !taps_walk(c, M)) return t;
     taps_tile(&t, M);
     if (wino_walk(g->ctx, CONV_BWD_WEIGHT, c, &t, M)) wino_tile(&t, CONV_BWD_WEIGHT, M, 0, f34_on());
+    if (wino_walk(g->ctx, CONV_BWD_WEIGHT, c, &t, M) && f34_on() && wgrad_2d(g->ctx, c)) t.tm = 16, fit_tile(&t, M);
     return t;
 }
 
@@ -468,6 +487,7 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
     if (splits > INT32_MAX / w->numel) splits = INT32_MAX / w->numel;  // the slices are int-indexed
     if (splits < 1) splits = 1;
     int64_t kchunk = ((K + splits - 1) / splits + 7) / 8 * 8;
+    if (wgrad_2d(g->ctx, c)) kchunk = (kchunk + 4 * c->wo - 1) / (4 * c->wo) * (4 * c->wo);
     splits = (K + kchunk - 1) / kchunk;
     if (splits == 1) {
         vkd_tensor *pg = vkd_grad_param_target(g, w);
