@@ -6,6 +6,7 @@
 // its output back to its input, so both ops describe themselves by that
 // convolution's geometry and share the three shaders).
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "ops/ops.h"
