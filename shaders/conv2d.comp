@@ -179,6 +179,34 @@ uint col_of(uint j, uint lane) {
 }
 vec4 loadA4(int i) { return texelFetch(vkd_tex0, i / 4 + pc.a_first); }  // i a multiple of 4
 vec4 loadB4(int q) { return texelFetch(vkd_tex1, q + pc.b_first); }       // quad q of B
+
+// Winograd's F(4, 3) (points 0, +-1, +-1/2, infinity) and its transpose F(3, 4), one direction
+// each; the 2-D walks apply them along the rows, then down the columns.
+// F(4, 3)'s six input factors B^T d of a window of six elements
+void f43_in(float d0, float d1, float d2, float d3, float d4, float d5, out float v[6]) {
+    const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
+    v[0] = 0.25 * d0 - 1.25 * d2 + d4;
+    v[1] = -0.25 * d12 + d3 + d4;
+    v[2] = 0.25 * e12 - d3 + d4;
+    v[3] = -0.5 * d13 - d2 + d4;
+    v[4] = 0.5 * d13 - d2 + d4;
+    v[5] = 0.25 * d1 - 1.25 * d3 + d5;
+}
+// F(4, 3)'s four outputs from the six sums m of products
+vec4 f43_out(float m0, float m1, float m2, float m3, float m4, float m5) {
+    const float a = m1 + m2, b = m1 - m2, c = m3 + m4, e = m3 - m4;
+    return vec4(m0 + a + c, b + 0.5 * e, a + 0.25 * c, b + 0.125 * e + m5);
+}
+// F(3, 4)'s six factors of four dy values (F(4, 3)'s output transform, transposed)
+void f34_dy(float a0, float a1, float a2, float a3, out float v[6]) {
+    const float s02 = a0 + a2, s13 = a1 + a3, h = a0 + 0.25 * a2, k = 0.5 * a1 + 0.125 * a3;
+    v[0] = a0, v[1] = s02 + s13, v[2] = s02 - s13, v[3] = h + k, v[4] = h - k, v[5] = a3;
+}
+// F(3, 4)'s three taps from the six sums m (F(4, 3)'s weight transform, transposed)
+vec3 f34_out(float m0, float m1, float m2, float m3, float m4, float m5) {
+    const float a = m1 + m2, c = m3 + m4, k = 2.0 / 3.0;
+    return vec3(4.0 * m0 + k * a - 4.0 * k * c, k * (m1 - m2) - 2.0 * k * (m3 - m4), k * (a - c) + m5);
+}
 // MODE 2's quad walks: e[1 .. L] = the L elements of B from quad q on (a run of one row of x; the
 // elements either side, e[0] and e[L + 1], are the caller's). A macro: glslang matches no
 // function parameter to an array sized by a specialization constant.
@@ -395,14 +423,7 @@ void main() {
                         const float el = rok && pcol[p] > 0 ? lw : 0.0, er = rok && pcol[p] + 4 < W ? rx : 0.0;
                         const vec4 e = rok ? (MODE == 1u ? q.wzyx : q) : vec4(0.0);
                         const float d0 = MODE == 1u ? er : el, d5 = MODE == 1u ? el : er;
-                        const float d1 = e.x, d2 = e.y, d3 = e.z, d4 = e.w;
-                        const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
-                        X[t][0] = 0.25 * d0 - 1.25 * d2 + d4;
-                        X[t][1] = -0.25 * d12 + d3 + d4;
-                        X[t][2] = 0.25 * e12 - d3 + d4;
-                        X[t][3] = -0.5 * d13 - d2 + d4;
-                        X[t][4] = 0.5 * d13 - d2 + d4;
-                        X[t][5] = 0.25 * d1 - 1.25 * d3 + d5;
+                        f43_in(d0, e.x, e.y, e.z, e.w, d5, X[t]);
                     }
                     [[unroll]] for (uint x = 0; x < 6u && WINO == 3u; x++) {
                         vk[r * WT + x][p] = X[0][x] - X[2][x];
@@ -412,15 +433,9 @@ void main() {
                     }
                     // WINO = 4: F(4, 3)'s input factors down each column of the row factors
                     [[unroll]] for (uint x = 0; x < 6u && WINO == 4u; x++) {
-                        const float d0 = X[0][x], d1 = X[1][x], d2 = X[2][x], d3 = X[3][x];
-                        const float d4 = X[4][x], d5 = X[5][x];
-                        const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
-                        vk[r * WT + x][p] = 0.25 * d0 - 1.25 * d2 + d4;
-                        vk[r * WT + 6u + x][p] = -0.25 * d12 + d3 + d4;
-                        vk[r * WT + 12u + x][p] = 0.25 * e12 - d3 + d4;
-                        vk[r * WT + 18u + x][p] = -0.5 * d13 - d2 + d4;
-                        vk[r * WT + 24u + x][p] = 0.5 * d13 - d2 + d4;
-                        vk[r * WT + 30u + x][p] = 0.25 * d1 - 1.25 * d3 + d5;
+                        float v[6];
+                        f43_in(X[0][x], X[1][x], X[2][x], X[3][x], X[4][x], X[5][x], v);
+                        [[unroll]] for (uint s = 0; s < 6u; s++) vk[r * WT + 6u * s + x][p] = v[s];
                     }
                 }
                 [[unroll]] for (uint t = 0; t < WT; t++)
@@ -515,13 +530,9 @@ void main() {
                             [[unroll]] for (uint c = 1; c < 5u; c++) d[c] = rok ? e6[c] : 0.0;
                             d[5] = rok && colok[4u * h + 3u][FL != 0u ? 0u : KW - 1u] ? e6[5] : 0.0;
                             if (WINO == 2u) {  // the quad's F(4, 3) input factors
-                                const float d12 = d[1] + d[2], e12 = d[1] - d[2], d13 = d[1] - d[3];
-                                vk[r * 6u + 0u][h] = 0.25 * d[0] - 1.25 * d[2] + d[4];
-                                vk[r * 6u + 1u][h] = -0.25 * d12 + d[3] + d[4];
-                                vk[r * 6u + 2u][h] = 0.25 * e12 - d[3] + d[4];
-                                vk[r * 6u + 3u][h] = -0.5 * d13 - d[2] + d[4];
-                                vk[r * 6u + 4u][h] = 0.5 * d13 - d[2] + d[4];
-                                vk[r * 6u + 5u][h] = 0.25 * d[1] - 1.25 * d[3] + d[5];
+                                float v[6];
+                                f43_in(d[0], d[1], d[2], d[3], d[4], d[5], v);
+                                [[unroll]] for (uint t = 0; t < 6u; t++) vk[r * 6u + t][h] = v[t];
                             }
                             [[unroll]] for (uint pp = 0; pp < (WINO == 2u ? 0u : 2u); pp++) {
                                 const uint p = 2u * h + pp, o = 2u * pp;  // pair p reads d[o .. o + 3]
@@ -608,15 +619,12 @@ void main() {
                 float R[4][6];
                 [[unroll]] for (uint rr = 0; rr < 4u; rr++) {
                     const vec4 v = loadA4(arow0 + int(rr) * pc.wo);
-                    const float s02 = v.x + v.z, s13 = v.y + v.w, h = v.x + 0.25 * v.z, k = 0.5 * v.y + 0.125 * v.w;
-                    R[rr][0] = v.x, R[rr][1] = s02 + s13, R[rr][2] = s02 - s13, R[rr][3] = h + k, R[rr][4] = h - k;
-                    R[rr][5] = v.w;
+                    f34_dy(v.x, v.y, v.z, v.w, R[rr]);
                 }
                 [[unroll]] for (uint x = 0; x < 6u; x++) {
-                    const float a0 = R[0][x], a1 = R[1][x], a2 = R[2][x], a3 = R[3][x];
-                    const float s02 = a0 + a2, s13 = a1 + a3, h = a0 + 0.25 * a2, k = 0.5 * a1 + 0.125 * a3;
-                    fac[j][x] = a0, fac[j][6u + x] = s02 + s13, fac[j][12u + x] = s02 - s13;
-                    fac[j][18u + x] = h + k, fac[j][24u + x] = h - k, fac[j][30u + x] = a3;
+                    float v[6];
+                    f34_dy(R[0][x], R[1][x], R[2][x], R[3][x], v);
+                    [[unroll]] for (uint s = 0; s < 6u; s++) fac[j][6u * s + x] = v[s];
                 }
             }
             // x's window rows oy - 1 .. oy + 4, elements ox0 - 1 .. ox0 + L: each tile's 6 x 6
@@ -630,34 +638,20 @@ void main() {
                 [[unroll]] for (uint i = 0; i < L + 2u; i++) d[i] = rok && uint(ox0 + int(i) - 1) < uint(WB) ? e[i] : 0.0;
                 [[unroll]] for (uint p = 0; p < L / 4u; p++) {
                     const uint o = 4u * p;
-                    const float d12 = d[o + 1u] + d[o + 2u], e12 = d[o + 1u] - d[o + 2u], d13 = d[o + 1u] - d[o + 3u];
-                    X[p][t][0] = 0.25 * d[o] - 1.25 * d[o + 2u] + d[o + 4u];
-                    X[p][t][1] = -0.25 * d12 + d[o + 3u] + d[o + 4u];
-                    X[p][t][2] = 0.25 * e12 - d[o + 3u] + d[o + 4u];
-                    X[p][t][3] = -0.5 * d13 - d[o + 2u] + d[o + 4u];
-                    X[p][t][4] = 0.5 * d13 - d[o + 2u] + d[o + 4u];
-                    X[p][t][5] = 0.25 * d[o + 1u] - 1.25 * d[o + 3u] + d[o + 5u];
+                    f43_in(d[o], d[o + 1u], d[o + 2u], d[o + 3u], d[o + 4u], d[o + 5u], X[p][t]);
                 }
             }
-            float vkt[(L / 4u) * 36u];
-            [[unroll]] for (uint p = 0; p < L / 4u; p++) {
+            float vk[(L / 4u) * 36u][1];
+            [[unroll]] for (uint p = 0; p < L / 4u; p++)
                 [[unroll]] for (uint x = 0; x < 6u; x++) {
-                    const float d0 = X[p][0][x], d1 = X[p][1][x], d2 = X[p][2][x], d3 = X[p][3][x];
-                    const float d4 = X[p][4][x], d5 = X[p][5][x];
-                    const float d12 = d1 + d2, e12 = d1 - d2, d13 = d1 - d3;
-                    vkt[p * 36u + x] = 0.25 * d0 - 1.25 * d2 + d4;
-                    vkt[p * 36u + 6u + x] = -0.25 * d12 + d3 + d4;
-                    vkt[p * 36u + 12u + x] = 0.25 * e12 - d3 + d4;
-                    vkt[p * 36u + 18u + x] = -0.5 * d13 - d2 + d4;
-                    vkt[p * 36u + 24u + x] = 0.5 * d13 - d2 + d4;
-                    vkt[p * 36u + 30u + x] = 0.25 * d1 - 1.25 * d3 + d5;
+                    float v[6];
+                    f43_in(X[p][0][x], X[p][1][x], X[p][2][x], X[p][3][x], X[p][4][x], X[p][5][x], v);
+                    [[unroll]] for (uint s = 0; s < 6u; s++) vk[p * 36u + 6u * s + x][0] = v[s];
                 }
-            }
             // dy's factors of each tile from its lanes; each sum walks the chunk's tiles in order
-            float uk[(L / 4u) * 36u][TM], vk[(L / 4u) * 36u][1];
+            float uk[(L / 4u) * 36u][TM];
             [[unroll]] for (uint p = 0; p < L / 4u; p++)
                 [[unroll]] for (uint t = 0; t < 36u; t++) {
-                    vk[p * 36u + t][0] = vkt[p * 36u + t];
                     [[unroll]] for (uint i = 0; i < TM; i++)
                         uk[p * 36u + t][i] = subgroupShuffle(fac[i / 4u][t], gbase + (i % 4u) * uint(Q) + p);
                 }
@@ -699,9 +693,10 @@ void main() {
         [[unroll]] for (uint j = 0; j < TM / 4u && wino2; j++) {
             const vec4 v = av4[j];
             if (WINO == 2u) {
-                const float s02 = v.x + v.z, s13 = v.y + v.w, h = v.x + 0.25 * v.z, k = 0.5 * v.y + 0.125 * v.w;
-                wa[j] = vec4(v.x, s02 + s13, s02 - s13, h + k);
-                wb[j] = vec4(h - k, v.w, 0.0, 0.0);
+                float f[6];
+                f34_dy(v.x, v.y, v.z, v.w, f);
+                wa[j] = vec4(f[0], f[1], f[2], f[3]);
+                wb[j] = vec4(f[4], f[5], 0.0, 0.0);
             } else {
                 wa[j] = vec4(v.x, (v.x + v.y) * 0.5, (v.x - v.y) * 0.5, v.y);
                 wb[j] = vec4(v.z, (v.z + v.w) * 0.5, (v.z - v.w) * 0.5, v.w);
@@ -745,13 +740,9 @@ void main() {
                     [[unroll]] for (uint i = 0; i < L + 2u; i++) d[i] = rok && uint(ox0 + int(i) - 1) < uint(WB) ? e[i] : 0.0;
                     [[unroll]] for (uint q = 0; q < (WINO == 2u ? L / 4u : 0u); q++) {  // quad q: d[4q .. 4q + 5]
                         const uint o = 4u * q;
-                        const float d12 = d[o + 1u] + d[o + 2u], e12 = d[o + 1u] - d[o + 2u], d13 = d[o + 1u] - d[o + 3u];
-                        vk[q * 6u + 0u][ky] = 0.25 * d[o] - 1.25 * d[o + 2u] + d[o + 4u];
-                        vk[q * 6u + 1u][ky] = -0.25 * d12 + d[o + 3u] + d[o + 4u];
-                        vk[q * 6u + 2u][ky] = 0.25 * e12 - d[o + 3u] + d[o + 4u];
-                        vk[q * 6u + 3u][ky] = -0.5 * d13 - d[o + 2u] + d[o + 4u];
-                        vk[q * 6u + 4u][ky] = 0.5 * d13 - d[o + 2u] + d[o + 4u];
-                        vk[q * 6u + 5u][ky] = 0.25 * d[o + 1u] - 1.25 * d[o + 3u] + d[o + 5u];
+                        float v[6];
+                        f43_in(d[o], d[o + 1u], d[o + 2u], d[o + 3u], d[o + 4u], d[o + 5u], v);
+                        [[unroll]] for (uint t = 0; t < 6u; t++) vk[q * 6u + t][ky] = v[t];
                     }
                     [[unroll]] for (uint p = 0; p < (WINO == 2u ? 0u : L / 2u); p++) {
                         vk[p * 4u + 0u][ky] = d[2u * p] - d[2u * p + 2u];
@@ -842,20 +833,13 @@ void main() {
         [[unroll]] for (uint i = 0; i < TM; i++) {
             float y[TN];
             if (MODE == 2u && WINO == 4u) {  // the 9 taps: F(3, 4)'s outputs along each row of 6 sums, then down
-                float r[6][3];
-                [[unroll]] for (uint s = 0; s < 6u; s++) {
-                    const float m0 = acc[i][6u * s], m1 = acc[i][6u * s + 1u], m2 = acc[i][6u * s + 2u];
-                    const float m3 = acc[i][6u * s + 3u], m4 = acc[i][6u * s + 4u], m5 = acc[i][6u * s + 5u];
-                    const float a = m1 + m2, c = m3 + m4, k = 2.0 / 3.0;
-                    r[s][0] = 4.0 * m0 + k * a - 4.0 * k * c;
-                    r[s][1] = k * (m1 - m2) - 2.0 * k * (m3 - m4);
-                    r[s][2] = k * (a - c) + m5;
-                }
+                vec3 r[6];
+                [[unroll]] for (uint s = 0; s < 6u; s++)
+                    r[s] = f34_out(acc[i][6u * s], acc[i][6u * s + 1u], acc[i][6u * s + 2u], acc[i][6u * s + 3u],
+                                   acc[i][6u * s + 4u], acc[i][6u * s + 5u]);
                 [[unroll]] for (uint kx = 0; kx < 3u; kx++) {
-                    const float a = r[1][kx] + r[2][kx], c = r[3][kx] + r[4][kx], k = 2.0 / 3.0;
-                    y[kx] = 4.0 * r[0][kx] + k * a - 4.0 * k * c;
-                    y[3u + kx] = k * (r[1][kx] - r[2][kx]) - 2.0 * k * (r[3][kx] - r[4][kx]);
-                    y[6u + kx] = k * (a - c) + r[5][kx];
+                    const vec3 o = f34_out(r[0][kx], r[1][kx], r[2][kx], r[3][kx], r[4][kx], r[5][kx]);
+                    y[kx] = o.x, y[3u + kx] = o.y, y[6u + kx] = o.z;
                 }
             }
             [[unroll]] for (uint p = 0; p < NP && WINO >= 3u && MODE != 2u; p++) {  // tile p's rows: quads TR p .. TR p + TR - 1
@@ -866,14 +850,12 @@ void main() {
                     if (WINO == 3u) {
                         r[0][x] = s0 + s1 + s2, r[1][x] = s1 - s2 - s3;
                     } else {  // F(4, 3)'s outputs down the column (as along the rows below)
-                        const float s4 = acc[i][((24u + x) % WT) * NP + p], s5 = acc[i][((30u + x) % WT) * NP + p];
-                        const float a = s1 + s2, b = s1 - s2, c = s3 + s4, e = s3 - s4;
-                        r[0][x] = s0 + a + c, r[1][x] = b + 0.5 * e, r[2][x] = a + 0.25 * c, r[3][x] = b + 0.125 * e + s5;
+                        const vec4 o = f43_out(s0, s1, s2, s3, acc[i][((24u + x) % WT) * NP + p], acc[i][((30u + x) % WT) * NP + p]);
+                        r[0][x] = o.x, r[1][x] = o.y, r[2][x] = o.z, r[3][x] = o.w;
                     }
                 }
                 [[unroll]] for (uint h = 0; h < TR; h++) {
-                    const float a = r[h][1] + r[h][2], b = r[h][1] - r[h][2], c = r[h][3] + r[h][4], e = r[h][3] - r[h][4];
-                    const vec4 o = vec4(r[h][0] + a + c, b + 0.5 * e, a + 0.25 * c, b + 0.125 * e + r[h][5]);
+                    const vec4 o = f43_out(r[h][0], r[h][1], r[h][2], r[h][3], r[h][4], r[h][5]);
                     // the data gradient walked its rows and columns reversed: its outputs too
                     const vec4 v = MODE == 1u ? o.wzyx : o;
                     const uint q = MODE == 1u ? TR - 1u - h : h;
@@ -883,19 +865,12 @@ void main() {
             }
             [[unroll]] for (uint p = 0; p < NP && WINO < 3u; p++) {
                 const float m1 = acc[i][p], m2 = acc[i][NP + p], m3 = acc[i][2u * NP + p], m4 = acc[i][3u * NP + p];
-                if (WINO == 2u && MODE == 2u) {  // tap row p's three taps: F(4, 3)'s weight transform, transposed
-                    const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];
-                    const float a = m2 + m3, c = m4 + m5, k = 2.0 / 3.0;
-                    y[3u * p] = 4.0 * m1 + k * a - 4.0 * k * c;
-                    y[3u * p + 1u] = k * (m2 - m3) - 2.0 * k * (m4 - m5);
-                    y[3u * p + 2u] = k * (a - c) + m6;
+                if (WINO == 2u && MODE == 2u) {  // tap row p's three taps
+                    const vec3 o = f34_out(m1, m2, m3, m4, acc[i][4u * NP + p], acc[i][5u * NP + p]);
+                    y[3u * p] = o.x, y[3u * p + 1u] = o.y, y[3u * p + 2u] = o.z;
                 } else if (WINO == 2u) {  // quad p's four pixels (m1 .. m4 are F(4, 3)'s m0 .. m3)
-                    const float m5 = acc[i][4u * NP + p], m6 = acc[i][5u * NP + p];
-                    const float a = m2 + m3, b = m2 - m3, c = m4 + m5, e = m4 - m5;
-                    y[4u * p] = m1 + a + c;
-                    y[4u * p + 1u] = b + 0.5 * e;
-                    y[4u * p + 2u] = a + 0.25 * c;
-                    y[4u * p + 3u] = b + 0.125 * e + m6;
+                    const vec4 o = f43_out(m1, m2, m3, m4, acc[i][4u * NP + p], acc[i][5u * NP + p]);
+                    y[4u * p] = o.x, y[4u * p + 1u] = o.y, y[4u * p + 2u] = o.z, y[4u * p + 3u] = o.w;
                 } else if (MODE == 2u) {  // tap row p's three taps
                     y[3u * p] = m1 + m2 + m3;
                     y[3u * p + 1u] = m2 - m3;
