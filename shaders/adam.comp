@@ -32,6 +32,15 @@ layout(constant_id = 4) const uint MULTI = 0;
 // in every invocation.
 layout(constant_id = 5) const uint FLAGS = 0;
 layout(constant_id = 6) const uint TAIL = 1;
+#ifdef VKD_SBUF_OUT
+// adam_sb (VEC4 = 1, a CPU device): p, g, m, v written in vec4s through storage bindings 0..3
+// (src/vk/texel.c), still read through their texel views (each quad is read, then written, by
+// one invocation). Read through the storage bindings instead: 7.8-7.9 ns a parameter against
+// 7.0 (bench_optim, 154,498 parameters, one thread).
+VKD_SBUF(1)
+VKD_SBUF(2)
+VKD_SBUF(3)
+#endif
 
 layout(push_constant) uniform PC {
     FBuf p; FBuf g; FBuf m; FBuf v; FBuf hyper; FBuf gnorm2;
@@ -41,6 +50,7 @@ layout(push_constant) uniform PC {
     float clip;
     int p_first, g_first, m_first, v_first;
     UBuf table;  // MULTI
+    int p_sfirst, g_sfirst, m_sfirst, v_sfirst;  // adam_sb: the storage bindings, in vec4s (set at compile)
 } pc;
 
 uint op = 0u, og = 0u, om = 0u, ov = 0u;  // MULTI: the chunk's offsets into the spans
@@ -75,10 +85,10 @@ void adam_one(uint i, float lr, float gscale, float bc1, float bc2, bool skip) {
 
 // adam_one on the 4 elements of vec4 q (of the chunk, MULTI).
 void adam_four(uint q, float lr, float gscale, float bc1, float bc2, bool skip) {
-    const vec4 p0 = texelFetch(vkd_tex0, int(op / 4u + q) + pc.p_first);
-    const vec4 m0 = texelFetch(vkd_tex2, int(om / 4u + q) + pc.m_first);
-    const vec4 v0 = texelFetch(vkd_tex3, int(ov / 4u + q) + pc.v_first);
-    vec4 p = p0, g = texelFetch(vkd_tex1, int(og / 4u + q) + pc.g_first) * gscale;
+    const int ip = int(op / 4u + q), ig = int(og / 4u + q), im = int(om / 4u + q), iv = int(ov / 4u + q);
+    const vec4 p0 = texelFetch(vkd_tex0, ip + pc.p_first), g0 = texelFetch(vkd_tex1, ig + pc.g_first);
+    const vec4 m0 = texelFetch(vkd_tex2, im + pc.m_first), v0 = texelFetch(vkd_tex3, iv + pc.v_first);
+    vec4 p = p0, g = g0 * gscale;
     if ((FLAGS & 1u) != 0u) p *= 1.0 - lr * pc.wd;
     else g += pc.wd * p;
     vec4 m = pc.b1 * m0 + (1.0 - pc.b1) * g;
@@ -86,10 +96,17 @@ void adam_four(uint q, float lr, float gscale, float bc1, float bc2, bool skip) 
     p -= lr * (m / bc1) / (sqrt(v / bc2) + pc.eps);
     p = skip ? p0 : p, m = skip ? m0 : m, v = skip ? v0 : v;
     p = vkd_keep(p), m = vkd_keep(m), v = vkd_keep(v);  // (adam_four is a texel path)
+#ifdef VKD_SBUF_OUT
+    vkd_sbuf2.v[im + pc.m_sfirst] = m;
+    vkd_sbuf3.v[iv + pc.v_sfirst] = v;
+    vkd_sbuf0.v[ip + pc.p_sfirst] = p;
+    if ((FLAGS & 2u) != 0u) vkd_sbuf1.v[ig + pc.g_sfirst] = vec4(0.0);
+#else
     vkd_store4(pc.m, om + 4u * q, m);
     vkd_store4(pc.v, ov + 4u * q, v);
     vkd_store4(pc.p, op + 4u * q, p);
     if ((FLAGS & 2u) != 0u) vkd_store4(pc.g, og + 4u * q, vec4(0.0));
+#endif
 }
 
 void main() {

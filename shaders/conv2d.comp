@@ -84,6 +84,7 @@ layout(push_constant) uniform PC {
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
     int a_first, b_first, add_first;
     float scale;  // ADD 2
+    int c_sfirst;  // conv2d_sb: where C starts in its storage binding, in vec4s (set at compile)
 } pc;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
@@ -907,6 +908,15 @@ void main() {
     (res_add ? (acc[i][j] + bm[i] + loadAdd(ci)) * pc.scale                           \
              : chan_add ? acc[i][j] + bm[i] + loadAdd(ncol[j] + mrow[i]) : acc[i][j] + bm[i])
 #ifdef VKD_WIDE_STORES
+    // Elements e .. e + 3 of C (e a multiple of 4): conv2d_sb as one vec4 through storage
+    // binding 0 (src/vk/texel.c: one lane loop instead of two), else two 64-bit stores.
+#ifdef VKD_SBUF_OUT
+#define STORE_QUAD(e, q) vkd_sbuf0.v[int((e) >> 2u) + pc.c_sfirst] = vec4(q[0], q[1], q[2], q[3])
+#else
+#define STORE_QUAD(e, q)                                                                  \
+    DBuf(uint64_t(pc.C)).v[(e) >> 1u] = packUint2x32(uvec2(floatBitsToUint(q[0]), floatBitsToUint(q[1]))), \
+    DBuf(uint64_t(pc.C)).v[((e) >> 1u) + 1u] = packUint2x32(uvec2(floatBitsToUint(q[2]), floatBitsToUint(q[3])))
+#endif
     // conv2d_wide (the window walk of modes 0 and 1; host: L = 8, TN a multiple of 4, C whole
     // quads from 16 bytes): the group's L*TN columns are consecutive elements of one plane of
     // C, so lane l stores the quads 4l .. 4l+3 (+ 4L h) of them as two 64-bit values, two of
@@ -914,20 +924,16 @@ void main() {
     // j = 4h + l/2 of lane 4 (l % 2) + c: picked with shuffles (constant permutations there).
     if (SHIFT != 0u && MODE != 2u && QWIN != 0u) {
         // a lane's columns 4h .. 4h + 3 are consecutive elements of C from a quad boundary
-        DBuf d = DBuf(uint64_t(pc.C));
         if (n0 >= N) return;  // a lane group past the grid's ragged edge holds clamped columns
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
                 float v[4];
                 [[unroll]] for (uint c = 0; c < 4u; c++) v[c] = EPILOGUE_VALUE(i, 4u * h + c, cofs[4u * h + c] + mrow[i] * SCM);
-                const uint e = uint(cofs[4u * h] + mrow[i] * SCM) >> 1;
-                d.v[e] = packUint2x32(uvec2(floatBitsToUint(v[0]), floatBitsToUint(v[1])));
-                d.v[e + 1u] = packUint2x32(uvec2(floatBitsToUint(v[2]), floatBitsToUint(v[3])));
+                STORE_QUAD(uint(cofs[4u * h] + mrow[i] * SCM), v);
             }
         return;
     }
     if (SHIFT != 0u && MODE != 2u) {
-        DBuf d = DBuf(uint64_t(pc.C));
         const int q0 = cofs[0] - int(lane) + 4 * int(lane);  // this lane's first quad
         // A lane group past a ragged grid edge holds clamped columns: it takes part in the
         // shuffles (its subgroup's other group may be inside) but stores nothing.
@@ -945,10 +951,8 @@ void main() {
                         q[c] = lane / 2u == jj ? t : q[c];
                     }
                 }
-                const uint e = uint(q0 + int(4u * L * h) + mrow[i] * SCM) >> 1;
                 if (!inside) continue;
-                d.v[e] = packUint2x32(uvec2(floatBitsToUint(q[0]), floatBitsToUint(q[1])));
-                d.v[e + 1u] = packUint2x32(uvec2(floatBitsToUint(q[2]), floatBitsToUint(q[3])));
+                STORE_QUAD(uint(q0 + int(4u * L * h) + mrow[i] * SCM), q);
             }
         }
         return;

@@ -35,6 +35,7 @@ layout(push_constant) uniform PC {
     uint n, inner, bc, flags;
     float alpha;
     int a_first, b_first;
+    int y_sfirst;  // eltwise_sb (VEC4): y's storage binding, in vec4s (set at compile)
 } pc;
 
 VKD_LOADER(ld_a, vkd_tex0, pc.a, pc.a_first)
@@ -53,7 +54,7 @@ void quad(uint q) {
     vec4 av = OP == OP_BCAST ? vec4(0.0) : texelFetch(vkd_tex0, int(q) + pc.a_first);
     vec4 r = op4(av, bv) * pc.alpha;
     if ((pc.flags & 1u) != 0u) r *= pc.s.v[0];
-    vkd_store4(pc.y, 4u * q, r);
+    VKD_OUT4(pc.y, 4u * q, r, pc.y_sfirst);
 }
 
 void main() {

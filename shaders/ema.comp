@@ -26,6 +26,7 @@ layout(push_constant) uniform PC {
     uint flags;
     int e_first, p_first;
     UBuf table;  // MULTI
+    int e_sfirst;  // ema_sb (VEC4): e's storage binding, in vec4s (set at compile)
 } pc;
 
 // single elements through the texel views unless those are vec4 views
@@ -50,7 +51,7 @@ void main() {
             if (VEC4 != 0u) {
                 vec4 e = texelFetch(vkd_tex0, int(oe / 4u + i) + pc.e_first);
                 vec4 p = texelFetch(vkd_tex1, int(op / 4u + i) + pc.p_first);
-                vkd_store4(pc.e, oe + 4u * i, b * e + (1.0 - b) * p);
+                VKD_OUT4(pc.e, oe + 4u * i, b * e + (1.0 - b) * p, pc.e_sfirst);
             } else {
                 pc.e.v[oe + i] = b * ld_e(oe + i) + (1.0 - b) * ld_p(op + i);
             }

@@ -70,7 +70,11 @@ layout(push_constant) uniform PC {
     uint N, C, S, groups, flags;
     float eps;
     int x_first, dy_first, old_first;
+    int y_sfirst;  // groupnorm_sb: where y starts in its storage binding, in vec4s (set at compile)
 } pc;
+
+// Elements e .. e + 3 of y (groupnorm_sb, VEC4: through a storage binding, src/vk/texel.c).
+void store_y4(uint e, vec4 x) { VKD_OUT4(pc.y, e, x, pc.y_sfirst); }
 
 VKD_LOADER_IF(ld_x, vkd_tex0, pc.x, pc.x_first, TEXEL != 0u && VEC4 == 0u)
 VKD_LOADER_IF(ld_dy, vkd_tex1, pc.dy, pc.dy_first, TEXEL != 0u && VEC4 == 0u)
@@ -158,7 +162,7 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
             if (VEC4 != 0u) {
                 // vkd_keep: the SiLU stays vector code ahead of the stores (in the backward's
                 // stores it measured no gain)
-                for (uint q = t; q < pc.S / 4u; q += W) vkd_store4(pc.y, cb + 4u * q, vkd_keep(act(ld_x4(cb / 4u + q) * a + o)));
+                for (uint q = t; q < pc.S / 4u; q += W) store_y4(cb + 4u * q, vkd_keep(act(ld_x4(cb / 4u + q) * a + o)));
                 continue;
             }
             for (uint e = t; e < pc.S; e += W) pc.y.v[cb + e] = act(ld_x(cb + e) * a + o);
@@ -192,7 +196,7 @@ void forward_row_regs(uint row, uint t, uint W) {
     [[unroll]] for (uint cc = 0; cc < RC; cc++) {
         uint c = c0 + cc, cb = base + cc * pc.S;
         float a = rs * wc(c), o = bc(c) - mu * a;
-        [[unroll]] for (uint j = 0; j < RQ; j++) vkd_store4(pc.y, cb + 4u * (t + j * W), vkd_keep(act(xs[cc * RQ + j] * a + o)));
+        [[unroll]] for (uint j = 0; j < RQ; j++) store_y4(cb + 4u * (t + j * W), vkd_keep(act(xs[cc * RQ + j] * a + o)));
     }
     if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
 }
@@ -211,9 +215,9 @@ void store_dx(uint i, vec4 dx) {
         const vec4 o = OLD4 != 0u ? texelFetch(vkd_tex2, int(i / 4u) + pc.old_first)
                                   : vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]);
         precise vec4 s = o + dx;
-        vkd_store4(pc.y, i, s);
+        store_y4(i, s);
     } else {
-        vkd_store4(pc.y, i, dx);
+        store_y4(i, dx);
     }
 }
 

@@ -45,6 +45,7 @@ layout(push_constant) uniform PC {
     uint rows, cols, flags;
     float eps;
     int x_first, t1_first, t2_first, dy_first;
+    int y_sfirst;  // layernorm_sb (VEC4, modes 0 and 1): y's storage binding, in vec4s (set at compile)
 } pc;
 
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
@@ -164,7 +165,7 @@ void ln_row4(uint row, uint r) {
             vec4 v = (ld_x4(bq + q) - mu) * rs;
             if (has_w) v *= ld_w4(q);
             if (has_b) v += ld_b4(q);
-            vkd_store4(pc.y, base + 4u * q, vkd_keep(v));
+            VKD_OUT4(pc.y, base + 4u * q, vkd_keep(v), pc.y_sfirst);
         }
         put_stats(row, r, mu, rs);
     } else {
@@ -184,9 +185,9 @@ void ln_row4(uint row, uint r) {
             precise vec4 dx = rs * (g - mg - xh * mgx);
             if ((FLAGS & 4u) != 0u) {
                 precise vec4 s = ld_b4(bq + q) + dx;
-                vkd_store4(pc.y, base + 4u * q, vkd_keep(s));
+                VKD_OUT4(pc.y, base + 4u * q, vkd_keep(s), pc.y_sfirst);
             } else {
-                vkd_store4(pc.y, base + 4u * q, vkd_keep(dx));
+                VKD_OUT4(pc.y, base + 4u * q, vkd_keep(dx), pc.y_sfirst);
             }
         }
     }

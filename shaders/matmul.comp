@@ -89,6 +89,7 @@ layout(push_constant) uniform PC {
     int a_first, b_first;               // TEXEL: where A and B start in their texel views
     FBuf R;                             // flags bit3: a residual added to the result, indexed as C
     int r_first, c_first;               // EQ: where R and C start in their texel views
+    int c_sfirst;                       // matmul_sb: where C starts in its storage binding, in vec4s
 } pc;
 
 layout(constant_id = 0) const uint TA = 0;
@@ -135,6 +136,12 @@ layout(constant_id = 14) const uint CQ = 0;
 layout(constant_id = 15) const uint EQ = 0;
 layout(set = 0, binding = 2) uniform samplerBuffer texR;
 layout(set = 0, binding = 3) uniform samplerBuffer texC;
+#ifdef VKD_SBUF_OUT
+// matmul_sb (CQ, a CPU device): C's quads written, and the accumulate's read, through storage
+// binding 0 (src/vk/texel.c: one lane loop a quad instead of two 64-bit stores' two), set 0's
+// binding 4 (VKD_SBUF in common.glsl, which this shader does not include).
+layout(set = 0, binding = 4, std430) buffer VkdSbuf0 { vec4 v[]; } vkd_sbuf0;
+#endif
 layout(set = 0, binding = 0) uniform samplerBuffer texA;
 layout(set = 0, binding = 1) uniform samplerBuffer texB;
 vec4 ldA4(uint q) { return texelFetch(texA, int(q) + pc.a_first); }  // quad q of A's view
@@ -305,7 +312,11 @@ void main() {
     if ((flags & 2u) != 0u && EQ != 0u) {
         [[unroll]] for (uint i = 0; i < TM; i++)
             [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
+#ifdef VKD_SBUF_OUT
+                const vec4 c = vkd_sbuf0.v[int((crow[i] + ncol[4u * h]) / 4u) + pc.c_sfirst];
+#else
                 const vec4 c = texelFetch(texC, int((crow[i] + ncol[4u * h]) / 4u) + pc.c_first);
+#endif
                 [[unroll]] for (uint e = 0; e < 4u; e++) acc[i][4u * h + e] += c[e];
             }
     } else if ((flags & 2u) != 0u) {
@@ -340,10 +351,15 @@ void main() {
         [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
             if (nraw[4u * h] < N) {  // N is whole quads
                 [[unroll]] for (uint i = 0; i < TM; i++) {
+#ifdef VKD_SBUF_OUT
+                    vkd_sbuf0.v[int((crow[i] + nraw[4u * h]) / 4u) + pc.c_sfirst] =
+                        vec4(acc[i][4u * h], acc[i][4u * h + 1u], acc[i][4u * h + 2u], acc[i][4u * h + 3u]);
+#else
                     const uint e = (crow[i] + nraw[4u * h]) >> 1;
                     d.v[e] = packUint2x32(uvec2(floatBitsToUint(acc[i][4u * h]), floatBitsToUint(acc[i][4u * h + 1u])));
                     d.v[e + 1u] =
                         packUint2x32(uvec2(floatBitsToUint(acc[i][4u * h + 2u]), floatBitsToUint(acc[i][4u * h + 3u])));
+#endif
                 }
             }
         }

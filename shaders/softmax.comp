@@ -25,6 +25,7 @@ layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
     uint rows, cols;
     int x_first, dy_first;
+    int y_sfirst;  // softmax_sb (VEC4): y's storage binding, in vec4s (set at compile)
 } pc;
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
@@ -59,12 +60,12 @@ void row4(uint row, uint t, uint W) {
         vec4 s4 = vec4(0.0);
         for (uint q = t; q < nq; q += W) s4 += exp(ld_x4(bq + q) - m);
         float inv = 1.0 / wg_reduce((s4.x + s4.y) + (s4.z + s4.w), false);
-        for (uint q = t; q < nq; q += W) vkd_store4(pc.y, base + 4u * q, vkd_keep(exp(ld_x4(bq + q) - m) * inv));
+        for (uint q = t; q < nq; q += W) VKD_OUT4(pc.y, base + 4u * q, vkd_keep(exp(ld_x4(bq + q) - m) * inv), pc.y_sfirst);
     } else {
         vec4 d4 = vec4(0.0);
         for (uint q = t; q < nq; q += W) d4 += ld_dy4(bq + q) * ld_x4(bq + q);
         float d = wg_reduce((d4.x + d4.y) + (d4.z + d4.w), false);
-        for (uint q = t; q < nq; q += W) vkd_store4(pc.y, base + 4u * q, vkd_keep(ld_x4(bq + q) * (ld_dy4(bq + q) - d)));
+        for (uint q = t; q < nq; q += W) VKD_OUT4(pc.y, base + 4u * q, vkd_keep(ld_x4(bq + q) * (ld_dy4(bq + q) - d)), pc.y_sfirst);
     }
 }
 

@@ -23,6 +23,7 @@ layout(push_constant) uniform PC {
     uint n;
     float alpha, beta;  // SCALE: y = alpha*x + beta; FILL: y = alpha
     int x_first, dy_first;
+    int y_sfirst;  // unary_sb (VEC4): y's storage binding, in vec4s (set at compile)
 } pc;
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
@@ -89,7 +90,7 @@ void quad(uint q) {
         vec4 dy = OP >= 16u ? texelFetch(vkd_tex1, int(q) + pc.dy_first) : vec4(0.0);
         r = vec4(apply(x.x, dy.x), apply(x.y, dy.y), apply(x.z, dy.z), apply(x.w, dy.w));
     }
-    vkd_store4(pc.y, 4u * q, vkd_keep(r));  // (VEC4 is a texel path)
+    VKD_OUT4(pc.y, 4u * q, vkd_keep(r), pc.y_sfirst);  // (VEC4 is a texel path)
 }
 
 void main() {

@@ -429,6 +429,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
     float *out[6][3];
     int wide = 0;     // dispatches storing quads as 64-bit pairs (conv2d_wide)
+    int sb = 0;       // dispatches storing quads as vec4s through a storage binding (conv2d_sb)
     int walks44 = 0;  // walks as F(4, 3) x F(4, 3) in run 0
     int walks44w = 0; // weight gradients as F(3, 4) x F(3, 4) in run 0
     // the convolution's input channels (a transposed one's output's) even: F(4, 3) in runs 0 and 1
@@ -488,6 +489,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
             f34 += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] >= 2;
             w44w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] == 4;
             wide += pp && !strcmp(pp->shader, "conv2d_wide");
+            sb += pp && !strcmp(pp->shader, "conv2d_sb");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
         CHECK(windows == (pass == 0 && cpu ? 3 : 0), "%s: %d window walks in pass %d", name, windows, pass);
@@ -551,7 +553,10 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
               name, how, ey, edx, edw, tol, tolw);
         printf("  with %s y max err %.2e, dx %.2e, dw %.2e\n", how, ey, edx, edw);
     }
-    printf("  %d of them stored quads as 64-bit pairs\n", wide);
+    printf("  %d of them stored quads as 64-bit pairs, %d as vec4s through a storage binding\n", wide, sb);
+    // where the device writes through storage bindings (src/vk/texel.c), every walk storing quads does
+    CHECK(ctx->sbuf ? wide == 0 : sb == 0, "%s: %d walks stored quads as 64-bit pairs, %d through a storage binding",
+          name, wide, sb);
     for (int p = 0; p < 6; p++) free(out[p][0]), free(out[p][1]), free(out[p][2]);
     free(x), free(w), free(b), free(u), free(y), free(dx), free(dw), free(db);
 }

@@ -124,7 +124,7 @@ int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader,
                              uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
                              const vkd_arg *args, int nargs, const vkd_texel *texel, int ntexel) {
     if (!can_add(g, name)) return -1;
-    if (push_size > VKD_PUSH_MAX || nargs > VKD_MAX_ARGS || ntexel > VKD_TEXEL_BINDINGS) {
+    if (push_size > VKD_PUSH_MAX || nargs > VKD_MAX_ARGS || ntexel > VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS) {
         vkd_graph_fail(g, "internal: %s push block too large", name);
         return -1;
     }
@@ -147,7 +147,9 @@ int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader,
     memcpy(d->push, push, push_size);
     d->push_size = push_size;
     for (int i = 0; i < ntexel; i++) {
-        if (texel[i].arg >= nargs || texel[i].binding >= VKD_TEXEL_BINDINGS || (uint32_t)texel[i].first_at + 4 > push_size) {
+        int store = texel[i].binding >= VKD_TEXEL_BINDINGS;
+        if (texel[i].arg >= nargs || texel[i].binding >= VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS ||
+            (uint32_t)texel[i].first_at + 4 > push_size || (store && !g->ctx->sbuf)) {
             vkd_graph_fail(g, "internal: %s texel operand %d out of range", name, i);
             return -1;
         }
@@ -307,20 +309,35 @@ static VkDescriptorSet *texel_sets(vkd_graph *g) {
     for (int i = 0; i < g->ndisp; i++) nsets += g->disp[i].ntexel > 0;
     VkDescriptorSet *sets = calloc((size_t)g->ndisp + 1, sizeof *sets);
     if (!nsets) return sets;
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, (uint32_t)nsets * VKD_TEXEL_BINDINGS};
+    VkDescriptorPoolSize ps[2] = {{VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, (uint32_t)nsets * VKD_TEXEL_BINDINGS},
+                                  {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, (uint32_t)nsets * VKD_STORE_BINDINGS}};
     VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                      .maxSets = (uint32_t)nsets,
-                                     .poolSizeCount = 1,
-                                     .pPoolSizes = &ps};
+                                     .poolSizeCount = 2,
+                                     .pPoolSizes = ps};
     VkResult r = vkCreateDescriptorPool(ctx->device, &pi, NULL, &g->texel_pool);
     g->texel_views = calloc((size_t)nsets * VKD_TEXEL_BINDINGS, sizeof *g->texel_views);
     for (int i = 0; i < g->ndisp && r == VK_SUCCESS; i++) {
         vkd_dispatch *d = &g->disp[i];
         VkBufferView views[VKD_TEXEL_BINDINGS];
+        VkDescriptorBufferInfo bufs[VKD_STORE_BINDINGS];
         for (int b = 0; b < VKD_TEXEL_BINDINGS; b++) views[b] = ctx->texel_dummy_view;
+        for (int b = 0; b < VKD_STORE_BINDINGS; b++) bufs[b] = vkd_sbuf_dummy(ctx);
         for (int k = 0; k < d->ntexel && r == VK_SUCCESS; k++) {
             const vkd_tensor *t = d->args[d->texel[k].arg].t, *root = vkd_tensor_root(t);
             uint32_t first;
+            if (d->texel[k].binding >= VKD_TEXEL_BINDINGS) {
+                uint64_t off = root->mem.off + t->view_off;
+                if (off % 16) {
+                    vkd_set_error(ctx, "internal: %s writes '%s' in vec4s but it does not start on 16 bytes", d->name,
+                                  t->name);
+                    r = VK_ERROR_UNKNOWN;
+                    break;
+                }
+                bufs[d->texel[k].binding - VKD_TEXEL_BINDINGS] = vkd_sbuf_range(ctx, root->mem.block, off, (uint64_t)t->numel * 4, &first);
+                memcpy(d->push + d->texel[k].first_at, &first, sizeof first);
+                continue;
+            }
             if (d->texel[k].vec4 && ((root->mem.off + t->view_off) % 16 || (t->numel % 4 && d->texel[k].vec4 != 2))) {
                 vkd_set_error(ctx, "internal: %s reads '%s' in vec4s but it is not 16-byte aligned whole vec4s", d->name,
                               t->name);
@@ -344,15 +361,7 @@ static VkDescriptorSet *texel_sets(vkd_graph *g) {
                                           .descriptorSetCount = 1,
                                           .pSetLayouts = &ctx->texel_dsl};
         r = vkAllocateDescriptorSets(ctx->device, &ai, &sets[i]);
-        VkWriteDescriptorSet w[VKD_TEXEL_BINDINGS];
-        for (uint32_t b = 0; b < VKD_TEXEL_BINDINGS && r == VK_SUCCESS; b++)
-            w[b] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                          .dstSet = sets[i],
-                                          .dstBinding = b,
-                                          .descriptorCount = 1,
-                                          .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
-                                          .pTexelBufferView = &views[b]};
-        if (r == VK_SUCCESS) vkUpdateDescriptorSets(ctx->device, VKD_TEXEL_BINDINGS, w, 0, NULL);
+        if (r == VK_SUCCESS) vkd_texel_write_set(ctx, sets[i], views, bufs);
     }
     if (r != VK_SUCCESS) {
         vkd_graph_fail(g, "graph '%s': texel views: %s", g->name, ctx->err[0] ? ctx->err : vkd_result_str(r));
@@ -428,6 +437,7 @@ int vkd_graph_compile(vkd_graph *g) {
     range *wr = malloc((size_t)(g->ndisp * VKD_MAX_ARGS + 1) * sizeof *wr);
     int nrd = 0, nwr = 0;
     VkPipeline bound = VK_NULL_HANDLE;
+    VkDescriptorSet bound_set = ctx->texel_dummy;
     g->nbarriers = 0;
     for (int i = 0; i < g->ndisp; i++) {
         vkd_dispatch *d = &g->disp[i];
@@ -459,8 +469,13 @@ int vkd_graph_compile(vkd_graph *g) {
             vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe->pipe);
             bound = d->pipe->pipe;
         }
-        if (sets[i])
-            vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &sets[i], 0, NULL);
+        // A dispatch without a set of its own gets the placeholder back, not the last one's:
+        // the synchronization checks count every binding a shader declares as accessed, and a
+        // texel view left bound would read as a read of memory the next dispatch may write.
+        VkDescriptorSet set = sets[i] ? sets[i] : ctx->texel_dummy;
+        if (set != bound_set)
+            vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->layout, 0, 1, &set, 0, NULL);
+        bound_set = set;
         vkCmdPushConstants(cb, ctx->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size, d->push);
         vkCmdDispatch(cb, d->groups[0], d->groups[1], d->groups[2]);
         if (g->qpool) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, g->qpool, i + 1);

@@ -47,11 +47,15 @@ typedef struct {
 // tensor starts on 16 bytes and has whole vec4s), `first` in vec4s. vec4 = 2: the same,
 // but the size need not be whole vec4s: the shader fetches only the whole ones and reads
 // the last n % 4 elements through the buffer (row sums, reduce.comp).
+// A binding from VKD_TEXEL_BINDINGS on (vkd_texel_store) is a storage buffer instead,
+// through which the shader writes (and may read) the tensor in vec4s (ctx->sbuf; the tensor
+// starts on 16 bytes), `first` in vec4s; vec4 is ignored.
 typedef struct {
     uint8_t arg, binding;
     uint16_t first_at;
     uint8_t vec4;
 } vkd_texel;
+#define vkd_texel_store(arg, k, first_at) ((vkd_texel){(arg), (uint8_t)(VKD_TEXEL_BINDINGS + (k)), (first_at), 0})
 
 // A strided copy in elements: `rows` rows of `len`, row r from src[src_off + r * src_stride]
 // to dst[dst_off + r * dst_stride].
@@ -70,7 +74,7 @@ typedef struct {
     int nargs;
     vkd_arg args[VKD_MAX_ARGS];
     int ntexel;
-    vkd_texel texel[VKD_TEXEL_BINDINGS];
+    vkd_texel texel[VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS];
     // pipe NULL: buffer copies instead (vkd_graph_copy): args[0] written, args[1 + p] read by part p
     int ncopy;
     vkd_copy_rows copy[VKD_COPY_PARTS];

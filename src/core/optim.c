@@ -26,6 +26,7 @@ typedef struct {
     float clip;
     int32_t p_first, g_first, m_first, v_first;  // texel views (set at compile)
     VkDeviceAddress table;                        // MULTI (src/ops/multi.c)
+    int32_t p_sfirst, g_sfirst, m_sfirst, v_sfirst;  // storage bindings (set at compile)
 } adam_push;
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     uint32_t flags;
     int32_t e_first, p_first;  // texel views (set at compile)
     VkDeviceAddress table;     // MULTI (src/ops/multi.c)
+    int32_t e_sfirst;          // ema_sb: e's storage binding (set at compile)
 } ema_push;
 
 vkd_adam *vkd_adam_new(vkd_ctx *ctx, vkd_tensor **params, int nparams, const vkd_adam_cfg *cfg) {
@@ -121,6 +123,19 @@ static adam_push adam_push_of(const vkd_adam *o, uint32_t n, int clipped) {
                        .clip = o->cfg.grad_clip};
 }
 
+// p, g, m, v (args 0..3) read through texel bindings 0..3 and, with sbuf (adam_sb), written
+// through storage bindings 0..3; returns the number of bindings.
+static int adam_bindings(vkd_texel tx[8], uint32_t texel, uint8_t vec4, uint32_t sbuf) {
+    static const uint16_t first[4] = {offsetof(adam_push, p_first), offsetof(adam_push, g_first),
+                                      offsetof(adam_push, m_first), offsetof(adam_push, v_first)};
+    static const uint16_t sfirst[4] = {offsetof(adam_push, p_sfirst), offsetof(adam_push, g_sfirst),
+                                       offsetof(adam_push, m_sfirst), offsetof(adam_push, v_sfirst)};
+    int n = 0;
+    for (uint8_t k = 0; k < 4 && texel; k++) tx[n++] = (vkd_texel){k, k, first[k], vec4};
+    for (uint8_t k = 0; k < 4 && sbuf; k++) tx[n++] = vkd_texel_store(k, k, sfirst[k]);
+    return n;
+}
+
 // One dispatch per parameter tensor.
 static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
     vkd_tensor *p = o->p[i];
@@ -135,17 +150,16 @@ static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
     // and 4 at a time through vec4 views when the tensors hold whole vec4s
     uint8_t vec4 = texel && vkd_vec4_ok(4, p, p->pgrad, o->m[i], o->v[i]);
-    vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), vec4},
-                       {1, 1, offsetof(adam_push, g_first), vec4},
-                       {2, 2, offsetof(adam_push, m_first), vec4},
-                       {3, 3, offsetof(adam_push, v_first), vec4}};
+    uint32_t sbuf = vec4 && vkd_sbuf_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
+    vkd_texel tx[8];
+    int nt = adam_bindings(tx, texel, vec4, sbuf);
     uint32_t per = vkd_elems_per_invocation(g);
     uint32_t spec[7] = {VKD_WG, texel, per, vec4, 0, pc.flags, 0}, gx, gy;
     uint64_t units = vec4 ? p->numel / 4 : p->numel;
     vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
-    const char *shader = vkd_store_variant(g, vec4, "adam", "adam_wide");
+    const char *shader = sbuf ? "adam_sb" : vkd_store_variant(g, vec4, "adam", "adam_wide");
     vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args,
-                             n2 ? 6 : 5, tx, texel ? 4 : 0);
+                             n2 ? 6 : 5, tx, nt);
 }
 
 // One dispatch for the tensors of a multi-tensor group, a workgroup per chunk;
@@ -161,15 +175,14 @@ static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tenso
                        {offsetof(adam_push, gnorm2), VKD_R, n2}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, mg->span[0], mg->span[1], mg->span[2], mg->span[3]);
     if (vec4 && !texel) vkd_graph_fail(g, "internal: adam: vec4 chunks without texel views");
-    vkd_texel tx[4] = {{0, 0, offsetof(adam_push, p_first), (uint8_t)vec4},
-                       {1, 1, offsetof(adam_push, g_first), (uint8_t)vec4},
-                       {2, 2, offsetof(adam_push, m_first), (uint8_t)vec4},
-                       {3, 3, offsetof(adam_push, v_first), (uint8_t)vec4}};
+    uint32_t sbuf = vec4 && vkd_sbuf_ok(g, 4, mg->span[0], mg->span[1], mg->span[2], mg->span[3]);
+    vkd_texel tx[8];
+    int nt = adam_bindings(tx, texel, (uint8_t)vec4, sbuf);
     uint32_t spec[7] = {VKD_WG, texel, vkd_elems_per_invocation(g), (uint32_t)vec4, 1, pc.flags, mg->ragged}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
-    const char *shader = vkd_store_variant(g, vec4, "adam", "adam_wide");
+    const char *shader = sbuf ? "adam_sb" : vkd_store_variant(g, vec4, "adam", "adam_wide");
     vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args,
-                             n2 ? 7 : 6, tx, texel ? 4 : 0);
+                             n2 ? 7 : 6, tx, nt);
 }
 
 int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
@@ -198,6 +211,12 @@ int vkd_ema_record(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, f
     return vkd_ema_record_t(g, ema, params, n, beta, NULL);
 }
 
+// ema_wide, or ema_sb where e's quads are written through storage binding 0 (e is args[0])
+static const char *ema_shader(vkd_graph *g, int vec4, const vkd_tensor *e, vkd_texel *tx, int *nt) {
+    const char *wide = vkd_store_variant(g, vec4, "ema", "ema_wide");
+    return vkd_sbuf_variant(g, wide, "ema_wide", "ema_sb", e, tx, nt, offsetof(ema_push, e_sfirst));
+}
+
 static void ema_one_tensor(vkd_graph *g, vkd_tensor *e, vkd_tensor *p, float beta, vkd_tensor *beta_t) {
     ema_push pc = {.n = (uint32_t)e->numel, .beta = beta, .flags = beta_t ? 1u : 0u};
     vkd_arg args[3] = {{offsetof(ema_push, e), VKD_RW, e},
@@ -205,14 +224,14 @@ static void ema_one_tensor(vkd_graph *g, vkd_tensor *e, vkd_tensor *p, float bet
                        {offsetof(ema_push, beta_t), VKD_R, beta_t}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, e, p);
     uint8_t vec4 = texel && vkd_vec4_ok(2, e, p);  // 4 at a time when both hold whole vec4s
-    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), vec4}, {1, 1, offsetof(ema_push, p_first), vec4}};
+    vkd_texel tx[3] = {{0, 0, offsetof(ema_push, e_first), vec4}, {1, 1, offsetof(ema_push, p_first), vec4}};
     uint32_t per = vkd_elems_per_invocation(g);
     uint32_t spec[6] = {VKD_WG, texel, per, 0, vec4, 0}, gx, gy;
     uint64_t units = vec4 ? e->numel / 4 : e->numel;
     vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
-    const char *shader = vkd_store_variant(g, vec4, "ema", "ema_wide");
-    vkd_graph_dispatch_texel(g, "ema", shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx,
-                             texel ? 2 : 0);
+    int nt = texel ? 2 : 0;
+    const char *shader = ema_shader(g, vec4, e, tx, &nt);
+    vkd_graph_dispatch_texel(g, "ema", shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 3 : 2, tx, nt);
 }
 
 static void ema_group(vkd_graph *g, const vkd_multi *mg, float beta, vkd_tensor *beta_t, int vec4) {
@@ -223,13 +242,13 @@ static void ema_group(vkd_graph *g, const vkd_multi *mg, float beta, vkd_tensor 
                        {offsetof(ema_push, beta_t), VKD_R, beta_t}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, mg->span[0], mg->span[1]);
     if (vec4 && !texel) vkd_graph_fail(g, "internal: ema: vec4 chunks without texel views");
-    vkd_texel tx[2] = {{0, 0, offsetof(ema_push, e_first), (uint8_t)vec4},
+    vkd_texel tx[3] = {{0, 0, offsetof(ema_push, e_first), (uint8_t)vec4},
                        {1, 1, offsetof(ema_push, p_first), (uint8_t)vec4}};
     uint32_t spec[6] = {VKD_WG, texel, vkd_elems_per_invocation(g), 1, (uint32_t)vec4, mg->ragged}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
-    const char *shader = vkd_store_variant(g, vec4, "ema", "ema_wide");
-    vkd_graph_dispatch_texel(g, "ema", shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx,
-                             texel ? 2 : 0);
+    int nt = texel ? 2 : 0;
+    const char *shader = ema_shader(g, vec4, mg->span[0], tx, &nt);
+    vkd_graph_dispatch_texel(g, "ema", shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, beta_t ? 4 : 3, tx, nt);
 }
 
 int vkd_ema_record_t(vkd_graph *g, vkd_tensor **ema, vkd_tensor **params, int n, float beta, vkd_tensor *beta_t) {

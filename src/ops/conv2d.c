@@ -18,6 +18,7 @@ typedef struct {
     int32_t nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
     int32_t a_first, b_first, add_first;  // texel views: where A, B and add start (set at compile)
     float scale;                          // ADD_RESIDUAL
+    int32_t c_sfirst;                     // conv2d_sb: where C starts in its storage binding (set at compile)
 } conv_push;
 
 // What the forward's store adds after the bias (shader constant 8, ADD):
@@ -426,9 +427,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
         t.tm % 4 == 0 && M % t.tm == 0 && vkd_vec4_ok(1, A) && !vkd_env_off("VKD_CONV_DATA_QUADS"))
         av4 = 1;
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
-    vkd_texel tx[3] = {{1, 0, offsetof(conv_push, a_first), av4},
+    vkd_texel tx[4] = {{1, 0, offsetof(conv_push, a_first), av4},
                        {2, 1, offsetof(conv_push, b_first), (uint8_t)(bquad || qwin)},
                        {(uint8_t)add_arg, 2, offsetof(conv_push, add_first), 0}};
+    int nt = texel ? (add ? 3 : 2) : 0;
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
     uint32_t spec[17] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, ad ? (uint32_t)ad->kind : 0, up,
@@ -437,9 +439,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
     const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
+    // and those quads as vec4s through a storage binding where the device takes them (conv2d_sb)
+    shader = vkd_sbuf_variant(g, shader, "conv2d_wide", "conv2d_sb", C, tx, &nt, offsetof(conv_push, c_sfirst));
     return vkd_graph_dispatch_texel(g, name, shader, spec, 17, vkd_ceil_div((uint64_t)N, bn),
-                                    vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx,
-                                    texel ? (add ? 3 : 2) : 0);
+                                    vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // The tile conv_dispatch will give a weight gradient, for counting its workgroups: the walk by

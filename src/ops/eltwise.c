@@ -12,6 +12,7 @@ typedef struct {
     uint32_t n, inner, bc, flags;
     float alpha;
     int32_t a_first, b_first;  // texel views (set at compile)
+    int32_t y_sfirst;          // eltwise_sb: y's storage binding (set at compile)
 } eltwise_push;
 
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy) {
@@ -96,10 +97,31 @@ int vkd_vec4_ok(int n, ...) {
     return ok;
 }
 
+int vkd_sbuf_ok(const vkd_graph *g, int n, ...) {
+    const vkd_ctx *ctx = g->ctx;
+    int ok = ctx->sbuf;
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        const vkd_tensor *t = va_arg(ap, const vkd_tensor *);
+        ok &= !t || (t->numel % 4 == 0 && t->view_off % 16 == 0 &&
+                     (uint64_t)t->numel * 4 + ctx->f.sbuf_align + 16 <= ctx->f.max_storage_range);
+    }
+    va_end(ap);
+    return ok;
+}
+
 const char *vkd_store_variant(const vkd_graph *g, int vec4, const char *family, const char *wide) {
     // VKD_WIDE_STORES=0: four scalar stores a quad (benchmarks, tests)
     int ok = vec4 && g->ctx->texel && g->ctx->f.int64 && !vkd_env_off("VKD_WIDE_STORES");
     return ok ? wide : family;
+}
+
+const char *vkd_sbuf_variant(const vkd_graph *g, const char *shader, const char *wide, const char *sb,
+                             const vkd_tensor *out, vkd_texel *tx, int *nt, uint16_t first_at) {
+    if (strcmp(shader, wide) != 0 || !vkd_sbuf_ok(g, 1, out)) return shader;
+    tx[(*nt)++] = vkd_texel_store(0, 0, first_at);
+    return sb;
 }
 
 int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, vkd_tensor *a, vkd_tensor *b,
@@ -115,7 +137,7 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
                        .alpha = alpha};
     vkd_arg args[4];
     int na = 0;
-    vkd_texel tx[2];
+    vkd_texel tx[3];
     int nt = 0, use_a = op != VKD_EW_BCAST;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, use_a ? 2 : 1, b, a);
     uint32_t bmode = inner == 1 && bc == (uint64_t)y->numel ? 1u : bc == 1 ? 2u : 0u;
@@ -132,6 +154,7 @@ int vkd_eltwise_dispatch(vkd_graph *g, const char *name, int op, vkd_tensor *y, 
     vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
     uint32_t spec[6] = {VKD_WG, (uint32_t)op, bmode, texel, vec4, vec4 && vkd_grid_whole(y->numel / 4, gx, gy, VKD_WG)};
     const char *shader = vkd_store_variant(g, (int)vec4, "eltwise", "eltwise_wide");
+    shader = vkd_sbuf_variant(g, shader, "eltwise_wide", "eltwise_sb", y, tx, &nt, offsetof(eltwise_push, y_sfirst));
     return vkd_graph_dispatch_texel(g, name, shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 

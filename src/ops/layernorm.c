@@ -9,6 +9,7 @@ typedef struct {
     uint32_t rows, cols, flags;
     float eps;
     int32_t x_first, t1_first, t2_first, dy_first;  // texel views (set at compile)
+    int32_t y_sfirst;                                // layernorm_sb: y's storage binding (set at compile)
 } ln_push;
 
 // add (flags bit2): MODE 1 writes b + dx, b being x's gradient so far; MODE 2 adds dw
@@ -32,7 +33,7 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     // columns: x and dy vec4 views (mean and rstd stay scalar), w and b written as quads. At
     // the GMM MLP's 128 rows of 128 MODE 2 went from 74-95 to 23-36 us a call (VKD_PROFILE).
     uint8_t vec4 = texel && cols % 4 == 0 && vkd_vec4_ok(4, x, w, b, dy) && (mode != 2 || !vkd_env_off("VKD_COL_QUADS"));
-    vkd_texel tx[4];
+    vkd_texel tx[5];
     int nt = 0;
 #define LN_ARG(field, acc, t, bind, first, v4)                                                        \
     do {                                                                                              \
@@ -62,6 +63,7 @@ static int ln_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     uint32_t spec[8] = {wg, mode, sgred, texel, pc.flags, rpw, vec4, rowstats}, gx, gy;
     vkd_grid_1d(mode == 2 ? (vec4 ? cols / 4 : cols) : rows, mode == 2 ? wg : rpw, &gx, &gy);
     const char *shader = vkd_store_variant(g, vec4, "layernorm", "layernorm_wide");
+    if (y) shader = vkd_sbuf_variant(g, shader, "layernorm_wide", "layernorm_sb", y, tx, &nt, offsetof(ln_push, y_sfirst));
     return vkd_graph_dispatch_texel(g, name, shader, spec, 8, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 

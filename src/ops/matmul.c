@@ -15,6 +15,7 @@ typedef struct {
     int32_t a_first, b_first;  // texel views (set at compile)
     VkDeviceAddress R;
     int32_t r_first, c_first;  // EQ: texel views of R and C
+    int32_t c_sfirst;          // matmul_sb: C's storage binding
 } matmul_push;
 
 enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8, MM_ALPHA_LAST = 16, MM_SOFTMAX_BWD = 32 };
@@ -84,18 +85,21 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     // lanes owning quads of columns (constant 14); with TB = 0 B's rows are then read as quads
     int b_rows = !tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
     uint8_t cq = texel && sg && t.tn % 4 == 0 && pc->N % 4 == 0 && (tb || b_rows) && !quads_off();
-    vkd_texel tx[4] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || (cq && !tb)}};
+    vkd_texel tx[5] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || (cq && !tb)}};
     int nt = texel ? 2 : 0;
     // the epilogue's reads of R and of the accumulate's C as quads (constant 15)
     int c_quads = cq && pc->ldc % 4 == 0 && pc->sC % 4 == 0 && vkd_vec4_ok(1, C);
     uint8_t eq = c_quads && (pc->flags & (MM_ACCUMULATE | MM_RESIDUAL)) && (!R || vkd_vec4_ok(1, R)) &&
                  vkd_texel_ok(g, 1, C) && (!R || vkd_texel_ok(g, 1, R));
     if (eq && R) tx[nt++] = (vkd_texel){(uint8_t)(na - 1), 2, offsetof(matmul_push, r_first), 1};
-    if (eq && (pc->flags & MM_ACCUMULATE)) tx[nt++] = (vkd_texel){0, 3, offsetof(matmul_push, c_first), 1};
+    // C's quads stored as 64-bit pairs (matmul_wide) where a lane holds adjacent columns, or
+    // as vec4s through a storage binding where the device takes them (matmul_sb: the
+    // accumulate's C is read there too, not through a texel view of the buffer it writes)
+    const char *wide = vkd_store_variant(g, c_quads, "matmul", "matmul_wide");
+    const char *shader = vkd_sbuf_variant(g, wide, "matmul_wide", "matmul_sb", C, tx, &nt, offsetof(matmul_push, c_sfirst));
+    if (eq && (pc->flags & MM_ACCUMULATE) && shader == wide) tx[nt++] = (vkd_texel){0, 3, offsetof(matmul_push, c_first), 1};
     uint32_t spec[16] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
                          aq, bq, cq, eq};
-    // C's quads stored as 64-bit pairs (matmul_wide) where a lane holds adjacent columns
-    const char *shader = vkd_store_variant(g, c_quads, "matmul", "matmul_wide");
     return vkd_graph_dispatch_texel(g, name, shader, spec, 16, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
                                     pc->batch, pc, sizeof *pc, args, na, tx, nt);
 }

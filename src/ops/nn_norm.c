@@ -9,6 +9,7 @@ typedef struct {
     uint32_t N, C, S, groups, flags;
     float eps;
     int32_t x_first, dy_first, old_first;  // texel views (set at compile)
+    int32_t y_sfirst;                      // groupnorm_sb: y's storage binding (set at compile)
 } gn_push;
 
 typedef struct {
@@ -50,7 +51,7 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
                            (sums & GN_ACC_W ? 32u : 0u) | (sums & GN_ACC_B ? 64u : 0u),
                   .eps = at->eps};
     vkd_arg args[10];
-    vkd_texel tx[3];
+    vkd_texel tx[4];
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
     uint32_t sgred = vkd_norm_subgroup_reduce(g->ctx), wg = gn_wg(g, x, at->groups, mode);
@@ -88,6 +89,8 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
              gx, gy;
     vkd_grid_1d(mode == 2 ? C : nl ? (uint64_t)at->groups : N * (uint64_t)at->groups, 1, &gx, &gy);
     const char *shader = vkd_store_variant(g, vec4, "groupnorm", "groupnorm_wide");
+    // y's quads through a storage binding where the device takes them (y is args[0])
+    if (y) shader = vkd_sbuf_variant(g, shader, "groupnorm_wide", "groupnorm_sb", y, tx, &nt, offsetof(gn_push, y_sfirst));
     return vkd_graph_dispatch_texel(g, name, shader, spec, 11, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 

@@ -94,10 +94,19 @@ int vkd_vec4_ok(int n, ...);
 // 1 when the environment variable `name` is set to 0: the switch that turns an optimized
 // path off (VKD_VEC4, VKD_WIDE_STORES, VKD_MM_QUADS, VKD_COL_QUADS, ...) for tests and benchmarks.
 int vkd_env_off(const char *name);
+// 1 when the device writes outputs through storage-buffer bindings (ctx->sbuf, src/vk/texel.c)
+// and each non-NULL tensor is whole vec4s from 16 bytes (within one binding's range): the op
+// may pass it as a vkd_texel_store binding and set its shader's SBUF constant.
+int vkd_sbuf_ok(const vkd_graph *g, int n, ...);
 // The shader to dispatch for a family whose vec4 texel walk writes through vkd_store4: its
 // _wide variant `wide` (two 64-bit stores a quad, shaders/common.glsl) when vec4 is set and the
 // device reads texel views and has shaderInt64, else `family`. VKD_WIDE_STORES=0 says no.
 const char *vkd_store_variant(const vkd_graph *g, int vec4, const char *family, const char *wide);
+// The family's storage-binding variant `sb` instead of `shader` when shader is its `wide` one
+// and the device writes `out` (the dispatch's args[0]) through storage binding 0
+// (vkd_sbuf_ok): appends that binding to tx (*nt of them), `first` at push offset first_at.
+const char *vkd_sbuf_variant(const vkd_graph *g, const char *shader, const char *wide, const char *sb,
+                             const vkd_tensor *out, vkd_texel *tx, int *nt, uint16_t first_at);
 // Elements per invocation for per-element update shaders (Adam, EMA): several
 // on a CPU device, where each load of the step's shared scalars is a loop over
 // the lanes and is worth doing once for many elements; 1 on a GPU.

@@ -5,6 +5,7 @@ typedef struct {
     VkDeviceAddress y, x, dy;
     uint32_t rows, cols;
     int32_t x_first, dy_first;  // texel views (set at compile)
+    int32_t y_sfirst;           // softmax_sb: y's storage binding (set at compile)
 } softmax_push;
 
 int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy) {
@@ -17,14 +18,15 @@ int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y,
     uint32_t sgred = (uint32_t)vkd_norm_subgroup_reduce(g->ctx);
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, x, dy ? dy : x);
     uint8_t vec4 = texel && cols % 4 == 0 && vkd_vec4_ok(3, y, x, dy);  // rows in quads
-    vkd_texel tx[2] = {{1, 0, offsetof(softmax_push, x_first), vec4}, {2, 1, offsetof(softmax_push, dy_first), vec4}};
+    vkd_texel tx[3] = {{1, 0, offsetof(softmax_push, x_first), vec4}, {2, 1, offsetof(softmax_push, dy_first), vec4}};
+    int nt = texel ? (dy ? 2 : 1) : 0;
     // short rows: do not leave most of a workgroup idle
     uint32_t wg = sgred ? g->ctx->f.subgroup_size : cols <= 64 ? 64 : VKD_WG;
     uint32_t spec[5] = {wg, (uint32_t)bwd, sgred, texel, vec4}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
     const char *shader = vkd_store_variant(g, vec4, "softmax", "softmax_wide");
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx,
-                                    texel ? (dy ? 2 : 1) : 0);
+    shader = vkd_sbuf_variant(g, shader, "softmax_wide", "softmax_sb", y, tx, &nt, offsetof(softmax_push, y_sfirst));
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // dx = p * (dy - sum(dy * p)); the saved output p is all the backward needs.

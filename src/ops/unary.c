@@ -9,6 +9,7 @@ typedef struct {
     uint32_t n;
     float alpha, beta;
     int32_t x_first, dy_first;  // texel views (set at compile)
+    int32_t y_sfirst;           // unary_sb: y's storage binding (set at compile)
 } unary_push;
 
 static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tensor *y, vkd_tensor *x, vkd_tensor *dy,
@@ -19,7 +20,7 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     // FILL reads nothing; otherwise x, and dy in the backward
     uint32_t texel = x && (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
     uint8_t vec4 = texel && vkd_vec4_ok(3, y, x, dy);
-    vkd_texel tx[2];
+    vkd_texel tx[3];
     int nt = 0;
     args[na++] = (vkd_arg){offsetof(unary_push, y), VKD_W, y};
     if (x) {
@@ -34,6 +35,7 @@ static int unary_dispatch(vkd_graph *g, const char *name, uint32_t op, vkd_tenso
     vkd_grid_1d(vec4 ? y->numel / 4 : y->numel, VKD_WG, &gx, &gy);
     uint32_t spec[5] = {VKD_WG, op, texel, vec4, vec4 && vkd_grid_whole(y->numel / 4, gx, gy, VKD_WG)};
     const char *shader = vkd_store_variant(g, vec4, "unary", "unary_wide");
+    shader = vkd_sbuf_variant(g, shader, "unary_wide", "unary_sb", y, tx, &nt, offsetof(unary_push, y_sfirst));
     return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 

@@ -196,6 +196,7 @@ static void query_features(VkInstance inst, VkPhysicalDevice pd, vkd_features *f
     f->max_storage_range = p->limits.maxStorageBufferRange;
     f->max_texel_elements = p->limits.maxTexelBufferElements;
     f->texel_align = (uint32_t)p->limits.minTexelBufferOffsetAlignment;
+    f->sbuf_align = (uint32_t)p->limits.minStorageBufferOffsetAlignment;
     f->timestamp_period = p->limits.timestampPeriod;
 
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
@@ -469,14 +470,16 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     vkCreateFence(ctx->device, &fci, NULL, &ctx->fence);
     VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = VKD_PUSH_MAX};
-    VkDescriptorSetLayoutBinding tb[VKD_TEXEL_BINDINGS];
-    for (uint32_t i = 0; i < VKD_TEXEL_BINDINGS; i++)
+    VkDescriptorSetLayoutBinding tb[VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS];
+    for (uint32_t i = 0; i < VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS; i++)
         tb[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                               .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                               .descriptorType = i < VKD_TEXEL_BINDINGS
+                                                                     ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                                     : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                                .descriptorCount = 1,
                                                .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     VkDescriptorSetLayoutCreateInfo tli = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                           .bindingCount = VKD_TEXEL_BINDINGS,
+                                           .bindingCount = VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS,
                                            .pBindings = tb};
     vkCreateDescriptorSetLayout(ctx->device, &tli, NULL, &ctx->texel_dsl);
     VkPipelineLayoutCreateInfo lci = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
@@ -558,6 +561,9 @@ void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
     fprintf(out, "max allocation:    %llu MiB\n", (unsigned long long)(f->max_alloc >> 20));
     fprintf(out, "texel buffers:     up to %u elements; operands read through them: %s\n", f->max_texel_elements,
             ctx->texel ? "yes (a CPU device; VKD_TEXEL=0 turns it off)" : "no (buffer addresses; VKD_TEXEL=1 turns it on)");
+    fprintf(out, "storage outputs:   %s\n",
+            ctx->sbuf ? "yes: ops write their quads through storage bindings (VKD_SBUF=0 turns it off)"
+                      : "no (buffer addresses)");
     fprintf(out, "push constants:    %u bytes\n", f->max_push);
     fprintf(out, "buffer addresses:  %s\n", f->bda ? "yes" : "no");
     fprintf(out, "timestamps:        %s (%.3f ns/tick)\n", f->timestamp_bits ? "yes" : "no", f->timestamp_period);

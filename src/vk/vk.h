@@ -9,6 +9,9 @@
 
 #define VKD_PUSH_MAX 128u
 #define VKD_TEXEL_BINDINGS 4
+// Set 0's bindings VKD_TEXEL_BINDINGS .. + VKD_STORE_BINDINGS - 1: storage buffers through
+// which ops may write vec4s (ctx->sbuf; see vkd_texel.store).
+#define VKD_STORE_BINDINGS 4
 #define VKD_ALIGN 256u  // sub-allocation alignment: vec4 loads and cache lines on every vendor
 
 // ---------------------------------------------------------------- features
@@ -24,6 +27,7 @@ typedef struct {
     uint32_t shared_mem, max_wg_invocations, max_wg_count[3], max_push;
     uint64_t max_storage_range, max_alloc;
     uint32_t max_texel_elements, texel_align;  // uniform texel buffer limits
+    uint32_t sbuf_align;                       // minStorageBufferOffsetAlignment
     float timestamp_period;  // ns per tick
     uint32_t timestamp_bits;
     int coopmat;           // VK_KHR_cooperative_matrix present
@@ -77,7 +81,7 @@ struct vkd_ctx {
     uint32_t queue_family;
     VkCommandPool pool;
     VkFence fence;
-    VkPipelineLayout layout;  // one layout for every op: 128 bytes of push constants + set 0 (texel operands)
+    VkPipelineLayout layout;  // one layout for every op: 128 bytes of push constants + set 0 (texel operands, storage outputs)
     // Set 0: VKD_TEXEL_BINDINGS uniform texel buffers (R32_SFLOAT) through which
     // ops may read operands instead of buffer addresses; see vkd_texel_use.
     VkDescriptorSetLayout texel_dsl;
@@ -86,6 +90,7 @@ struct vkd_ctx {
     VkBufferView texel_dummy_view;
     struct vkd_block *texel_dummy_block;
     int texel;                    // 1: ops read big operands through texel buffers (CPU devices)
+    int sbuf;                     // 1: ops write their big outputs through storage-buffer bindings (CPU devices)
     VkPipelineCache cache;
     char cache_path[1024];
     vkd_pipeline *pipelines;
@@ -128,6 +133,15 @@ void vkd_texel_destroy(vkd_ctx *ctx);
 // *first is the view's texel where off starts.
 VkBufferView vkd_texel_view(vkd_ctx *ctx, struct vkd_block *b, uint64_t off, uint64_t bytes, uint32_t texel,
                             uint32_t *first);
+// A storage-buffer range holding [off, off + bytes) of a block (off a multiple of 16), from
+// the largest aligned offset <= off; *first is the vec4 where off lies.
+VkDescriptorBufferInfo vkd_sbuf_range(const vkd_ctx *ctx, struct vkd_block *b, uint64_t off, uint64_t bytes,
+                                      uint32_t *first);
+// The placeholder storage range that every unused storage binding holds.
+VkDescriptorBufferInfo vkd_sbuf_dummy(const vkd_ctx *ctx);
+// Writes all of set 0: the texel bindings from views, the storage bindings from bufs.
+void vkd_texel_write_set(vkd_ctx *ctx, VkDescriptorSet set, const VkBufferView *views,
+                         const VkDescriptorBufferInfo *bufs);
 
 // pipeline.c
 // The pipeline of a shader and its specialization constants, recorded but not yet
