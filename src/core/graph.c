@@ -334,7 +334,8 @@ static VkDescriptorSet *texel_sets(vkd_graph *g) {
                     r = VK_ERROR_UNKNOWN;
                     break;
                 }
-                bufs[d->texel[k].binding - VKD_TEXEL_BINDINGS] = vkd_sbuf_range(ctx, root->mem.block, off, (uint64_t)t->numel * 4, &first);
+                bufs[d->texel[k].binding - VKD_TEXEL_BINDINGS] =
+                    vkd_sbuf_range(ctx, root->mem.block, off, (uint64_t)t->numel * 4, &first);
                 memcpy(d->push + d->texel[k].first_at, &first, sizeof first);
                 continue;
             }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/ops.h"
 
@@ -136,6 +137,15 @@ static int adam_bindings(vkd_texel tx[8], uint32_t texel, uint8_t vec4, uint32_t
     return n;
 }
 
+// adam_wide, or adam_sb where that would run and p, g, m, v go through storage bindings
+// (*sbuf set): the choice vkd_sbuf_variant makes for one output, for Adam's four.
+static const char *adam_shader(vkd_graph *g, int vec4, vkd_tensor *p, vkd_tensor *gr, vkd_tensor *m, vkd_tensor *v,
+                               uint32_t *sbuf) {
+    const char *wide = vkd_store_variant(g, vec4, "adam", "adam_wide");
+    *sbuf = !strcmp(wide, "adam_wide") && vkd_sbuf_ok(g, 4, p, gr, m, v);
+    return *sbuf ? "adam_sb" : wide;
+}
+
 // One dispatch per parameter tensor.
 static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
     vkd_tensor *p = o->p[i];
@@ -150,14 +160,14 @@ static void adam_one_tensor(vkd_graph *g, vkd_adam *o, int i, vkd_tensor *n2) {
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
     // and 4 at a time through vec4 views when the tensors hold whole vec4s
     uint8_t vec4 = texel && vkd_vec4_ok(4, p, p->pgrad, o->m[i], o->v[i]);
-    uint32_t sbuf = vec4 && vkd_sbuf_ok(g, 4, p, p->pgrad, o->m[i], o->v[i]);
+    uint32_t sbuf;
+    const char *shader = adam_shader(g, vec4, p, p->pgrad, o->m[i], o->v[i], &sbuf);
     vkd_texel tx[8];
     int nt = adam_bindings(tx, texel, vec4, sbuf);
     uint32_t per = vkd_elems_per_invocation(g);
     uint32_t spec[7] = {VKD_WG, texel, per, vec4, 0, pc.flags, 0}, gx, gy;
     uint64_t units = vec4 ? p->numel / 4 : p->numel;
     vkd_grid_1d((units + per - 1) / per, VKD_WG, &gx, &gy);
-    const char *shader = sbuf ? "adam_sb" : vkd_store_variant(g, vec4, "adam", "adam_wide");
     vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args,
                              n2 ? 6 : 5, tx, nt);
 }
@@ -175,12 +185,12 @@ static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tenso
                        {offsetof(adam_push, gnorm2), VKD_R, n2}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 4, mg->span[0], mg->span[1], mg->span[2], mg->span[3]);
     if (vec4 && !texel) vkd_graph_fail(g, "internal: adam: vec4 chunks without texel views");
-    uint32_t sbuf = vec4 && vkd_sbuf_ok(g, 4, mg->span[0], mg->span[1], mg->span[2], mg->span[3]);
+    uint32_t sbuf;
+    const char *shader = adam_shader(g, vec4, mg->span[0], mg->span[1], mg->span[2], mg->span[3], &sbuf);
     vkd_texel tx[8];
     int nt = adam_bindings(tx, texel, (uint8_t)vec4, sbuf);
     uint32_t spec[7] = {VKD_WG, texel, vkd_elems_per_invocation(g), (uint32_t)vec4, 1, pc.flags, mg->ragged}, gx, gy;
     vkd_grid_1d(mg->nchunks, 1, &gx, &gy);
-    const char *shader = sbuf ? "adam_sb" : vkd_store_variant(g, vec4, "adam", "adam_wide");
     vkd_graph_dispatch_texel(g, o->cfg.decoupled ? "adamw" : "adam", shader, spec, 7, gx, gy, 1, &pc, sizeof pc, args,
                              n2 ? 7 : 6, tx, nt);
 }
