@@ -301,26 +301,26 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
 }
 
 // MODE 1 with RQ, one row: input_grad_row's channel-major walk over x's and dy's quads fetched
-// once and held in registers; the dx pass recomputes xh and g from them with input_grad_row's
-// expressions (the SiLU derivative twice, as there).
+// once and held in registers; dy's quad is replaced by its g once g is made, so the dx pass
+// recomputes only xh (input_grad_row makes the SiLU derivative twice, an exp and a divide an
+// element more).
 void input_grad_row_regs(uint row, uint t, uint W) {
     uint L = RC * pc.S, base = row * L, c0 = (row % pc.groups) * RC, nC = (row / pc.groups) * pc.C;
     float inv_n = 1.0 / float(L);
     float mu = pc.mean.v[row], rs = pc.rstd.v[row];
     bool part = (pc.flags & 12u) != 0u;
     vec4 xs[RQ > 0u ? RC * RQ : 1u], ds[RQ > 0u ? RC * RQ : 1u];  // (a constant array size must be at least 1)
-    float wv[RC], bv[RC];
     vec2 acc = vec2(0.0);
     [[unroll]] for (uint cc = 0; cc < RC; cc++) {
         uint c = c0 + cc, cb = base + cc * pc.S;
         float w = wc(c), b = bc(c);
-        wv[cc] = w, bv[cc] = b;
         vec4 ag = vec4(0.0), agx = vec4(0.0), pdx = vec4(0.0), pd = vec4(0.0);
         [[unroll]] for (uint j = 0; j < RQ; j++) {
             uint q = cb / 4u + t + j * W;
             xs[cc * RQ + j] = ld_x4(q), ds[cc * RQ + j] = ld_dy4(q);
             vec4 xh = (xs[cc * RQ + j] - mu) * rs, dz = dz_of(ds[cc * RQ + j], xh, w, b), g = dz * w;
             ag += g, agx += g * xh, pdx += dz * xh, pd += dz;
+            ds[cc * RQ + j] = g;
         }
         acc += vec2(hsum(ag), hsum(agx));
         if (part) store_param_terms(nC + c, cc, t, vec2(hsum(pdx), hsum(pd)));
@@ -328,7 +328,7 @@ void input_grad_row_regs(uint row, uint t, uint W) {
     acc = wg_sum2(acc) * inv_n;
     [[unroll]] for (uint cc = 0; cc < RC; cc++)
         [[unroll]] for (uint j = 0; j < RQ; j++) {
-            vec4 xh = (xs[cc * RQ + j] - mu) * rs, g = dz_of(ds[cc * RQ + j], xh, wv[cc], bv[cc]) * wv[cc];
+            vec4 xh = (xs[cc * RQ + j] - mu) * rs, g = ds[cc * RQ + j];
             precise vec4 dx = rs * (g - acc.x - xh * acc.y);
             store_dx(base + cc * pc.S + 4u * (t + j * W), dx);
         }

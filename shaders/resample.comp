@@ -10,6 +10,13 @@
 // H, W are the output's. ROWS = 1: rows (p, h) of y per workgroup row
 // (row_group() * rpw + k, k < rpw, one after the other), w along x, so no index
 // division per element, and several short rows per workgroup.
+// QPR > 0 (resample_sb, VKD_SBUF_OUT; host: CPU devices, W a multiple of 4, y through a storage
+// binding): an invocation writes a quad of a row of y as one vec4 store, QPR = W/4 quads a row (a
+// constant, so the row and column of a quad cost no division): up reads its two elements of x, down
+// its 2x2 blocks as four vec4 fetches (x a vec4 view). Each output is the scalar walk's expression,
+// in its order: the same bits. A scalar store through a buffer address is a loop over the lanes on
+// llvmpipe (~3 ns a float at 2 threads in a unet_fmnist step's upsample2x), a vec4 store to a
+// storage buffer one loop for all four.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -17,6 +24,7 @@ layout(constant_id = 1) const uint MODE = 0;
 
 layout(constant_id = 2) const uint TEXEL = 0;  // x through texel binding 0
 layout(constant_id = 3) const uint ROWS = 0;
+layout(constant_id = 4) const uint QPR = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x;
@@ -24,6 +32,7 @@ layout(push_constant) uniform PC {
     float alpha;
     int x_first;
     uint rpw;  // ROWS: rows per workgroup
+    int y_sfirst;  // resample_sb: where y starts in its storage binding, in vec4s (set at compile)
 } pc;
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
@@ -38,7 +47,33 @@ void one(uint i, uint w, uint h, uint p) {
     }
 }
 
+#ifdef VKD_SBUF_OUT
+// QPR: quad j of y's row `row` (rows of all planes counted together)
+void quad(uint row, uint j) {
+    vec4 r;
+    if (MODE == 0u) {  // x's row is row / 2 (H even), 2 * QPR elements long
+        const int xb = int((row >> 1u) * 2u * QPR + 2u * j) + pc.x_first;
+        const float x0 = texelFetch(vkd_tex0, xb).r, x1 = texelFetch(vkd_tex0, xb + 1).r;
+        r = pc.alpha * vec4(x0, x0, x1, x1);
+    } else {  // x's rows 2 row and 2 row + 1, 2 * QPR quads long
+        const int xq = int(4u * row * QPR + 2u * j) + pc.x_first, nx = int(2u * QPR);
+        const vec4 a0 = texelFetch(vkd_tex0, xq), a1 = texelFetch(vkd_tex0, xq + 1);
+        const vec4 b0 = texelFetch(vkd_tex0, xq + nx), b1 = texelFetch(vkd_tex0, xq + nx + 1);
+        r = pc.alpha * vec4((a0.x + a0.y) + (b0.x + b0.y), (a0.z + a0.w) + (b0.z + b0.w),
+                            (a1.x + a1.y) + (b1.x + b1.y), (a1.z + a1.w) + (b1.z + b1.w));
+    }
+    VKD_OUT4(pc.y, 4u * (row * QPR + j), r, pc.y_sfirst);
+}
+#endif
+
 void main() {
+#ifdef VKD_SBUF_OUT
+    if (QPR != 0u) {
+        const uint q = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
+        if (q < pc.n / 4u) quad(q / QPR, q % QPR);
+        return;
+    }
+#endif
     if (ROWS != 0u) {
         uint w = gl_WorkGroupID.x * gl_WorkGroupSize.x + gl_LocalInvocationID.x, rows = pc.n / pc.W;
         if (w >= pc.W) return;

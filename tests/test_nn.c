@@ -322,6 +322,16 @@ static void test_resample(vkd_ctx *ctx, int up, int N, int C, int H, int W) {
     CHECK(shape_ok, "%s: wrong output shape", name);
     compare("y", Y, y, TOL);
     compare_grad(&c, "dx", X, dx);
+    // quads of y through a storage binding (resample.comp's QPR) where the device writes that way
+    // and a row of the pass's output is whole quads: the forward's and the backward's
+    int quads = 0, want_quads = 0;
+    for (int i = 0; i < c.g->ndisp; i++) {
+        const vkd_pipeline *pp = c.g->disp[i].pipe;
+        quads += pp && !strcmp(pp->shader, "resample_sb") && pp->nspec > 4 && pp->spec[4] != 0;
+    }
+    if (ctx->sbuf && !vkd_env_off("VKD_WIDE_STORES")) want_quads = ((up ? 2 * W : W / 2) % 4 == 0) + (W % 4 == 0);
+    CHECK(quads == want_quads, "%s: %d passes wrote quads, want %d", name, quads, want_quads);
+    printf("  %-44s %d\n", "passes writing quads", quads);
     vkd_tensor_free(X);
     free(x), free(y), free(dx);
     end(&c);
@@ -544,6 +554,10 @@ int main(void) {
     test_resample(ctx, 1, 2, 3, 5, 9);    // output rows of 18: one workgroup row per output row (CPU devices)
     test_resample(ctx, 0, 2, 3, 6, 34);   // pooled rows of 17
     test_resample(ctx, 1, 1, 2, 3, 36);   // rows of 72: two 64-wide workgroups, the second ragged
+    test_resample(ctx, 1, 3, 5, 4, 8);    // quads both ways (CPU devices): up to rows of 16, down to 8
+    test_resample(ctx, 0, 3, 5, 6, 16);   // down to rows of 8, up to 16
+    test_resample(ctx, 0, 2, 3, 4, 8);    // down to rows of 4 (one quad a row), up to 8
+    test_resample(ctx, 1, 2, 3, 2, 6);    // up to rows of 12 in quads; its backward's rows of 6 not
     for (int one = 0; one < 2; one++) {
         test_modulate(ctx, 2, 5, 7, 1, 1, (float)one);
         test_modulate(ctx, 2, 5, 7, 0, 1, (float)one);

@@ -319,6 +319,10 @@ static vkd_tensor *filter_for(vkd_model *m, vkd_unet *u, int c, int up) {
 static vkd_tensor *conv_add(vkd_graph *g, vkd_model *m, const char *p, vkd_tensor *x, int kernel, int up, int down,
                             vkd_tensor *add) {
     vkd_unet *u = m->unet;
+    // A 1x1 convolution commutes with [1,1] (nearest) upsampling: conv(up(x)) + b = up(conv(x) + b),
+    // the same products on a quarter of the pixels, then a copy of each (the up blocks' skips).
+    if (up && kernel == 1 && !add && u->nfilter == 2 && !vkd_env_off("VKD_SKIP_LOWRES"))
+        return vkd_upsample2x(g, vkd_conv2d(g, x, P("model.%s.weight", p), P("model.%s.bias", p), 1, 0, 0, 1));
     if (up && kernel && u->nfilter == 2)  // [1,1] upsampling read inside the convolution: nothing written for it
         return vkd_conv2d_up(g, x, P("model.%s.weight", p), P("model.%s.bias", p), add, kernel / 2);
     if (up || down) {

@@ -11,6 +11,7 @@ typedef struct {
     float alpha;
     int32_t x_first;  // texel view (set at compile)
     uint32_t rpw;     // rows per workgroup (row launches)
+    int32_t y_sfirst; // resample_sb: y's storage binding (set at compile)
 } rs_push;
 
 enum { RS_UP = 0, RS_DOWN = 1 };
@@ -20,10 +21,20 @@ static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     rs_push pc = {.n = (uint32_t)y->numel, .H = (uint32_t)y->shape[2], .W = (uint32_t)y->shape[3], .alpha = alpha};
     vkd_arg args[2] = {{offsetof(rs_push, y), VKD_W, y}, {offsetof(rs_push, x), VKD_R, x}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
-    vkd_texel tx = {1, 0, offsetof(rs_push, x_first), 0};
+    vkd_texel tx[2] = {{1, 0, offsetof(rs_push, x_first), 0}};
+    // quads of y through a storage binding (see resample.comp's QPR); down reads x in vec4s
+    if (texel && pc.W % 4 == 0 && vkd_sbuf_ok(g, 1, y) && (mode == RS_UP || vkd_vec4_ok(1, x)) &&
+        !vkd_env_off("VKD_WIDE_STORES")) {
+        uint32_t gx, gy, qpr = pc.W / 4;
+        tx[0].vec4 = mode == RS_DOWN;
+        tx[1] = vkd_texel_store(0, 0, offsetof(rs_push, y_sfirst));
+        vkd_grid_1d((uint64_t)y->numel / 4, VKD_WG, &gx, &gy);
+        uint32_t spec[5] = {VKD_WG, mode, texel, 0, qpr};
+        return vkd_graph_dispatch_texel(g, name, "resample_sb", spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, tx, 2);
+    }
     uint32_t wg, g3[3], rows = vkd_grid_rows(g, (uint64_t)y->numel / pc.W, pc.W, &wg, g3, &pc.rpw);  // output rows
     uint32_t spec[4] = {wg, mode, texel, rows};
-    return vkd_graph_dispatch_texel(g, name, "resample", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, 2, &tx,
+    return vkd_graph_dispatch_texel(g, name, "resample", spec, 4, g3[0], g3[1], g3[2], &pc, sizeof pc, args, 2, tx,
                                     texel ? 1 : 0);
 }
 
