@@ -22,7 +22,9 @@ static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     vkd_arg args[2] = {{offsetof(rs_push, y), VKD_W, y}, {offsetof(rs_push, x), VKD_R, x}};
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 1, x);
     vkd_texel tx[2] = {{1, 0, offsetof(rs_push, x_first), 0}};
-    // quads of y through a storage binding (see resample.comp's QPR); down reads x in vec4s
+    // quads of y through a storage binding (see resample.comp's QPR); down reads x in vec4s.
+    // resample_sb is built without VKD_WIDE_STORES (no shaderInt64 needed); that switch still
+    // turns it off, as it does every other op's quad stores.
     if (texel && pc.W % 4 == 0 && vkd_sbuf_ok(g, 1, y) && (mode == RS_UP || vkd_vec4_ok(1, x)) &&
         !vkd_env_off("VKD_WIDE_STORES")) {
         uint32_t gx, gy, qpr = pc.W / 4;
