@@ -21,7 +21,8 @@
 layout(local_size_x_id = 0) in;
 // QUADS (host: w a vec4 texel view at binding 0, the rows a multiple of 4, u on 16 bytes): an
 // invocation transforms 4 rows, w's 12 elements fetched as 3 quads and u's 16 stored as 4
-// (llvmpipe's per-lane loads and stores, not the arithmetic, are this pass's time).
+// (llvmpipe's per-lane loads and stores, not the arithmetic, are this pass's time). In
+// winograd_sb (VKD_SBUF_OUT, a CPU device) the quads go through storage binding 0 (VKD_OUT4).
 layout(constant_id = 1) const uint QUADS = 0;
 layout(constant_id = 2) const uint F43 = 0;
 layout(constant_id = 3) const uint FLIP = 0;
@@ -31,6 +32,7 @@ layout(push_constant) uniform PC {
     FBuf w; FBuf u;
     uint rows;
     int w_first;
+    int u_sfirst;  // winograd_sb: where u starts in its storage binding, in vec4s
 } pc;
 
 vec4 factors(float g0, float g1, float g2) {
@@ -60,7 +62,8 @@ void main43(uint r) {
     factors6(c.y, c.z, c.w, t);
     [[unroll]] for (uint i = 0; i < 6u; i++) f[18u + i] = t[i];
     [[unroll]] for (uint k = 0; k < 6u; k++)
-        vkd_store4(pc.u, 24u * r + 4u * k, vkd_keep(vec4(f[4u * k], f[4u * k + 1u], f[4u * k + 2u], f[4u * k + 3u])));
+        VKD_OUT4(pc.u, 24u * r + 4u * k, vkd_keep(vec4(f[4u * k], f[4u * k + 1u], f[4u * k + 2u], f[4u * k + 3u])),
+                 pc.u_sfirst);
 }
 
 // W2D: kernel k's 9 taps g (rows of 3) to its FW factors f (24: F(2, 3)'s four down the columns,
@@ -93,7 +96,8 @@ void main2d(uint r) {
             [[unroll]] for (uint i = 0; i < 9u; i++) g[i] = e[9u * k + i];
             factors2d(g, f);
             [[unroll]] for (uint q = 0; q < FW / 4u; q++)
-                vkd_store4(pc.u, 4u * FW * r + FW * k + 4u * q, vkd_keep(vec4(f[4u * q], f[4u * q + 1u], f[4u * q + 2u], f[4u * q + 3u])));
+                VKD_OUT4(pc.u, 4u * FW * r + FW * k + 4u * q,
+                         vkd_keep(vec4(f[4u * q], f[4u * q + 1u], f[4u * q + 2u], f[4u * q + 3u])), pc.u_sfirst);
         }
         return;
     }
@@ -117,10 +121,10 @@ void main() {
         }
         const int q = 3 * int(r) + pc.w_first;
         const vec4 a = texelFetch(vkd_tex0, q), b = texelFetch(vkd_tex0, q + 1), c = texelFetch(vkd_tex0, q + 2);
-        vkd_store4(pc.u, 16u * r, vkd_keep(factors(a.x, a.y, a.z)));
-        vkd_store4(pc.u, 16u * r + 4u, vkd_keep(factors(a.w, b.x, b.y)));
-        vkd_store4(pc.u, 16u * r + 8u, vkd_keep(factors(b.z, b.w, c.x)));
-        vkd_store4(pc.u, 16u * r + 12u, vkd_keep(factors(c.y, c.z, c.w)));
+        VKD_OUT4(pc.u, 16u * r, vkd_keep(factors(a.x, a.y, a.z)), pc.u_sfirst);
+        VKD_OUT4(pc.u, 16u * r + 4u, vkd_keep(factors(a.w, b.x, b.y)), pc.u_sfirst);
+        VKD_OUT4(pc.u, 16u * r + 8u, vkd_keep(factors(b.z, b.w, c.x)), pc.u_sfirst);
+        VKD_OUT4(pc.u, 16u * r + 12u, vkd_keep(factors(c.y, c.z, c.w)), pc.u_sfirst);
         return;
     }
     if (r >= pc.rows) return;

@@ -220,6 +220,7 @@ typedef struct {
     uint64_t w, u;
     uint32_t rows;
     int32_t w_first;
+    int32_t u_sfirst;  // winograd_sb: u's storage binding (set at compile)
 } wino_push;
 
 // u (w0, w1, kh, 4) = each row of 3 taps of w (w0, w1, kh, 3) as Winograd F(2, 3)'s four factors
@@ -233,12 +234,15 @@ static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int fl
     wino_push pc = {.rows = (uint32_t)(w->numel / (w2d ? 9 : 3))};
     vkd_arg args[2] = {{offsetof(wino_push, u), VKD_W, u}, {offsetof(wino_push, w), VKD_R, w}};
     uint8_t quads = pc.rows % 4 == 0 && vkd_texel_ok(g, 1, w) && vkd_vec4_ok(2, w, u);
-    vkd_texel tx = {1, 0, offsetof(wino_push, w_first), 1};
+    vkd_texel tx[2] = {{1, 0, offsetof(wino_push, w_first), 1}};
+    int nt = quads;
     uint32_t spec[5] = {64, quads, (uint32_t)f43, (uint32_t)flip, (uint32_t)w2d}, gx, gy;
     vkd_grid_1d(quads ? pc.rows / 4 : pc.rows, spec[0], &gx, &gy);
+    // u's quads through a storage binding on a CPU device (winograd_sb): the stores were this
+    // pass's time, 0.5 ms for a 64->64 kernel's 147k factors as 64-bit pairs
     const char *shader = vkd_store_variant(g, quads, "winograd", "winograd_wide");
-    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, &tx,
-                                    quads)
+    shader = vkd_sbuf_variant(g, shader, "winograd_wide", "winograd_sb", u, tx, &nt, offsetof(wino_push, u_sfirst));
+    return vkd_graph_dispatch_texel(g, "conv2d_winograd_w", shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, 2, tx, nt)
                ? NULL
                : u;
 }
