@@ -24,8 +24,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from models import build_network, input_shape  # noqa: E402
 
-# The kinds, in print order. group norm counts its SiLU on both sides (vkdistill fuses them).
-KINDS = ["conv forward", "conv backward", "attention", "group norm + SiLU", "linear", "other"]
+# The kinds, in print order. Norms count the SiLU on both sides (vkdistill fuses it into group
+# norm); batched GEMMs are attention's (EDM's and DiT's) in these models.
+KINDS = ["conv forward", "conv backward", "attention", "norms + SiLU", "linear", "other"]
 
 
 def kind_of_vkd(op):
@@ -34,10 +35,10 @@ def kind_of_vkd(op):
         return "conv forward"
     if op.startswith("conv2d_bwd") or op.startswith("conv_transpose2d"):
         return "conv backward"
-    if op.startswith("attention") or op.startswith("softmax"):
+    if op.startswith("attention") or op.startswith("softmax") or op.startswith("matmul"):
         return "attention"
-    if op.startswith("groupnorm") or op.startswith("silu"):
-        return "group norm + SiLU"
+    if op.startswith("groupnorm") or op.startswith("layernorm") or op.startswith("silu"):
+        return "norms + SiLU"
     if op.startswith("linear"):
         return "linear"
     return "other"
@@ -50,8 +51,9 @@ def kind_of_torch(op):
         return "conv backward"
     if op in ("aten::bmm", "aten::_softmax", "aten::_softmax_backward_data", "aten::baddbmm"):
         return "attention"
-    if op in ("aten::native_group_norm", "aten::native_group_norm_backward", "aten::silu", "aten::silu_backward"):
-        return "group norm + SiLU"
+    if op in ("aten::native_group_norm", "aten::native_group_norm_backward", "aten::native_layer_norm",
+              "aten::native_layer_norm_backward", "aten::silu", "aten::silu_backward"):
+        return "norms + SiLU"
     if op in ("aten::mm", "aten::addmm"):
         return "linear"
     return "other"
