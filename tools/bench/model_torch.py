@@ -16,6 +16,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from models import build_network, input_shape  # noqa: E402
 
 
+def bench_inputs(cfg, batch, dev):
+    """The benchmarks' inputs: noise images, sigmas in [0, 10), one-hot labels (class i % K) when
+    the model is conditional."""
+    x = torch.randn(input_shape(cfg, batch), device=dev)
+    sigma = torch.rand(batch, device=dev) * 10
+    k = cfg.get("label_dim", cfg.get("num_classes", 0)) or 0
+    labels = torch.nn.functional.one_hot(torch.arange(batch) % k, k).float().to(dev) if k else None
+    return x, sigma, labels
+
+
+def fwd_bwd(fwd, x, sigma, labels):
+    """One forward + backward, the loss mean(D^2), as `vkdistill bench model`'s."""
+    d = fwd(x, sigma, labels)
+    (d * d).mean().backward()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
@@ -30,10 +46,7 @@ def main():
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     net, fwd = build_network(cfg)
     net = net.to(dev)
-    x = torch.randn(input_shape(cfg, args.batch), device=dev)
-    sigma = torch.rand(args.batch, device=dev) * 10
-    k = cfg.get("label_dim", cfg.get("num_classes", 0)) or 0
-    labels = torch.nn.functional.one_hot(torch.arange(args.batch) % k, k).float().to(dev) if k else None
+    x, sigma, labels = bench_inputs(cfg, args.batch, dev)
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 
     def time_it(fn):
@@ -55,8 +68,7 @@ def main():
     peak_f = torch.cuda.max_memory_allocated() if dev == "cuda" else None
 
     def step():
-        d = fwd(x, sigma, labels)
-        (d * d).mean().backward()
+        fwd_bwd(fwd, x, sigma, labels)
 
     if dev == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -22,7 +22,9 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-from models import build_network, input_shape  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_torch import bench_inputs, fwd_bwd  # noqa: E402  (the same inputs and loss as model_torch.py)
+from models import build_network  # noqa: E402
 
 # The kinds, in print order. Norms count the SiLU on both sides (vkdistill fuses it into group
 # norm); batched GEMMs are attention's (EDM's and DiT's) in these models.
@@ -96,14 +98,10 @@ def torch_profile(config, batch, steps):
         cfg = json.load(f)
     net, fwd = build_network(cfg)
     net.eval()  # dropout off, as bench model's
-    x = torch.randn(input_shape(cfg, batch))
-    sigma = torch.rand(batch) * 10
-    k = cfg.get("label_dim", cfg.get("num_classes", 0)) or 0
-    labels = torch.nn.functional.one_hot(torch.arange(batch) % k, k).float() if k else None
+    x, sigma, labels = bench_inputs(cfg, batch, "cpu")
 
     def step():
-        d = fwd(x, sigma, labels)
-        (d * d).mean().backward()
+        fwd_bwd(fwd, x, sigma, labels)
 
     for _ in range(2):
         step()
