@@ -15,13 +15,9 @@
 
 static double op_ns(const vkd_graph *g, const char *op) {
     double ns = 0;
-    for (int i = 0; i < g->ndisp && g->prof_ns; i++)
-        if (strcmp(g->disp[i].name, op) == 0) ns += g->prof_ns[i] / (g->prof_runs ? g->prof_runs : 1);
+    for (int i = 0; i < g->ndisp; i++)
+        if (strcmp(g->disp[i].name, op) == 0) ns += vkd_graph_dispatch_ns(g, i);
     return ns;
-}
-
-static void reset_prof(vkd_graph *g) {
-    if (g->prof_ns) memset(g->prof_ns, 0, sizeof *g->prof_ns * (size_t)g->ndisp), g->prof_runs = 0;
 }
 
 // CPU time of the whole process (lavapipe's worker threads included): on a
@@ -87,9 +83,9 @@ int main(int argc, char **argv) {
                                     {"conv_transpose2d_bwd_data", "conv_transpose2d", "conv_transpose2d_bwd_weight"}};
     // each GEMM's mean and best run: on a shared (noisy) machine the best is the steadier figure
     double sum_ns[3] = {0, 0, 0}, best_ns[3] = {0, 0, 0};
-    reset_prof(gm);
+    vkd_graph_profile_reset(gm);
     for (int r = 0; r < runs; r++) {
-        reset_prof(g);
+        vkd_graph_profile_reset(g);
         vkd_graph_run(g), vkd_graph_run(gm);  // interleaved: both see the same load
         for (int o2 = 0; o2 < 3; o2++) {
             double ns = op_ns(g, ops[tr][o2]);

@@ -257,12 +257,65 @@ static void test_errors(vkd_ctx *ctx) {
     vkd_tensor_free(b);
 }
 
+// VKD_PROFILE: per-op times from the runs after the first (the first alone while there is no
+// other), and at level 2 one line per dispatch in recorded order, copies included.
+static void test_profile(vkd_ctx *ctx) {
+    if (!ctx->f.timestamp_bits) {
+        printf("profile: the device has no timestamps, skipped\n");
+        return;
+    }
+    setenv("VKD_PROFILE", "2", 1);
+    vkd_tensor *X = vkd_tensor_new(ctx, "x", 2, (int64_t[]){4, 6}, 0);
+    vkd_graph *g = vkd_graph_new(ctx, "profiled");
+    vkd_tensor *a = vkd_scale(g, X, 2.0f), *c = vkd_graph_tensor(g, "cols", 2, (int64_t[]){4, 3});
+    vkd_copy_rows rows = {.rows = 4, .len = 3, .dst_stride = 3, .src_off = 2, .src_stride = 6};
+    CHECK(vkd_graph_copy(g, "cols", c, 1, &a, &rows) == 0, "copy: %s", vkd_graph_error(g));
+    vkd_graph_keep(g, vkd_exp(g, c));
+    CHECK(vkd_graph_compile(g) == 0, "compile: %s", vkd_graph_error(g));
+    unsetenv("VKD_PROFILE");  // read when the graph compiles
+    if (!g->prof_ns) {
+        CHECK(0, "VKD_PROFILE=2: the graph has no profile");
+        vkd_graph_free(g), vkd_tensor_free(X);
+        return;
+    }
+    CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    vkd_op_time t[8];
+    int n = vkd_graph_op_times(g, t, 8);
+    CHECK(n == 3, "profile after one run: %d ops, expected 3 (scale, cols, exp)", n);
+    double first = 0;
+    for (int i = 0; i < g->ndisp; i++) first += g->prof_first[i];
+    CHECK(first > 0 && vkd_graph_dispatch_ns(g, 0) == g->prof_first[0], "one run: its times are the profile's");
+    for (int r = 0; r < 3; r++) CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    CHECK(g->prof_runs == 4 && vkd_graph_dispatch_ns(g, 2) == g->prof_ns[2] / 3, "later runs: the mean of the three");
+    FILE *f = tmpfile();
+    vkd_graph_print_profile(g, f);
+    rewind(f);
+    char line[512];
+    int listed = 0, header = 0;
+    static const char *want[3][2] = {{"scale", "unary"}, {"cols", "copy"}, {"exp", "unary"}};
+    while (fgets(line, sizeof line, f)) {
+        header += strstr(line, "mean of 3 runs after the first") != NULL;
+        int i;
+        char op[64], shader[64];
+        if (sscanf(line, " %d %63s %63s", &i, op, shader) != 3 || i < 0 || i >= 3) continue;
+        CHECK(i == listed && !strcmp(op, want[i][0]) && !strncmp(shader, want[i][1], strlen(want[i][1])),
+              "dispatch line %d: '%s %s', expected '%s %s...'", i, op, shader, want[i][0], want[i][1]);
+        listed++;
+    }
+    fclose(f);
+    CHECK(header == 1 && listed == 3, "profile listing: header %d, %d of 3 dispatches listed", header, listed);
+    printf("profile: 3 ops, the first run apart, 3 dispatches listed at VKD_PROFILE=2\n");
+    vkd_graph_free(g);
+    vkd_tensor_free(X);
+}
+
 int main(void) {
     vkd_ctx *ctx = t_open();
     test_replay_equals_rerecord(ctx);
     test_frozen(ctx);
     test_memory_plan(ctx);
     test_copy_nodes(ctx);
+    test_profile(ctx);
     test_errors(ctx);
     return t_close(ctx);
 }

@@ -402,12 +402,13 @@ int vkd_graph_compile(vkd_graph *g) {
         if (!t->base && t->def >= 0) t->mem.block = g->arena[t->plan_arena];
     }
     int profile = getenv("VKD_PROFILE") && atoi(getenv("VKD_PROFILE")) > 0 && ctx->f.timestamp_bits > 0;
+    g->prof_level = profile ? atoi(getenv("VKD_PROFILE")) : 0;
     if (profile && g->ndisp) {
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
                                     .queryCount = (uint32_t)g->ndisp + 1};
         if (vkCreateQueryPool(ctx->device, &qi, NULL, &g->qpool) == VK_SUCCESS)
-            g->prof_ns = calloc(g->ndisp, sizeof *g->prof_ns);
+            g->prof_ns = calloc(2 * (size_t)g->ndisp, sizeof *g->prof_ns), g->prof_first = g->prof_ns + g->ndisp;
     }
 
     VkDescriptorSet *sets = texel_sets(g);
@@ -516,7 +517,9 @@ int vkd_graph_run(vkd_graph *g) {
         uint64_t *ts = malloc((g->ndisp + 1) * sizeof *ts);
         if (vkGetQueryPoolResults(ctx->device, g->qpool, 0, g->ndisp + 1, (g->ndisp + 1) * sizeof *ts, ts, sizeof *ts,
                                   VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) == VK_SUCCESS) {
-            for (int i = 0; i < g->ndisp; i++) g->prof_ns[i] += (double)(ts[i + 1] - ts[i]) * ctx->f.timestamp_period;
+            // the first run apart: it touches the graph's memory for the first time
+            double *acc = g->prof_runs ? g->prof_ns : g->prof_first;
+            for (int i = 0; i < g->ndisp; i++) acc[i] += (double)(ts[i + 1] - ts[i]) * ctx->f.timestamp_period;
             g->prof_runs++;
         }
         free(ts);
@@ -524,45 +527,10 @@ int vkd_graph_run(vkd_graph *g) {
     return 0;
 }
 
-typedef struct {
-    const char *name;
-    double ns;
-    int calls;
-} prof_row;
-
-static int by_ns_desc(const void *a, const void *b) {
-    const prof_row *x = a, *y = b;
-    return x->ns < y->ns ? 1 : x->ns > y->ns ? -1 : 0;
-}
-
-// Per-op totals over all runs, to stderr (VKD_PROFILE=1).
-static void print_profile(vkd_graph *g) {
-    if (!g->prof_ns || !g->prof_runs) return;
-    prof_row *rows = calloc(g->ndisp, sizeof *rows);
-    int n = 0;
-    double total = 0;
-    for (int i = 0; i < g->ndisp; i++) {
-        int j = 0;
-        while (j < n && strcmp(rows[j].name, g->disp[i].name) != 0) j++;
-        if (j == n) rows[n++] = (prof_row){g->disp[i].name, 0, 0};
-        rows[j].ns += g->prof_ns[i] / g->prof_runs;
-        rows[j].calls++;
-        total += g->prof_ns[i] / g->prof_runs;
-    }
-    qsort(rows, n, sizeof *rows, by_ns_desc);
-    fprintf(stderr, "vkdistill profile: graph '%s', %d dispatches, %d barriers, mean of %d runs: %.3f ms/step\n",
-            g->name, g->ndisp, g->nbarriers, g->prof_runs, total / 1e6);
-    fprintf(stderr, "  %-28s %6s %12s %12s %6s\n", "op", "calls", "ms/step", "us/call", "%");
-    for (int i = 0; i < n; i++)
-        fprintf(stderr, "  %-28s %6d %12.3f %12.1f %6.1f\n", rows[i].name, rows[i].calls, rows[i].ns / 1e6,
-                rows[i].ns / 1e3 / rows[i].calls, 100.0 * rows[i].ns / (total > 0 ? total : 1));
-    free(rows);
-}
-
 void vkd_graph_free(vkd_graph *g) {
     if (!g) return;
     vkd_ctx *ctx = g->ctx;
-    print_profile(g);
+    vkd_graph_print_profile(g, stderr);
     if (g->cmd) vkFreeCommandBuffers(ctx->device, ctx->pool, 1, &g->cmd);
     if (g->qpool) vkDestroyQueryPool(ctx->device, g->qpool, NULL);
     for (int i = 0; i < g->ntexel_views; i++) vkDestroyBufferView(ctx->device, g->texel_views[i], NULL);

@@ -2,6 +2,8 @@
 #define VKD_CORE_GRAPH_H
 // Internal view of tensors, the tape and recorded dispatches. Ops (src/ops)
 // build on this; models never see it.
+#include <stdio.h>
+
 #include "vk/vk.h"
 
 struct vkd_tensor {
@@ -131,8 +133,10 @@ struct vkd_graph {
     int nowned;
     // profiling (VKD_PROFILE=1)
     VkQueryPool qpool;
-    double *prof_ns;  // per dispatch, summed over runs
-    int prof_runs;
+    double *prof_ns;     // per dispatch, summed over the runs after the first
+    double *prof_first;  // per dispatch, the first run (its memory touched for the first time)
+    int prof_runs;       // including the first
+    int prof_level;      // VKD_PROFILE when the graph was compiled (2: every dispatch printed too)
 };
 
 // Caps each activation arena (0: the device's maxMemoryAllocationSize); for
@@ -198,6 +202,13 @@ vkd_tensor *vkd_tensor_span(const vkd_tensor *t);
 uint64_t vkd_tensor_block_elem(const vkd_tensor *t);
 int vkd_same_shape(const vkd_tensor *a, const vkd_tensor *b);
 void vkd_shape_str(const vkd_tensor *t, char *buf, size_t n);
+// A profiled graph's time per op (VKD_PROFILE=1) and, at VKD_PROFILE=2, per dispatch
+// (graph_profile.c).
+void vkd_graph_print_profile(const vkd_graph *g, FILE *f);
+// Dispatch i's mean time in ns, over the runs after the graph's first where there were any.
+double vkd_graph_dispatch_ns(const vkd_graph *g, int i);
+// Forgets the times so far of a graph that has run (benchmarks time single runs with it).
+void vkd_graph_profile_reset(vkd_graph *g);
 
 static inline uint32_t vkd_ceil_div(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
 
