@@ -71,6 +71,7 @@ layout(push_constant) uniform PC {
     float eps;
     int x_first, dy_first, old_first;
     int y_sfirst;  // groupnorm_sb: where y starts in its storage binding, in vec4s (set at compile)
+    float dx_scale;  // MODE 1: the factor folded into x's gradient (src/core/graph.h), else 1 (exact)
 } pc;
 
 // Elements e .. e + 3 of y (groupnorm_sb, VEC4: through a storage binding, src/vk/texel.c).
@@ -201,12 +202,15 @@ void forward_row_regs(uint row, uint t, uint W) {
     if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
 }
 
+// old + dx, then times dx_scale: the roundings of the add and of the scale pass it replaces
 void store_dx(uint i, float dx) {
     if ((pc.flags & 16u) != 0u) {
         precise float s = pc.old.v[i] + dx;
-        pc.y.v[i] = s;
+        precise float r = s * pc.dx_scale;
+        pc.y.v[i] = r;
     } else {
-        pc.y.v[i] = dx;
+        precise float r = dx * pc.dx_scale;
+        pc.y.v[i] = r;
     }
 }
 
@@ -215,9 +219,11 @@ void store_dx(uint i, vec4 dx) {
         const vec4 o = OLD4 != 0u ? texelFetch(vkd_tex2, int(i / 4u) + pc.old_first)
                                   : vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]);
         precise vec4 s = o + dx;
-        store_y4(i, s);
+        precise vec4 r = s * pc.dx_scale;
+        store_y4(i, r);
     } else {
-        store_y4(i, dx);
+        precise vec4 r = dx * pc.dx_scale;
+        store_y4(i, r);
     }
 }
 

@@ -392,6 +392,67 @@ static void test_conv_res(vkd_ctx *ctx, ref_conv_shape s) {
     expect_fused_error(ctx, 1, 4, (int64_t[]){2, 5, 4, 3}, "skip");
 }
 
+// EDM's residual block end, y = (conv(x) + b + r) * s read by group norm + SiLU and by a second op:
+// with the skip scale folded into y's gradient by the backward that completes it (VKD_GRAD_FOLD,
+// src/core/graph.h), every gradient bit for bit as with the scale pass, which must then be gone.
+// mul_first: the second op reads y before the group norm, so its backward completes y's gradient
+// and cannot fold (a mul's backward writes its own tensor): both runs then keep the scale pass.
+static void test_residual_fold(vkd_ctx *ctx, ref_conv_shape s, int groups, int mul_first) {
+    printf("conv2d_res %d->%d, %dx%d, then group norm + SiLU (%s): the skip scale folded into dy\n", s.cin,
+           s.cout, s.h, s.w, mul_first ? "a mul reads y first" : "read first");
+    long nx = (long)s.n * s.cin * s.h * s.w, nw = (long)s.cout * s.cin * s.kh * s.kw, ny = (long)s.n * s.cout * s.h * s.w;
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *r = malloc(ny * 8), *u = malloc(ny * 8);
+    double *gw = malloc(s.cout * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(r, ny, -1, 1), t_fill(u, ny, -1, 1);
+    t_fill(gw, s.cout, 0.5, 1.5);
+    int64_t ys[4] = {s.n, s.cout, s.h, s.w};
+    vkd_tensor *in[6] = {t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0),
+                         t_tensor(ctx, "w", 4, (int64_t[]){s.cout, s.cin, s.kh, s.kw}, w, 0),
+                         t_tensor(ctx, "b", 1, (int64_t[]){s.cout}, b, 0), t_tensor(ctx, "r", 4, ys, r, 0),
+                         t_tensor(ctx, "gn_w", 1, (int64_t[]){s.cout}, gw, 0),
+                         t_tensor(ctx, "gn_b", 1, (int64_t[]){s.cout}, b, 0)};
+    vkd_tensor *U = t_tensor(ctx, "u", 4, ys, u, 0);
+    for (int i = 0; i < 6; i++) vkd_tensor_set_requires_grad(in[i], 1);
+    long len[6] = {nx, nw, s.cout, ny, s.cout, s.cout};
+    float *got[2][6] = {{0}};
+    int scales[2] = {0, 0};
+    for (int v = 0; v < 2; v++) {
+        setenv("VKD_GRAD_FOLD", v ? "0" : "1", 1);
+        vkd_graph *g = vkd_graph_new(ctx, v ? "residual_scale_pass" : "residual_fold");
+        vkd_tensor *y = vkd_conv2d_res(g, in[0], in[1], in[2], in[3], 0.70710678f, 1, s.ph, s.pw, 1);
+        vkd_tensor *m = mul_first ? vkd_mul(g, y, U) : NULL;
+        vkd_tensor *z = vkd_groupnorm_silu(g, y, in[4], in[5], groups, 1e-5f);
+        if (!mul_first) m = vkd_mul(g, y, U);
+        vkd_tensor *loss = vkd_add(g, vkd_sum(g, vkd_mul(g, z, U), 0), vkd_sum(g, m, 0));
+        CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
+        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+        for (int i = 0; i < 6; i++) {
+            got[v][i] = malloc(len[i] * 4);
+            const vkd_tensor *t = vkd_graph_grad(g, in[i]);
+            if (t) vkd_tensor_download(t, got[v][i]);
+            else memset(got[v][i], 0xff, len[i] * 4);
+        }
+        for (int i = 0; i < g->ndisp; i++) scales[v] += strcmp(g->disp[i].name, "scale") == 0;
+        vkd_graph_free(g);
+    }
+    unsetenv("VKD_GRAD_FOLD");
+    static const char *what[6] = {"dx", "dw", "db", "d res", "d gn_w", "d gn_b"};
+    for (int i = 0; i < 6; i++)
+        CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "residual fold: %s differs from the scale pass's", what[i]);
+    if (mul_first)
+        CHECK(scales[0] == scales[1], "residual fold: a mul completes y's gradient, yet %d scale passes against %d",
+              scales[0], scales[1]);
+    else
+        CHECK(scales[0] == scales[1] - 1, "residual fold: %d scale passes folded, %d without (expected one fewer)",
+              scales[0], scales[1]);
+    printf("  every gradient bit for bit; scale passes %d folded, %d without\n", scales[0], scales[1]);
+    for (int v = 0; v < 2; v++)
+        for (int i = 0; i < 6; i++) free(got[v][i]);
+    for (int i = 0; i < 6; i++) vkd_tensor_free(in[i]);
+    vkd_tensor_free(U);
+    free(x), free(w), free(b), free(r), free(u), free(gw);
+}
+
 static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const int64_t *xs, const int64_t *ws,
                          int64_t nbias, int stride, int ph, int pw, int groups, const char *needle) {
     vkd_graph *g = vkd_graph_new(ctx, "errors");
@@ -693,6 +754,12 @@ int main(void) {
     test_conv_res(ctx, (ref_conv_shape){3, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 12, 8, 6, 5, 1, 1, 1, 0, 0, 1});
     test_conv_res(ctx, (ref_conv_shape){2, 4, 7, 6, 6, 3, 3, 2, 1, 1, 2});
+    // 16 channels in 4 groups at 8x8: group norm's backward with the gradient so far in vec4s;
+    // 8 channels at 16x16: its rows in registers; a 1x1 convolution (the GEMM path)
+    test_residual_fold(ctx, (ref_conv_shape){2, 8, 8, 8, 16, 3, 3, 1, 1, 1, 1}, 4, 0);
+    test_residual_fold(ctx, (ref_conv_shape){2, 8, 16, 16, 8, 3, 3, 1, 1, 1, 1}, 2, 0);
+    test_residual_fold(ctx, (ref_conv_shape){2, 12, 8, 8, 16, 1, 1, 1, 0, 0, 1}, 4, 0);
+    test_residual_fold(ctx, (ref_conv_shape){2, 8, 8, 8, 16, 3, 3, 1, 1, 1, 1}, 4, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1, 0);
     // groups with the quad walks: the data gradient's blocks of w and the weight gradient's channels per group

@@ -40,9 +40,14 @@ static vkd_tensor *grad_of(vkd_graph *g, const vkd_tensor *t) {
 
 void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
     if (!t || !sum || !t->requires_grad || vkd_graph_failed(g)) return;
+    if (grad_of(g, t) && t->ggrad_folded) {  // a folded gradient is final: nothing may follow it
+        vkd_graph_fail(g, "backward: '%s' received a gradient after the one with its factor folded in", t->name);
+        return;
+    }
     t->ggrad = sum;
     t->ggrad_graph = g;
     t->ggrad_serial = g->serial;
+    t->ggrad_folded = 0;
 }
 
 void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
@@ -51,11 +56,34 @@ void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
     vkd_grad_set(g, t, old ? vkd_add(g, old, gx) : gx);
 }
 
+// Only for the graph's own activations that nothing outside reads (kept tensors are outputs, and
+// vkd_graph_grad of them must be d(loss)/dt), and only in the backward of the entry that reads t
+// first: the tape is walked backwards, so that one's contribution is the last.
+float vkd_grad_fold_factor(vkd_graph *g, const vkd_tensor *t) {
+    if (!t || t->grad_fold == 0.0f || t->graph != g || t->keep || !g->in_backward || t->first_use != g->tape_pos ||
+        vkd_env_off("VKD_GRAD_FOLD"))
+        return 1.0f;
+    return t->grad_fold;
+}
+
+void vkd_grad_set_folded(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
+    vkd_grad_set(g, t, sum);
+    if (!vkd_graph_failed(g) && t && sum && t->requires_grad) t->ggrad_folded = 1;
+}
+
+int vkd_grad_folded(vkd_graph *g, const vkd_tensor *t) { return t && grad_of(g, t) && t->ggrad_folded; }
+
 vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t) {
     return t && t->requires_grad && !vkd_graph_failed(g) ? grad_of(g, t) : NULL;
 }
 
-vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) { return t ? grad_of(g, t) : NULL; }
+vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) {
+    if (t && grad_of(g, t) && t->ggrad_folded) {  // (vkd_grad_fold_factor keeps kept tensors out)
+        vkd_graph_fail(g, "gradient of '%s': it holds a factor folded in for its own backward", t->name);
+        return NULL;
+    }
+    return t ? grad_of(g, t) : NULL;
+}
 
 static int is_param(const vkd_tensor *t) { return t && t->pgrad && !t->graph; }
 
@@ -92,11 +120,15 @@ int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
     }
     int ntape = g->ntape;
     count_param_uses(g);
+    for (int i = ntape - 1; i >= 0; i--)  // each tensor's first reader (vkd_grad_fold_factor)
+        for (int k = 0; k < g->tape[i].nin; k++)
+            if (g->tape[i].in[k]) g->tape[i].in[k]->first_use = i;
     g->in_backward = 1;
     vkd_grad_accumulate(g, loss, vkd_full(g, loss->ndim, loss->shape, 1.0f));
     for (int i = ntape - 1; i >= 0 && !vkd_graph_failed(g); i--) {
         vkd_tape_entry *e = &g->tape[i];
         vkd_tensor *dy = grad_of(g, e->out);
+        g->tape_pos = i;
         if (dy) e->backward(g, e, dy);
     }
     // Parameters: add the graph's gradient into the persistent buffer. Other

@@ -32,6 +32,12 @@ struct vkd_tensor {
     int uses;
     const vkd_graph *uses_graph;
     uint32_t uses_serial;
+    // graph tensors: a factor the op that completes this tensor's gradient may fold into it
+    // (vkd_grad_fold_factor; 0: none), the tape index of the first entry that reads it, and
+    // whether the pending gradient has the factor folded in
+    float grad_fold;
+    int first_use;
+    int ggrad_folded;
 };
 
 typedef enum { VKD_R = 1, VKD_W = 2, VKD_RW = 3 } vkd_access;
@@ -108,6 +114,7 @@ struct vkd_graph {
     uint32_t serial;
     int grad_enabled;
     int in_backward;
+    int tape_pos;  // in vkd_graph_backward: the entry whose backward is being recorded
     int compiled;
     // graph-owned tensors
     int ntensors, captensors;
@@ -180,6 +187,16 @@ void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx);
 // vkd_grad_set in place of vkd_grad_accumulate.
 vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t);
 void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
+// Folding a constant factor into a finished gradient. An op's forward may ask, with
+// t->grad_fold = s, that t's gradient reach its own backward as s * d(loss)/dt (EDM's residual
+// scale: the convolution's backward needs dy * s, which cost a pass of its own). The backward
+// that completes t's gradient (the last one, in tape order, to contribute to it) may then write
+// s * (its sum) where it writes the sum anyway: vkd_grad_fold_factor says whether it is that
+// backward and gives s (else 1), vkd_grad_set_folded hands over the folded sum, and t's own
+// backward reads vkd_grad_folded. VKD_GRAD_FOLD=0 turns it off.
+float vkd_grad_fold_factor(vkd_graph *g, const vkd_tensor *t);
+void vkd_grad_set_folded(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
+int vkd_grad_folded(vkd_graph *g, const vkd_tensor *t);
 // A parameter's persistent gradient buffer, when an op's backward may add its
 // gradient straight into it (old + g in the op's own epilogue, instead of writing
 // g and adding it afterwards): t is a parameter that this graph reads in one op

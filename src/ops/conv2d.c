@@ -562,7 +562,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1], *add = e->nin > 3 ? e->in[3] : NULL;
     conv_geom c = geom_of(e, 0);
     if (add && e->attr.i[ATTR_ADD] == ADD_RESIDUAL) {
-        dy = vkd_scale(g, dy, e->attr.f[ATTR_SCALE]);
+        if (!vkd_grad_folded(g, e->out)) dy = vkd_scale(g, dy, e->attr.f[ATTR_SCALE]);
         if (!dy) return;
         if (vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, dy);
         add = NULL;
@@ -674,6 +674,8 @@ static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tenso
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
     e->attr.i[ATTR_GROUPS] = c->groups, e->attr.i[ATTR_UP] = c->up;
     e->attr.i[ATTR_ADD] = add ? ad->kind : ADD_NONE, e->attr.f[ATTR_SCALE] = add ? ad->scale : 1.0f;
+    // the backward needs dy * scale: the op that completes dy may fold the scale in
+    if (add && ad->kind == ADD_RESIDUAL) y->grad_fold = ad->scale;
 }
 
 // The add must be one value per sample and output channel (ADD_CHANNEL) or shaped as y (ADD_RESIDUAL).

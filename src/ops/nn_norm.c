@@ -10,11 +10,13 @@ typedef struct {
     float eps;
     int32_t x_first, dy_first, old_first;  // texel views (set at compile)
     int32_t y_sfirst;                      // groupnorm_sb: y's storage binding (set at compile)
+    float dx_scale;                        // MODE 1: dx (old + dx) times this
 } gn_push;
 
 typedef struct {
     int groups, act;  // act 1: SiLU after the affine
     float eps;
+    float fold;  // the backward: the factor folded into x's gradient (vkd_grad_fold_factor), else 1
 } gn_attr;
 
 // A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
@@ -49,7 +51,8 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
                   .groups = (uint32_t)at->groups,
                   .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u) | (old ? 16u : 0u) |
                            (sums & GN_ACC_W ? 32u : 0u) | (sums & GN_ACC_B ? 64u : 0u),
-                  .eps = at->eps};
+                  .eps = at->eps,
+                  .dx_scale = at->fold};
     vkd_arg args[10];
     vkd_texel tx[4];
     int na = 0, nt = 0;
@@ -94,6 +97,12 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     return vkd_graph_dispatch_texel(g, name, shader, spec, 11, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
+// x's gradient: old + dx from the backward's dispatch, times the factor folded in where it is
+static void set_dx(vkd_graph *g, vkd_tensor *x, vkd_tensor *dx, const gn_attr *at) {
+    if (at->fold != 1.0f) vkd_grad_set_folded(g, x, dx);
+    else vkd_grad_set(g, x, dx);  // old + dx when x had a gradient already
+}
+
 // On CPU devices, dx and dw, db in one dispatch: a workgroup a group walks the samples in order
 // and sums their terms of dw, db as the separate sum would (the same bits), with up to 16
 // channels a group held in its lanes. The two sums' dispatches were ~119 of a unet_fmnist step's
@@ -109,7 +118,7 @@ static int gn_backward_sum_n(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
     if (!dx || (need_w && !dw) || (need_b && !db) ||
         gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, dw, db, old, at, sums))
         return -1;
-    vkd_grad_set(g, x, dx);  // old + dx when x had a gradient already
+    set_dx(g, x, dx, at);
     if (dw && !pgw) vkd_grad_accumulate(g, w, dw);
     if (db && !pgb) vkd_grad_accumulate(g, b, db);
     return 0;
@@ -127,7 +136,7 @@ static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
     vkd_tensor *pw = need_w ? vkd_graph_tensor(g, "groupnorm_bwd_w", 2, sh) : NULL;
     vkd_tensor *pb = need_b ? vkd_graph_tensor(g, "groupnorm_bwd_b", 2, sh) : NULL;
     if (!dx || gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, pw, pb, old, at, GN_TERMS)) return -1;
-    vkd_grad_set(g, x, dx);  // old + dx when x had a gradient already
+    set_dx(g, x, dx, at);
     vkd_tensor *p[2] = {pw, pb}, *t[2] = {w, b};
     for (int i = 0; i < 2; i++) {
         if (!p[i]) continue;
@@ -138,11 +147,12 @@ static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
 
 static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *mean = e->saved[0], *rstd = e->saved[1];
-    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1]};  // attr is a union: i[1] is f[1]
+    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1], 1.0f};  // attr is a union: i[1] is f[1]
     // b matters to the gradients only through a fused SiLU's pre-activation.
     vkd_tensor *bz = at.act ? b : NULL;
     int need_x = vkd_tensor_needs_grad(x);
     int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
+    if (need_x) at.fold = vkd_grad_fold_factor(g, x);  // x's gradient is complete after this one
     if (need_x && (need_w || need_b) && gn_channel_major(g, x, at.groups)) {
         gn_backward_fused(g, x, w, b, bz, mean, rstd, dy, need_w, need_b, &at);
         return;
@@ -150,8 +160,9 @@ static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     if (need_x) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x), *old = vkd_grad_pending(g, x);
         if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, NULL, NULL, old, &at, GN_TERMS))
-            vkd_grad_set(g, x, dx);
+            set_dx(g, x, dx, &at);
     }
+    at.fold = 1.0f;  // (MODE 2 writes no dx)
     if (need_w || need_b) {
         vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "groupnorm_bwd_w", w) : NULL;
         vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "groupnorm_bwd_b", b) : NULL;
@@ -203,9 +214,9 @@ static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_
 }
 
 vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
-    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps});
+    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps, 1.0f});
 }
 
 vkd_tensor *vkd_groupnorm_silu(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
-    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps});
+    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps, 1.0f});
 }
