@@ -2,9 +2,9 @@
 """Where a model's forward + backward step spends its time, vkdistill beside PyTorch, by kind of op.
 
 vkdistill's side is `vkdistill bench model` under VKD_PROFILE (per-dispatch timestamps, the mean
-of its profiled runs), scaled so that its kinds add up to the step's wall time in the same run
-(on lavapipe the timestamps' sum is ~20% more than the step's wall time, and every dispatch gets
-the same share of that). PyTorch's is torch.profiler's self time of each aten op over --steps
+of its profiled runs after the first, which touches the graph's memory for the first time),
+scaled so that its kinds add up to the step's wall time in the same run (the timestamps' sum is
+within a few % of it; every dispatch gets the same share of the difference). PyTorch's is torch.profiler's self time of each aten op over --steps
 steps of the same network (tools/reference/models.py), config, batch and loss as
 tools/bench/model_torch.py, on the same device, scaled the same way to the best of --steps
 unprofiled steps (its profiler adds most to models of many small ops). The kinds' ratios say
