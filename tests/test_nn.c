@@ -7,6 +7,7 @@
 // Each differentiable case builds L = sum(w * op(inputs)) with a random
 // upstream weight w, runs forward + backward once, and compares y and dL/d(every input).
 #include "core/graph.h"
+#include "ops/ops.h"
 #include "harness.h"
 #include "ref_nn.h"
 
