@@ -401,8 +401,9 @@ int vkd_graph_compile(vkd_graph *g) {
         vkd_tensor *t = g->tensors[i];
         if (!t->base && t->def >= 0) t->mem.block = g->arena[t->plan_arena];
     }
-    int profile = getenv("VKD_PROFILE") && atoi(getenv("VKD_PROFILE")) > 0 && ctx->f.timestamp_bits > 0;
-    g->prof_level = profile ? atoi(getenv("VKD_PROFILE")) : 0;
+    const char *level = getenv("VKD_PROFILE");
+    g->prof_level = level && ctx->f.timestamp_bits > 0 ? atoi(level) : 0;
+    int profile = g->prof_level > 0;
     if (profile && g->ndisp) {
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
