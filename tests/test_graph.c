@@ -258,7 +258,8 @@ static void test_errors(vkd_ctx *ctx) {
 }
 
 // VKD_PROFILE: per-op times from the runs after the first (the first alone while there is no
-// other), and at level 2 one line per dispatch in recorded order, copies included.
+// other), and at level 2 one line per dispatch in recorded order, copies included, with its
+// pipeline's creation time, and the graph's pipelines' creation summed.
 static void test_profile(vkd_ctx *ctx) {
     if (!ctx->f.timestamp_bits) {
         printf("profile: the device has no timestamps, skipped\n");
@@ -291,20 +292,30 @@ static void test_profile(vkd_ctx *ctx) {
     vkd_graph_print_profile(g, f);
     rewind(f);
     char line[512];
-    int listed = 0, header = 0;
+    int listed = 0, header = 0, used = 0;
+    double create_sum = 0, pipelines_ms = -1;
     static const char *want[3][2] = {{"scale", "unary"}, {"cols", "copy"}, {"exp", "unary"}};
     while (fgets(line, sizeof line, f)) {
         header += strstr(line, "mean of 3 runs after the first") != NULL;
+        if (sscanf(line, "vkdistill pipelines: graph 'profiled' uses %d, created in %lf ms", &used, &pipelines_ms) == 2)
+            continue;
         int i;
-        char op[64], shader[64];
-        if (sscanf(line, " %d %63s %63s", &i, op, shader) != 3 || i < 0 || i >= 3) continue;
+        char op[64], shader[64], create[64];
+        if (sscanf(line, " %d %63s %63s %*s %*s %*f %63s", &i, op, shader, create) != 4 || i < 0 || i >= 3) continue;
         CHECK(i == listed && !strcmp(op, want[i][0]) && !strncmp(shader, want[i][1], strlen(want[i][1])),
               "dispatch line %d: '%s %s', expected '%s %s...'", i, op, shader, want[i][0], want[i][1]);
+        // a copy has no pipeline; a shader's took time to create
+        CHECK(i == 1 ? !strcmp(create, "-") : atof(create) > 0, "dispatch line %d: creation '%s'", i, create);
+        if (i != 1) create_sum += atof(create);
         listed++;
     }
     fclose(f);
     CHECK(header == 1 && listed == 3, "profile listing: header %d, %d of 3 dispatches listed", header, listed);
-    printf("profile: 3 ops, the first run apart, 3 dispatches listed at VKD_PROFILE=2\n");
+    // scale and exp: one pipeline or two (the same shader, maybe other constants)
+    CHECK((used == 1 || used == 2) && pipelines_ms > 0 && pipelines_ms <= create_sum + 0.1,
+          "pipelines line: %d used, %.2f ms (dispatch lines sum to %.2f)", used, pipelines_ms, create_sum);
+    printf("profile: 3 ops, the first run apart, 3 dispatches listed at VKD_PROFILE=2 with %d pipeline(s), %.1f ms to create\n",
+           used, pipelines_ms);
     vkd_graph_free(g);
     vkd_tensor_free(X);
 }

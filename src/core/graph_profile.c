@@ -51,21 +51,50 @@ int vkd_graph_op_times(const vkd_graph *g, vkd_op_time *out, int max) {
 
 // Every dispatch in recorded order, to find which call of an op is slow: index, op, shader (or
 // "copy"), workgroups, the shape of the first tensor it writes, mean us.
+// The distinct pipelines among g's dispatches, their creation's CPU time summed, and
+// the costliest (NULL when there is none).
+static const vkd_pipeline *pipeline_costs(const vkd_graph *g, int *distinct, double *ms) {
+    const vkd_pipeline *top = NULL;
+    *distinct = 0, *ms = 0;
+    for (int i = 0; i < g->ndisp; i++) {
+        const vkd_pipeline *p = g->disp[i].pipe;
+        int seen = !p;
+        for (int j = 0; j < i && !seen; j++) seen = g->disp[j].pipe == p;
+        if (seen) continue;
+        ++*distinct, *ms += p->create_ms;
+        if (!top || p->create_ms > top->create_ms) top = p;
+    }
+    return top;
+}
+
 static void print_dispatches(const vkd_graph *g, FILE *f) {
-    fprintf(f, "vkdistill dispatches: graph '%s'\n  %4s %-26s %-22s %16s %-22s %10s\n", g->name, "#", "op", "shader",
-            "workgroups", "writes", "us");
+    fprintf(f, "vkdistill dispatches: graph '%s'\n  %4s %-26s %-22s %16s %-22s %10s %10s\n", g->name, "#", "op",
+            "shader", "workgroups", "writes", "us", "create ms");
     for (int i = 0; i < g->ndisp; i++) {
         const vkd_dispatch *d = &g->disp[i];
-        char grid[48] = "-", shape[64] = "-";
-        if (d->pipe) snprintf(grid, sizeof grid, "%ux%ux%u", d->groups[0], d->groups[1], d->groups[2]);
+        char grid[48] = "-", shape[64] = "-", create[24] = "-";
+        if (d->pipe) {
+            snprintf(grid, sizeof grid, "%ux%ux%u", d->groups[0], d->groups[1], d->groups[2]);
+            snprintf(create, sizeof create, "%.1f", d->pipe->create_ms);
+        }
         for (int a = 0; a < d->nargs; a++)
             if (d->args[a].access & VKD_W) {
                 vkd_shape_str(d->args[a].t, shape, sizeof shape);
                 break;
             }
-        fprintf(f, "  %4d %-26s %-22s %16s %-22s %10.1f\n", i, d->name, d->pipe ? d->pipe->shader : "copy", grid, shape,
-                vkd_graph_dispatch_ns(g, i) / 1e3);
+        fprintf(f, "  %4d %-26s %-22s %16s %-22s %10.1f %10s\n", i, d->name, d->pipe ? d->pipe->shader : "copy", grid,
+                shape, vkd_graph_dispatch_ns(g, i) / 1e3, create);
     }
+    // What starting the graph costs before its first run, apart from the runs' times.
+    int distinct;
+    double ms;
+    const vkd_pipeline *top = pipeline_costs(g, &distinct, &ms);
+    fprintf(f, "vkdistill pipelines: graph '%s' uses %d, created in %.1f ms of CPU time", g->name, distinct, ms);
+    if (top) {
+        fprintf(f, "; the costliest %s (%.1f ms), specialized", top->shader, top->create_ms);
+        for (int i = 0; i < top->nspec; i++) fprintf(f, " %u", top->spec[i]);
+    }
+    fprintf(f, "\n");
 }
 
 void vkd_graph_print_profile(const vkd_graph *g, FILE *f) {

@@ -50,9 +50,18 @@ vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t 
     return p;
 }
 
+static double thread_cpu_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
 // One pipeline; called from several threads at once (vkCreateComputePipelines and
-// the pipeline cache are thread-safe; each call has its own shader module).
+// the pipeline cache are thread-safe; each call has its own shader module). Its
+// creation's CPU time is kept: on lavapipe a large walk's pipeline costs most of a
+// second in the driver's NIR passes, every process, whatever the disk caches hold.
 static VkResult create_one(vkd_ctx *ctx, vkd_pipeline *p) {
+    double t0 = thread_cpu_ms();
     VkShaderModuleCreateInfo smci = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                      .codeSize = p->blob->size,
                                      .pCode = p->blob->code};
@@ -74,6 +83,7 @@ static VkResult create_one(vkd_ctx *ctx, vkd_pipeline *p) {
                                       .layout = ctx->layout};
     r = vkCreateComputePipelines(ctx->device, ctx->cache, 1, &ci, NULL, &p->pipe);
     vkDestroyShaderModule(ctx->device, mod, NULL);
+    p->create_ms = thread_cpu_ms() - t0;
     return r;
 }
 

@@ -68,7 +68,8 @@ typedef struct vkd_pipeline {
     uint32_t spec[VKD_MAX_SPEC];
     const struct vkd_shader_blob *blob;
     VkPipeline pipe;
-    VkResult result;  // of its creation
+    VkResult result;   // of its creation
+    double create_ms;  // CPU time of its creation on the thread that made it (VKD_PROFILE=2)
     struct vkd_pipeline *next;
 } vkd_pipeline;
 
