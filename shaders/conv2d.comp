@@ -44,12 +44,15 @@
 // 7 TEXEL (1: A and B are read through the texel views of set 0, bindings 0
 // and 1, whose first elements are a_first and b_first; see src/vk/texel.c).
 // 8 ADD (mode 0), read through texel binding 2 (add_first) when TEXEL is 1, so the pass over y
-// that a separate add would make is saved. 1: then add add[b*cout + g*M + m], a per-sample
-// channel bias (a UNet block's embedding). 2: y = (conv + bias + add) * scale, add shaped as y
-// (EDM's residual with its skip scale). 3 (mode 2): C += the sum, a weight gradient added into
-// a parameter's persistent gradient (old + dw: the bits of an add after it). A constant, not a
-// flag: llvmpipe would run the fetch of a branch not taken under a mask, ~5% of a convolution
-// without the add.
+// that a separate add would make is saved: y = (conv + bias + add) * scale. 1: add shaped as
+// y when flags bit 1 is set (EDM's residual with its skip scale), else add[b*cout + g*M + m], a
+// per-sample channel bias (a UNet block's embedding; scale 1, whose product is exact, so the
+// bits are those of conv + bias + add). The two share a pipeline because lavapipe spends up to
+// ~0.7 s of CPU creating one of the large walks, in every process; the flag only picks an
+// index. 3 (mode 2): C += the sum, a weight gradient added into a parameter's persistent
+// gradient (old + dw: the bits of an add after it). A constant, not a flag, whether there is
+// an add: llvmpipe would run the fetch of a branch not taken under a mask, ~5% of a
+// convolution without the add.
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own. The plain
@@ -65,7 +68,7 @@
 // 13 SHIFT (CPU devices): the kernel's width when B's taps are read as windows. Modes 0 and 1:
 // windows of consecutive pixels (the walk in main that it selects says how); mode 2: x's rows
 // as quads (see the plain walk), 3-wide kernels with padding 1 and 1x1 kernels without.
-// flags: bit0 add bias[g*M + m] (modes 0 and 1).
+// flags: bit0 add bias[g*M + m] (modes 0 and 1); bit1 the add is shaped as y (ADD 1).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -83,7 +86,7 @@ layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias; FBuf add;
     int nb, cin, cout, h, w, ho, wo, kh, kw, stride, ph, pw, groups, flags, kchunk;
     int a_first, b_first, add_first;
-    float scale;  // ADD 2
+    float scale;  // ADD 1
     int c_sfirst;  // conv2d_sb: where C starts in its storage binding, in vec4s (set at compile)
 } pc;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
@@ -892,7 +895,7 @@ void main() {
     // shader's creation time on them. A lane group wholly past M has nothing of its own.
     if (m0 >= M) return;
     const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
-    const bool chan_add = ADD == 1u && MODE == 0u, res_add = ADD == 2u && MODE == 0u;
+    const bool fwd_add = ADD == 1u && MODE == 0u, add_as_y = (pc.flags & 2) != 0;
     const bool accum = ADD == 3u && MODE == 2u;
     int mrow[TM];
     float bm[TM];
@@ -904,9 +907,9 @@ void main() {
     // vkd_add_scaled's scale). Not `precise`: glslang would mark the whole fma chain behind v,
     // and llvmpipe ran every mode of this shader ~1.8x slower (a sum followed by a product is
     // never contracted).
-#define EPILOGUE_VALUE(i, j, ci)                                                      \
-    (res_add ? (acc[i][j] + bm[i] + loadAdd(ci)) * pc.scale                           \
-             : chan_add ? acc[i][j] + bm[i] + loadAdd(ncol[j] + mrow[i]) : acc[i][j] + bm[i])
+#define EPILOGUE_VALUE(i, j, ci)                                                             \
+    (fwd_add ? (acc[i][j] + bm[i] + loadAdd(add_as_y ? (ci) : ncol[j] + mrow[i])) * pc.scale \
+             : acc[i][j] + bm[i])
 #ifdef VKD_WIDE_STORES
     // Elements e .. e + 3 of C (e a multiple of 4): conv2d_sb as one vec4 through storage
     // binding 0 (src/vk/texel.c: one lane loop instead of two), else two 64-bit stores.
