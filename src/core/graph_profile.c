@@ -49,8 +49,6 @@ int vkd_graph_op_times(const vkd_graph *g, vkd_op_time *out, int max) {
     return k;
 }
 
-// Every dispatch in recorded order, to find which call of an op is slow: index, op, shader (or
-// "copy"), workgroups, the shape of the first tensor it writes, mean us.
 // The distinct pipelines among g's dispatches, their creation's CPU time summed, and
 // the costliest (NULL when there is none).
 static const vkd_pipeline *pipeline_costs(const vkd_graph *g, int *distinct, double *ms) {
@@ -67,6 +65,9 @@ static const vkd_pipeline *pipeline_costs(const vkd_graph *g, int *distinct, dou
     return top;
 }
 
+// Every dispatch in recorded order, to find which call of an op is slow: index, op, shader (or
+// "copy"), workgroups, the shape of the first tensor it writes, mean us, and the CPU time its
+// pipeline took to create; then what the graph's pipelines took together.
 static void print_dispatches(const vkd_graph *g, FILE *f) {
     fprintf(f, "vkdistill dispatches: graph '%s'\n  %4s %-26s %-22s %16s %-22s %10s %10s\n", g->name, "#", "op",
             "shader", "workgroups", "writes", "us", "create ms");
