@@ -35,9 +35,10 @@
 // value every lane needs is fetched with subgroupShuffle; B is gathered
 // directly. Each C element is summed k = 0..K-1 by one invocation (fixed
 // order). Workgroup = WM x WN lane groups, BM = WM*TM, BN = WN*L*TN.
-// Specialization constants: 0 local size (= L*WM*WN), 1 MODE, 2 TM, 3 TN, 4 WM,
-// 5 SG (1: the lane groups shuffle A; 0: no usable subgroup, every lane loads A
-// itself), 6 L (lane-group width: 8, or the subgroup size when that is 4).
+// Specialization constants: 0 local size (= L*WM*WN), 1 MODE, 2 TM, 3 TN, 4 unused (WM
+// is the push constant wm, see main), 5 SG (1: the lane groups shuffle A; 0: no usable
+// subgroup, every lane loads A itself), 6 L (lane-group width: 8, or the subgroup size when
+// that is 4).
 // SG and L are constants, not tests of gl_SubgroupSize, so the path not taken
 // is not compiled: llvmpipe runs both sides of a branch under a mask, and a
 // dead per-k load of A in the inner loop cost as much as the live code.
@@ -49,10 +50,9 @@
 // per-sample channel bias (a UNet block's embedding; scale 1, whose product is exact, so the
 // bits are those of conv + bias + add). The two share a pipeline because lavapipe spends up to
 // ~0.7 s of CPU creating one of the large walks, in every process; the flag only picks an
-// index. 3 (mode 2): C += the sum, a weight gradient added into a parameter's persistent
-// gradient (old + dw: the bits of an add after it). A constant, not a flag, whether there is
-// an add: llvmpipe would run the fetch of a branch not taken under a mask, ~5% of a
-// convolution without the add.
+// index. A constant, not a flag, whether the forward adds: llvmpipe would run the fetch of a
+// branch not taken under a mask, ~5% of a convolution without the add. (The weight gradient's
+// accumulation, C += the sum, is flags bit 2: its epilogue is a sliver of its work.)
 // 9 UP (modes 0 and 2, stride 1): B = x is read through a 2x nearest upsampling: the geometry
 // (h, w) is the upsampled image's, x holds (h/2, w/2) planes, and pixel (yy, xx) is read at
 // (yy/2, xx/2), so an upsampling in front of a convolution writes nothing of its own. The plain
@@ -68,14 +68,17 @@
 // 13 SHIFT (CPU devices): the kernel's width when B's taps are read as windows. Modes 0 and 1:
 // windows of consecutive pixels (the walk in main that it selects says how); mode 2: x's rows
 // as quads (see the plain walk), 3-wide kernels with padding 1 and 1x1 kernels without.
-// flags: bit0 add bias[g*M + m] (modes 0 and 1); bit1 the add is shaped as y (ADD 1).
+// flags: bit0 add bias[g*M + m] (modes 0 and 1); bit1 the add is shaped as y (ADD 1); bit2 (mode
+// 2) C += the sum, a weight gradient added into a parameter's persistent gradient (old + dw: the
+// bits of an add after it). A flag, not a constant as it was (ADD 3): the same walk was then two
+// pipelines where one layer's weight gradient accumulates and another's does not, and the
+// epilogue's masked load, one per element of dw, is a sliver of the walk over all the pixels.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
 layout(constant_id = 2) const uint TM = 8;
 layout(constant_id = 3) const uint TN = 4;
-layout(constant_id = 4) const uint WM = 1;
 layout(constant_id = 5) const uint SG = 1;
 layout(constant_id = 6) const uint L = 8;
 layout(constant_id = 7) const uint TEXEL = 0;
@@ -88,6 +91,7 @@ layout(push_constant) uniform PC {
     int a_first, b_first, add_first;
     float scale;  // ADD 1
     int c_sfirst;  // conv2d_sb: where C starts in its storage binding, in vec4s (set at compile)
+    int wm;        // WM, the lane groups along M
 } pc;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
@@ -95,9 +99,6 @@ float loadA(int i) { return TEXEL != 0u ? texelFetch(vkd_tex0, i + pc.a_first).r
 float loadB(int i) { return TEXEL != 0u ? texelFetch(vkd_tex1, i + pc.b_first).r : pc.B.v[i]; }
 float loadAdd(int i) { return TEXEL != 0u ? texelFetch(vkd_tex2, i + pc.add_first).r : pc.add.v[i]; }
 
-const uint WN = gl_WorkGroupSize.x / (L * WM);
-const uint BM = WM * TM;
-const uint BN = WN * L * TN;
 layout(constant_id = 10) const uint RM = 4;
 layout(constant_id = 11) const uint RN = 2;
 layout(constant_id = 12) const uint AV4 = 0;
@@ -294,6 +295,11 @@ void main() {
         lg = gl_LocalInvocationIndex / L;
     }
     const uint gbase = gl_SubgroupInvocationID - lane;
+    // WM, the lane groups along M, is a push constant, not a specialization constant: it only
+    // places the lane groups' tiles, once an invocation, and as a constant it made the same walk
+    // two pipelines where M holds one tile of rows in one convolution and two in another.
+    // lavapipe spends up to ~0.6 s of CPU creating one of the large walks, in every process.
+    const uint WM = uint(pc.wm), WN = gl_WorkGroupSize.x / (L * WM), BM = WM * TM, BN = WN * L * TN;
     const uint gm = lg / WN, gn = lg % WN;
 
     const int G = pc.groups, s = pc.stride;
@@ -896,7 +902,7 @@ void main() {
     if (m0 >= M) return;
     const bool has_bias = (pc.flags & 1) != 0 && MODE != 2u;
     const bool fwd_add = ADD == 1u && MODE == 0u, add_as_y = (pc.flags & 2) != 0;
-    const bool accum = ADD == 3u && MODE == 2u;
+    const bool accum = MODE == 2u && (pc.flags & 4) != 0;
     int mrow[TM];
     float bm[TM];
     [[unroll]] for (uint i = 0; i < TM; i++) mrow[i] = min(m0 + int(i), M - 1), bm[i] = 0.0;

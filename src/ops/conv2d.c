@@ -19,10 +19,11 @@ typedef struct {
     int32_t a_first, b_first, add_first;  // texel views: where A, B and add start (set at compile)
     float scale;                          // ADD_RESIDUAL
     int32_t c_sfirst;                     // conv2d_sb: where C starts in its storage binding (set at compile)
+    int32_t wm;                           // the tile's lane groups along M (not a shader constant)
 } conv_push;
 
-// What the forward's store adds after the bias (shader constant 8, ADD, is 1 for both adds and
-// 3 for the accumulation; push constant flags bit 1 tells a residual from a channel add):
+// What the forward's store adds after the bias (shader constant 8, ADD, is 1 for both adds; push
+// constant flags bit 1 tells a residual from a channel add, bit 2 is the accumulation):
 //   ADD_CHANNEL   y = conv + bias + add, add (nb, cout[, 1, 1]): a UNet block's embedding
 //   ADD_RESIDUAL  y = (conv + bias + add) * scale, add shaped as y: EDM's residual and skip scale
 //   ADD_ACCUM     (weight gradient) C += the sum: into a parameter's persistent gradient
@@ -352,7 +353,8 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     }
     conv_push pc = {.nb = c->nb, .cin = c->cin, .cout = c->cout, .h = c->h, .w = c->w, .ho = c->ho, .wo = c->wo,
                     .kh = c->kh, .kw = c->kw, .stride = s, .ph = c->ph, .pw = c->pw, .groups = G,
-                    .flags = (bias ? 1 : 0) | (add && ad->kind == ADD_RESIDUAL ? 2 : 0), .kchunk = kchunk,
+                    .flags = (bias ? 1 : 0) | (add && ad->kind == ADD_RESIDUAL ? 2 : 0) | (accum ? 4 : 0),
+                    .kchunk = kchunk,
                     .scale = add ? ad->scale : 1.0f};
     vkd_arg args[5] = {{offsetof(conv_push, C), accum ? VKD_RW : VKD_W, C},
                        {offsetof(conv_push, A), VKD_R, A},
@@ -440,9 +442,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // the upsampled read is B's, which is x in the forward and the weight gradient
     uint32_t up = (uint32_t)(c->up && mode != CONV_BWD_DATA);
     // the shader's ADD: whether the forward adds (a channel add and a residual share a pipeline,
-    // told apart by flags bit 1) or the weight gradient accumulates
-    uint32_t add_spec = !ad ? 0 : ad->kind == ADD_ACCUM ? 3 : add ? 1 : 0;
-    uint32_t spec[17] = {t.wg, (uint32_t)mode, t.tm, t.tn, t.wm, t.sg, t.l, texel, add_spec, up,
+    // told apart by flags bit 1; the weight gradient's accumulation is flags bit 2)
+    uint32_t add_spec = add ? 1 : 0;
+    pc.wm = (int32_t)t.wm;  // (constant 4 is unused: one pipeline whatever WM)
+    uint32_t spec[17] = {t.wg, (uint32_t)mode, t.tm, t.tn, 0, t.sg, t.l, texel, add_spec, up,
                          t.rm, t.rn, av4, t.shift, taps, qwin, wino};
     // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
     // is written for lane groups of 8)
