@@ -292,8 +292,8 @@ static void test_profile(vkd_ctx *ctx) {
     vkd_graph_print_profile(g, f);
     rewind(f);
     char line[512];
-    int listed = 0, header = 0, used = 0;
-    double create_sum = 0, pipelines_ms = -1;
+    int listed = 0, header = 0, used = 0, per_pipeline = 0, first_ok = 1;
+    double create_sum = 0, pipelines_ms = -1, per_pipeline_ms = 0, last_ms = 1e30;
     static const char *want[3][2] = {{"scale", "unary"}, {"cols", "copy"}, {"exp", "unary"}};
     while (fgets(line, sizeof line, f)) {
         header += strstr(line, "mean of 3 runs after the first") != NULL;
@@ -301,6 +301,13 @@ static void test_profile(vkd_ctx *ctx) {
             continue;
         int i;
         char op[64], shader[64], create[64];
+        double pms;
+        // a line a pipeline, costliest first, naming the first dispatch that uses it (0 or 2)
+        if (sscanf(line, "vkdistill pipeline: %63s %lf ms, first used by dispatch %d, specialized", shader, &pms, &i) == 3) {
+            first_ok &= !strncmp(shader, "unary", 5) && (i == 0 || i == 2) && pms <= last_ms;
+            per_pipeline++, per_pipeline_ms += pms, last_ms = pms;
+            continue;
+        }
         if (sscanf(line, " %d %63s %63s %*s %*s %*f %63s", &i, op, shader, create) != 4 || i < 0 || i >= 3) continue;
         CHECK(i == listed && !strcmp(op, want[i][0]) && !strncmp(shader, want[i][1], strlen(want[i][1])),
               "dispatch line %d: '%s %s', expected '%s %s...'", i, op, shader, want[i][0], want[i][1]);
@@ -317,6 +324,11 @@ static void test_profile(vkd_ctx *ctx) {
     // scale and exp: one pipeline or two (the same shader, maybe other constants)
     CHECK((used == 1 || used == 2) && pipelines_ms >= 0 && pipelines_ms <= create_sum + 0.1,
           "pipelines line: %d used, %.2f ms (dispatch lines sum to %.2f)", used, pipelines_ms, create_sum);
+    CHECK(per_pipeline == used && first_ok && per_pipeline_ms <= pipelines_ms + 0.1 * used &&
+              per_pipeline_ms >= pipelines_ms - 0.1 * used,
+          "pipeline lines: %d for %d pipelines (unary, first used by dispatch 0 or 2, costliest first: %d), "
+          "%.2f ms against %.2f",
+          per_pipeline, used, first_ok, per_pipeline_ms, pipelines_ms);
     printf("profile: 3 ops, the first run apart, 3 dispatches listed at VKD_PROFILE=2 with %d pipeline(s), %.1f ms to create\n",
            used, pipelines_ms);
     vkd_graph_free(g);

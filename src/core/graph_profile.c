@@ -49,20 +49,29 @@ int vkd_graph_op_times(const vkd_graph *g, vkd_op_time *out, int max) {
     return k;
 }
 
-// The distinct pipelines among g's dispatches, their creation's CPU time summed, and
-// the costliest (NULL when there is none).
-static const vkd_pipeline *pipeline_costs(const vkd_graph *g, int *distinct, double *ms) {
-    const vkd_pipeline *top = NULL;
-    *distinct = 0, *ms = 0;
-    for (int i = 0; i < g->ndisp; i++) {
+// A distinct pipeline and the first dispatch that uses it.
+typedef struct {
+    const vkd_pipeline *p;
+    int first;
+} pipeline_use;
+
+static int by_create_desc(const void *a, const void *b) {
+    const pipeline_use *x = a, *y = b;
+    return x->p->create_ms < y->p->create_ms ? 1 : x->p->create_ms > y->p->create_ms ? -1 : x->first - y->first;
+}
+
+// The distinct pipelines among g's dispatches (allocated, *n of them), costliest first.
+static pipeline_use *pipeline_uses(const vkd_graph *g, int *n) {
+    pipeline_use *u = calloc(g->ndisp > 0 ? (size_t)g->ndisp : 1, sizeof *u);
+    *n = 0;
+    for (int i = 0; u && i < g->ndisp; i++) {
         const vkd_pipeline *p = g->disp[i].pipe;
         int seen = !p;
-        for (int j = 0; j < i && !seen; j++) seen = g->disp[j].pipe == p;
-        if (seen) continue;
-        ++*distinct, *ms += p->create_ms;
-        if (!top || p->create_ms > top->create_ms) top = p;
+        for (int j = 0; j < *n && !seen; j++) seen = u[j].p == p;
+        if (!seen) u[(*n)++] = (pipeline_use){p, i};
     }
-    return top;
+    if (u) qsort(u, *n, sizeof *u, by_create_desc);
+    return u;
 }
 
 // Every dispatch in recorded order, to find which call of an op is slow: index, op, shader (or
@@ -86,16 +95,27 @@ static void print_dispatches(const vkd_graph *g, FILE *f) {
         fprintf(f, "  %4d %-26s %-22s %16s %-22s %10.1f %10s\n", i, d->name, d->pipe ? d->pipe->shader : "copy", grid,
                 shape, vkd_graph_dispatch_ns(g, i) / 1e3, create);
     }
-    // What starting the graph costs before its first run, apart from the runs' times.
+    // What starting the graph costs before its first run, apart from the runs' times: the sum,
+    // then each pipeline by its specialization constants, costliest first. Two lines that
+    // differ in one constant are one pipeline too many where that constant could be a push
+    // constant (how conv2d's WM and its weight gradient's accumulation were found).
     int distinct;
-    double ms;
-    const vkd_pipeline *top = pipeline_costs(g, &distinct, &ms);
+    pipeline_use *u = pipeline_uses(g, &distinct);
+    double ms = 0;
+    for (int i = 0; i < distinct; i++) ms += u[i].p->create_ms;
     fprintf(f, "vkdistill pipelines: graph '%s' uses %d, created in %.1f ms of CPU time", g->name, distinct, ms);
-    if (top) {
-        fprintf(f, "; the costliest %s (%.1f ms), specialized", top->shader, top->create_ms);
-        for (int i = 0; i < top->nspec; i++) fprintf(f, " %u", top->spec[i]);
+    if (distinct) {
+        fprintf(f, "; the costliest %s (%.1f ms), specialized", u[0].p->shader, u[0].p->create_ms);
+        for (int i = 0; i < u[0].p->nspec; i++) fprintf(f, " %u", u[0].p->spec[i]);
     }
     fprintf(f, "\n");
+    for (int i = 0; i < distinct; i++) {
+        fprintf(f, "vkdistill pipeline: %-16s %9.1f ms, first used by dispatch %4d, specialized", u[i].p->shader,
+                u[i].p->create_ms, u[i].first);
+        for (int k = 0; k < u[i].p->nspec; k++) fprintf(f, " %u", u[i].p->spec[k]);
+        fprintf(f, "\n");
+    }
+    free(u);
 }
 
 void vkd_graph_print_profile(const vkd_graph *g, FILE *f) {
