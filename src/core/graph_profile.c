@@ -103,12 +103,7 @@ static void print_dispatches(const vkd_graph *g, FILE *f) {
     pipeline_use *u = pipeline_uses(g, &distinct);
     double ms = 0;
     for (int i = 0; i < distinct; i++) ms += u[i].p->create_ms;
-    fprintf(f, "vkdistill pipelines: graph '%s' uses %d, created in %.1f ms of CPU time", g->name, distinct, ms);
-    if (distinct) {
-        fprintf(f, "; the costliest %s (%.1f ms), specialized", u[0].p->shader, u[0].p->create_ms);
-        for (int i = 0; i < u[0].p->nspec; i++) fprintf(f, " %u", u[0].p->spec[i]);
-    }
-    fprintf(f, "\n");
+    fprintf(f, "vkdistill pipelines: graph '%s' uses %d, created in %.1f ms of CPU time\n", g->name, distinct, ms);
     for (int i = 0; i < distinct; i++) {
         fprintf(f, "vkdistill pipeline: %-16s %9.1f ms, first used by dispatch %4d, specialized", u[i].p->shader,
                 u[i].p->create_ms, u[i].first);
