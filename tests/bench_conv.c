@@ -4,8 +4,10 @@
 // (M = cout, N = n*ho*wo, K = cin/groups*k*k) in the same process as the
 // peer: on a shared machine only ratios measured side by side mean much.
 // Not a test: no thresholds.
-//   bench_conv [N CIN COUT H W K STRIDE PAD GROUPS [RUNS [TRANSPOSED]]]   default 8 64 64 32 32 3 1 1 1 5 0
+//   bench_conv [N CIN COUT H W K STRIDE PAD GROUPS [RUNS [TRANSPOSED [SAMPLES]]]]   default 8 64 64 32 32 3 1 1 1 5 0 0
 // TRANSPOSED = 1 benchmarks conv_transpose2d with x (N, CIN, H, W) and weight (CIN, COUT, K, K).
+// SAMPLES: vkd_graph_set_samples of the convolutions' graphs (0: not said), e.g. 1 for the light
+// walk a short run takes on a CPU device; conv_cpu's create_s is the CPU time their compile took.
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,8 +43,8 @@ static double best_cpu(vkd_graph *g, int runs) {
 }
 
 int main(int argc, char **argv) {
-    int a[11] = {8, 64, 64, 32, 32, 3, 1, 1, 1, 5, 0};
-    for (int i = 1; i < argc && i <= 11; i++) a[i - 1] = atoi(argv[i]);
+    int a[12] = {8, 64, 64, 32, 32, 3, 1, 1, 1, 5, 0, 0};
+    for (int i = 1; i < argc && i <= 12; i++) a[i - 1] = atoi(argv[i]);
     int n = a[0], cin = a[1], cout = a[2], h = a[3], w = a[4], k = a[5], s = a[6], p = a[7], grp = a[8], runs = a[9];
     int tr = a[10];
     setenv("VKD_PROFILE", "1", 1);
@@ -62,6 +64,7 @@ int main(int argc, char **argv) {
     vkd_tensor_set_requires_grad(x, 1);
     vkd_tensor_set_requires_grad(wt, 1);
     vkd_graph *g = vkd_graph_new(ctx, "bench_conv");
+    vkd_graph_set_samples(g, a[11]);
     vkd_tensor *y = tr ? vkd_conv_transpose2d(g, x, wt, NULL, s, p, p, grp) : vkd_conv2d(g, x, wt, NULL, s, p, p, grp);
     vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, y, u), 0));
     // the peer: one GEMM as large as the forward convolution's (for a transposed convolution, its data gradient's)
@@ -71,10 +74,13 @@ int main(int argc, char **argv) {
     vkd_graph *gm = vkd_graph_new(ctx, "bench_conv_gemm");
     vkd_matmul(gm, ga, gb, 0, 0);
     vkd_graph *gf = vkd_graph_new(ctx, "bench_conv_fwd");  // the forward alone, for its CPU time
+    vkd_graph_set_samples(gf, a[11]);
     if (tr) vkd_conv_transpose2d(gf, x, wt, NULL, s, p, p, grp);
     else vkd_conv2d(gf, x, wt, NULL, s, p, p, grp);
-    if (vkd_graph_compile(g) || vkd_graph_run(g) || vkd_graph_compile(gm) || vkd_graph_run(gm) ||
-        vkd_graph_compile(gf) || vkd_graph_run(gf)) {
+    double c0 = cpu_s();
+    int bad = vkd_graph_compile(g) || vkd_graph_compile(gf);
+    double create_s = cpu_s() - c0;
+    if (bad || vkd_graph_run(g) || vkd_graph_compile(gm) || vkd_graph_run(gm) || vkd_graph_run(gf)) {
         fprintf(stderr, "bench_conv: %s%s%s\n", vkd_graph_error(g), vkd_graph_error(gm), vkd_graph_error(gf));
         return 1;
     }
@@ -99,9 +105,10 @@ int main(int argc, char **argv) {
     // loss ops) and of the peer GEMM.
     printf("{\"bench\":\"conv_cpu\",\"N\":%d,\"Cin\":%d,\"Cout\":%d,\"H\":%d,\"W\":%d,\"k\":%d,\"stride\":%d,"
            "\"transposed\":%d,\"fwd_cpu_ms\":%.2f,\"fwd_bwd_cpu_ms\":%.2f,\"gemm_cpu_ms\":%.2f,"
-           "\"fwd_gflops_cpu\":%.2f,\"fwd_bwd_gflops_cpu\":%.2f,\"gemm_gflops_cpu\":%.2f}\n",
+           "\"fwd_gflops_cpu\":%.2f,\"fwd_bwd_gflops_cpu\":%.2f,\"gemm_gflops_cpu\":%.2f,\"samples\":%d,"
+           "\"create_s\":%.3f}\n",
            n, cin, cout, h, w, k, s, tr, cpu_fwd * 1e3, cpu_all * 1e3, cpu_gemm * 1e3, flop / cpu_fwd * 1e-9,
-           3 * flop / cpu_all * 1e-9, flop / cpu_gemm * 1e-9);
+           3 * flop / cpu_all * 1e-9, flop / cpu_gemm * 1e-9, a[11], create_s);
     for (int o2 = 0; o2 < 3; o2++) {
         double ns = sum_ns[o2] / (runs > 0 ? runs : 1), best = best_ns[o2];
         printf("{\"bench\":\"%s\",\"device\":\"%s\",\"N\":%d,\"Cin\":%d,\"Cout\":%d,\"H\":%d,\"W\":%d,\"k\":%d,"

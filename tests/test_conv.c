@@ -688,6 +688,66 @@ static void test_pointwise_bits(vkd_ctx *ctx, const char *name, ref_conv_shape s
     free(x), free(w), free(b), free(u), free(r);
 }
 
+// The pipeline of the first dispatch named `name` (NULL if none).
+static const vkd_pipeline *pipe_of(const vkd_graph *g, const char *name, int nth) {
+    for (int i = 0; i < g->ndisp; i++)
+        if (strcmp(g->disp[i].name, name) == 0 && nth-- == 0) return g->disp[i].pipe;
+    return NULL;
+}
+
+// A short run's light walk (vkd_graph_set_samples, src/ops/conv2d.c light_conv): two UNet-like
+// 3x3 convolutions of different shapes, forward and both gradients, against the double reference
+// at the direct walks' tolerance; on a CPU device with no Winograd transform and one pipeline a
+// mode for both shapes, and a long run (or none said) on the fast walks.
+static void test_light_walk(vkd_ctx *ctx, int64_t samples, int short_run) {
+    printf("two 3x3 convolutions, 16->16 at 16x16 and 8->16 at 8x8, %lld samples said\n", (long long)samples);
+    ref_conv_shape s1 = {2, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1}, s2 = {2, 8, 8, 8, 16, 3, 3, 1, 1, 1, 1};
+    ref_conv_shape sh[2] = {s1, s2};
+    double *x[2], *w[2], *u[2], *y[2], *dx[2], *dw[2], *db[2];
+    vkd_tensor *X[2], *W[2], *U[2], *Y[2];
+    vkd_graph *g = vkd_graph_new(ctx, "light");
+    vkd_graph_set_samples(g, samples);
+    vkd_tensor *loss = NULL;
+    for (int k = 0; k < 2; k++) {
+        conv_sizes z = sizes_of(sh[k], 0);
+        x[k] = malloc(z.nx * 8), w[k] = malloc(z.nw * 8), u[k] = malloc(z.ny * 8), y[k] = malloc(z.ny * 8);
+        dx[k] = malloc(z.nx * 8), dw[k] = malloc(z.nw * 8), db[k] = malloc(sh[k].cout * 8);
+        t_fill(x[k], z.nx, -1, 1), t_fill(w[k], z.nw, -1, 1), t_fill(u[k], z.ny, -1, 1);
+        X[k] = t_tensor(ctx, "x", 4, (int64_t[]){sh[k].n, sh[k].cin, sh[k].h, sh[k].w}, x[k], 0);
+        W[k] = t_tensor(ctx, "w", 4, z.wsh, w[k], 0);
+        U[k] = t_tensor(ctx, "u", 4, (int64_t[]){sh[k].n, sh[k].cout, z.ho, z.wo}, u[k], 0);
+        vkd_tensor_set_requires_grad(X[k], 1), vkd_tensor_set_requires_grad(W[k], 1);
+        Y[k] = vkd_conv2d(g, X[k], W[k], NULL, 1, 1, 1, 1);
+        vkd_graph_keep(g, Y[k]);
+        vkd_tensor *l = vkd_sum(g, vkd_mul(g, Y[k], U[k]), 0);
+        loss = loss ? vkd_add(g, loss, l) : l;
+        ref_conv2d_fwd(y[k], x[k], w[k], NULL, &sh[k]);
+        ref_conv2d_bwd(dx[k], dw[k], db[k], u[k], x[k], w[k], &sh[k]);
+    }
+    CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "light walk: %s", vkd_graph_error(g));
+    int light = short_run && ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    for (int k = 0; k < 2 && !vkd_graph_failed(g); k++) {
+        compare_tol("y", Y[k], y[k], light ? TOL : WTOL);
+        compare_tol("dx", vkd_graph_grad(g, X[k]), dx[k], light ? TOL : WTOL);
+        compare("dw", vkd_graph_grad(g, W[k]), dw[k]);
+    }
+    if (ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        int wino = count_dispatches(g, "winograd");
+        // (the fast walks' Winograd reads its operands through texel views: not under VKD_TEXEL=0)
+        CHECK(light ? wino == 0 : wino > 0 || !ctx->texel, "%d Winograd transforms with %lld samples said", wino,
+              (long long)samples);
+        static const char *modes[3] = {"conv2d", "conv2d_bwd_data", "conv2d_bwd_weight"};
+        for (int m = 0; light && m < 3; m++)
+            CHECK(pipe_of(g, modes[m], 0) && pipe_of(g, modes[m], 0) == pipe_of(g, modes[m], 1),
+                  "the light %s of two shapes in two pipelines", modes[m]);
+    }
+    vkd_graph_free(g);
+    for (int k = 0; k < 2; k++) {
+        vkd_tensor_free(X[k]), vkd_tensor_free(W[k]), vkd_tensor_free(U[k]);
+        free(x[k]), free(w[k]), free(u[k]), free(y[k]), free(dx[k]), free(dw[k]), free(db[k]);
+    }
+}
+
 int main(void) {
     vkd_ctx *ctx = t_open();
     const int ALL = GRAD_W | GRAD_B | HAS_B;
@@ -791,6 +851,9 @@ int main(void) {
     // 2-D walk, and the fused forward's plain walk has other bits than the unfused one's F(4, 3).)
     if (ctx->f.subgroup_size >= 8) test_conv_add(ctx, (ref_conv_shape){1, 16, 32, 32, 16, 3, 3, 1, 1, 1, 1}, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 16->40, 4x64, batch 2", 0, (ref_conv_shape){2, 16, 4, 64, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
+    test_light_walk(ctx, 16, 1);       // a short run: 16 x 37k multiply-adds a sample, far under 2^28
+    test_light_walk(ctx, 1 << 20, 0);  // a long one
+    test_light_walk(ctx, 0, 0);        // not said
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

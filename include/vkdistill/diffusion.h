@@ -104,6 +104,10 @@ typedef struct {
     double guidance;                                    // classifier-free guidance weight (1 = off)
     void (*progress)(void *user, int step, int steps);  // called after each step (may be NULL)
     void *progress_user;
+    // The images sampled with this config in all, over the caller's batches (0: this call's n):
+    // told to the step graphs (vkd_graph_set_samples, times the network evaluations), the same
+    // for every batch, so no image depends on how n was cut into batches.
+    int64_t images;
 } vkd_sampler_cfg;
 
 // The EDM defaults: Heun, 18 steps, 0.002..80, rho 7, no churn, guidance 1.

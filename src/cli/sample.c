@@ -67,6 +67,7 @@ typedef struct {
     uint64_t seed;
     vkd_progress *pr;  // sampler steps (teacher) or images (student) done
     int64_t pr_base;
+    int64_t images;  // n, over all the batches
 } sample_job;
 
 // Sample i's class: --class when given, else i % K (0 for an unconditional model). The one rule
@@ -108,6 +109,7 @@ static int sample_rows(vkd_ctx *ctx, vkd_denoiser *den, sample_job *j, int64_t r
         // sigma and denoised again; z ~ N(0, I) from (seed, stream 0).
         double t0 = vkd_now();
         g = vkd_graph_new(ctx, "student");
+        vkd_graph_set_samples(g, j->images * j->nstudent);  // all the batches', so none depends on them
         vkd_tensor *zz = vkd_rand_normal(g, j->nd + 1, j->xs, j->seed, 0, NULL);
         vkd_graph_set_grad_enabled(g, 0);
         vkd_tensor *x = vkd_generator_rollout(g, den, zz, labels, j->student_sigmas, j->nstudent - 1, j->seed, 100, NULL);
@@ -223,7 +225,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
         snprintf(err, sizeof err, "--class %d: the model has %d classes (0..%d)", cls, K, K - 1);
         goto fail;
     }
-    sample_job job = {.nd = nd, .K = K, .cls = cls, .nstudent = nstudent, .seed = (uint64_t)seed};
+    sample_job job = {.nd = nd, .K = K, .cls = cls, .nstudent = nstudent, .seed = (uint64_t)seed, .images = n};
     memcpy(job.xs, xs, sizeof xs);
     memcpy(job.student_sigmas, student_sigmas, sizeof student_sigmas);
     if (one_step > 0 && !nstudent) job.student_sigmas[job.nstudent++] = (float)one_step;
@@ -233,6 +235,7 @@ int vkd_cli_sample(vkd_cli *cli, int argc, char **argv) {
     job.sc.steps = steps;
     job.sc.guidance = guidance;
     job.sc.s_churn = churn;
+    job.sc.images = n;
     if (churn > 0) job.sc.s_min = 0.05, job.sc.s_max = 50, job.sc.s_noise = 1.003;  // EDM's CIFAR-10 stochastic settings
     vkd_denoiser den = {.model = m};
     int64_t per = 1;

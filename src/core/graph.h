@@ -116,6 +116,9 @@ struct vkd_graph {
     int in_backward;
     int tape_pos;  // in vkd_graph_backward: the entry whose backward is being recorded
     int compiled;
+    // samples the process will push through this graph over all its runs (vkd_graph_set_samples;
+    // 0: not said, taken as many)
+    int64_t samples;
     // graph-owned tensors
     int ntensors, captensors;
     vkd_tensor **tensors;

@@ -71,6 +71,7 @@ typedef struct {
     vkd_tensor *sig_hat;   // (n) filled with t_hat
     vkd_tensor *sig_next;  // (n) filled with t_next
     uint64_t seed;
+    int64_t samples;  // the step graphs' vkd_graph_set_samples
 } state;
 
 // D(x; sigma), with classifier-free guidance D_u + w (D_c - D_u) when asked for
@@ -86,6 +87,7 @@ static vkd_graph *record_step(const state *s, int heun) {
     vkd_graph *g = vkd_graph_new(vkd_denoiser_ctx(s->d), heun ? "sampler_heun_step" : "sampler_euler_step");
     if (!g) return NULL;
     vkd_graph_set_grad_enabled(g, 0);
+    vkd_graph_set_samples(g, s->samples);
     vkd_tensor *xh = s->x;
     if (s->c->s_churn > 0) {
         vkd_tensor *eps = vkd_rand_normal(g, s->x->ndim, s->x->shape, s->seed, VKD_SAMPLER_STREAM_CHURN, s->step);
@@ -139,6 +141,9 @@ int vkd_sample_from(const vkd_denoiser *d, const vkd_sampler_cfg *c, vkd_tensor 
     }
     int64_t n = x->shape[0], four = 4, one = 1;
     state s = {.d = d, .c = c, .x = x, .labels = labels, .seed = seed};
+    // images x network evaluations (Heun: 2N - 1; guidance evaluates twice)
+    int evals = c->kind == VKD_SAMPLER_HEUN ? 2 * c->steps - 1 : c->steps;
+    s.samples = (c->images > 0 ? c->images : n) * evals * (labels && c->guidance != 1.0 ? 2 : 1);
     s.par = vkd_tensor_new(ctx, "sampler.par", 1, &four, VKD_HOST);
     s.step = vkd_tensor_new(ctx, "sampler.step", 1, &one, VKD_HOST);
     s.sig_hat = vkd_tensor_new(ctx, "sampler.sigma_hat", 1, &n, VKD_HOST);

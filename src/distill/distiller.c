@@ -119,6 +119,13 @@ static int create_state(vkd_distiller *d, char *err, size_t errlen) {
     return 0;
 }
 
+// The samples a run pushes through its networks (vkd_graph_set_samples): this rank's batch, each
+// step's fake-score steps and generator step. Every graph of the distiller says the same, so
+// they choose the same walks and share their pipelines.
+static int64_t run_samples(const vkd_distiller *d) {
+    return (int64_t)d->b * d->c.steps * (d->c.fake_steps + 1);
+}
+
 // One fake-score phase and one generator phase per student step k (one step:
 // a single pair). Phase k reaches its input by the no-grad rollout of steps < k
 // (backward simulation), so training sees what sampling produces.
@@ -133,6 +140,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     // The fake-score phase: its denoising loss on sg(G(z)).
     vkd_graph *gf = d->gf[k] = vkd_graph_new(d->ctx, "distill_fake");
     vkd_graph *gfa = dp ? (d->gfa[k] = vkd_graph_new(d->ctx, "distill_fake_grad")) : gf;
+    vkd_graph_set_samples(gfa, run_samples(d));
     vkd_graph_set_grad_enabled(gfa, 0);
     vkd_tensor *xf = vkd_generator_rollout(gfa, &d->dG, vkd_rand_normal(gfa, d->gnd + 1, zs, seed, 1, d->step_t), d->labels,
                                            c->sigmas, k, seed, 30, d->step_t);
@@ -147,6 +155,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     // The generator phase: the method's loss through the teacher and the frozen fake network.
     vkd_graph *gg = d->gg[k] = vkd_graph_new(d->ctx, "distill_generator");
     vkd_graph *gga = dp ? (d->gga[k] = vkd_graph_new(d->ctx, "distill_generator_grad")) : gg;
+    vkd_graph_set_samples(gga, run_samples(d));
     vkd_tensor *xg = vkd_generator_rollout(gga, &d->dG, vkd_rand_normal(gga, d->gnd + 1, zs, seed, 2, d->step_t), d->labels,
                                            c->sigmas, k, seed, 40, d->step_t);
     vkd_gan_term gan_g = {.head = d->head_v, .weight = (float)c->gan_weight_g};
@@ -180,6 +189,7 @@ static int record_sampler(vkd_distiller *d, char *err, size_t errlen) {
     }
     if (!d->s_out || (d->K && !d->s_labels)) return fail_msg(d, vkd_ctx_error(d->ctx), err, errlen);
     d->sg = vkd_graph_new(d->ctx, "student_samples");
+    vkd_graph_set_samples(d->sg, run_samples(d));  // the training graphs' walks, their pipelines
     vkd_graph_set_grad_enabled(d->sg, 0);
     vkd_tensor *z = vkd_rand_normal(d->sg, d->gnd + 1, shape, 999, 0, NULL);
     vkd_copy(d->sg, d->s_out, vkd_generator_rollout(d->sg, &d->dE, z, d->s_labels, d->c.sigmas, d->c.nsteps - 1, 999, 100, NULL));

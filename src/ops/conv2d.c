@@ -72,7 +72,7 @@ typedef struct {
 // the plain model's 32 x 8, and so did capping the window walk's tiles at 128 accumulators
 // (its unrolled chunk is 3 times the plain walk's): at 16, 64->64, 16x16 the forward ran at
 // 56-60 against 72 GFLOP/s, the data gradient at 49-55 against 68-71.
-static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t window) {
+static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t window, int light) {
     int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
     conv_tile t;
     t.shift = 0;
@@ -97,6 +97,9 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
                 double cost = groups * (load * (tn + tm / 8.0) + 2.5 * tm * tn);
                 if (best < 0 || cost < best) best = cost, t.tm = tm, t.tn = tn;
             }
+        // a light convolution's tile (light_conv): one for every shape of at least 8 rows, so one
+        // pipeline a mode; fewer rows keep the model's narrow tile (1 x 16, 2 x 16, 4 x 8: as quick)
+        if (light && (M >= 8 || t.tm * t.tn > 32)) t.tm = 8, t.tn = 4;
     }
     // the window walk when the tile's lane groups cover whole runs of a plane
     if (window > 0 && t.sg && window % ((int64_t)t.l * t.tn) == 0) t.shift = 3;
@@ -262,9 +265,27 @@ static int pointwise(const conv_geom *c) {
 // addresses, the walk's lane loops took LLVM ~10 s a pipeline to compile in test_conv_bda).
 // Else 0. The forward and the data gradient then read windows of pixels; the weight gradient
 // reads x's rows as quads when weight_window also holds.
-static int64_t conv_window(const vkd_ctx *ctx, int mode, const conv_geom *c) {
+// Whether a convolution takes the light walk (pick_tile's light): the plain walk with a tile of
+// at most 32 accumulators, no windows, no Winograd, where the run is too short to repay the
+// fast walks' creation. lavapipe creates every pipeline again in every process: 0.1-0.6 s of
+// CPU each for the Winograd and window walks (unrolled tiles of 256-512 accumulators), ~50 ms
+// for the 8 x 4 tile, which the light convolutions of a mode share whatever their shapes. In
+// tests/bench_conv (forward + both gradients, best of 20, the README's table) the light walk
+// took 0.3-0.5 s less to create and ran ~0.13 ns a multiply-add slower (2.5-3.7x at batch 32;
+// the same at 1.2M multiply-adds a dispatch). So a mode of a run under 2^28 of them (g->samples
+// x one sample's) loses at most ~35 ms for the ~0.1-0.5 s it saves. (At 2^30 the main job's
+// 100-step distillation took it for its 1- and 16-channel convolutions, whose fast walks are
+// quick to create: the same pipeline count, a slower walk.) Decided per sample, not per
+// dispatch, so a sampler's images do not depend on its batch. VKD_CONV_LIGHT=0: never.
+static int light_conv(const vkd_graph *g, const conv_geom *c) {
+    if (g->ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || g->samples <= 0 || vkd_env_off("VKD_CONV_LIGHT")) return 0;
+    double macs = (double)c->ho * c->wo * c->cout * (c->cin / c->groups) * c->kh * c->kw;
+    return macs * (double)g->samples < 268435456.0;
+}
+
+static int64_t conv_window(const vkd_graph *g, int mode, const conv_geom *c) {
     if (vkd_env_off("VKD_CONV_WINDOW")) return 0;  // the plain walk (benchmarks, tests)
-    if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 0;
+    if (g->ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || light_conv(g, c)) return 0;
     // a 1x1 kernel's weight gradient: a chunk's k's are consecutive pixels of x, read as quads
     if (mode == CONV_BWD_WEIGHT && pointwise(c)) return (int64_t)c->ho * c->wo;
     if (c->stride != 1 || c->kw != 3 || c->ho != c->h || c->wo != c->w) return 0;
@@ -309,9 +330,12 @@ static void taps_tile(conv_tile *t, int64_t M) {
 // unet_fmnist step (batch 16) the 1x1 convolutions (skips, attention's qkv and projection) ran
 // at 15-45 GFLOP/s in the convolution shader, whose plain walk gathers B; as GEMMs at 37-71
 // (see the README). Same k order, same epilogue order: the same bits. GPUs keep the
-// convolution shader (not measured there). VKD_CONV_GEMM=0 turns it off.
+// convolution shader (not measured there). VKD_CONV_GEMM=0 turns it off. A light convolution
+// (light_conv) stays in the convolution shader: its light walk is the 3x3 convolutions' pipeline,
+// where the GEMM would be pipelines of its own (the same bits either way).
 static int pointwise_gemm(const vkd_graph *g, const conv_geom *c) {
-    return pointwise(c) && g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && !vkd_env_off("VKD_CONV_GEMM");
+    return pointwise(c) && g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && !vkd_env_off("VKD_CONV_GEMM") &&
+           !light_conv(g, c);
 }
 
 // y (nb, cout, P) = (w x_b + bias [+ res]) * scale, one GEMM a sample (batch = nb, w shared).
@@ -364,8 +388,8 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     int add_arg = na;
     if (add) args[na++] = (vkd_arg){offsetof(conv_push, add), VKD_R, add};
     uint32_t texel = (uint32_t)(add ? vkd_texel_ok(g, 3, A, B, add) : vkd_texel_ok(g, 2, A, B));
-    int64_t window = texel ? conv_window(g->ctx, mode, c) : 0;
-    conv_tile t = pick_tile(g->ctx, M, N, mode != CONV_BWD_WEIGHT ? window : 0);
+    int64_t window = texel ? conv_window(g, mode, c) : 0;
+    conv_tile t = pick_tile(g->ctx, M, N, mode != CONV_BWD_WEIGHT ? window : 0, light_conv(g, c));
     uint8_t bquad = mode == CONV_BWD_WEIGHT && weight_window(c, &t, window, kchunk, B);
     if (bquad) t.shift = (uint32_t)c->kw;
     uint32_t taps = bquad && taps_walk(c, M);
@@ -397,7 +421,7 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // took 19.3 and 5.1 ms in the plain walk, ~10.9 and ~2.8 in the 2-D walk; their weight
     // gradients 15.9 and 4.1 ms in the plain walk, ~10.3 and ~2.9 as F(3, 4).
     if (c->up && mode == CONV_FWD && t.shift && !w2d) {
-        t = pick_tile(g->ctx, M, N, 0);
+        t = pick_tile(g->ctx, M, N, 0, light_conv(g, c));
         qwin = 0, wino = 0, f43 = 0;
     }
     int f34 = wino && mode == CONV_BWD_WEIGHT && f34_on();
@@ -463,8 +487,8 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
 // 2 threads although their 4 and 8 workgroups already kept both busy, and paid a pass summing
 // the halves.
 static conv_tile weight_tile(vkd_graph *g, const conv_geom *c, int64_t M, int64_t N, vkd_tensor *x) {
-    conv_tile t = pick_tile(g->ctx, M, N, 0);
-    int64_t window = vkd_texel_ok(g, 1, x) ? conv_window(g->ctx, CONV_BWD_WEIGHT, c) : 0;
+    conv_tile t = pick_tile(g->ctx, M, N, 0, light_conv(g, c));
+    int64_t window = vkd_texel_ok(g, 1, x) ? conv_window(g, CONV_BWD_WEIGHT, c) : 0;
     if (!weight_window(c, &t, window, t.l, x) || !taps_walk(c, M)) return t;
     taps_tile(&t, M);
     if (wino_walk(g->ctx, CONV_BWD_WEIGHT, c, &t, M)) wino_tile(&t, CONV_BWD_WEIGHT, M, 0, f34_on());
