@@ -258,21 +258,14 @@ static int pointwise(const conv_geom *c) {
     return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->ph == 0 && c->pw == 0 && c->groups == 1 && !c->up;
 }
 
-// The plane size P = ho*wo when this convolution's GEMM can read its taps as windows (shader
-// constant 13): a 3x3 kernel at stride 1 with the output the input's size, x not read through
-// an upsampling, on a CPU device (where a gather costs ~50 instructions and the shuffles that
-// replace it a few) whose operands are texel views (the caller's test: through buffer
-// addresses, the walk's lane loops took LLVM ~10 s a pipeline to compile in test_conv_bda).
-// Else 0. The forward and the data gradient then read windows of pixels; the weight gradient
-// reads x's rows as quads when weight_window also holds.
 // Whether a convolution takes the light walk (pick_tile's light): the plain walk with a tile of
 // at most 32 accumulators, no windows, no Winograd, where the run is too short to repay the
 // fast walks' creation. lavapipe creates every pipeline again in every process: 0.1-0.6 s of
 // CPU each for the Winograd and window walks (unrolled tiles of 256-512 accumulators), ~50 ms
 // for the 8 x 4 tile, which the light convolutions of a mode share whatever their shapes. In
 // tests/bench_conv (forward + both gradients, best of 20, the README's table) the light walk
-// took 0.3-0.5 s less to create and ran ~0.13 ns a multiply-add slower (2.5-3.7x at batch 32;
-// the same at 1.2M multiply-adds a dispatch). So a mode of a run under 2^28 of them (g->samples
+// took 0.3-1.6 s less to create a convolution's three modes and ran ~0.13 ns a multiply-add
+// slower (2.2-3.7x from 9.4M multiply-adds a dispatch up; the same at 1.2M). So a mode of a run under 2^28 of them (g->samples
 // x one sample's) loses at most ~35 ms for the ~0.1-0.5 s it saves. (At 2^30 the main job's
 // 100-step distillation took it for its 1- and 16-channel convolutions, whose fast walks are
 // quick to create: the same pipeline count, a slower walk.) Decided per sample, not per
@@ -283,6 +276,13 @@ static int light_conv(const vkd_graph *g, const conv_geom *c) {
     return macs * (double)g->samples < 268435456.0;
 }
 
+// The plane size P = ho*wo when this convolution's GEMM can read its taps as windows (shader
+// constant 13): a 3x3 kernel at stride 1 with the output the input's size, x not read through
+// an upsampling, on a CPU device (where a gather costs ~50 instructions and the shuffles that
+// replace it a few) whose operands are texel views (the caller's test: through buffer
+// addresses, the walk's lane loops took LLVM ~10 s a pipeline to compile in test_conv_bda).
+// Else 0 (so also for a light convolution, light_conv). The forward and the data gradient then
+// read windows of pixels; the weight gradient reads x's rows as quads when weight_window holds.
 static int64_t conv_window(const vkd_graph *g, int mode, const conv_geom *c) {
     if (vkd_env_off("VKD_CONV_WINDOW")) return 0;  // the plain walk (benchmarks, tests)
     if (g->ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || light_conv(g, c)) return 0;
