@@ -114,8 +114,8 @@ void vkd_graph_set_grad_enabled(vkd_graph *g, int on);
 int vkd_graph_grad_enabled(const vkd_graph *g);
 // How many samples the process will push through g over all its runs (images x network
 // evaluations; a training step's batch x steps), before its ops are recorded. On CPU devices
-// an op whose whole run is small then takes the variant that is quick to create over the one
-// that runs fastest: lavapipe spends up to ~0.6 s of CPU creating a large convolution's
+// an op whose whole run is small (today: a convolution) then takes the variant that is quick to
+// create over the one that runs fastest: lavapipe spends up to ~0.6 s of CPU creating a large convolution's
 // pipeline, in every process, more than a short run's convolutions take. 0 (the default): not
 // said, taken as many. Changes which kernels run, so results within rounding, not bit for bit.
 void vkd_graph_set_samples(vkd_graph *g, int64_t n);
