@@ -570,8 +570,11 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(w2d + w44 == fwd2d + data2d && w44 == n44,
               "%s: %d walks as F(2, 3) x F(4, 3) and %d as F(4, 3) x F(4, 3) in run %d (expected %d in all, %d)", name,
               w2d, w44, run, fwd2d + data2d, n44);
-        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == nwino, "%s: %d Winograd walks (%d transforms) in run %d",
-              name, wino, count_dispatches(g, "winograd_w"), run);
+        // (a forward and its data gradient both 2-D read one transform: the forward's, kept)
+        int ntransforms = nwino - (fwd2d && data2d);
+        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == ntransforms,
+              "%s: %d Winograd walks (%d transforms, expected %d) in run %d", name, wino,
+              count_dispatches(g, "winograd_w"), ntransforms, run);
         // and the weight gradient's over whole input channels (F(3, 2), no transform pass)
         CHECK(wino_w == (wrun && cpu ? whole_taps : 0), "%s: %d Winograd weight gradients in run %d", name, wino_w, run);
         CHECK(f34 == (run <= 2 && cpu ? whole_taps : 0), "%s: %d weight gradients as F(3, 4) in run %d", name, f34, run);
@@ -693,6 +696,52 @@ static const vkd_pipeline *pipe_of(const vkd_graph *g, const char *name, int nth
     for (int i = 0; i < g->ndisp; i++)
         if (strcmp(g->disp[i].name, name) == 0 && nth-- == 0) return g->disp[i].pipe;
     return NULL;
+}
+
+// The forward's 2-D Winograd factors kept for the data gradient (a forward and its data gradient
+// both as F(4, 3) x F(4, 3)): one transform where there were two, and every result the bits of the
+// run that makes the data gradient's own (VKD_CONV_KEEP_U=0). Also for a transposed convolution,
+// whose forward is the data gradient's walk.
+static void test_kept_factors(vkd_ctx *ctx, int transposed) {
+    ref_conv_shape s = {2, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1};
+    printf("%s 3x3 pad 1, 16->16, 16x16: the forward's Winograd factors kept for the data gradient\n",
+           transposed ? "conv_transpose2d" : "conv2d");
+    conv_sizes z = sizes_of(s, transposed);
+    double *x = malloc(z.nx * 8), *w = malloc(z.nw * 8), *u = malloc(z.ny * 8);
+    t_fill(x, z.nx, -1, 1), t_fill(w, z.nw, -1, 1), t_fill(u, z.ny, -1, 1);
+    float *out[2][3];
+    int transforms[2] = {0, 0};
+    for (int keep = 0; keep < 2; keep++) {
+        setenv("VKD_CONV_KEEP_U", keep ? "1" : "0", 1);
+        out[keep][0] = calloc(z.ny, 4), out[keep][1] = calloc(z.nx, 4), out[keep][2] = calloc(z.nw, 4);
+        vkd_graph *g = vkd_graph_new(ctx, "kept");
+        vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
+        vkd_tensor *W = t_tensor(ctx, "w", 4, z.wsh, w, 0);
+        vkd_tensor *U = t_tensor(ctx, "u", 4, (int64_t[]){s.n, s.cout, z.ho, z.wo}, u, 0);
+        vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(W, 1);
+        vkd_tensor *Y = transposed ? vkd_conv_transpose2d(g, X, W, NULL, 1, 1, 1, 1) : vkd_conv2d(g, X, W, NULL, 1, 1, 1, 1);
+        if (Y) vkd_graph_keep(g, Y);
+        int ok = Y && vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0 && vkd_graph_run(g) == 0;
+        CHECK(ok, "kept factors: %s", vkd_graph_error(g));
+        transforms[keep] = count_dispatches(g, "winograd_w");
+        if (ok)
+            vkd_tensor_download(Y, out[keep][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[keep][1]),
+                vkd_tensor_download(vkd_graph_grad(g, W), out[keep][2]);
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(U);
+    }
+    unsetenv("VKD_CONV_KEEP_U");
+    // on a CPU device reading texel views both walks are 2-D; elsewhere there is no transform
+    int wino = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
+    CHECK(transforms[0] == (wino ? 2 : 0) && transforms[1] == (wino ? 1 : 0),
+          "%d transforms made again for the data gradient, %d kept (expected %d, %d)", transforms[0], transforms[1],
+          wino ? 2 : 0, wino ? 1 : 0);
+    printf("  %d transforms made again, %d kept\n", transforms[0], transforms[1]);
+    CHECK(memcmp(out[0][0], out[1][0], z.ny * 4) == 0, "kept factors: the forward differs");
+    CHECK(memcmp(out[0][1], out[1][1], z.nx * 4) == 0, "kept factors: the input gradient differs");
+    CHECK(memcmp(out[0][2], out[1][2], z.nw * 4) == 0, "kept factors: the weight gradient differs");
+    for (int k = 0; k < 2; k++) free(out[k][0]), free(out[k][1]), free(out[k][2]);
+    free(x), free(w), free(u);
 }
 
 // A short run's light walk (vkd_graph_set_samples, src/ops/conv2d.c light_conv): two UNet-like
@@ -854,6 +903,8 @@ int main(void) {
     test_light_walk(ctx, 16, 1);       // a short run: 16 x 37k multiply-adds a sample, far under 2^28
     test_light_walk(ctx, 1 << 20, 0);  // a long one
     test_light_walk(ctx, 0, 0);        // not said
+    test_kept_factors(ctx, 0);
+    test_kept_factors(ctx, 1);
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

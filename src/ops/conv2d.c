@@ -130,6 +130,9 @@ static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const con
 // The weight gradient's Winograd walk as F(3, 4), not F(3, 2) (see conv_dispatch)
 static int f34_on(void) { return !vkd_env_off("VKD_CONV_F34"); }
 
+// A forward's 2-D Winograd factors kept for its data gradient (see winograd_weights)
+static int keep_factors_off(void) { return vkd_env_off("VKD_CONV_KEEP_U"); }
+
 // The weight gradient's geometry for F(3, 4) in both directions (conv_dispatch; shader: WINO = 4 in
 // MODE 2): a 3x3 kernel with padding 1 at stride 1 on a CPU device, no groups, rows in fours and at
 // least 32 wide. Its chunks are whole bands of 4 rows (conv_weight_grad rounds them so).
@@ -232,10 +235,18 @@ typedef struct {
 // (shaders/winograd.comp), recorded before the convolution that reads it; 4 rows an invocation
 // through a vec4 view of w where the rows come in fours. f43: F(4, 3)'s six, u (w0, w1, kh, 6),
 // from the reversed rows when flip (the data gradient's).
-static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip, int w2d) {
+// kept (may be NULL): 2-D factors made for the same weights before (taken if their shape matches),
+// and where new ones are left for the next reader.
+static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip, int w2d, vkd_tensor **kept) {
     int64_t sh[4] = {w->shape[0], w->shape[1], w2d ? 1 : w->shape[2], w2d == 2 ? 36 : w2d ? 24 : f43 ? 6 : 4};
+    // the 2-D factors, never flipped, are the same for a forward and its data gradient
+    if (kept && w2d && !keep_factors_off()) {
+        vkd_tensor *k = *kept;
+        if (k && k->shape[0] == sh[0] && k->shape[1] == sh[1] && k->shape[2] == sh[2] && k->shape[3] == sh[3]) return k;
+    }
     vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, sh);
     if (!u) return NULL;
+    if (kept && w2d) *kept = u;
     wino_push pc = {.rows = (uint32_t)(w->numel / (w2d ? 9 : 3))};
     vkd_arg args[2] = {{offsetof(wino_push, u), VKD_W, u}, {offsetof(wino_push, w), VKD_R, w}};
     uint8_t quads = pc.rows % 4 == 0 && vkd_texel_ok(g, 1, w) && vkd_vec4_ok(2, w, u);
@@ -362,7 +373,8 @@ static int pointwise_data_grad(vkd_graph *g, vkd_tensor *dx, vkd_tensor *w, vkd_
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
 // ad (MODE 0, may be NULL): what the store adds after the bias.
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
-                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk) {
+                         vkd_tensor *bias, const conv_add *ad, const conv_geom *c, int splits, int kchunk,
+                         vkd_tensor **kept) {
     vkd_tensor *add = ad ? ad->t : NULL;
     int accum = ad && ad->kind == ADD_ACCUM, G = c->groups, s = c->stride;
     int64_t M, N;
@@ -439,11 +451,13 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     }
     if (wino && mode != CONV_BWD_WEIGHT) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
-        // gradient, whose walk reverses the window. Made again there, not kept from the forward:
-        // kept, it saved ~19 ms a unet_fmnist step (batch 16, 57 transforms instead of 109) but
-        // every u then lived from the forward to the backward, and the step's peak memory grew
-        // from 255.5 to 273.5 MiB.
-        vkd_tensor *u = winograd_weights(g, A, wino >= 2, wino == 2 && mode == CONV_BWD_DATA, w2d);
+        // gradient, whose walk reverses the window: the forward's is kept for it (`kept`, which
+        // the tape entry holds). A unet_fmnist step (batch 16) makes 77 transforms instead of
+        // 111: 13-26 ms less of them a step under VKD_PROFILE (three alternating pairs), and
+        // tests/bench_conv's forward + backward at 16, 32->32, 32x32 took 0.6-1.9 ms less CPU.
+        // Its peak memory grows from 255.5 to 270.2 MiB, each 2-D u living from the forward to
+        // the backward (issue 11 started at 334.8). VKD_CONV_KEEP_U=0: made again.
+        vkd_tensor *u = winograd_weights(g, A, wino >= 2, wino == 2 && mode == CONV_BWD_DATA, w2d, kept);
         if (!u) return -1;
         if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B)))
             A = args[1].t = u, av4 = 1;
@@ -533,19 +547,20 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
         vkd_tensor *pg = vkd_grad_param_target(g, w);
         vkd_tensor *dw = pg ? pg : vkd_graph_tensor_like(g, name, w);
         conv_add acc = {NULL, ADD_ACCUM, 1.0f};
-        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk))
+        if (!dw || conv_dispatch(g, name, CONV_BWD_WEIGHT, dw, dy, x, NULL, pg ? &acc : NULL, c, 1, (int)kchunk, NULL))
             return -1;
         if (!pg) vkd_grad_accumulate(g, w, dw);
         return 0;
     }
     int64_t sh[2] = {splits, w->numel};
     vkd_tensor *part = vkd_graph_tensor(g, name, 2, sh);
-    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk))
+    if (!part || conv_dispatch(g, name, CONV_BWD_WEIGHT, part, dy, x, NULL, NULL, c, (int)splits, (int)kchunk, NULL))
         return -1;
     return vkd_grad_from_cols(g, name, w, part, (uint64_t)splits);
 }
 
 enum { ATTR_STRIDE, ATTR_PH, ATTR_PW, ATTR_GROUPS, ATTR_UP, ATTR_ADD, ATTR_SCALE };  // ATTR_SCALE: attr.f
+enum { SAVED_FACTORS };  // the forward's 2-D Winograd factors of w, if it made them
 
 static conv_geom geom_of(vkd_tape_entry *e, int transposed) {
     const vkd_tensor *x = e->in[0], *w = e->in[1];
@@ -571,7 +586,8 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
 
 // x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
 // gradient of the upsampled image, then its 2x2 sums (the upsampling's backward).
-static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c) {
+static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c,
+                           vkd_tensor **kept) {
     if (pointwise_gemm(g, c)) {
         vkd_tensor *old = vkd_grad_pending(g, x), *dx = vkd_graph_tensor_like(g, "conv2d_bwd_data", x);
         if (dx && !pointwise_data_grad(g, dx, w, dy, old, c)) vkd_grad_set(g, x, dx);
@@ -581,7 +597,7 @@ static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tenso
     vkd_tensor *dxu = c->up ? vkd_graph_tensor(g, "conv2d_bwd_data", 4, sh) : NULL;
     vkd_tensor *dx = vkd_graph_tensor_like(g, c->up ? "upsample2x_bwd" : "conv2d_bwd_data", x);
     if (!c->up) dxu = dx;
-    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0)) return;
+    if (!dx || !dxu || conv_dispatch(g, "conv2d_bwd_data", CONV_BWD_DATA, dxu, w, dy, NULL, NULL, c, 1, 0, kept)) return;
     if (c->up && vkd_sum2x2_dispatch(g, "upsample2x_bwd", dx, dxu)) return;
     vkd_grad_accumulate(g, x, dx);
 }
@@ -599,7 +615,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
         if (vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, dy);
         add = NULL;
     }
-    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c);
+    if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c, &e->saved[SAVED_FACTORS]);
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
     vkd_tensor *bias = e->in[2];
     uint64_t P = (uint64_t)(c.ho * c.wo);
@@ -624,7 +640,8 @@ static void conv_transpose2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tenso
     conv_geom c = geom_of(e, 1);
     if (vkd_tensor_needs_grad(x)) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "conv_transpose2d_bwd_data", x);
-        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0))
+        if (dx && !conv_dispatch(g, "conv_transpose2d_bwd_data", CONV_FWD, dx, w, dy, NULL, NULL, &c, 1, 0,
+                                &e->saved[SAVED_FACTORS]))
             vkd_grad_accumulate(g, x, dx);
     }
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv_transpose2d_bwd_weight", x, dy, w, &c);
@@ -699,10 +716,11 @@ static int conv_check(vkd_graph *g, const char *op, const vkd_tensor *x, const v
 }
 
 static void push_tape(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c) {
+                      vkd_tensor *bias, const conv_add *ad, const conv_geom *c, vkd_tensor *factors) {
     vkd_tensor *add = ad ? ad->t : NULL, *in[4] = {x, w, bias, add};
     vkd_tape_entry *e = vkd_tape_push(g, fn, y, in, add ? 4 : 3);
     if (!e) return;
+    e->saved[SAVED_FACTORS] = factors;
     e->attr.i[ATTR_STRIDE] = c->stride, e->attr.i[ATTR_PH] = c->ph, e->attr.i[ATTR_PW] = c->pw;
     e->attr.i[ATTR_GROUPS] = c->groups, e->attr.i[ATTR_UP] = c->up;
     e->attr.i[ATTR_ADD] = add ? ad->kind : ADD_NONE, e->attr.f[ATTR_SCALE] = add ? ad->scale : 1.0f;
@@ -732,9 +750,9 @@ static int add_check(vkd_graph *g, const conv_add *ad, const conv_geom *c) {
 // The forward: a GEMM for a pointwise convolution on a CPU device (its epilogue adds a residual,
 // not a per-sample channel value), else the convolution shader.
 static int forward_dispatch(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_tensor *x, vkd_tensor *bias,
-                            const conv_add *ad, const conv_geom *c) {
+                            const conv_add *ad, const conv_geom *c, vkd_tensor **kept) {
     if (pointwise_gemm(g, c) && (!ad || ad->kind == ADD_RESIDUAL)) return pointwise_forward(g, y, w, x, bias, ad, c);
-    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0);
+    return conv_dispatch(g, "conv2d", CONV_FWD, y, w, x, bias, ad, c, 1, 0, kept);
 }
 
 static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *bias, const conv_add *ad,
@@ -747,8 +765,9 @@ static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_
     // y is (nb, cout, ho, wo)
     int64_t sh[4] = {c.nb, c.cout, c.ho, c.wo};
     vkd_tensor *y = vkd_graph_tensor(g, ad && ad->kind == ADD_RESIDUAL ? "conv2d_res" : "conv2d", 4, sh);
-    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c)) return NULL;
-    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c);
+    vkd_tensor *factors = NULL;
+    if (!y || forward_dispatch(g, y, w, x, bias, ad, &c, &factors)) return NULL;
+    push_tape(g, conv2d_backward, y, x, w, bias, ad, &c, factors);
     return y;
 }
 
@@ -782,7 +801,9 @@ vkd_tensor *vkd_conv_transpose2d(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd
     // y is (nb, cout/groups * groups, (H-1)*stride - 2*pad_h + kh, ...): the input side of the convolution
     int64_t sh[4] = {c.nb, c.cin, c.h, c.w};
     vkd_tensor *y = vkd_graph_tensor(g, "conv_transpose2d", 4, sh);
-    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0)) return NULL;
-    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c);
+    vkd_tensor *factors = NULL;
+    if (!y || conv_dispatch(g, "conv_transpose2d", CONV_BWD_DATA, y, w, x, bias, NULL, &c, 1, 0, &factors))
+        return NULL;
+    push_tape(g, conv_transpose2d_backward, y, x, w, bias, NULL, &c, factors);
     return y;
 }
