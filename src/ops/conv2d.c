@@ -7,6 +7,7 @@
 // convolution's geometry and share the three shaders).
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "ops/ops.h"
@@ -240,13 +241,11 @@ typedef struct {
 static vkd_tensor *winograd_weights(vkd_graph *g, vkd_tensor *w, int f43, int flip, int w2d, vkd_tensor **kept) {
     int64_t sh[4] = {w->shape[0], w->shape[1], w2d ? 1 : w->shape[2], w2d == 2 ? 36 : w2d ? 24 : f43 ? 6 : 4};
     // the 2-D factors, never flipped, are the same for a forward and its data gradient
-    if (kept && w2d && !keep_factors_off()) {
-        vkd_tensor *k = *kept;
-        if (k && k->shape[0] == sh[0] && k->shape[1] == sh[1] && k->shape[2] == sh[2] && k->shape[3] == sh[3]) return k;
-    }
+    int share = kept && w2d && !keep_factors_off();
+    if (share && *kept && !memcmp((*kept)->shape, sh, sizeof sh)) return *kept;
     vkd_tensor *u = vkd_graph_tensor(g, "conv2d_winograd_w", 4, sh);
     if (!u) return NULL;
-    if (kept && w2d) *kept = u;
+    if (share) *kept = u;
     wino_push pc = {.rows = (uint32_t)(w->numel / (w2d ? 9 : 3))};
     vkd_arg args[2] = {{offsetof(wino_push, u), VKD_W, u}, {offsetof(wino_push, w), VKD_R, w}};
     uint8_t quads = pc.rows % 4 == 0 && vkd_texel_ok(g, 1, w) && vkd_vec4_ok(2, w, u);
@@ -276,11 +275,12 @@ static int pointwise(const conv_geom *c) {
 // for the 8 x 4 tile, which the light convolutions of a mode share whatever their shapes. In
 // tests/bench_conv (forward + both gradients, best of 20, the README's table) the light walk
 // took 0.3-1.6 s less to create a convolution's three modes and ran ~0.13 ns a multiply-add
-// slower (2.2-3.7x from 9.4M multiply-adds a dispatch up; the same at 1.2M). So a mode of a run under 2^28 of them (g->samples
-// x one sample's) loses at most ~35 ms for the ~0.1-0.5 s it saves. (At 2^30 the main job's
-// 100-step distillation took it for its 1- and 16-channel convolutions, whose fast walks are
-// quick to create: the same pipeline count, a slower walk.) Decided per sample, not per
-// dispatch, so a sampler's images do not depend on its batch. VKD_CONV_LIGHT=0: never.
+// slower (2.2-3.7x from 9.4M multiply-adds a dispatch up; the same at 1.2M). So a mode of a run
+// under 2^28 of them (g->samples x one sample's) loses at most ~35 ms for the ~0.1-0.5 s it
+// saves. (At 2^30 the main job's 100-step distillation took it for its 1- and 16-channel
+// convolutions, whose fast walks are quick to create: the same pipeline count, a slower walk.)
+// Decided per sample, not per dispatch, so a sampler's images do not depend on its batch.
+// VKD_CONV_LIGHT=0: never.
 static int light_conv(const vkd_graph *g, const conv_geom *c) {
     if (g->ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || g->samples <= 0 || vkd_env_off("VKD_CONV_LIGHT")) return 0;
     double macs = (double)c->ho * c->wo * c->cout * (c->cin / c->groups) * c->kh * c->kw;
