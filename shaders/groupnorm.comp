@@ -72,6 +72,7 @@ layout(push_constant) uniform PC {
     int x_first, dy_first, old_first;
     int y_sfirst;  // groupnorm_sb: where y starts in its storage binding, in vec4s (set at compile)
     float dx_scale;  // MODE 1: the factor folded into x's gradient (src/core/graph.h), else 1 (exact)
+    uint fold_c;     // MODE 1: the channels dx_scale covers (a concat's first part: vkd_grad_fold_lead)
 } pc;
 
 // Elements e .. e + 3 of y (groupnorm_sb, VEC4: through a storage binding, src/vk/texel.c).
@@ -202,27 +203,30 @@ void forward_row_regs(uint row, uint t, uint W) {
     if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
 }
 
-// old + dx, then times dx_scale: the roundings of the add and of the scale pass it replaces
-void store_dx(uint i, float dx) {
+// old + dx of channel c, then times dx_scale where c < fold_c: the roundings of the add and of
+// the scale pass it replaces (a product by 1 is exact)
+float dx_scale_of(uint c) { return c < pc.fold_c ? pc.dx_scale : 1.0; }
+
+void store_dx(uint i, float dx, uint c) {
     if ((pc.flags & 16u) != 0u) {
         precise float s = pc.old.v[i] + dx;
-        precise float r = s * pc.dx_scale;
+        precise float r = s * dx_scale_of(c);
         pc.y.v[i] = r;
     } else {
-        precise float r = dx * pc.dx_scale;
+        precise float r = dx * dx_scale_of(c);
         pc.y.v[i] = r;
     }
 }
 
-void store_dx(uint i, vec4 dx) {
+void store_dx(uint i, vec4 dx, uint c) {
     if ((pc.flags & 16u) != 0u) {
         const vec4 o = OLD4 != 0u ? texelFetch(vkd_tex2, int(i / 4u) + pc.old_first)
                                   : vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]);
         precise vec4 s = o + dx;
-        precise vec4 r = s * pc.dx_scale;
+        precise vec4 r = s * dx_scale_of(c);
         store_y4(i, r);
     } else {
-        precise vec4 r = dx * pc.dx_scale;
+        precise vec4 r = dx * dx_scale_of(c);
         store_y4(i, r);
     }
 }
@@ -288,12 +292,12 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
             for (uint q = t; VEC4 != 0u && q < pc.S / 4u; q += W) {
                 vec4 xh = (ld_x4(cb / 4u + q) - mu) * rs, g = dz_of(ld_dy4(cb / 4u + q), xh, w, b) * w;
                 precise vec4 dx = rs * (g - acc.x - xh * acc.y);
-                store_dx(cb + 4u * q, dx);
+                store_dx(cb + 4u * q, dx, c);
             }
             for (uint e = t; VEC4 == 0u && e < pc.S; e += W) {
                 float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
                 precise float dx = rs * (g - acc.x - xh * acc.y);
-                store_dx(cb + e, dx);
+                store_dx(cb + e, dx, c);
             }
         }
     } else {
@@ -301,7 +305,7 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
             uint c = c0 + e / pc.S;
             float w = wc(c), xh = (ld_x(base + e) - mu) * rs, g = dz_of(ld_dy(base + e), xh, w, bc(c)) * w;
             precise float dx = rs * (g - acc.x - xh * acc.y);
-            store_dx(base + e, dx);
+            store_dx(base + e, dx, c);
         }
     }
 }
@@ -336,7 +340,7 @@ void input_grad_row_regs(uint row, uint t, uint W) {
         [[unroll]] for (uint j = 0; j < RQ; j++) {
             vec4 xh = (xs[cc * RQ + j] - mu) * rs, g = ds[cc * RQ + j];
             precise vec4 dx = rs * (g - acc.x - xh * acc.y);
-            store_dx(base + cc * pc.S + 4u * (t + j * W), dx);
+            store_dx(base + cc * pc.S + 4u * (t + j * W), dx, c0 + cc);
         }
 }
 

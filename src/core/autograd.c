@@ -59,10 +59,25 @@ void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
 // Only for the graph's own activations that nothing outside reads (kept tensors are outputs, and
 // vkd_graph_grad of them must be d(loss)/dt), and only in the backward of the entry that reads t
 // first: the tape is walked backwards, so that one's contribution is the last.
+static int fold_ok(vkd_graph *g, const vkd_tensor *t) {
+    return t && t->grad_fold != 0.0f && t->graph == g && !t->keep && g->in_backward && !vkd_env_off("VKD_GRAD_FOLD");
+}
+
 float vkd_grad_fold_factor(vkd_graph *g, const vkd_tensor *t) {
-    if (!t || t->grad_fold == 0.0f || t->graph != g || t->keep || !g->in_backward || t->first_use != g->tape_pos ||
-        vkd_env_off("VKD_GRAD_FOLD"))
+    if (!fold_ok(g, t) || t->first_use != g->tape_pos || t->grad_fold_src) return 1.0f;
+    return t->grad_fold;
+}
+
+// A concat's first part a takes the fold through the concat's backward as the whole of its
+// gradient, so the concat must be its only reader (no other gradient to add before the scale).
+float vkd_grad_fold_lead(vkd_graph *g, const vkd_tensor *t, int64_t *lead) {
+    *lead = t ? t->shape[1] : 0;
+    if (!fold_ok(g, t) || t->first_use != g->tape_pos) return 1.0f;
+    const vkd_tensor *a = t->grad_fold_src;
+    if (a && (!fold_ok(g, a) || a->grad_fold != t->grad_fold || a->readers != 1 || !a->requires_grad ||
+              vkd_env_off("VKD_CONCAT_FOLD")))
         return 1.0f;
+    if (a) *lead = a->shape[1];
     return t->grad_fold;
 }
 
@@ -120,9 +135,12 @@ int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
     }
     int ntape = g->ntape;
     count_param_uses(g);
-    for (int i = ntape - 1; i >= 0; i--)  // each tensor's first reader (vkd_grad_fold_factor)
+    for (int i = 0; i < ntape; i++)
         for (int k = 0; k < g->tape[i].nin; k++)
-            if (g->tape[i].in[k]) g->tape[i].in[k]->first_use = i;
+            if (g->tape[i].in[k]) g->tape[i].in[k]->readers = 0;
+    for (int i = ntape - 1; i >= 0; i--)  // each tensor's first reader and readers (vkd_grad_fold_factor)
+        for (int k = 0; k < g->tape[i].nin; k++)
+            if (g->tape[i].in[k]) g->tape[i].in[k]->first_use = i, g->tape[i].in[k]->readers++;
     g->in_backward = 1;
     vkd_grad_accumulate(g, loss, vkd_full(g, loss->ndim, loss->shape, 1.0f));
     for (int i = ntape - 1; i >= 0 && !vkd_graph_failed(g); i--) {

@@ -38,6 +38,10 @@ struct vkd_tensor {
     float grad_fold;
     int first_use;
     int ggrad_folded;
+    // a concat's output (vkd_concat, along the channels) whose first part, grad_fold_src, asked for
+    // a fold: the fold covers only that part's channels and reaches it through the concat's backward
+    vkd_tensor *grad_fold_src;
+    int readers;  // tape entries that read it (counted when the backward starts)
 };
 
 typedef enum { VKD_R = 1, VKD_W = 2, VKD_RW = 3 } vkd_access;
@@ -198,6 +202,11 @@ void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
 // backward and gives s (else 1), vkd_grad_set_folded hands over the folded sum, and t's own
 // backward reads vkd_grad_folded. VKD_GRAD_FOLD=0 turns it off.
 float vkd_grad_fold_factor(vkd_graph *g, const vkd_tensor *t);
+// The same where the fold may cover only t's first *lead channels (dim 1; *lead = t->shape[1]
+// where it covers them all): a concat's output whose first part asked for a fold (EDM's decoder
+// blocks, whose output meets the skip in a concat). For ops that can scale a leading run of
+// channels; vkd_grad_fold_factor gives 1 for such a tensor.
+float vkd_grad_fold_lead(vkd_graph *g, const vkd_tensor *t, int64_t *lead);
 void vkd_grad_set_folded(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
 int vkd_grad_folded(vkd_graph *g, const vkd_tensor *t);
 // A parameter's persistent gradient buffer, when an op's backward may add its

@@ -222,7 +222,12 @@ static void concat_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     int axis = e->attr.i[0];
     if (vkd_tensor_needs_grad(a)) {
         vkd_tensor *da = vkd_graph_tensor_like(g, "concat_bwd_a", a);
-        if (da && !slice_dispatch(g, "concat_bwd_a", da, dy, axis, 0, a->shape[axis])) vkd_grad_accumulate(g, a, da);
+        if (da && !slice_dispatch(g, "concat_bwd_a", da, dy, axis, 0, a->shape[axis])) {
+            // dy's first channels hold a's fold (vkd_grad_fold_lead): a's whole gradient, folded
+            if (!vkd_grad_folded(g, e->out)) vkd_grad_accumulate(g, a, da);
+            else if (vkd_grad_pending(g, a)) vkd_graph_fail(g, "concat backward: '%s' has a gradient besides its fold", a->name);
+            else vkd_grad_set_folded(g, a, da);
+        }
     }
     if (vkd_tensor_needs_grad(b)) {
         vkd_tensor *db = vkd_graph_tensor_like(g, "concat_bwd_b", b);
@@ -263,6 +268,10 @@ vkd_tensor *vkd_concat(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int axis) {
     vkd_tensor *in[2] = {a, b};
     vkd_tape_entry *e = vkd_tape_push(g, concat_backward, y, in, 2);
     if (e) e->attr.i[0] = ax;
+    // a's fold (EDM's decoder: a block's output, whose gradient its residual scales) carried by
+    // y's first channels: the op that completes y's gradient may scale just those, and a's
+    // gradient is then their copy, without a pass of its own (vkd_grad_fold_lead)
+    if (ax == 1 && a->grad_fold != 0.0f) y->grad_fold = a->grad_fold, y->grad_fold_src = a;
     return y;
 }
 

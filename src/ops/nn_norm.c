@@ -10,13 +10,15 @@ typedef struct {
     float eps;
     int32_t x_first, dy_first, old_first;  // texel views (set at compile)
     int32_t y_sfirst;                      // groupnorm_sb: y's storage binding (set at compile)
-    float dx_scale;                        // MODE 1: dx (old + dx) times this
+    float dx_scale;                        // MODE 1: dx (old + dx) times this, in channels < fold_c
+    uint32_t fold_c;
 } gn_push;
 
 typedef struct {
     int groups, act;  // act 1: SiLU after the affine
     float eps;
-    float fold;  // the backward: the factor folded into x's gradient (vkd_grad_fold_factor), else 1
+    float fold;      // the backward: the factor folded into x's gradient (vkd_grad_fold_lead), else 1
+    int64_t fold_c;  // the channels it covers (a concat's first part, or all)
 } gn_attr;
 
 // A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
@@ -52,7 +54,8 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
                   .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u) | (old ? 16u : 0u) |
                            (sums & GN_ACC_W ? 32u : 0u) | (sums & GN_ACC_B ? 64u : 0u),
                   .eps = at->eps,
-                  .dx_scale = at->fold};
+                  .dx_scale = at->fold,
+                  .fold_c = (uint32_t)at->fold_c};
     vkd_arg args[10];
     vkd_texel tx[4];
     int na = 0, nt = 0;
@@ -147,12 +150,12 @@ static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
 
 static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *mean = e->saved[0], *rstd = e->saved[1];
-    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1], 1.0f};  // attr is a union: i[1] is f[1]
+    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1], 1.0f, x->shape[1]};  // attr is a union: i[1] is f[1]
     // b matters to the gradients only through a fused SiLU's pre-activation.
     vkd_tensor *bz = at.act ? b : NULL;
     int need_x = vkd_tensor_needs_grad(x);
     int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
-    if (need_x) at.fold = vkd_grad_fold_factor(g, x);  // x's gradient is complete after this one
+    if (need_x) at.fold = vkd_grad_fold_lead(g, x, &at.fold_c);  // x's gradient is complete after this one
     if (need_x && (need_w || need_b) && gn_channel_major(g, x, at.groups)) {
         gn_backward_fused(g, x, w, b, bz, mean, rstd, dy, need_w, need_b, &at);
         return;
@@ -214,9 +217,9 @@ static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_
 }
 
 vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
-    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps, 1.0f});
+    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps, 1.0f, 0});
 }
 
 vkd_tensor *vkd_groupnorm_silu(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
-    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps, 1.0f});
+    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps, 1.0f, 0});
 }
