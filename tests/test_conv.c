@@ -457,27 +457,32 @@ static void test_residual_fold(vkd_ctx *ctx, ref_conv_shape s, int groups, int m
 // next block's group norm + SiLU first and by its 1x1 skip convolution. Group norm's backward then
 // completes the concat's gradient and scales only y's channels (vkd_grad_fold_lead), and y's
 // gradient is their copy: every gradient bit for bit as with the scale pass after the concat
-// (VKD_CONCAT_FOLD=0), which must then be gone. y_twice: y has a second reader (a mul), so the
-// concat's slice is not its whole gradient: both runs keep the scale pass.
-static void test_concat_fold(vkd_ctx *ctx, int y_twice) {
-    const int n = 2, c = 8, ck = 8, h = 8, groups = 4;
-    printf("conv2d_res %d->%d, %dx%d, concat with %d channels, group norm + SiLU and a 1x1 (%s): the fold through the "
-           "concat\n", c, c, h, h, ck, y_twice ? "y read twice" : "y read once");
-    long nx = (long)n * c * h * h, nw = (long)c * c * 9, nk = (long)n * ck * h * h, nc = nx + nk, nw1 = (long)c * (c + ck);
-    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc((c + ck) * 8), *k = malloc(nk * 8);
-    double *u = malloc(nc * 8), *w1 = malloc(nw1 * 8), *gw = malloc((c + ck) * 8);
-    t_fill(x, nx, -1, 1), t_fill(w, nw, -0.5, 0.5), t_fill(b, c + ck, -1, 1), t_fill(k, nk, -1, 1);
-    t_fill(u, nc, -1, 1), t_fill(w1, nw1, -0.5, 0.5), t_fill(gw, c + ck, 0.5, 1.5);
-    int64_t cs[4] = {n, c + ck, h, h};
+// (VKD_CONCAT_FOLD=0), which must then be gone. Where the fold cannot be carried, both runs keep
+// the scale pass, with the same bits: CONCAT_Y_TWICE, y has a second reader (a mul), so the
+// concat's slice is not its whole gradient; CONCAT_NESTED, the concat is itself the first part of
+// a second concat, whose first channels are then not all y's.
+enum { CONCAT_ONCE, CONCAT_Y_TWICE, CONCAT_NESTED };
+static void test_concat_fold(vkd_ctx *ctx, int mode) {
+    const int n = 2, c = 8, ck = 8, h = 8, groups = 4, ct = c + ck + (mode == CONCAT_NESTED ? ck : 0);
+    static const char *how[3] = {"y read once", "y read twice", "a concat of the concat"};
+    printf("conv2d_res %d->%d, %dx%d, concat to %d channels, group norm + SiLU and a 1x1 (%s): the fold through the "
+           "concat\n", c, c, h, h, ct, how[mode]);
+    long nx = (long)n * c * h * h, nw = (long)c * c * 9, nk = (long)n * ck * h * h, nc = (long)n * ct * h * h;
+    long nw1 = (long)c * ct;
+    double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(ct * 8), *k = malloc(nk * 8);
+    double *u = malloc(nc * 8), *w1 = malloc(nw1 * 8), *gw = malloc(ct * 8);
+    t_fill(x, nx, -1, 1), t_fill(w, nw, -0.5, 0.5), t_fill(b, ct, -1, 1), t_fill(k, nk, -1, 1);
+    t_fill(u, nc, -1, 1), t_fill(w1, nw1, -0.5, 0.5), t_fill(gw, ct, 0.5, 1.5);
+    int64_t cs[4] = {n, ct, h, h};
     vkd_tensor *in[7] = {t_tensor(ctx, "x", 4, (int64_t[]){n, c, h, h}, x, 0),
                          t_tensor(ctx, "w", 4, (int64_t[]){c, c, 3, 3}, w, 0), t_tensor(ctx, "b", 1, (int64_t[]){c}, b, 0),
                          t_tensor(ctx, "k", 4, (int64_t[]){n, ck, h, h}, k, 0),
-                         t_tensor(ctx, "gn_w", 1, (int64_t[]){c + ck}, gw, 0),
-                         t_tensor(ctx, "gn_b", 1, (int64_t[]){c + ck}, b, 0),
-                         t_tensor(ctx, "w1", 4, (int64_t[]){c, c + ck, 1, 1}, w1, 0)};
+                         t_tensor(ctx, "gn_w", 1, (int64_t[]){ct}, gw, 0),
+                         t_tensor(ctx, "gn_b", 1, (int64_t[]){ct}, b, 0),
+                         t_tensor(ctx, "w1", 4, (int64_t[]){c, ct, 1, 1}, w1, 0)};
     vkd_tensor *U = t_tensor(ctx, "u", 4, cs, u, 0), *Uy = t_tensor(ctx, "uy", 4, (int64_t[]){n, c, h, h}, u, 0);
     for (int i = 0; i < 7; i++) vkd_tensor_set_requires_grad(in[i], 1);
-    long len[7] = {nx, nw, c, nk, c + ck, c + ck, nw1};
+    long len[7] = {nx, nw, c, nk, ct, ct, nw1};
     float *got[2][7] = {{0}};
     int scales[2] = {0, 0};
     for (int v = 0; v < 2; v++) {
@@ -486,10 +491,11 @@ static void test_concat_fold(vkd_ctx *ctx, int y_twice) {
         // y's residual is x itself (cin = cout), as in a block without a skip convolution
         vkd_tensor *y = vkd_conv2d_res(g, in[0], in[1], in[2], in[0], 0.70710678f, 1, 1, 1, 1);
         vkd_tensor *cat = vkd_concat(g, y, in[3], 1);
+        if (mode == CONCAT_NESTED) cat = vkd_concat(g, cat, in[3], 1);
         vkd_tensor *z = vkd_groupnorm_silu(g, cat, in[4], in[5], groups, 1e-5f);
         vkd_tensor *s = vkd_conv2d(g, cat, in[6], NULL, 1, 0, 0, 1);
         vkd_tensor *loss = vkd_add(g, vkd_sum(g, vkd_mul(g, z, U), 0), vkd_sum(g, vkd_mul(g, s, s), 0));
-        if (y_twice) loss = vkd_add(g, loss, vkd_sum(g, vkd_mul(g, y, Uy), 0));
+        if (mode == CONCAT_Y_TWICE) loss = vkd_add(g, loss, vkd_sum(g, vkd_mul(g, y, Uy), 0));
         CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
         CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
         for (int i = 0; i < 7; i++) {
@@ -505,9 +511,9 @@ static void test_concat_fold(vkd_ctx *ctx, int y_twice) {
     static const char *what[7] = {"dx", "dw", "db", "dk", "d gn_w", "d gn_b", "d w1"};
     for (int i = 0; i < 7; i++)
         CHECK(memcmp(got[0][i], got[1][i], len[i] * 4) == 0, "concat fold: %s differs from the scale pass's", what[i]);
-    if (y_twice)
-        CHECK(scales[0] == scales[1], "concat fold: y has two readers, yet %d scale passes against %d", scales[0],
-              scales[1]);
+    if (mode != CONCAT_ONCE)
+        CHECK(scales[0] == scales[1], "concat fold (%s): nothing to fold, yet %d scale passes against %d", how[mode],
+              scales[0], scales[1]);
     else
         CHECK(scales[0] == scales[1] - 1, "concat fold: %d scale passes folded, %d without (expected one fewer)",
               scales[0], scales[1]);
@@ -971,8 +977,9 @@ int main(void) {
     test_light_walk(ctx, 0, 0);        // not said
     test_kept_factors(ctx, 0);
     test_kept_factors(ctx, 1);
-    test_concat_fold(ctx, 0);
-    test_concat_fold(ctx, 1);
+    test_concat_fold(ctx, CONCAT_ONCE);
+    test_concat_fold(ctx, CONCAT_Y_TWICE);
+    test_concat_fold(ctx, CONCAT_NESTED);
 
     printf("shape errors\n");
     expect_error(ctx, "channels", 0, (int64_t[]){1, 3, 8, 8}, (int64_t[]){4, 2, 3, 3}, 0, 1, 1, 1, 1, "do not fit");

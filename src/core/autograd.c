@@ -56,13 +56,13 @@ void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
     vkd_grad_set(g, t, old ? vkd_add(g, old, gx) : gx);
 }
 
-// Only for the graph's own activations that nothing outside reads (kept tensors are outputs, and
-// vkd_graph_grad of them must be d(loss)/dt), and only in the backward of the entry that reads t
-// first: the tape is walked backwards, so that one's contribution is the last.
 static int fold_ok(vkd_graph *g, const vkd_tensor *t) {
     return t && t->grad_fold != 0.0f && t->graph == g && !t->keep && g->in_backward && !vkd_env_off("VKD_GRAD_FOLD");
 }
 
+// Only for the graph's own activations that nothing outside reads (kept tensors are outputs, and
+// vkd_graph_grad of them must be d(loss)/dt), and only in the backward of the entry that reads t
+// first: the tape is walked backwards, so that one's contribution is the last.
 float vkd_grad_fold_factor(vkd_graph *g, const vkd_tensor *t) {
     if (!fold_ok(g, t) || t->first_use != g->tape_pos || t->grad_fold_src) return 1.0f;
     return t->grad_fold;
@@ -74,8 +74,8 @@ float vkd_grad_fold_lead(vkd_graph *g, const vkd_tensor *t, int64_t *lead) {
     *lead = t ? t->shape[1] : 0;
     if (!fold_ok(g, t) || t->first_use != g->tape_pos) return 1.0f;
     const vkd_tensor *a = t->grad_fold_src;
-    if (a && (!fold_ok(g, a) || a->grad_fold != t->grad_fold || a->readers != 1 || !a->requires_grad ||
-              vkd_env_off("VKD_CONCAT_FOLD")))
+    if (a && (!fold_ok(g, a) || a->grad_fold != t->grad_fold || a->grad_fold_src || a->readers != 1 ||
+              !a->requires_grad || vkd_env_off("VKD_CONCAT_FOLD")))
         return 1.0f;
     if (a) *lead = a->shape[1];
     return t->grad_fold;

@@ -270,8 +270,9 @@ vkd_tensor *vkd_concat(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int axis) {
     if (e) e->attr.i[0] = ax;
     // a's fold (EDM's decoder: a block's output, whose gradient its residual scales) carried by
     // y's first channels: the op that completes y's gradient may scale just those, and a's
-    // gradient is then their copy, without a pass of its own (vkd_grad_fold_lead)
-    if (ax == 1 && a->grad_fold != 0.0f) y->grad_fold = a->grad_fold, y->grad_fold_src = a;
+    // gradient is then their copy, without a pass of its own (vkd_grad_fold_lead). Not a fold
+    // that covers only part of a (a concat of a concat): a's other channels must stay unscaled.
+    if (ax == 1 && a->grad_fold != 0.0f && !a->grad_fold_src) y->grad_fold = a->grad_fold, y->grad_fold_src = a;
     return y;
 }
 
