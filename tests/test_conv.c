@@ -392,6 +392,21 @@ static void test_conv_res(vkd_ctx *ctx, ref_conv_shape s) {
     expect_fused_error(ctx, 1, 4, (int64_t[]){2, 5, 4, 3}, "skip");
 }
 
+// Runs g's backward from loss and the graph, downloads the gradients of in[0 .. nin) into got[i]
+// (len[i] floats; 0xff bytes where one has none) and gives the graph's scale passes.
+static int grads_and_scales(vkd_graph *g, vkd_tensor *loss, vkd_tensor *const *in, int nin, const long *len,
+                            float **got) {
+    CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
+    CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+    for (int i = 0; i < nin; i++) {
+        got[i] = malloc(len[i] * 4);
+        const vkd_tensor *t = vkd_graph_grad(g, in[i]);
+        if (t) vkd_tensor_download(t, got[i]);
+        else memset(got[i], 0xff, len[i] * 4);
+    }
+    return count_dispatches(g, "scale");
+}
+
 // EDM's residual block end, y = (conv(x) + b + r) * s read by group norm + SiLU and by a second op:
 // with the skip scale folded into y's gradient by the backward that completes it (VKD_GRAD_FOLD,
 // src/core/graph.h), every gradient bit for bit as with the scale pass, which must then be gone.
@@ -424,15 +439,7 @@ static void test_residual_fold(vkd_ctx *ctx, ref_conv_shape s, int groups, int m
         vkd_tensor *z = vkd_groupnorm_silu(g, y, in[4], in[5], groups, 1e-5f);
         if (!mul_first) m = vkd_mul(g, y, U);
         vkd_tensor *loss = vkd_add(g, vkd_sum(g, vkd_mul(g, z, U), 0), vkd_sum(g, m, 0));
-        CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
-        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
-        for (int i = 0; i < 6; i++) {
-            got[v][i] = malloc(len[i] * 4);
-            const vkd_tensor *t = vkd_graph_grad(g, in[i]);
-            if (t) vkd_tensor_download(t, got[v][i]);
-            else memset(got[v][i], 0xff, len[i] * 4);
-        }
-        scales[v] = count_dispatches(g, "scale");
+        scales[v] = grads_and_scales(g, loss, in, 6, len, got[v]);
         vkd_graph_free(g);
     }
     unsetenv("VKD_GRAD_FOLD");
@@ -496,15 +503,7 @@ static void test_concat_fold(vkd_ctx *ctx, int mode) {
         vkd_tensor *s = vkd_conv2d(g, cat, in[6], NULL, 1, 0, 0, 1);
         vkd_tensor *loss = vkd_add(g, vkd_sum(g, vkd_mul(g, z, U), 0), vkd_sum(g, vkd_mul(g, s, s), 0));
         if (mode == CONCAT_Y_TWICE) loss = vkd_add(g, loss, vkd_sum(g, vkd_mul(g, y, Uy), 0));
-        CHECK(vkd_graph_backward(g, loss) == 0, "backward: %s", vkd_graph_error(g));
-        CHECK(vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
-        for (int i = 0; i < 7; i++) {
-            got[v][i] = malloc(len[i] * 4);
-            const vkd_tensor *t = vkd_graph_grad(g, in[i]);
-            if (t) vkd_tensor_download(t, got[v][i]);
-            else memset(got[v][i], 0xff, len[i] * 4);
-        }
-        scales[v] = count_dispatches(g, "scale");
+        scales[v] = grads_and_scales(g, loss, in, 7, len, got[v]);
         vkd_graph_free(g);
     }
     unsetenv("VKD_CONCAT_FOLD");
