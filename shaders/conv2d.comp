@@ -74,6 +74,7 @@
 // pipelines where one layer's weight gradient accumulates and another's does not, and the
 // epilogue's masked load, one per element of dw, is a sliver of the walk over all the pixels.
 #include "common.glsl"
+#include "winograd_factors.glsl"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
@@ -127,6 +128,12 @@ layout(constant_id = 15) const uint QWIN = 0;
 // window walk's time. Not the plain walk's bits (a different sum; test_conv holds it to the
 // double reference).
 layout(constant_id = 16) const uint WINO = 0;
+// 17 UW (WINO = 4 in modes 0 and 1; host: TM a multiple of L, A = w through a scalar texel view):
+// the walk makes w's 36 factors itself instead of reading u: each lane makes those of its TM / L
+// rows of the tile from the kernel's 9 taps (the formulas and order of shaders/winograd.comp's
+// W2D = 2, so the same bits) and the group shuffles them as it did u's quads. The transform pass
+// it replaces is its stores' time on llvmpipe (a runtime loop over the lanes a quad).
+layout(constant_id = 17) const uint UW = 0;
 // MODE 2 (TAPS, AV4): the same for a tap row's 3 taps, from pairs of pixels: Winograd's F(3, 2),
 // o_kx = dy0 d_kx + dy1 d_kx+1 (kx < 3) with the four products m1 = dy0 (d0 - d2), m2 = (dy0 +
 // dy1) / 2 (d1 + d2), m3 = (dy0 - dy1) / 2 (d2 - d1), m4 = dy1 (d1 - d3): o0 = m1 + m2 + m3,
@@ -404,15 +411,24 @@ void main() {
         // RC channels a chunk, so each block of accumulators is loaded and stored once for RC *
         // RM * RNP products (at one channel a chunk the walk ran ~15% below F(4, 3) along the rows;
         // at the 16 x 16 tile 4 channels measured 82-97 GFLOP/s where 2 gave 92-115)
-        const uint NQ3 = (TM * QU + L - 1u) / L, RC = 2u;
+        const uint NQ3 = (TM * QU + L - 1u) / L, RC = 2u, RPL = TM / L > 0u ? TM / L : 1u;
         const int mblk = min(m0, M - int(TM));
         for (int c0 = 0; c0 < nch; c0 += int(RC)) {
             float vk[RC * WT][NPA], uk[RC * WT][TM];
             [[unroll]] for (uint r = 0; r < RC; r++) {
                 const int c = min(c0 + int(r), nch - 1);
                 const bool cv = c0 + int(r) < nch;
+                // UW: this lane's RPL rows' 36 factors made here from w's 9 taps, not read from u
+                float fw[UW != 0u ? RPL : 1u][36];
+                [[unroll]] for (uint j = 0; j < RPL && UW != 0u; j++) {
+                    const int row = MODE == 0u ? min(m0 + int(lane * RPL + j), M - 1) : mblk + int(lane * RPL + j);
+                    const int kofs = (MODE == 0u ? row * nch + c : c * M + row) * 9;
+                    float g[9];
+                    [[unroll]] for (uint q = 0; q < 9u; q++) g[q] = loadA(kofs + int(q));
+                    wino_factors36(g, fw[j]);
+                }
                 vec4 aq[NQ3];
-                [[unroll]] for (uint u = 0; u < NQ3; u++) {
+                [[unroll]] for (uint u = 0; u < NQ3 && UW == 0u; u++) {
                     const int p = min(int(u * L + lane), int(TM * QU) - 1);
                     const int ofs = MODE == 0u ? (min(m0 + p / int(QU), M - 1) * nch + c) * int(WT) + 4 * (p % int(QU))
                                                : (c * M + mblk) * int(WT) + 4 * p;
@@ -451,7 +467,8 @@ void main() {
                 [[unroll]] for (uint t = 0; t < WT; t++)
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint p = i * QU + t / 4u;
-                        uk[r * WT + t][i] = subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
+                        uk[r * WT + t][i] = UW != 0u ? subgroupShuffle(fw[i % RPL][t % 36u], gbase + i / RPL)
+                                                     : subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
                     }
             }
             CHUNK_WINO(RC);

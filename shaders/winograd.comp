@@ -15,8 +15,12 @@
 // W2D = 2: conv2d.comp's WINO = 4, F(4, 3)'s six down the rows' six as well: 36 factors, u (cout,
 // cin/groups, 36), term s * 6 + x.
 // Written once before each convolution that reads it: done in the walk's inner loop instead, the
-// sums and halvings were redone by every lane for every tile and made the walk slower.
+// sums and halvings were redone by every lane for every tile and made the walk slower. The 2-D
+// F(4, 3) x F(4, 3) walk does make its own (conv2d.comp's UW): there each lane makes only its
+// rows' factors, once a channel, and this pass's stores were the dearer part.
+// (Both take W2D = 2's formulas from winograd_factors.glsl.)
 #include "common.glsl"
+#include "winograd_factors.glsl"
 
 layout(local_size_x_id = 0) in;
 // QUADS (host: w a vec4 texel view at binding 0, the rows a multiple of 4, u on 16 bytes): an
@@ -41,12 +45,7 @@ vec4 factors(float g0, float g1, float g2) {
 }
 
 // F43: the row's six factors (FLIP: of the reversed row)
-void factors6(float a, float b, float c, out float f[6]) {
-    const float g0 = FLIP != 0u ? c : a, g1 = b, g2 = FLIP != 0u ? a : c;
-    const float s02 = g0 + g2, q = 4.0 * g0 + g2, k = 2.0 / 3.0;
-    f[0] = 4.0 * g0, f[1] = k * (s02 + g1), f[2] = k * (s02 - g1);
-    f[3] = -k * (q + 2.0 * g1), f[4] = -k * (q - 2.0 * g1), f[5] = g2;
-}
+void factors6(float a, float b, float c, out float f[6]) { wino_factors6(FLIP != 0u ? c : a, b, FLIP != 0u ? a : c, f); }
 
 // F43 with QUADS: rows 4r .. 4r+3 from w's 12 elements, u's 24 stored as 6 quads
 void main43(uint r) {
@@ -70,16 +69,15 @@ void main43(uint r) {
 // 36: F(4, 3)'s six)
 const uint FW = W2D == 2u ? 36u : 24u;
 void factors2d(const float g[9], out float f[36]) {  // (36: glslang takes no parameter sized by a constant)
+    if (W2D == 2u) {  // (never flipped: FLIP is 0 with W2D)
+        wino_factors36(g, f);
+        return;
+    }
     float r[3][6];
     [[unroll]] for (uint ky = 0; ky < 3u; ky++) factors6(g[3u * ky], g[3u * ky + 1u], g[3u * ky + 2u], r[ky]);
-    [[unroll]] for (uint x = 0; x < 6u && W2D == 1u; x++) {
+    [[unroll]] for (uint x = 0; x < 6u; x++) {
         const float s02 = r[0][x] + r[2][x];
         f[x] = r[0][x], f[6u + x] = (s02 + r[1][x]) * 0.5, f[12u + x] = (s02 - r[1][x]) * 0.5, f[18u + x] = r[2][x];
-    }
-    [[unroll]] for (uint x = 0; x < 6u && W2D == 2u; x++) {
-        float c[6];
-        factors6(r[0][x], r[1][x], r[2][x], c);  // (never flipped: FLIP is 0 with W2D)
-        [[unroll]] for (uint s = 0; s < 6u; s++) f[6u * s + x] = c[s];
     }
 }
 

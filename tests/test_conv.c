@@ -605,12 +605,15 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
         int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0, f43 = 0, w2d = 0, w44 = 0, f34 = 0, w44w = 0;
+        int own = 0;  // 2-D F(4, 3) x F(4, 3) walks making w's factors themselves (constant 17, UW)
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
             windows += win;
             // the convolution's data gradient (a transposed convolution's forward) in MODE 1
-            dq += win && pp->spec[1] == 1 && pp->spec[12] != 0;
+            // (reading w in quads, or w's taps to make its factors itself)
+            dq += win && pp->spec[1] == 1 && (pp->spec[12] != 0 || (pp->nspec > 17 && pp->spec[17] != 0));
+            own += win && pp->spec[1] != 2 && pp->nspec > 17 && pp->spec[17] != 0;
             taps += win && pp->spec[1] == 2 && pp->nspec > 14 && pp->spec[14] != 0;
             qwin += win && pp->spec[1] != 2 && pp->nspec > 15 && pp->spec[15] != 0;
             wino += win && pp->spec[1] != 2 && pp->nspec > 16 && pp->spec[16] != 0;
@@ -641,11 +644,12 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(w2d + w44 == fwd2d + data2d && w44 == n44,
               "%s: %d walks as F(2, 3) x F(4, 3) and %d as F(4, 3) x F(4, 3) in run %d (expected %d in all, %d)", name,
               w2d, w44, run, fwd2d + data2d, n44);
-        // (a forward and its data gradient both 2-D read one transform: the forward's, kept)
-        int ntransforms = nwino - (fwd2d && data2d);
-        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == ntransforms,
-              "%s: %d Winograd walks (%d transforms, expected %d) in run %d", name, wino,
-              count_dispatches(g, "winograd_w"), ntransforms, run);
+        // (the F(4, 3) x F(4, 3) walks make w's factors themselves; a forward and its data gradient
+        // both F(2, 3) x F(4, 3) read one transform: the forward's, kept)
+        int ntransforms = nwino - n44 - (fwd2d && data2d && !n44);
+        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == ntransforms && own == n44,
+              "%s: %d Winograd walks (%d transforms, expected %d; %d making their factors, expected %d) in run %d",
+              name, wino, count_dispatches(g, "winograd_w"), ntransforms, own, n44, run);
         // and the weight gradient's over whole input channels (F(3, 2), no transform pass)
         CHECK(wino_w == (wrun && cpu ? whole_taps : 0), "%s: %d Winograd weight gradients in run %d", name, wino_w, run);
         CHECK(f34 == (run <= 2 && cpu ? whole_taps : 0), "%s: %d weight gradients as F(3, 4) in run %d", name, f34, run);
@@ -769,22 +773,23 @@ static const vkd_pipeline *pipe_of(const vkd_graph *g, const char *name, int nth
     return NULL;
 }
 
-// The forward's 2-D Winograd factors kept for the data gradient (a forward and its data gradient
-// both as F(4, 3) x F(4, 3)): one transform where there were two, and every result the bits of the
-// run that makes the data gradient's own (VKD_CONV_KEEP_U=0). Also for a transposed convolution,
-// whose forward is the data gradient's walk.
+// A forward's 2-D Winograd factors of w and its data gradient's (16->16 at 16x16: both F(4, 3) x
+// F(4, 3) walks on a CPU device): made by the walks themselves (the default, constant 17), or by
+// transforms with VKD_CONV_UW=0, one for each walk (VKD_CONV_KEEP_U=0) or the forward's kept for
+// the data gradient: 0, 2 and 1 transforms, and y, dx and dw bit for bit the same in all three.
 static void test_kept_factors(vkd_ctx *ctx, int transposed) {
     ref_conv_shape s = {2, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1};
-    printf("%s 3x3 pad 1, 16->16, 16x16: the forward's Winograd factors kept for the data gradient\n",
+    printf("%s 3x3 pad 1, 16->16, 16x16: Winograd factors made in the walks, made twice, kept for the data gradient\n",
            transposed ? "conv_transpose2d" : "conv2d");
     conv_sizes z = sizes_of(s, transposed);
     double *x = malloc(z.nx * 8), *w = malloc(z.nw * 8), *u = malloc(z.ny * 8);
     t_fill(x, z.nx, -1, 1), t_fill(w, z.nw, -1, 1), t_fill(u, z.ny, -1, 1);
-    float *out[2][3];
-    int transforms[2] = {0, 0};
-    for (int keep = 0; keep < 2; keep++) {
-        setenv("VKD_CONV_KEEP_U", keep ? "1" : "0", 1);
-        out[keep][0] = calloc(z.ny, 4), out[keep][1] = calloc(z.nx, 4), out[keep][2] = calloc(z.nw, 4);
+    float *out[3][3];
+    int transforms[3] = {0, 0, 0};
+    static const char *uw[3] = {"1", "0", "0"}, *keep[3] = {"1", "0", "1"};
+    for (int v = 0; v < 3; v++) {
+        setenv("VKD_CONV_UW", uw[v], 1), setenv("VKD_CONV_KEEP_U", keep[v], 1);
+        out[v][0] = calloc(z.ny, 4), out[v][1] = calloc(z.nx, 4), out[v][2] = calloc(z.nw, 4);
         vkd_graph *g = vkd_graph_new(ctx, "kept");
         vkd_tensor *X = t_tensor(ctx, "x", 4, (int64_t[]){s.n, s.cin, s.h, s.w}, x, 0);
         vkd_tensor *W = t_tensor(ctx, "w", 4, z.wsh, w, 0);
@@ -794,24 +799,28 @@ static void test_kept_factors(vkd_ctx *ctx, int transposed) {
         if (Y) vkd_graph_keep(g, Y);
         int ok = Y && vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, Y, U), 0)) == 0 && vkd_graph_run(g) == 0;
         CHECK(ok, "kept factors: %s", vkd_graph_error(g));
-        transforms[keep] = count_dispatches(g, "winograd_w");
+        transforms[v] = count_dispatches(g, "winograd_w");
         if (ok)
-            vkd_tensor_download(Y, out[keep][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[keep][1]),
-                vkd_tensor_download(vkd_graph_grad(g, W), out[keep][2]);
+            vkd_tensor_download(Y, out[v][0]), vkd_tensor_download(vkd_graph_grad(g, X), out[v][1]),
+                vkd_tensor_download(vkd_graph_grad(g, W), out[v][2]);
         vkd_graph_free(g);
         vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(U);
     }
-    unsetenv("VKD_CONV_KEEP_U");
+    unsetenv("VKD_CONV_UW"), unsetenv("VKD_CONV_KEEP_U");
     // on a CPU device reading texel views both walks are 2-D; elsewhere there is no transform
     int wino = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
-    CHECK(transforms[0] == (wino ? 2 : 0) && transforms[1] == (wino ? 1 : 0),
-          "%d transforms made again for the data gradient, %d kept (expected %d, %d)", transforms[0], transforms[1],
-          wino ? 2 : 0, wino ? 1 : 0);
-    printf("  %d transforms made again, %d kept\n", transforms[0], transforms[1]);
-    CHECK(memcmp(out[0][0], out[1][0], z.ny * 4) == 0, "kept factors: the forward differs");
-    CHECK(memcmp(out[0][1], out[1][1], z.nx * 4) == 0, "kept factors: the input gradient differs");
-    CHECK(memcmp(out[0][2], out[1][2], z.nw * 4) == 0, "kept factors: the weight gradient differs");
-    for (int k = 0; k < 2; k++) free(out[k][0]), free(out[k][1]), free(out[k][2]);
+    CHECK(transforms[0] == 0 && transforms[1] == (wino ? 2 : 0) && transforms[2] == (wino ? 1 : 0),
+          "%d transforms with the factors made in the walks, %d made twice, %d kept (expected 0, %d, %d)",
+          transforms[0], transforms[1], transforms[2], wino ? 2 : 0, wino ? 1 : 0);
+    printf("  %d transforms with the factors made in the walks, %d made twice, %d kept\n", transforms[0],
+           transforms[1], transforms[2]);
+    static const char *what[3] = {"the forward", "the input gradient", "the weight gradient"};
+    long len[3] = {z.ny, z.nx, z.nw};
+    for (int v = 1; v < 3; v++)
+        for (int k = 0; k < 3; k++)
+            CHECK(memcmp(out[0][k], out[v][k], len[k] * 4) == 0, "factors in the walks: %s differs from setting %d's",
+                  what[k], v);
+    for (int v = 0; v < 3; v++) free(out[v][0]), free(out[v][1]), free(out[v][2]);
     free(x), free(w), free(u);
 }
 
@@ -852,10 +861,14 @@ static void test_light_walk(vkd_ctx *ctx, int64_t samples, int short_run) {
         compare("dw", vkd_graph_grad(g, W[k]), dw[k]);
     }
     if (ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU) {
-        int wino = count_dispatches(g, "winograd");
+        int wino = 0;
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            wino += pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 16 && pp->spec[16] != 0;
+        }
         // (the fast walks' Winograd reads its operands through texel views: not under VKD_TEXEL=0)
-        CHECK(light ? wino == 0 : wino > 0 || !ctx->texel, "%d Winograd transforms with %lld samples said", wino,
-              (long long)samples);
+        CHECK(light ? wino == 0 && count_dispatches(g, "winograd") == 0 : wino > 0 || !ctx->texel,
+              "%d Winograd walks with %lld samples said", wino, (long long)samples);
         static const char *modes[3] = {"conv2d", "conv2d_bwd_data", "conv2d_bwd_weight"};
         for (int m = 0; light && m < 3; m++)
             CHECK(pipe_of(g, modes[m], 0) && pipe_of(g, modes[m], 0) == pipe_of(g, modes[m], 1),

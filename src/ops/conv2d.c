@@ -449,7 +449,16 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
         wino = 4, t.tm = 16;
         fit_tile(&t, M);
     }
-    if (wino && mode != CONV_BWD_WEIGHT) {
+    // The F(4, 3) x F(4, 3) walk makes w's 36 factors itself (shader constant 17, UW): each lane of
+    // a group those of its TM / L rows, from w's 9 taps (scalar texel fetches), then shuffled to
+    // the group as u's were. The transform dispatch it replaces cost ~2 ns a factor: llvmpipe
+    // stores a quad through a storage binding in a lane loop at run time, ~1,000 instructions a
+    // quad (README, Performance). In a unet_fmnist step (batch 16, VKD_PROFILE, three pairs) 35 of
+    // its 77 transforms went, and the step took 795, 670 and 634 ms against 852, 821 and 701; the
+    // walks themselves no slower (tests/bench_conv). The same formulas in the same order: the same
+    // bits. VKD_CONV_UW=0: the transform.
+    uint32_t uw = wino && mode != CONV_BWD_WEIGHT && w2d == 2 && t.tm % t.l == 0 && !vkd_env_off("VKD_CONV_UW");
+    if (wino && mode != CONV_BWD_WEIGHT && !uw) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
         // gradient, whose walk reverses the window: the forward's is kept for it (`kept`, which
         // the tape entry holds). A unet_fmnist step (batch 16) makes 77 transforms instead of
@@ -465,13 +474,13 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
         else
             wino = 0;
     }
-    if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A))
+    if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A) && !uw)
         av4 = 1;
     // The data gradient's window walk reads w in quads too: a chunk is one output channel's 3x3
     // taps, and the tile's rows (input channels) of it are a contiguous block of w (shader: AV4
     // in MODE 1). Needs whole tiles of rows, so a block never reaches past w.
     if (mode == CONV_BWD_DATA && t.shift && t.l % 4 == 0 && c->kh == 3 && c->kw == 3 && (c->cin / G) % 4 == 0 &&
-        t.tm % 4 == 0 && M % t.tm == 0 && vkd_vec4_ok(1, A) && !vkd_env_off("VKD_CONV_DATA_QUADS"))
+        t.tm % 4 == 0 && M % t.tm == 0 && vkd_vec4_ok(1, A) && !vkd_env_off("VKD_CONV_DATA_QUADS") && !uw)
         av4 = 1;
     uint32_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     vkd_texel tx[4] = {{1, 0, offsetof(conv_push, a_first), av4},
@@ -484,15 +493,15 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // told apart by flags bit 1; the weight gradient's accumulation is flags bit 2)
     uint32_t add_spec = add ? 1 : 0;
     pc.wm = (int32_t)t.wm;  // (constant 4 is unused: one pipeline whatever WM)
-    uint32_t spec[17] = {t.wg, (uint32_t)mode, t.tm, t.tn, 0, t.sg, t.l, texel, add_spec, up,
-                         t.rm, t.rn, av4, t.shift, taps, qwin, wino};
+    uint32_t spec[18] = {t.wg, (uint32_t)mode, t.tm, t.tn, 0, t.sg, t.l, texel, add_spec, up,
+                         t.rm, t.rn, av4, t.shift, taps, qwin, wino, uw};
     // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
     // is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
     const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
     // and those quads as vec4s through a storage binding where the device takes them (conv2d_sb)
     shader = vkd_sbuf_variant(g, shader, "conv2d_wide", "conv2d_sb", C, tx, &nt, offsetof(conv_push, c_sfirst));
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 17, vkd_ceil_div((uint64_t)N, bn),
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 18, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, nt);
 }
 
