@@ -467,7 +467,7 @@ void main() {
                 [[unroll]] for (uint t = 0; t < WT; t++)
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint p = i * QU + t / 4u;
-                        uk[r * WT + t][i] = UW != 0u ? subgroupShuffle(fw[i % RPL][t % 36u], gbase + i / RPL)
+                        uk[r * WT + t][i] = UW != 0u ? subgroupShuffle(fw[i % RPL][t], gbase + i / RPL)
                                                      : subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
                     }
             }

@@ -461,12 +461,11 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     if (wino && mode != CONV_BWD_WEIGHT && !uw) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
         // gradient, whose walk reverses the window: the forward's is kept for it (`kept`, which
-        // the tape entry holds). A unet_fmnist step (batch 16) makes 77 transforms instead of
-        // 111: 13-26 ms less of them a step under VKD_PROFILE (three alternating pairs), and
-        // tests/bench_conv's forward + backward at 16, 32->32, 32x32 took 0.6-1.9 ms less CPU
-        // (profiled, as it runs). Its peak memory grows from 255.5 to 270.2 MiB, each 2-D u
-        // living from the forward to the backward (issue 11 started at 334.8).
-        // VKD_CONV_KEEP_U=0: made again.
+        // the tape entry holds). Measured when the F(4, 3) x F(4, 3) walks still read it (before
+        // UW): a unet_fmnist step (batch 16) made 77 transforms instead of 111, 13-26 ms less of
+        // them a step under VKD_PROFILE, for 255.5 -> 270.2 MiB of peak memory (each 2-D u living
+        // from the forward to the backward). Now it serves the F(2, 3) x F(4, 3) walk and
+        // VKD_CONV_UW=0. VKD_CONV_KEEP_U=0: made again.
         vkd_tensor *u = winograd_weights(g, A, wino >= 2, wino == 2 && mode == CONV_BWD_DATA, w2d, kept);
         if (!u) return -1;
         if (vkd_vec4_ok(1, u) && (add ? vkd_texel_ok(g, 3, u, B, add) : vkd_texel_ok(g, 2, u, B)))
