@@ -132,7 +132,9 @@ layout(constant_id = 16) const uint WINO = 0;
 // the walk makes w's 36 factors itself instead of reading u: each lane makes those of its TM / L
 // rows of the tile from the kernel's 9 taps (the formulas and order of shaders/winograd.comp's
 // W2D = 2, so the same bits) and the group shuffles them as it did u's quads. The transform pass
-// it replaces is its stores' time on llvmpipe (a runtime loop over the lanes a quad).
+// it replaces is its stores' time on llvmpipe (a runtime loop over the lanes a quad). WINO = 2
+// (F(4, 3) along the rows; A = w as above): the same for a chunk's rows of 3 taps, six factors
+// each (F43's, flipped for the data gradient as winograd.comp's FLIP), PPL rows a lane.
 layout(constant_id = 17) const uint UW = 0;
 // MODE 2 (TAPS, AV4): the same for a tap row's 3 taps, from pairs of pixels: Winograd's F(3, 2),
 // o_kx = dy0 d_kx + dy1 d_kx+1 (kx < 3) with the four products m1 = dy0 (d0 - d2), m2 = (dy0 +
@@ -477,8 +479,10 @@ void main() {
         const uint KW = SHIFT > 0u ? SHIFT : 1u;
         // a chunk: RW rows of taps, held in NT A values a lane (8 rows measured no faster at 512
         // bits, and LLVM took ~2 s longer to compile each pipeline)
-        // (the data gradient reading A in quads: one output channel's 3 tap rows, see AV4 below)
-        const uint RW = MODE == 1u && AV4 != 0u ? 3u : 4u, NT = (RW * KW + L - 1u) / L;
+        // (the data gradient reading A in quads or making its factors, UW: one output channel's 3
+        // tap rows, see AV4 below; two selects because one on `AV4 != 0u || UW != 0u`, or on their
+        // sum, made lavapipe fail to create every pipeline of this shader)
+        const uint RW = MODE == 1u && AV4 != 0u ? 3u : MODE == 1u && UW != 0u ? 3u : 4u, NT = (RW * KW + L - 1u) / L;
         const uint FL = MODE == 1u ? 1u : 0u;  // the data gradient's taps walk the window backwards
         const int rows = kend / int(KW);
         // The group's first column: its sample's plane, and its window's first element (this lane's).
@@ -502,10 +506,42 @@ void main() {
         const int kendA = rows * int(KA);
         // a lane group wholly past M reads the last block (it stores nothing)
         const int mblk = min(m0, M - int(TM));
+        // UW (WINO = 2): the chunk's TM x RW rows of taps are PPL a lane (row i, row r of the chunk:
+        // pair e = i RW + r, lane e / PPL), each made into its six factors here from w's three taps,
+        // the data gradient's from the reversed row (as the transform's FLIP). With AV4 (host: a
+        // vec4 view of w, input channels a multiple of 4; MODE 0: TM a multiple of L) a lane's
+        // 3 PPL taps are whole quads of w: in MODE 0 its TM / L rows' 12 taps each (a chunk is 4
+        // tap rows of one output channel), in MODE 1 a run of the chunk's contiguous TM x 9 block
+        // (PPL rounded up to a multiple of 4; lanes past the block read its last quad and make
+        // factors nobody reads). 3 PPL / 4 vec4 fetches a chunk instead of 3 PPL scalar ones.
+        const uint PPL1 = (TM * RW + L - 1u) / L;
+        const uint PPL = UW == 0u ? 1u : AV4 != 0u && MODE == 1u ? (PPL1 + 3u) / 4u * 4u : PPL1;
         for (int k0 = 0; k0 < kend; k0 += int(RW * KW)) {
             float av[AV4 != 0u ? 1u : NT][TM];
             vec4 aq[AV4 != 0u ? NQ : 1u];
-            if (AV4 != 0u && MODE == 1u) {
+            float fw[PPL][6], tw[3u * PPL];  // a lane's pairs' factors, and their taps
+            // (row k0 / 3 + r of k: MODE 0 (input channel, tap row) of output channel m; MODE 1 (a
+            // chunk: output channel k0 / 9's 3 tap rows; host: a 3x3 kernel) tap row r against input
+            // channel m. No division by a push constant: llvmpipe divides lane by lane.)
+            [[unroll]] for (uint h = 0; h < 3u * PPL / 4u && UW != 0u && AV4 != 0u; h++) {
+                const int q = MODE == 0u ? ((g * M + min(m0 + int(lane * (PPL / 4u) + h / 3u), M - 1)) * rows * 3 + k0) / 4 + int(h % 3u)
+                                         : ((g * Cog + k0 / 9) * M + mblk) * 9 / 4 + min(int(lane * (3u * PPL / 4u) + h), int(TM * 9u / 4u) - 1);
+                const vec4 v = loadA4(4 * q);
+                tw[4u * h] = v.x, tw[4u * h + 1u] = v.y, tw[4u * h + 2u] = v.z, tw[4u * h + 3u] = v.w;
+            }
+            [[unroll]] for (uint j = 0; j < PPL && UW != 0u; j++) {
+                const uint e = min(lane * PPL + j, TM * RW - 1u), i = e / RW, r = e % RW;
+                const int trow = k0 / int(KW) + int(r), tr = min(trow, rows - 1);
+                const int ofs = MODE == 0u ? ((g * M + min(m0 + int(i), M - 1)) * rows + tr) * 3
+                                           : (((g * Cog + k0 / 9) * M + mblk + int(i)) * 3 + int(r)) * 3;
+                [[unroll]] for (uint k = 0; k < 3u && AV4 == 0u; k++) tw[3u * j + k] = loadA(ofs + int(k));
+                float f[6];
+                wino_factors6(tw[3u * j + (MODE == 1u ? 2u : 0u)], tw[3u * j + 1u], tw[3u * j + (MODE == 1u ? 0u : 2u)], f);
+                [[unroll]] for (uint t = 0; t < 6u; t++) fw[j][t] = trow < rows ? f[t] : 0.0;
+            }
+            if (UW != 0u) {
+                // (fw, above)
+            } else if (AV4 != 0u && MODE == 1u) {
                 const int blk = A0 + (k0 / int(RW * KW)) * SA2 + mblk * AM;
                 [[unroll]] for (uint u = 0; u < NQ; u++) aq[u] = loadA4(blk + 4 * min(int(u * L + lane), int(QB) - 1));
             } else if (AV4 != 0u) {
@@ -606,7 +642,8 @@ void main() {
                     const uint tf = WINO == 1u && FL != 0u && (t == 0u || t == 3u) ? 3u - t : t, kk = r * KA + tf;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint e = i * RW * KA + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
-                        uk[r * WT + t][i] = subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L);
+                        uk[r * WT + t][i] = UW != 0u ? subgroupShuffle(fw[(i * RW + r) % PPL][t], gbase + (i * RW + r) / PPL)
+                                                     : subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L);
                     }
                 }
                 c1r++;

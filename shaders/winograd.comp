@@ -15,10 +15,11 @@
 // W2D = 2: conv2d.comp's WINO = 4, F(4, 3)'s six down the rows' six as well: 36 factors, u (cout,
 // cin/groups, 36), term s * 6 + x.
 // Written once before each convolution that reads it: done in the walk's inner loop instead, the
-// sums and halvings were redone by every lane for every tile and made the walk slower. The 2-D
-// F(4, 3) x F(4, 3) walk does make its own (conv2d.comp's UW): there each lane makes only its
-// rows' factors, once a channel, and this pass's stores were the dearer part.
-// (Both take W2D = 2's formulas from winograd_factors.glsl.)
+// sums and halvings were redone by every lane for every tile and made the walk slower. The
+// F(4, 3) x F(4, 3) walk and F(4, 3) along the rows do make their own (conv2d.comp's UW): there each
+// lane makes only its rows' factors, once a chunk, and this pass's stores were the dearer part.
+// (All take the formulas from winograd_factors.glsl.) What still reads this pass: F(2, 3), F(2, 3)
+// x F(4, 3), and VKD_CONV_UW=0.
 #include "common.glsl"
 #include "winograd_factors.glsl"
 

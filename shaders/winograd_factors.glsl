@@ -1,6 +1,7 @@
 // Winograd F(4, 3)'s weight factors (points 0, +-1, +-1/2 and infinity), shared by
 // shaders/winograd.comp (the transform pass) and shaders/conv2d.comp (whose F(4, 3) x F(4, 3)
-// walk makes its own, UW): one copy of the formulas, so both give the same bits.
+// walk and F(4, 3) along the rows make their own, UW): one copy of the formulas, so both give the
+// same bits.
 
 // The six factors of a row of three taps g0, g1, g2.
 void wino_factors6(float g0, float g1, float g2, out float f[6]) {

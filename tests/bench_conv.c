@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc && i <= 12; i++) a[i - 1] = atoi(argv[i]);
     int n = a[0], cin = a[1], cout = a[2], h = a[3], w = a[4], k = a[5], s = a[6], p = a[7], grp = a[8], runs = a[9];
     int tr = a[10];
-    setenv("VKD_PROFILE", "1", 1);
+    setenv("VKD_PROFILE", "1", 0);  // (VKD_PROFILE=2 also lists each dispatch and its pipeline)
     char err[512];
     vkd_ctx_opts o = {.validation = 0, .quiet = 1};
     vkd_ctx *ctx = vkd_ctx_create(&o, err, sizeof err);

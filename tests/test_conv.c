@@ -605,7 +605,7 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         // on a CPU device reading texel views the first pass reads the forward's and the input
         // gradient's taps as windows, and the weight gradient's rows of x as quads
         int windows = 0, dq = 0, taps = 0, qwin = 0, wino = 0, wino_w = 0, f43 = 0, w2d = 0, w44 = 0, f34 = 0, w44w = 0;
-        int own = 0;  // 2-D F(4, 3) x F(4, 3) walks making w's factors themselves (constant 17, UW)
+        int own = 0;  // F(4, 3) walks making w's factors themselves (constant 17, UW)
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             int win = pp && !strncmp(pp->shader, "conv2d", 6) && pp->nspec > 13 && pp->spec[13] != 0;
@@ -636,20 +636,21 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
         CHECK(qwin == (pass == 0 && cpu && s.w % 4 == 0 ? 2 : 0), "%s: %d window walks by quads of pixels in pass %d",
               name, qwin, pass);
         // Winograd in the walks by quads: the forward, and the data gradient where it reads w in quads
-        int nwino = wrun && cpu && s.w % 4 == 0 ? 1 + data_quads : 0;
-        CHECK(f43 == (run <= 2 && even ? nwino : 0), "%s: %d walks as F(4, 3) in run %d", name, f43, run);
+        int nwino = wrun && cpu && s.w % 4 == 0 ? 1 + data_quads : 0, nf43 = run <= 2 && even ? nwino : 0;
+        CHECK(f43 == nf43, "%s: %d walks as F(4, 3) in run %d", name, f43, run);
         int fwd2d = run <= 1 && even && geo2d && nwino && m_fwd % 8 == 0;
         int data2d = run <= 1 && even && geo2d && nwino && data_quads && m_data % 8 == 0;
         int n44 = run == 0 && geo44 ? fwd2d + data2d : 0;
         CHECK(w2d + w44 == fwd2d + data2d && w44 == n44,
               "%s: %d walks as F(2, 3) x F(4, 3) and %d as F(4, 3) x F(4, 3) in run %d (expected %d in all, %d)", name,
               w2d, w44, run, fwd2d + data2d, n44);
-        // (the F(4, 3) x F(4, 3) walks make w's factors themselves; a forward and its data gradient
-        // both F(2, 3) x F(4, 3) read one transform: the forward's, kept)
-        int ntransforms = nwino - n44 - (fwd2d && data2d && !n44);
-        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == ntransforms && own == n44,
+        // (the F(4, 3) walks along the rows and the F(4, 3) x F(4, 3) ones make w's factors
+        // themselves; a forward and its data gradient both F(2, 3) x F(4, 3) read one transform:
+        // the forward's, kept)
+        int nown = nf43 - (fwd2d + data2d - n44), ntransforms = nwino - nown - (fwd2d && data2d && !n44);
+        CHECK(wino == nwino && count_dispatches(g, "winograd_w") == ntransforms && own == nown,
               "%s: %d Winograd walks (%d transforms, expected %d; %d making their factors, expected %d) in run %d",
-              name, wino, count_dispatches(g, "winograd_w"), ntransforms, own, n44, run);
+              name, wino, count_dispatches(g, "winograd_w"), ntransforms, own, nown, run);
         // and the weight gradient's over whole input channels (F(3, 2), no transform pass)
         CHECK(wino_w == (wrun && cpu ? whole_taps : 0), "%s: %d Winograd weight gradients in run %d", name, wino_w, run);
         CHECK(f34 == (run <= 2 && cpu ? whole_taps : 0), "%s: %d weight gradients as F(3, 4) in run %d", name, f34, run);
@@ -773,14 +774,18 @@ static const vkd_pipeline *pipe_of(const vkd_graph *g, const char *name, int nth
     return NULL;
 }
 
-// A forward's 2-D Winograd factors of w and its data gradient's (16->16 at 16x16: both F(4, 3) x
-// F(4, 3) walks on a CPU device): made by the walks themselves (the default, constant 17), or by
-// transforms with VKD_CONV_UW=0, one for each walk (VKD_CONV_KEEP_U=0) or the forward's kept for
-// the data gradient: 0, 2 and 1 transforms, and y, dx and dw bit for bit the same in all three.
-static void test_kept_factors(vkd_ctx *ctx, int transposed) {
-    ref_conv_shape s = {2, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1};
-    printf("%s 3x3 pad 1, 16->16, 16x16: Winograd factors made in the walks, made twice, kept for the data gradient\n",
-           transposed ? "conv_transpose2d" : "conv2d");
+// A forward's Winograd factors of w and its data gradient's (16->16 at 16x16: both F(4, 3) x
+// F(4, 3) walks on a CPU device; hw = 8, 32->32 at 8x8, batch 3: both F(4, 3) along the rows,
+// the 8x8 planes of unet_fmnist and ddpmpp_reduced): made by the walks
+// themselves (the default, constant 17), or by transforms with VKD_CONV_UW=0, one for each walk
+// (VKD_CONV_KEEP_U=0) or the forward's 2-D ones kept for the data gradient: 0, 2 and 1 transforms
+// (0, 2 and 2 along the rows, whose data gradient's factors are the reversed rows'), and y, dx
+// and dw bit for bit the same in all three.
+static void test_kept_factors(vkd_ctx *ctx, int transposed, int hw) {
+    int ch = hw == 16 ? 16 : 32;
+    ref_conv_shape s = {hw == 16 ? 2 : 3, ch, hw, hw, ch, 3, 3, 1, 1, 1, 1};
+    printf("%s 3x3 pad 1, %d->%d, %dx%d: Winograd factors made in the walks, made twice, kept for the data gradient\n",
+           transposed ? "conv_transpose2d" : "conv2d", ch, ch, hw, hw);
     conv_sizes z = sizes_of(s, transposed);
     double *x = malloc(z.nx * 8), *w = malloc(z.nw * 8), *u = malloc(z.ny * 8);
     t_fill(x, z.nx, -1, 1), t_fill(w, z.nw, -1, 1), t_fill(u, z.ny, -1, 1);
@@ -807,11 +812,15 @@ static void test_kept_factors(vkd_ctx *ctx, int transposed) {
         vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(U);
     }
     unsetenv("VKD_CONV_UW"), unsetenv("VKD_CONV_KEEP_U");
-    // on a CPU device reading texel views both walks are 2-D; elsewhere there is no transform
+    // on a CPU device reading texel views both walks are Winograd's (F(4, 3) x F(4, 3) at 16x16,
+    // F(4, 3) along the rows at 8x8 but F(2, 3) x F(4, 3) in lane groups of 4, which reads the
+    // forward's transform, kept); elsewhere there is no transform
     int wino = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
-    CHECK(transforms[0] == 0 && transforms[1] == (wino ? 2 : 0) && transforms[2] == (wino ? 1 : 0),
-          "%d transforms with the factors made in the walks, %d made twice, %d kept (expected 0, %d, %d)",
-          transforms[0], transforms[1], transforms[2], wino ? 2 : 0, wino ? 1 : 0);
+    int w23 = wino && hw == 8 && ctx->f.subgroup_size == 4, made = w23 ? 1 : 0;
+    int kept = wino ? (hw == 16 || w23 ? 1 : 2) : 0;
+    CHECK(transforms[0] == made && transforms[1] == (wino ? 2 : 0) && transforms[2] == kept,
+          "%d transforms with the factors made in the walks, %d made twice, %d kept (expected %d, %d, %d)",
+          transforms[0], transforms[1], transforms[2], made, wino ? 2 : 0, kept);
     printf("  %d transforms with the factors made in the walks, %d made twice, %d kept\n", transforms[0],
            transforms[1], transforms[2]);
     static const char *what[3] = {"the forward", "the input gradient", "the weight gradient"};
@@ -987,8 +996,10 @@ int main(void) {
     test_light_walk(ctx, 16, 1);       // a short run: 16 x 37k multiply-adds a sample, far under 2^28
     test_light_walk(ctx, 1 << 20, 0);  // a long one
     test_light_walk(ctx, 0, 0);        // not said
-    test_kept_factors(ctx, 0);
-    test_kept_factors(ctx, 1);
+    test_kept_factors(ctx, 0, 16);
+    test_kept_factors(ctx, 1, 16);
+    test_kept_factors(ctx, 0, 8);
+    test_kept_factors(ctx, 1, 8);
     test_concat_fold(ctx, CONCAT_ONCE);
     test_concat_fold(ctx, CONCAT_Y_TWICE);
     test_concat_fold(ctx, CONCAT_NESTED);

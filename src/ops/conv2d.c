@@ -119,8 +119,8 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
 // Whether the window walk by quads (QWIN) applies each row of 3 taps as Winograd's F(2, 3)
 // (shader constant 16, WINO): four multiplies for two outputs instead of six. CPU devices only:
 // llvmpipe has no fused multiply-add and the walk's multiply-adds were ~45% of its time. The walk
-// reads the transformed weights in quads (AV4), which the data gradient's blocks allow only for
-// 3x3 kernels, input channels a multiple of 4 and whole tiles of rows. The weight gradient's walk
+// reads the transformed weights in quads (AV4) or makes them (UW, conv_dispatch), in blocks that the
+// data gradient allows only for 3x3 kernels, input channels a multiple of 4 and whole tiles of rows. The weight gradient's walk
 // over whole input channels (TAPS) takes Winograd's F(3, 2) from dy's quads (its caller: AV4).
 static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const conv_tile *t, int64_t M) {
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || c->kw != 3 || t->l % 4 || vkd_env_off("VKD_CONV_WINO"))
@@ -457,7 +457,16 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // its 77 transforms went, and the step took 795, 670 and 634 ms against 852, 821 and 701; the
     // walks themselves no slower (tests/bench_conv). The same formulas in the same order: the same
     // bits. VKD_CONV_UW=0: the transform.
-    uint32_t uw = wino && mode != CONV_BWD_WEIGHT && w2d == 2 && t.tm % t.l == 0 && !vkd_env_off("VKD_CONV_UW");
+    // F(4, 3) along the rows (the 8x8 planes' walk) makes a chunk's rows' six factors the same
+    // way, from w's 3 taps a row (the data gradient's reversed, as the transform's FLIP), read in
+    // quads (below): in a unet_fmnist step (batch 16, VKD_PROFILE, five alternating pairs) the last
+    // 41 of its 42 transforms (~10 ms) went, and the step took 726, 719, 744, 728 and 763 ms
+    // against 767, 760, 728, 752 and 764 (ddpmpp_reduced: 596, 568, 600 against 590, 618, 609).
+    // tests/bench_conv at 16, 64->64, 8x8 (best of 30, three pairs): the forward walk 0.60-0.67
+    // against 0.85-0.90 ms (it fetches half the quads u took), the data gradient's 0.66-0.67
+    // against 0.65-0.92. The same bits.
+    uint32_t uw = wino && mode != CONV_BWD_WEIGHT && ((w2d == 2 && t.tm % t.l == 0) || (wino == 2 && !w2d)) &&
+                  !vkd_env_off("VKD_CONV_UW");
     if (wino && mode != CONV_BWD_WEIGHT && !uw) {
         // A becomes w's transform, read in quads (AV4). The 2-D one is the same for the data
         // gradient, whose walk reverses the window: the forward's is kept for it (`kept`, which
@@ -474,6 +483,11 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
             wino = 0;
     }
     if (mode == CONV_FWD && t.shift && t.l % 4 == 0 && (c->cin / G) * c->kh * c->kw % 4 == 0 && vkd_vec4_ok(1, A) && !uw)
+        av4 = 1;
+    // F(4, 3) along the rows making its factors reads w's taps in quads where a lane's taps are
+    // whole quads (shader: UW with AV4): in the forward a lane's TM / L rows of 4 tap rows each,
+    // in the data gradient runs of its contiguous block (wino_walk's conditions give those).
+    if (uw && wino == 2 && vkd_vec4_ok(1, A) && (mode == CONV_BWD_DATA || ((c->cin / G) % 4 == 0 && t.tm % t.l == 0)))
         av4 = 1;
     // The data gradient's window walk reads w in quads too: a chunk is one output channel's 3x3
     // taps, and the tile's rows (input channels) of it are a contiguous block of w (shader: AV4
