@@ -775,12 +775,12 @@ static const vkd_pipeline *pipe_of(const vkd_graph *g, const char *name, int nth
 }
 
 // A forward's Winograd factors of w and its data gradient's (16->16 at 16x16: both F(4, 3) x
-// F(4, 3) walks on a CPU device; hw = 8, 32->32 at 8x8, batch 3: both F(4, 3) along the rows,
-// the 8x8 planes of unet_fmnist and ddpmpp_reduced): made by the walks
-// themselves (the default, constant 17), or by transforms with VKD_CONV_UW=0, one for each walk
-// (VKD_CONV_KEEP_U=0) or the forward's 2-D ones kept for the data gradient: 0, 2 and 1 transforms
-// (0, 2 and 2 along the rows, whose data gradient's factors are the reversed rows'), and y, dx
-// and dw bit for bit the same in all three.
+// F(4, 3) walks on a CPU device; hw = 8, 32->32 at 8x8, batch 3: both F(4, 3) along the rows, as
+// the 8x8 planes of unet_fmnist and ddpmpp_reduced): made by the walks themselves (the default,
+// constant 17), or by transforms with VKD_CONV_UW=0, one for each walk (VKD_CONV_KEEP_U=0) or
+// the forward's 2-D ones kept for the data gradient: 0, 2 and 1 transforms (0, 2 and 2 along the
+// rows, whose data gradient's factors are the reversed rows'), and y, dx and dw bit for bit the
+// same in all three.
 static void test_kept_factors(vkd_ctx *ctx, int transposed, int hw) {
     int ch = hw == 16 ? 16 : 32;
     ref_conv_shape s = {hw == 16 ? 2 : 3, ch, hw, hw, ch, 3, 3, 1, 1, 1, 1};

@@ -119,9 +119,10 @@ static conv_tile pick_tile(const vkd_ctx *ctx, int64_t M, int64_t N, int64_t win
 // Whether the window walk by quads (QWIN) applies each row of 3 taps as Winograd's F(2, 3)
 // (shader constant 16, WINO): four multiplies for two outputs instead of six. CPU devices only:
 // llvmpipe has no fused multiply-add and the walk's multiply-adds were ~45% of its time. The walk
-// reads the transformed weights in quads (AV4) or makes them (UW, conv_dispatch), in blocks that the
-// data gradient allows only for 3x3 kernels, input channels a multiple of 4 and whole tiles of rows. The weight gradient's walk
-// over whole input channels (TAPS) takes Winograd's F(3, 2) from dy's quads (its caller: AV4).
+// reads the transformed weights in quads (AV4) or makes them (UW, conv_dispatch), in blocks that
+// the data gradient allows only for 3x3 kernels, input channels a multiple of 4 and whole tiles
+// of rows. The weight gradient's walk over whole input channels (TAPS) takes Winograd's F(3, 2)
+// from dy's quads (its caller: AV4).
 static int wino_walk(const vkd_ctx *ctx, int mode, const conv_geom *c, const conv_tile *t, int64_t M) {
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || c->kw != 3 || t->l % 4 || vkd_env_off("VKD_CONV_WINO"))
         return 0;
