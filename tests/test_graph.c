@@ -335,7 +335,29 @@ static void test_profile(vkd_ctx *ctx) {
     vkd_tensor_free(X);
 }
 
+// lavapipe's threads for a rank of several on one node (src/vk/context.c): the CPUs it is bound
+// to, else its share of the node's, and a rank of one CPU runs its dispatches itself (0).
+static void test_cpu_threads_per_rank(void) {
+    static const int cases[][4] = {
+        // affinity CPUs, online CPUs, ranks on the node, expected
+        {2, 2, 1, -1},  // one rank: lavapipe's default
+        {1, 2, 2, 0},   // mpirun's default binding (a core each)
+        {2, 2, 2, 0},   // --bind-to none: half of 2 CPUs
+        {8, 8, 2, 4},   // --bind-to none on 8 CPUs
+        {8, 8, 3, 2},   // 8 / 3
+        {4, 16, 4, 4},  // bound to 4 CPUs (--map-by ... PE=4)
+        {1, 16, 16, 0}, // a rank a core
+        {0, 4, 8, 0},   // affinity unknown, more ranks than CPUs
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int got = vkd_cpu_threads_per_rank(cases[i][0], cases[i][1], cases[i][2]);
+        CHECK(got == cases[i][3], "threads for a rank bound to %d of %d CPUs, %d ranks: %d, expected %d", cases[i][0],
+              cases[i][1], cases[i][2], got, cases[i][3]);
+    }
+}
+
 int main(void) {
+    test_cpu_threads_per_rank();
     vkd_ctx *ctx = t_open();
     test_replay_equals_rerecord(ctx);
     test_frozen(ctx);

@@ -86,6 +86,34 @@ else
     bad "bench step under mpirun"
 fi
 
+# bench model under mpirun: the global batch split over the ranks, the gradients exchanged in
+# the timed forward + backward, one JSON line (rank 0).
+if $mpi -n 2 "$bin" bench model --config "$src/models/unet_tiny.json" --batch 4 --runs 2 >"$tmp/out" 2>"$tmp/err" &&
+    [ "$(wc -l <"$tmp/out")" -eq 1 ] &&
+    /usr/bin/python3 -c "
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r['ranks'] == 2 and r['batch'] == 4 and r['batch_per_rank'] == 2, r
+assert r['fwd_ms_per_img'] > 0 and r['fwd_bwd_ms_per_img'] > r['fwd_ms_per_img'], r" "$tmp/out" 2>>"$tmp/err"; then
+    ok "bench model on 2 ranks: $(cut -c1-60 "$tmp/out" | head -1)..."
+else
+    cat "$tmp/out" >>"$tmp/err"
+    bad "bench model under mpirun"
+fi
+
+# lavapipe's threads when the user sets none: each of 2 ranks takes half of the node's CPUs (here
+# unbound), and a rank left one CPU runs its dispatches on its own thread (LP_NUM_THREADS=0).
+half=$(($(getconf _NPROCESSORS_ONLN) / 2))
+[ "$half" -le 1 ] && half=0
+if env -u LP_NUM_THREADS $mpi -n 2 "$bin" info >"$tmp/out" 2>"$tmp/err" &&
+    [ "$(grep -c "device threads: *LP_NUM_THREADS=$half\b" "$tmp/out")" -eq 2 ] &&
+    env -u LP_NUM_THREADS "$bin" info 2>>"$tmp/err" | grep -q "device threads: *one per online CPU"; then
+    ok "device threads: LP_NUM_THREADS=$half on each of 2 ranks, lavapipe's default on one"
+else
+    cat "$tmp/out" >>"$tmp/err"
+    bad "device threads under mpirun"
+fi
+
 # (3) Bad input: each ends the job with one line naming the problem, within the bounded wait.
 # From here on the validation layer runs without its synchronization checks (as the parity
 # tests do): the hazards of the rank exchange (gradients read back, reduced, written before
@@ -103,6 +131,8 @@ expect() {  # expect NAME PATTERN -- CMD...: a non-zero exit and PATTERN on stde
 sed 's/"batch": 16/"batch": 15/' "$tmp/gmm.json" >"$tmp/b15.json"
 expect "batch not divisible by the ranks" "field 'batch': the global batch 15 does not split evenly over 2 ranks" -- \
     $mpi -n 2 "$bin" distill "$tmp/b15.json" --out "$tmp/b15"
+expect "bench model: batch not divisible by the ranks" "field '--batch': the global batch 5 does not split evenly over 2 ranks" -- \
+    $mpi -n 2 "$bin" bench model --config "$src/models/unet_tiny.json" --batch 5
 sed 's/"seed": 1/"seed": 2/' "$tmp/gmm.json" >"$tmp/seed2.json"
 expect "configs differ across ranks" "seed2.json: rank 1's copy differs from rank 0's" -- \
     $mpi -n 1 "$bin" distill "$tmp/gmm.json" --out "$tmp/mm" : -n 1 "$bin" distill "$tmp/seed2.json" --out "$tmp/mm"

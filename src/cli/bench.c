@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "dist/grads.h"
+#include "vkdistill/dist.h"
 #include "vkdistill/nn.h"
 
 double vkd_now(void) {
@@ -60,8 +62,45 @@ static int bench_one(vkd_ctx *ctx, gemm_shape s, int reps, int runs) {
     return rc;
 }
 
+// Under mpirun the model's gradients are exchanged as training exchanges them (dist/grads.h):
+// copied into one staging region at the end of the forward + backward graph, then summed over
+// the ranks. NULL on one rank.
+static vkd_grad_sync *model_grad_sync(vkd_ctx *ctx, vkd_model *m) {
+    if (vkd_comm_size() == 1) return NULL;
+    int n = vkd_model_num_tensors(m), np = 0;
+    vkd_tensor **params = calloc(n > 0 ? n : 1, sizeof *params);
+    for (int i = 0; i < n; i++)
+        if (vkd_model_tensor_is_param(m, i)) params[np++] = vkd_model_tensor(m, i);
+    vkd_grad_sync *s = vkd_grad_sync_new(ctx, params, np);
+    free(params);
+    return s;
+}
+
+// The best of `runs` replays of g (each followed by the gradient exchange when sync is given);
+// under mpirun every rank starts a replay together and the slowest rank's time counts.
+static double best_run(vkd_graph *g, vkd_grad_sync *sync, int runs) {
+    int ranks = vkd_comm_size();
+    double best = 1e30;
+    for (int r = 0; r < runs; r++) {
+        if (ranks > 1) vkd_comm_barrier();
+        double t0 = vkd_now();
+        vkd_graph_run(g);
+        if (sync) vkd_grad_sync_allreduce(sync);
+        double dt = vkd_now() - t0;
+        if (ranks > 1) {
+            int us = (int)(dt * 1e6);
+            vkd_comm_allreduce_max_i32(&us, 1);
+            dt = us * 1e-6;
+        }
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+
 // vkdistill bench model: forward and forward+backward time per image of a
-// model config at a batch size, and the peak device memory, as JSON.
+// model config at a batch size, and the peak device memory, as JSON. Under
+// mpirun the batch is the global one, each of N ranks running batch/N rows
+// (data parallel, as train-teacher and distill run), and rank 0 prints.
 static int bench_model(vkd_cli *cli, int argc, char **argv) {
     const char *config = NULL;
     int batch = 8, runs = 3;
@@ -79,19 +118,27 @@ static int bench_model(vkd_cli *cli, int argc, char **argv) {
         fprintf(stderr, "vkdistill bench model: needs --config FILE, and positive --batch and --runs\n");
         return 2;
     }
+    char err[512];
+    int ranks = vkd_comm_size();
+    if (vkd_comm_check_batch(batch, "--batch", err, sizeof err)) {
+        fprintf(stderr, "vkdistill bench model: %s\n", err);
+        return 2;
+    }
+    int b = batch / ranks;  // this rank's rows
     vkd_ctx *ctx = vkd_cli_open(cli);
     if (!ctx) return 1;
-    char err[512];
     int rc = 0;
     vkd_model *m = vkd_model_create(ctx, config, 1, 1, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "vkdistill: %s\n", err);
+    vkd_grad_sync *sync = m ? model_grad_sync(ctx, m) : NULL;
+    if (!m || (ranks > 1 && !sync)) {
+        fprintf(stderr, "vkdistill: %s\n", m ? vkd_ctx_error(ctx) : err);
+        vkd_model_free(m);
         return vkd_cli_close(ctx, 1);
     }
-    int64_t s[3], xs[4] = {batch};
+    int64_t s[3], xs[4] = {b};
     int nd = vkd_model_sample_shape(m, s);
     for (int i = 0; i < nd; i++) xs[i + 1] = s[i];
-    int64_t one = 1, nb = batch, ls[2] = {batch, vkd_model_label_dim(m)};
+    int64_t one = 1, nb = b, ls[2] = {b, vkd_model_label_dim(m)};
     vkd_tensor *step = vkd_tensor_new(ctx, "step", 1, &one, VKD_HOST);
     double t_fwd = 0, t_bwd = 0;
     uint64_t peak[2] = {0, 0};
@@ -103,28 +150,24 @@ static int bench_model(vkd_cli *cli, int argc, char **argv) {
         if (!pass) vkd_graph_set_grad_enabled(g, 0);
         vkd_tensor *d = vkd_model_denoise(g, m, x, sigma, labels);
         if (pass) vkd_graph_backward(g, vkd_mean(g, vkd_mul(g, d, d), 0));
+        if (pass && sync) vkd_grad_sync_record_out(g, sync);
         if (vkd_graph_compile(g) || vkd_graph_run(g)) {
             fprintf(stderr, "vkdistill bench model: %s\n", vkd_graph_error(g));
             rc = 1;
         } else {
-            double best = 1e30;
-            for (int r = 0; r < runs; r++) {
-                double t0 = vkd_now();
-                vkd_graph_run(g);
-                double dt = vkd_now() - t0;
-                if (dt < best) best = dt;
-            }
-            *(pass ? &t_bwd : &t_fwd) = best;
+            *(pass ? &t_bwd : &t_fwd) = best_run(g, pass ? sync : NULL, runs);
             peak[pass] = vkd_ctx_mem_peak(ctx);
         }
         vkd_graph_free(g);
     }
-    if (!rc)
-        printf("{\"bench\":\"model\",\"config\":\"%s\",\"device\":\"%s\",\"params\":%lld,\"batch\":%d,"
+    if (!rc && vkd_comm_rank() == 0)
+        printf("{\"bench\":\"model\",\"config\":\"%s\",\"device\":\"%s\",\"params\":%lld,\"batch\":%d,\"ranks\":%d,\"batch_per_rank\":%d,"
                "\"fwd_ms_per_img\":%.3f,\"fwd_bwd_ms_per_img\":%.3f,\"fwd_img_per_s\":%.1f,"
                "\"fwd_bwd_img_per_s\":%.1f,\"peak_mib_fwd\":%.1f,\"peak_mib_fwd_bwd\":%.1f}\n",
-               config, vkd_ctx_device_name(ctx), (long long)vkd_model_param_count(m), batch, t_fwd / batch * 1e3,
-               t_bwd / batch * 1e3, batch / t_fwd, batch / t_bwd, peak[0] / 1048576.0, peak[1] / 1048576.0);
+               config, vkd_ctx_device_name(ctx), (long long)vkd_model_param_count(m), batch, ranks, b,
+               t_fwd / batch * 1e3, t_bwd / batch * 1e3, batch / t_fwd, batch / t_bwd, peak[0] / 1048576.0,
+               peak[1] / 1048576.0);
+    vkd_grad_sync_free(sync);
     vkd_tensor_free(step);
     vkd_model_free(m);
     return vkd_cli_close(ctx, rc);

@@ -121,7 +121,10 @@ int vkd_comm_init(int *argc, char ***argv, char *err, size_t errlen) {
     MPI_Comm node;
     check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node), "MPI_Comm_split_type");
     MPI_Comm_rank(node, &g_local);
+    int node_ranks = 1;
+    MPI_Comm_size(node, &node_ranks);
     MPI_Comm_free(&node);
+    vkd_cpu_driver_threads(node_ranks);  // (before any Vulkan instance: lavapipe reads it then)
     return 0;
 }
 

@@ -113,6 +113,11 @@ void vkd_set_error(vkd_ctx *ctx, const char *fmt, ...) __attribute__((format(pri
 const char *vkd_result_str(VkResult r);
 // Sets up a CPU driver's environment (lavapipe's vector width) before the first Vulkan instance.
 void vkd_cpu_driver_env(void);
+// lavapipe's worker threads for one of node_ranks ranks on this node (LP_NUM_THREADS, set unless the
+// user set it) before the first Vulkan instance; the choice itself, for the tests: -1 lavapipe's
+// default, 0 the submitting thread, else that many threads.
+void vkd_cpu_driver_threads(int node_ranks);
+int vkd_cpu_threads_per_rank(int affinity_cpus, int online_cpus, int node_ranks);
 
 // memory.c
 vkd_block *vkd_block_create(vkd_ctx *ctx, uint64_t size, int host, const char *what);

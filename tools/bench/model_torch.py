@@ -2,9 +2,14 @@
 """PyTorch peer for `vkdistill bench model`: the same architecture (tools/reference/models.py),
 config and batch, fp32, forward and forward+backward time per image and peak memory (CUDA: the
 allocator's peak; CPU: the process's peak RSS growth). One JSON line.
-/usr/bin/python3 tools/bench/model_torch.py --config models/unet_fmnist.json --batch 8 [--device cpu|cuda]"""
+--procs N (CPU): N processes of one core's threads each, the batch split among them, as
+`mpirun -n N vkdistill bench model` runs (data parallel); every timed run starts together and the
+slowest process's time counts. They exchange no gradients (vkdistill's ranks do, in the timed
+run), which leaves this side slightly faster than a data-parallel trainer; memory is not measured.
+/usr/bin/python3 tools/bench/model_torch.py --config models/unet_fmnist.json --batch 8 [--device cpu|cuda] [--procs N]"""
 import argparse
 import json
+import multiprocessing as mp
 import os
 import resource
 import sys
@@ -32,16 +37,71 @@ def fwd_bwd(fwd, x, sigma, labels):
     (d * d).mean().backward()
 
 
+def proc_times(cfg, batch, runs, rank, procs, barrier, out):
+    """One of --procs processes: its core's share of the threads, its rows; the time of each run."""
+    cpus = os.cpu_count()
+    os.sched_setaffinity(0, {c for c in range(cpus) if c % procs == rank % cpus})
+    torch.set_num_threads(max(1, cpus // procs))
+    torch.manual_seed(0)
+    net, fwd = build_network(cfg)
+    net.eval()
+    x, sigma, labels = bench_inputs(cfg, batch, "cpu")
+    times = []
+    for fn in (lambda: fwd(x, sigma, labels), lambda: fwd_bwd(fwd, x, sigma, labels)):
+        grad = torch.enable_grad() if len(times) else torch.no_grad()
+        with grad:
+            fn()
+            ts = []
+            for _ in range(runs):
+                barrier.wait()
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
+        times.append(ts)
+    out.put((rank, times))
+
+
+def data_parallel(args, cfg):
+    """--procs: the best over runs of the slowest process's time, forward and forward + backward."""
+    if args.batch % args.procs:
+        sys.exit("model_torch: --batch %d does not split over %d processes" % (args.batch, args.procs))
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(args.procs), ctx.Queue()
+    ps = [ctx.Process(target=proc_times, args=(cfg, args.batch // args.procs, args.runs, r, args.procs, barrier, out))
+          for r in range(args.procs)]
+    for p in ps:
+        p.start()
+    res = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+    t = [min(max(r[1][k][i] for r in res) for i in range(args.runs)) for k in range(2)]
+    net, _ = build_network(cfg)
+    params = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    print(json.dumps({"bench": "model", "peer": "pytorch " + torch.__version__, "config": args.config,
+                      "device": "CPU, %d processes of %d threads" % (args.procs, max(1, os.cpu_count() // args.procs)),
+                      "params": params, "batch": args.batch, "procs": args.procs,
+                      "fwd_ms_per_img": round(t[0] / args.batch * 1e3, 3),
+                      "fwd_bwd_ms_per_img": round(t[1] / args.batch * 1e3, 3),
+                      "fwd_img_per_s": round(args.batch / t[0], 1), "fwd_bwd_img_per_s": round(args.batch / t[1], 1),
+                      "peak_mib_fwd": None, "peak_mib_fwd_bwd": None}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", required=True)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--procs", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count())  # all cores, like the Vulkan device
     with open(args.config) as f:
         cfg = json.load(f)
+    if args.procs > 1:
+        if args.device != "cpu":
+            sys.exit("model_torch: --procs is for the CPU")
+        data_parallel(args, cfg)
+        return
+    torch.set_num_threads(os.cpu_count())  # all cores, like the Vulkan device
     dev = args.device
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     net, fwd = build_network(cfg)
