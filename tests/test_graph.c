@@ -335,8 +335,8 @@ static void test_profile(vkd_ctx *ctx) {
     vkd_tensor_free(X);
 }
 
-// lavapipe's threads for a rank of several on one node (src/vk/context.c): the CPUs it is bound
-// to, else its share of the node's, and a rank of one CPU runs its dispatches itself (0).
+// lavapipe's threads for a rank of several on one node (src/vk/context.c): its share of the
+// node's CPUs, at most those it is bound to, and a rank of one CPU runs its dispatches itself (0).
 static void test_cpu_threads_per_rank(void) {
     static const int cases[][4] = {
         // affinity CPUs, online CPUs, ranks on the node, expected
@@ -346,6 +346,8 @@ static void test_cpu_threads_per_rank(void) {
         {8, 8, 2, 4},   // --bind-to none on 8 CPUs
         {8, 8, 3, 2},   // 8 / 3
         {4, 16, 4, 4},  // bound to 4 CPUs (--map-by ... PE=4)
+        {8, 16, 4, 4},  // bound to a socket of 8 that another rank shares (mpirun's default for > 2)
+        {4, 16, 2, 4},  // bound to 4 CPUs, 8 each would be its share
         {1, 16, 16, 0}, // a rank a core
         {0, 4, 8, 0},   // affinity unknown, more ranks than CPUs
     };

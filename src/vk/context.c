@@ -115,15 +115,16 @@ void vkd_cpu_driver_env(void) {
 
 // lavapipe runs a dispatch's workgroups on LP_NUM_THREADS worker threads (default: one per online
 // CPU) while the thread that submitted it waits; 0 runs them on that thread itself. Several
-// ranks of one node share its CPUs: each takes the CPUs it is bound to (mpirun binds a rank to a
-// core by default), else its share of the online ones, and a rank with one CPU runs its
-// dispatches on its own thread. One rank per core with no hand-off beat one rank with a thread
-// per core by 10-25% a training step here (README, "Several devices"): every dispatch's hand-off
-// to the workers and wait for the slower one, ~30 us and a core idle for part of it, are gone.
-// -1: leave lavapipe's default (one rank).
+// ranks of one node share its CPUs: each takes its share of them, at most the CPUs it is bound
+// to (mpirun binds a rank to a core for 2 ranks, to a socket, which others share, for more),
+// and a rank with one CPU runs its dispatches on its own thread. On this 2-core VM two ranks so
+// took 3-32% less time a step than one process with a thread per core (README, "A rank a
+// core"): every dispatch's hand-off to the workers and wait for the slower one, ~30 us and a
+// core idle for part of it, are gone. -1: leave lavapipe's default (one rank).
 int vkd_cpu_threads_per_rank(int affinity_cpus, int online_cpus, int node_ranks) {
     if (node_ranks <= 1) return -1;
-    int cpus = affinity_cpus > 0 && affinity_cpus < online_cpus ? affinity_cpus : online_cpus / node_ranks;
+    int cpus = online_cpus / node_ranks;
+    if (affinity_cpus > 0 && affinity_cpus < cpus) cpus = affinity_cpus;
     return cpus <= 1 ? 0 : cpus;
 }
 
