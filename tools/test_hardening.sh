@@ -47,6 +47,9 @@ echo "hardening: sanitizer build $(($(date +%s) - t0)) s"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/tools/lsan.supp:print_suppressions=0"
+# Libraries stay loaded until LeakSanitizer's exit check (tools/keep_libraries.c says why).
+cc -shared -fPIC -O2 -o build-asan/libkeep_libraries.so tools/keep_libraries.c
+export LD_PRELOAD="$(pwd)/build-asan/libkeep_libraries.so${LD_PRELOAD:+:$LD_PRELOAD}"
 status=0
 
 if [ "$what" = all ] || [ "$what" = asan ]; then
