@@ -40,16 +40,16 @@ def fwd_bwd(fwd, x, sigma, labels):
 def proc_times(cfg, batch, runs, rank, procs, barrier, out):
     """One of --procs processes: its core's share of the threads, its rows; the time of each run."""
     cpus = os.cpu_count()
-    os.sched_setaffinity(0, {c for c in range(cpus) if c % procs == rank % cpus})
+    os.sched_setaffinity(0, {c for c in range(cpus) if c % procs == rank} or {rank % cpus})
     torch.set_num_threads(max(1, cpus // procs))
     torch.manual_seed(0)
     net, fwd = build_network(cfg)
     net.eval()
     x, sigma, labels = bench_inputs(cfg, batch, "cpu")
     times = []
-    for fn in (lambda: fwd(x, sigma, labels), lambda: fwd_bwd(fwd, x, sigma, labels)):
-        grad = torch.enable_grad() if len(times) else torch.no_grad()
-        with grad:
+    for grad, fn in ((torch.no_grad, lambda: fwd(x, sigma, labels)),
+                     (torch.enable_grad, lambda: fwd_bwd(fwd, x, sigma, labels))):
+        with grad():
             fn()
             ts = []
             for _ in range(runs):
