@@ -359,8 +359,28 @@ static void test_cpu_threads_per_rank(void) {
     }
 }
 
+// The device's threads as ops see them follow what lavapipe was told when the context was made
+// (LP_NUM_THREADS: 0 runs the workgroups on the submitting thread, one); GPUs report 0.
+static void test_device_threads(void) {
+    static const char *set[] = {"3", "0", "1"};
+    static const int want[] = {3, 1, 1};
+    char *keep = getenv("LP_NUM_THREADS") ? strdup(getenv("LP_NUM_THREADS")) : NULL;
+    for (int i = 0; i < 3; i++) {
+        setenv("LP_NUM_THREADS", set[i], 1);
+        vkd_ctx *c = t_open();
+        int cpu = c->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+        CHECK(c->device_threads == (cpu ? want[i] : 0), "LP_NUM_THREADS=%s: device threads %d, expected %d", set[i],
+              c->device_threads, cpu ? want[i] : 0);
+        vkd_ctx_destroy(c);
+    }
+    if (keep) setenv("LP_NUM_THREADS", keep, 1);
+    else unsetenv("LP_NUM_THREADS");
+    free(keep);
+}
+
 int main(void) {
     test_cpu_threads_per_rank();
+    test_device_threads();
     vkd_ctx *ctx = t_open();
     test_replay_equals_rerecord(ctx);
     test_frozen(ctx);

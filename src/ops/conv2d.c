@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ops/ops.h"
 
@@ -547,11 +546,11 @@ static int conv_weight_grad(vkd_graph *g, const char *name, vkd_tensor *dy, vkd_
     conv_tile t = weight_tile(g, c, M, N, x);
     uint64_t bm = t.wm * t.tm, bn = (t.wg / (t.l * t.wm)) * t.l * t.tn;
     uint64_t base = vkd_ceil_div((uint64_t)N, bn) * vkd_ceil_div((uint64_t)M, bm) * (uint64_t)c->groups;
-    // On a CPU device (lavapipe runs a workgroup per core thread) enough
-    // workgroups for the cores; more splits only add partial slices, and with
-    // the tall lavapipe tiles a fixed target of 16 grew the peak memory.
-    long ncpu = cpu ? sysconf(_SC_NPROCESSORS_ONLN) : 0;
-    uint64_t target = cpu ? (uint64_t)(ncpu > 1 ? ncpu : 2) : 1024, min_chunk = cpu ? 1024 : 256;
+    // On a CPU device (lavapipe runs a workgroup per thread) enough workgroups
+    // for its threads; more splits only add partial slices, and with the tall
+    // lavapipe tiles a fixed target of 16 grew the peak memory. One thread (a
+    // rank given one core) takes them all in turn: no split.
+    uint64_t target = cpu ? (uint64_t)g->ctx->device_threads : 1024, min_chunk = cpu ? 1024 : 256;
     int64_t splits = base >= target ? 1 : (int64_t)vkd_ceil_div(target, base);
     int64_t max_splits = (int64_t)vkd_ceil_div((uint64_t)K, min_chunk);
     int64_t max_z = g->ctx->f.max_wg_count[2] / (uint64_t)c->groups;

@@ -128,18 +128,39 @@ int vkd_cpu_threads_per_rank(int affinity_cpus, int online_cpus, int node_ranks)
     return cpus <= 1 ? 0 : cpus;
 }
 
-void vkd_cpu_driver_threads(int node_ranks) {
-    if (getenv("LP_NUM_THREADS")) return;  // the user's choice
-    int affinity = 0;
+// The CPUs this process may run on (its affinity mask: mpirun's binding, taskset, a container's
+// cpuset), else the online ones.
+int vkd_cpus_available(void) {
 #ifdef __linux__
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) affinity = CPU_COUNT(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
 #endif
-    int t = vkd_cpu_threads_per_rank(affinity, (int)sysconf(_SC_NPROCESSORS_ONLN), node_ranks);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void vkd_cpu_driver_threads(int node_ranks) {
+    if (getenv("LP_NUM_THREADS")) return;  // the user's choice
+    int t = vkd_cpu_threads_per_rank(vkd_cpus_available(), (int)sysconf(_SC_NPROCESSORS_ONLN), node_ranks);
     if (t < 0) return;
     char v[16];
     snprintf(v, sizeof v, "%d", t);
     setenv("LP_NUM_THREADS", v, 0);
+}
+
+// The threads a CPU device runs a dispatch's workgroups on: lavapipe's LP_NUM_THREADS, which it
+// has read by now (0: the submitting thread alone), else its default, one per online CPU. Ops that
+// cut work into workgroups for the cores (the weight gradient's chunks) ask this rather than the
+// machine: a rank left one CPU by vkd_cpu_driver_threads would otherwise cut its sums for two
+// threads it does not have, and pay the passes that add the pieces. 0 on other devices.
+static int device_threads(const vkd_features *f) {
+    if (f->type != VK_PHYSICAL_DEVICE_TYPE_CPU) return 0;
+    const char *t = getenv("LP_NUM_THREADS");
+    char *end;
+    long n = t && *t ? strtol(t, &end, 10) : -1;
+    if (n >= 0 && !*end) return n > 1 ? (int)n : 1;
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 1 ? (int)n : 1;
 }
 
 static VkResult create_instance(int validation, vkd_ctx *ctx, VkInstance *out) {
@@ -535,6 +556,7 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
         return NULL;
     }
     vkd_pipeline_cache_open(ctx);
+    ctx->device_threads = device_threads(f);
     if (vkd_compile_threads_init(ctx) || vkd_texel_init(ctx)) {
         snprintf(err, errlen, "%s", ctx->err);
         vkd_ctx_destroy(ctx);

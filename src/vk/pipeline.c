@@ -112,7 +112,7 @@ int vkd_compile_threads_init(vkd_ctx *ctx) {
             return -1;
         }
     } else {
-        n = sysconf(_SC_NPROCESSORS_ONLN);
+        n = vkd_cpus_available();  // a rank bound to one core creates on one thread
     }
     ctx->compile_threads = n < 1 ? 1 : n > 16 ? 16 : (int)n;
     return 0;

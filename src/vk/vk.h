@@ -96,6 +96,7 @@ struct vkd_ctx {
     char cache_path[1024];
     vkd_pipeline *pipelines;
     int compile_threads;       // vkd_compile_threads_init
+    int device_threads;        // CPU devices: the threads a dispatch's workgroups run on; 0 on GPUs
     int pipelines_created;     // vkd_ctx_pipeline_stats
     double pipeline_seconds;
     vkd_features f;
@@ -118,6 +119,7 @@ void vkd_cpu_driver_env(void);
 // default, 0 the submitting thread, else that many threads.
 void vkd_cpu_driver_threads(int node_ranks);
 int vkd_cpu_threads_per_rank(int affinity_cpus, int online_cpus, int node_ranks);
+int vkd_cpus_available(void);  // the CPUs this process may run on
 
 // memory.c
 vkd_block *vkd_block_create(vkd_ctx *ctx, uint64_t size, int host, const char *what);
