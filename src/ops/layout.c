@@ -109,7 +109,7 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
 // the shader's stores a loop over the lanes (a concat of the teacher's decoder, batch 64:
 // see the README). GPUs keep the shader: one dispatch instead of a copy region per row.
 // VKD_COPY=0 / 1 overrides (the tests run the shader path on lavapipe too).
-static int rows_by_copy(const vkd_graph *g) {
+int vkd_copy_by_transfer(const vkd_graph *g) {
     const char *env = getenv("VKD_COPY");
     if (env && *env) return atoi(env) != 0;
     return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
@@ -177,7 +177,7 @@ static int slice_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_ten
                           int64_t len) {
     int64_t outer, inner, L = x->shape[axis];
     around(x, axis, &outer, &inner);
-    if (rows_by_copy(g)) {
+    if (vkd_copy_by_transfer(g)) {
         vkd_copy_rows c = {.rows = (uint64_t)outer, .len = (uint64_t)(len * inner), .dst_stride = (uint64_t)(len * inner),
                            .src_off = (uint64_t)(start * inner), .src_stride = (uint64_t)(L * inner)};
         return vkd_graph_copy(g, name, y, 1, &x, &c);
@@ -255,7 +255,7 @@ vkd_tensor *vkd_concat(vkd_graph *g, vkd_tensor *a, vkd_tensor *b, int axis) {
     vkd_tensor *y = vkd_graph_tensor(g, "concat", a->ndim, sh);
     if (!y || !fits(g, "concat", y)) return NULL;
     around(y, ax, &outer, &inner);
-    if (rows_by_copy(g)) {
+    if (vkd_copy_by_transfer(g)) {
         uint64_t la = (uint64_t)(a->shape[ax] * inner), lb = (uint64_t)(b->shape[ax] * inner);
         // one node: the two parts write disjoint rows of y, so no barrier between them
         vkd_copy_rows rows[2] = {{.rows = (uint64_t)outer, .len = la, .dst_stride = la + lb, .src_stride = la},

@@ -13,6 +13,9 @@ static inline int vkd_norm_subgroup_reduce(const vkd_ctx *ctx) {
            ctx->f.subgroup_size >= 1;
 }
 
+// Whether copies, slices and concats are transfer commands (copy nodes) rather than a shader:
+// on a CPU device (src/ops/layout.c says why); VKD_COPY=0 / 1 overrides.
+int vkd_copy_by_transfer(const vkd_graph *g);
 // dst (any tensor, usually a persistent gradient) += src, same numel.
 int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.
