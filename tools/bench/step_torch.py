@@ -3,7 +3,11 @@
 machine, timed after warm-up. One JSON line on stdout.
 
   /usr/bin/python3 tools/bench/step_torch.py CONFIG [--steps N] [--warmup W] [--threads T]
-                                             [--device cpu|cuda] [--teacher-model PATH]
+                                             [--device cpu|cuda] [--teacher-model PATH] [--procs N]
+
+--procs N (CPU): N processes, each on its share of the cores with 1/N of the batch, every
+iteration started at a barrier: the peer of `mpirun -n N vkdistill bench step CONFIG`, without the
+gradient exchange (which favours PyTorch slightly). Each iteration counts as its slowest process.
 
 CONFIG is a `distill` config (has "method") or a `train-teacher` config (has "model" and
 "dataset"); paths in it are relative to its folder, else to the working directory (as
@@ -46,6 +50,7 @@ output such as runs/main/teacher/teacher.json may not: --teacher-model names the
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import resource
 import sys
@@ -488,6 +493,60 @@ def make_teacher_iteration(s, net, ema, dev, timers):
 # ---------------------------------------------------------------------------------------------
 
 
+def build(args, cfg, path, kind, dev, procs):
+    """The networks and one iteration's closure; with procs > 1 the batch is this process's share."""
+    timers = []
+    extra = {}
+    if kind == "distill":
+        s, teacher, G, F, E, extra = build_distill(cfg, path, args, dev)
+        s["batch"] //= procs
+        iteration = make_distill_iteration(s, teacher, G, F, E, dev, timers)
+        method, fake_steps, gnet = s["method"], s["fake_steps"], G
+        if len(s["sigmas"]) > 1:
+            extra["student_steps"] = len(s["sigmas"])
+    else:
+        s, net, ema = build_teacher(cfg, path, dev)
+        s["batch"] //= procs
+        iteration = make_teacher_iteration(s, net, ema, dev, timers)
+        method, fake_steps, gnet = "edm", 0, net
+        extra["data"] = "random"
+    return s, iteration, timers, method, fake_steps, gnet, extra
+
+
+def proc_timers(args, cfg, path, kind, rank, procs, barrier, out):
+    """One of --procs processes: its core's share of the threads, its share of the batch, every
+    iteration started at a barrier (as ranks meet at the gradient exchange, which is not modelled:
+    that favours PyTorch slightly). Puts its phase times and its peak RSS growth."""
+    cpus = os.cpu_count()
+    os.sched_setaffinity(0, {c for c in range(cpus) if c % procs == rank} or {rank % cpus})
+    torch.set_num_threads(max(1, cpus // procs))
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    s, iteration, timers, _, _, _, _ = build(args, cfg, path, kind, "cpu", procs)
+    for i in range(args.warmup + args.steps):
+        if i == args.warmup:
+            timers.clear()
+        barrier.wait()
+        iteration()
+    out.put((rank, list(timers), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024))
+
+
+def data_parallel_timers(args, cfg, path, kind):
+    """--procs: each timed iteration's phases as the slowest process took them; the largest peak."""
+    if num(cfg, "batch", 64, path) % args.procs:
+        die("--procs %d does not split the config's batch of %d" % (args.procs, num(cfg, "batch", 64, path)))
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(args.procs), ctx.Queue()
+    ps = [ctx.Process(target=proc_timers, args=(args, cfg, path, kind, r, args.procs, barrier, out))
+          for r in range(args.procs)]
+    for p in ps:
+        p.start()
+    res = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+    timers = [max((r[1][i] for r in res), key=sum) for i in range(args.steps)]
+    return timers, max(r[2] for r in res)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
@@ -495,15 +554,20 @@ def main():
     ap.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--procs", type=int, default=1,
+                    help="CPU: N processes of one core's share of the threads, each 1/N of the batch "
+                    "(as `mpirun -n N vkdistill bench step`; no gradient exchange)")
     ap.add_argument("--teacher-model", help="the teacher's model config when the one the config names "
                     "does not exist yet (a train-teacher output); weights are then random")
     args = ap.parse_args()
-    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
-        die("--steps and --threads must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1 or args.procs < 1:
+        die("--steps, --threads and --procs must be >= 1, --warmup >= 0")
     dev = args.device
     if dev == "cuda" and not torch.cuda.is_available():
         print("step_torch: CUDA is not available; timing on the CPU", file=sys.stderr)
         dev = "cpu"
+    if args.procs > 1 and dev != "cpu":
+        die("--procs is for the CPU")
     torch.set_num_threads(args.threads)
     path = args.config
     cfg = load_json(path, "config")
@@ -514,38 +578,34 @@ def main():
         die(f"{path}: neither a distill config (field 'method') nor a train-teacher config ('model' and 'dataset')")
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    timers = []
-    extra = {}
-    if kind == "distill":
-        s, teacher, G, F, E, extra = build_distill(cfg, path, args, dev)
-        iteration = make_distill_iteration(s, teacher, G, F, E, dev, timers)
-        method, fake_steps, gnet = s["method"], s["fake_steps"], G
-        if len(s["sigmas"]) > 1:
-            extra["student_steps"] = len(s["sigmas"])
+    if args.procs > 1:
+        timers, peak = data_parallel_timers(args, cfg, path, kind)
+        # the networks once more in this process, for the keys below (not timed)
+        s, _, _, method, fake_steps, gnet, extra = build(args, cfg, path, kind, "cpu", args.procs)
+        s["batch"] *= args.procs
     else:
-        s, net, ema = build_teacher(cfg, path, dev)
-        iteration = make_teacher_iteration(s, net, ema, dev, timers)
-        method, fake_steps, gnet = "edm", 0, net
-        extra["data"] = "random"
-    if dev == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for _ in range(args.warmup):
-        iteration()
-    timers.clear()
-    for _ in range(args.steps):
-        iteration()
+        s, iteration, timers, method, fake_steps, gnet, extra = build(args, cfg, path, kind, dev, 1)
+        if dev == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        for _ in range(args.warmup):
+            iteration()
+        timers.clear()
+        for _ in range(args.steps):
+            iteration()
+        if dev == "cuda":
+            peak = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     # The mean of the timed iterations (not the best): a training run pays every iteration.
     f_ms = 1e3 * sum(t[0] for t in timers) / len(timers)
     g_ms = 1e3 * sum(t[1] for t in timers) / len(timers)
     it_ms = f_ms + g_ms
     if fake_steps:
         f_ms /= fake_steps  # one fake step, as `vkdistill bench step` reports it
-    if dev == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
     out = {"bench": "step_torch", "config": path, "kind": kind, "method": method, "device": dev,
-           "threads": torch.get_num_threads(), "batch": s["batch"], "fake_steps": fake_steps,
+           "threads": torch.get_num_threads() if args.procs == 1 else max(1, os.cpu_count() // args.procs),
+           "procs": args.procs, "batch": s["batch"], "batch_per_proc": s["batch"] // args.procs,
+           "fake_steps": fake_steps,
            "params_g": sum(p.numel() for p in gnet.params()), "ms_per_iter": round(it_ms, 3),
            "img_per_s": round(s["batch"] * 1e3 / it_ms, 1),
            "ms_fake_phase": round(f_ms, 3), "ms_generator_phase": round(g_ms, 3),
