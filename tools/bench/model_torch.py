@@ -9,7 +9,6 @@ run), which leaves this side slightly faster than a data-parallel trainer; memor
 /usr/bin/python3 tools/bench/model_torch.py --config models/unet_fmnist.json --batch 8 [--device cpu|cuda] [--procs N]"""
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
 import sys
@@ -19,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from models import build_network, input_shape  # noqa: E402
+import procs as procs_lib  # noqa: E402  (this script's folder is on sys.path)
 
 
 def bench_inputs(cfg, batch, dev):
@@ -39,9 +39,7 @@ def fwd_bwd(fwd, x, sigma, labels):
 
 def proc_times(cfg, batch, runs, rank, procs, barrier, out):
     """One of --procs processes: its core's share of the threads, its rows; the time of each run."""
-    cpus = os.cpu_count()
-    os.sched_setaffinity(0, {c for c in range(cpus) if c % procs == rank} or {rank % cpus})
-    torch.set_num_threads(max(1, cpus // procs))
+    procs_lib.pin(rank, procs)
     torch.manual_seed(0)
     net, fwd = build_network(cfg)
     net.eval()
@@ -65,15 +63,7 @@ def data_parallel(args, cfg):
     """--procs: the best over runs of the slowest process's time, forward and forward + backward."""
     if args.batch % args.procs:
         sys.exit("model_torch: --batch %d does not split over %d processes" % (args.batch, args.procs))
-    ctx = mp.get_context("spawn")
-    barrier, out = ctx.Barrier(args.procs), ctx.Queue()
-    ps = [ctx.Process(target=proc_times, args=(cfg, args.batch // args.procs, args.runs, r, args.procs, barrier, out))
-          for r in range(args.procs)]
-    for p in ps:
-        p.start()
-    res = [out.get() for _ in ps]
-    for p in ps:
-        p.join()
+    res = procs_lib.run(proc_times, args.procs, cfg, args.batch // args.procs, args.runs)
     t = [min(max(r[1][k][i] for r in res) for i in range(args.runs)) for k in range(2)]
     net, _ = build_network(cfg)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -50,7 +50,6 @@ output such as runs/main/teacher/teacher.json may not: --teacher-model names the
 import argparse
 import json
 import math
-import multiprocessing
 import os
 import resource
 import sys
@@ -64,6 +63,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import models  # noqa: E402
+import procs as procs_lib  # noqa: E402  (this script's folder is on sys.path)
 import st  # noqa: E402
 
 METHODS = ("dmd2", "sim", "sid", "diff_instruct")
@@ -517,9 +517,7 @@ def proc_timers(args, cfg, path, kind, rank, procs, barrier, out):
     """One of --procs processes: its core's share of the threads, its share of the batch, every
     iteration started at a barrier (as ranks meet at the gradient exchange, which is not modelled:
     that favours PyTorch slightly). Puts its phase times and its peak RSS growth."""
-    cpus = os.cpu_count()
-    os.sched_setaffinity(0, {c for c in range(cpus) if c % procs == rank} or {rank % cpus})
-    torch.set_num_threads(max(1, cpus // procs))
+    procs_lib.pin(rank, procs)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     s, iteration, timers, _, _, _, _ = build(args, cfg, path, kind, "cpu", procs)
     for i in range(args.warmup + args.steps):
@@ -534,15 +532,7 @@ def data_parallel_timers(args, cfg, path, kind):
     """--procs: each timed iteration's phases as the slowest process took them; the largest peak."""
     if num(cfg, "batch", 64, path) % args.procs:
         die("--procs %d does not split the config's batch of %d" % (args.procs, num(cfg, "batch", 64, path)))
-    ctx = multiprocessing.get_context("spawn")
-    barrier, out = ctx.Barrier(args.procs), ctx.Queue()
-    ps = [ctx.Process(target=proc_timers, args=(args, cfg, path, kind, r, args.procs, barrier, out))
-          for r in range(args.procs)]
-    for p in ps:
-        p.start()
-    res = [out.get() for _ in ps]
-    for p in ps:
-        p.join()
+    res = procs_lib.run(proc_timers, args.procs, args, cfg, path, kind)
     timers = [max((r[1][i] for r in res), key=sum) for i in range(args.steps)]
     return timers, max(r[2] for r in res)
 
