@@ -621,9 +621,11 @@ void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
             ctx->sbuf ? "yes: ops write their quads through storage bindings (VKD_SBUF=0 turns it off)"
                       : "no (buffer addresses)");
     if (f->type == VK_PHYSICAL_DEVICE_TYPE_CPU) {  // lavapipe's (other CPU drivers ignore it)
+        // where the count comes from, then the count the ops cut their work for (device_threads)
         const char *t = getenv("LP_NUM_THREADS");
-        fprintf(out, "device threads:    %s%s%s\n", t ? "LP_NUM_THREADS=" : "one per online CPU (lavapipe's default)",
-                t ? t : "", t && strcmp(t, "0") == 0 ? " (workgroups run on the submitting thread)" : "");
+        fprintf(out, "device threads:    %s%s: %d%s\n", t ? "LP_NUM_THREADS=" : "one per online CPU (lavapipe's default)",
+                t ? t : "", ctx->device_threads,
+                t && strcmp(t, "0") == 0 ? " (workgroups run on the submitting thread)" : "");
     }
     fprintf(out, "push constants:    %u bytes\n", f->max_push);
     fprintf(out, "buffer addresses:  %s\n", f->bda ? "yes" : "no");
