@@ -378,6 +378,20 @@ static void test_device_threads(void) {
     free(keep);
 }
 
+// How many times a graph runs, as its caller said (vkd_graph_set_samples, _set_run_samples): the
+// samples over the samples a run, rounded up; the samples alone bound it; nothing said, 0.
+static void test_runs(vkd_ctx *ctx) {
+    static const int64_t cases[][3] = {{0, 0, 0}, {0, 16, 0}, {10, 0, 10}, {10, 4, 3}, {12, 4, 3}, {3, 16, 1}, {-5, 2, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        vkd_graph *g = vkd_graph_new(ctx, "runs");
+        vkd_graph_set_samples(g, cases[i][0]);
+        vkd_graph_set_run_samples(g, cases[i][1]);
+        CHECK(vkd_graph_runs(g) == cases[i][2], "%lld samples, %lld a run: %lld runs, expected %lld",
+              (long long)cases[i][0], (long long)cases[i][1], (long long)vkd_graph_runs(g), (long long)cases[i][2]);
+        vkd_graph_free(g);
+    }
+}
+
 int main(void) {
     test_cpu_threads_per_rank();
     test_device_threads();
@@ -388,5 +402,6 @@ int main(void) {
     test_copy_nodes(ctx);
     test_profile(ctx);
     test_errors(ctx);
+    test_runs(ctx);
     return t_close(ctx);
 }

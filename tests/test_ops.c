@@ -91,19 +91,23 @@ static void test_matmul(vkd_ctx *ctx, int batch, int shared_b, int M, int N, int
 }
 
 // The GEMM's quad walks (matmul.comp constants 12-14, CPU devices with texel views) against the
-// scalar walk (VKD_MM_QUADS=0), bit for bit: a linear layer (forward TB = 1, its input gradient
-// TB = 0, its weight gradient TA = 1) and batched matmuls, with M, N and K ragged to the tiles.
+// scalar walk (VKD_MM_QUADS=0), and a short run's light tile (vkd_graph_set_samples, src/ops/matmul.c
+// light_mm: 8 x 1 accumulators a lane on CPU devices) against the tile chosen for speed, bit for bit:
+// a linear layer (forward TB = 1, its input gradient TB = 0, its weight gradient TA = 1) and batched
+// matmuls, with M, N and K ragged to the tiles.
 static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K, int ta, int tb) {
-    printf("matmul quads b%d %dx%dx%d ta%d tb%d, and two linear layers: against the scalar walk, bit for bit\n", batch,
-           M, N, K, ta, tb);
+    printf("matmul quads b%d %dx%dx%d ta%d tb%d, and two linear layers: against the scalar walk and the light tile, "
+           "bit for bit\n",
+           batch, M, N, K, ta, tb);
     long na = (long)batch * M * K, nb = (long)batch * K * N, nc = (long)batch * M * N;
     double *a = malloc(na * 8), *b = malloc(nb * 8), *bias = malloc(N * 8), *u = malloc(nc * 8);
     t_fill(a, na, -1, 1), t_fill(b, nb, -1, 1), t_fill(bias, N, -1, 1), t_fill(u, nc, -1, 1);
-    float *out[2][5];
-    int quads[2] = {0, 0}, epilogue = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        setenv("VKD_MM_QUADS", pass ? "0" : "1", 1);
+    float *out[3][5];
+    int quads[3] = {0, 0, 0}, epilogue = 0, gemms[3] = {0, 0, 0}, light[3] = {0, 0, 0};
+    for (int pass = 0; pass < 3; pass++) {
+        setenv("VKD_MM_QUADS", pass == 1 ? "0" : "1", 1);
         vkd_graph *g = vkd_graph_new(ctx, "matmul_quads");
+        if (pass == 2) vkd_graph_set_samples(g, 1), vkd_graph_set_run_samples(g, 1);  // one run
         int64_t sa[3] = {batch, ta ? K : M, ta ? M : K}, sb[3] = {batch, tb ? N : K, tb ? K : N};
         vkd_tensor *A = t_tensor(ctx, "A", 3, sa, a, 0), *B = t_tensor(ctx, "B", 3, sb, b, 0);
         // the linear layer: x (batch*M, K), w (N, K)
@@ -128,6 +132,8 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
             quads[pass] += pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 14 &&
                            (pp->spec[12] || pp->spec[13] || pp->spec[14]);
             epilogue += pass == 0 && pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 15 && pp->spec[15];
+            gemms[pass] += pp && !strncmp(pp->shader, "matmul", 6);
+            light[pass] += pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 6 && pp->spec[5] * pp->spec[6] == 8;
         }
         vkd_tensor *res[5] = {C, vkd_graph_grad(g, A), vkd_graph_grad(g, B), vkd_graph_grad(g, X), vkd_graph_grad(g, W)};
         for (int k = 0; k < 5; k++) {
@@ -144,11 +150,19 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
     CHECK(quads[1] == 0, "VKD_MM_QUADS=0: %d GEMMs took a quad walk", quads[1]);
     // 128 columns: the tiles' lanes own whole quads of them, so the residual is read in quads
     CHECK(!cpu || N % 128 || epilogue > 0, "no GEMM read R or C as quads");
+    // a run of fewer than 2^28 multiply-adds: every GEMM light on a CPU device, and the tiles chosen
+    // for speed larger
+    int on_cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    CHECK(!on_cpu || light[2] == gemms[2], "a short run: %d of %d GEMMs took the light tile", light[2], gemms[2]);
+    CHECK(on_cpu || light[2] == 0, "the light tile on a GPU");
+    CHECK(!on_cpu || light[0] < gemms[0], "no run said: all %d GEMMs took the light tile", gemms[0]);
     long n[5] = {nc, na, nb, na, (long)N * K};
     static const char *what[5] = {"C", "dA", "dB", "the linear's dx", "the linear's dw"};
     for (int k = 0; k < 5; k++) CHECK(memcmp(out[0][k], out[1][k], n[k] * 4) == 0, "%s differs", what[k]);
-    printf("  %d GEMMs took quad walks, %d read R or C as quads\n", quads[0], epilogue);
-    for (int p = 0; p < 2; p++)
+    for (int k = 0; k < 5; k++) CHECK(memcmp(out[0][k], out[2][k], n[k] * 4) == 0, "light tile: %s differs", what[k]);
+    printf("  %d GEMMs took quad walks, %d read R or C as quads; a short run's %d light of %d (%d of %d unsaid)\n",
+           quads[0], epilogue, light[2], gemms[2], light[0], gemms[0]);
+    for (int p = 0; p < 3; p++)
         for (int k = 0; k < 5; k++) free(out[p][k]);
     free(a), free(b), free(bias), free(u);
 }

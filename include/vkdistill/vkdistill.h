@@ -114,11 +114,19 @@ void vkd_graph_set_grad_enabled(vkd_graph *g, int on);
 int vkd_graph_grad_enabled(const vkd_graph *g);
 // How many samples the process will push through g over all its runs (images x network
 // evaluations; a training step's batch x steps), before its ops are recorded. On CPU devices
-// an op whose whole run is small (today: a convolution) then takes the variant that is quick to
-// create over the one that runs fastest: lavapipe spends up to ~0.6 s of CPU creating a large convolution's
-// pipeline, in every process, more than a short run's convolutions take. 0 (the default): not
-// said, taken as many. Changes which kernels run, so results within rounding, not bit for bit.
+// an op whose whole run is small (a convolution; a GEMM, see vkd_graph_set_run_samples) then
+// takes the variant that is quick to create over the one that runs fastest: lavapipe spends up
+// to ~0.6 s of CPU creating a large convolution's pipeline, in every process, more than a short
+// run's convolutions take. 0 (the default): not said, taken as many. Changes which convolution
+// kernels run, so results within rounding, not bit for bit.
 void vkd_graph_set_samples(vkd_graph *g, int64_t n);
+// Of those, the samples one run of g pushes through (its batch x the network evaluations
+// recorded in it). With both said, ops know how many times g runs (vkd_graph_runs): a GEMM of a
+// short run then takes a small register tile, quick to create, with the same bits. 0 (the
+// default): not said, taken as 1, so the samples bound the runs from above.
+void vkd_graph_set_run_samples(vkd_graph *g, int64_t n);
+// ceil(samples / run samples): how many times g runs, as said (0: not said)
+int64_t vkd_graph_runs(const vkd_graph *g);
 
 // ---------------------------------------------------------------- ops
 // All ops append to g and return a tensor owned by g (NULL after an error).

@@ -110,6 +110,7 @@ static int sample_rows(vkd_ctx *ctx, vkd_denoiser *den, sample_job *j, int64_t r
         double t0 = vkd_now();
         g = vkd_graph_new(ctx, "student");
         vkd_graph_set_samples(g, j->images * j->nstudent);  // all the batches', so none depends on them
+        vkd_graph_set_run_samples(g, b * j->nstudent);
         vkd_tensor *zz = vkd_rand_normal(g, j->nd + 1, j->xs, j->seed, 0, NULL);
         vkd_graph_set_grad_enabled(g, 0);
         vkd_tensor *x = vkd_generator_rollout(g, den, zz, labels, j->student_sigmas, j->nstudent - 1, j->seed, 100, NULL);

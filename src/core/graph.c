@@ -33,6 +33,12 @@ const char *vkd_graph_error(const vkd_graph *g) { return g->err; }
 void vkd_graph_set_grad_enabled(vkd_graph *g, int on) { g->grad_enabled = on; }
 int vkd_graph_grad_enabled(const vkd_graph *g) { return g->grad_enabled; }
 void vkd_graph_set_samples(vkd_graph *g, int64_t n) { g->samples = n > 0 ? n : 0; }
+void vkd_graph_set_run_samples(vkd_graph *g, int64_t n) { g->run_samples = n > 0 ? n : 0; }
+int64_t vkd_graph_runs(const vkd_graph *g) {
+    if (g->samples <= 0) return 0;
+    int64_t per = g->run_samples > 0 ? g->run_samples : 1;
+    return (g->samples + per - 1) / per;
+}
 uint64_t vkd_graph_arena_bytes(const vkd_graph *g) {
     uint64_t b = 0;
     for (int i = 0; i < g->narena; i++) b += g->arena[i]->size;

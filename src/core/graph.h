@@ -123,6 +123,9 @@ struct vkd_graph {
     // samples the process will push through this graph over all its runs (vkd_graph_set_samples;
     // 0: not said, taken as many)
     int64_t samples;
+    // of these, the samples one run pushes through (vkd_graph_set_run_samples; 0: not said, taken
+    // as 1, so samples is then an upper bound on the runs)
+    int64_t run_samples;
     // graph-owned tensors
     int ntensors, captensors;
     vkd_tensor **tensors;

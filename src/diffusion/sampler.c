@@ -88,6 +88,8 @@ static vkd_graph *record_step(const state *s, int heun) {
     if (!g) return NULL;
     vkd_graph_set_grad_enabled(g, 0);
     vkd_graph_set_samples(g, s->samples);
+    // a run: the batch through one (Euler) or two (Heun) evaluations, each twice under guidance
+    vkd_graph_set_run_samples(g, s->x->shape[0] * (heun ? 2 : 1) * (s->labels && s->c->guidance != 1.0 ? 2 : 1));
     vkd_tensor *xh = s->x;
     if (s->c->s_churn > 0) {
         vkd_tensor *eps = vkd_rand_normal(g, s->x->ndim, s->x->shape, s->seed, VKD_SAMPLER_STREAM_CHURN, s->step);

@@ -141,6 +141,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     vkd_graph *gf = d->gf[k] = vkd_graph_new(d->ctx, "distill_fake");
     vkd_graph *gfa = dp ? (d->gfa[k] = vkd_graph_new(d->ctx, "distill_fake_grad")) : gf;
     vkd_graph_set_samples(gfa, run_samples(d));
+    vkd_graph_set_run_samples(gfa, d->b);
     vkd_graph_set_grad_enabled(gfa, 0);
     vkd_tensor *xf = vkd_generator_rollout(gfa, &d->dG, vkd_rand_normal(gfa, d->gnd + 1, zs, seed, 1, d->step_t), d->labels,
                                            c->sigmas, k, seed, 30, d->step_t);
@@ -156,6 +157,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     vkd_graph *gg = d->gg[k] = vkd_graph_new(d->ctx, "distill_generator");
     vkd_graph *gga = dp ? (d->gga[k] = vkd_graph_new(d->ctx, "distill_generator_grad")) : gg;
     vkd_graph_set_samples(gga, run_samples(d));
+    vkd_graph_set_run_samples(gga, d->b);
     vkd_tensor *xg = vkd_generator_rollout(gga, &d->dG, vkd_rand_normal(gga, d->gnd + 1, zs, seed, 2, d->step_t), d->labels,
                                            c->sigmas, k, seed, 40, d->step_t);
     vkd_gan_term gan_g = {.head = d->head_v, .weight = (float)c->gan_weight_g};
@@ -190,6 +192,7 @@ static int record_sampler(vkd_distiller *d, char *err, size_t errlen) {
     if (!d->s_out || (d->K && !d->s_labels)) return fail_msg(d, vkd_ctx_error(d->ctx), err, errlen);
     d->sg = vkd_graph_new(d->ctx, "student_samples");
     vkd_graph_set_samples(d->sg, run_samples(d));  // the training graphs' walks, their pipelines
+    vkd_graph_set_run_samples(d->sg, n);
     vkd_graph_set_grad_enabled(d->sg, 0);
     vkd_tensor *z = vkd_rand_normal(d->sg, d->gnd + 1, shape, 999, 0, NULL);
     vkd_copy(d->sg, d->s_out, vkd_generator_rollout(d->sg, &d->dE, z, d->s_labels, d->c.sigmas, d->c.nsteps - 1, 999, 100, NULL));

@@ -36,13 +36,14 @@ typedef struct {
     uint32_t bm, bn, wg, tm, tn, rm, rn;
 } mm_tile;
 
-static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t batch) {
+static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t batch, int light) {
     if (ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU) return (mm_tile){64, 64, 128, 8, 4, 4, 2};
     static const uint32_t tms[] = {8, 16, 24, 32, 48, 64}, tns[] = {1, 2, 4, 8, 16};
     uint32_t tm = 24, tn = 4;
     double load = ctx->texel ? 8 * 6.4 : 8 * 16.0;  // one load of 8 lanes, as in conv2d.c
     double best = -1;
-    uint32_t cap = (uint64_t)M * N * batch >= (1u << 18) ? 256 : 128;
+    // the light tile: 8 x 1, the smallest (light_mm)
+    uint32_t cap = light ? 8 : (uint64_t)M * N * batch >= (1u << 18) ? 256 : 128;
     for (size_t i = 0; i < sizeof tms / sizeof *tms; i++)
         for (size_t j = 0; j < sizeof tns / sizeof *tns; j++) {
             if (tms[i] * tns[j] > cap) continue;
@@ -60,6 +61,22 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t ba
     return (mm_tile){along_m ? 2 * tm : tm, along_m ? 8 * tn : 16 * tn, 16, tm, tn, rm, rn};
 }
 
+// Whether a GEMM takes the light tile (8 x 1 accumulators a lane, pick_tile's light): where its
+// whole run is too short to repay a large tile's creation. lavapipe creates every pipeline again
+// in every process: ~50-130 ms of CPU for a tile of 64-128 accumulators (its register block and
+// k steps unrolled), 15-35 ms for 8 x 1. The light tile ran a 600-step GMM SiD run (batch 128,
+// width 128) ~0.1 ns a multiply-add slower (30-33 s against 17-20), so a GEMM whose dispatches
+// over the run (vkd_graph_runs) come to under 2^28 multiply-adds loses at most ~30 ms for the
+// ~50-100 ms it saves, as the convolution's light walk (src/ops/conv2d.c light_conv). Every tile
+// sums k in the same order with the same fma's, so the bits do not depend on the choice: it may
+// be made per dispatch. VKD_MM_LIGHT=0: never.
+static int light_mm(const vkd_graph *g, const matmul_push *pc) {
+    int64_t runs = vkd_graph_runs(g);
+    if (g->ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || runs <= 0 || vkd_env_off("VKD_MM_LIGHT")) return 0;
+    double macs = (double)pc->M * pc->N * pc->K * pc->batch;
+    return macs * (double)runs < 268435456.0;
+}
+
 // VKD_MM_QUADS=0: the scalar walk of A and B (benchmarks, tests)
 static int quads_off(void) { return vkd_env_off("VKD_MM_QUADS"); }
 
@@ -74,7 +91,7 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
     if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
-    mm_tile t = pick_tile(g->ctx, pc->M, pc->N, pc->batch);
+    mm_tile t = pick_tile(g->ctx, pc->M, pc->N, pc->batch, light_mm(g, pc));
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
     // quads of k (shader constants 12, 13): A's rows (TA = 0) and B's columns (TB = 1) are

@@ -127,6 +127,7 @@ static int record_step(vkd_teacher_trainer *t, char *err, size_t errlen) {
     vkd_graph *ga = t->g;
     if (t->ranks > 1) ga = t->ga = vkd_graph_new(t->ctx, "teacher_grad");
     vkd_graph_set_samples(ga, (int64_t)t->b * c->steps);  // a short run's walks quick to create
+    vkd_graph_set_run_samples(ga, t->b);
     vkd_rand_set_row_offset(t->row0);  // this rank's rows of the sigma, noise and dropout draws
     vkd_tensor *loss = vkd_edm_loss(ga, &den, t->x0, t->labels, (float)c->p_mean, (float)c->p_std, 0.5f,
                                     (uint64_t)c->seed, t->step_t);
