@@ -378,6 +378,33 @@ static void test_device_threads(void) {
     free(keep);
 }
 
+// A new tensor reads zeros (parameters, gradient buffers and optimizer state start there), also
+// where it takes the range of a freed one that held data, device and host memory alike (each
+// allocation zeroes its own range, src/vk/memory.c zero_range, no longer its block whole).
+static void test_new_tensors_zero(vkd_ctx *ctx) {
+    enum { N = 1000 };
+    static float ones[N], got[N];
+    for (int i = 0; i < N; i++) ones[i] = 1.0f + (float)i;
+    for (int host = 0; host < 2; host++) {
+        int flags = host ? VKD_HOST : 0;
+        vkd_tensor *a = vkd_tensor_new(ctx, "a", 1, (int64_t[]){N}, flags);
+        CHECK(a && vkd_tensor_upload(a, ones) == 0, "tensor a");
+        if (!a) continue;
+        vkd_alloc was = a->mem;
+        vkd_tensor_free(a);
+        // the same size again: first fit gives the freed range back
+        vkd_tensor *b = vkd_tensor_new(ctx, "b", 1, (int64_t[]){N}, flags);
+        CHECK(b && b->mem.block == was.block && b->mem.off == was.off, "%s: the freed range not reused",
+              host ? "host" : "device");
+        int nz = 0;
+        if (b && vkd_tensor_download(b, got) == 0)
+            for (int i = 0; i < N; i++) nz += got[i] != 0.0f;
+        CHECK(b && nz == 0, "%s: a new tensor over a freed one's range: %d of %d values not zero", host ? "host" : "device",
+              nz, N);
+        vkd_tensor_free(b);
+    }
+}
+
 // How many times a graph runs, as its caller said (vkd_graph_set_samples, _set_run_samples): the
 // samples over the samples a run, rounded up; the samples alone bound it; nothing said, 0.
 static void test_runs(vkd_ctx *ctx) {
@@ -403,5 +430,6 @@ int main(void) {
     test_profile(ctx);
     test_errors(ctx);
     test_runs(ctx);
+    test_new_tensors_zero(ctx);
     return t_close(ctx);
 }

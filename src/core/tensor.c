@@ -32,12 +32,6 @@ vkd_tensor *vkd_tensor_new(vkd_ctx *ctx, const char *name, int ndim, const int64
         free(t);
         return NULL;
     }
-    if (flags & VKD_HOST) memset((char *)t->mem.block->mapped + t->mem.off, 0, t->numel * 4);
-    else if (vkd_fill_zero(ctx, t->mem.block, t->mem.off, t->numel * 4)) {
-        vkd_free_persistent(ctx, t->mem);
-        free(t);
-        return NULL;
-    }
     if (flags & VKD_PARAM) {
         char gname[80];
         snprintf(gname, sizeof gname, "%s.grad", t->name);

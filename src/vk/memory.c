@@ -140,15 +140,28 @@ static uint64_t block_fit(vkd_block *b, uint64_t size) {
     return prev_end;
 }
 
+// An allocation starts at 0 (parameters, gradient buffers and optimizer state), its alignment
+// padding included (a quad read past a tensor's end reads zeros). Only its own range: zeroing a
+// new 64 MiB block whole touched every page of it in every process (lavapipe's device memory is
+// host memory), ~10% of a short GMM run's CPU time, for the few MiB its tensors use.
+static int zero_range(vkd_ctx *ctx, vkd_block *b, uint64_t off, uint64_t size, vkd_alloc *out) {
+    *out = (vkd_alloc){b, off};
+    if (b->mapped) {
+        memset((char *)b->mapped + off, 0, size);
+        return 0;
+    }
+    if (vkd_fill_zero(ctx, b, off, size) == 0) return 0;
+    vkd_free_persistent(ctx, *out);  // (a failed submission: the range goes back)
+    *out = (vkd_alloc){0};
+    return -1;
+}
+
 int vkd_alloc_persistent(vkd_ctx *ctx, uint64_t size, int host, const char *what, vkd_alloc *out) {
     size = align_up(size ? size : 4, VKD_ALIGN);
     vkd_block **list = host ? &ctx->host_blocks : &ctx->dev_blocks;
     for (vkd_block *b = *list; b; b = b->next) {
         uint64_t off = block_fit(b, size);
-        if (off != UINT64_MAX) {
-            *out = (vkd_alloc){b, off};
-            return 0;
-        }
+        if (off != UINT64_MAX) return zero_range(ctx, b, off, size, out);
     }
     uint64_t bs = size > VKD_BLOCK_MIN ? size : VKD_BLOCK_MIN;
     if (host) bs = size > (1u << 20) ? size : (1u << 20);  // per-step scalars are tiny
@@ -160,13 +173,7 @@ int vkd_alloc_persistent(vkd_ctx *ctx, uint64_t size, int host, const char *what
     if (!b) return -1;
     b->next = *list;
     *list = b;
-    *out = (vkd_alloc){b, block_fit(b, size)};
-    // New memory is zeroed so parameters/grad buffers/optimizer state start at 0.
-    if (host)
-        memset(b->mapped, 0, b->size);
-    else if (vkd_fill_zero(ctx, b, 0, b->size))
-        return -1;
-    return 0;
+    return zero_range(ctx, b, block_fit(b, size), size, out);
 }
 
 void vkd_free_persistent(vkd_ctx *ctx, vkd_alloc a) {
