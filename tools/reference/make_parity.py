@@ -1,7 +1,8 @@
 """Write a model-parity fixture: random weights, inputs, D(x; sigma) and its gradients, all float64.
 
-Usage: /usr/bin/python3 tools/reference/make_parity.py CONFIG.json OUT.safetensors [--batch N] [--seed S]
-                                                        [--no-acts]
+Usage: /usr/bin/python3 tools/reference/make_parity.py CONFIG.json OUT.safetensors [CONFIG OUT ...]
+                                                        [--batch N] [--seed S] [--no-acts]
+(Several pairs: one process, so torch is imported once: tests/test_parity.sh on a fresh build.)
 
 The network is built from the config (models/README.md), every trainable parameter is replaced
 by random values so every path matters (zero-initialized layers and DiT's adaLN-Zero included):
@@ -175,31 +176,41 @@ def make(cfg, cfg_text, batch=3, seed=0, acts=True):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("config")
-    ap.add_argument("out")
+    ap.add_argument("pairs", nargs="+", metavar="CONFIG OUT", help="a config and the fixture to write, one or more pairs")
     ap.add_argument("--batch", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-acts", action="store_true", help="leave out the act.* debugging tensors")
     a = ap.parse_args(argv)
-    try:
-        with open(a.config) as f:
-            text = f.read()
-        cfg = json.loads(text)
-        models.check_config(cfg, a.config)
-    except (OSError, ValueError) as e:
-        print(f"make_parity: {e}", file=sys.stderr)
+    if len(a.pairs) % 2:
+        print(f"make_parity: expected CONFIG OUT pairs, got {len(a.pairs)} arguments", file=sys.stderr)
         return 2
     if a.batch < 1:
         print("make_parity: --batch: expected a positive integer", file=sys.stderr)
         return 2
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    for i in range(0, len(a.pairs), 2):
+        rc = make_one(a.pairs[i], a.pairs[i + 1], a)
+        if rc:
+            return rc
+    return 0
+
+
+def make_one(config, out, a):
+    try:
+        with open(config) as f:
+            text = f.read()
+        cfg = json.loads(text)
+        models.check_config(cfg, config)
+    except (OSError, ValueError) as e:
+        print(f"make_parity: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
     tensors, meta, unused = make(cfg, text, a.batch, a.seed, not a.no_acts)
-    st.save(a.out, tensors, metadata=meta)
+    st.save(out, tensors, metadata=meta)
     if unused:
         print(f"make_parity: note: no gradient reaches {', '.join(unused)}", file=sys.stderr)
-    nbytes = os.path.getsize(a.out)
-    print(f"{a.out}: {len(tensors)} tensors, {nbytes / 1e6:.2f} MB, {time.time() - t0:.1f} s, "
+    nbytes = os.path.getsize(out)
+    print(f"{out}: {len(tensors)} tensors, {nbytes / 1e6:.2f} MB, {time.time() - t0:.1f} s, "
           f"|D| rms {tensors['output.D'].pow(2).mean().sqrt().item():.4g}")
     return 0
 
