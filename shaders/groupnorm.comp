@@ -6,7 +6,7 @@
 // pair every UNet block runs back to back; fused, the activation costs no pass
 // of its own forward or backward). A "row" is one (n, group): cpg = C/groups
 // consecutive channels, cpg*S contiguous elements. Biased variance, as PyTorch.
-// MODE 0, forward (one workgroup per row): y, and mean and rstd (N*groups).
+// MODE 0, forward (one workgroup per row): y, and the rows' statistics (2, N*groups): mean, then rstd.
 // MODE 1, input gradient (one workgroup per row), xh = (x - mean) * rstd,
 //   g = dz * w[c] with dz = dy (ACT 0) or dy * silu'(z) (ACT 1):
 //   dx = rstd * (g - mean(g) - xh * mean(g * xh))   (written into y)
@@ -25,8 +25,13 @@
 // the samples' rows in order and sums their terms of dw and db in its lanes, in the order of the
 // host's separate sum over n; dw[c], db[c] then hold the sums (flags bit5, bit6: added to the
 // old values, a parameter's persistent gradient).
+// MODE 1 with CMAJOR and flags bit7 also writes sums[n*C + c], the sum over s of what it stores
+// (old + dx): the per-(n, c) sums the convolution that made x needs for its bias (and a UNet
+// block's embedding) gradient, which then need no pass over this gradient of their own.
+// MODE 1 with NL and flags bit8 also writes cb[c], the sum of those over the samples (the
+// convolution's bias gradient itself, taken in the samples' order; bit9: added to cb's old value).
 // flags: bit0 w present, bit1 b present, bit2 write dw, bit3 write db (MODE 2), bit4 add old,
-// bit5 dw += (NL), bit6 db += (NL).
+// bit5 dw += (NL), bit6 db += (NL), bit7 write sums, bit8 write cb (NL), bit9 cb +=.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -65,15 +70,19 @@ layout(constant_id = 9) const uint RC = 1;
 layout(constant_id = 10) const uint NL = 0;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
 
+// (128 bytes, the least a device must take: the groups share a word with the flags, and the
+// forward's eps and the backward's dx_scale one)
 layout(push_constant) uniform PC {
-    FBuf y; FBuf x; FBuf w; FBuf b; FBuf mean; FBuf rstd; FBuf dy; FBuf dw; FBuf db; FBuf old;
-    uint N, C, S, groups, flags;
-    float eps;
+    FBuf y; FBuf x; FBuf w; FBuf b; FBuf stats; FBuf sums; FBuf cb; FBuf dy; FBuf dw; FBuf db; FBuf old;
+    uint N, C, S;
+    uint gf;       // groups << 10 | flags
+    float eps_s;   // MODE 0: eps; MODE 1: dx_scale, the factor folded into x's gradient (src/core/graph.h), else 1 (exact)
     int x_first, dy_first, old_first;
     int y_sfirst;  // groupnorm_sb: where y starts in its storage binding, in vec4s (set at compile)
-    float dx_scale;  // MODE 1: the factor folded into x's gradient (src/core/graph.h), else 1 (exact)
-    uint fold_c;     // MODE 1: the channels dx_scale covers (a concat's first part: vkd_grad_fold_lead)
+    uint fold_c;   // MODE 1: the channels dx_scale covers (a concat's first part: vkd_grad_fold_lead)
 } pc;
+#define FLAGS (pc.gf & 1023u)
+#define GROUPS (pc.gf >> 10u)
 
 // Elements e .. e + 3 of y (groupnorm_sb, VEC4: through a storage binding, src/vk/texel.c).
 void store_y4(uint e, vec4 x) { VKD_OUT4(pc.y, e, x, pc.y_sfirst); }
@@ -117,8 +126,13 @@ vec2 wg_sum2(vec2 v) {
     return r;
 }
 
-bool has_w() { return (pc.flags & 1u) != 0u; }
-bool has_b() { return (pc.flags & 2u) != 0u; }
+// the statistics of row r: mean at stats[r], rstd at stats[N * groups + r]
+float mean_of(uint r) { return pc.stats.v[r]; }
+float rstd_of(uint r) { return pc.stats.v[pc.N * GROUPS + r]; }
+void store_stats(uint r, float mu, float rs) { pc.stats.v[r] = mu, pc.stats.v[pc.N * GROUPS + r] = rs; }
+
+bool has_w() { return (FLAGS & 1u) != 0u; }
+bool has_b() { return (FLAGS & 2u) != 0u; }
 float wc(uint c) { return has_w() ? pc.w.v[c] : 1.0; }
 float bc(uint c) { return has_b() ? pc.b.v[c] : 0.0; }
 
@@ -143,7 +157,7 @@ vec4 act(vec4 z) { return ACT == 0u ? z : z / (1.0 + exp(-z)); }
 // the cancellation of sum(d^2) - sum(d)^2/L small for data far from zero), then
 // the normalization.
 void forward_row(uint row, uint t, uint W, uint cpg) {
-    uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
+    uint L = cpg * pc.S, base = row * L, c0 = (row % GROUPS) * cpg;
     float inv_n = 1.0 / float(L);
     float k = ld_x(base);
     vec2 s = vec2(0.0);
@@ -156,7 +170,7 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
     }
     s = wg_sum2(s) * inv_n;
     float mu = k + s.x;
-    float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps);
+    float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps_s);
     if (CMAJOR != 0u) {
         for (uint cc = 0; cc < cpg; cc++) {
             uint c = c0 + cc, cb = base + cc * pc.S;
@@ -175,12 +189,12 @@ void forward_row(uint row, uint t, uint W, uint cpg) {
             pc.y.v[base + e] = act((ld_x(base + e) - mu) * rs * wc(c) + bc(c));
         }
     }
-    if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+    if (t == 0u) store_stats(row, mu, rs);
 }
 
 // MODE 0 with RQ, one row: forward_row's sums and normalization over quads held in registers.
 void forward_row_regs(uint row, uint t, uint W) {
-    uint L = RC * pc.S, base = row * L, c0 = (row % pc.groups) * RC;
+    uint L = RC * pc.S, base = row * L, c0 = (row % GROUPS) * RC;
     float inv_n = 1.0 / float(L);
     float k = ld_x(base);
     vec4 xs[RQ > 0u ? RC * RQ : 1u];  // (a constant array size must be at least 1)
@@ -194,45 +208,60 @@ void forward_row_regs(uint row, uint t, uint W) {
     }
     vec2 s = wg_sum2(vec2(hsum(s1), hsum(s2))) * inv_n;
     float mu = k + s.x;
-    float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps);
+    float rs = inversesqrt(max(s.y - s.x * s.x, 0.0) + pc.eps_s);
     [[unroll]] for (uint cc = 0; cc < RC; cc++) {
         uint c = c0 + cc, cb = base + cc * pc.S;
         float a = rs * wc(c), o = bc(c) - mu * a;
         [[unroll]] for (uint j = 0; j < RQ; j++) store_y4(cb + 4u * (t + j * W), vkd_keep(act(xs[cc * RQ + j] * a + o)));
     }
-    if (t == 0u) { pc.mean.v[row] = mu; pc.rstd.v[row] = rs; }
+    if (t == 0u) store_stats(row, mu, rs);
 }
 
 // old + dx of channel c, then times dx_scale where c < fold_c: the roundings of the add and of
 // the scale pass it replaces (a product by 1 is exact)
-float dx_scale_of(uint c) { return c < pc.fold_c ? pc.dx_scale : 1.0; }
+float dx_scale_of(uint c) { return c < pc.fold_c ? pc.eps_s : 1.0; }
 
-void store_dx(uint i, float dx, uint c) {
-    if ((pc.flags & 16u) != 0u) {
+// (what they store, for the sums)
+float store_dx(uint i, float dx, uint c) {
+    if ((FLAGS & 16u) != 0u) {
         precise float s = pc.old.v[i] + dx;
         precise float r = s * dx_scale_of(c);
         pc.y.v[i] = r;
-    } else {
-        precise float r = dx * dx_scale_of(c);
-        pc.y.v[i] = r;
+        return r;
     }
+    precise float r = dx * dx_scale_of(c);
+    pc.y.v[i] = r;
+    return r;
 }
 
-void store_dx(uint i, vec4 dx, uint c) {
-    if ((pc.flags & 16u) != 0u) {
+vec4 store_dx(uint i, vec4 dx, uint c) {
+    if ((FLAGS & 16u) != 0u) {
         const vec4 o = OLD4 != 0u ? texelFetch(vkd_tex2, int(i / 4u) + pc.old_first)
                                   : vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]);
         precise vec4 s = o + dx;
         precise vec4 r = s * dx_scale_of(c);
         store_y4(i, r);
-    } else {
-        precise vec4 r = dx * dx_scale_of(c);
-        store_y4(i, r);
+        return r;
     }
+    precise vec4 r = dx * dx_scale_of(c);
+    store_y4(i, r);
+    return r;
 }
 
-// NL: the sums over the samples so far of channel cc of the group (dw's, db's terms)
+// NL: the sums over the samples so far of channel cc of the group (dw's, db's terms), and of what
+// was stored (cb's terms)
 vec2 nsum[NL > 0u ? NL : 1u];  // (a constant array size must be at least 1)
+float tsum[NL > 0u ? NL : 1u];
+
+// flags bit7, bit8: channel c's sum of what sample n's row stored (i = n*C + c), the lanes' partial
+// sums v summed over the workgroup; written to sums (bit7), added to the channel's terms of cb
+// (bit8: NL; cc, its channel in the group)
+void store_sum(uint i, uint cc, uint t, float v) {
+    if ((FLAGS & 384u) == 0u) return;
+    v = wg_sum(v);
+    if ((FLAGS & 128u) != 0u && t == 0u) pc.sums.v[i] = v;
+    if (NL != 0u) tsum[cc] += v;
+}
 
 // MODE 1 with CMAJOR and flags bit2/bit3: one channel's per-sample terms of dw and db (i = n*C + c),
 // summed over the workgroup; NL: added to the channel's sums instead (cc: the channel in its group).
@@ -243,20 +272,20 @@ void store_param_terms(uint i, uint cc, uint t, vec2 pw) {
         return;
     }
     if (t == 0u) {
-        if ((pc.flags & 4u) != 0u) pc.dw.v[i] = pw.x;
-        if ((pc.flags & 8u) != 0u) pc.db.v[i] = pw.y;
+        if ((FLAGS & 4u) != 0u) pc.dw.v[i] = pw.x;
+        if ((FLAGS & 8u) != 0u) pc.db.v[i] = pw.y;
     }
 }
 
 // MODE 1, one row.
 void input_grad_row(uint row, uint t, uint W, uint cpg) {
-    uint L = cpg * pc.S, base = row * L, c0 = (row % pc.groups) * cpg;
+    uint L = cpg * pc.S, base = row * L, c0 = (row % GROUPS) * cpg;
     float inv_n = 1.0 / float(L);
-    float mu = pc.mean.v[row], rs = pc.rstd.v[row];
-    bool part = (pc.flags & 12u) != 0u;
+    float mu = mean_of(row), rs = rstd_of(row);
+    bool part = (FLAGS & 12u) != 0u;
     vec2 acc = vec2(0.0);
     if (CMAJOR != 0u) {
-        uint nC = (row / pc.groups) * pc.C;
+        uint nC = (row / GROUPS) * pc.C;
         for (uint cc = 0; cc < cpg; cc++) {
             uint c = c0 + cc, cb = base + cc * pc.S;
             float w = wc(c), b = bc(c);
@@ -286,19 +315,22 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
     }
     acc = wg_sum2(acc) * inv_n;
     if (CMAJOR != 0u) {
+        uint nC = (row / GROUPS) * pc.C;
         for (uint cc = 0; cc < cpg; cc++) {
             uint c = c0 + cc, cb = base + cc * pc.S;
             float w = wc(c), b = bc(c);
+            vec4 st = vec4(0.0);
             for (uint q = t; VEC4 != 0u && q < pc.S / 4u; q += W) {
                 vec4 xh = (ld_x4(cb / 4u + q) - mu) * rs, g = dz_of(ld_dy4(cb / 4u + q), xh, w, b) * w;
                 precise vec4 dx = rs * (g - acc.x - xh * acc.y);
-                store_dx(cb + 4u * q, dx, c);
+                st += store_dx(cb + 4u * q, dx, c);
             }
             for (uint e = t; VEC4 == 0u && e < pc.S; e += W) {
                 float xh = (ld_x(cb + e) - mu) * rs, g = dz_of(ld_dy(cb + e), xh, w, b) * w;
                 precise float dx = rs * (g - acc.x - xh * acc.y);
-                store_dx(cb + e, dx, c);
+                st.x += store_dx(cb + e, dx, c);
             }
+            store_sum(nC + c, cc, t, hsum(st));
         }
     } else {
         for (uint e = t; e < L; e += W) {
@@ -315,10 +347,10 @@ void input_grad_row(uint row, uint t, uint W, uint cpg) {
 // recomputes only xh (input_grad_row makes the SiLU derivative twice, an exp and a divide an
 // element more).
 void input_grad_row_regs(uint row, uint t, uint W) {
-    uint L = RC * pc.S, base = row * L, c0 = (row % pc.groups) * RC, nC = (row / pc.groups) * pc.C;
+    uint L = RC * pc.S, base = row * L, c0 = (row % GROUPS) * RC, nC = (row / GROUPS) * pc.C;
     float inv_n = 1.0 / float(L);
-    float mu = pc.mean.v[row], rs = pc.rstd.v[row];
-    bool part = (pc.flags & 12u) != 0u;
+    float mu = mean_of(row), rs = rstd_of(row);
+    bool part = (FLAGS & 12u) != 0u;
     vec4 xs[RQ > 0u ? RC * RQ : 1u], ds[RQ > 0u ? RC * RQ : 1u];  // (a constant array size must be at least 1)
     vec2 acc = vec2(0.0);
     [[unroll]] for (uint cc = 0; cc < RC; cc++) {
@@ -336,12 +368,15 @@ void input_grad_row_regs(uint row, uint t, uint W) {
         if (part) store_param_terms(nC + c, cc, t, vec2(hsum(pdx), hsum(pd)));
     }
     acc = wg_sum2(acc) * inv_n;
-    [[unroll]] for (uint cc = 0; cc < RC; cc++)
+    [[unroll]] for (uint cc = 0; cc < RC; cc++) {
+        vec4 st = vec4(0.0);
         [[unroll]] for (uint j = 0; j < RQ; j++) {
             vec4 xh = (xs[cc * RQ + j] - mu) * rs, g = ds[cc * RQ + j];
             precise vec4 dx = rs * (g - acc.x - xh * acc.y);
-            store_dx(base + cc * pc.S + 4u * (t + j * W), dx, c0 + cc);
+            st += store_dx(base + cc * pc.S + 4u * (t + j * W), dx, c0 + cc);
         }
+        store_sum(nC + c0 + cc, cc, t, hsum(st));
+    }
 }
 
 // MODE 2, one channel.
@@ -351,7 +386,7 @@ void param_grad_channel(uint c, uint t, uint W, uint cpg) {
     vec2 acc = vec2(0.0);
     for (uint n = 0; n < pc.N; n++) {
         uint base = (n * pc.C + c) * pc.S;
-        float mu = pc.mean.v[n * pc.groups + grp], rs = pc.rstd.v[n * pc.groups + grp];
+        float mu = mean_of(n * GROUPS + grp), rs = rstd_of(n * GROUPS + grp);
         for (uint s = t; s < pc.S; s += W) {
             float xh = (ld_x(base + s) - mu) * rs, g = dz_of(ld_dy(base + s), xh, w, b);
             acc += vec2(g * xh, g);
@@ -359,45 +394,49 @@ void param_grad_channel(uint c, uint t, uint W, uint cpg) {
     }
     acc = wg_sum2(acc);
     if (t == 0u) {
-        if ((pc.flags & 4u) != 0u) pc.dw.v[c] = acc.x;
-        if ((pc.flags & 8u) != 0u) pc.db.v[c] = acc.y;
+        if ((FLAGS & 4u) != 0u) pc.dw.v[c] = acc.x;
+        if ((FLAGS & 8u) != 0u) pc.db.v[c] = acc.y;
     }
 }
 
 // MODE 1 with NL: group grp's rows, sample by sample, then its channels' sums (as the host's
 // column sum: y = old + sum, precise)
 void input_grad_group(uint grp, uint t, uint W) {
-    [[unroll]] for (uint cc = 0; cc < NL; cc++) nsum[cc] = vec2(0.0);
+    [[unroll]] for (uint cc = 0; cc < NL; cc++) nsum[cc] = vec2(0.0), tsum[cc] = 0.0;
     for (uint n = 0; n < pc.N; n++) {
-        if (RQ != 0u) input_grad_row_regs(n * pc.groups + grp, t, W);
-        else input_grad_row(n * pc.groups + grp, t, W, NL);
+        if (RQ != 0u) input_grad_row_regs(n * GROUPS + grp, t, W);
+        else input_grad_row(n * GROUPS + grp, t, W, NL);
     }
     if (t != 0u) return;
     [[unroll]] for (uint cc = 0; cc < NL; cc++) {
         const uint c = grp * NL + cc;
-        if ((pc.flags & 4u) != 0u) {
-            precise float s = (pc.flags & 32u) != 0u ? pc.dw.v[c] + nsum[cc].x : nsum[cc].x;
+        if ((FLAGS & 4u) != 0u) {
+            precise float s = (FLAGS & 32u) != 0u ? pc.dw.v[c] + nsum[cc].x : nsum[cc].x;
             pc.dw.v[c] = s;
         }
-        if ((pc.flags & 8u) != 0u) {
-            precise float s = (pc.flags & 64u) != 0u ? pc.db.v[c] + nsum[cc].y : nsum[cc].y;
+        if ((FLAGS & 8u) != 0u) {
+            precise float s = (FLAGS & 64u) != 0u ? pc.db.v[c] + nsum[cc].y : nsum[cc].y;
             pc.db.v[c] = s;
+        }
+        if ((FLAGS & 256u) != 0u) {
+            precise float s = (FLAGS & 512u) != 0u ? pc.cb.v[c] + tsum[cc] : tsum[cc];
+            pc.cb.v[c] = s;
         }
     }
 }
 
 void main() {
-    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, cpg = pc.C / pc.groups;
+    uint t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x, cpg = pc.C / GROUPS;
     uint i = flat_group();
     if (MODE == 2u) {
         if (i < pc.C) param_grad_channel(i, t, W, cpg);
         return;
     }
     if (MODE == 1u && NL != 0u) {
-        if (i < pc.groups) input_grad_group(i, t, W);
+        if (i < GROUPS) input_grad_group(i, t, W);
         return;
     }
-    if (i >= pc.N * pc.groups) return;
+    if (i >= pc.N * GROUPS) return;
     if (RQ != 0u) {
         if (MODE == 0u) forward_row_regs(i, t, W);
         else input_grad_row_regs(i, t, W);

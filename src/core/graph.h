@@ -42,6 +42,13 @@ struct vkd_tensor {
     // a fold: the fold covers only that part's channels and reaches it through the concat's backward
     vkd_tensor *grad_fold_src;
     int readers;  // tape entries that read it (counted when the backward starts)
+    // an activation whose gradient's sums over the pixels (N, C) the op that made it can use (a
+    // convolution's bias and channel add): set by that op's forward (pix_bias: the bias, when its
+    // gradient is wanted), asked of the op whose backward completes the gradient (group norm's).
+    // A gradient: those sums, written by the pass that wrote it, else NULL; pix_bias: the bias
+    // whose gradient that pass also gave (their sum over the samples), else NULL.
+    int want_pix_sums;
+    vkd_tensor *pix_sums, *pix_bias;
 };
 
 typedef enum { VKD_R = 1, VKD_W = 2, VKD_RW = 3 } vkd_access;
@@ -76,7 +83,7 @@ typedef struct {
 } vkd_copy_rows;
 
 #define VKD_COPY_PARTS 2  // sources of one copy node (a concat's two)
-#define VKD_MAX_ARGS 10
+#define VKD_MAX_ARGS 12
 typedef struct {
     const char *name;  // for VKD_PROFILE
     vkd_pipeline *pipe;

@@ -607,6 +607,19 @@ static void bias_grad(vkd_graph *g, vkd_tensor *bias, vkd_tensor *dy) {
         vkd_grad_from_broadcast(g, bias, dy, (uint64_t)(dy->shape[2] * dy->shape[3]), (uint64_t)dy->shape[1]);
 }
 
+// The bias's and the channel add's gradients from dy's sums over the pixels, (nb, cout), where the
+// pass that wrote dy made them (group norm's backward): a column sum of nb rows for the bias (none
+// where that pass gave the bias's gradient too) and the sums themselves for the add, instead of a
+// pass over dy. 0: dy has none.
+static int sums_grads(vkd_graph *g, vkd_tensor *bias, vkd_tensor *add, vkd_tensor *dy, const conv_geom *c) {
+    vkd_tensor *s = dy->pix_sums;
+    if (!s || s->numel != (int64_t)c->nb * c->cout) return 0;
+    if (bias && vkd_tensor_needs_grad(bias) && dy->pix_bias != bias)
+        vkd_grad_from_cols(g, "conv2d_bwd_bias", bias, s, (uint64_t)c->nb);
+    if (add && vkd_tensor_needs_grad(add)) vkd_grad_accumulate(g, add, vkd_reshape(g, s, add->ndim, add->shape));
+    return 1;
+}
+
 // x's gradient conv^T(dy, w). For an input read through the 2x upsampling (c->up): the
 // gradient of the upsampled image, then its 2x2 sums (the upsampling's backward).
 static void conv_data_grad(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *dy, const conv_geom *c,
@@ -641,6 +654,7 @@ static void conv2d_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
     if (vkd_tensor_needs_grad(x)) conv_data_grad(g, x, w, dy, &c, &e->saved[SAVED_FACTORS]);
     if (vkd_tensor_needs_grad(w)) conv_weight_grad(g, "conv2d_bwd_weight", dy, x, w, &c);
     vkd_tensor *bias = e->in[2];
+    if (sums_grads(g, bias, add, dy, &c)) return;
     uint64_t P = (uint64_t)(c.ho * c.wo);
     if (add && vkd_tensor_needs_grad(add) && bias && vkd_tensor_needs_grad(bias) && c.nb > 1) {
         // The embedding's gradient is dy's sums over the pixels, (nb, cout); the bias's is those
@@ -791,6 +805,9 @@ static vkd_tensor *conv2d_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_
     vkd_tensor *factors = NULL;
     if (!y || forward_dispatch(g, y, w, x, bias, ad, &c, &factors)) return NULL;
     push_tape(g, conv2d_backward, y, x, w, bias, ad, &c, factors);
+    // its bias's and channel add's gradients can come from sums of y's gradient (sums_grads)
+    y->pix_bias = bias && vkd_tensor_needs_grad(bias) ? bias : NULL;
+    y->want_pix_sums = y->pix_bias || (ad && ad->kind == ADD_CHANNEL && vkd_tensor_needs_grad(ad->t));
     return y;
 }
 

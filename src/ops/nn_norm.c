@@ -4,21 +4,24 @@
 
 #include "ops/ops.h"
 
+// (128 bytes: groups << 10 | flags in gf, the forward's eps and the backward's dx_scale in eps_s)
 typedef struct {
-    VkDeviceAddress y, x, w, b, mean, rstd, dy, dw, db, old;
-    uint32_t N, C, S, groups, flags;
-    float eps;
+    VkDeviceAddress y, x, w, b, stats, sums, cb, dy, dw, db, old;
+    uint32_t N, C, S, gf;
+    float eps_s;                           // MODE 0: eps; MODE 1: dx (old + dx) times this, in channels < fold_c
     int32_t x_first, dy_first, old_first;  // texel views (set at compile)
     int32_t y_sfirst;                      // groupnorm_sb: y's storage binding (set at compile)
-    float dx_scale;                        // MODE 1: dx (old + dx) times this, in channels < fold_c
     uint32_t fold_c;
 } gn_push;
+#define GN_MAX_GROUPS (1u << 22)  // (gf's bits)
 
 typedef struct {
     int groups, act;  // act 1: SiLU after the affine
     float eps;
     float fold;      // the backward: the factor folded into x's gradient (vkd_grad_fold_lead), else 1
     int64_t fold_c;  // the channels it covers (a concat's first part, or all)
+    vkd_tensor *pix_sums;  // MODE 1: (N, C), where the sums over the pixels of x's gradient go, or NULL
+    vkd_tensor *cb;        // MODE 1 with GN_SUM_N: where their sums over the samples go (a bias's gradient), or NULL
 } gn_attr;
 
 // A workgroup reduces one row of C/groups*S elements (MODE 2: one channel's N*S).
@@ -37,26 +40,30 @@ static int gn_channel_major(const vkd_graph *g, const vkd_tensor *x, int groups)
 
 // How MODE 1 gives dw and db (with the channel-major walk): GN_TERMS, their per-sample terms
 // (N, C) for a sum after it; GN_SUM_N, the sums themselves, one workgroup a group walking the
-// samples in order; GN_ACC_W, GN_ACC_B: those sums added into dw, db (persistent gradients).
-enum { GN_TERMS = 0, GN_SUM_N = 1, GN_ACC_W = 2, GN_ACC_B = 4 };
+// samples in order; GN_ACC_W, GN_ACC_B: those sums added into dw, db (persistent gradients);
+// GN_ACC_CB: the pixel sums' sums over the samples added into at->cb.
+enum { GN_TERMS = 0, GN_SUM_N = 1, GN_ACC_W = 2, GN_ACC_B = 4, GN_ACC_CB = 8 };
 
-// x is (N, C, S); mean, rstd are (N*groups). MODE 2 writes dw, db and reads
+// x is (N, C, S); stats is (2, N*groups), the rows' mean and rstd. MODE 2 writes dw, db and reads
 // w, b only to recompute the pre-activation of a fused SiLU. MODE 1 with old
-// (x's gradient so far) writes old + dx, and dw, db as `sums` says.
+// (x's gradient so far) writes old + dx, and dw, db as `how` says; with at->pix_sums, the sums
+// over the pixels of what it writes, (N, C).
 static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor *y, vkd_tensor *x, vkd_tensor *w,
-                       vkd_tensor *b, vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, vkd_tensor *dw,
-                       vkd_tensor *db, vkd_tensor *old, const gn_attr *at, int sums) {
+                       vkd_tensor *b, vkd_tensor *stats, vkd_tensor *dy, vkd_tensor *dw,
+                       vkd_tensor *db, vkd_tensor *old, const gn_attr *at, int how) {
     uint64_t N = (uint64_t)x->shape[0], C = (uint64_t)x->shape[1], S = x->numel / (N * C);
+    vkd_tensor *psums = mode == 1 && y ? at->pix_sums : NULL;  // (the caller: channel-major walks only)
+    vkd_tensor *cb = mode == 1 && y && (how & GN_SUM_N) ? at->cb : NULL;
+    uint32_t flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u) | (old ? 16u : 0u) |
+                     (how & GN_ACC_W ? 32u : 0u) | (how & GN_ACC_B ? 64u : 0u) | (psums ? 128u : 0u) |
+                     (cb ? 256u : 0u) | (cb && (how & GN_ACC_CB) ? 512u : 0u);
     gn_push pc = {.N = (uint32_t)N,
                   .C = (uint32_t)C,
                   .S = (uint32_t)S,
-                  .groups = (uint32_t)at->groups,
-                  .flags = (w ? 1u : 0u) | (b ? 2u : 0u) | (dw ? 4u : 0u) | (db ? 8u : 0u) | (old ? 16u : 0u) |
-                           (sums & GN_ACC_W ? 32u : 0u) | (sums & GN_ACC_B ? 64u : 0u),
-                  .eps = at->eps,
-                  .dx_scale = at->fold,
+                  .gf = (uint32_t)at->groups << 10 | flags,
+                  .eps_s = mode == 0 ? at->eps : at->fold,
                   .fold_c = (uint32_t)at->fold_c};
-    vkd_arg args[10];
+    vkd_arg args[11];
     vkd_texel tx[4];
     int na = 0, nt = 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, dy ? 2 : 1, x, dy);
@@ -73,12 +80,13 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     args[na++] = (vkd_arg){offsetof(gn_push, x), VKD_R, x};
     if (w) args[na++] = (vkd_arg){offsetof(gn_push, w), VKD_R, w};
     if (b) args[na++] = (vkd_arg){offsetof(gn_push, b), VKD_R, b};
-    args[na++] = (vkd_arg){offsetof(gn_push, mean), mode == 0 ? VKD_W : VKD_R, mean};
-    args[na++] = (vkd_arg){offsetof(gn_push, rstd), mode == 0 ? VKD_W : VKD_R, rstd};
+    args[na++] = (vkd_arg){offsetof(gn_push, stats), mode == 0 ? VKD_W : VKD_R, stats};
+    if (psums) args[na++] = (vkd_arg){offsetof(gn_push, sums), VKD_W, psums};
+    if (cb) args[na++] = (vkd_arg){offsetof(gn_push, cb), how & GN_ACC_CB ? VKD_RW : VKD_W, cb};
     if (dy && texel) tx[nt++] = (vkd_texel){(uint8_t)na, 1, offsetof(gn_push, dy_first), vec4};
     if (dy) args[na++] = (vkd_arg){offsetof(gn_push, dy), VKD_R, dy};
-    if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), sums & GN_ACC_W ? VKD_RW : VKD_W, dw};
-    if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), sums & GN_ACC_B ? VKD_RW : VKD_W, db};
+    if (dw) args[na++] = (vkd_arg){offsetof(gn_push, dw), how & GN_ACC_W ? VKD_RW : VKD_W, dw};
+    if (db) args[na++] = (vkd_arg){offsetof(gn_push, db), how & GN_ACC_B ? VKD_RW : VKD_W, db};
     if (old4) tx[nt++] = (vkd_texel){(uint8_t)na, 2, offsetof(gn_push, old_first), 1};
     if (old) args[na++] = (vkd_arg){offsetof(gn_push, old), VKD_R, old};
     // A lane's quads of a row held in registers (the shader's RQ, RC): x and dy fetched once, not
@@ -89,7 +97,7 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     // channels, 8x8) 240-250 against 290-370.
     uint64_t cpg = C / (uint64_t)at->groups, rq = vec4 && (S / 4) % wg == 0 ? S / 4 / wg : 0;
     if (mode == 2 || cpg * rq > (mode == 0 ? 4u : 48u) || vkd_env_off("VKD_GN_REGS")) rq = 0;
-    uint32_t nl = mode == 1 && (sums & GN_SUM_N) ? (uint32_t)cpg : 0;
+    uint32_t nl = mode == 1 && (how & GN_SUM_N) ? (uint32_t)cpg : 0;
     uint32_t spec[11] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel, vec4, old4, (uint32_t)rq,
                          rq ? (uint32_t)cpg : 1u, nl},
              gx, gy;
@@ -100,10 +108,13 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     return vkd_graph_dispatch_texel(g, name, shader, spec, 11, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
-// x's gradient: old + dx from the backward's dispatch, times the factor folded in where it is
+// x's gradient: old + dx from the backward's dispatch, times the factor folded in where it is,
+// with its pixel sums when the dispatch wrote them
 static void set_dx(vkd_graph *g, vkd_tensor *x, vkd_tensor *dx, const gn_attr *at) {
     if (at->fold != 1.0f) vkd_grad_set_folded(g, x, dx);
     else vkd_grad_set(g, x, dx);  // old + dx when x had a gradient already
+    dx->pix_sums = at->pix_sums;
+    dx->pix_bias = at->cb ? x->pix_bias : NULL;
 }
 
 // On CPU devices, dx and dw, db in one dispatch: a workgroup a group walks the samples in order
@@ -111,34 +122,42 @@ static void set_dx(vkd_graph *g, vkd_tensor *x, vkd_tensor *dx, const gn_attr *a
 // channels a group held in its lanes. The two sums' dispatches were ~119 of a unet_fmnist step's
 // 1059, ~90 us each (batch 16, VKD_PROFILE). VKD_GN_SUM_N=0: the per-sample terms and their sums.
 static int gn_backward_sum_n(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, vkd_tensor *bz,
-                             vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, int need_w, int need_b,
+                             vkd_tensor *stats, vkd_tensor *dy, int need_w, int need_b,
                              const gn_attr *at) {
     vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x), *old = vkd_grad_pending(g, x);
     vkd_tensor *pgw = need_w ? vkd_grad_param_target(g, w) : NULL, *pgb = need_b ? vkd_grad_param_target(g, b) : NULL;
     vkd_tensor *dw = pgw ? pgw : need_w ? vkd_graph_tensor_like(g, "groupnorm_bwd_w", w) : NULL;
     vkd_tensor *db = pgb ? pgb : need_b ? vkd_graph_tensor_like(g, "groupnorm_bwd_b", b) : NULL;
-    int sums = GN_SUM_N | (pgw ? GN_ACC_W : 0) | (pgb ? GN_ACC_B : 0);
-    if (!dx || (need_w && !dw) || (need_b && !db) ||
-        gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, dw, db, old, at, sums))
+    // The convolution's bias gradient too, the pixel sums summed over the samples in the lanes
+    // (no dispatch of its own, ~120 us at batch 16), when the convolution takes x's gradient as
+    // written: a residual's scale folded in.
+    gn_attr a = *at;
+    vkd_tensor *cbias = at->pix_sums && x->pix_bias && (x->grad_fold == 0.0f || at->fold != 1.0f) ? x->pix_bias : NULL;
+    vkd_tensor *pgc = cbias ? vkd_grad_param_target(g, cbias) : NULL;
+    a.cb = pgc ? pgc : cbias ? vkd_graph_tensor_like(g, "groupnorm_bwd_cb", cbias) : NULL;
+    int how = GN_SUM_N | (pgw ? GN_ACC_W : 0) | (pgb ? GN_ACC_B : 0) | (pgc ? GN_ACC_CB : 0);
+    if (!dx || (need_w && !dw) || (need_b && !db) || (cbias && !a.cb) ||
+        gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, stats, dy, dw, db, old, &a, how))
         return -1;
-    set_dx(g, x, dx, at);
+    set_dx(g, x, dx, &a);
     if (dw && !pgw) vkd_grad_accumulate(g, w, dw);
     if (db && !pgb) vkd_grad_accumulate(g, b, db);
+    if (a.cb && !pgc) vkd_grad_accumulate(g, cbias, a.cb);
     return 0;
 }
 
 // dx and the per-sample terms of dw, db (N, C) in one pass (the channel-major
 // walk), then dw, db as fixed-order sums over the samples.
 static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, vkd_tensor *bz,
-                             vkd_tensor *mean, vkd_tensor *rstd, vkd_tensor *dy, int need_w, int need_b,
+                             vkd_tensor *stats, vkd_tensor *dy, int need_w, int need_b,
                              const gn_attr *at) {
     int64_t N = x->shape[0], C = x->shape[1], sh[2] = {N, C};
     if (g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && C / at->groups <= 16 && !vkd_env_off("VKD_GN_SUM_N"))
-        return gn_backward_sum_n(g, x, w, b, bz, mean, rstd, dy, need_w, need_b, at);
+        return gn_backward_sum_n(g, x, w, b, bz, stats, dy, need_w, need_b, at);
     vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x), *old = vkd_grad_pending(g, x);
     vkd_tensor *pw = need_w ? vkd_graph_tensor(g, "groupnorm_bwd_w", 2, sh) : NULL;
     vkd_tensor *pb = need_b ? vkd_graph_tensor(g, "groupnorm_bwd_b", 2, sh) : NULL;
-    if (!dx || gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, pw, pb, old, at, GN_TERMS)) return -1;
+    if (!dx || gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, stats, dy, pw, pb, old, at, GN_TERMS)) return -1;
     set_dx(g, x, dx, at);
     vkd_tensor *p[2] = {pw, pb}, *t[2] = {w, b};
     for (int i = 0; i < 2; i++) {
@@ -149,27 +168,34 @@ static int gn_backward_fused(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_ten
 }
 
 static void gn_backward(vkd_graph *g, vkd_tape_entry *e, vkd_tensor *dy) {
-    vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *mean = e->saved[0], *rstd = e->saved[1];
-    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1], 1.0f, x->shape[1]};  // attr is a union: i[1] is f[1]
+    vkd_tensor *x = e->in[0], *w = e->in[1], *b = e->in[2], *stats = e->saved[0];
+    gn_attr at = {e->attr.i[0], e->attr.i[2], e->attr.f[1], 1.0f, x->shape[1], NULL, NULL};  // attr is a union: i[1] is f[1]
     // b matters to the gradients only through a fused SiLU's pre-activation.
     vkd_tensor *bz = at.act ? b : NULL;
     int need_x = vkd_tensor_needs_grad(x);
     int need_w = w && vkd_tensor_needs_grad(w), need_b = b && vkd_tensor_needs_grad(b);
     if (need_x) at.fold = vkd_grad_fold_lead(g, x, &at.fold_c);  // x's gradient is complete after this one
+    // ... when this is x's first reader, so the convolution that made x may take its bias's (and
+    // channel add's) gradient from sums of it written by the same pass: a per-channel sum in
+    // registers, against a pass of its own over the gradient (54 of a unet_fmnist step's 83
+    // reduce_bcast passes, ~250 us each at batch 16)
+    if (need_x && x->want_pix_sums && x->first_use == g->tape_pos && gn_channel_major(g, x, at.groups) &&
+        !vkd_env_off("VKD_GN_PIX_SUMS"))
+        at.pix_sums = vkd_graph_tensor(g, "groupnorm_bwd_sums", 2, (int64_t[]){x->shape[0], x->shape[1]});
     if (need_x && (need_w || need_b) && gn_channel_major(g, x, at.groups)) {
-        gn_backward_fused(g, x, w, b, bz, mean, rstd, dy, need_w, need_b, &at);
+        gn_backward_fused(g, x, w, b, bz, stats, dy, need_w, need_b, &at);
         return;
     }
     if (need_x) {
         vkd_tensor *dx = vkd_graph_tensor_like(g, "groupnorm_bwd", x), *old = vkd_grad_pending(g, x);
-        if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, mean, rstd, dy, NULL, NULL, old, &at, GN_TERMS))
+        if (dx && !gn_dispatch(g, "groupnorm_bwd", 1, dx, x, w, bz, stats, dy, NULL, NULL, old, &at, GN_TERMS))
             set_dx(g, x, dx, &at);
     }
     at.fold = 1.0f;  // (MODE 2 writes no dx)
     if (need_w || need_b) {
         vkd_tensor *dw = need_w ? vkd_graph_tensor_like(g, "groupnorm_bwd_w", w) : NULL;
         vkd_tensor *db = need_b ? vkd_graph_tensor_like(g, "groupnorm_bwd_b", b) : NULL;
-        if (!gn_dispatch(g, "groupnorm_bwd_wb", 2, NULL, x, at.act ? w : NULL, bz, mean, rstd, dy, dw, db, NULL, &at, GN_TERMS)) {
+        if (!gn_dispatch(g, "groupnorm_bwd_wb", 2, NULL, x, at.act ? w : NULL, bz, stats, dy, dw, db, NULL, &at, GN_TERMS)) {
             if (dw) vkd_grad_accumulate(g, w, dw);
             if (db) vkd_grad_accumulate(g, b, db);
         }
@@ -187,9 +213,9 @@ static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_
     }
     int64_t C = x->shape[1];
     int groups = at->groups;
-    if (groups <= 0 || C % groups != 0) {
-        vkd_graph_fail(g, "%s of '%s' %s: %d groups do not divide its %lld channels", name, x->name, sx, groups,
-                       (long long)C);
+    if (groups <= 0 || C % groups != 0 || (uint32_t)groups >= GN_MAX_GROUPS) {
+        vkd_graph_fail(g, "%s of '%s' %s: %d groups do not divide its %lld channels (or are 2^22 or more)", name,
+                       x->name, sx, groups, (long long)C);
         return NULL;
     }
     if ((w && w->numel != C) || (b && b->numel != C)) {
@@ -201,15 +227,14 @@ static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_
         vkd_graph_fail(g, "%s of '%s' %s: more elements than 32-bit indexing reaches", name, x->name, sx);
         return NULL;
     }
-    int64_t rows = x->shape[0] * groups;
+    int64_t sh[2] = {2, x->shape[0] * groups};  // the rows' mean, then their rstd
     vkd_tensor *y = vkd_graph_tensor_like(g, name, x);
-    vkd_tensor *mean = vkd_graph_tensor(g, "groupnorm_mean", 1, &rows);
-    vkd_tensor *rstd = vkd_graph_tensor(g, "groupnorm_rstd", 1, &rows);
-    if (!y || !mean || !rstd || gn_dispatch(g, name, 0, y, x, w, b, mean, rstd, NULL, NULL, NULL, NULL, at, GN_TERMS)) return NULL;
+    vkd_tensor *stats = vkd_graph_tensor(g, "groupnorm_stats", 2, sh);
+    if (!y || !stats || gn_dispatch(g, name, 0, y, x, w, b, stats, NULL, NULL, NULL, NULL, at, GN_TERMS)) return NULL;
     vkd_tensor *in[3] = {x, w, b};
     vkd_tape_entry *e = vkd_tape_push(g, gn_backward, y, in, 3);
     if (e) {
-        e->saved[0] = mean, e->saved[1] = rstd;
+        e->saved[0] = stats;
         e->attr.i[0] = groups, e->attr.i[2] = at->act;
         e->attr.f[1] = at->eps;
     }
@@ -217,9 +242,9 @@ static vkd_tensor *groupnorm(vkd_graph *g, const char *name, vkd_tensor *x, vkd_
 }
 
 vkd_tensor *vkd_groupnorm(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
-    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps, 1.0f, 0});
+    return groupnorm(g, "groupnorm", x, w, b, &(gn_attr){groups, 0, eps, 1.0f, 0, NULL, NULL});
 }
 
 vkd_tensor *vkd_groupnorm_silu(vkd_graph *g, vkd_tensor *x, vkd_tensor *w, vkd_tensor *b, int groups, float eps) {
-    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps, 1.0f, 0});
+    return groupnorm(g, "groupnorm_silu", x, w, b, &(gn_attr){groups, 1, eps, 1.0f, 0, NULL, NULL});
 }
