@@ -17,6 +17,12 @@
 // in its order: the same bits. A scalar store through a buffer address is a loop over the lanes on
 // llvmpipe (~3 ns a float at 2 threads in a unet_fmnist step's upsample2x), a vec4 store to a
 // storage buffer one loop for all four.
+// X4 = 1 (QPR, MODE 0; host: x's rows whole quads): an invocation reads a quad of x (a vec4 view)
+// and writes the four quads of y it makes, two in each of its two rows: a quarter of a fetch a
+// quad of y instead of two.
+// OLD = 1 (QPR): y = old + (the above), old (y's shape) through vec4 texel binding 1: the add of
+// a gradient so far that a backward (avgpool2x's) would run next, `precise`, so the bits are the
+// separate add's.
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -25,14 +31,17 @@ layout(constant_id = 1) const uint MODE = 0;
 layout(constant_id = 2) const uint TEXEL = 0;  // x through texel binding 0
 layout(constant_id = 3) const uint ROWS = 0;
 layout(constant_id = 4) const uint QPR = 0;
+layout(constant_id = 5) const uint X4 = 0;
+layout(constant_id = 6) const uint OLD = 0;
 
 layout(push_constant) uniform PC {
-    FBuf y; FBuf x;
+    FBuf y; FBuf x; FBuf old;  // old: OLD (read through its texel view; the address marks the dependency)
     uint n, H, W;
     float alpha;
     int x_first;
     uint rpw;  // ROWS: rows per workgroup
     int y_sfirst;  // resample_sb: where y starts in its storage binding, in vec4s (set at compile)
+    int old_first;  // OLD: where old starts in its texel view, in vec4s (set at compile)
 } pc;
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
@@ -48,6 +57,25 @@ void one(uint i, uint w, uint h, uint p) {
 }
 
 #ifdef VKD_SBUF_OUT
+// quad q of y: r, or old + r (OLD)
+void store_q(uint q, vec4 r) {
+    if (OLD != 0u) {
+        precise vec4 s = texelFetch(vkd_tex1, int(q) + pc.old_first) + r;
+        VKD_OUT4(pc.y, 4u * q, s, pc.y_sfirst);
+        return;
+    }
+    VKD_OUT4(pc.y, 4u * q, r, pc.y_sfirst);
+}
+
+// X4: quad qx of x (its row qx / (QPR / 2), y's rows 2 * that and the next)
+void quad_x4(uint qx) {
+    const uint hq = QPR / 2u, row = 2u * (qx / hq), j = 2u * (qx % hq);
+    const vec4 v = pc.alpha * texelFetch(vkd_tex0, int(qx) + pc.x_first);
+    const vec4 lo = vec4(v.x, v.x, v.y, v.y), hi = vec4(v.z, v.z, v.w, v.w);
+    store_q(row * QPR + j, lo), store_q(row * QPR + j + 1u, hi);
+    store_q((row + 1u) * QPR + j, lo), store_q((row + 1u) * QPR + j + 1u, hi);
+}
+
 // QPR: quad j of y's row `row` (rows of all planes counted together)
 void quad(uint row, uint j) {
     vec4 r;
@@ -62,7 +90,7 @@ void quad(uint row, uint j) {
         r = pc.alpha * vec4((a0.x + a0.y) + (b0.x + b0.y), (a0.z + a0.w) + (b0.z + b0.w),
                             (a1.x + a1.y) + (b1.x + b1.y), (a1.z + a1.w) + (b1.z + b1.w));
     }
-    VKD_OUT4(pc.y, 4u * (row * QPR + j), r, pc.y_sfirst);
+    store_q(row * QPR + j, r);
 }
 #endif
 
@@ -70,7 +98,11 @@ void main() {
 #ifdef VKD_SBUF_OUT
     if (QPR != 0u) {
         const uint q = flat_group() * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-        if (q < pc.n / 4u) quad(q / QPR, q % QPR);
+        if (X4 != 0u) {
+            if (q < pc.n / 16u) quad_x4(q);
+        } else if (q < pc.n / 4u) {
+            quad(q / QPR, q % QPR);
+        }
         return;
     }
 #endif

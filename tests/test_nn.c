@@ -325,17 +325,65 @@ static void test_resample(vkd_ctx *ctx, int up, int N, int C, int H, int W) {
     compare_grad(&c, "dx", X, dx);
     // quads of y through a storage binding (resample.comp's QPR) where the device writes that way
     // and a row of the pass's output is whole quads: the forward's and the backward's
-    int quads = 0, want_quads = 0;
+    // and the upsampling direction (the forward up, the pool's backward) reading x in quads, four
+    // quads of y each (X4) where y's rows are whole pairs of quads
+    int quads = 0, want_quads = 0, x4 = 0, want_x4 = 0;
     for (int i = 0; i < c.g->ndisp; i++) {
         const vkd_pipeline *pp = c.g->disp[i].pipe;
         quads += pp && !strcmp(pp->shader, "resample_sb") && pp->nspec > 4 && pp->spec[4] != 0;
+        x4 += pp && !strcmp(pp->shader, "resample_sb") && pp->nspec > 5 && pp->spec[5] != 0;
     }
-    if (ctx->sbuf && !vkd_env_off("VKD_WIDE_STORES")) want_quads = ((up ? 2 * W : W / 2) % 4 == 0) + (W % 4 == 0);
-    CHECK(quads == want_quads, "%s: %d passes wrote quads, want %d", name, quads, want_quads);
-    printf("  %-44s %d\n", "passes writing quads", quads);
+    if (ctx->sbuf && !vkd_env_off("VKD_WIDE_STORES")) {
+        want_quads = ((up ? 2 * W : W / 2) % 4 == 0) + (W % 4 == 0);
+        want_x4 = up ? (2 * W) % 8 == 0 : W % 8 == 0;
+    }
+    CHECK(quads == want_quads && x4 == want_x4, "%s: %d passes wrote quads (want %d), %d of them from x's quads (want %d)",
+          name, quads, want_quads, x4, want_x4);
+    printf("  %-44s %d, %d from x's quads\n", "passes writing quads", quads, x4);
     vkd_tensor_free(X);
     free(x), free(y), free(dx);
     end(&c);
+}
+
+// x read by the resampling and, after it, by a mul: the resampling's backward adds the mul's
+// gradient of x as it stores (resample.comp's OLD, where its quad walk runs) instead of an add
+// after it. x's gradient against the reference, and bit for bit against VKD_RS_OLD=0.
+static void test_resample_old(vkd_ctx *ctx, int up, int N, int C, int H, int W) {
+    printf("%s (%d,%d,%d,%d) then x * v: the backward adds the gradient so far\n", up ? "upsample2x" : "avgpool2x", N,
+           C, H, W);
+    long n = (long)N * C * H * W, ny = up ? 4 * n : n / 4;
+    int64_t xs[4] = {N, C, H, W}, ys[4] = {N, C, up ? 2 * H : H / 2, up ? 2 * W : W / 2};
+    double *x = dalloc(n), *v = dalloc(n), *u = dalloc(ny), *dx = dalloc(n);
+    t_fill(x, n, -1, 1), t_fill(v, n, -1, 1), t_fill(u, ny, -1, 1);
+    vkd_tensor *X = t_tensor(ctx, "x", 4, xs, x, 0), *V = t_tensor(ctx, "v", 4, xs, v, 0), *U = t_tensor(ctx, "u", 4, ys, u, 0);
+    vkd_tensor_set_requires_grad(X, 1);
+    float *got[2] = {malloc(n * 4), malloc(n * 4)};
+    int adds[2];
+    for (int r = 0; r < 2; r++) {
+        setenv("VKD_RS_OLD", r ? "0" : "1", 1);
+        vkd_graph *g = vkd_graph_new(ctx, "resample old");
+        vkd_tensor *y = up ? vkd_upsample2x(g, X) : vkd_avgpool2x(g, X);
+        vkd_tensor *loss = vkd_add(g, vkd_sum(g, vkd_mul(g, y, U), 0), vkd_sum(g, vkd_mul(g, X, V), 0));
+        CHECK(vkd_graph_backward(g, loss) == 0 && vkd_graph_run(g) == 0, "run: %s", vkd_graph_error(g));
+        vkd_tensor_download(vkd_graph_grad(g, X), got[r]);
+        adds[r] = 0;
+        for (int i = 0; i < g->ndisp; i++) adds[r] += strcmp(g->disp[i].name, "add") == 0;
+        if (r == 0) {
+            if (up) ref_upsample2x_bwd(dx, u, (long)N * C, H, W);
+            else ref_avgpool2x_bwd(dx, u, (long)N * C, H, W);
+            for (long i = 0; i < n; i++) dx[i] += v[i];
+            compare("dx", vkd_graph_grad(g, X), dx, TOL);
+        }
+        vkd_graph_free(g);
+    }
+    unsetenv("VKD_RS_OLD");
+    CHECK(!memcmp(got[0], got[1], n * 4), "the backward's add differs from the separate add's bits");
+    // where the quad walk writes the gradient (CPU devices, its rows whole quads): one add less
+    int fused = ctx->sbuf && !vkd_env_off("VKD_WIDE_STORES") && W % 4 == 0;
+    CHECK(adds[0] == adds[1] - fused, "%d adds with the backward adding, %d without (fused: %d)", adds[0], adds[1], fused);
+    printf("  %-44s %d -> %d\n", "adds", adds[1], adds[0]);
+    vkd_tensor_free(X), vkd_tensor_free(V), vkd_tensor_free(U);
+    free(x), free(v), free(u), free(dx), free(got[0]), free(got[1]);
 }
 
 // ---------------------------------------------------------------- modulate
@@ -559,6 +607,10 @@ int main(void) {
     test_resample(ctx, 0, 3, 5, 6, 16);   // down to rows of 8, up to 16
     test_resample(ctx, 0, 2, 3, 4, 8);    // down to rows of 4 (one quad a row), up to 8
     test_resample(ctx, 1, 2, 3, 2, 6);    // up to rows of 12 in quads; its backward's rows of 6 not
+    test_resample_old(ctx, 0, 2, 3, 4, 16);  // avgpool2x's backward in quads of x (rows of 16 from 8)
+    test_resample_old(ctx, 0, 2, 3, 4, 12);  // rows of 12 from 6: the quad walk of y, x read by elements
+    test_resample_old(ctx, 1, 2, 3, 4, 8);   // upsample2x's backward (rows of 8 from 16)
+    test_resample_old(ctx, 0, 1, 2, 2, 6);   // rows of 6: no quads, the separate add
     for (int one = 0; one < 2; one++) {
         test_modulate(ctx, 2, 5, 7, 1, 1, (float)one);
         test_modulate(ctx, 2, 5, 7, 0, 1, (float)one);
