@@ -44,6 +44,17 @@ static int gn_channel_major(const vkd_graph *g, const vkd_tensor *x, int groups)
 // GN_ACC_CB: the pixel sums' sums over the samples added into at->cb.
 enum { GN_TERMS = 0, GN_SUM_N = 1, GN_ACC_W = 2, GN_ACC_B = 4, GN_ACC_CB = 8 };
 
+// The most quads a lane holds in the backward's registers: 48, or 64 for a long run (or one not
+// said: a benchmark). 64 quads (32x32 planes, 4 channels a group: unet_fmnist's and
+// ddpmpp_reduced's top level) took 2.37-2.52 ms a call against 2.68 fetched twice at batch 16, but
+// their pipeline 94-124 ms to create against 31, in every process (lavapipe's NIR passes; LLVM's
+// ~1.2 s more only the first time, Mesa's cache keeps it): so where x's elements times the runs
+// reach 2^28 (512 runs of that shape at batch 16, ~100-150 ms saved).
+static uint64_t gn_regs_max(const vkd_graph *g, const vkd_tensor *x) {
+    int64_t runs = vkd_graph_runs(g);
+    return runs <= 0 || (double)x->numel * (double)runs >= 268435456.0 ? 64 : 48;
+}
+
 // x is (N, C, S); stats is (2, N*groups), the rows' mean and rstd. MODE 2 writes dw, db and reads
 // w, b only to recompute the pre-activation of a fused SiLU. MODE 1 with old
 // (x's gradient so far) writes old + dx, and dw, db as `how` says; with at->pix_sums, the sums
@@ -90,13 +101,12 @@ static int gn_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
     if (old4) tx[nt++] = (vkd_texel){(uint8_t)na, 2, offsetof(gn_push, old_first), 1};
     if (old) args[na++] = (vkd_arg){offsetof(gn_push, old), VKD_R, old};
     // A lane's quads of a row held in registers (the shader's RQ, RC): x and dy fetched once, not
-    // twice, when each channel is whole quads a lane and the row at most 48 quads a lane (batch
-    // 16, 96 channels, 32x32: 2.19-2.27 ms a call against 2.87-2.90 fetched twice; 64 quads
-    // gained as much but took LLVM 1.2 s longer to compile). The forward at most 4: 16 quads
-    // (32 channels, 32x32) took 830-1250 us a call against 680-1020 fetched twice, 2 quads (64
-    // channels, 8x8) 240-250 against 290-370.
+    // twice, when each channel is whole quads a lane and the row at most gn_regs_max quads a lane
+    // (batch 16, 96 channels, 32x32: 2.19-2.27 ms a call against 2.87-2.90 fetched twice). The
+    // forward at most 4: 16 quads (32 channels, 32x32) took 830-1250 us a call against 680-1020
+    // fetched twice, 2 quads (64 channels, 8x8) 240-250 against 290-370.
     uint64_t cpg = C / (uint64_t)at->groups, rq = vec4 && (S / 4) % wg == 0 ? S / 4 / wg : 0;
-    if (mode == 2 || cpg * rq > (mode == 0 ? 4u : 48u) || vkd_env_off("VKD_GN_REGS")) rq = 0;
+    if (mode == 2 || cpg * rq > (mode == 0 ? 4u : gn_regs_max(g, x)) || vkd_env_off("VKD_GN_REGS")) rq = 0;
     uint32_t nl = mode == 1 && (how & GN_SUM_N) ? (uint32_t)cpg : 0;
     uint32_t spec[11] = {wg, mode, sgred, (uint32_t)at->act, S >= wg, texel, vec4, old4, (uint32_t)rq,
                          rq ? (uint32_t)cpg : 1u, nl},
