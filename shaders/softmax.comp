@@ -20,6 +20,14 @@ layout(constant_id = 3) const uint TEXEL = 0;
 // scalar one does on llvmpipe), and written through vkd_store4 (softmax_wide: 64-bit pairs).
 // The sums then run in another order than the scalar walk's: other bits.
 layout(constant_id = 4) const uint VEC4 = 0;
+// RQ > 0 (host: VEC4 and SGRED, cols = 4 * RQ * the workgroup, RQ <= 8): a lane holds its RQ
+// quads of the row in registers, so the forward fetches each once and takes each exp once (three
+// fetches and two exps a quad in row4), the backward fetches p and dy once (twice). The sums and
+// products are row4's, in its order: the same bits. Attention's 256-key rows at batch 16 went
+// from 2.1-2.6 to 1.5-1.8 ms a call (ddpmpp_reduced, VKD_PROFILE, three alternating pairs).
+// Several rows a workgroup in a loop (to spread lavapipe's per-workgroup cost) measured slower:
+// 1.9 ms at 4 rows, 2.2-2.8 at 16.
+layout(constant_id = 5) const uint RQ = 0;
 
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf dy;
@@ -69,11 +77,37 @@ void row4(uint row, uint t, uint W) {
     }
 }
 
+// row4 with the row's quads in registers (RQ): the same sums in the same order.
+void row_regs(uint row, uint t, uint W) {
+    uint base = row * pc.cols, bq = base / 4u;
+    vec4 v[RQ > 0u ? RQ : 1u];
+    if (BWD == 0u) {
+        vec4 m4 = vec4(-3.4028235e38);
+        [[unroll]] for (uint i = 0; i < RQ; i++) { v[i] = ld_x4(bq + t + i * W); m4 = max(m4, v[i]); }
+        float m = wg_reduce(max(max(m4.x, m4.y), max(m4.z, m4.w)), true);
+        vec4 s4 = vec4(0.0);
+        [[unroll]] for (uint i = 0; i < RQ; i++) { v[i] = exp(v[i] - m); s4 += v[i]; }
+        float inv = 1.0 / wg_reduce((s4.x + s4.y) + (s4.z + s4.w), false);
+        [[unroll]] for (uint i = 0; i < RQ; i++) VKD_OUT4(pc.y, base + 4u * (t + i * W), vkd_keep(v[i] * inv), pc.y_sfirst);
+    } else {
+        vec4 d[RQ > 0u ? RQ : 1u];
+        // A zero the compiler cannot fold (rows > 0 here), as row4's loop-carried one: llvmpipe
+        // fuses a product into the add that takes it, and from a constant 0 the one quad's
+        // product of RQ = 1 would fuse into the lane sum instead (other bits, measured).
+        vec4 d4 = vec4(float(pc.rows == 0u));
+        [[unroll]] for (uint i = 0; i < RQ; i++) { d[i] = ld_dy4(bq + t + i * W); v[i] = ld_x4(bq + t + i * W); d4 += d[i] * v[i]; }
+        float dd = wg_reduce((d4.x + d4.y) + (d4.z + d4.w), false);
+        [[unroll]] for (uint i = 0; i < RQ; i++) VKD_OUT4(pc.y, base + 4u * (t + i * W), vkd_keep(v[i] * (d[i] - dd)), pc.y_sfirst);
+    }
+}
+
 void main() {
-    uint row = flat_group();
+    uint row = flat_group(), t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
     if (row >= pc.rows) return;
-    uint base = row * pc.cols, t = gl_LocalInvocationID.x, W = gl_WorkGroupSize.x;
-    if (VEC4 != 0u) {
+    uint base = row * pc.cols;
+    if (RQ != 0u) {
+        row_regs(row, t, W);
+    } else if (VEC4 != 0u) {
         row4(row, t, W);
     } else if (BWD == 0u) {
         float m = -3.4028235e38;

@@ -458,6 +458,50 @@ static void test_softmax(vkd_ctx *ctx, int rows, int cols) {
     end(&c);
 }
 
+// The rows held in registers (softmax's RQ, CPU devices) against fetched for each use
+// (VKD_SM_REGS=0): y and dx bit for bit (the same sums in the same order), and which walk ran.
+static void test_softmax_regs(vkd_ctx *ctx, int rows, int cols) {
+    printf("softmax (%d,%d): rows held in registers against fetched again\n", rows, cols);
+    long n = (long)rows * cols;
+    double *x = malloc(n * 8), *u = malloc(n * 8);
+    t_fill(x, n, -8, 8), t_fill(u, n, -1, 1);
+    float *got[2][2];
+    int regs[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_SM_REGS", pass ? "1" : "0", 1);
+        vkd_tensor *X = t_tensor(ctx, "x", 2, (int64_t[]){rows, cols}, x, 0), *U = t_tensor(ctx, "u", 2, (int64_t[]){rows, cols}, u, 0);
+        vkd_tensor_set_requires_grad(X, 1);
+        vkd_graph *g = vkd_graph_new(ctx, "softmax regs");
+        vkd_tensor *y = vkd_softmax(g, X);
+        vkd_graph_keep(g, y);
+        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, y, U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
+              vkd_graph_error(g));
+        vkd_tensor *t[2] = {y, vkd_graph_grad(g, X)};
+        for (int k = 0; k < 2; k++) got[pass][k] = malloc(n * 4), vkd_tensor_download(t[k], got[pass][k]);
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_pipeline *pp = g->disp[i].pipe;
+            if (pp && !strncmp(pp->shader, "softmax", 7) && pp->nspec >= 6 && pp->spec[5] != 0) regs[pass]++;
+        }
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(U);
+    }
+    unsetenv("VKD_SM_REGS");
+    CHECK(regs[0] == 0, "VKD_SM_REGS=0 still held rows in registers (%d passes)", regs[0]);
+    const char *what[2] = {"y", "dx"};
+    for (int k = 0; k < 2; k++) {
+        long bad = 0;
+        for (long i = 0; i < n; i++) bad += memcmp(&got[0][k][i], &got[1][k][i], 4) != 0;
+        CHECK(bad == 0, "%s: %ld of %ld bits differ between the walks", what[k], bad, n);
+        free(got[0][k]), free(got[1][k]);
+    }
+    // forward and backward, where rows are whole quads a lane (at most 8) on texel views
+    int lanes = (int)ctx->f.subgroup_size;
+    int want = ctx->texel && vkd_norm_subgroup_reduce(ctx) && cols % (4 * lanes) == 0 && cols / (4 * lanes) <= 8 ? 2 : 0;
+    CHECK(regs[1] == want, "%d passes held their rows in registers, want %d", regs[1], want);
+    printf("  y and dx bit for bit, %d passes in registers\n", regs[1]);
+    free(x), free(u);
+}
+
 // residual: y = layernorm(x) + x, so the norm's backward finds x's gradient pending
 // and writes old + dx itself; the graph then runs twice, so the parameters' gradients
 // (added straight into their persistent buffers) must hold 2 dw, 2 db.
@@ -791,6 +835,10 @@ int main(void) {
     test_softmax(ctx, 5, 7);
     test_softmax(ctx, 3, 300);
     test_softmax(ctx, 4, 20);  // quads, fewer than the lanes
+    test_softmax(ctx, 6, 256);  // rows held in registers (CPU devices: 4 quads a lane at 16 lanes)
+    test_softmax_regs(ctx, 6, 256);
+    test_softmax_regs(ctx, 5, 64);   // one quad a lane at 16 lanes, two at 8
+    test_softmax_regs(ctx, 3, 1024); // 16 quads a lane at 16 lanes: fetched again
     test_layernorm(ctx, 5, 7, 0, 0);
     test_layernorm(ctx, 4, 300, 1, 0);
     test_layernorm(ctx, 6, 40, 1, 1);

@@ -22,11 +22,15 @@ int vkd_softmax_dispatch(vkd_graph *g, const char *name, int bwd, vkd_tensor *y,
     int nt = texel ? (dy ? 2 : 1) : 0;
     // short rows: do not leave most of a workgroup idle
     uint32_t wg = sgred ? g->ctx->f.subgroup_size : cols <= 64 ? 64 : VKD_WG;
-    uint32_t spec[5] = {wg, (uint32_t)bwd, sgred, texel, vec4}, gx, gy;
+    // a lane's quads of the row held in registers (the shader's RQ) where the row is whole quads a
+    // lane, at most 8 (VKD_SM_REGS=0: fetched again for each use)
+    uint64_t rq = vec4 && sgred && cols % (4 * wg) == 0 ? cols / (4 * wg) : 0;
+    if (rq > 8 || vkd_env_off("VKD_SM_REGS")) rq = 0;
+    uint32_t spec[6] = {wg, (uint32_t)bwd, sgred, texel, vec4, (uint32_t)rq}, gx, gy;
     vkd_grid_1d(rows, 1, &gx, &gy);
     const char *shader = vkd_store_variant(g, vec4, "softmax", "softmax_wide");
     shader = vkd_sbuf_variant(g, shader, "softmax_wide", "softmax_sb", y, tx, &nt, offsetof(softmax_push, y_sfirst));
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 5, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 6, gx, gy, 1, &pc, sizeof pc, args, na, tx, nt);
 }
 
 // dx = p * (dy - sum(dy * p)); the saved output p is all the backward needs.
