@@ -91,9 +91,9 @@ void row_regs(uint row, uint t, uint W) {
         [[unroll]] for (uint i = 0; i < RQ; i++) VKD_OUT4(pc.y, base + 4u * (t + i * W), vkd_keep(v[i] * inv), pc.y_sfirst);
     } else {
         vec4 d[RQ > 0u ? RQ : 1u];
-        // A zero the compiler cannot fold (rows > 0 here), as row4's loop-carried one: llvmpipe
-        // fuses a product into the add that takes it, and from a constant 0 the one quad's
-        // product of RQ = 1 would fuse into the lane sum instead (other bits, measured).
+        // A zero the compiler cannot fold (rows > 0 here), as row4's loop-carried one: from a
+        // constant 0, RQ = 1's one quad of products reaches the lane sum directly and the
+        // compiler combines them otherwise (other bits, measured).
         vec4 d4 = vec4(float(pc.rows == 0u));
         [[unroll]] for (uint i = 0; i < RQ; i++) { d[i] = ld_dy4(bq + t + i * W); v[i] = ld_x4(bq + t + i * W); d4 += d[i] * v[i]; }
         float dd = wg_reduce((d4.x + d4.y) + (d4.z + d4.w), false);
