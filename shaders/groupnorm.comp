@@ -1,6 +1,7 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_EXT_buffer_reference_uvec2 : require
 // Group norm (torch.nn.GroupNorm) of x (N, C, S) with S the flattened spatial
 // size, optionally followed by SiLU (ACT = 1: y = silu(z), z = GN(x)*w + b, the
 // pair every UNet block runs back to back; fused, the activation costs no pass
@@ -68,10 +69,16 @@ layout(constant_id = 7) const uint OLD4 = 0;
 layout(constant_id = 8) const uint RQ = 0;
 layout(constant_id = 9) const uint RC = 1;
 layout(constant_id = 10) const uint NL = 0;
+// OLD2 = 1 (host: OLD4 and flags bit4): MODE 1 writes (old + old2) + dx, old2 a second term of the
+// gradient so far (vec4 texel binding 3; its first vec4 in old's address slot, unused then): the
+// bits of the add autograd put off (vkd_grad_pending_pair), then those of old + dx. A constant,
+// not a flag: a branch on a flag in the stores made every call of the walk ~5% slower.
+layout(constant_id = 11) const uint OLD2 = 0;
 layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
+layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
 
 // (128 bytes, the least a device must take: the groups share a word with the flags, and the
-// forward's eps and the backward's dx_scale one)
+// forward's eps and the backward's dx_scale one; with OLD2, old holds old2's first vec4)
 layout(push_constant) uniform PC {
     FBuf y; FBuf x; FBuf w; FBuf b; FBuf stats; FBuf sums; FBuf cb; FBuf dy; FBuf dw; FBuf db; FBuf old;
     uint N, C, S;
@@ -238,6 +245,13 @@ vec4 store_dx(uint i, vec4 dx, uint c) {
     if ((FLAGS & 16u) != 0u) {
         const vec4 o = OLD4 != 0u ? texelFetch(vkd_tex2, int(i / 4u) + pc.old_first)
                                   : vec4(pc.old.v[i], pc.old.v[i + 1u], pc.old.v[i + 2u], pc.old.v[i + 3u]);
+        if (OLD2 != 0u) {
+            precise vec4 s2 = o + texelFetch(vkd_tex3, int(i / 4u) + int(uvec2(pc.old).x));
+            precise vec4 s = s2 + dx;
+            precise vec4 r = s * dx_scale_of(c);
+            store_y4(i, r);
+            return r;
+        }
         precise vec4 s = o + dx;
         precise vec4 r = s * dx_scale_of(c);
         store_y4(i, r);

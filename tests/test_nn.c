@@ -298,6 +298,61 @@ static void test_groupnorm_regs(vkd_ctx *ctx, int N, int C, int H, int W, int gr
     free(x), free(u), free(w), free(b);
 }
 
+// x's gradient gathering `terms` contributions before group norm's backward (its first reader)
+// adds its own: kept as two terms, the last of them added by the norm's walk (its OLD2) where
+// both come through vec4 views (CPU devices), against each added at once (VKD_GRAD_PAIR=0): every
+// gradient bit for bit, and one add pass fewer where the walk took the pair. x = 1.5 X is a graph
+// tensor, as a UNet's block outputs are (an input's gradient is never kept in two terms).
+static void test_groupnorm_pair(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int terms, int want_taken) {
+    printf("groupnorm+silu (%d,%d,%d,%d) groups %d, %d terms of x's gradient before its own: kept as two\n", N, C, H,
+           W, groups, terms);
+    long n = (long)N * C * H * W;
+    int64_t shape[4] = {N, C, H, W};
+    double *x = dalloc(n), *u = dalloc(n), *w = dalloc(C), *b = dalloc(C);
+    t_fill(x, n, -2, 3), t_fill(u, n, -1, 1), t_fill(w, C, 0.5, 1.5), t_fill(b, C, -1, 1);
+    float *got[2][4];
+    int adds[2] = {0, 0}, taken[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        setenv("VKD_GRAD_PAIR", pass ? "1" : "0", 1);
+        vkd_tensor *X = t_tensor(ctx, "x", 4, shape, x, 0), *U = t_tensor(ctx, "u", 4, shape, u, 0);
+        vkd_tensor *Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0), *B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
+        vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(Wt, 1), vkd_tensor_set_requires_grad(B, 1);
+        vkd_graph *g = vkd_graph_new(ctx, "groupnorm pair");
+        vkd_tensor *xs = vkd_scale(g, X, 1.5f);
+        vkd_tensor *y = vkd_groupnorm_silu(g, xs, Wt, B, groups, 1e-6f), *z = y;
+        vkd_graph_keep(g, y);
+        for (int k = 0; k < terms; k++) z = vkd_add(g, z, vkd_scale(g, xs, 0.5f / (float)(k + 1)));
+        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, z, U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
+              vkd_graph_error(g));
+        vkd_tensor *t[4] = {y, vkd_graph_grad(g, X), vkd_graph_grad(g, Wt), vkd_graph_grad(g, B)};
+        long len[4] = {n, n, C, C};
+        for (int k = 0; k < 4; k++) got[pass][k] = malloc(len[k] * 4), vkd_tensor_download(t[k], got[pass][k]);
+        for (int i = 0; i < g->ndisp; i++) {
+            const vkd_dispatch *d = &g->disp[i];
+            adds[pass] += !strcmp(d->name, "add");
+            taken[pass] += d->pipe && !strncmp(d->pipe->shader, "groupnorm", 9) && d->pipe->nspec >= 12 && d->pipe->spec[11];
+        }
+        vkd_graph_free(g);
+        vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
+    }
+    unsetenv("VKD_GRAD_PAIR");
+    const char *what[4] = {"y", "dX", "dw", "db"};
+    long len[4] = {n, n, C, C};
+    for (int k = 0; k < 4; k++) {
+        long bad = 0;
+        for (long i = 0; i < len[k]; i++) bad += memcmp(&got[0][k][i], &got[1][k][i], 4) != 0;
+        CHECK(bad == 0, "%s: %ld of %ld bits differ from the terms added at once", what[k], bad, len[k]);
+        free(got[0][k]), free(got[1][k]);
+    }
+    int want = want_taken && ctx->texel && ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    CHECK(taken[0] == 0 && taken[1] == want, "the walk took the pair %d times, want %d (0 with VKD_GRAD_PAIR=0: %d)",
+          taken[1], want, taken[0]);
+    CHECK(adds[1] == adds[0] - want, "%d add passes against %d added at once, want %d fewer", adds[1], adds[0], want);
+    printf("  %-44s bit for bit; add passes %d against %d; the walk took the pair: %d\n", "y, dX, dw, db", adds[1],
+           adds[0], taken[1]);
+    free(x), free(u), free(w), free(b);
+}
+
 static void test_groupnorm(vkd_ctx *ctx, int N, int C, int H, int W, int groups, int affine, int replay) {
     test_groupnorm_act(ctx, N, C, H, W, groups, affine, replay, 0);
 }
@@ -598,6 +653,9 @@ int main(void) {
     test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 0); // channel-major walk, dw/db in the same pass
     test_groupnorm_accumulate(ctx, 2, 64, 16, 16, 32, 1);
     test_groupnorm_param_grads(ctx, 2, 64, 16, 16, 32);  // channel-major walk: w, b summed over the samples
+    test_groupnorm_pair(ctx, 2, 32, 8, 8, 8, 2, 1);       // two terms before the norm's: the walk adds both
+    test_groupnorm_pair(ctx, 2, 32, 8, 8, 8, 3, 1);       // three: the first two added when the third comes
+    test_groupnorm_pair(ctx, 2, 32, 5, 5, 8, 2, 0);       // rows not whole quads: the norm adds them first
     test_groupnorm_regs(ctx, 2, 64, 8, 8, 32, 1, 0, 1);        // 2 channels of 1 quad a lane: forward and backward
     test_groupnorm_regs(ctx, 2, 96, 32, 32, 32, 0, 0, 1);      // 3 channels of 16 quads a lane: the backward only
     test_groupnorm_regs(ctx, 2, 32, 32, 32, 8, 0, 0, 1);       // 4 channels of 16 quads: a long run's (none said)

@@ -38,6 +38,23 @@ static vkd_tensor *grad_of(vkd_graph *g, const vkd_tensor *t) {
     return (t->ggrad_graph == g && t->ggrad_serial == g->serial) ? t->ggrad : NULL;
 }
 
+// t's whole pending gradient: a second term kept apart (vkd_grad_pending_pair) added now
+static vkd_tensor *grad_sum(vkd_graph *g, vkd_tensor *t) {
+    vkd_tensor *a = grad_of(g, t);
+    if (a && t->ggrad2) {
+        vkd_tensor *b = t->ggrad2;
+        t->ggrad2 = NULL;
+        t->ggrad = vkd_add(g, a, b);
+    }
+    return grad_of(g, t);
+}
+
+// whether t's first reader adds two terms of its gradient itself
+static int pair_ok(vkd_graph *g, const vkd_tensor *t) {
+    return g->in_backward && t->graph == g && t->first_use >= 0 && t->first_use < g->ntape &&
+           g->tape[t->first_use].takes_grad_pair && !vkd_env_off("VKD_GRAD_PAIR");
+}
+
 void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
     if (!t || !sum || !t->requires_grad || vkd_graph_failed(g)) return;
     if (grad_of(g, t) && t->ggrad_folded) {  // a folded gradient is final: nothing may follow it
@@ -45,6 +62,7 @@ void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
         return;
     }
     t->ggrad = sum;
+    t->ggrad2 = NULL;
     t->ggrad_graph = g;
     t->ggrad_serial = g->serial;
     t->ggrad_folded = 0;
@@ -52,7 +70,11 @@ void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
 
 void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx) {
     if (!t || !gx || !t->requires_grad || vkd_graph_failed(g)) return;
-    vkd_tensor *old = grad_of(g, t);
+    vkd_tensor *old = grad_sum(g, t);
+    if (old && !t->ggrad_folded && pair_ok(g, t)) {
+        t->ggrad2 = gx;
+        return;
+    }
     vkd_grad_set(g, t, old ? vkd_add(g, old, gx) : gx);
 }
 
@@ -89,7 +111,15 @@ void vkd_grad_set_folded(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum) {
 int vkd_grad_folded(vkd_graph *g, const vkd_tensor *t) { return t && grad_of(g, t) && t->ggrad_folded; }
 
 vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t) {
-    return t && t->requires_grad && !vkd_graph_failed(g) ? grad_of(g, t) : NULL;
+    return t && t->requires_grad && !vkd_graph_failed(g) ? grad_sum(g, (vkd_tensor *)t) : NULL;
+}
+
+vkd_tensor *vkd_grad_pending_pair(vkd_graph *g, const vkd_tensor *t, vkd_tensor **second) {
+    *second = NULL;
+    if (!t || !t->requires_grad || vkd_graph_failed(g)) return NULL;
+    vkd_tensor *a = grad_of(g, t);
+    if (a) *second = t->ggrad2;
+    return a;
 }
 
 vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) {
@@ -97,7 +127,7 @@ vkd_tensor *vkd_graph_grad(vkd_graph *g, const vkd_tensor *t) {
         vkd_graph_fail(g, "gradient of '%s': it holds a factor folded in for its own backward", t->name);
         return NULL;
     }
-    return t ? grad_of(g, t) : NULL;
+    return t ? grad_sum(g, (vkd_tensor *)t) : NULL;
 }
 
 static int is_param(const vkd_tensor *t) { return t && t->pgrad && !t->graph; }
@@ -145,7 +175,7 @@ int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
     vkd_grad_accumulate(g, loss, vkd_full(g, loss->ndim, loss->shape, 1.0f));
     for (int i = ntape - 1; i >= 0 && !vkd_graph_failed(g); i--) {
         vkd_tape_entry *e = &g->tape[i];
-        vkd_tensor *dy = grad_of(g, e->out);
+        vkd_tensor *dy = grad_sum(g, e->out);
         g->tape_pos = i;
         if (dy) e->backward(g, e, dy);
     }
@@ -155,7 +185,7 @@ int vkd_graph_backward(vkd_graph *g, vkd_tensor *loss) {
         vkd_tape_entry *e = &g->tape[i];
         for (int k = 0; k < e->nin; k++) {
             vkd_tensor *t = e->in[k];
-            vkd_tensor *gt = t ? grad_of(g, t) : NULL;
+            vkd_tensor *gt = t ? grad_sum(g, t) : NULL;  // (a term kept apart and never read: added)
             if (!gt || t->graph) continue;
             if (t->pgrad) {
                 vkd_accumulate_into(g, t->pgrad, gt);

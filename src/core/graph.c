@@ -467,6 +467,7 @@ int vkd_graph_compile(vkd_graph *g) {
             if (d->args[a].access & VKD_R) rd[nrd++] = x;
             if (d->args[a].access & VKD_W) wr[nwr++] = x;
             if (!d->pipe) continue;
+            if (d->args[a].at == VKD_ARG_NO_ADDR) continue;
             VkDeviceAddress addr = vkd_tensor_addr(d->args[a].t);
             memcpy(d->push + d->args[a].at, &addr, sizeof addr);
         }

@@ -38,6 +38,8 @@ struct vkd_tensor {
     float grad_fold;
     int first_use;
     int ggrad_folded;
+    // a second term of the pending gradient not yet added to ggrad (vkd_grad_pending_pair)
+    vkd_tensor *ggrad2;
     // a concat's output (vkd_concat, along the channels) whose first part, grad_fold_src, asked for
     // a fold: the fold covers only that part's channels and reaches it through the concat's backward
     vkd_tensor *grad_fold_src;
@@ -54,10 +56,13 @@ struct vkd_tensor {
 typedef enum { VKD_R = 1, VKD_W = 2, VKD_RW = 3 } vkd_access;
 
 typedef struct {
-    uint16_t at;  // byte offset of the 8-byte device address in the push block
+    uint16_t at;  // byte offset of the 8-byte device address in the push block (VKD_ARG_NO_ADDR: none)
     uint8_t access;
     vkd_tensor *t;
 } vkd_arg;
+// An arg the shader reads only through its texel binding: declared for liveness and barriers,
+// no address written (its 8 bytes of the push block may hold other fields).
+#define VKD_ARG_NO_ADDR 0xFFFFu
 
 // An arg also read through a texel view (ctx->texel): binding `binding` of
 // set 0; the element of the view where the tensor starts is patched into the
@@ -114,6 +119,8 @@ struct vkd_tape_entry {
         float f[8];
         int32_t i[8];
     } attr;
+    // its backward adds two pending terms of its input's gradient itself (vkd_grad_pending_pair)
+    int takes_grad_pair;
 };
 
 #define VKD_MAX_ARENAS 64
@@ -204,6 +211,12 @@ void vkd_grad_accumulate(vkd_graph *g, vkd_tensor *t, vkd_tensor *gx);
 // vkd_grad_set in place of vkd_grad_accumulate.
 vkd_tensor *vkd_grad_pending(vkd_graph *g, const vkd_tensor *t);
 void vkd_grad_set(vkd_graph *g, vkd_tensor *t, vkd_tensor *sum);
+// Where the entry that reads t first says it takes them (takes_grad_pair), a second contribution
+// to t's gradient is kept as a second term instead of added at once; the add is recorded when
+// something needs the sum (vkd_grad_pending, the entry that made t, the end of the backward:
+// the same add, later). That entry's backward may read both terms and write a + b + dx itself:
+// *second is the term not yet added (else NULL). VKD_GRAD_PAIR=0: added at once.
+vkd_tensor *vkd_grad_pending_pair(vkd_graph *g, const vkd_tensor *t, vkd_tensor **second);
 // Folding a constant factor into a finished gradient. An op's forward may ask, with
 // t->grad_fold = s, that t's gradient reach its own backward as s * d(loss)/dt (EDM's residual
 // scale: the convolution's backward needs dy * s, which cost a pass of its own). The backward

@@ -55,7 +55,7 @@ vkd_tensor *vkd_tensor_alias(vkd_tensor *t) {
     a->requires_grad = 0;
     a->pgrad = NULL;
     a->mem = (vkd_alloc){0};
-    a->ggrad = NULL, a->ggrad_graph = NULL;
+    a->ggrad = NULL, a->ggrad_graph = NULL, a->ggrad2 = NULL;
     return a;
 }
 
