@@ -676,7 +676,7 @@ static void expect_error(vkd_ctx *ctx, const char *what, int transposed, const i
 // data_quads: 1 when the data gradient's window walk should read w in quads (a 3x3 kernel, input
 // channels a multiple of 4 and of the tile's rows).
 // whole_taps: 1 when the weight gradient's lanes should own whole input channels (TAPS: a 3x3
-// kernel with padding 1, at least 16 output channels).
+// kernel with padding 1, any number of output channels).
 static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref_conv_shape s, int data_quads,
                              int whole_taps) {
     printf("%s: window walks against the plain walk, bit for bit, and Winograd's against the reference\n", name);
@@ -1100,7 +1100,11 @@ int main(void) {
     test_pix_sums(ctx, (ref_conv_shape){2, 8, 8, 8, 16, 3, 3, 1, 1, 1, 1}, 4, 1);
     test_pix_sums(ctx, (ref_conv_shape){2, 12, 8, 8, 16, 1, 1, 1, 0, 0, 1}, 4, 1);
     test_window_bits(ctx, "conv2d 3x3 pad 1, 24->40, 16x16", 0, (ref_conv_shape){2, 24, 16, 16, 40, 3, 3, 1, 1, 1, 1}, 1, 1);
-    test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1, 0);
+    test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 8->12, 8x8", 0, (ref_conv_shape){3, 8, 8, 8, 12, 3, 3, 1, 1, 1, 2}, 1, 1);
+    // one and three output channels (a UNet's last convolution): whole channels, 15 and 13 of the
+    // tile's 16 rows empty
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 8->1, 16x16", 0, (ref_conv_shape){1, 8, 16, 16, 1, 3, 3, 1, 1, 1, 1}, 1, 1);
+    test_window_bits(ctx, "conv2d 3x3 pad 1, 8->3, 16x16", 0, (ref_conv_shape){1, 8, 16, 16, 3, 3, 3, 1, 1, 1, 1}, 1, 1);
     // groups with the quad walks: the data gradient's blocks of w and the weight gradient's channels per group
     test_window_bits(ctx, "conv2d 3x3 pad 1 groups 2, 32->32, 16x16", 0, (ref_conv_shape){2, 32, 16, 16, 32, 3, 3, 1, 1, 1, 2}, 1, 1);
     // 32x32 planes: the 2-D walk's lane groups each one whole row pair of 32 pixels

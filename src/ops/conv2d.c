@@ -322,9 +322,13 @@ static int weight_window(const conv_geom *c, const conv_tile *t, int64_t window,
 // fetches a chunk for 72 values of B, where the column walk took 24 for 64). For at least 16
 // output channels (M); fewer keep the column walk's narrow tiles. tests/bench_conv, best of 10,
 // two rounds: at 16, 32->32, 32x32 59-61 -> 85-90 GFLOP/s; 64->64, 16x16 73-77 -> 73-94;
-// 128->64, 16x16 70-82 -> 93-98; 64->64, 8x8 66-67 -> 68-94. VKD_CONV_TAPS=0 turns it off.
+// 128->64, 16x16 70-82 -> 93-98; 64->64, 8x8 66-67 -> 68-94. Fewer output channels too, in a tile
+// of 16 rows mostly empty: there the column walk's narrow tiles gather x for every k, and the
+// taps' loads are what costs, not the products. Best of 10 at batch 16, ms: 32->1 at 32x32 (a
+// UNet's last convolution) 2.41 -> 1.65, 32->3 2.54 -> 1.66, 32->8 3.14 -> 1.70, 64->8 at 16x16
+// 1.42 -> 0.97 (4 rows a tile instead of 16: no faster). VKD_CONV_TAPS=0 turns it off.
 static int taps_walk(const conv_geom *c, int64_t M) {
-    return c->kh == 3 && c->kw == 3 && c->ph == 1 && c->pw == 1 && M >= 16 && !vkd_env_off("VKD_CONV_TAPS");
+    return c->kh == 3 && c->kw == 3 && c->ph == 1 && c->pw == 1 && M >= 1 && !vkd_env_off("VKD_CONV_TAPS");
 }
 
 // Its tile: 9 columns a lane (multiply-adds in 4 x 3 blocks) and 32 rows (16 where M is not a
