@@ -231,6 +231,30 @@ static void test_groupnorm_param_grads(vkd_ctx *ctx, int N, int C, int H, int W,
     free(x), free(u), free(w), free(b), free(old), free(got[0]), free(got[1]), free(got[2]);
 }
 
+// A group norm + SiLU case's tensors: x, the loss's weights u, w and b (x, w and b asking for
+// gradients).
+typedef struct {
+    vkd_tensor *X, *U, *W, *B;
+} gn_case;
+
+static gn_case gn_case_new(vkd_ctx *ctx, const int64_t shape[4], double *x, double *u, double *w,
+                           double *b) {
+    gn_case c = {t_tensor(ctx, "x", 4, shape, x, 0), t_tensor(ctx, "u", 4, shape, u, 0),
+                 t_tensor(ctx, "w", 1, &shape[1], w, 0), t_tensor(ctx, "b", 1, &shape[1], b, 0)};
+    vkd_tensor_set_requires_grad(c.X, 1), vkd_tensor_set_requires_grad(c.W, 1), vkd_tensor_set_requires_grad(c.B, 1);
+    return c;
+}
+
+// g's backward of sum(z * u) and a run, then y and the gradients of x, w and b into got[0..3]
+static void gn_case_run(vkd_graph *g, const gn_case *c, vkd_tensor *y, vkd_tensor *z, float *got[4]) {
+    CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, z, c->U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
+          vkd_graph_error(g));
+    vkd_tensor *t[4] = {y, vkd_graph_grad(g, c->X), vkd_graph_grad(g, c->W), vkd_graph_grad(g, c->B)};
+    for (int k = 0; k < 4; k++) got[k] = malloc((size_t)t[k]->numel * 4), vkd_tensor_download(t[k], got[k]);
+}
+
+static void gn_case_free(gn_case *c) { vkd_tensor_free(c->X), vkd_tensor_free(c->U), vkd_tensor_free(c->W), vkd_tensor_free(c->B); }
+
 // A lane's quads of a row held in registers (the shader's RQ; VKD_GN_REGS=0 turns it off):
 // the forward and the input gradient (with x's gradient so far added) against the walk that
 // fetches x and dy twice. The sums take the same terms in the same order, but the unrolled
@@ -251,26 +275,20 @@ static void test_groupnorm_regs(vkd_ctx *ctx, int N, int C, int H, int W, int gr
     int regs[2] = {0, 0};
     for (int pass = 0; pass < 2; pass++) {
         setenv("VKD_GN_REGS", pass ? "1" : "0", 1);
-        vkd_tensor *X = t_tensor(ctx, "x", 4, shape, x, 0), *U = t_tensor(ctx, "u", 4, shape, u, 0);
-        vkd_tensor *Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0), *B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
-        vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(Wt, 1), vkd_tensor_set_requires_grad(B, 1);
+        gn_case c = gn_case_new(ctx, shape, x, u, w, b);
         vkd_graph *g = vkd_graph_new(ctx, "groupnorm regs");
         vkd_graph_set_samples(g, samples);
-        vkd_tensor *y = vkd_groupnorm_silu(g, X, Wt, B, groups, 1e-6f);
+        vkd_tensor *y = vkd_groupnorm_silu(g, c.X, c.W, c.B, groups, 1e-6f);
         vkd_graph_keep(g, y);
-        vkd_tensor *z = vkd_add(g, y, vkd_scale(g, X, 0.5f));  // x's gradient so far, added by the norm
-        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, z, U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
-              vkd_graph_error(g));
-        vkd_tensor *t[4] = {y, vkd_graph_grad(g, X), vkd_graph_grad(g, Wt), vkd_graph_grad(g, B)};
-        long len[4] = {n, n, C, C};
-        for (int k = 0; k < 4; k++) got[pass][k] = malloc(len[k] * 4), vkd_tensor_download(t[k], got[pass][k]);
+        vkd_tensor *z = vkd_add(g, y, vkd_scale(g, c.X, 0.5f));  // x's gradient so far, added by the norm
+        gn_case_run(g, &c, y, z, got[pass]);
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_pipeline *pp = g->disp[i].pipe;
             if (pp && !strncmp(pp->shader, "groupnorm", 9) && pp->nspec >= 10 && pp->spec[8] != 0)
                 regs[pp->spec[1] == 1]++;
         }
         vkd_graph_free(g);
-        vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
+        gn_case_free(&c);
         CHECK(pass || regs[0] + regs[1] == 0, "VKD_GN_REGS=0 still held rows in registers");
     }
     unsetenv("VKD_GN_REGS");
@@ -314,26 +332,20 @@ static void test_groupnorm_pair(vkd_ctx *ctx, int N, int C, int H, int W, int gr
     int adds[2] = {0, 0}, taken[2] = {0, 0};
     for (int pass = 0; pass < 2; pass++) {
         setenv("VKD_GRAD_PAIR", pass ? "1" : "0", 1);
-        vkd_tensor *X = t_tensor(ctx, "x", 4, shape, x, 0), *U = t_tensor(ctx, "u", 4, shape, u, 0);
-        vkd_tensor *Wt = t_tensor(ctx, "w", 1, (int64_t[]){C}, w, 0), *B = t_tensor(ctx, "b", 1, (int64_t[]){C}, b, 0);
-        vkd_tensor_set_requires_grad(X, 1), vkd_tensor_set_requires_grad(Wt, 1), vkd_tensor_set_requires_grad(B, 1);
+        gn_case c = gn_case_new(ctx, shape, x, u, w, b);
         vkd_graph *g = vkd_graph_new(ctx, "groupnorm pair");
-        vkd_tensor *xs = vkd_scale(g, X, 1.5f);
-        vkd_tensor *y = vkd_groupnorm_silu(g, xs, Wt, B, groups, 1e-6f), *z = y;
+        vkd_tensor *xs = vkd_scale(g, c.X, 1.5f);
+        vkd_tensor *y = vkd_groupnorm_silu(g, xs, c.W, c.B, groups, 1e-6f), *z = y;
         vkd_graph_keep(g, y);
         for (int k = 0; k < terms; k++) z = vkd_add(g, z, vkd_scale(g, xs, 0.5f / (float)(k + 1)));
-        CHECK(vkd_graph_backward(g, vkd_sum(g, vkd_mul(g, z, U), 0)) == 0 && vkd_graph_run(g) == 0, "run: %s",
-              vkd_graph_error(g));
-        vkd_tensor *t[4] = {y, vkd_graph_grad(g, X), vkd_graph_grad(g, Wt), vkd_graph_grad(g, B)};
-        long len[4] = {n, n, C, C};
-        for (int k = 0; k < 4; k++) got[pass][k] = malloc(len[k] * 4), vkd_tensor_download(t[k], got[pass][k]);
+        gn_case_run(g, &c, y, z, got[pass]);
         for (int i = 0; i < g->ndisp; i++) {
             const vkd_dispatch *d = &g->disp[i];
             adds[pass] += !strcmp(d->name, "add");
             taken[pass] += d->pipe && !strncmp(d->pipe->shader, "groupnorm", 9) && d->pipe->nspec >= 12 && d->pipe->spec[11];
         }
         vkd_graph_free(g);
-        vkd_tensor_free(X), vkd_tensor_free(U), vkd_tensor_free(Wt), vkd_tensor_free(B);
+        gn_case_free(&c);
     }
     unsetenv("VKD_GRAD_PAIR");
     const char *what[4] = {"y", "dX", "dw", "db"};
