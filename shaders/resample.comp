@@ -35,13 +35,13 @@ layout(constant_id = 5) const uint X4 = 0;
 layout(constant_id = 6) const uint OLD = 0;
 
 layout(push_constant) uniform PC {
-    FBuf y; FBuf x; FBuf old;  // old: OLD (read through its texel view; the address marks the dependency)
+    FBuf y; FBuf x;
     uint n, H, W;
     float alpha;
     int x_first;
     uint rpw;  // ROWS: rows per workgroup
     int y_sfirst;  // resample_sb: where y starts in its storage binding, in vec4s (set at compile)
-    int old_first;  // OLD: where old starts in its texel view, in vec4s (set at compile)
+    int old_first;  // OLD: where old starts in its texel view (binding 1), in vec4s (set at compile)
 } pc;
 
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)

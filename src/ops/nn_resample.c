@@ -6,7 +6,7 @@
 #include "ops/ops.h"
 
 typedef struct {
-    VkDeviceAddress y, x, old;
+    VkDeviceAddress y, x;
     uint32_t n, H, W;
     float alpha;
     int32_t x_first;  // texel view (set at compile)
@@ -48,7 +48,7 @@ static int rs_dispatch(vkd_graph *g, const char *name, uint32_t mode, vkd_tensor
         tx[nt++] = vkd_texel_store(0, 0, offsetof(rs_push, y_sfirst));
         if (old) {
             tx[nt++] = (vkd_texel){2, 1, offsetof(rs_push, old_first), 1};
-            args[na++] = (vkd_arg){offsetof(rs_push, old), VKD_R, old};
+            args[na++] = (vkd_arg){VKD_ARG_NO_ADDR, VKD_R, old};  // (read through its view only)
         }
         vkd_grid_1d((uint64_t)y->numel / (x4 ? 16 : 4), VKD_WG, &gx, &gy);
         uint32_t spec[7] = {VKD_WG, mode, texel, 0, qpr, x4, old != NULL};
