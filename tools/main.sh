@@ -32,19 +32,13 @@ else
     gmm_steps=3000 student_steps=${STUDENT_STEPS:-3000} fd_n=10000 teacher_fd=measure
     cpu=0
 fi
-# On a CPU of several cores the Fashion-MNIST distillation runs as 2 ranks under mpirun, each
-# half of the batch of 32 with its share of the cores (the gradients averaged: the same method,
-# summed in another order). On the 2-core VM it made 34.8 images a second against one process's
-# 25.4 (README, "The main job as 2 ranks"). MAIN_RANKS=1 keeps one process; a build without MPI,
-# or an mpirun that cannot start 2 ranks here, falls back to one.
+# On a CPU of several cores the Fashion-MNIST distillation runs as 2 ranks in this one process
+# (--ranks 2: a thread and a core each, no MPI), each half of the batch of 32 (the gradients
+# averaged: the same method, summed in another order; the bits of `mpirun -n 2`). On the 2-core
+# VM 2 ranks made 34.8 images a second against one process's 25.4 (README, "The main job as 2
+# ranks", "Ranks as threads"). MAIN_RANKS=1 keeps one rank.
 launch=""
-if [ "$cpu" = 1 ] && [ "${MAIN_RANKS:-2}" != 1 ] && [ "$(nproc)" -ge 2 ] && command -v mpirun >/dev/null 2>&1; then
-    [ "$(id -u)" = 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-    export OMPI_MCA_btl_base_warn_component_unused=0
-    mpi="mpirun -n 2 --bind-to none"
-    # shellcheck disable=SC2086
-    if $mpi $bin info >/dev/null 2>&1; then launch=$mpi; else echo "(mpirun cannot start 2 ranks here: one process)"; fi
-fi
+if [ "$cpu" = 1 ] && [ "${MAIN_RANKS:-2}" != 1 ] && [ "$(nproc)" -ge 2 ]; then launch="--ranks 2"; fi
 
 echo "== 1. 12 Gaussians in 8-D (weights 1:20) -> one-step MLP (SiD, $gmm_steps steps)"
 $bin distill samples/gmm_gauss8d_sid.json --out "$out/gmm8d_sid" --steps "$gmm_steps" --resume auto
@@ -66,7 +60,7 @@ PY
 
 echo "== 2. the shipped teacher -> one-step student (samples/fmnist32_sid.json, $student_steps steps of 32${launch:+, 2 ranks of 16})"
 # shellcheck disable=SC2086
-$launch $bin distill samples/fmnist32_sid.json --out "$out/fmnist_sid" --steps "$student_steps" --resume auto
+$bin $launch distill samples/fmnist32_sid.json --out "$out/fmnist_sid" --steps "$student_steps" --resume auto
 student="--model $out/fmnist_sid/student.json --weights $out/fmnist_sid/student.safetensors --one-step 2.5"
 
 echo "== 3. teacher (35 evaluations) | this run's student | the shipped student: same labels and noise"

@@ -1,8 +1,9 @@
 #ifndef VKDISTILL_DIST_H
 #define VKDISTILL_DIST_H
 // Data-parallel training over MPI (src/dist/comm.c): one process per device,
-// launched by `mpirun -n N vkdistill ...`. The world communicator is process
-// global, like MPI itself. Without MPI in the build, or when the program was
+// launched by `mpirun -n N vkdistill ...`, or over threads of one process
+// (vkd_comm_run_threads, `vkdistill --ranks N ...`). Under MPI the world is
+// process global, like MPI itself; as threads, each thread is a rank. Without MPI in the build, or when the program was
 // not started by mpirun, there is one rank and every call is a no-op (no MPI
 // runtime is touched, nothing is printed).
 //
@@ -16,6 +17,16 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+// Ranks as threads: runs fn(arg) on n threads of this process, each a rank
+// of a world of n with its own device and the collectives below meeting in
+// shared memory (no MPI). On a CPU device the driver runs each rank's
+// dispatches on that rank's thread. Returns 0 when every rank returned 0, else
+// the first failing rank's code (the others leave at their next collective),
+// or -1 with one line in err when the threads cannot start. Call once, after
+// vkd_comm_init and before any Vulkan instance; refused under mpirun.
+#define VKD_MAX_THREAD_RANKS 64
+int vkd_comm_run_threads(int n, int (*fn)(void *), void *arg, char *err, size_t errlen);
 
 // Starts MPI when launched by mpirun (OMPI_COMM_WORLD_SIZE / PMI_SIZE set),
 // else does nothing. 0, or -1 with one line in err.

@@ -38,28 +38,62 @@ static const struct {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: vkdistill [--device N|NAME] [--validation] [--version] VERB [ARGS]\n"
+            "usage: vkdistill [--device N|NAME] [--ranks N] [--validation] [--version] VERB [ARGS]\n"
             "verbs:\n");
     for (int i = 0; i < NVERBS; i++) fputs(verbs[i].text, f);
     fprintf(f,
             "environment: VKD_DEVICE (like --device), VKD_VALIDATION=1, VKD_PROFILE=1 (time per op),\n"
             "             VKD_CACHE_DIR (pipeline cache; empty disables), VKD_MEMORY_CAP_MB (cap device memory)\n"
             "several devices: mpirun -n N vkdistill train-teacher|distill|bench step CONFIG (the config's batch is the\n"
-            "             global batch; VKD_MPI_TIMEOUT: seconds a rank waits for the others, default 600)\n");
+            "             global batch; VKD_MPI_TIMEOUT: seconds a rank waits for the others, default 600)\n"
+            "             or --ranks N: N ranks as threads of this process, no MPI (on a CPU device, a rank a core)\n");
 }
 
 static int run_verb(int argc, char **argv);
 
+// The value of --ranks among the global flags: 1 when absent, 0 when not a number of ranks.
+static int ranks_flag(int argc, char **argv) {
+    for (int i = 1; i < argc && argv[i][0] == '-'; i++) {
+        const char *v = strcmp(argv[i], "--ranks") == 0 ? (i + 1 < argc ? argv[i + 1] : "") : strncmp(argv[i], "--ranks=", 8) == 0 ? argv[i] + 8 : NULL;
+        if (!v) continue;
+        char *end;
+        long n = strtol(v, &end, 10);
+        return *v && !*end && n >= 1 && n <= VKD_MAX_THREAD_RANKS ? (int)n : 0;
+    }
+    return 1;
+}
+
+typedef struct {
+    int argc;
+    char **argv;
+} verb_call;
+
+static int verb_on_rank(void *a) {
+    verb_call *v = a;
+    return run_verb(v->argc, v->argv);
+}
+
 // Under mpirun MPI is started first (a plain run never touches it). A rank
 // that fails leaves without MPI_Finalize, so mpirun ends the whole job at
-// once instead of the others waiting for it.
+// once instead of the others waiting for it. With --ranks N the verb runs on
+// N threads, each a rank (src/dist/local.c).
 int main(int argc, char **argv) {
     char err[512];
     if (vkd_comm_init(&argc, &argv, err, sizeof err)) {
         fprintf(stderr, "vkdistill: %s\n", err);
         return 1;
     }
-    int rc = run_verb(argc, argv);
+    int ranks = ranks_flag(argc, argv), rc;
+    if (!ranks) {
+        fprintf(stderr, "vkdistill: --ranks needs a number of ranks from 1 to %d\n", VKD_MAX_THREAD_RANKS);
+        rc = 2;
+    } else if (ranks > 1) {
+        verb_call v = {argc, argv};
+        rc = vkd_comm_run_threads(ranks, verb_on_rank, &v, err, sizeof err);
+        if (rc < 0) fprintf(stderr, "vkdistill: --ranks %d: %s\n", ranks, err), rc = 1;
+    } else {
+        rc = run_verb(argc, argv);
+    }
     fflush(stdout), fflush(stderr);
     if (rc == 0 || vkd_comm_size() == 1) vkd_comm_finalize();
     return rc;
@@ -77,6 +111,9 @@ static int run_verb(int argc, char **argv) {
             cli.opts.device = argv[++i];
         } else if (strncmp(argv[i], "--device=", 9) == 0) {
             cli.opts.device = argv[i] + 9;
+        } else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) {
+            i++;  // taken by main
+        } else if (strncmp(argv[i], "--ranks=", 8) == 0) {
         } else if (strcmp(argv[i], "--validation") == 0) {
             cli.opts.validation = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -106,6 +143,17 @@ static int run_verb(int argc, char **argv) {
                     printf("usage: vkdistill [--device N|NAME] [--validation]\n%s", verbs[v].text);
                     return 0;
                 }
+    // The other verbs are not data parallel: N copies would write the same files.
+    static const char *parallel[] = {"info", "bench", "train-teacher", "distill", "train-classifier"};
+    int is_parallel = 0, known = 0;
+    for (int v = 0; v < (int)(sizeof parallel / sizeof *parallel); v++) is_parallel |= strcmp(verb, parallel[v]) == 0;
+    for (int v = 0; v < NVERBS; v++) known |= strcmp(verb, verbs[v].verb) == 0;
+    if (vkd_comm_size() > 1 && known && !is_parallel) {
+        if (vkd_comm_rank() == 0)
+            fprintf(stderr, "vkdistill: %s runs on one rank (this run has %d); run it without mpirun or --ranks\n", verb,
+                    vkd_comm_size());
+        return 2;
+    }
     if (strcmp(verb, "info") == 0) return vkd_cli_info(&cli, vargc, vargv);
     if (strcmp(verb, "selfcheck") == 0) return vkd_cli_selfcheck(&cli, vargc, vargv);
     if (strcmp(verb, "bench") == 0) return vkd_cli_bench(&cli, vargc, vargv);

@@ -50,7 +50,7 @@ int vkd_cli_train_classifier(vkd_cli *cli, int argc, char **argv) {
     // Data parallelism covers train-teacher and distill; N copies of this run would only race on its folder.
     if (vkd_comm_size() > 1) {
         if (vkd_comm_rank() == 0)
-            fprintf(stderr, "vkdistill: train-classifier runs on one rank (started by mpirun with %d); run it without mpirun\n",
+            fprintf(stderr, "vkdistill: train-classifier runs on one rank (this run has %d); run it without mpirun or --ranks\n",
                     vkd_comm_size());
         return 1;
     }

@@ -2,8 +2,11 @@
 // MPI is started only when mpirun launched the process, so a plain run never
 // touches an MPI runtime. Collectives are non-blocking calls polled against a
 // deadline: a rank that died (or hangs) turns into one line and an exit on the
-// others instead of a job that waits forever.
+// others instead of a job that waits forever. Ranks may instead be threads of
+// one process (vkd_comm_run_threads, src/dist/local.c): then each thread has
+// its own rank and the collectives meet in shared memory.
 #include "vkdistill/dist.h"
+#include "dist/local.h"
 #include "vk/vk.h"
 
 #include <stdio.h>
@@ -17,14 +20,28 @@
 #include <mpi.h>
 #endif
 
-static int g_rank, g_size = 1, g_local;
-static double g_ar_seconds, g_ar_bytes;
+static int g_rank, g_size = 1, g_local;                 // the process's, under mpirun
+static _Thread_local int t_on, t_rank, t_size;          // a thread rank's
+static _Thread_local double t_ar_seconds, t_ar_bytes;  // this rank's allreduce totals
+static double g_timeout = 600;
 
-int vkd_comm_rank(void) { return g_rank; }
-int vkd_comm_size(void) { return g_size; }
-int vkd_comm_local_rank(void) { return g_local; }
-double vkd_comm_allreduce_seconds(void) { return g_ar_seconds; }
-double vkd_comm_allreduce_bytes(void) { return g_ar_bytes; }
+void vkd_comm_enter_thread_rank(int rank, int size) { t_on = 1, t_rank = rank, t_size = size; }
+int vkd_comm_rank(void) { return t_on ? t_rank : g_rank; }
+int vkd_comm_size(void) { return t_on ? t_size : g_size; }
+int vkd_comm_local_rank(void) { return t_on ? t_rank : g_local; }
+double vkd_comm_allreduce_seconds(void) { return t_ar_seconds; }
+double vkd_comm_allreduce_bytes(void) { return t_ar_bytes; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void read_timeout(void) {
+    const char *t = getenv("VKD_MPI_TIMEOUT");
+    if (t && atof(t) > 0) g_timeout = atof(t);
+}
 
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ull;
@@ -33,9 +50,10 @@ static uint64_t fnv1a(const char *s) {
 }
 
 int vkd_comm_check_batch(int64_t batch, const char *field, char *err, size_t errlen) {
-    if (batch % g_size == 0) return 0;
+    int size = vkd_comm_size();
+    if (batch % size == 0) return 0;
     snprintf(err, errlen, "field '%s': the global batch %lld does not split evenly over %d ranks (make it a multiple of %d)",
-             field, (long long)batch, g_size, g_size);
+             field, (long long)batch, size, size);
     return -1;
 }
 
@@ -53,13 +71,6 @@ int vkd_comm_vulkan_device_count(void) {
 
 #ifdef VKD_WITH_MPI
 static int g_on;
-static double g_timeout = 600;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int vkd_comm_built_with_mpi(void) { return 1; }
 
@@ -106,9 +117,8 @@ int vkd_comm_init(int *argc, char ***argv, char *err, size_t errlen) {
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     if (!ws) ws = getenv("PMI_SIZE");
     if (!ws) ws = getenv("PMIX_SIZE");
-    if (!ws) return 0;  // not launched by mpirun: one rank, no MPI calls
-    const char *t = getenv("VKD_MPI_TIMEOUT");
-    if (t && atof(t) > 0) g_timeout = atof(t);
+    if (!ws) return read_timeout(), 0;  // not launched by mpirun: one rank, no MPI calls
+    read_timeout();
     int provided;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         snprintf(err, errlen, "MPI_Init failed (started by mpirun with %s ranks)", ws);
@@ -137,35 +147,28 @@ void vkd_comm_finalize(void) {
 // split so the reduction order never depends on the tensor layout.
 #define BUCKET (1 << 20)
 
-void vkd_comm_allreduce_sum_f32(float *buf, int64_t n) {
-    if (g_size == 1) return;
-    double t0 = now_s();
+static void mpi_sum_f32(float *buf, int64_t n) {
     for (int64_t o = 0; o < n; o += BUCKET) {
         int c = (int)(n - o < BUCKET ? n - o : BUCKET);
         MPI_Request rq;
         check(MPI_Iallreduce(MPI_IN_PLACE, buf + o, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &rq), "MPI_Allreduce of the gradients");
         wait_bounded(&rq, "MPI_Allreduce of the gradients");
     }
-    g_ar_seconds += now_s() - t0;
-    g_ar_bytes += (double)n * sizeof *buf;
 }
 
-void vkd_comm_allreduce_sum_f64(double *buf, int n) {
-    if (g_size == 1) return;
+static void mpi_sum_f64(double *buf, int n) {
     MPI_Request rq;
     check(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD, &rq), "MPI_Allreduce of the metrics");
     wait_bounded(&rq, "MPI_Allreduce of the metrics");
 }
 
-void vkd_comm_allreduce_max_i32(int *buf, int n) {
-    if (g_size == 1) return;
+static void mpi_max_i32(int *buf, int n) {
     MPI_Request rq;
     check(MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &rq), "MPI_Allreduce of the flags");
     wait_bounded(&rq, "MPI_Allreduce of the flags");
 }
 
-void vkd_comm_bcast(void *buf, size_t bytes, int root) {
-    if (g_size == 1) return;
+static void mpi_bcast(void *buf, size_t bytes, int root) {
     for (size_t o = 0; o < bytes; o += (size_t)1 << 30) {
         size_t c = bytes - o < ((size_t)1 << 30) ? bytes - o : ((size_t)1 << 30);
         MPI_Request rq;
@@ -174,13 +177,10 @@ void vkd_comm_bcast(void *buf, size_t bytes, int root) {
     }
 }
 
-void vkd_comm_barrier(void) { vkd_comm_barrier_for("MPI_Barrier", 0); }
-
-void vkd_comm_barrier_for(const char *what, double seconds) {
-    if (g_size == 1) return;
+static void mpi_barrier(const char *what, double seconds) {
     MPI_Request rq;
     check(MPI_Ibarrier(MPI_COMM_WORLD, &rq), what);
-    wait_for(&rq, what, seconds > g_timeout ? seconds : g_timeout);
+    wait_for(&rq, what, seconds);
 }
 #else
 int vkd_comm_built_with_mpi(void) { return 0; }
@@ -194,21 +194,57 @@ int vkd_comm_init(int *argc, char ***argv, char *err, size_t errlen) {
     return 0;
 }
 void vkd_comm_finalize(void) {}
-void vkd_comm_allreduce_sum_f32(float *buf, int64_t n) {}
-void vkd_comm_allreduce_sum_f64(double *buf, int n) {}
-void vkd_comm_allreduce_max_i32(int *buf, int n) {}
-void vkd_comm_bcast(void *buf, size_t bytes, int root) {}
-void vkd_comm_barrier(void) {}
-void vkd_comm_barrier_for(const char *what, double seconds) {}
+// Never called: without MPI the world is one process (or threads, src/dist/local.c).
+static void mpi_sum_f32(float *buf, int64_t n) {}
+static void mpi_sum_f64(double *buf, int n) {}
+static void mpi_max_i32(int *buf, int n) {}
+static void mpi_bcast(void *buf, size_t bytes, int root) {}
+static void mpi_barrier(const char *what, double seconds) {}
 #endif
+
+void vkd_comm_allreduce_sum_f32(float *buf, int64_t n) {
+    if (vkd_comm_size() == 1) return;
+    double t0 = now_s();
+    if (vkd_local_on()) vkd_local_sum_f32(buf, n, g_timeout);
+    else mpi_sum_f32(buf, n);
+    t_ar_seconds += now_s() - t0;
+    t_ar_bytes += (double)n * sizeof *buf;
+}
+
+void vkd_comm_allreduce_sum_f64(double *buf, int n) {
+    if (vkd_comm_size() == 1) return;
+    if (vkd_local_on()) vkd_local_sum_f64(buf, n, g_timeout);
+    else mpi_sum_f64(buf, n);
+}
+
+void vkd_comm_allreduce_max_i32(int *buf, int n) {
+    if (vkd_comm_size() == 1) return;
+    if (vkd_local_on()) vkd_local_max_i32(buf, n, g_timeout);
+    else mpi_max_i32(buf, n);
+}
+
+void vkd_comm_bcast(void *buf, size_t bytes, int root) {
+    if (vkd_comm_size() == 1) return;
+    if (vkd_local_on()) vkd_local_bcast(buf, bytes, root, g_timeout);
+    else mpi_bcast(buf, bytes, root);
+}
+
+void vkd_comm_barrier(void) { vkd_comm_barrier_for(vkd_local_on() ? "barrier" : "MPI_Barrier", 0); }
+
+void vkd_comm_barrier_for(const char *what, double seconds) {
+    if (vkd_comm_size() == 1) return;
+    double t = seconds > g_timeout ? seconds : g_timeout;
+    if (vkd_local_on()) vkd_local_barrier(what, t);
+    else mpi_barrier(what, t);
+}
 
 double vkd_comm_mean(double x) {
     vkd_comm_allreduce_sum_f64(&x, 1);
-    return x / g_size;
+    return x / vkd_comm_size();
 }
 
 int vkd_comm_check_same(const char *text, const char *what, char *err, size_t errlen) {
-    if (g_size == 1) return 0;
+    if (vkd_comm_size() == 1) return 0;
     uint64_t mine = fnv1a(text), h = mine;
     vkd_comm_bcast(&h, sizeof h, 0);
     int bad = h != mine;
@@ -216,7 +252,7 @@ int vkd_comm_check_same(const char *text, const char *what, char *err, size_t er
     if (!bad) return 0;
     // One line from each rank whose copy differs and one from rank 0; the others exit quietly.
     err[0] = 0;
-    if (h != mine) snprintf(err, errlen, "%s: rank %d's copy differs from rank 0's; every rank must run the same config", what, g_rank);
-    else if (g_rank == 0) snprintf(err, errlen, "%s: another rank's copy differs from rank 0's; every rank must run the same config", what);
+    if (h != mine) snprintf(err, errlen, "%s: rank %d's copy differs from rank 0's; every rank must run the same config", what, vkd_comm_rank());
+    else if (vkd_comm_rank() == 0) snprintf(err, errlen, "%s: another rank's copy differs from rank 0's; every rank must run the same config", what);
     return -1;
 }

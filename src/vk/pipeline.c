@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "vk/shader_registry.h"
+#include "vkdistill/dist.h"
 #include "vk/vk.h"
 
 static const vkd_shader_blob *find_blob(const char *name) {
@@ -231,7 +232,7 @@ void vkd_pipeline_cache_save(vkd_ctx *ctx) {
     void *data = malloc(len);
     if (vkGetPipelineCacheData(ctx->device, ctx->cache, &len, data) == VK_SUCCESS) {
         char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.%d.tmp", ctx->cache_path, (int)getpid());
+        snprintf(tmp, sizeof tmp, "%s.%d.%d.tmp", ctx->cache_path, (int)getpid(), vkd_comm_rank());  // ranks may be threads
         FILE *f = fopen(tmp, "wb");
         if (f) {
             int ok = fwrite(data, 1, len, f) == len;
