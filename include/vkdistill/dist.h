@@ -3,8 +3,9 @@
 // Data-parallel training over MPI (src/dist/comm.c): one process per device,
 // launched by `mpirun -n N vkdistill ...`, or over threads of one process
 // (vkd_comm_run_threads, `vkdistill --ranks N ...`). Under MPI the world is
-// process global, like MPI itself; as threads, each thread is a rank. Without MPI in the build, or when the program was
-// not started by mpirun, there is one rank and every call is a no-op (no MPI
+// process global, like MPI itself; as threads, each thread is a rank.
+// Without MPI in the build, or when the program was not started by mpirun
+// (nor as threads), there is one rank and every call is a no-op (no MPI
 // runtime is touched, nothing is printed).
 //
 // Every collective is bounded: when the other ranks do not answer within
