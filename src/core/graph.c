@@ -3,18 +3,19 @@
 // a dispatch touches memory an earlier one wrote (or writes memory an earlier
 // one read) since the last barrier, and optional per-dispatch GPU timestamps.
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/graph.h"
 
-static uint32_t g_serial;
+static atomic_uint g_serial;  // unique over threads too: ranks may be threads
 
 vkd_graph *vkd_graph_new(vkd_ctx *ctx, const char *name) {
     vkd_graph *g = calloc(1, sizeof *g);
     g->ctx = ctx;
-    g->serial = ++g_serial;
+    g->serial = atomic_fetch_add(&g_serial, 1) + 1;
     g->grad_enabled = 1;
     snprintf(g->name, sizeof g->name, "%s", name ? name : "graph");
     return g;

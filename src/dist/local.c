@@ -202,7 +202,10 @@ int vkd_comm_run_threads(int n, int (*fn)(void *), void *arg, char *err, size_t 
     pthread_condattr_init(&ca);
     pthread_cond_init(&g_w.cv, &ca);
     pthread_condattr_destroy(&ca);
-    vkd_cpu_driver_threads(n);  // before any Vulkan instance: lavapipe reads it then
+    // Before any Vulkan instance (lavapipe reads them then) and before the threads: setenv
+    // is not safe beside another thread's getenv.
+    vkd_cpu_driver_threads(n);
+    vkd_cpu_driver_env();
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setstacksize(&at, (size_t)64 << 20);  // a verb's stack, as on the main thread

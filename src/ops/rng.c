@@ -10,7 +10,8 @@ typedef struct {
 // Rows of the global batch before this process's (include/vkdistill/dist.h):
 // a draw recorded while it is set takes the numbers of rows [row0, row0 + B)
 // of a draw with more rows, so ranks together draw what one process draws.
-static int64_t g_row0;
+// Thread-local: ranks may be threads of one process, each recording its own graphs.
+static _Thread_local int64_t g_row0;
 
 void vkd_rand_set_row_offset(int64_t row0) { g_row0 = row0; }
 int64_t vkd_rand_row_offset(void) { return g_row0; }

@@ -123,8 +123,8 @@ int vkd_run_checkpoint(vkd_run *r, struct vkd_ckpt *ck, int64_t step, int64_t sk
 
 void vkd_debug_kill_point(const char *point, int64_t step) {
     // Read once: this sits inside every training step, which does no other host work.
-    static const char *e;
-    static int read;
+    static _Thread_local const char *e;  // (per thread: ranks may be threads)
+    static _Thread_local int read;
     if (!read) e = getenv("VKD_DEBUG_KILL"), read = 1;
     if (!e) return;
     size_t l = strlen(point);

@@ -18,8 +18,8 @@ static uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 // out of memory (at graph compile or mid-run) can be tested anywhere.
 // 0 when unset. An invalid value is reported once and ignored.
 static uint64_t memory_cap(void) {
-    static int read;
-    static uint64_t cap;
+    static _Thread_local int read;  // (per thread: ranks may be threads)
+    static _Thread_local uint64_t cap;
     if (!read) {
         read = 1;
         const char *v = getenv("VKD_MEMORY_CAP_MB");
