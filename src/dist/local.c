@@ -158,25 +158,28 @@ typedef struct {
     void *arg;
 } rank_start;
 
-// Binds the calling thread to the rank-th CPU this process may run on, when there is one a rank.
+// Binds the calling thread (and the threads it starts: lavapipe's, the pipeline compilers) to
+// its share of the CPUs this process may run on, as mpirun binds its ranks: with 2 ranks on 2
+// CPUs a CPU each, on 4 two each (vkd_cpu_driver_threads gave each rank's lavapipe that many).
 static void pin(int rank, int n) {
 #ifdef __linux__
-    cpu_set_t set, one;
+    cpu_set_t set, mine;
     if (sched_getaffinity(0, sizeof set, &set) || CPU_COUNT(&set) < n) return;
-    CPU_ZERO(&one);
+    int share = CPU_COUNT(&set) / n;
+    CPU_ZERO(&mine);
     for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
-        if (CPU_ISSET(c, &set) && k++ == rank) {
-            CPU_SET(c, &one);
-            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
-            return;
+        if (CPU_ISSET(c, &set)) {
+            if (k / share == rank) CPU_SET(c, &mine);
+            k++;
         }
+    pthread_setaffinity_np(pthread_self(), sizeof mine, &mine);
 #endif
 }
 
 static void *rank_main(void *a) {
     rank_start *s = a;
     t_rank = s->rank;
-    pin(s->rank, g_w.n);  // as mpirun binds 2 ranks: a core each
+    pin(s->rank, g_w.n);
     vkd_comm_enter_thread_rank(s->rank, g_w.n);
     int rc = s->fn(s->arg);
     fflush(stdout), fflush(stderr);
