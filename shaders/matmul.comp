@@ -83,7 +83,8 @@ layout(push_constant) uniform PC {
     FBuf A; FBuf B; FBuf C; FBuf bias;  // device addresses; bias may be invalid when flags bit0 is 0
     uint M, N, K, batch;
     uint lda, ldb, ldc, flags;          // flags: bit0 add bias, bit1 accumulate, bit2 bias indexed by row,
-                                        // bit4 alpha after the adds, bit5 softmax's backward (with bit3)
+                                        // bit4 alpha after the adds, bit5 softmax's backward (with bit3),
+                                        // bit6 softmax over the rows
     uint sA, sB, sC;                    // batch strides in elements; 0 = shared by all batches
     float alpha;
     int a_first, b_first;               // TEXEL: where A and B start in their texel views
@@ -156,6 +157,23 @@ layout(local_size_x_id = 4) in;
 const uint L = 8;                 // lane-group width (= subgroup size on lavapipe)
 const uint WSN = BN / (L * TN);   // lane groups along N in a workgroup
 const uint TMC = (TM + L - 1) / L;  // A loads per k-chunk for TA=1
+
+// flags bit6 (host: a CPU device, sgOK, BN >= N so that one lane group holds whole rows of C):
+// softmax over each row after alpha, attention's scores and their softmax in one pass, without
+// writing the scores and reading them back (src/ops/attention.c). A row's max and sum are taken
+// per lane over its columns in j order, then over the group's 8 lanes in lane order (each lane
+// reads the 8 values by shuffles of constant index, as the k loop's): the same value in every
+// lane, and in every replay.
+float group_max(float v, uint gbase) {
+    float r = subgroupShuffle(v, gbase);
+    [[unroll]] for (uint l = 1u; l < L; l++) r = max(r, subgroupShuffle(v, gbase + l));
+    return r;
+}
+float group_sum(float v, uint gbase) {
+    float r = subgroupShuffle(v, gbase);
+    [[unroll]] for (uint l = 1u; l < L; l++) r += subgroupShuffle(v, gbase + l);
+    return r;
+}
 
 void main() {
     // Lane-group decomposition.  Lanes of a group must live in one subgroup
@@ -297,6 +315,20 @@ void main() {
     const bool alpha_last = (flags & 16u) != 0u;
     [[unroll]] for (uint i = 0; i < TM && !alpha_last; i++)
         [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] *= pc.alpha;
+    if ((flags & 64u) != 0u) {  // softmax over the rows (columns past N take no part)
+        [[unroll]] for (uint i = 0; i < TM; i++) {
+            float m = -3.4028235e38;
+            [[unroll]] for (uint j = 0; j < TN; j++) m = max(m, nraw[j] < N ? acc[i][j] : -3.4028235e38);
+            m = group_max(m, gbase);
+            float s = 0.0;
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                acc[i][j] = nraw[j] < N ? exp(acc[i][j] - m) : 0.0;
+                s += acc[i][j];
+            }
+            const float inv = 1.0 / group_sum(s, gbase);
+            [[unroll]] for (uint j = 0; j < TN; j++) acc[i][j] *= inv;
+        }
+    }
     if ((flags & 5u) == 1u) {  // bias per column, loaded once per column of the tile
         [[unroll]] for (uint j = 0; j < TN; j++) {
             const float bj = pc.bias.v[ncol[j]];

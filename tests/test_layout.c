@@ -4,6 +4,7 @@
 // L = sum(w * op(inputs)) with a random upstream weight w, runs forward and
 // backward once, and compares y and dL/d(every input).
 #include "core/graph.h"
+#include "ops/ops.h"
 #include "harness.h"
 #include "ref_layout.h"
 
@@ -186,6 +187,16 @@ static void test_attention_edm(vkd_ctx *ctx, int N, int C, int H, int W, int hea
         sm_pass += !strcmp(c.g->disp[i].name, "softmax_bwd");
     }
     CHECK(smb == 1 && sm_pass == 0, "softmax's backward: %d in dp's GEMM, %d passes of its own", smb, sm_pass);
+    // the forward's softmax in the scores GEMM (matmul flag bit6) where the device takes it
+    // (a CPU device with shuffles in groups of 8, up to 256 keys), else a pass of its own
+    int fused = 0, fwd_pass = 0, want = vkd_matmul_softmax_ok(c.g, (uint32_t)(H * W));
+    for (int i = 0; i < c.g->ndisp; i++) {
+        const vkd_pipeline *pp = c.g->disp[i].pipe;
+        fused += pp && !strcmp(c.g->disp[i].name, "attention_scores") && pp->nspec > 11 && (pp->spec[11] & 64u);
+        fwd_pass += !strcmp(c.g->disp[i].name, "softmax");
+    }
+    CHECK(fused == want && fwd_pass == !want, "softmax: %d in the scores' GEMM, %d passes of its own (want %s)", fused,
+          fwd_pass, want ? "the GEMM" : "a pass");
     // Replays are bit-identical (no atomics anywhere in the chain).
     double *y1 = Y ? t_download(Y) : NULL, *g1 = t_download(vkd_graph_grad(c.g, X));
     CHECK(vkd_graph_run(c.g) == 0, "second run: %s", vkd_graph_error(c.g));
@@ -276,6 +287,8 @@ int main(void) {
     test_attention_edm(ctx, 2, 8, 4, 5, 2);
     // 64 keys: softmax's backward in dp's GEMM epilogue reads p in quads (CPU devices)
     test_attention_edm(ctx, 2, 16, 8, 8, 2);
+    // 256 keys (a UNet's 16x16 attention): the scores' softmax tile at its largest, 8 x 32 a lane
+    test_attention_edm(ctx, 1, 8, 16, 16, 1);
     test_attention_dit(ctx, 2, 3, 32, 1);
     test_no_grad(ctx);
     printf("error messages\n");

@@ -357,7 +357,7 @@ static int pointwise_gemm(const vkd_graph *g, const conv_geom *c) {
 static int pointwise_forward(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_tensor *x, vkd_tensor *bias,
                              const conv_add *ad, const conv_geom *c) {
     uint32_t P = (uint32_t)c->ho * (uint32_t)c->wo, ci = (uint32_t)c->cin, co = (uint32_t)c->cout;
-    vkd_mm_epilogue ep = {bias, ad ? ad->t : NULL, ad ? ad->scale : 1.0f, 0};
+    vkd_mm_epilogue ep = {.bias_rows = bias, .R = ad ? ad->t : NULL, .scale = ad ? ad->scale : 1.0f};
     return vkd_matmul_view_epilogue_dispatch(g, "conv2d", (vkd_mm_view){y, P, co * P}, (vkd_mm_view){w, ci, 0},
                                              (vkd_mm_view){x, P, ci * P}, (uint32_t)c->nb, co, P, ci, 0, 0, &ep);
 }
@@ -368,7 +368,7 @@ static int pointwise_forward(vkd_graph *g, vkd_tensor *y, vkd_tensor *w, vkd_ten
 static int pointwise_data_grad(vkd_graph *g, vkd_tensor *dx, vkd_tensor *w, vkd_tensor *dy, vkd_tensor *old,
                                const conv_geom *c) {
     uint32_t P = (uint32_t)c->h * (uint32_t)c->w, ci = (uint32_t)c->cin, co = (uint32_t)c->cout;
-    vkd_mm_epilogue ep = {NULL, old, 1.0f, 0};
+    vkd_mm_epilogue ep = {.R = old, .scale = 1.0f};
     return vkd_matmul_view_epilogue_dispatch(g, "conv2d_bwd_data", (vkd_mm_view){dx, P, ci * P},
                                              (vkd_mm_view){w, ci, 0}, (vkd_mm_view){dy, P, co * P},
                                              (uint32_t)c->nb, ci, P, co, 1, 0, &ep);

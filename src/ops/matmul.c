@@ -18,7 +18,10 @@ typedef struct {
     int32_t c_sfirst;          // matmul_sb: C's storage binding
 } matmul_push;
 
-enum { MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8, MM_ALPHA_LAST = 16, MM_SOFTMAX_BWD = 32 };
+enum {
+    MM_BIAS = 1, MM_ACCUMULATE = 2, MM_BIAS_ROWS = 4, MM_RESIDUAL = 8, MM_ALPHA_LAST = 16, MM_SOFTMAX_BWD = 32,
+    MM_SOFTMAX = 64
+};
 
 // Tile sizes (specialization constants 2..6 of matmul.comp: BM, BN, WG, TM,
 // TN with WG = (BM/TM) * (BN/(8*TN)) * 8). The GPU tile favours occupancy
@@ -61,6 +64,23 @@ static mm_tile pick_tile(const vkd_ctx *ctx, uint32_t M, uint32_t N, uint32_t ba
     return (mm_tile){along_m ? 2 * tm : tm, along_m ? 8 * tn : 16 * tn, 16, tm, tn, rm, rn};
 }
 
+// The tile of a GEMM with softmax over its rows (MM_SOFTMAX): one lane group holds all N columns
+// of its TM = 8 rows, TN = N / 8 a lane (whole quads where N is, for the column quads), two lane
+// groups along M. TM * TN <= 256 as every tile: N <= 256.
+static mm_tile softmax_tile(uint32_t N) {
+    uint32_t tn = vkd_ceil_div(N, 8u);
+    if (N % 4 == 0) tn = (tn + 3) / 4 * 4;
+    uint32_t rn = 2;
+    while (tn % rn) rn /= 2;
+    return (mm_tile){16, 8 * tn, 16, 8, tn, 4, rn};
+}
+
+int vkd_matmul_softmax_ok(const vkd_graph *g, uint32_t N) {
+    const vkd_ctx *ctx = g->ctx;
+    return ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && (ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
+           ctx->f.subgroup_size % 8 == 0 && N <= 256 && !vkd_env_off("VKD_ATTN_SOFTMAX");
+}
+
 // Whether a GEMM takes the light tile (8 x 1 accumulators a lane, pick_tile's light): where its
 // whole run is too short to repay a large tile's creation. lavapipe creates every pipeline again
 // in every process: ~50-130 ms of CPU for a tile of 64-128 accumulators (its register block and
@@ -91,7 +111,7 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
     if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
-    mm_tile t = pick_tile(g->ctx, pc->M, pc->N, pc->batch, light_mm(g, pc));
+    mm_tile t = (pc->flags & MM_SOFTMAX) ? softmax_tile(pc->N) : pick_tile(g->ctx, pc->M, pc->N, pc->batch, light_mm(g, pc));
     uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
     // quads of k (shader constants 12, 13): A's rows (TA = 0) and B's columns (TB = 1) are
@@ -157,6 +177,13 @@ int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_vie
         vkd_graph_fail(g, "%s: softmax's backward needs its output and its rows' sums", name);
         return -1;
     }
+    if (ep->softmax) {
+        if (adds || ep->softmax_bwd || !vkd_matmul_softmax_ok(g, N)) {
+            vkd_graph_fail(g, "%s: softmax over rows of %u in the GEMM is not available here", name, N);
+            return -1;
+        }
+        flags = MM_SOFTMAX;
+    }
     matmul_push pc = {.M = M, .N = N, .K = K, .batch = batch,
                       .lda = A.ld, .ldb = B.ld, .ldc = C.ld,
                       .sA = A.stride, .sB = B.stride, .sC = C.stride,
@@ -166,7 +193,7 @@ int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_vie
 
 int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
                              uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb, float alpha) {
-    vkd_mm_epilogue ep = {NULL, NULL, alpha, 0};
+    vkd_mm_epilogue ep = {.scale = alpha};
     return vkd_matmul_view_epilogue_dispatch(g, name, C, A, B, batch, M, N, K, ta, tb, &ep);
 }
 

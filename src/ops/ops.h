@@ -68,11 +68,16 @@ int vkd_matmul_view_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_
 // convolution's epilogue (a 1x1 convolution as a GEMM, src/ops/conv2d.c).
 // softmax_bwd: instead C_b = R_b * (op(A_b) op(B_b) - bias[b M + m]), softmax's backward with
 // R its output p and bias (batch, M) the rows' sums of dp * p (src/ops/attention.c).
+// softmax: C_b = softmax over each row of scale * op(A_b) op(B_b) (no bias, no R), where
+// vkd_matmul_softmax_ok says the device takes it.
 typedef struct {
     vkd_tensor *bias_rows, *R;
     float scale;
-    int softmax_bwd;
+    int softmax_bwd, softmax;
 } vkd_mm_epilogue;
+// Whether GEMMs of N columns can take their rows' softmax in the epilogue (a CPU device with
+// subgroup shuffles in groups of 8, N <= 256; VKD_ATTN_SOFTMAX=0: never).
+int vkd_matmul_softmax_ok(const vkd_graph *g, uint32_t N);
 int vkd_matmul_view_epilogue_dispatch(vkd_graph *g, const char *name, vkd_mm_view C, vkd_mm_view A, vkd_mm_view B,
                                       uint32_t batch, uint32_t M, uint32_t N, uint32_t K, int ta, int tb,
                                       const vkd_mm_epilogue *ep);
