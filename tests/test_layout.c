@@ -179,22 +179,20 @@ static void test_attention_edm(vkd_ctx *ctx, int N, int C, int H, int W, int hea
     ref_attention_edm_bwd(dqkv, c.w, qkv, N, C, H * W, heads);
     compare("y", Y, y);
     compare_grad(&c, "dqkv", X, dqkv);
-    // softmax's backward inside dp's GEMM (matmul flag bit5), no pass of its own
-    int smb = 0, sm_pass = 0;
+    // softmax's backward inside dp's GEMM (matmul flag bit5), no pass of its own; the forward's
+    // softmax in the scores GEMM (bit6) where the device takes it (a CPU device with shuffles in
+    // groups of 8, up to 256 keys), else a pass of its own
+    int smb = 0, sm_pass = 0, fused = 0, fwd_pass = 0, want = vkd_matmul_softmax_ok(c.g, (uint32_t)(H * W));
     for (int i = 0; i < c.g->ndisp; i++) {
         const vkd_pipeline *pp = c.g->disp[i].pipe;
-        smb += pp && !strcmp(c.g->disp[i].name, "attention_bwd_p") && pp->nspec > 11 && (pp->spec[11] & 32u);
-        sm_pass += !strcmp(c.g->disp[i].name, "softmax_bwd");
+        const char *op = c.g->disp[i].name;
+        uint32_t flags = pp && pp->nspec > 11 ? pp->spec[11] : 0;
+        smb += !strcmp(op, "attention_bwd_p") && (flags & 32u);
+        fused += !strcmp(op, "attention_scores") && (flags & 64u);
+        sm_pass += !strcmp(op, "softmax_bwd");
+        fwd_pass += !strcmp(op, "softmax");
     }
     CHECK(smb == 1 && sm_pass == 0, "softmax's backward: %d in dp's GEMM, %d passes of its own", smb, sm_pass);
-    // the forward's softmax in the scores GEMM (matmul flag bit6) where the device takes it
-    // (a CPU device with shuffles in groups of 8, up to 256 keys), else a pass of its own
-    int fused = 0, fwd_pass = 0, want = vkd_matmul_softmax_ok(c.g, (uint32_t)(H * W));
-    for (int i = 0; i < c.g->ndisp; i++) {
-        const vkd_pipeline *pp = c.g->disp[i].pipe;
-        fused += pp && !strcmp(c.g->disp[i].name, "attention_scores") && pp->nspec > 11 && (pp->spec[11] & 64u);
-        fwd_pass += !strcmp(c.g->disp[i].name, "softmax");
-    }
     CHECK(fused == want && fwd_pass == !want, "softmax: %d in the scores' GEMM, %d passes of its own (want %s)", fused,
           fwd_pass, want ? "the GEMM" : "a pass");
     // Replays are bit-identical (no atomics anywhere in the chain).

@@ -75,10 +75,14 @@ static mm_tile softmax_tile(uint32_t N) {
     return (mm_tile){16, 8 * tn, 16, 8, tn, 4, rn};
 }
 
+// Lane groups of 8 within a subgroup, exchanging A by shuffles (the shader's SG; else it re-loads A).
+static int lane_groups(const vkd_ctx *ctx) {
+    return (ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && ctx->f.subgroup_size % 8 == 0;
+}
+
 int vkd_matmul_softmax_ok(const vkd_graph *g, uint32_t N) {
-    const vkd_ctx *ctx = g->ctx;
-    return ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && (ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) &&
-           ctx->f.subgroup_size % 8 == 0 && N <= 256 && !vkd_env_off("VKD_ATTN_SOFTMAX");
+    return g->ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && lane_groups(g->ctx) && N <= 256 &&
+           !vkd_env_off("VKD_ATTN_SOFTMAX");
 }
 
 // Whether a GEMM takes the light tile (8 x 1 accumulators a lane, pick_tile's light): where its
@@ -111,8 +115,9 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     int na = 3;
     if (bias) args[na++] = (vkd_arg){offsetof(matmul_push, bias), VKD_R, bias};
     if (R) args[na++] = (vkd_arg){offsetof(matmul_push, R), VKD_R, R};
-    mm_tile t = (pc->flags & MM_SOFTMAX) ? softmax_tile(pc->N) : pick_tile(g->ctx, pc->M, pc->N, pc->batch, light_mm(g, pc));
-    uint32_t sg = (g->ctx->f.subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && g->ctx->f.subgroup_size % 8 == 0;
+    mm_tile t = (pc->flags & MM_SOFTMAX) ? softmax_tile(pc->N)
+                                         : pick_tile(g->ctx, pc->M, pc->N, pc->batch, light_mm(g, pc));
+    uint32_t sg = (uint32_t)lane_groups(g->ctx);
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
     // quads of k (shader constants 12, 13): A's rows (TA = 0) and B's columns (TB = 1) are
     // contiguous in k; K, the leading dimension and the batch stride in whole quads
