@@ -33,7 +33,7 @@ typedef struct {
     int quiet;           // do not print the chosen device
     // 1: the work is many small dispatches (an MLP's). lavapipe then runs each dispatch on
     // the submitting thread (LP_NUM_THREADS=0, unless the variable is set): handing a
-    // small dispatch to its worker threads costs more than the work (README, "Small
+    // small dispatch to its worker threads costs more than the work (docs/performance_history.md, "Small
     // dispatches on lavapipe"). Other drivers ignore it.
     int small_dispatches;
 } vkd_ctx_opts;

@@ -6,7 +6,7 @@
 // device, and the collectives meet in shared memory instead of MPI. On a CPU
 // device each rank's dispatches then run on its own thread (LP_NUM_THREADS=0),
 // without the ~29 us hand-off to lavapipe's workers that every dispatch of a
-// single rank pays (README, "Ranks as threads").
+// single rank pays (docs/performance_history.md, "Ranks as threads").
 //
 // A collective is a barrier around reads of the other ranks' buffers, which
 // each rank publishes before it. Waits are bounded like MPI's: a rank that does

@@ -102,7 +102,7 @@ static int has_device_ext(VkPhysicalDevice pd, const char *name) {
 // lavapipe compiles every shader for 8 lanes (256 bits) unless LP_NATIVE_VECTOR_WIDTH says
 // otherwise, also on CPUs with AVX-512. On AMD's (Zen 4), 16 lanes made convolutions 15-20% and
 // the GEMM shader ~2x cheaper; on an Intel Xeon with AVX-512 and AMX they made whole training
-// iterations 20-27% slower (README "Performance"). So ask for 512 bits on AMD CPUs with
+// iterations 20-27% slower (docs/performance_history.md). So ask for 512 bits on AMD CPUs with
 // AVX-512 only, unless the user chose a width. gallivm reads the variable once per process,
 // when the first Vulkan instance loads lavapipe, so this runs before every vkCreateInstance;
 // other drivers ignore it.
@@ -118,7 +118,7 @@ void vkd_cpu_driver_env(void) {
 // ranks of one node share its CPUs: each takes its share of them, at most the CPUs it is bound
 // to (mpirun binds a rank to a core for 2 ranks, to a socket, which others share, for more),
 // and a rank with one CPU runs its dispatches on its own thread. On this 2-core VM two ranks so
-// took 3-32% less time a step than one process with a thread per core (README, "A rank a
+// took 3-32% less time a step than one process with a thread per core (docs/performance_history.md, "A rank a
 // core"): every dispatch's hand-off to the workers and wait for the slower one, ~30 us and a
 // core idle for part of it, are gone. -1: leave lavapipe's default (one rank).
 int vkd_cpu_threads_per_rank(int affinity_cpus, int online_cpus, int node_ranks) {
