@@ -35,8 +35,9 @@ fi
 # On a CPU of several cores the Fashion-MNIST distillation runs as 2 ranks in this one process
 # (--ranks 2: a thread and a core each, no MPI), each half of the batch of 32 (the gradients
 # averaged: the same method, summed in another order; the bits of `mpirun -n 2`). On the 2-core
-# VM 2 ranks made 34.8 images a second against one process's 25.4 (docs/performance_history.md, "The main job as 2
-# ranks", "Ranks as threads"). MAIN_RANKS=1 keeps one rank.
+# VM 2 ranks made 34.8 images a second against one process's 25.4
+# (docs/performance_history.md, "The main job as 2 ranks", "Ranks as threads"). MAIN_RANKS=1
+# keeps one rank.
 launch=""
 if [ "$cpu" = 1 ] && [ "${MAIN_RANKS:-2}" != 1 ] && [ "$(nproc)" -ge 2 ]; then launch="--ranks 2"; fi
 

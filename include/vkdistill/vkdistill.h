@@ -31,10 +31,10 @@ typedef struct {
     const char *device;  // NULL: $VKD_DEVICE, else the best device; "N" = index, else a name substring
     int validation;      // <0: from $VKD_VALIDATION; 0 off; 1 Khronos validation + sync validation
     int quiet;           // do not print the chosen device
-    // 1: the work is many small dispatches (an MLP's). lavapipe then runs each dispatch on
-    // the submitting thread (LP_NUM_THREADS=0, unless the variable is set): handing a
-    // small dispatch to its worker threads costs more than the work (docs/performance_history.md, "Small
-    // dispatches on lavapipe"). Other drivers ignore it.
+    // 1: the work is many small dispatches (an MLP's). lavapipe then runs each dispatch on the
+    // submitting thread (LP_NUM_THREADS=0, unless the variable is set): handing a small dispatch to
+    // its worker threads costs more than the work (docs/performance_history.md, "Small dispatches
+    // on lavapipe"). Other drivers ignore it.
     int small_dispatches;
 } vkd_ctx_opts;
 

@@ -268,19 +268,18 @@ static int pointwise(const conv_geom *c) {
     return c->kh == 1 && c->kw == 1 && c->stride == 1 && c->ph == 0 && c->pw == 0 && c->groups == 1 && !c->up;
 }
 
-// Whether a convolution takes the light walk (pick_tile's light): the plain walk with a tile of
-// at most 32 accumulators, no windows, no Winograd, where the run is too short to repay the
-// fast walks' creation. lavapipe creates every pipeline again in every process: 0.1-0.6 s of
-// CPU each for the Winograd and window walks (unrolled tiles of 256-512 accumulators), ~50 ms
-// for the 8 x 4 tile, which the light convolutions of a mode share whatever their shapes. In
-// tests/bench_conv (forward + both gradients, best of 20, docs/performance_history.md) the light walk
-// took 0.3-1.6 s less to create a convolution's three modes and ran ~0.13 ns a multiply-add
-// slower (2.2-3.7x from 9.4M multiply-adds a dispatch up; the same at 1.2M). So a mode of a run
-// under 2^28 of them (g->samples x one sample's) loses at most ~35 ms for the ~0.1-0.5 s it
-// saves. (At 2^30 the main job's 100-step distillation took it for its 1- and 16-channel
-// convolutions, whose fast walks are quick to create: the same pipeline count, a slower walk.)
-// Decided per sample, not per dispatch, so a sampler's images do not depend on its batch.
-// VKD_CONV_LIGHT=0: never.
+// Whether a convolution takes the light walk (pick_tile's light): the plain walk with a tile of at
+// most 32 accumulators, no windows, no Winograd, where the run is too short to repay the fast
+// walks' creation. lavapipe creates every pipeline again in every process: 0.1-0.6 s of CPU each
+// for the Winograd and window walks (unrolled tiles of 256-512 accumulators), ~50 ms for the 8 x 4
+// tile, which the light convolutions of a mode share whatever their shapes. In tests/bench_conv
+// (forward + both gradients, best of 20, docs/performance_history.md) the light walk took 0.3-1.6 s
+// less to create a convolution's three modes and ran ~0.13 ns a multiply-add slower (2.2-3.7x from
+// 9.4M multiply-adds a dispatch up; the same at 1.2M). So a mode of a run under 2^28 of them
+// (g->samples x one sample's) loses at most ~35 ms for the ~0.1-0.5 s it saves. (At 2^30 the main
+// job's 100-step distillation took it for its 1- and 16-channel convolutions, whose fast walks are
+// quick to create: the same pipeline count, a slower walk.) Decided per sample, not per dispatch,
+// so a sampler's images do not depend on its batch. VKD_CONV_LIGHT=0: never.
 static int light_conv(const vkd_graph *g, const conv_geom *c) {
     if (g->ctx->f.type != VK_PHYSICAL_DEVICE_TYPE_CPU || g->samples <= 0 || vkd_env_off("VKD_CONV_LIGHT")) return 0;
     double macs = (double)c->ho * c->wo * c->cout * (c->cin / c->groups) * c->kh * c->kw;
@@ -339,12 +338,12 @@ static void taps_tile(conv_tile *t, int64_t M) {
     t->wm = vkd_ceil_div((uint64_t)M, t->tm) >= 2 ? 2 : 1;
 }
 
-// On CPU devices the forward and the data gradient of a pointwise convolution run as batched
-// GEMMs (shaders/matmul.comp) over views of x, w and y: lanes own quads of pixels there, so a
-// k's B values are TN/4 vec4 fetches instead of TN gathers, and w's rows quads of k. In a
-// unet_fmnist step (batch 16) the 1x1 convolutions (skips, attention's qkv and projection) ran
-// at 15-45 GFLOP/s in the convolution shader, whose plain walk gathers B; as GEMMs at 37-71
-// (see docs/performance_history.md). Same k order, same epilogue order: the same bits. GPUs keep the
+// On CPU devices the forward and the data gradient of a pointwise convolution run as batched GEMMs
+// (shaders/matmul.comp) over views of x, w and y: lanes own quads of pixels there, so a k's B
+// values are TN/4 vec4 fetches instead of TN gathers, and w's rows quads of k. In a unet_fmnist
+// step (batch 16) the 1x1 convolutions (skips, attention's qkv and projection) ran at 15-45 GFLOP/s
+// in the convolution shader, whose plain walk gathers B; as GEMMs at 37-71 (see
+// docs/performance_history.md). Same k order, same epilogue order: the same bits. GPUs keep the
 // convolution shader (not measured there). VKD_CONV_GEMM=0 turns it off. A light convolution
 // (light_conv) stays in the convolution shader: its light walk is the 3x3 convolutions' pipeline,
 // where the GEMM would be pipelines of its own (the same bits either way).
@@ -457,10 +456,10 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // a group those of its TM / L rows, from w's 9 taps (scalar texel fetches), then shuffled to
     // the group as u's were. The transform dispatch it replaces cost ~2 ns a factor: llvmpipe
     // stores a quad through a storage binding in a lane loop at run time, ~1,000 instructions a
-    // quad (docs/performance_history.md). In a unet_fmnist step (batch 16, VKD_PROFILE, three pairs) 35 of
-    // its 77 transforms went, and the step took 795, 670 and 634 ms against 852, 821 and 701; the
-    // walks themselves no slower (tests/bench_conv). The same formulas in the same order: the same
-    // bits. VKD_CONV_UW=0: the transform.
+    // quad (docs/performance_history.md). In a unet_fmnist step (batch 16, VKD_PROFILE, three
+    // pairs) 35 of its 77 transforms went, and the step took 795, 670 and 634 ms against 852, 821
+    // and 701; the walks themselves no slower (tests/bench_conv). The same formulas in the same
+    // order: the same bits. VKD_CONV_UW=0: the transform.
     // F(4, 3) along the rows (the 8x8 planes' walk) makes a chunk's rows' six factors the same
     // way, from w's 3 taps a row (the data gradient's reversed, as the transform's FLIP), read in
     // quads (below): in a unet_fmnist step (batch 16, VKD_PROFILE, five alternating pairs) the last

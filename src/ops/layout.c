@@ -105,10 +105,10 @@ static int band_dispatch(vkd_graph *g, const char *name, vkd_tensor *y, vkd_tens
                                     texel ? na - 1 : 0);
 }
 
-// On a CPU device a slice or a concat is a buffer copy per row: lavapipe's copy is a memcpy,
-// the shader's stores a loop over the lanes (a concat of the teacher's decoder, batch 64:
-// see docs/performance_history.md). GPUs keep the shader: one dispatch instead of a copy region per row.
-// VKD_COPY=0 / 1 overrides (the tests run the shader path on lavapipe too).
+// On a CPU device a slice or a concat is a buffer copy per row: lavapipe's copy is a memcpy, the
+// shader's stores a loop over the lanes (a concat of the teacher's decoder, batch 64: see
+// docs/performance_history.md). GPUs keep the shader: one dispatch instead of a copy region per
+// row. VKD_COPY=0 / 1 overrides (the tests run the shader path on lavapipe too).
 int vkd_copy_by_transfer(const vkd_graph *g) {
     const char *env = getenv("VKD_COPY");
     if (env && *env) return atoi(env) != 0;
