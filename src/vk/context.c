@@ -120,7 +120,8 @@ void vkd_cpu_driver_env(void) {
 // and a rank with one CPU runs its dispatches on its own thread. On this 2-core VM two ranks so
 // took 3-32% less time a step than one process with a thread per core
 // (docs/performance_history.md, "A rank a core"): every dispatch's hand-off to the workers and
-// wait for the slower one, ~30 us and a core idle for part of it, are gone. -1: leave lavapipe's default (one rank).
+// wait for the slower one, ~30 us and a core idle for part of it, are gone. -1: leave lavapipe's
+// default (one rank).
 int vkd_cpu_threads_per_rank(int affinity_cpus, int online_cpus, int node_ranks) {
     if (node_ranks <= 1) return -1;
     int cpus = online_cpus / node_ranks;
