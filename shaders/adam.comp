@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // One Adam / AdamW step with bias correction (PyTorch semantics), in place.
 // The learning rate and the 1-based step t are read from hyper[0], hyper[1]
@@ -55,8 +56,8 @@ layout(push_constant) uniform PC {
 
 uint op = 0u, og = 0u, om = 0u, ov = 0u;  // MULTI: the chunk's offsets into the spans
 
-layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
-layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
+layout(set = 0, binding = 2) uniform textureBuffer vkd_tex2;
+layout(set = 0, binding = 3) uniform textureBuffer vkd_tex3;
 // Scalar loads: through the texel views unless those are vec4 views (then the
 // one-by-one tail of a chunk reads the buffers).
 VKD_LOADER_IF(ld_p, vkd_tex0, pc.p, pc.p_first, TEXEL != 0u && VEC4 == 0u)

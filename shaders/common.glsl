@@ -64,8 +64,8 @@ VKD_KEEP(vec4)
 // Texel operands (src/vk/texel.c): a shader whose TEXEL constant is 1 reads
 // operand k through binding k of set 0, from the element the push block names.
 // texelFetch is a gather on llvmpipe, a buffer-address load a loop over lanes.
-layout(set = 0, binding = 0) uniform samplerBuffer vkd_tex0;
-layout(set = 0, binding = 1) uniform samplerBuffer vkd_tex1;
+layout(set = 0, binding = 0) uniform textureBuffer vkd_tex0;
+layout(set = 0, binding = 1) uniform textureBuffer vkd_tex1;
 // fn(i): element i of an operand, through texel binding `tex` (its first element at
 // push field `first`) when the shader's TEXEL constant is 1, else through `buf`.
 // VKD_LOADER_IF: through the texel binding when `cond` holds (a shader whose views

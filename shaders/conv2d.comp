@@ -1,7 +1,9 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_ballot : require
 // 2-D convolution (NCHW, dilation 1, groups) as implicit GEMMs, no im2col.
 // One file for the three GEMMs because they share everything but the index
 // map: every mode is written as C(m, n) = sum_k A(m, k) B(k, n) where
@@ -94,7 +96,7 @@ layout(push_constant) uniform PC {
     int c_sfirst;  // conv2d_sb: where C starts in its storage binding, in vec4s (set at compile)
     int wm;        // WM, the lane groups along M
 } pc;
-layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
+layout(set = 0, binding = 2) uniform textureBuffer vkd_tex2;
 
 float loadA(int i) { return TEXEL != 0u ? texelFetch(vkd_tex0, i + pc.a_first).r : pc.A.v[i]; }
 float loadB(int i) { return TEXEL != 0u ? texelFetch(vkd_tex1, i + pc.b_first).r : pc.B.v[i]; }
@@ -136,6 +138,9 @@ layout(constant_id = 16) const uint WINO = 0;
 // (F(4, 3) along the rows; A = w as above): the same for a chunk's rows of 3 taps, six factors
 // each (F43's, flipped for the data gradient as winograd.comp's FLIP), PPL rows a lane.
 layout(constant_id = 17) const uint UW = 0;
+// 18 XB: the lane groups' exchange by broadcasts (shaders/lanes.glsl; host: the driver)
+layout(constant_id = 18) const uint XB = 0;
+#include "lanes.glsl"
 // MODE 2 (TAPS, AV4): the same for a tap row's 3 taps, from pairs of pixels: Winograd's F(3, 2),
 // o_kx = dy0 d_kx + dy1 d_kx+1 (kx < 3) with the four products m1 = dy0 (d0 - d2), m2 = (dy0 +
 // dy1) / 2 (d1 + d2), m3 = (dy0 - dy1) / 2 (d2 - d1), m4 = dy1 (d1 - d3): o0 = m1 + m2 + m3,
@@ -469,8 +474,8 @@ void main() {
                 [[unroll]] for (uint t = 0; t < WT; t++)
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint p = i * QU + t / 4u;
-                        uk[r * WT + t][i] = UW != 0u ? subgroupShuffle(fw[i % RPL][t], gbase + i / RPL)
-                                                     : subgroupShuffle(aq[p / L][t % 4u], gbase + p % L);
+                        uk[r * WT + t][i] = UW != 0u ? grp_lane(fw[i % RPL][t], gbase, i / RPL)
+                                                     : grp_lane(aq[p / L][t % 4u], gbase, p % L);
                     }
             }
             CHUNK_WINO(RC);
@@ -577,12 +582,12 @@ void main() {
                     [[unroll]] for (uint h = 0; h < TN / 4u; h++) q[h] = loadB4(clamp(qb + int(h * L + lane), qlo, qhi));
                     // the group's two ends: lane 0 fetches the quad before it, the others the one after
                     const vec4 ends = loadB4(clamp(lane == 0u ? qb - 1 : qb + int(TN / 4u * L), qlo, qhi));
-                    const float endL = subgroupShuffle(ends.w, gbase), endR = subgroupShuffle(ends.x, gbase + 1u);
+                    const float endL = grp_lane(ends.w, gbase, 0u), endR = grp_lane(ends.x, gbase, 1u);
                     [[unroll]] for (uint h = 0; h < TN / 4u; h++) {
                         const float lw = subgroupShuffle(q[h].w, gbase + (lane + L - 1u) % L);
-                        const float lp = h > 0u ? subgroupShuffle(q[h > 0u ? h - 1u : 0u].w, gbase + L - 1u) : endL;
+                        const float lp = h > 0u ? grp_lane(q[h > 0u ? h - 1u : 0u].w, gbase, L - 1u) : endL;
                         const float rx = subgroupShuffle(q[h].x, gbase + (lane + 1u) % L);
-                        const float rn = h + 1u < TN / 4u ? subgroupShuffle(q[min(h + 1u, TN / 4u - 1u)].x, gbase) : endR;
+                        const float rn = h + 1u < TN / 4u ? grp_lane(q[min(h + 1u, TN / 4u - 1u)].x, gbase, 0u) : endR;
                         const float e6[6] = {lane == 0u ? lp : lw, q[h].x, q[h].y, q[h].z, q[h].w, lane == L - 1u ? rn : rx};
                         if (WINO != 0u) {
                             // the quad's row is inside the image, its pixels too; the elements
@@ -631,8 +636,8 @@ void main() {
                     const uint kk = r * KW + kx;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint e = i * RW * KW + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
-                        ak[kk][i] = AV4 != 0u ? subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L)
-                                              : subgroupShuffle(av[kk / L][i], gbase + kk % L);
+                        ak[kk][i] = AV4 != 0u ? grp_lane(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase, p % L)
+                                              : grp_lane(av[kk / L][i], gbase, kk % L);
                     }
                 }
                 // WINO: u's factors of the row, F(2, 3)'s data gradient's first and last swapped (its
@@ -642,8 +647,8 @@ void main() {
                     const uint tf = WINO == 1u && FL != 0u && (t == 0u || t == 3u) ? 3u - t : t, kk = r * KA + tf;
                     [[unroll]] for (uint i = 0; i < TM; i++) {
                         const uint e = i * RW * KA + kk, p = MODE == 1u ? e / 4u : i * QR + kk / 4u;
-                        uk[r * WT + t][i] = UW != 0u ? subgroupShuffle(fw[(i * RW + r) % PPL][t], gbase + (i * RW + r) / PPL)
-                                                     : subgroupShuffle(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase + p % L);
+                        uk[r * WT + t][i] = UW != 0u ? grp_lane(fw[(i * RW + r) % PPL][t], gbase, (i * RW + r) / PPL)
+                                                     : grp_lane(aq[p / L][MODE == 1u ? e % 4u : kk % 4u], gbase, p % L);
                     }
                 }
                 c1r++;
@@ -717,7 +722,7 @@ void main() {
             [[unroll]] for (uint p = 0; p < L / 4u; p++)
                 [[unroll]] for (uint t = 0; t < 36u; t++) {
                     [[unroll]] for (uint i = 0; i < TM; i++)
-                        uk[p * 36u + t][i] = subgroupShuffle(fac[i / 4u][t], gbase + (i % 4u) * uint(Q) + p);
+                        uk[p * 36u + t][i] = grp_lane(fac[i / 4u][t], gbase, (i % 4u) * uint(Q) + p);
                 }
             CHUNK_WINO(L / 4u);
         }
@@ -851,9 +856,9 @@ void main() {
             // (WINO in mode 2 takes its operands from wa and wb below, not from ak)
             [[unroll]] for (uint i = 0; i < TM && !wino2; i++) {
                 if (AV4 != 0u) {
-                    ak[kk][i] = subgroupShuffle(av4[i / 4u][kk % 4u], gbase + (i % 4u) * Q + kk / 4u);
+                    ak[kk][i] = grp_lane(av4[i / 4u][kk % 4u], gbase, (i % 4u) * Q + kk / 4u);
                 } else if (sgOK) {
-                    ak[kk][i] = subgroupShuffle(av[i], gbase + kk);
+                    ak[kk][i] = grp_lane(av[i], gbase, kk);
                 } else {
                     // Portable fallback (subgroup size not a multiple of 8): load A per k.
                     ak[kk][i] = 0.0;
@@ -873,8 +878,7 @@ void main() {
             [[unroll]] for (uint q = 0; q < L / 4u; q++)
                 [[unroll]] for (uint t = 0; t < 6u; t++)
                     [[unroll]] for (uint i = 0; i < TM; i++) {
-                        const uint src = gbase + (i % 4u) * Q + q;
-                        uk[q * 6u + t][i] = subgroupShuffle(t < 4u ? wa[i / 4u][t] : wb[i / 4u][t - 4u], src);
+                        uk[q * 6u + t][i] = grp_lane(t < 4u ? wa[i / 4u][t] : wb[i / 4u][t - 4u], gbase, (i % 4u) * Q + q);
                     }
             CHUNK_WINO(L / 4u);
         } else if (wino2) {
@@ -882,8 +886,7 @@ void main() {
             [[unroll]] for (uint p = 0; p < L / 2u; p++)
                 [[unroll]] for (uint t = 0; t < 4u; t++)
                     [[unroll]] for (uint i = 0; i < TM; i++) {
-                        const uint src = gbase + (i % 4u) * Q + p / 2u;
-                        uk[p * 4u + t][i] = subgroupShuffle(p % 2u == 0u ? wa[i / 4u][t] : wb[i / 4u][t], src);
+                        uk[p * 4u + t][i] = grp_lane(p % 2u == 0u ? wa[i / 4u][t] : wb[i / 4u][t], gbase, (i % 4u) * Q + p / 2u);
                     }
             CHUNK_WINO(L / 2u);
         } else {

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Inverted dropout: y = x * keep / (1 - p), keep = uniform(i) >= p with
 // uniform(i) the draw vkd_rand_uniform makes for element i under the same

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Broadcasting binary ops. b is indexed by j = (i / inner) % bc, which covers
 // same-shape (inner 1, bc n), per-channel of NCHW (inner HW, bc C), per-row

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Exponential moving average of parameters: e = beta*e + (1-beta)*p.
 #include "common.glsl"

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Sinusoidal embeddings of t (N) -> y (N, 2*half) = [cos(a) | sin(a)], one
 // invocation per (n, k), k < half:

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // The exact denoiser of a Gaussian mixture p0 = sum_k w_k N(mu_k, s_k^2 I) and its
 // vector-Jacobian product. Per sample x (d) at noise level sigma, v_k = s_k^2 + sigma^2:

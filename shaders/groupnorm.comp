@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_EXT_buffer_reference_uvec2 : require
@@ -74,8 +75,8 @@ layout(constant_id = 10) const uint NL = 0;
 // bits of the add autograd put off (vkd_grad_pending_pair), then those of old + dx. A constant,
 // not a flag: a branch on a flag in the stores made every call of the walk ~5% slower.
 layout(constant_id = 11) const uint OLD2 = 0;
-layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
-layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
+layout(set = 0, binding = 2) uniform textureBuffer vkd_tex2;
+layout(set = 0, binding = 3) uniform textureBuffer vkd_tex3;
 
 // (128 bytes, the least a device must take: the groups share a word with the flags, and the
 // forward's eps and the backward's dx_scale one; with OLD2, old holds old2's first vec4)

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -48,8 +49,8 @@ layout(push_constant) uniform PC {
     int y_sfirst;  // layernorm_sb (VEC4, modes 0 and 1): y's storage binding, in vec4s (set at compile)
 } pc;
 
-layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
-layout(set = 0, binding = 3) uniform samplerBuffer vkd_tex3;
+layout(set = 0, binding = 2) uniform textureBuffer vkd_tex2;
+layout(set = 0, binding = 3) uniform textureBuffer vkd_tex3;
 VKD_LOADER(ld_x, vkd_tex0, pc.x, pc.x_first)
 VKD_LOADER(ld_w, vkd_tex1, pc.w, pc.t1_first)
 VKD_LOADER(ld_b, vkd_tex2, pc.b, pc.t2_first)

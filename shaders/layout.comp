@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Layout ops: every one is a copy in which each output element is written by
 // exactly one invocation, so forward and backward are the same two kernels.
@@ -36,7 +37,7 @@ layout(push_constant) uniform PC {
     int x0_first, x1_first, x2_first;
 } pc;
 
-layout(set = 0, binding = 2) uniform samplerBuffer vkd_tex2;
+layout(set = 0, binding = 2) uniform textureBuffer vkd_tex2;
 VKD_LOADER(ld_x0, vkd_tex0, pc.x0, pc.x0_first)
 VKD_LOADER(ld_x1, vkd_tex1, pc.x1, pc.x1_first)
 VKD_LOADER(ld_x2, vkd_tex2, pc.x2, pc.x2_first)

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 // ---------------------------------------------------------------------------
 // fp32 GEMM / batched GEMM:  C_b = alpha * op(A_b) * op(B_b) [+ bias] [+ C_b] [+ R_b]
 //   (flags bit4: C_b = (op(A_b) * op(B_b) [+ bias] [+ C_b] [+ R_b]) * alpha, a 1x1
@@ -44,8 +45,9 @@
 //     FMA: per k and lane group it issues TN loads of B and TM/8 loads of A
 //     for TM*TN vector FMAs (24x4: 7 loads / 96 FMAs).
 //   * subgroupShuffle with a constant lane index is a cheap register permute
-//     on llvmpipe (subgroupBroadcast is ~4x slower there; subgroupBroadcastFirst
-//     even crashes LLVM 15 in this pattern), so reusing A through shuffles is
+//     on llvmpipe of Mesa 22.3 (subgroupBroadcast is ~4x slower there;
+//     subgroupBroadcastFirst even crashes LLVM 15 in this pattern; on Mesa 25
+//     a shuffle is a loop over the lanes: lanes.glsl, XB), so reusing A through shuffles is
 //     much cheaper than re-loading it (uniform-address loads are still
 //     8-iteration lane loops).
 //   * shared memory on llvmpipe is ordinary memory with the same per-lane
@@ -67,6 +69,8 @@
 #extension GL_EXT_buffer_reference : require
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_KHR_shader_subgroup_ballot : require
+#extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 
 layout(buffer_reference, std430, buffer_reference_align = 4) buffer FBuf { float v[]; };
@@ -135,16 +139,19 @@ layout(constant_id = 14) const uint CQ = 0;
 // the vec4 texel views of bindings 3 and 2, one fetch a quad, instead of a per-lane load loop
 // an element (a linear layer with a residual took about twice the time of one without).
 layout(constant_id = 15) const uint EQ = 0;
-layout(set = 0, binding = 2) uniform samplerBuffer texR;
-layout(set = 0, binding = 3) uniform samplerBuffer texC;
+// constant_id 16 XB: the lane groups exchange A by broadcasts instead of shuffles (lanes.glsl;
+// host: the driver). The same values, the same bits.
+layout(constant_id = 16) const uint XB = 0;
+layout(set = 0, binding = 2) uniform textureBuffer texR;
+layout(set = 0, binding = 3) uniform textureBuffer texC;
 #ifdef VKD_SBUF_OUT
 // matmul_sb (CQ, a CPU device): C's quads written, and the accumulate's read, through storage
 // binding 0 (src/vk/texel.c: one lane loop a quad instead of two 64-bit stores' two), set 0's
 // binding 4 (VKD_SBUF in common.glsl, which this shader does not include).
 layout(set = 0, binding = 4, std430) buffer VkdSbuf0 { vec4 v[]; } vkd_sbuf0;
 #endif
-layout(set = 0, binding = 0) uniform samplerBuffer texA;
-layout(set = 0, binding = 1) uniform samplerBuffer texB;
+layout(set = 0, binding = 0) uniform textureBuffer texA;
+layout(set = 0, binding = 1) uniform textureBuffer texB;
 vec4 ldA4(uint q) { return texelFetch(texA, int(q) + pc.a_first); }  // quad q of A's view
 vec4 ldB4(uint q) { return texelFetch(texB, int(q) + pc.b_first); }
 float ldA(uint i) { return TEXEL != 0u ? texelFetch(texA, int(i) + pc.a_first).r : pc.A.v[i]; }
@@ -162,16 +169,17 @@ const uint TMC = (TM + L - 1) / L;  // A loads per k-chunk for TA=1
 // softmax over each row after alpha, attention's scores and their softmax in one pass, without
 // writing the scores and reading them back (src/ops/attention.c). A row's max and sum are taken
 // per lane over its columns in j order, then over the group's 8 lanes in lane order (each lane
-// reads the 8 values by shuffles of constant index, as the k loop's): the same value in every
+// reads the 8 values by grp_lane of constant index, as the k loop's): the same value in every
 // lane, and in every replay.
+#include "lanes.glsl"
 float group_max(float v, uint gbase) {
-    float r = subgroupShuffle(v, gbase);
-    [[unroll]] for (uint l = 1u; l < L; l++) r = max(r, subgroupShuffle(v, gbase + l));
+    float r = grp_lane(v, gbase, 0u);
+    [[unroll]] for (uint l = 1u; l < L; l++) r = max(r, grp_lane(v, gbase, l));
     return r;
 }
 float group_sum(float v, uint gbase) {
-    float r = subgroupShuffle(v, gbase);
-    [[unroll]] for (uint l = 1u; l < L; l++) r += subgroupShuffle(v, gbase + l);
+    float r = grp_lane(v, gbase, 0u);
+    [[unroll]] for (uint l = 1u; l < L; l++) r += grp_lane(v, gbase, l);
     return r;
 }
 
@@ -270,9 +278,9 @@ void main() {
                                           : ldB(boff + ncol[j] * ldb + k);
                 [[unroll]] for (uint i = 0; i < TM; i++) {
                     const uint p = 2u * i + kk / 4u;  // AQ: the quad holding A(m0+i, k0+kk)
-                    ak[kk][i] = AQ != 0u  ? subgroupShuffle(aq[p / L][kk % 4u], gbase + p % L)
-                              : (TA == 0) ? subgroupShuffle(av[i], gbase + kk)
-                                          : subgroupShuffle(avT[kk][i / L], gbase + (i % L));
+                    ak[kk][i] = AQ != 0u  ? grp_lane(aq[p / L][kk % 4u], gbase, p % L)
+                              : (TA == 0) ? grp_lane(av[i], gbase, kk)
+                                          : grp_lane(avT[kk][i / L], gbase, i % L);
                 }
             }
             [[unroll]] for (uint ib = 0; ib < TM / RM; ib++)

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // adaLN modulation of tokens x (N, T, D) by per-(n, d) shift and scale (N, D):
 // MODE 0, forward (one invocation per element): y = x * (one + scale) + shift.

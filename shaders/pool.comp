@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Pooling of NCHW maps (forward only; Inception uses them for features).
 //   MODE 0: max pool, k x k, stride, zero-free padding (padded taps are skipped, as PyTorch).

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // 2x nearest upsampling and 2x2 average pooling of (P, H, W) planes (P = N*C),
 // which are each other's adjoints up to a factor 4, so two gather kernels serve

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Bilinear resize of NCHW maps (forward only). Source coordinate of output
 // pixel d along an axis of input size `in`, output size `out`:

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Fills a tensor with uniform (0,1) or standard normal numbers from Philox,
 // four per invocation. The step comes from step.v[0] (uint bits in a

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // The element-wise updates of EDM's sampler (Karras et al. 2022, Algorithm 2), with
 // the step's sigmas read from a host-written tensor par = [t_cur, t_hat, t_next,

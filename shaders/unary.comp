@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Element-wise functions (activations, exp/log/sqrt, affine), forward and backward side by side.
 //   forward:  y = f(x)              (OP < 16)

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_samplerless_texture_functions : require
 #extension GL_GOOGLE_include_directive : require
 // Winograd F(2, 3)'s weight transform for shaders/conv2d.comp's WINO walk: every row of three taps
 // (g0, g1, g2) of w becomes the four factors (g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2),

@@ -359,6 +359,37 @@ static void test_cpu_threads_per_rank(void) {
     }
 }
 
+// The lane groups' exchange by driver (src/vk/context.c): broadcasts on llvmpipe of Mesa 23 and
+// later except at 8 lanes (where its shuffle is a permute too), shuffles everywhere else;
+// VKD_LANE_BCAST overrides either way.
+static void test_lane_bcast_rule(void) {
+    static const struct { VkDriverId id; const char *info; uint32_t lanes; const char *env; int want; } cases[] = {
+        {VK_DRIVER_ID_MESA_LLVMPIPE, "Mesa 22.3.6 (LLVM 15.0.6)", 16, NULL, 0},
+        {VK_DRIVER_ID_MESA_LLVMPIPE, "Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)", 16, NULL, 1},
+        {VK_DRIVER_ID_MESA_LLVMPIPE, "Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)", 8, NULL, 0},
+        {VK_DRIVER_ID_MESA_LLVMPIPE, "Mesa 23.0.0 (LLVM 15.0.6)", 4, NULL, 1},
+        {VK_DRIVER_ID_MESA_LLVMPIPE, "no release named", 16, NULL, 0},
+        {VK_DRIVER_ID_NVIDIA_PROPRIETARY, "550.54", 32, NULL, 0},
+        {VK_DRIVER_ID_MESA_RADV, "Mesa 25.0.7", 64, NULL, 0},
+        {VK_DRIVER_ID_MESA_LLVMPIPE, "Mesa 25.0.7 (LLVM 15.0.6)", 16, "0", 0},
+        {VK_DRIVER_ID_NVIDIA_PROPRIETARY, "550.54", 32, "1", 1},
+    };
+    char *keep = getenv("VKD_LANE_BCAST") ? strdup(getenv("VKD_LANE_BCAST")) : NULL;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        vkd_features f = {.driver_id = cases[i].id, .subgroup_size = cases[i].lanes};
+        snprintf(f.driver_info, sizeof f.driver_info, "%s", cases[i].info);
+        if (cases[i].env) setenv("VKD_LANE_BCAST", cases[i].env, 1);
+        else unsetenv("VKD_LANE_BCAST");
+        int got = vkd_lane_bcast_wanted(&f);
+        CHECK(got == cases[i].want, "driver %d '%s', %u lanes, VKD_LANE_BCAST=%s: broadcasts %d, expected %d",
+              (int)cases[i].id, cases[i].info, cases[i].lanes, cases[i].env ? cases[i].env : "(unset)", got,
+              cases[i].want);
+    }
+    if (keep) setenv("VKD_LANE_BCAST", keep, 1);
+    else unsetenv("VKD_LANE_BCAST");
+    free(keep);
+}
+
 // The device's threads as ops see them follow what lavapipe was told when the context was made
 // (LP_NUM_THREADS: 0 runs the workgroups on the submitting thread, one); GPUs report 0.
 static void test_device_threads(void) {
@@ -421,6 +452,7 @@ static void test_runs(vkd_ctx *ctx) {
 
 int main(void) {
     test_cpu_threads_per_rank();
+    test_lane_bcast_rule();
     test_device_threads();
     vkd_ctx *ctx = t_open();
     test_replay_equals_rerecord(ctx);

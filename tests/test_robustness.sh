@@ -21,12 +21,12 @@ errlines() { grep -v -e "^vkdistill: device [^']" -e '^distill ' -e '^train-teac
 
 # ---- requirements
 if "$bin" info >"$tmp/out" 2>"$tmp/err" && grep -q '^requires: *Vulkan 1.2: yes' "$tmp/out" &&
-    grep -q 'subgroup shuffle in compute shaders (matmul, conv2d): yes' "$tmp/out" && ! grep -q MISSING "$tmp/out"; then
+    grep -q 'subgroup shuffle and ballot in compute shaders (matmul, conv2d): yes' "$tmp/out" && ! grep -q MISSING "$tmp/out"; then
     ok "info lists the required features: $(grep -c ': yes$' "$tmp/out") present"
 else bad "info requirements"; fi
 VKD_MASK_FEATURE=shuffle "$bin" info >"$tmp/out" 2>"$tmp/err"
 rc=$?
-if [ $rc -eq 1 ] && [ "$(errlines | wc -l)" -eq 1 ] && errlines | grep -q "lacks subgroup shuffle in compute shaders"; then
+if [ $rc -eq 1 ] && [ "$(errlines | wc -l)" -eq 1 ] && errlines | grep -q "lacks subgroup shuffle and ballot in compute shaders"; then
     ok "a device without subgroup shuffle is refused: $(errlines)"
 else bad "masked feature: rc=$rc"; fi
 if VKD_MASK_FEATURE=bufferDeviceAddress "$bin" info --list >"$tmp/out" 2>"$tmp/err" && grep -q "; lacks bufferDeviceAddress" "$tmp/out"; then

@@ -509,15 +509,15 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     // told apart by flags bit 1; the weight gradient's accumulation is flags bit 2)
     uint32_t add_spec = add ? 1 : 0;
     pc.wm = (int32_t)t.wm;  // (constant 4 is unused: one pipeline whatever WM)
-    uint32_t spec[18] = {t.wg, (uint32_t)mode, t.tm, t.tn, 0, t.sg, t.l, texel, add_spec, up,
-                         t.rm, t.rn, av4, t.shift, taps, qwin, wino, uw};
+    uint32_t spec[19] = {t.wg, (uint32_t)mode, t.tm, t.tn, 0, t.sg, t.l, texel, add_spec, up,
+                         t.rm, t.rn, av4, t.shift, taps, qwin, wino, uw, (uint32_t)(t.sg && g->ctx->lane_bcast)};
     // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
     // is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
     const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
     // and those quads as vec4s through a storage binding where the device takes them (conv2d_sb)
     shader = vkd_sbuf_variant(g, shader, "conv2d_wide", "conv2d_sb", C, tx, &nt, offsetof(conv_push, c_sfirst));
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 18, vkd_ceil_div((uint64_t)N, bn),
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 19, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, nt);
 }
 

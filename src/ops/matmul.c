@@ -144,9 +144,9 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     const char *wide = vkd_store_variant(g, c_quads, "matmul", "matmul_wide");
     const char *shader = vkd_sbuf_variant(g, wide, "matmul_wide", "matmul_sb", C, tx, &nt, offsetof(matmul_push, c_sfirst));
     if (eq && (pc->flags & MM_ACCUMULATE) && shader == wide) tx[nt++] = (vkd_texel){0, 3, offsetof(matmul_push, c_first), 1};
-    uint32_t spec[16] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
-                         aq, bq, cq, eq};
-    return vkd_graph_dispatch_texel(g, name, shader, spec, 16, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
+    uint32_t spec[17] = {(uint32_t)ta, (uint32_t)tb, t.bm, t.bn, t.wg, t.tm, t.tn, sg, texel, t.rm, t.rn, pc->flags,
+                         aq, bq, cq, eq, (uint32_t)(sg && g->ctx->lane_bcast)};
+    return vkd_graph_dispatch_texel(g, name, shader, spec, 17, vkd_ceil_div(pc->N, t.bn), vkd_ceil_div(pc->M, t.bm),
                                     pc->batch, pc, sizeof *pc, args, na, tx, nt);
 }
 

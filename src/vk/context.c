@@ -164,6 +164,26 @@ static int device_threads(const vkd_features *f) {
     return n > 1 ? (int)n : 1;
 }
 
+// The Mesa release in a driver's info ("Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)"): major * 100 +
+// minor, 0 when it names none.
+static int mesa_release(const char *info) {
+    const char *m = strstr(info, "Mesa ");
+    int major, minor;
+    return m && sscanf(m + 5, "%d.%d", &major, &minor) == 2 ? major * 100 + minor : 0;
+}
+
+// A lane group's exchange (shaders/lanes.glsl) by shuffles or by broadcasts. Measured here
+// (`bench gemm` 1024^3, 16 lanes): llvmpipe of Mesa 22.3 makes a shuffle a permute and a
+// broadcast of a lane chosen at run time a long detour (97 against 8.7 GFLOP/s); that of Mesa
+// 25.0 makes a shuffle of other than 8 lanes a loop over the lanes and a broadcast an extract
+// (19 against 72). Releases between were not measured: 23 is where the later code is assumed.
+int vkd_lane_bcast_wanted(const vkd_features *f) {
+    const char *env = getenv("VKD_LANE_BCAST");  // 0 / 1: override the choice (benchmarks, tests)
+    if (env && *env) return atoi(env) != 0;
+    return f->driver_id == VK_DRIVER_ID_MESA_LLVMPIPE && mesa_release(f->driver_info) >= 2300 &&
+           f->subgroup_size != 8;
+}
+
 static VkResult create_instance(int validation, vkd_ctx *ctx, VkInstance *out) {
     vkd_cpu_driver_env();
     VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
@@ -235,6 +255,7 @@ static void query_features(VkInstance inst, VkPhysicalDevice pd, vkd_features *f
     VkPhysicalDeviceProperties *p = &p2.properties;
     f->api_version = p->apiVersion;
     f->driver_version = p->driverVersion;
+    f->driver_id = drv.driverID;
     f->vendor_id = p->vendorID;
     f->device_id = p->deviceID;
     f->type = p->deviceType;
@@ -339,14 +360,14 @@ static const char *vkd_requirement(const vkd_features *f, int i, int *ok) {
     static const char *const names[] = {
         "Vulkan 1.2",
         "bufferDeviceAddress (shaders reach tensors by address)",
-        "subgroup shuffle in compute shaders (matmul, conv2d)",
+        "subgroup shuffle and ballot in compute shaders (matmul, conv2d)",
         "256 invocations per compute workgroup",
     };
     if (i < 0 || i >= (int)(sizeof names / sizeof *names)) return NULL;
     int have[] = {
         VK_API_VERSION_MAJOR(f->api_version) > 1 || VK_API_VERSION_MINOR(f->api_version) >= 2,
         f->bda != 0,
-        (f->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) != 0,
+        (f->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) && (f->subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT),
         f->max_wg_invocations >= 256,
     };
     const char *mask = getenv("VKD_MASK_FEATURE");
@@ -558,6 +579,7 @@ vkd_ctx *vkd_ctx_create(const vkd_ctx_opts *opts, char *err, size_t errlen) {
     }
     vkd_pipeline_cache_open(ctx);
     ctx->device_threads = device_threads(f);
+    ctx->lane_bcast = vkd_lane_bcast_wanted(f);
     if (vkd_compile_threads_init(ctx) || vkd_texel_init(ctx)) {
         snprintf(err, errlen, "%s", ctx->err);
         vkd_ctx_destroy(ctx);
@@ -612,6 +634,9 @@ void vkd_ctx_print_info(vkd_ctx *ctx, FILE *out) {
             (f->subgroup_ops & VK_SUBGROUP_FEATURE_SHUFFLE_BIT) ? "shuffle " : "",
             (f->subgroup_ops & VK_SUBGROUP_FEATURE_BALLOT_BIT) ? "ballot " : "",
             (f->subgroup_ops & VK_SUBGROUP_FEATURE_CLUSTERED_BIT) ? "clustered" : "");
+    fprintf(out, "lane exchange:     %s\n",
+            ctx->lane_bcast ? "broadcasts (VKD_LANE_BCAST=0 asks for shuffles)"
+                            : "shuffles (VKD_LANE_BCAST=1 asks for broadcasts)");
     fprintf(out, "shared memory:     %u KiB per workgroup, %u invocations max\n", f->shared_mem / 1024,
             f->max_wg_invocations);
     fprintf(out, "storage range:     %llu MiB per binding\n", (unsigned long long)(f->max_storage_range >> 20));

@@ -17,6 +17,7 @@
 // ---------------------------------------------------------------- features
 typedef struct {
     uint32_t api_version, driver_version, vendor_id, device_id;
+    VkDriverId driver_id;
     VkPhysicalDeviceType type;
     char name[VK_MAX_PHYSICAL_DEVICE_NAME_SIZE];
     char driver_name[VK_MAX_DRIVER_NAME_SIZE];
@@ -97,6 +98,7 @@ struct vkd_ctx {
     vkd_pipeline *pipelines;
     int compile_threads;       // vkd_compile_threads_init
     int device_threads;        // CPU devices: the threads a dispatch's workgroups run on; 0 on GPUs
+    int lane_bcast;            // lane groups exchange by broadcasts (vkd_lane_bcast_wanted)
     int pipelines_created;     // vkd_ctx_pipeline_stats
     double pipeline_seconds;
     vkd_features f;
@@ -160,6 +162,10 @@ vkd_pipeline *vkd_pipeline_get(vkd_ctx *ctx, const char *shader, const uint32_t 
 // convolution), so one thread per core cuts a run's start. 0, or -1 and the
 // context's error naming the first pipeline that failed.
 int vkd_pipelines_create(vkd_ctx *ctx);
+// Whether the GEMM's and convolution's lane groups exchange values by broadcasts instead of
+// shuffles (shaders/lanes.glsl): llvmpipe of Mesa 23 and later at other than 8 lanes.
+// VKD_LANE_BCAST=0/1 overrides.
+int vkd_lane_bcast_wanted(const vkd_features *f);
 // How many threads create pipelines: VKD_COMPILE_THREADS, else one per online core
 // (at most 16). -1 and the context's error when the variable is not a positive integer.
 int vkd_compile_threads_init(vkd_ctx *ctx);
