@@ -37,7 +37,10 @@ static inline vkd_ctx *t_open(void) {
 
 // Ends the test: validation messages count as a failure.
 static inline int t_close(vkd_ctx *ctx) {
-    int msgs = vkd_ctx_validation_messages(ctx);
+    int msgs = vkd_ctx_validation_messages(ctx), npipe = 0;
+    double pipe_s = 0;
+    vkd_ctx_pipeline_stats(ctx, &npipe, &pipe_s);
+    printf("pipelines: %d created, %.1f s of creation\n", npipe, pipe_s);
     vkd_ctx_destroy(ctx);
     CHECK(msgs == 0, "%d validation message(s)", msgs);
     printf("%d passed, %d failed\n", t_pass, t_fail);

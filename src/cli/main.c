@@ -14,7 +14,7 @@ static const struct {
     {"info", "  info [--list]          the chosen device and its features (--list: every device)\n"},
     {"selfcheck", "  selfcheck              a short check of the GPU ops and a training step against the CPU\n"},
     {"bench", "  bench gemm [--reps N] [--shape MxNxK[tA][tB]]...  GEMM GFLOP/s, one JSON line per shape\n"
-              "  bench model --config FILE [--batch N]   forward / forward+backward time and peak memory\n"
+              "  bench model --config FILE [--batch N] [--runs N]   forward / forward+backward time (best, median) and peak memory\n"
               "  bench step CONFIG [--iters N] [--warmup N] [--profile 0|1]   whole training iterations of a\n"
               "         distill or train-teacher config: img/s, ms per phase, dispatches, peak memory, top ops\n"},
     {"train-teacher", "  train-teacher CONFIG [--out DIR] [--resume auto|CKPT] [--steps N]   EDM training on a dataset\n"},

@@ -37,6 +37,21 @@ def fwd_bwd(fwd, x, sigma, labels):
     (d * d).mean().backward()
 
 
+def best_median(ts):
+    """The best and the median of a list of run times (vkdistill bench model prints both)."""
+    t = sorted(ts)
+    n = len(t)
+    return t[0], (t[n // 2] if n % 2 else 0.5 * (t[n // 2 - 1] + t[n // 2]))
+
+
+def times_fields(batch, runs, fwd, fwd_bwd):
+    """The JSON fields of the forward's and the forward + backward's (best, median) times."""
+    return {"fwd_ms_per_img": round(fwd[0] / batch * 1e3, 3), "fwd_bwd_ms_per_img": round(fwd_bwd[0] / batch * 1e3, 3),
+            "fwd_img_per_s": round(batch / fwd[0], 1), "fwd_bwd_img_per_s": round(batch / fwd_bwd[0], 1),
+            "runs": runs, "fwd_ms_per_img_median": round(fwd[1] / batch * 1e3, 3),
+            "fwd_bwd_ms_per_img_median": round(fwd_bwd[1] / batch * 1e3, 3)}
+
+
 def proc_times(cfg, batch, runs, rank, procs, barrier, out):
     """One of --procs processes: its core's share of the threads, its rows; the time of each run."""
     procs_lib.pin(rank, procs)
@@ -60,19 +75,17 @@ def proc_times(cfg, batch, runs, rank, procs, barrier, out):
 
 
 def data_parallel(args, cfg):
-    """--procs: the best over runs of the slowest process's time, forward and forward + backward."""
+    """--procs: the best and the median over runs of the slowest process's time, forward and forward + backward."""
     if args.batch % args.procs:
         sys.exit("model_torch: --batch %d does not split over %d processes" % (args.batch, args.procs))
     res = procs_lib.run(proc_times, args.procs, cfg, args.batch // args.procs, args.runs)
-    t = [min(max(r[1][k][i] for r in res) for i in range(args.runs)) for k in range(2)]
+    t = [best_median([max(r[1][k][i] for r in res) for i in range(args.runs)]) for k in range(2)]
     net, _ = build_network(cfg)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     print(json.dumps({"bench": "model", "peer": "pytorch " + torch.__version__, "config": args.config,
                       "device": "CPU, %d processes of %d threads" % (args.procs, max(1, os.cpu_count() // args.procs)),
                       "params": params, "batch": args.batch, "procs": args.procs,
-                      "fwd_ms_per_img": round(t[0] / args.batch * 1e3, 3),
-                      "fwd_bwd_ms_per_img": round(t[1] / args.batch * 1e3, 3),
-                      "fwd_img_per_s": round(args.batch / t[0], 1), "fwd_bwd_img_per_s": round(args.batch / t[1], 1),
+                      **times_fields(args.batch, args.runs, t[0], t[1]),
                       "peak_mib_fwd": None, "peak_mib_fwd_bwd": None}), flush=True)
 
 
@@ -102,13 +115,13 @@ def main():
     def time_it(fn):
         fn()
         sync()
-        best = float("inf")
+        ts = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
             fn()
             sync()
-            best = min(best, time.perf_counter() - t0)
-        return best
+            ts.append(time.perf_counter() - t0)
+        return best_median(ts)
 
     net.eval()  # dropout off, as in vkdistill's evaluation mode
     if dev == "cuda":
@@ -132,9 +145,7 @@ def main():
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)
     print(json.dumps({"bench": "model", "peer": "pytorch " + torch.__version__, "config": args.config,
                       "device": name, "params": params, "batch": args.batch,
-                      "fwd_ms_per_img": round(t_f / args.batch * 1e3, 3),
-                      "fwd_bwd_ms_per_img": round(t_b / args.batch * 1e3, 3),
-                      "fwd_img_per_s": round(args.batch / t_f, 1), "fwd_bwd_img_per_s": round(args.batch / t_b, 1),
+                      **times_fields(args.batch, args.runs, t_f, t_b),
                       "peak_mib_fwd": round(peak_f / 2**20, 1) if peak_f is not None else None,
                       "peak_mib_fwd_bwd": round(peak_b / 2**20, 1)}), flush=True)
 
