@@ -119,12 +119,15 @@ layout(constant_id = 10) const uint RN = 2;
 // prove dead under a mask, so a runtime flag still ran the accumulate's and the residual's
 // per-lane load loops (2 TM TN of them) in every GEMM that had neither.
 layout(constant_id = 11) const uint FLAGS = 0;
-// constant_id 12 AQ (TA = 0), 13 BQ (TB = 1): A's rows, B's columns read as quads of k through
+// constant_id 12 AQ, 13 BQ (TB = 1): A's rows (TA = 0), B's columns read as quads of k through
 // vec4 texel views (host: TEXEL, SG, K, the leading dimension and the batch stride multiples
 // of 4). On llvmpipe a vec4 fetch costs about what a scalar gather does: a chunk's 8 k's of a
 // row of A are 2 fetches among the group (TM/4 a lane instead of TM), a lane's column of B 2
 // fetches instead of 8. Quads past K (whole ones, K being a multiple of 4) read the last quad
 // of the row and use its k = K - 1, as the scalar walk's clamped index does: the same bits.
+// AQ with TA = 1 (host: TEXEL, SG, M, the leading dimension and the batch stride multiples of
+// 4; any K): A's columns as quads of 4 rows at one k, TM/4 fetches a lane a chunk instead of TM
+// gathers (a weight gradient's dy, whose k is the batch).
 // constant_id 14 CQ (host: TEXEL, SG, TN and N multiples of 4): lane l owns the quads of columns
 // n0 + 4L*h + 4l .. +3 (h < TN/4) instead of the columns n0 + L*j + l. With TB = 0 (host: ldb
 // and sB multiples of 4, B a vec4 view) B's rows are then read as quads of columns, a k's TN
@@ -227,9 +230,20 @@ void main() {
             float avT[L][TMC];   // TA=1: lane l holds A(m0+8c+l, k0+kk)
             // AQ: the chunk's TM x 8 block of A is 2*TM quads; lane l holds quads p = 8u + l,
             // u < NQA (row p / 2, k0 + 4 (p % 2)), zero past K.
-            const uint NQA = (2u * TM + L - 1u) / L;
+            // AQ with TA = 1: lane l holds the TM/4 quads of rows m0 + 4u .. 4u + 3 at k0 + l
+            // (M a multiple of 4; a quad past M reads rows M-4 .. M-1 and uses row M - 1, as the
+            // scalar walk's clamped rows do; zero past K).
+            const uint NQA = TA != 0u ? TM / 4u : (2u * TM + L - 1u) / L;
             vec4 aq[AQ != 0u ? NQA : 1u];
-            if (AQ != 0u) {
+            if (AQ != 0u && TA != 0u) {
+                const uint ka = min(k0 + lane, K - 1u);
+                const bool kin = k0 + lane < K;
+                [[unroll]] for (uint u = 0; u < NQA; u++) {
+                    const uint row = m0 + 4u * u;
+                    const vec4 x = ldA4((aoff + ka * lda + min(row, M - 4u)) / 4u);
+                    aq[u] = !kin ? vec4(0.0) : row < M ? x : vec4(x.w);
+                }
+            } else if (AQ != 0u) {
                 [[unroll]] for (uint u = 0; u < NQA; u++) {
                     const uint p = u * L + lane, kq = k0 + 4u * (p % 2u);
                     const uint row = min(m0 + p / 2u, M - 1u);
@@ -278,7 +292,8 @@ void main() {
                                           : ldB(boff + ncol[j] * ldb + k);
                 [[unroll]] for (uint i = 0; i < TM; i++) {
                     const uint p = 2u * i + kk / 4u;  // AQ: the quad holding A(m0+i, k0+kk)
-                    ak[kk][i] = AQ != 0u  ? grp_lane(aq[p / L][kk % 4u], gbase, p % L)
+                    ak[kk][i] = AQ != 0u && TA != 0u ? grp_lane(aq[i / 4u][i % 4u], gbase, kk)
+                              : AQ != 0u  ? grp_lane(aq[p / L][kk % 4u], gbase, p % L)
                               : (TA == 0) ? grp_lane(av[i], gbase, kk)
                                           : grp_lane(avT[kk][i / L], gbase, i % L);
                 }

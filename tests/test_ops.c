@@ -794,6 +794,12 @@ int main(void) {
             test_matmul(ctx, 2, 0, 37, 44, 36, ta, tb);  // K, N and the leading dimensions in quads
             test_matmul_quads_bits(ctx, 2, 37, 44, 36, ta, tb);
         }
+    // A transposed read as quads of its rows (M and the leading dimension in quads, M ragged to the
+    // tiles, K to the chunks of 8)
+    for (int tb = 0; tb < 2; tb++) {
+        test_matmul(ctx, 2, 0, 44, 40, 37, 1, tb);
+        test_matmul_quads_bits(ctx, 2, 44, 40, 37, 1, tb);
+    }
     test_matmul_quads_bits(ctx, 1, 128, 128, 128, 0, 1);
     test_col_quads_bits(ctx, 37, 44);
     test_col_quads_bits(ctx, 128, 128);  // the GMM MLP's

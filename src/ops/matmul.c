@@ -127,6 +127,11 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     // contiguous in k; K, the leading dimension and the batch stride in whole quads
     int quads = texel && sg && pc->K % 4 == 0 && !quads_off();
     uint8_t aq = quads && !ta && pc->lda % 4 == 0 && pc->sA % 4 == 0 && vkd_vec4_ok(1, A);
+    // TA = 1: A's columns as quads of rows at one k (any K): a linear layer's weight gradient
+    // (128x128x128, one thread) took 0.41 ms through the scalar walk against 0.23 with B transposed
+    if (ta && texel && sg && !quads_off() && pc->M % 4 == 0 && pc->lda % 4 == 0 && pc->sA % 4 == 0 &&
+        vkd_vec4_ok(1, A))
+        aq = 1;
     uint8_t bq = quads && tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
     // lanes owning quads of columns (constant 14); with TB = 0 B's rows are then read as quads
     int b_rows = !tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
