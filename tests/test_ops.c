@@ -103,7 +103,7 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
     double *a = malloc(na * 8), *b = malloc(nb * 8), *bias = malloc(N * 8), *u = malloc(nc * 8);
     t_fill(a, na, -1, 1), t_fill(b, nb, -1, 1), t_fill(bias, N, -1, 1), t_fill(u, nc, -1, 1);
     float *out[3][5];
-    int quads[3] = {0, 0, 0}, epilogue = 0, gemms[3] = {0, 0, 0}, light[3] = {0, 0, 0};
+    int quads[3] = {0, 0, 0}, epilogue = 0, gemms[3] = {0, 0, 0}, light[3] = {0, 0, 0}, ta_quads = 0;
     for (int pass = 0; pass < 3; pass++) {
         setenv("VKD_MM_QUADS", pass == 1 ? "0" : "1", 1);
         vkd_graph *g = vkd_graph_new(ctx, "matmul_quads");
@@ -132,6 +132,8 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
             quads[pass] += pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 14 &&
                            (pp->spec[12] || pp->spec[13] || pp->spec[14]);
             epilogue += pass == 0 && pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 15 && pp->spec[15];
+            ta_quads += pass == 0 && pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 12 && pp->spec[0] &&
+                        pp->spec[12];
             gemms[pass] += pp && !strncmp(pp->shader, "matmul", 6);
             light[pass] += pp && !strncmp(pp->shader, "matmul", 6) && pp->nspec > 6 && pp->spec[5] * pp->spec[6] == 8;
         }
@@ -148,6 +150,8 @@ static void test_matmul_quads_bits(vkd_ctx *ctx, int batch, int M, int N, int K,
     int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel && ctx->f.subgroup_size % 8 == 0;
     CHECK(!cpu || quads[0] > 0, "no GEMM took a quad walk");
     CHECK(quads[1] == 0, "VKD_MM_QUADS=0: %d GEMMs took a quad walk", quads[1]);
+    // the linear layer's weight gradient (A = its dy, transposed, N columns): A's rows in quads
+    CHECK(!cpu || N % 4 || ta_quads > 0, "no GEMM read a transposed A as quads");
     // 128 columns: the tiles' lanes own whole quads of them, so the residual is read in quads
     CHECK(!cpu || N % 128 || epilogue > 0, "no GEMM read R or C as quads");
     // a run of fewer than 2^28 multiply-adds: every GEMM light on a CPU device, and the tiles chosen

@@ -127,8 +127,9 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
     // contiguous in k; K, the leading dimension and the batch stride in whole quads
     int quads = texel && sg && pc->K % 4 == 0 && !quads_off();
     uint8_t aq = quads && !ta && pc->lda % 4 == 0 && pc->sA % 4 == 0 && vkd_vec4_ok(1, A);
-    // TA = 1: A's columns as quads of rows at one k (any K): a linear layer's weight gradient
-    // (128x128x128, one thread) took 0.41 ms through the scalar walk against 0.23 with B transposed
+    // TA = 1: A's columns as quads of rows at one k (any K): 128x128x128 with A transposed (a
+    // linear layer's weight gradient) at 22.0 GFLOP/s on one thread at 8 lanes, 19.4 through
+    // the scalar gathers (README, Performance); no change measured at 16 lanes
     if (ta && texel && sg && !quads_off() && pc->M % 4 == 0 && pc->lda % 4 == 0 && pc->sA % 4 == 0 &&
         vkd_vec4_ok(1, A))
         aq = 1;
