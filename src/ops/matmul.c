@@ -123,20 +123,19 @@ static int mm_record(vkd_graph *g, const char *name, matmul_push *pc, vkd_tensor
                                          : pick_tile(g->ctx, pc->M, pc->N, pc->batch, light_mm(g, pc));
     uint32_t sg = (uint32_t)lane_groups(g->ctx);
     uint32_t texel = (uint32_t)vkd_texel_ok(g, 2, A, B);
-    // quads of k (shader constants 12, 13): A's rows (TA = 0) and B's columns (TB = 1) are
-    // contiguous in k; K, the leading dimension and the batch stride in whole quads
-    int quads = texel && sg && pc->K % 4 == 0 && !quads_off();
-    uint8_t aq = quads && !ta && pc->lda % 4 == 0 && pc->sA % 4 == 0 && vkd_vec4_ok(1, A);
-    // TA = 1: A's columns as quads of rows at one k (any K): 128x128x128 with A transposed (a
-    // linear layer's weight gradient) at 22.0 GFLOP/s on one thread at 8 lanes, 19.4 through
-    // the scalar gathers (README, Performance); no change measured at 16 lanes
-    if (ta && texel && sg && !quads_off() && pc->M % 4 == 0 && pc->lda % 4 == 0 && pc->sA % 4 == 0 &&
-        vkd_vec4_ok(1, A))
-        aq = 1;
+    // the quad walks (shader constants 12-14) read vec4 texel views and share them among lane groups
+    int walk4 = texel && sg && !quads_off();
+    // quads of k (constants 12, 13): A's rows (TA = 0) and B's columns (TB = 1) are contiguous in
+    // k; K, the leading dimension and the batch stride in whole quads
+    int quads = walk4 && pc->K % 4 == 0;
+    // A transposed (constant 12 with TA = 1): its columns as quads of rows at one k, M in whole
+    // quads, any K. 128x128x128 (a linear layer's weight gradient) at 22.0 GFLOP/s on one thread
+    // at 8 lanes, 19.4 through the scalar gathers (README, Performance); no change at 16 lanes
+    uint8_t aq = (ta ? walk4 && pc->M % 4 == 0 : quads) && pc->lda % 4 == 0 && pc->sA % 4 == 0 && vkd_vec4_ok(1, A);
     uint8_t bq = quads && tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
     // lanes owning quads of columns (constant 14); with TB = 0 B's rows are then read as quads
     int b_rows = !tb && pc->ldb % 4 == 0 && pc->sB % 4 == 0 && vkd_vec4_ok(1, B);
-    uint8_t cq = texel && sg && t.tn % 4 == 0 && pc->N % 4 == 0 && (tb || b_rows) && !quads_off();
+    uint8_t cq = walk4 && t.tn % 4 == 0 && pc->N % 4 == 0 && (tb || b_rows);
     vkd_texel tx[5] = {{1, 0, offsetof(matmul_push, a_first), aq}, {2, 1, offsetof(matmul_push, b_first), bq || (cq && !tb)}};
     int nt = texel ? 2 : 0;
     // the epilogue's reads of R and of the accumulate's C as quads (constant 15)
