@@ -751,6 +751,73 @@ static void test_multi_bits(vkd_ctx *ctx, int ragged) {
     }
 }
 
+// Adam over a share of the tensors (vkd_adam_record_part, an optimizer sharded over ranks)
+// against Adam over all of them: the share's weights and moments the same bits, the other
+// tensors' weights and moments untouched and their gradients zeroed (a fill node), the
+// clipping norm over all. Ragged sizes as in test_multi_bits; clipping on.
+static void test_adam_part(vkd_ctx *ctx) {
+    enum { NT = 4, STEPS = 2 };
+    const int64_t sizes[NT] = {2602, 33000, 1, 300};
+    const uint8_t skip[NT] = {0, 1, 0, 1};
+    static double init[NT][33000];
+    static float grads[NT][33000];
+    for (int i = 0; i < NT; i++) {
+        t_fill(init[i], sizes[i], -1, 1);
+        for (int64_t j = 0; j < sizes[i]; j++) grads[i][j] = (float)(t_uniform() * 2 - 1);
+    }
+    vkd_tensor *ps[2][NT];
+    vkd_adam *opt[2];
+    vkd_graph *gr[2];
+    vkd_adam_cfg cfg = {.beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f, .decoupled = 1,
+                        .grad_clip = 2.0f};
+    for (int m = 0; m < 2; m++) {
+        for (int i = 0; i < NT; i++) ps[m][i] = t_tensor(ctx, "p", 1, &sizes[i], init[i], VKD_PARAM);
+        opt[m] = vkd_adam_new(ctx, ps[m], NT, &cfg);
+        gr[m] = vkd_graph_new(ctx, m ? "adam_part" : "adam_all");
+        vkd_adam_record_part(gr[m], opt[m], m ? skip : NULL);
+        CHECK(vkd_graph_compile(gr[m]) == 0, "compile: %s", vkd_graph_error(gr[m]));
+    }
+    for (int t = 1; t <= STEPS; t++)
+        for (int m = 0; m < 2; m++) {
+            for (int i = 0; i < NT; i++) vkd_tensor_upload(vkd_tensor_grad(ps[m][i]), grads[i]);
+            vkd_adam_set_step(opt[m], 1e-2f, t);
+            CHECK(vkd_graph_run(gr[m]) == 0, "run: %s", vkd_graph_error(gr[m]));
+        }
+    float n0 = vkd_adam_grad_norm(opt[0]), n1 = vkd_adam_grad_norm(opt[1]);
+    CHECK(memcmp(&n0, &n1, sizeof n0) == 0, "grad norm %.9g (a share) vs %.9g (all)", n1, n0);
+    int same = 1, kept = 1, zeroed = 1;
+    for (int i = 0; i < NT; i++) {
+        size_t bytes = sizeof(float) * (size_t)sizes[i];
+        float *x = malloc(bytes), *y = malloc(bytes);
+        vkd_tensor *a[4] = {ps[0][i], NULL, NULL, vkd_tensor_grad(ps[0][i])};
+        vkd_tensor *b[4] = {ps[1][i], NULL, NULL, vkd_tensor_grad(ps[1][i])};
+        vkd_adam_state(opt[0], i, &a[1], &a[2]);
+        vkd_adam_state(opt[1], i, &b[1], &b[2]);
+        for (int k = 0; k < 4; k++) {
+            vkd_tensor_download(b[k], y);
+            if (!skip[i] || k == 3) {  // the share: as Adam over all; every gradient zeroed
+                vkd_tensor_download(a[k], x);
+                same &= memcmp(x, y, bytes) == 0;
+            }
+            for (int64_t j = 0; skip[i] && j < sizes[i]; j++) {
+                double want = k == 0 ? (double)(float)init[i][j] : 0.0;  // weights as they were, moments 0
+                kept &= k == 3 || y[j] == (float)want;
+                zeroed &= k != 3 || y[j] == 0.0f;
+            }
+        }
+        free(x), free(y);
+    }
+    CHECK(same, "Adam over a share differs from Adam over all on the share");
+    CHECK(kept, "Adam over a share changed a weight or moment outside it");
+    CHECK(zeroed, "Adam over a share left a gradient outside it unzeroed");
+    printf("adam over a share of %d tensors: the share bit for bit, the rest untouched and its gradients zeroed\n", NT);
+    for (int m = 0; m < 2; m++) {
+        vkd_graph_free(gr[m]);
+        vkd_adam_free(opt[m]);
+        for (int i = 0; i < NT; i++) vkd_tensor_free(ps[m][i]);
+    }
+}
+
 static void test_ema(vkd_ctx *ctx) {
     enum { N = 2600 };  // as in test_adam
     static double p[N], e[N];
@@ -869,5 +936,6 @@ int main(void) {
     test_ema(ctx);
     test_multi_bits(ctx, 1);
     test_multi_bits(ctx, 0);
+    test_adam_part(ctx);
     return t_close(ctx);
 }

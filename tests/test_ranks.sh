@@ -46,6 +46,37 @@ else
     echo "(no MPI: the comparison with mpirun is left out)"
 fi
 
+# (1b) The optimizers sharded over the ranks (the default: each rank updates its share of the
+# weights, then the shares are exchanged) against every rank updating every weight
+# (VKD_SHARD=0): the same weights, and in each checkpoint the same Adam moments, bit for bit.
+same_runs() {  # same_runs A B FILE...: the files of run folders A and B are byte for byte equal
+    a=$1 b=$2
+    shift 2
+    for f in "$@"; do cmp "$a/$f" "$b/$f" 2>>"$tmp/err" || return 1; done
+}
+if VKD_SHARD=0 "$bin" --ranks 2 distill "$tmp/gmm.json" --out "$tmp/g0" >"$tmp/out" 2>"$tmp/err" &&
+    same_runs "$tmp/g0" "$tmp/g2" checkpoints/ckpt-00000005.safetensors "$ck" student.safetensors; then
+    ok "distill: the optimizers sharded over 2 thread ranks == unsharded, bit for bit (weights, EMA, moments)"
+else
+    bad "distill: sharded vs unsharded optimizers"
+fi
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+    sed 's/"label_dim": 3/"label_dim": 10/' "$src/models/unet_tiny.json" >"$tmp/tiny.json"
+    cat >"$tmp/teacher.json" <<EOC
+{"model": "$tmp/tiny.json", "dataset": {"source": "/usr/share/datasets/fashion-mnist", "resolution": 16, "max_images": 256, "flip": true},
+ "batch": 4, "steps": 3, "lr": 1e-4, "log_every": 3, "sample_every": 0, "ckpt_every": 3}
+EOC
+    if "$bin" --ranks 2 train-teacher "$tmp/teacher.json" --out "$tmp/t1" >"$tmp/out" 2>"$tmp/err" &&
+        VKD_SHARD=0 "$bin" --ranks 2 train-teacher "$tmp/teacher.json" --out "$tmp/t0" >"$tmp/out" 2>>"$tmp/err" &&
+        same_runs "$tmp/t0" "$tmp/t1" checkpoints/ckpt-00000003.safetensors teacher.safetensors; then
+        ok "train-teacher (UNet): the optimizer sharded over 2 thread ranks == unsharded, bit for bit"
+    else
+        bad "train-teacher: sharded vs unsharded optimizer"
+    fi
+else
+    echo "(Fashion-MNIST not installed: the teacher's sharding case is left out)"
+fi
+
 # (2) Killed (the process, both ranks) during step 13, resumed from step 10: bit for bit.
 if ! VKD_DEBUG_KILL=step:13 "$bin" --ranks 2 distill "$tmp/gmm.json" --out "$tmp/g4" >"$tmp/out" 2>"$tmp/err" &&
     [ ! -f "$tmp/g4/student.safetensors" ] &&

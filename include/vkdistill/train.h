@@ -62,6 +62,9 @@ typedef struct {
     int (*evaluate)(void *self, const vkd_train_state *s, char *fields, size_t n, char *err, size_t errlen);
     // After the last step: the trained network in the run folder.
     int (*finish)(void *self, const vkd_train_state *s, char *err, size_t errlen);
+    // Several ranks: called on every rank before a checkpoint is written, to make whole on
+    // rank 0 what the ranks hold in shares (a sharded optimizer's moments).
+    int (*gather)(void *self, char *err, size_t errlen);
 } vkd_trainable;
 
 enum { VKD_TRAIN_DONE = 0, VKD_TRAIN_ERROR = 1, VKD_TRAIN_INTERRUPTED = 130 };

@@ -294,6 +294,10 @@ void vkd_adam_set_step(vkd_adam *opt, float lr, int64_t t);
 // Records the update of every parameter and the zeroing of its gradient
 // (preceded by the global gradient norm when clipping or the NaN guard is on).
 int vkd_adam_record(vkd_graph *g, vkd_adam *opt);
+// The same for the parameters i with skip[i] == 0 only (skip NULL: all): a rank's share of
+// an optimizer sharded over ranks. The other gradients are zeroed and their parameters and
+// moments left as they are; the norm for clipping and the NaN guard is still over all.
+int vkd_adam_record_part(vkd_graph *g, vkd_adam *opt, const uint8_t *skip);
 int vkd_adam_num(const vkd_adam *opt);
 void vkd_adam_state(const vkd_adam *opt, int i, vkd_tensor **m, vkd_tensor **v);
 // The global gradient norm of the last run (clipping / NaN guard only); NaN if it was not finite.

@@ -128,6 +128,17 @@ int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, int nparts, 
     return 0;
 }
 
+int vkd_graph_zero(vkd_graph *g, const char *name, vkd_tensor *dst) {
+    if (!can_add(g, name)) return -1;
+    vkd_arg arg = {0, VKD_W, dst};
+    vkd_dispatch *d = new_node(g, name, &arg, 1);
+    if (!d) return -1;
+    d->ncopy = 0;
+    g->ncopies++;
+    g->ndisp++;
+    return 0;
+}
+
 int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader, const uint32_t *spec, int nspec,
                              uint32_t gx, uint32_t gy, uint32_t gz, const void *push, uint32_t push_size,
                              const vkd_arg *args, int nargs, const vkd_texel *texel, int ntexel) {
@@ -294,6 +305,7 @@ static void node_barrier(const vkd_graph *g, VkCommandBuffer cb) {
 // A copy node: per part, one region per row (one in all when both sides are contiguous).
 static void record_copy(VkCommandBuffer cb, const vkd_dispatch *d) {
     range dst = arg_range(&d->args[0]);
+    if (!d->ncopy) vkCmdFillBuffer(cb, dst.b->buf, dst.lo, dst.hi - dst.lo, 0);  // vkd_graph_zero
     for (int p = 0; p < d->ncopy; p++) {
         range src = arg_range(&d->args[1 + p]);
         const vkd_copy_rows *c = &d->copy[p];

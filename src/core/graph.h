@@ -99,7 +99,8 @@ typedef struct {
     vkd_arg args[VKD_MAX_ARGS];
     int ntexel;
     vkd_texel texel[VKD_TEXEL_BINDINGS + VKD_STORE_BINDINGS];
-    // pipe NULL: buffer copies instead (vkd_graph_copy): args[0] written, args[1 + p] read by part p
+    // pipe NULL: buffer copies instead (vkd_graph_copy): args[0] written, args[1 + p] read by part p;
+    // no parts: args[0] filled with zeros (vkd_graph_zero)
     int ncopy;
     vkd_copy_rows copy[VKD_COPY_PARTS];
 } vkd_dispatch;
@@ -200,6 +201,9 @@ int vkd_graph_dispatch_texel(vkd_graph *g, const char *name, const char *shader,
 // rather than a shader's per-lane stores.
 int vkd_graph_copy(vkd_graph *g, const char *name, vkd_tensor *dst, int nparts, vkd_tensor *const *src,
                    const vkd_copy_rows *rows);
+// Records the zeroing of dst (vkCmdFillBuffer) as a node of the graph: on lavapipe a memset
+// rather than a dispatch.
+int vkd_graph_zero(vkd_graph *g, const char *name, vkd_tensor *dst);
 // Records a tape entry if grad is enabled and any input requires grad; sets
 // out->requires_grad accordingly. Returns the entry (to fill saved/attr) or NULL.
 vkd_tape_entry *vkd_tape_push(vkd_graph *g, vkd_backward_fn fn, vkd_tensor *out, vkd_tensor **in, int nin);

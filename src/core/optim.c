@@ -195,19 +195,27 @@ static void adam_group(vkd_graph *g, vkd_adam *o, const vkd_multi *mg, vkd_tenso
                              n2 ? 7 : 6, tx, nt);
 }
 
-int vkd_adam_record(vkd_graph *g, vkd_adam *o) {
+int vkd_adam_record(vkd_graph *g, vkd_adam *o) { return vkd_adam_record_part(g, o, NULL); }
+
+int vkd_adam_record_part(vkd_graph *g, vkd_adam *o, const uint8_t *skip) {
     int guard = o->cfg.grad_clip > 0 || o->cfg.skip_nonfinite;
+    // the norm of every gradient, also of those another rank updates: each rank clips
+    // (and skips a non-finite step) exactly as one rank updating all of them would
     vkd_tensor *n2 = guard ? global_norm2(g, o) : NULL;
     if (n2) vkd_copy(g, o->gnorm, n2);
     vkd_multi mg[VKD_MULTI_GROUPS];
     vkd_tensor **const roles[4] = {o->p, o->g, o->m, o->v};
     // a workgroup's chunk: what the per-tensor shader gives one workgroup, in floats or in
     // vec4s (on lavapipe one vec4 gather costs about what one float's does)
-    int vec4 = vkd_multi_vec4(g, 4, roles, o->n, NULL);
+    int vec4 = vkd_multi_vec4(g, 4, roles, o->n, skip);
     uint64_t chunk = (uint64_t)VKD_WG * vkd_elems_per_invocation(g) * (vec4 ? 4 : 1);
-    int ng = vkd_multi_plan(g, 4, roles, o->n, NULL, chunk, mg);
+    int ng = vkd_multi_plan(g, 4, roles, o->n, skip, chunk, mg);
     for (int k = 0; k < ng; k++) adam_group(g, o, &mg[k], n2, vec4);
-    for (int i = 0; ng == 0 && i < o->n && !vkd_graph_failed(g); i++) adam_one_tensor(g, o, i, n2);
+    for (int i = 0; ng == 0 && i < o->n && !vkd_graph_failed(g); i++)
+        if (!skip || !skip[i]) adam_one_tensor(g, o, i, n2);
+    // the skipped gradients start the next step from zero too, as the update leaves its own
+    for (int i = 0; skip && i < o->n && !vkd_graph_failed(g); i++)
+        if (skip[i]) vkd_fill_tensor(g, o->g[i], 0.0f);
     return vkd_graph_failed(g) ? -1 : 0;
 }
 

@@ -126,6 +126,9 @@ static int64_t run_samples(const vkd_distiller *d) {
     return (int64_t)d->b * d->c.steps * (d->c.fake_steps + 1);
 }
 
+// The EMA's beta when it does not ramp up (then ema_beta_t is NULL).
+static float ema_beta_const(const vkd_distiller *d) { return vkd_ema_beta(d->c.ema_halflife_kimg, 0, 0, d->c.batch); }
+
 // One fake-score phase and one generator phase per student step k (one step:
 // a single pair). Phase k reaches its input by the no-grad rollout of steps < k
 // (backward simulation), so training sees what sampling produces.
@@ -133,7 +136,7 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     const vkd_distiller_cfg *c = &d->c;
     uint64_t seed = (uint64_t)c->seed;
     int64_t zs[4] = {d->b, d->gs[0], d->gs[1], d->gs[2]};
-    float ema_beta = vkd_ema_beta(c->ema_halflife_kimg, 0, 0, c->batch);  // the constant (no ramp-up)
+    float ema_beta = ema_beta_const(d);
     int dp = d->ranks > 1;
     // This rank's rows of every draw of the global batch (0 for one rank).
     vkd_rand_set_row_offset(d->row0);
@@ -152,7 +155,8 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     if (c->gan) vkd_copy(gfa, d->gan_fh, gan_f.loss);
     vkd_graph_backward(gfa, lf);
     if (dp) vkd_grad_sync_record_out(gfa, d->sync_f), vkd_grad_sync_record_in(gf, d->sync_f);
-    vkd_adam_record(gf, d->opt_f);
+    vkd_adam_record_part(gf, d->opt_f, vkd_grad_sync_skip(d->sync_f));
+    if (dp) vkd_grad_sync_record_params_out(gf, d->sync_f);
     // The generator phase: the method's loss through the teacher and the frozen fake network.
     vkd_graph *gg = d->gg[k] = vkd_graph_new(d->ctx, "distill_generator");
     vkd_graph *gga = dp ? (d->gga[k] = vkd_graph_new(d->ctx, "distill_generator_grad")) : gg;
@@ -167,12 +171,27 @@ static int record_phases(vkd_distiller *d, int k, char *err, size_t errlen) {
     if (c->gan) vkd_copy(gga, d->gan_gh, gan_g.loss);
     vkd_graph_backward(gga, lg);
     if (dp) vkd_grad_sync_record_out(gga, d->sync_g), vkd_grad_sync_record_in(gg, d->sync_g);
-    vkd_adam_record(gg, d->opt_g);
-    vkd_ema_record_t(gg, d->pe, d->pg, d->np, ema_beta, d->ema_beta_t);
+    vkd_adam_record_part(gg, d->opt_g, vkd_grad_sync_skip(d->sync_g));
+    if (dp) vkd_grad_sync_record_params_out(gg, d->sync_g);
+    if (!vkd_grad_sync_sharded(d->sync_g)) vkd_ema_record_t(gg, d->pe, d->pg, d->np, ema_beta, d->ema_beta_t);
     vkd_rand_set_row_offset(0);
     vkd_graph *all[4] = {gf, gg, dp ? gfa : NULL, dp ? gga : NULL};
     for (int i = 0; i < 4; i++)
         if (all[i] && vkd_graph_compile(all[i])) return fail_msg(d, vkd_graph_error(all[i]), err, errlen);
+    return 0;
+}
+
+// Sharded optimizers: the graphs that take the other ranks' shares of the updated weights in
+// (the same for every student step), the generator's followed by the EMA over all of G.
+static int record_gathers(vkd_distiller *d, char *err, size_t errlen) {
+    if (!vkd_grad_sync_sharded(d->sync_f)) return 0;
+    d->gfu = vkd_graph_new(d->ctx, "distill_fake_gather");
+    d->ggu = vkd_graph_new(d->ctx, "distill_generator_gather");
+    vkd_grad_sync_record_params_in(d->gfu, d->sync_f);
+    vkd_grad_sync_record_params_in(d->ggu, d->sync_g);
+    vkd_ema_record_t(d->ggu, d->pe, d->pg, d->np, ema_beta_const(d), d->ema_beta_t);
+    if (vkd_graph_compile(d->gfu)) return fail_msg(d, vkd_graph_error(d->gfu), err, errlen);
+    if (vkd_graph_compile(d->ggu)) return fail_msg(d, vkd_graph_error(d->ggu), err, errlen);
     return 0;
 }
 
@@ -241,6 +260,7 @@ vkd_distiller *vkd_distiller_new(vkd_ctx *ctx, const vkd_distiller_cfg *c, const
     if (load_teacher(d, err, errlen) || create_networks(d, err, errlen) || create_state(d, err, errlen)) goto fail;
     for (int k = 0; k < d->c.nsteps; k++)
         if (record_phases(d, k, err, errlen)) goto fail;
+    if (record_gathers(d, err, errlen)) goto fail;
     if (record_sampler(d, err, errlen)) goto fail;
     if (build_checkpoint(d, config_text)) {
         snprintf(err, errlen, "out of host memory");
@@ -260,6 +280,7 @@ void vkd_distiller_free(vkd_distiller *d) {
     vkd_tensor_free(d->s_labels);
     for (int k = 0; k < VKD_MAX_STUDENT_STEPS; k++)
         vkd_graph_free(d->gg[k]), vkd_graph_free(d->gf[k]), vkd_graph_free(d->gga[k]), vkd_graph_free(d->gfa[k]);
+    vkd_graph_free(d->gfu), vkd_graph_free(d->ggu);
     vkd_grad_sync_free(d->sync_g);
     vkd_grad_sync_free(d->sync_f);
     vkd_adam_free(d->opt_g);
@@ -314,13 +335,17 @@ static int run_graph(vkd_distiller *d, vkd_graph *g) {
 }
 
 // One phase: a single graph on one rank; on several, forward + backward, the
-// gradients' mean over ranks, then the optimizer part.
-static int run_phase(vkd_distiller *d, vkd_graph *grad, vkd_grad_sync *sync, vkd_graph *g) {
+// gradients' mean over ranks, then the optimizer part; sharded, that updates this
+// rank's share only, and `gather` takes the others' in once they are exchanged.
+static int run_phase(vkd_distiller *d, vkd_graph *grad, vkd_grad_sync *sync, vkd_graph *g, vkd_graph *gather) {
     if (d->ranks > 1) {
         if (run_graph(d, grad)) return -1;
         vkd_grad_sync_allreduce(sync);
     }
-    return run_graph(d, g);
+    if (run_graph(d, g)) return -1;
+    if (!gather) return 0;
+    vkd_grad_sync_allgather(sync);
+    return run_graph(d, gather);
 }
 
 int vkd_distiller_warmup_range(vkd_distiller *d, int64_t w0, int64_t w1) {
@@ -330,7 +355,7 @@ int vkd_distiller_warmup_range(vkd_distiller *d, int64_t w0, int64_t w1) {
         vkd_adam_set_step(d->opt_f, (float)d->c.lr_f, w + 1);
         real_batch(d, w);
         int k = (int)(vkd_philox_uniform((uint64_t)d->c.seed, 66, *stp, 0) * d->c.nsteps) % d->c.nsteps;
-        if (run_phase(d, d->gfa[k], d->sync_f, d->gf[k])) return -1;
+        if (run_phase(d, d->gfa[k], d->sync_f, d->gf[k], d->gfu)) return -1;
     }
     return 0;
 }
@@ -350,7 +375,7 @@ int vkd_distiller_step(vkd_distiller *d, int64_t step, vkd_distill_stats *st) {
         draw_labels(d, *stp);
         real_batch(d, tf);
         vkd_adam_set_step(d->opt_f, (float)(c->lr_f * warm), ++tf);
-        if (run_phase(d, d->gfa[k], d->sync_f, d->gf[k])) return -1;
+        if (run_phase(d, d->gfa[k], d->sync_f, d->gf[k], d->gfu)) return -1;
     }
     d->last.loss_f = vkd_tensor_map(d->loss_fh)[0];
     vkd_debug_kill_point("step", step);
@@ -359,7 +384,7 @@ int vkd_distiller_step(vkd_distiller *d, int64_t step, vkd_distill_stats *st) {
     vkd_adam_set_step(d->opt_g, (float)(c->lr_g * warm), step);
     // EDM's ramp-up: early on, the EMA forgets the initial weights faster
     if (d->ema_beta_t) vkd_tensor_map(d->ema_beta_t)[0] = vkd_ema_beta(c->ema_halflife_kimg, c->ema_rampup_ratio, step, c->batch);
-    if (run_phase(d, d->gga[k], d->sync_g, d->gg[k])) return -1;
+    if (run_phase(d, d->gga[k], d->sync_g, d->gg[k], d->ggu)) return -1;
     vkd_distill_stats *s = &d->last;
     s->loss_g = vkd_tensor_map(d->loss_gh)[0];
     s->grad_norm_g = vkd_adam_grad_norm(d->opt_g);

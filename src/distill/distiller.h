@@ -26,6 +26,9 @@ struct vkd_distiller {
     int b, row0, ranks;
     vkd_graph *gga[VKD_MAX_STUDENT_STEPS], *gfa[VKD_MAX_STUDENT_STEPS];
     vkd_grad_sync *sync_g, *sync_f;
+    // The optimizers sharded over the ranks (dist/grads.h): after each phase's update, the
+    // other ranks' shares of F's / G's weights in (and then G's EMA over all of them).
+    vkd_graph *gfu, *ggu;
     vkd_tensor *step_t, *labels, *loss_gh, *loss_fh;
     vkd_tensor *ema_beta_t;  // the EMA's beta per step when it ramps up (else NULL: a constant)
     vkd_gan_head *head, *head_v;

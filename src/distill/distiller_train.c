@@ -141,8 +141,17 @@ static int hook_finish(void *self, const vkd_train_state *s, char *err, size_t e
     return 0;
 }
 
+// Sharded optimizers: each rank's moments to rank 0 (and to the others) before a checkpoint.
+static int hook_gather(void *self, char *err, size_t errlen) {
+    vkd_distiller *d = self;
+    if (!vkd_grad_sync_gather_adam(d->sync_g, d->opt_g) && !vkd_grad_sync_gather_adam(d->sync_f, d->opt_f)) return 0;
+    snprintf(err, errlen, "gathering the optimizer state from the ranks: %s", vkd_ctx_error(d->ctx));
+    return -1;
+}
+
 const vkd_trainable *vkd_distiller_trainable(void) {
     static const vkd_trainable t = {.checkpoint = hook_checkpoint, .begin = hook_begin, .step = hook_step,
-                                    .metrics = hook_metrics, .evaluate = hook_evaluate, .finish = hook_finish};
+                                    .metrics = hook_metrics, .evaluate = hook_evaluate, .finish = hook_finish,
+                                    .gather = hook_gather};
     return &t;
 }

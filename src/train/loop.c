@@ -121,9 +121,11 @@ static int log_line(vkd_run *run, const vkd_train_opts *o, const vkd_trainable *
     return 0;
 }
 
-// Only rank 0 writes checkpoints (every rank holds the same state).
+// Only rank 0 writes checkpoints, once every rank has handed in its share of the state
+// (t->gather, a collective: every rank calls this at the same step).
 static int checkpoint(vkd_run *run, vkd_ckpt *ck, const vkd_train_opts *o, const vkd_train_state *st, double *last,
-                      char *err, size_t errlen) {
+                      const vkd_trainable *t, void *self, char *err, size_t errlen) {
+    if (vkd_comm_size() > 1 && t->gather && t->gather(self, err, errlen)) return -1;
     if (vkd_comm_rank() != 0) return 0;
     vkd_debug_kill_point("ckpt", st->step);
     *last = vkd_progress_clock();
@@ -212,9 +214,10 @@ int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, ch
         if (eval_now) {
             vkd_debug_kill_point("sample", st.step);
             if ((rc = t->evaluate(self, &st, evf, sizeof evf, err, errlen))) {
-                // The step itself completed: keep it (a second error must not hide the first).
+                // The step itself completed: keep it (a second error must not hide the first),
+                // unless the other ranks hold part of the state (they are not here to hand it in).
                 char err2[512];
-                checkpoint(&run, ck, o, &st, &last_ckpt, err2, sizeof err2);
+                if (vkd_comm_size() == 1 || !t->gather) checkpoint(&run, ck, o, &st, &last_ckpt, t, self, err2, sizeof err2);
                 break;
             }
         }
@@ -225,13 +228,16 @@ int vkd_train(const vkd_train_opts *opts, const vkd_trainable *t, void *self, ch
         // The other ranks wait for rank 0's samples here, not inside the next step's
         // allreduce, whose bound is meant for ranks that died or hang.
         if (eval_due && vkd_comm_size() > 1) vkd_comm_barrier_for("waiting for rank 0's samples", 86400);
-        if ((st.step % ckpt_every == 0 || last || (o->ckpt_seconds > 0 && vkd_progress_clock() - last_ckpt > o->ckpt_seconds)) &&
-            (rc = checkpoint(&run, ck, o, &st, &last_ckpt, err, errlen)))
-            break;
+        int due = st.step % ckpt_every == 0 || last;
+        if (!due && o->ckpt_seconds > 0) {  // rank 0's clock decides for all ranks (a checkpoint is a collective)
+            due = root && vkd_progress_clock() - last_ckpt > o->ckpt_seconds;
+            if (vkd_comm_size() > 1) vkd_comm_allreduce_max_i32(&due, 1);
+        }
+        if (due && (rc = checkpoint(&run, ck, o, &st, &last_ckpt, t, self, err, errlen))) break;
     }
     if (!o->quiet && st.step < o->steps) vkd_progress_end(&pr, st.step, o->batch, status);
     if (!rc && st.step < o->steps) {  // interrupted
-        rc = checkpoint(&run, ck, o, &st, &last_ckpt, err, errlen);
+        rc = checkpoint(&run, ck, o, &st, &last_ckpt, t, self, err, errlen);
         vkd_run_close(&run);
         if (rc) return VKD_TRAIN_ERROR;
         if (!o->quiet)

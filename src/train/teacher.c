@@ -28,6 +28,7 @@ struct vkd_teacher_trainer {
     int b, row0, ranks;
     vkd_graph *ga;
     vkd_grad_sync *sync;
+    vkd_graph *gu;  // sharded optimizer (dist/grads.h): the other ranks' shares in, then the EMA
     vkd_tensor *x0, *labels, *step_t, *ema_beta_t, *loss_h;
     vkd_ckpt *ck;
     const char *match[4];
@@ -135,11 +136,17 @@ static int record_step(vkd_teacher_trainer *t, char *err, size_t errlen) {
     vkd_graph_backward(ga, loss);
     vkd_rand_set_row_offset(0);
     if (t->ranks > 1) vkd_grad_sync_record_out(ga, t->sync), vkd_grad_sync_record_in(t->g, t->sync);
-    vkd_adam_record(t->g, t->opt);
-    vkd_ema_record_t(t->g, ema_t, params, np, 0.0f, t->ema_beta_t);
+    vkd_adam_record_part(t->g, t->opt, vkd_grad_sync_skip(t->sync));
+    vkd_graph *ge = t->g;  // where the EMA goes: after every rank's share is in
+    if (vkd_grad_sync_sharded(t->sync)) {
+        vkd_grad_sync_record_params_out(t->g, t->sync);
+        ge = t->gu = vkd_graph_new(t->ctx, "teacher_gather");
+        vkd_grad_sync_record_params_in(ge, t->sync);
+    }
+    vkd_ema_record_t(ge, ema_t, params, np, 0.0f, t->ema_beta_t);
     free(params), free(ema_t);
-    vkd_graph *gs[2] = {t->g, t->ga};
-    for (int i = 0; i < 2; i++)
+    vkd_graph *gs[3] = {t->g, t->ga, t->gu};
+    for (int i = 0; i < 3; i++)
         if (gs[i] && vkd_graph_compile(gs[i])) {
             snprintf(err, errlen, "%s", vkd_graph_error(gs[i]));
             return -1;
@@ -193,6 +200,7 @@ void vkd_teacher_trainer_free(vkd_teacher_trainer *t) {
     vkd_ckpt_free(t->ck);
     vkd_graph_free(t->g);
     vkd_graph_free(t->ga);
+    vkd_graph_free(t->gu);
     vkd_grad_sync_free(t->sync);
     vkd_adam_free(t->opt);
     vkd_tensor_free(t->x0);
@@ -233,6 +241,10 @@ static int teacher_step_n(vkd_teacher_trainer *t, int64_t step, int64_t skipped)
         vkd_grad_sync_allreduce(t->sync);
     }
     if (vkd_graph_run(t->g)) return -1;
+    if (t->gu) {
+        vkd_grad_sync_allgather(t->sync);
+        if (vkd_graph_run(t->gu)) return -1;
+    }
     t->loss = vkd_tensor_map(t->loss_h)[0];
     if (t->ranks > 1) t->loss = (float)vkd_comm_mean(t->loss);  // the global batch's loss
     t->grad_norm = vkd_adam_grad_norm(t->opt);
@@ -265,7 +277,8 @@ static int hook_begin(void *self, const vkd_train_state *s, char *err, size_t er
 static int hook_step(void *self, const vkd_train_state *s, int *bad, char *status, size_t n, char *err, size_t errlen) {
     vkd_teacher_trainer *t = self;
     if (teacher_step_n(t, s->step, s->skipped)) {
-        snprintf(err, errlen, "%s", t->ga && vkd_graph_error(t->ga)[0] ? vkd_graph_error(t->ga) : vkd_graph_error(t->g));
+        vkd_graph *failed = t->ga && vkd_graph_error(t->ga)[0] ? t->ga : t->gu && vkd_graph_error(t->gu)[0] ? t->gu : t->g;
+        snprintf(err, errlen, "%s", vkd_graph_error(failed));
         return -1;
     }
     *bad = !isfinite(t->loss) || !isfinite(t->grad_norm);  // the device skipped the update
@@ -300,8 +313,16 @@ static int hook_finish(void *self, const vkd_train_state *s, char *err, size_t e
     return 0;
 }
 
+// Sharded optimizer: each rank's moments to rank 0 (and to the others) before a checkpoint.
+static int hook_gather(void *self, char *err, size_t errlen) {
+    vkd_teacher_trainer *t = self;
+    if (!vkd_grad_sync_gather_adam(t->sync, t->opt)) return 0;
+    snprintf(err, errlen, "gathering the optimizer state from the ranks: %s", vkd_ctx_error(t->ctx));
+    return -1;
+}
+
 const vkd_trainable *vkd_teacher_trainable(void) {
     static const vkd_trainable t = {.checkpoint = hook_checkpoint, .begin = hook_begin, .step = hook_step, .metrics = hook_metrics,
-                                    .evaluate = hook_evaluate, .finish = hook_finish};
+                                    .evaluate = hook_evaluate, .finish = hook_finish, .gather = hook_gather};
     return &t;
 }
