@@ -685,6 +685,20 @@ static void test_nan_guard(vkd_ctx *ctx) {
     vkd_tensor_free(Q);
 }
 
+// Two optimizers over 4 tensors each, fed the same gradients for `steps` steps: their global
+// norms (clipping) the same bits. `what` names the second in the message.
+static void run_adam_pair(vkd_adam *opt[2], vkd_graph *gr[2], vkd_tensor *ps[2][4], float (*grads)[33000], int steps,
+                          const char *what) {
+    for (int t = 1; t <= steps; t++)
+        for (int m = 0; m < 2; m++) {
+            for (int i = 0; i < 4; i++) vkd_tensor_upload(vkd_tensor_grad(ps[m][i]), grads[i]);
+            vkd_adam_set_step(opt[m], 1e-2f, t);
+            CHECK(vkd_graph_run(gr[m]) == 0, "run: %s", vkd_graph_error(gr[m]));
+        }
+    float n0 = vkd_adam_grad_norm(opt[0]), n1 = vkd_adam_grad_norm(opt[1]);
+    CHECK(memcmp(&n0, &n1, sizeof n0) == 0, "grad norm %.9g (%s) vs %.9g", n1, what, n0);
+}
+
 // One multi-tensor dispatch per pass (VKD_MULTI, the default) against one dispatch per
 // tensor (VKD_MULTI=0): Adam with clipping, the gradients' norm and EMA over tensors of
 // ragged sizes (one longer than a norm's single row, one of a single element) give the
@@ -720,14 +734,7 @@ static void test_multi_bits(vkd_ctx *ctx, int ragged) {
     unsetenv("VKD_MULTI");
     CHECK(gr[1]->ndisp < gr[0]->ndisp, "multi-tensor passes: %d dispatches, one per tensor: %d", gr[1]->ndisp,
           gr[0]->ndisp);
-    for (int t = 1; t <= STEPS; t++)
-        for (int m = 0; m < 2; m++) {
-            for (int i = 0; i < NT; i++) vkd_tensor_upload(vkd_tensor_grad(ps[m][i]), grads[i]);
-            vkd_adam_set_step(opt[m], 1e-2f, t);
-            CHECK(vkd_graph_run(gr[m]) == 0, "run: %s", vkd_graph_error(gr[m]));
-        }
-    float n0 = vkd_adam_grad_norm(opt[0]), n1 = vkd_adam_grad_norm(opt[1]);
-    CHECK(memcmp(&n0, &n1, sizeof n0) == 0, "grad norm %.9g (multi) vs %.9g", n1, n0);
+    run_adam_pair(opt, gr, ps, grads, STEPS, "multi");
     int same = 1;
     for (int i = 0; i < NT; i++) {
         vkd_tensor *a[4], *b[4];
@@ -777,14 +784,7 @@ static void test_adam_part(vkd_ctx *ctx) {
         vkd_adam_record_part(gr[m], opt[m], m ? skip : NULL);
         CHECK(vkd_graph_compile(gr[m]) == 0, "compile: %s", vkd_graph_error(gr[m]));
     }
-    for (int t = 1; t <= STEPS; t++)
-        for (int m = 0; m < 2; m++) {
-            for (int i = 0; i < NT; i++) vkd_tensor_upload(vkd_tensor_grad(ps[m][i]), grads[i]);
-            vkd_adam_set_step(opt[m], 1e-2f, t);
-            CHECK(vkd_graph_run(gr[m]) == 0, "run: %s", vkd_graph_error(gr[m]));
-        }
-    float n0 = vkd_adam_grad_norm(opt[0]), n1 = vkd_adam_grad_norm(opt[1]);
-    CHECK(memcmp(&n0, &n1, sizeof n0) == 0, "grad norm %.9g (a share) vs %.9g (all)", n1, n0);
+    run_adam_pair(opt, gr, ps, grads, STEPS, "a share");
     int same = 1, kept = 1, zeroed = 1;
     for (int i = 0; i < NT; i++) {
         size_t bytes = sizeof(float) * (size_t)sizes[i];
