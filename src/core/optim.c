@@ -215,7 +215,7 @@ int vkd_adam_record_part(vkd_graph *g, vkd_adam *o, const uint8_t *skip) {
         if (!skip || !skip[i]) adam_one_tensor(g, o, i, n2);
     // the skipped gradients start the next step from zero too, as the update leaves its own
     for (int i = 0; skip && i < o->n && !vkd_graph_failed(g); i++)
-        if (skip[i]) vkd_fill_tensor(g, o->g[i], 0.0f);
+        if (skip[i]) vkd_graph_zero(g, "zero", o->g[i]);
     return vkd_graph_failed(g) ? -1 : 0;
 }
 

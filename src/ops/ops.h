@@ -18,8 +18,6 @@ static inline int vkd_norm_subgroup_reduce(const vkd_ctx *ctx) {
 int vkd_copy_by_transfer(const vkd_graph *g);
 // dst (any tensor, usually a persistent gradient) += src, same numel.
 int vkd_accumulate_into(vkd_graph *g, vkd_tensor *dst, vkd_tensor *src);
-// Sets every element of t (any tensor, e.g. a persistent gradient) to value, in place; no tape entry.
-int vkd_fill_tensor(vkd_graph *g, vkd_tensor *t, float value);
 // Workgroup grid for n items of `per_group` each: x <= 65535, y as needed.
 void vkd_grid_1d(uint64_t n, uint32_t per_group, uint32_t *gx, uint32_t *gy);
 // Whether that grid of workgroups of wg is exactly n invocations: the element-wise shaders' WHOLE

@@ -80,12 +80,6 @@ vkd_tensor *vkd_affine(vkd_graph *g, vkd_tensor *x, float alpha, float beta) {
     return y;
 }
 
-int vkd_fill_tensor(vkd_graph *g, vkd_tensor *t, float value) {
-    if (vkd_graph_failed(g)) return -1;
-    if (value == 0.0f) return vkd_graph_zero(g, "zero", t);
-    return unary_dispatch(g, "fill", U_FILL, t, NULL, NULL, value, 0.0f) ? -1 : 0;
-}
-
 vkd_tensor *vkd_full(vkd_graph *g, int ndim, const int64_t *shape, float value) {
     if (vkd_graph_failed(g)) return NULL;
     vkd_tensor *y = vkd_graph_tensor(g, "fill", ndim, shape);
