@@ -77,6 +77,17 @@
 // epilogue's masked load, one per element of dw, is a sliver of the walk over all the pixels.
 #include "common.glsl"
 #include "winograd_factors.glsl"
+// VKD_CONV_WALK (a build-time define, CMakeLists.txt): one module a walk of main's four (1 the
+// 2-D Winograd walk of modes 0 and 1, 2 their window walk, 3 the 2-D Winograd weight gradient,
+// 4 the plain walk), the host picking the module from the same constants (src/ops/conv2d.c);
+// unset, every walk, the constants choosing. Why: lavapipe (Mesa 22.3) translates the whole
+// module to NIR and runs its first passes over every walk before the constants' dead branches
+// go, for every pipeline in every process, and the validation layer checks the whole module
+// specialized again for each pipeline.
+#ifndef VKD_CONV_WALK
+#define VKD_CONV_WALK 0
+#endif
+#define VKD_WALK(n) (VKD_CONV_WALK == 0 || VKD_CONV_WALK == (n))
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint MODE = 0;
@@ -400,6 +411,7 @@ void main() {
     // gather is ~50 instructions). k walks rows r = (channel c2, tap row c1) of KW taps, k = r*KW
     // + kx, in the order of the plain walk, so every sum has the same terms in the same order.
     // A chunk is RW rows (RW*KW k's); lane l holds A(m, k0 + t*L + l), t < NT, for the chunk.
+#if VKD_WALK(1)
     if (WINO >= 3u && MODE != 2u) {
         // The group's sample's plane and each tile's first pixel (the group's columns stay in one
         // plane: host, P a multiple of L*TN). Rows outside the image and the elements left and
@@ -480,7 +492,10 @@ void main() {
             }
             CHUNK_WINO(RC);
         }
-    } else if (SHIFT != 0u && MODE != 2u) {
+    }
+#endif
+#if VKD_WALK(2)
+    if (SHIFT != 0u && MODE != 2u && WINO < 3u) {
         const uint KW = SHIFT > 0u ? SHIFT : 1u;
         // a chunk: RW rows of taps, held in NT A values a lane (8 rows measured no faster at 512
         // bits, and LLVM took ~2 s longer to compile each pipeline)
@@ -663,6 +678,7 @@ void main() {
             }
         }
     }
+#endif
     // WINO = 4 in MODE 2 (host: the TAPS walk with F(3, 4)'s conditions, x's rows a multiple of 4
     // and at least 32 wide, the chunks whole bands of 4 rows; UP as there): the weight gradient in
     // both directions, a 4 x 4 tile of dy against its 6 x 6 window of x: 36 products for the 9 taps
@@ -673,6 +689,7 @@ void main() {
     // its channel's window (the forward's input factors along the rows, then down the columns).
     // Term t = 6 s + x: factor s down, x along. The epilogue turns each row of 6 sums into 3 taps
     // (F(3, 4)'s, as below), then each column of those.
+#if VKD_WALK(3)
     for (int b0 = kbeg; MODE == 2u && WINO == 4u && b0 < kend; b0 += 4 * pc.wo) {
         const int Q = int(L / 4u), n = b0 / P, oy = (b0 % P) / pc.wo;
         // this lane's channel's plane in sample n (column 0 is its tap (0, 0); UP: bofs holds the
@@ -727,6 +744,8 @@ void main() {
             CHUNK_WINO(L / 4u);
         }
     }
+#endif
+#if VKD_WALK(4)
     for (int k0 = kbeg; (SHIFT == 0u || MODE == 2u) && !(MODE == 2u && WINO == 4u) && k0 < kend; k0 += int(L)) {
         // A(m0+i, k0+lane), zero beyond kend. MODE 0 rows are contiguous in k.
         float av[TM];
@@ -893,6 +912,7 @@ void main() {
             CHUNK_FMA(L);
         }
     }
+#endif
 
     // WINO: a pair's (mode 2: a tap row's) four sums to its two outputs (three taps), into acc's
     // first TN columns (the epilogue's)

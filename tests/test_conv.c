@@ -231,6 +231,13 @@ static void expect_fused_error(vkd_ctx *ctx, int res, int ndim, const int64_t *s
     vkd_tensor_free(X), vkd_tensor_free(W), vkd_tensor_free(E);
 }
 
+// Whether a convolution pipeline stores its quads in the form `suffix` names: src/ops/conv2d.c's
+// modules are <walk>, <walk>_wide (64-bit pairs) and <walk>_sb (vec4s through a storage binding).
+static int conv_stores(const vkd_pipeline *pp, const char *suffix) {
+    size_t n = strlen(pp->shader), k = strlen(suffix);
+    return !strncmp(pp->shader, "conv2d", 6) && n > k && !strcmp(pp->shader + n - k, suffix);
+}
+
 // g's walks that read x through an upsampling when fused: forwards as F(2, 3) x F(4, 3) and
 // Winograd weight gradients (shader constants 1 MODE, 16 WINO); row_col: g's passes summing
 // rows and their columns together (reduce.comp's NSUM), counted apart.
@@ -687,8 +694,8 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
     double *x = malloc(nx * 8), *w = malloc(nw * 8), *b = malloc(s.cout * 8), *u = malloc(ny * 8);
     t_fill(x, nx, -1, 1), t_fill(w, nw, -1, 1), t_fill(b, s.cout, -1, 1), t_fill(u, ny, -1, 1);
     float *out[6][3];
-    int wide = 0;     // dispatches storing quads as 64-bit pairs (conv2d_wide)
-    int sb = 0;       // dispatches storing quads as vec4s through a storage binding (conv2d_sb)
+    int wide = 0;     // dispatches storing quads as 64-bit pairs (the walks' _wide modules)
+    int sb = 0;       // dispatches storing quads as vec4s through a storage binding (their _sb modules)
     int walks44 = 0;  // walks as F(4, 3) x F(4, 3) in run 0
     int walks44w = 0; // weight gradients as F(3, 4) x F(3, 4) in run 0
     // the convolution's input channels (a transposed one's output's) even: F(4, 3) in runs 0 and 1
@@ -750,8 +757,8 @@ static void test_window_bits(vkd_ctx *ctx, const char *name, int transposed, ref
             wino_w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] != 0;
             f34 += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] >= 2;
             w44w += win && pp->spec[1] == 2 && pp->nspec > 16 && pp->spec[16] == 4;
-            wide += pp && !strcmp(pp->shader, "conv2d_wide");
-            sb += pp && !strcmp(pp->shader, "conv2d_sb");
+            wide += pp && conv_stores(pp, "_wide");
+            sb += pp && conv_stores(pp, "_sb");
         }
         int cpu = ctx->f.type == VK_PHYSICAL_DEVICE_TYPE_CPU && ctx->texel;
         CHECK(windows == (pass == 0 && cpu ? 3 : 0), "%s: %d window walks in pass %d", name, windows, pass);

@@ -373,6 +373,25 @@ static int pointwise_data_grad(vkd_graph *g, vkd_tensor *dx, vkd_tensor *w, vkd_
                                              (uint32_t)c->nb, ci, P, co, 1, 0, &ep);
 }
 
+// shaders/conv2d.comp's walks, one module each (its VKD_CONV_WALK), with their stores of quads
+// as 64-bit pairs (_wide) and as vec4s through a storage binding (_sb): the window walks' only.
+typedef struct {
+    const char *plain, *wide, *sb;
+} conv_module;
+
+// The walk the constants MODE, SHIFT and WINO pick, as the shader's conditions say; NULL where
+// they would run none or more than one (the host never asks for that).
+static const conv_module *conv_walk_module(uint32_t mode, uint32_t shift, uint32_t wino) {
+    static const conv_module walks[4] = {{"conv2d_wino", "conv2d_wino_wide", "conv2d_wino_sb"},
+                                         {"conv2d_win", "conv2d_win_wide", "conv2d_win_sb"},
+                                         {"conv2d_wgw", NULL, NULL},
+                                         {"conv2d", NULL, NULL}};
+    const int in[4] = {wino >= 3 && mode != 2, shift && mode != 2 && wino < 3, mode == 2 && wino == 4,
+                       (!shift || mode == 2) && !(mode == 2 && wino == 4)};
+    if (in[0] + in[1] + in[2] + in[3] != 1) return NULL;
+    return &walks[in[0] ? 0 : in[1] ? 1 : in[2] ? 2 : 3];
+}
+
 // One implicit GEMM. For MODE 2, C holds `splits` slices of the weight gradient.
 // ad (MODE 0, may be NULL): what the store adds after the bias.
 static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C, vkd_tensor *A, vkd_tensor *B,
@@ -511,12 +530,18 @@ static int conv_dispatch(vkd_graph *g, const char *name, int mode, vkd_tensor *C
     pc.wm = (int32_t)t.wm;  // (constant 4 is unused: one pipeline whatever WM)
     uint32_t spec[19] = {t.wg, (uint32_t)mode, t.tm, t.tn, 0, t.sg, t.l, texel, add_spec, up,
                          t.rm, t.rn, av4, t.shift, taps, qwin, wino, uw, (uint32_t)(t.sg && g->ctx->lane_bcast)};
-    // the window walk's quads of C stored as 64-bit pairs (conv2d_wide; the shader's transposition
-    // is written for lane groups of 8)
+    // the window walk's quads of C stored as 64-bit pairs (the walk's _wide module; the shader's
+    // transposition is written for lane groups of 8)
     int wide = t.shift && mode != CONV_BWD_WEIGHT && t.l == 8 && t.tn % 4 == 0 && vkd_vec4_ok(1, C);
-    const char *shader = vkd_store_variant(g, wide, "conv2d", "conv2d_wide");
-    // and those quads as vec4s through a storage binding where the device takes them (conv2d_sb)
-    shader = vkd_sbuf_variant(g, shader, "conv2d_wide", "conv2d_sb", C, tx, &nt, offsetof(conv_push, c_sfirst));
+    const conv_module *mod = conv_walk_module(spec[1], spec[13], spec[16]);
+    if (!mod || (wide && !mod->wide)) {
+        vkd_graph_fail(g, "internal: %s: no convolution module for mode %u, shift %u, Winograd %u%s", name, spec[1],
+                       spec[13], spec[16], wide ? " storing quads" : "");
+        return -1;
+    }
+    const char *shader = vkd_store_variant(g, wide, mod->plain, mod->wide);
+    // and those quads as vec4s through a storage binding where the device takes them (_sb)
+    if (wide) shader = vkd_sbuf_variant(g, shader, mod->wide, mod->sb, C, tx, &nt, offsetof(conv_push, c_sfirst));
     return vkd_graph_dispatch_texel(g, name, shader, spec, 19, vkd_ceil_div((uint64_t)N, bn),
                                     vkd_ceil_div((uint64_t)M, bm), gz, &pc, sizeof pc, args, na, tx, nt);
 }
